@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * procft C shim: the few kernel facilities that have no Rust abstraction
+ * (procfs entries, tracepoint probes, pid lookup, ptrace-style permission
+ * checks).  Every function here is a thin trampoline; the decisions are
+ * made by the Rust side, whose entry points are declared at the bottom.
+ */
+#ifndef _PROCFT_SHIM_H
+#define _PROCFT_SHIM_H
+
+#include <linux/types.h>
+
+struct task_struct;
+struct seq_file;
+
+/* Set up and tear down every C-side hook.  Called once from module init/exit. */
+int procft_shim_init(void);
+void procft_shim_exit(void);
+
+/* Look up a process by pid in the caller's pid namespace; takes a reference. */
+struct task_struct *procft_get_task(pid_t nr);
+/* @task's thread-group leader, with a reference taken. */
+struct task_struct *procft_get_leader(struct task_struct *task);
+/* Whether the caller may ptrace-attach to @task (see procft_shim.c). */
+bool procft_may_attach(struct task_struct *task);
+/* True for kernel threads (PF_KTHREAD). */
+bool procft_is_kthread(struct task_struct *task);
+/* True once @task has started to exit (PF_EXITING). */
+bool procft_is_exiting(struct task_struct *task);
+/* Number of threads in @task's thread group. */
+int procft_nr_threads(struct task_struct *task);
+/* Whether /proc/<pid>/ft_level is provided (the kernel carries the patch). */
+bool procft_have_proc_ft_level(void);
+
+/* Implemented in Rust. */
+int procft_rs_level_show(struct task_struct *task);
+int procft_rs_level_store(struct task_struct *task, unsigned int level);
+void procft_rs_status_show(struct seq_file *m);
+void procft_rs_process_exit(struct task_struct *task);
+
+#endif /* _PROCFT_SHIM_H */

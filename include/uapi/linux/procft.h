@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * procft: process-level fault tolerance.  User-space interface of the
+ * /dev/procft misc device.
+ *
+ * The ioctl numbers below are fixed.  Structures that may grow carry their
+ * own size as first member: the caller sets it to the size it knows, the
+ * kernel fills at most that many bytes and writes back how many it filled,
+ * so old binaries keep working against new kernels and vice versa.
+ */
+#ifndef _UAPI_LINUX_PROCFT_H
+#define _UAPI_LINUX_PROCFT_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+/* Highest fault-tolerance level (number of duplicates) accepted. */
+#define PROCFT_MAX_LEVEL	4
+/* Room for the primary plus duplicates in struct procft_status. */
+#define PROCFT_MAX_REPLICAS	8
+
+/* ioctl type; not used by any other in-tree interface. */
+#define PROCFT_IOC_MAGIC	0xF7
+
+/*
+ * Set or get the fault-tolerance level of process @pid (0: the caller).
+ * Setting follows ptrace-attach rules: the caller must be allowed to
+ * ptrace-attach to the process.  Errors: EINVAL (bad pid or level, kernel
+ * thread), ESRCH (no such process), EPERM (not allowed), EOPNOTSUPP
+ * (multi-threaded process).
+ */
+struct procft_level {
+	__s32 pid;
+	__u32 level;
+};
+
+#define PROCFT_IOC_SET_LEVEL	_IOW(PROCFT_IOC_MAGIC, 0x01, struct procft_level)
+#define PROCFT_IOC_GET_LEVEL	_IOWR(PROCFT_IOC_MAGIC, 0x02, struct procft_level)
+
+/* Status of one process's replica group. */
+struct procft_status {
+	__u32 size;		/* in: sizeof as known to the caller; out: bytes filled */
+	__s32 pid;		/* in: process (0: the caller) */
+	__u32 level;		/* out: fault-tolerance level (duplicates wanted) */
+	__u32 nr_replicas;	/* out: entries of replicas[] in use */
+	__s32 replicas[PROCFT_MAX_REPLICAS];	/* out: primary first, then duplicates */
+	__u64 failovers;	/* out: primaries replaced by a duplicate */
+	__u64 respawns;		/* out: duplicates created to restore the level */
+	__u64 mce_events;	/* out: memory errors that hit a replica */
+	__u64 divergences;	/* out: replicas found to disagree */
+};
+
+#define PROCFT_STATUS_SIZE_VER0	80	/* first published layout */
+/* The argument points to a struct procft_status; the number stays fixed as it grows. */
+#define PROCFT_IOC_GET_STATUS	_IOWR(PROCFT_IOC_MAGIC, 0x03, __u32)
+
+/* Module-wide information. */
+struct procft_info {
+	__u32 size;		/* in: sizeof as known to the caller; out: bytes filled */
+	__u32 version;		/* out: PROCFT_INFO_VERSION of the module */
+	__u32 max_level;	/* out: PROCFT_MAX_LEVEL of the module */
+	__u32 nr_groups;	/* out: processes currently protected */
+	__u64 groups_created;	/* out: protected-process records ever created */
+	__u64 groups_released;	/* out: ... and released */
+	__u32 features;		/* out: PROCFT_FEAT_* */
+	__u32 __reserved;
+};
+
+#define PROCFT_INFO_VERSION	1
+#define PROCFT_INFO_SIZE_VER0	40
+#define PROCFT_FEAT_PROC_PID_FT_LEVEL	(1U << 0)	/* /proc/<pid>/ft_level exists */
+#define PROCFT_IOC_GET_INFO	_IOWR(PROCFT_IOC_MAGIC, 0x04, __u32)
+
+#endif /* _UAPI_LINUX_PROCFT_H */

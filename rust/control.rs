@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reading and changing fault-tolerance levels: the one place every
+//! interface (`/proc/<pid>/ft_level`, the `/dev/procft` ioctls, and through
+//! them `ftctl`) goes through, so that all of them accept and refuse
+//! exactly the same things.
+//!
+//! Rules, checked in this order, each refusal changing nothing:
+//! 1. a pid below zero is `EINVAL`; a pid no process has is `ESRCH`;
+//! 2. a kernel thread is `EINVAL` (it has no user space to replicate);
+//! 3. a level above [`MAX_LEVEL`] is `EINVAL`;
+//! 4. the caller must be allowed to ptrace-attach to the process, else
+//!    `EPERM`;
+//! 5. a multi-threaded process cannot be protected (`EOPNOTSUPP`); ending
+//!    protection is always possible;
+//! 6. a process that is exiting is `ESRCH`.
+//!
+//! Inheritance: the level belongs to the process and survives `execve()`
+//! (so `echo 2 > /proc/self/ft_level; exec prog` protects `prog`); a child
+//! created by `fork()` starts unprotected, since it is a new process with
+//! its own failure domain, to be protected explicitly.
+
+use kernel::{
+    prelude::*,
+    sync::aref::ARef,
+    task::{Pid, Task},
+};
+
+use crate::{
+    group::{self, Snapshot, MAX_LEVEL},
+    shim,
+};
+
+/// Resolves a user-supplied pid (0: the caller) to its process, that is,
+/// the thread-group leader.
+pub(crate) fn find_process(pid: Pid) -> Result<ARef<Task>> {
+    match pid {
+        p if p < 0 => Err(EINVAL),
+        0 => Ok(current!().group_leader().into()),
+        p => {
+            let task = shim::find_task(p).ok_or(ESRCH)?;
+            Ok(shim::leader(&task))
+        }
+    }
+}
+
+/// The level of the process led by `leader` (0 when unprotected).
+pub(crate) fn level(leader: &Task) -> u32 {
+    group::lookup(leader.tgid()).map_or(0, |g| g.level())
+}
+
+/// The state of the process led by `leader`, protected or not.
+pub(crate) fn status(leader: &Task) -> Snapshot {
+    match group::lookup(leader.tgid()) {
+        Some(g) => g.snapshot(),
+        None => Snapshot::unprotected(leader.tgid_nr_ns(None)),
+    }
+}
+
+/// Checks a level change without making it: see the module documentation
+/// for the rules.
+pub(crate) fn check_level_change(leader: &Task, level: u32) -> Result {
+    if shim::is_kthread(leader) {
+        return Err(EINVAL);
+    }
+    if level > MAX_LEVEL {
+        return Err(EINVAL);
+    }
+    if !shim::may_attach(leader) {
+        return Err(EPERM);
+    }
+    if level > 0 && shim::nr_threads(leader) > 1 {
+        pr_info!(
+            "pid {}: refusing protection of a multi-threaded process\n",
+            leader.tgid_nr_ns(None)
+        );
+        return Err(EOPNOTSUPP);
+    }
+    if shim::is_exiting(leader) {
+        return Err(ESRCH);
+    }
+    Ok(())
+}
+
+/// Sets the level of the process led by `leader`.
+pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
+    check_level_change(leader, level)?;
+    let old = if level == 0 {
+        group::remove(leader.tgid())
+    } else {
+        group::set_level(leader, level)?
+    };
+    if old != level {
+        pr_info!(
+            "pid {}: fault-tolerance level {} -> {}\n",
+            leader.tgid_nr_ns(None),
+            old,
+            level
+        );
+    }
+    Ok(())
+}
+
+#[kunit_tests(procft_control)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_threads_are_refused() {
+        // KUnit runs each test in a kernel thread.
+        let me: ARef<Task> = current!().group_leader().into();
+        assert_eq!(check_level_change(&me, 1).err(), Some(EINVAL));
+        assert_eq!(set_level(&me, 0).err(), Some(EINVAL));
+        assert_eq!(level(&me), 0);
+    }
+
+    #[test]
+    fn negative_pids_are_invalid_and_unknown_pids_absent() {
+        assert_eq!(find_process(-1).err(), Some(EINVAL));
+        assert_eq!(find_process(Pid::MIN).err(), Some(EINVAL));
+        // Above PID_MAX_LIMIT (4M): no process can have it.
+        assert_eq!(find_process(1 << 23).err(), Some(ESRCH));
+    }
+
+    #[test]
+    fn unprotected_status_lists_only_the_process() {
+        let s = Snapshot::unprotected(42);
+        assert_eq!(s.level, 0);
+        assert_eq!(s.nr_replicas, 1);
+        assert_eq!(s.replicas[0], 42);
+        assert_eq!(s.counters, group::Counters::default());
+    }
+}

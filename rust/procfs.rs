@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! procfs: `/proc/<pid>/ft_level` and `/proc/procft`.
+//!
+//! The entries themselves are created by the C shim (procfs has no Rust
+//! abstraction); these are the handlers it calls.
+
+use kernel::{
+    bindings,
+    ffi::{c_int, c_uint},
+    fmt,
+    prelude::*,
+    seq_file::SeqFile,
+    seq_print,
+};
+
+use crate::{control, group, group::Snapshot, shim};
+
+/// Reads `/proc/<pid>/ft_level`: the level, or a negative errno.
+///
+/// # Safety
+///
+/// `task` must be a valid task for the duration of the call (procfs holds
+/// a reference).
+#[no_mangle]
+pub(crate) unsafe extern "C" fn procft_rs_level_show(task: *mut bindings::task_struct) -> c_int {
+    // SAFETY: Valid for the call, by the function's contract.
+    let task = unsafe { shim::task_ref(task) };
+    // The level is at most `MAX_LEVEL`, far below `c_int::MAX`.
+    control::level(&shim::leader(task)) as c_int
+}
+
+/// Writes `/proc/<pid>/ft_level` (procfs has parsed the number): 0 or a
+/// negative errno.
+///
+/// # Safety
+///
+/// `task` must be a valid task for the duration of the call (procfs holds
+/// a reference).
+#[no_mangle]
+pub(crate) unsafe extern "C" fn procft_rs_level_store(
+    task: *mut bindings::task_struct,
+    level: c_uint,
+) -> c_int {
+    // SAFETY: Valid for the call, by the function's contract.
+    let task = unsafe { shim::task_ref(task) };
+    match control::set_level(&shim::leader(task), level) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// One line of `/proc/procft`: space-separated `key=value` fields.
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid={} level={} replicas=", self.pid, self.level)?;
+        for (i, pid) in self.replicas[..self.nr_replicas].iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{pid}")?;
+        }
+        let c = &self.counters;
+        write!(
+            f,
+            " duplicates={}/{} failovers={} respawns={} mce_events={} divergences={}",
+            self.nr_replicas - 1,
+            self.level,
+            c.failovers,
+            c.respawns,
+            c.mce_events,
+            c.divergences
+        )
+    }
+}
+
+/// Shows `/proc/procft`: one line per protected process.
+///
+/// # Safety
+///
+/// `m` must be the seq_file of a `/proc/procft` read in progress.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn procft_rs_status_show(m: *mut bindings::seq_file) {
+    // SAFETY: A valid seq_file, used only by this thread during the show
+    // callback, by the function's contract.
+    let m = unsafe { SeqFile::from_raw(m) };
+    group::for_each(|g| seq_print!(m, "{}\n", g.snapshot()));
+}
+
+/// Called by the `sched_process_exit` probe when the last thread of a
+/// process exits: releases its record.  Must not sleep.
+///
+/// # Safety
+///
+/// `task` must be the exiting task (valid for the call).
+#[no_mangle]
+pub(crate) unsafe extern "C" fn procft_rs_process_exit(task: *mut bindings::task_struct) {
+    // SAFETY: Valid for the call, by the function's contract.
+    let task = unsafe { shim::task_ref(task) };
+    group::remove(task.tgid());
+}
+
+#[kunit_tests(procft_procfs)]
+mod tests {
+    use super::*;
+    use kernel::str::CString;
+
+    #[test]
+    fn status_line_has_every_field() -> Result {
+        let mut s = Snapshot::unprotected(100);
+        s.level = 2;
+        s.replicas[1] = 101;
+        s.replicas[2] = 102;
+        s.nr_replicas = 3;
+        s.counters.failovers = 1;
+        s.counters.respawns = 2;
+        s.counters.mce_events = 3;
+        s.counters.divergences = 4;
+        let line = CString::try_from_fmt(fmt!("{}", s))?;
+        assert_eq!(
+            line.to_bytes(),
+            b"pid=100 level=2 replicas=100,101,102 duplicates=2/2 failovers=1 respawns=2 \
+              mce_events=3 divergences=4"
+        );
+        Ok(())
+    }
+}

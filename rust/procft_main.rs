@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! procft: process-level fault tolerance against memory errors.
+//!
+//! A protected process has a fault-tolerance level N: the number of
+//! duplicate replicas procft keeps beside it.  The module is laid out one
+//! file per concept:
+//!
+//! - [`group`]: the per-process record (primary, level, counters) and the
+//!   registry of protected processes.
+//! - [`control`]: the single entry point that every interface uses to read
+//!   or change a level, with its validation and permission rules.
+//! - [`procfs`]: `/proc/<pid>/ft_level` and `/proc/procft`, reached through
+//!   the C shim.
+//! - [`ioctl`]: the `/dev/procft` misc device.
+//! - [`uapi`]: the ioctl ABI, mirrored from `include/uapi/linux/procft.h`.
+//! - [`shim`]: declarations of the small C shim (`procft_shim.c`).
+//!
+//! See `Documentation/procft.rst` for the design and its current status.
+
+use kernel::{
+    miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
+    prelude::*,
+};
+
+mod control;
+mod group;
+mod ioctl;
+mod procfs;
+mod shim;
+mod uapi;
+
+module! {
+    type: Procft,
+    name: "procft",
+    authors: ["procft developers"],
+    description: "Process-level fault tolerance: replicated processes that survive memory errors",
+    license: "GPL",
+}
+
+/// The loaded module.  Fields are dropped in declaration order on unload:
+/// first every entry point from the kernel (procfs, tracepoints), then the
+/// misc device, and last the protected-process records themselves.
+#[pin_data]
+struct Procft {
+    _hooks: shim::Hooks,
+    #[pin]
+    _dev: MiscDeviceRegistration<ioctl::ControlFile>,
+    _groups: group::Registry,
+}
+
+impl kernel::InPlaceModule for Procft {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            _groups: group::Registry::init(),
+            _hooks: shim::Hooks::register()?,
+            _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"procft" }),
+        })
+        .pin_chain(|_| {
+            pr_info!(
+                "loaded: max level {}, /proc/<pid>/ft_level {}\n",
+                group::MAX_LEVEL,
+                if shim::have_proc_ft_level() {
+                    "available"
+                } else {
+                    "unavailable (kernel lacks the ft_level patch)"
+                }
+            );
+            Ok(())
+        })
+    }
+}

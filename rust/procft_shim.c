@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * procft C shim.  Only what rust/kernel/ offers no abstraction for lives
+ * here: the /proc/procft and /proc/<pid>/ft_level glue, the
+ * sched_process_exit tracepoint probe, pid lookup and the ptrace-attach
+ * permission check.  Each function forwards to Rust or answers a single
+ * question about a task.
+ */
+
+#include <linux/cred.h>
+#include <linux/module.h>
+#include <linux/pid.h>
+#include <linux/proc_fs.h>
+#include <linux/sched.h>
+#include <linux/sched/coredump.h>
+#include <linux/sched/exec_state.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/seq_file.h>
+#include <linux/string.h>
+#include <linux/tracepoint.h>
+#include <linux/user_namespace.h>
+
+#include "procft_shim.h"
+
+/* ---- task helpers ------------------------------------------------------ */
+
+/**
+ * procft_get_task - find a process by pid, as the caller sees pids
+ * @nr: pid in the caller's active pid namespace
+ *
+ * Return: the task with a reference held (release with put_task_struct),
+ * or NULL if no such task exists.
+ */
+struct task_struct *procft_get_task(pid_t nr)
+{
+	struct pid *pid = find_get_pid(nr);
+	struct task_struct *task;
+
+	if (!pid)
+		return NULL;
+	task = get_pid_task(pid, PIDTYPE_PID);
+	put_pid(pid);
+	return task;
+}
+
+/**
+ * procft_get_leader - the thread-group leader of @task
+ * @task: any task
+ *
+ * Return: the leader, with a reference held (release with put_task_struct).
+ */
+struct task_struct *procft_get_leader(struct task_struct *task)
+{
+	struct task_struct *leader;
+
+	rcu_read_lock();
+	leader = READ_ONCE(task->group_leader);
+	get_task_struct(leader);
+	rcu_read_unlock();
+	return leader;
+}
+
+/**
+ * procft_may_attach - may the caller ptrace-attach to @task?
+ * @task: target task
+ *
+ * The rules of __ptrace_may_access() for PTRACE_MODE_ATTACH_REALCREDS,
+ * which modules cannot call: the same thread group always may; otherwise
+ * the caller's real uid/gid must match all of the target's uids/gids, or
+ * the caller must have CAP_SYS_PTRACE in the target's user namespace; and
+ * a non-dumpable target additionally needs CAP_SYS_PTRACE in the user
+ * user namespace.  LSM ptrace hooks (e.g. Yama) are not consulted:
+ * security_ptrace_access_check() is not exported to modules.
+ */
+bool procft_may_attach(struct task_struct *task)
+{
+	const struct cred *cred = current_cred();
+	const struct task_exec_state *exec_state;
+	const struct cred *tcred;
+	bool ok;
+
+	if (same_thread_group(task, current))
+		return true;
+
+	rcu_read_lock();
+	tcred = __task_cred(task);
+	ok = (uid_eq(cred->uid, tcred->euid) &&
+	      uid_eq(cred->uid, tcred->suid) &&
+	      uid_eq(cred->uid, tcred->uid) &&
+	      gid_eq(cred->gid, tcred->egid) &&
+	      gid_eq(cred->gid, tcred->sgid) &&
+	      gid_eq(cred->gid, tcred->gid)) ||
+	     ns_capable(tcred->user_ns, CAP_SYS_PTRACE);
+	rcu_read_unlock();
+	if (!ok)
+		return false;
+
+	/* Dumpability is read after the credentials, as ptrace does. */
+	smp_rmb();
+	rcu_read_lock();
+	exec_state = rcu_dereference(task->exec_state);
+	if (exec_state && READ_ONCE(exec_state->dumpable) != TASK_DUMPABLE_OWNER)
+		ok = ns_capable(exec_state->user_ns, CAP_SYS_PTRACE);
+	rcu_read_unlock();
+	return ok;
+}
+
+/** procft_is_kthread - is @task a kernel thread? */
+bool procft_is_kthread(struct task_struct *task)
+{
+	return task->flags & PF_KTHREAD;
+}
+
+/** procft_is_exiting - has @task entered do_exit()? */
+bool procft_is_exiting(struct task_struct *task)
+{
+	return task->flags & PF_EXITING;
+}
+
+/** procft_nr_threads - number of live threads in @task's thread group */
+int procft_nr_threads(struct task_struct *task)
+{
+	return get_nr_threads(task);
+}
+
+/* ---- /proc/<pid>/ft_level (needs kernel/patches/0001) ------------------- */
+
+#ifdef PROCFT_HAVE_PROC_FT_LEVEL
+static const struct proc_ft_level_ops procft_level_ops = {
+	.owner = THIS_MODULE,
+	.show = procft_rs_level_show,
+	.store = procft_rs_level_store,
+};
+#endif
+
+/** procft_have_proc_ft_level - was the module built with /proc/<pid>/ft_level? */
+bool procft_have_proc_ft_level(void)
+{
+	return IS_ENABLED(PROCFT_HAVE_PROC_FT_LEVEL);
+}
+
+/* ---- /proc/procft ------------------------------------------------------- */
+
+static int procft_proc_show(struct seq_file *m, void *v)
+{
+	procft_rs_status_show(m);
+	return 0;
+}
+
+/* ---- tracepoints ---------------------------------------------------------- */
+
+/*
+ * sched_process_exit runs in the exiting task's context (kernel/exit.c,
+ * after PF_EXITING is set).  It is an ordinary tracepoint, so the Rust
+ * side must not sleep.
+ */
+static void procft_probe_exit(void *data, struct task_struct *p, bool group_dead)
+{
+	if (group_dead)
+		procft_rs_process_exit(p);
+}
+
+struct procft_tp {
+	const char *name;
+	void *probe;
+	struct tracepoint *tp;
+};
+
+static struct procft_tp procft_tps[] = {
+	{ .name = "sched_process_exit", .probe = procft_probe_exit },
+};
+
+static void procft_find_tp(struct tracepoint *tp, void *priv)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(procft_tps); i++)
+		if (!strcmp(tp->name, procft_tps[i].name))
+			procft_tps[i].tp = tp;
+}
+
+static void procft_unregister_tps(void)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(procft_tps); i++) {
+		if (procft_tps[i].tp)
+			tracepoint_probe_unregister(procft_tps[i].tp,
+						    procft_tps[i].probe, NULL);
+		procft_tps[i].tp = NULL;
+	}
+	/* No probe may still be running once the module text goes away. */
+	tracepoint_synchronize_unregister();
+}
+
+static int procft_register_tps(void)
+{
+	int i, ret;
+
+	for_each_kernel_tracepoint(procft_find_tp, NULL);
+	for (i = 0; i < ARRAY_SIZE(procft_tps); i++) {
+		struct tracepoint *tp = procft_tps[i].tp;
+
+		if (!tp) {
+			pr_err("procft: tracepoint %s not found\n", procft_tps[i].name);
+			ret = -ENOENT;
+			goto fail;
+		}
+		procft_tps[i].tp = NULL;
+		ret = tracepoint_probe_register(tp, procft_tps[i].probe, NULL);
+		if (ret) {
+			pr_err("procft: cannot attach to %s: %d\n", procft_tps[i].name, ret);
+			goto fail;
+		}
+		procft_tps[i].tp = tp;
+	}
+	return 0;
+fail:
+	procft_unregister_tps();
+	return ret;
+}
+
+/* ---- init/exit ------------------------------------------------------------ */
+
+static struct proc_dir_entry *procft_proc_entry;
+
+/**
+ * procft_shim_init - create /proc/procft, attach the probes and register
+ * the /proc/<pid>/ft_level handlers.  Undoes everything on failure.
+ */
+int procft_shim_init(void)
+{
+	int ret;
+
+	procft_proc_entry = proc_create_single("procft", 0444, NULL, procft_proc_show);
+	if (!procft_proc_entry)
+		return -ENOMEM;
+	ret = procft_register_tps();
+	if (ret)
+		goto err_proc;
+#ifdef PROCFT_HAVE_PROC_FT_LEVEL
+	ret = proc_ft_level_register(&procft_level_ops);
+	if (ret) {
+		pr_err("procft: /proc/<pid>/ft_level is taken: %d\n", ret);
+		goto err_tps;
+	}
+#endif
+	return 0;
+#ifdef PROCFT_HAVE_PROC_FT_LEVEL
+err_tps:
+	procft_unregister_tps();
+#endif
+err_proc:
+	proc_remove(procft_proc_entry);
+	return ret;
+}
+
+/**
+ * procft_shim_exit - withdraw every entry point into Rust.  On return no
+ * procfs handler or probe is running or can start.
+ */
+void procft_shim_exit(void)
+{
+#ifdef PROCFT_HAVE_PROC_FT_LEVEL
+	proc_ft_level_unregister(&procft_level_ops);
+#endif
+	procft_unregister_tps();
+	proc_remove(procft_proc_entry);
+}

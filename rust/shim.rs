@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The C shim (`procft_shim.c`): declarations and safe wrappers.
+//!
+//! The shim exists only for what `rust/kernel/` has no abstraction for:
+//! procfs entries, tracepoint probes, looking a task up by pid, and the
+//! ptrace-attach permission test.
+
+use kernel::{
+    bindings,
+    ffi::{c_int, c_uint},
+    prelude::*,
+    sync::aref::ARef,
+    task::{Pid, Task},
+};
+
+// Only pointers to `task_struct` cross the boundary; its layout (which has
+// zero-sized members rustc cannot vouch for) does not matter here.
+#[expect(improper_ctypes)]
+extern "C" {
+    fn procft_shim_init() -> c_int;
+    fn procft_shim_exit();
+    fn procft_get_task(nr: Pid) -> *mut bindings::task_struct;
+    fn procft_get_leader(task: *mut bindings::task_struct) -> *mut bindings::task_struct;
+    fn procft_may_attach(task: *mut bindings::task_struct) -> bool;
+    fn procft_is_kthread(task: *mut bindings::task_struct) -> bool;
+    fn procft_is_exiting(task: *mut bindings::task_struct) -> bool;
+    fn procft_nr_threads(task: *mut bindings::task_struct) -> c_int;
+    fn procft_have_proc_ft_level() -> bool;
+}
+
+// The Rust entry points the shim calls, checked against its prototypes.
+const _: unsafe extern "C" fn(*mut bindings::task_struct) -> c_int =
+    crate::procfs::procft_rs_level_show;
+const _: unsafe extern "C" fn(*mut bindings::task_struct, c_uint) -> c_int =
+    crate::procfs::procft_rs_level_store;
+
+/// The C side's hooks into the kernel (`/proc/procft`, the
+/// `/proc/<pid>/ft_level` handlers, tracepoint probes).  Registered for as
+/// long as this value lives.
+pub(crate) struct Hooks(());
+
+impl Hooks {
+    /// Registers every C-side hook; on failure nothing stays registered.
+    pub(crate) fn register() -> Result<Self> {
+        // SAFETY: Called once from module init; the shim undoes its own
+        // partial work on failure.
+        kernel::error::to_result(unsafe { procft_shim_init() })?;
+        Ok(Self(()))
+    }
+}
+
+impl Drop for Hooks {
+    fn drop(&mut self) {
+        // SAFETY: `register` succeeded (this value exists), and this runs
+        // once. On return no hook is running or can start.
+        unsafe { procft_shim_exit() };
+    }
+}
+
+/// Borrows a `Task` from a raw pointer the kernel handed us.
+///
+/// # Safety
+///
+/// `ptr` must point to a valid task that stays alive for `'a`.
+pub(crate) unsafe fn task_ref<'a>(ptr: *mut bindings::task_struct) -> &'a Task {
+    // SAFETY: `Task` is a transparent wrapper of `struct task_struct`, and
+    // the caller guarantees validity for `'a`.
+    unsafe { &*ptr.cast::<Task>() }
+}
+
+/// Takes ownership of a task reference returned by the shim.
+fn owned_task(ptr: *mut bindings::task_struct) -> Option<ARef<Task>> {
+    // SAFETY: The shim's getters return NULL or a task with a reference
+    // taken for the caller, which `ARef` now owns and releases with
+    // `put_task_struct`.
+    core::ptr::NonNull::new(ptr.cast::<Task>()).map(|p| unsafe { ARef::from_raw(p) })
+}
+
+/// Looks a task up by pid in the caller's pid namespace.
+pub(crate) fn find_task(nr: Pid) -> Option<ARef<Task>> {
+    // SAFETY: Any pid value may be passed.
+    owned_task(unsafe { procft_get_task(nr) })
+}
+
+/// The thread-group leader of `task`: the task that stands for the
+/// process.
+pub(crate) fn leader(task: &Task) -> ARef<Task> {
+    // SAFETY: `task` is valid for the call; a task always has a leader.
+    let ptr = unsafe { procft_get_leader(task.as_ptr()) };
+    // The leader of a valid task is never NULL; fall back to the task
+    // itself rather than fail if that ever changed.
+    owned_task(ptr).unwrap_or_else(|| task.into())
+}
+
+/// Whether the caller may ptrace-attach to `task` (ptrace's credential,
+/// capability and dumpable rules; see `procft_may_attach` in the shim).
+pub(crate) fn may_attach(task: &Task) -> bool {
+    // SAFETY: `task` is a valid task for the duration of the call.
+    unsafe { procft_may_attach(task.as_ptr()) }
+}
+
+/// Whether `task` is a kernel thread.
+pub(crate) fn is_kthread(task: &Task) -> bool {
+    // SAFETY: `task` is a valid task for the duration of the call.
+    unsafe { procft_is_kthread(task.as_ptr()) }
+}
+
+/// Whether `task` has started to exit.
+pub(crate) fn is_exiting(task: &Task) -> bool {
+    // SAFETY: `task` is a valid task for the duration of the call.
+    unsafe { procft_is_exiting(task.as_ptr()) }
+}
+
+/// Number of threads in `task`'s process.
+pub(crate) fn nr_threads(task: &Task) -> i32 {
+    // SAFETY: `task` is a valid task for the duration of the call.
+    unsafe { procft_nr_threads(task.as_ptr()) }
+}
+
+/// Whether the running kernel has `/proc/<pid>/ft_level` (the patch in
+/// `kernel/patches/`) and this module was built against it.
+pub(crate) fn have_proc_ft_level() -> bool {
+    // SAFETY: Reads a compile-time constant.
+    unsafe { procft_have_proc_ft_level() }
+}

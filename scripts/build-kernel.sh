@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Build (or reuse) the test kernel: Debian's linux-source-7.3, tinyconfig
+# plus kernel/procft.config, plus kernel/patches/*.patch.
+#
+# Prints the kernel build directory on stdout.  The build is cached under
+# $PROCFT_CACHE/kernel/<version>-<key>; a changed fragment, patch or
+# compiler gives a new key and a fresh build.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+DL=$PROCFT_CACHE/download
+mkdir -p "$DL"
+
+fetch_source() {
+	local tarball=$DL/linux-source-$KVER_SERIES.tar.xz
+	if [ -s "$tarball" ]; then
+		echo "$tarball"
+		return
+	fi
+	# A private apt configuration: trixie-backports is only read for this
+	# one download; the host's own apt sources and state stay untouched.
+	local apt=$DL/apt
+	mkdir -p "$apt/lists/partial"
+	cat > "$apt/sources.list" <<SRC
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main
+SRC
+	local opts=(-o "Dir::Etc::SourceList=$apt/sources.list"
+		    -o Dir::Etc::SourceParts=/dev/null
+		    -o "Dir::State::Lists=$apt/lists"
+		    -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
+		    -o APT::Architecture=amd64 -o APT::Sandbox::User=root)
+	log "downloading linux-source-$KVER_SERIES from trixie-backports"
+	apt-get -qq "${opts[@]}" update
+	(cd "$DL" && apt-get -qq "${opts[@]}" download "linux-source-$KVER_SERIES")
+	local deb
+	deb=$(ls -t "$DL"/linux-source-${KVER_SERIES}_*.deb | head -n1)
+	dpkg-deb --fsys-tarfile "$deb" |
+		tar -xO --wildcards "*/linux-source-$KVER_SERIES.tar.xz" > "$tarball.tmp"
+	mv "$tarball.tmp" "$tarball"
+	echo "$tarball"
+}
+
+tarball=$(fetch_source)
+deb=$(ls -t "$DL"/linux-source-${KVER_SERIES}_*.deb | head -n1)
+srcver=$(dpkg-deb -f "$deb" Version)
+key=$(kernel_key "$srcver")
+KDIR=$PROCFT_CACHE/kernel/$srcver-$key
+
+if [ -f "$KDIR/.procft-built" ]; then
+	log "test kernel $srcver (key $key) is cached in $KDIR"
+	echo "$KDIR"
+	exit 0
+fi
+
+log "building test kernel $srcver (key $key) in $KDIR"
+# Built in place (Kbuild output records absolute paths); the marker file
+# is written last, so an interrupted build is redone from scratch.
+rm -rf "$KDIR"
+mkdir -p "$KDIR"
+tar -xJf "$tarball" -C "$KDIR" --strip-components=1
+cd "$KDIR"
+shopt -s nullglob
+for p in "$PROCFT_ROOT"/kernel/patches/*.patch; do
+	log "applying $(basename "$p")"
+	patch -p1 --quiet --forward < "$p"
+done
+shopt -u nullglob
+# shellcheck disable=SC2046
+make -s $(kmake_vars) tinyconfig >/dev/null
+# shellcheck disable=SC2046
+KCONFIG_CONFIG=.config scripts/kconfig/merge_config.sh -m .config \
+	"$PROCFT_ROOT/kernel/procft.config" >/dev/null
+# shellcheck disable=SC2046
+make -s $(kmake_vars) olddefconfig >/dev/null
+# Every option of the fragment must have survived (a silently dropped
+# dependency would otherwise surface as a confusing test failure).
+bad=0
+while IFS= read -r line; do
+	case "$line" in
+	CONFIG_*=*)
+		grep -qx "$line" .config || { log "config: wanted $line, got: $(grep "^${line%%=*}=" .config || echo unset)"; bad=1; }
+		;;
+	esac
+done < "$PROCFT_ROOT/kernel/procft.config"
+[ $bad = 0 ] || die "kernel/procft.config does not apply cleanly"
+# shellcheck disable=SC2046
+make -s -j"$(($(nproc) + 1))" $(kmake_vars) bzImage modules >&2
+touch .procft-built
+log "test kernel ready in $KDIR"
+echo "$KDIR"
