@@ -24,8 +24,7 @@ KMAKE ?= LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	BINDGEN=$(CACHE)/tools/bin/bindgen \
 	RUST_LIB_SRC=/usr/lib/rustlib/src/rust/library
 
-.PHONY: all setup kernel module ftctl selftests initramfs check run \
-	fmt fmt-check clippy clean
+.PHONY: all setup kernel module ftctl selftests lint check run fmt clean
 
 all: module ftctl selftests
 
@@ -49,27 +48,22 @@ ftctl: setup
 selftests: setup
 	$(MAKE) -C selftests OUT=$(BUILD)/selftests
 
-check: module ftctl selftests
+lint: module ftctl
+	scripts/lint.sh "$$(cat $(BUILD)/kdir)"
+
+check: module ftctl selftests lint
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" test
 
 run: module ftctl selftests
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" demo
 
 fmt:
-	rustfmt --edition 2021 --config-path $(ROOT)/.rustfmt.toml rust/*.rs
+	rustfmt --edition 2021 --config-path $(ROOT)/.rustfmt.toml rust/procft_main.rs
 	cd tools/ftctl && cargo fmt
-
-fmt-check:
-	rustfmt --check --edition 2021 --config-path $(ROOT)/.rustfmt.toml rust/*.rs
-	cd tools/ftctl && cargo fmt --check
-
-clippy: $(BUILD)/kdir
-	$(MAKE) -C "$$(cat $(BUILD)/kdir)" M=$(ROOT) $(KMAKE) CLIPPY=1 modules
-	cd tools/ftctl && cargo clippy --release -- -D warnings
 
 clean:
 	-[ -f $(BUILD)/kdir ] && $(MAKE) -C "$$(cat $(BUILD)/kdir)" M=$(ROOT) clean
 	rm -rf $(BUILD)
-	cd tools/ftctl && cargo clean
+	rm -f procft.ko
 
 FORCE:

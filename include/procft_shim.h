@@ -17,6 +17,8 @@ struct seq_file;
 int procft_shim_init(void);
 void procft_shim_exit(void);
 
+/* sizeof(struct task_struct) and offsetof(tgid), for a layout check. */
+void procft_task_layout(size_t *size, size_t *tgid_offset);
 /* Look up a process by pid in the caller's pid namespace; takes a reference. */
 struct task_struct *procft_get_task(pid_t nr);
 /* @task's thread-group leader, with a reference taken. */

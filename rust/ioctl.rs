@@ -36,8 +36,7 @@ impl MiscDevice for ControlFile {
                 control::set_level(&task, req.level)?;
             }
             uapi::PROCFT_IOC_GET_LEVEL => {
-                let (mut r, mut w) =
-                    UserSlice::new(ptr, size_of::<uapi::Level>()).reader_writer();
+                let (mut r, mut w) = UserSlice::new(ptr, size_of::<uapi::Level>()).reader_writer();
                 let mut req: uapi::Level = r.read()?;
                 let task = control::find_process(req.pid)?;
                 req.level = control::level(&task);

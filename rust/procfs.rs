@@ -97,7 +97,14 @@ pub(crate) unsafe extern "C" fn procft_rs_status_show(m: *mut bindings::seq_file
 pub(crate) unsafe extern "C" fn procft_rs_process_exit(task: *mut bindings::task_struct) {
     // SAFETY: Valid for the call, by the function's contract.
     let task = unsafe { shim::task_ref(task) };
-    group::remove(task.tgid());
+    let level = group::remove(task.tgid());
+    if level > 0 {
+        pr_info!(
+            "pid {}: exited, protection (level {}) ended\n",
+            task.tgid_nr_ns(None),
+            level
+        );
+    }
 }
 
 #[kunit_tests(procft_procfs)]

@@ -70,7 +70,7 @@ struct task_struct *procft_get_leader(struct task_struct *task)
  * the caller's real uid/gid must match all of the target's uids/gids, or
  * the caller must have CAP_SYS_PTRACE in the target's user namespace; and
  * a non-dumpable target additionally needs CAP_SYS_PTRACE in the user
- * user namespace.  LSM ptrace hooks (e.g. Yama) are not consulted:
+ * namespace of its last exec.  LSM ptrace hooks (e.g. Yama) are not consulted:
  * security_ptrace_access_check() is not exported to modules.
  */
 bool procft_may_attach(struct task_struct *task)
@@ -124,6 +124,22 @@ int procft_nr_threads(struct task_struct *task)
 	return get_nr_threads(task);
 }
 
+/**
+ * procft_task_layout - struct task_struct as this kernel's C compiler lays it out
+ * @size: sizeof(struct task_struct)
+ * @tgid_offset: offsetof(struct task_struct, tgid)
+ *
+ * The Rust side compares these with its bindings before using any task
+ * field: a kernel configuration that bindgen mislays (see the SCHEDSTATS
+ * note in kernel/procft.config) must make the module refuse to load, not
+ * read the wrong fields.
+ */
+void procft_task_layout(size_t *size, size_t *tgid_offset)
+{
+	*size = sizeof(struct task_struct);
+	*tgid_offset = offsetof(struct task_struct, tgid);
+}
+
 /* ---- /proc/<pid>/ft_level (needs kernel/patches/0001) ------------------- */
 
 #ifdef PROCFT_HAVE_PROC_FT_LEVEL
@@ -137,7 +153,11 @@ static const struct proc_ft_level_ops procft_level_ops = {
 /** procft_have_proc_ft_level - was the module built with /proc/<pid>/ft_level? */
 bool procft_have_proc_ft_level(void)
 {
-	return IS_ENABLED(PROCFT_HAVE_PROC_FT_LEVEL);
+#ifdef PROCFT_HAVE_PROC_FT_LEVEL
+	return true;
+#else
+	return false;
+#endif
 }
 
 /* ---- /proc/procft ------------------------------------------------------- */
@@ -268,3 +288,4 @@ void procft_shim_exit(void)
 	procft_unregister_tps();
 	proc_remove(procft_proc_entry);
 }
+

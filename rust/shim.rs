@@ -18,6 +18,7 @@ use kernel::{
 // zero-sized members rustc cannot vouch for) does not matter here.
 #[expect(improper_ctypes)]
 extern "C" {
+    fn procft_task_layout(size: *mut usize, tgid_offset: *mut usize);
     fn procft_shim_init() -> c_int;
     fn procft_shim_exit();
     fn procft_get_task(nr: Pid) -> *mut bindings::task_struct;
@@ -42,7 +43,9 @@ pub(crate) struct Hooks(());
 
 impl Hooks {
     /// Registers every C-side hook; on failure nothing stays registered.
+    /// First checks that Rust and C agree on `struct task_struct`.
     pub(crate) fn register() -> Result<Self> {
+        check_task_layout()?;
         // SAFETY: Called once from module init; the shim undoes its own
         // partial work on failure.
         kernel::error::to_result(unsafe { procft_shim_init() })?;
@@ -56,6 +59,31 @@ impl Drop for Hooks {
         // once. On return no hook is running or can start.
         unsafe { procft_shim_exit() };
     }
+}
+
+/// Refuses to run if the kernel crate's view of `struct task_struct`
+/// differs from the C compiler's (some configurations are mislaid by
+/// bindgen; then every `Task` accessor would read the wrong field).
+fn check_task_layout() -> Result {
+    let (mut size, mut tgid) = (0usize, 0usize);
+    // SAFETY: Both pointers are valid for writes.
+    unsafe { procft_task_layout(&mut size, &mut tgid) };
+    let rust = (
+        size_of::<bindings::task_struct>(),
+        core::mem::offset_of!(bindings::task_struct, tgid),
+    );
+    if (size, tgid) != rust {
+        pr_err!(
+            "struct task_struct differs between C (size {}, tgid at {}) and Rust bindings \
+             (size {}, tgid at {}); refusing to load (see kernel/procft.config)\n",
+            size,
+            tgid,
+            rust.0,
+            rust.1
+        );
+        return Err(ENOEXEC);
+    }
+    Ok(())
 }
 
 /// Borrows a `Task` from a raw pointer the kernel handed us.

@@ -11,6 +11,16 @@ set -euo pipefail
 
 DL=$PROCFT_CACHE/download
 mkdir -p "$DL"
+# One build at a time per cache (parallel `make` invocations share it).
+exec 9>"$PROCFT_CACHE/.lock"
+flock 9
+# Holding the lock, any build without its marker was interrupted: remove it.
+for d in "$PROCFT_CACHE"/kernel/*/; do
+	if [ -d "$d" ] && [ ! -f "$d/.procft-built" ]; then
+		log "removing unfinished build ${d%/}"
+		rm -rf "$d"
+	fi
+done
 
 fetch_source() {
 	local tarball=$DL/linux-source-$KVER_SERIES.tar.xz

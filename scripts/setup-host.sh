@@ -7,7 +7,8 @@ set -euo pipefail
 
 PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev bc bison flex libelf-dev
       libssl-dev cpio kmod rsync xz-utils qemu-system-x86 busybox-static
-      e2fsprogs rustc-web rust-web-src libc6-dev gcc make python3)
+      e2fsprogs rustc-web rust-web-src rust-web-clippy libc6-dev gcc make
+      python3 perl)
 
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo

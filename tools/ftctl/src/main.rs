@@ -64,7 +64,10 @@ fn open_device() -> Device {
     match Device::open() {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            eprintln!("ftctl: {}: not found (is the procft module loaded?)", uapi::DEVICE);
+            eprintln!(
+                "ftctl: {}: not found (is the procft module loaded?)",
+                uapi::DEVICE
+            );
             exit(EXIT_NOT_LOADED)
         }
         Err(e) => {
@@ -101,7 +104,9 @@ fn cmd_run(args: &[String]) -> ! {
     while i < args.len() {
         match args[i].as_str() {
             "-l" | "--level" => {
-                let v = args.get(i + 1).unwrap_or_else(|| usage_error("-l needs a level"));
+                let v = args
+                    .get(i + 1)
+                    .unwrap_or_else(|| usage_error("-l needs a level"));
                 level = Some(parse_level(v));
                 i += 2;
             }
@@ -130,7 +135,11 @@ fn cmd_run(args: &[String]) -> ! {
     drop(dev);
     let err = Command::new(&cmd[0]).args(&cmd[1..]).exec();
     eprintln!("ftctl: {}: {err}", cmd[0]);
-    exit(if err.kind() == io::ErrorKind::NotFound { 127 } else { 126 })
+    exit(if err.kind() == io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    })
 }
 
 fn main() {

@@ -131,7 +131,11 @@ pub fn print_info(i: &Info, json: bool) {
         println!("records released:    {}", i.groups_released);
         println!(
             "/proc/<pid>/ft_level: {}",
-            if proc_entry { "yes" } else { "no (kernel lacks the patch)" }
+            if proc_entry {
+                "yes"
+            } else {
+                "no (kernel lacks the patch)"
+            }
         );
     }
 }

@@ -66,7 +66,11 @@ pub struct Device(File);
 
 impl Device {
     pub fn open() -> io::Result<Self> {
-        File::options().read(true).write(true).open(DEVICE).map(Device)
+        File::options()
+            .read(true)
+            .write(true)
+            .open(DEVICE)
+            .map(Device)
     }
 
     fn call<T>(&self, request: u64, arg: &mut T) -> io::Result<()> {

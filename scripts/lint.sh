@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Static checks: rustfmt on the module and ftctl, clippy (the kernel's
+# CLIPPY=1 build, with the clippy matching the kernel's rustc) and
+# checkpatch on the C shim.  Any finding fails.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+KDIR=$1
+cd "$PROCFT_ROOT"
+fail=0
+
+log "rustfmt"
+rustfmt --check --edition 2021 --config-path .rustfmt.toml rust/procft_main.rs || fail=1
+(cd tools/ftctl && cargo fmt --check) || fail=1
+
+log "clippy (module)"
+# Force a rebuild of the crate so clippy sees it.
+rm -f rust/procft_main.o
+# shellcheck disable=SC2046
+out=$(make -s -C "$KDIR" M="$PROCFT_ROOT" $(kmake_vars) CLIPPY=1 \
+	CLIPPY_DRIVER=/usr/bin/clippy-driver modules 2>&1) || { echo "$out"; fail=1; }
+if grep -qE '^(warning|error)' <<<"$out"; then
+	echo "$out"
+	fail=1
+fi
+
+log "clippy (ftctl)"
+(cd tools/ftctl && CARGO_TARGET_DIR=$PROCFT_ROOT/build/ftctl-clippy \
+	cargo clippy --quiet --release -- -D warnings) || fail=1
+
+log "checkpatch (C shim and headers)"
+"$KDIR/scripts/checkpatch.pl" --no-tree --quiet --show-types -f \
+	rust/procft_shim.c include/procft_shim.h include/uapi/linux/procft.h \
+	selftests/*.c selftests/*.h || fail=1
+
+[ $fail = 0 ] && log "lint clean"
+exit $fail

@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Boot procft's test VM under QEMU and run the selftests or the demo.
+
+The guest is the cached test kernel with an initramfs (busybox-static,
+procft.ko, ftctl, the selftests) plus an ext4 filesystem on a virtio disk
+for file-backed memory-failure paths.  Two extra channels connect host and
+guest:
+
+* the guest's second serial port (/dev/ttyS1) carries requests from a test
+  to the host: ``mce <guest-physical address>`` makes the host raise a real
+  machine check through QEMU's monitor and answer ``ok`` once it has;
+* the QEMU monitor, on a unix socket, used by the host for those requests.
+
+In ``test`` mode the exit code is 0 only if every TAP test passed and the
+kernel log shows no BUG/WARNING/Oops/panic.  The serial log is kept in
+build/vm/serial.log.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+OUT = os.path.join(BUILD, "vm")
+
+# Uncorrected, action-optional memory-scrub error (MCACOD 0xC0): status
+# VAL|UC|EN|MISCV|ADDRV|S, MCG status MCIP|RIPV; see
+# Documentation/procft-testing.rst.
+MCE_STATUS = "0xbd000000000000c0"
+MCE_MCG_STATUS = "0x5"
+MCE_MISC = "0x86"
+MCE_BANK = 9
+
+BAD_KERNEL_LOG = re.compile(
+    r"BUG:|WARNING:|Oops|Kernel panic|general protection fault|Call Trace:|"
+    r"UBSAN:|KASAN:|kernel BUG|RCU stall|rcu_.*detected stall|hung_task|"
+    r"blocked for more than"
+)
+
+INIT = r"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tmpfs tmp /tmp
+mkdir -p /mnt/disk
+mount -t ext4 /dev/vda /mnt/disk || echo "PROCFT-WARN: no ext4 disk"
+echo "PROCFT-BOOTED $(uname -r)"
+rc=0
+case "$ftmode" in
+probe) ;;
+*)
+	insmod /lib/modules/procft.ko || rc=1
+	# Like a udev rule would: permission is checked per request.
+	chmod 0666 /dev/procft
+	if [ "$ftmode" = demo ]; then
+		/selftests/demo.sh || rc=1
+	elif [ "$ftmode" = script ]; then
+		/selftests/script.sh || rc=1
+	else
+		/selftests/run_tests.sh "$ftfilter" || rc=1
+	fi
+	;;
+esac
+echo PROCFT-DMESG-BEGIN
+dmesg
+echo PROCFT-DMESG-END
+echo "PROCFT-DONE rc=$rc"
+sync
+reboot -f
+"""
+
+
+def log(msg):
+    print(f"[vm] {msg}", flush=True)
+
+
+def build_initramfs(kdir, dest, script=None):
+    stage = tempfile.mkdtemp(prefix="initramfs.", dir=OUT)
+    os.chmod(stage, 0o755)  # the guest's / (mkdtemp makes it 0700)
+    try:
+        for d in ("bin", "proc", "sys", "dev", "tmp", "lib/modules", "selftests", "mnt", "etc"):
+            os.makedirs(os.path.join(stage, d), exist_ok=True)
+        shutil.copy2("/bin/busybox", os.path.join(stage, "bin/busybox"))
+        shutil.copy2(os.path.join(BUILD, "bin/ftctl"), os.path.join(stage, "bin/ftctl"))
+        shutil.copy2(os.path.join(ROOT, "procft.ko"), os.path.join(stage, "lib/modules/procft.ko"))
+        sel = os.path.join(BUILD, "selftests")
+        for f in os.listdir(sel):
+            shutil.copy2(os.path.join(sel, f), os.path.join(stage, "selftests", f))
+        if script:
+            shutil.copy2(script, os.path.join(stage, "selftests/script.sh"))
+            os.chmod(os.path.join(stage, "selftests/script.sh"), 0o755)
+        with open(os.path.join(stage, "init"), "w") as f:
+            f.write(INIT)
+        os.chmod(os.path.join(stage, "init"), 0o755)
+        with open(os.path.join(stage, "etc/passwd"), "w") as f:
+            f.write("root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
+        with open(os.path.join(stage, "etc/group"), "w") as f:
+            f.write("root:x:0:\nnogroup:x:65534:\n")
+        with open(dest, "wb") as out:
+            find = subprocess.Popen(["find", "."], cwd=stage, stdout=subprocess.PIPE)
+            cpio = subprocess.Popen(["cpio", "-o", "-H", "newc", "--quiet"], cwd=stage,
+                                    stdin=find.stdout, stdout=subprocess.PIPE)
+            gz = subprocess.Popen(["gzip", "-1"], stdin=cpio.stdout, stdout=out)
+            find.stdout.close()
+            cpio.stdout.close()
+            if gz.wait() or cpio.wait() or find.wait():
+                sys.exit("initramfs: cpio failed")
+    finally:
+        shutil.rmtree(stage)
+
+
+def build_disk(dest):
+    """An ext4 image with the test programs on it (file-backed pages)."""
+    stage = tempfile.mkdtemp(prefix="disk.", dir=OUT)
+    os.chmod(stage, 0o755)
+    try:
+        shutil.copytree(os.path.join(BUILD, "selftests"), os.path.join(stage, "selftests"))
+        with open(os.path.join(stage, "data.bin"), "wb") as f:
+            f.write(bytes(range(256)) * 4096 * 4)  # 4 MiB of a known pattern
+        if os.path.exists(dest):
+            os.unlink(dest)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "procft", "-d", stage, dest, "128M"],
+                       check=True)
+    finally:
+        shutil.rmtree(stage)
+
+
+def kvm_works(kdir, initrd):
+    """KVM where it really works (nested KVM here may fail or spin): boot
+    the kernel with the probe initramfs and look for the marker."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    try:
+        qemu = subprocess.Popen(qemu_cmd(kdir, initrd, None, "kvm", "probe", "", None, None),
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL)
+    except OSError:
+        return False
+    timer = threading.Timer(20, qemu.kill)
+    timer.start()
+    booted = any(b"PROCFT-BOOTED" in line for line in qemu.stdout)
+    qemu.kill()
+    qemu.wait()
+    timer.cancel()
+    return booted
+
+
+def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl):
+    append = f"console=ttyS0 loglevel=5 panic=-1 ftmode={mode}"
+    if filt:
+        append += f" ftfilter={filt}"
+    cmd = ["qemu-system-x86_64", "-accel", accel, "-cpu", "Skylake-Server-v4",
+           "-smp", "2", "-m", "1G", "-display", "none", "-no-reboot",
+           "-kernel", os.path.join(kdir, "arch/x86/boot/bzImage"), "-initrd", initrd,
+           "-append", append, "-serial", "stdio"]
+    if disk:
+        cmd += ["-drive", f"file={disk},format=raw,if=virtio"]
+    if ctl:
+        cmd += ["-chardev", f"socket,id=ctl,path={ctl},server=on,wait=off",
+                "-serial", "chardev:ctl"]
+    if mon:
+        cmd += ["-monitor", f"unix:{mon},server=on,wait=off"]
+    return cmd
+
+
+class Monitor:
+    """QEMU's human monitor on a unix socket."""
+
+    def __init__(self, path):
+        self.sock = connect(path)
+        self.read_prompt()
+
+    def read_prompt(self):
+        buf = b""
+        while not buf.endswith(b"(qemu) "):
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise EOFError("monitor closed")
+            buf += chunk
+        return buf.decode(errors="replace")
+
+    def command(self, line):
+        self.sock.sendall(line.encode() + b"\n")
+        reply = self.read_prompt()
+        # The monitor echoes the command; anything else is an error message.
+        return "\n".join(l for l in reply.replace("\r", "").split("\n")
+                         if l.strip() and not l.startswith("(qemu)") and line not in l)
+
+
+def connect(path, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            return s
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def serve_requests(ctl_path, mon_path, logf):
+    """Answers guest requests on the control serial port."""
+    try:
+        ctl = connect(ctl_path)
+        mon = Monitor(mon_path)
+    except (OSError, EOFError) as e:
+        log(f"host channel unavailable: {e}")
+        return
+    buf = b""
+    while True:
+        try:
+            chunk = ctl.recv(4096)
+        except OSError:
+            return
+        if not chunk:
+            return
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            req = line.decode(errors="replace").strip()
+            m = re.fullmatch(r"mce (0x[0-9a-fA-F]+)", req)
+            if not m:
+                ctl.sendall(b"error unknown request\n")
+                continue
+            cmd = f"mce -b 0 {MCE_BANK} {MCE_STATUS} {MCE_MCG_STATUS} {m.group(1)} {MCE_MISC}"
+            err = mon.command(cmd)
+            msg = f"[host] {cmd}" + (f" -> {err}" if err else "")
+            logf.write(msg + "\n")
+            logf.flush()
+            log(msg)
+            ctl.sendall(b"error " + err.encode() + b"\n" if err else b"ok\n")
+
+
+def run_vm(args, mode):
+    os.makedirs(OUT, exist_ok=True)
+    initrd = os.path.join(OUT, "initramfs.cpio.gz")
+    disk = os.path.join(OUT, "disk.ext4")
+    build_initramfs(args.kdir, initrd, args.script)
+    build_disk(disk)
+
+    accel = args.accel
+    if accel == "auto":
+        accel = "kvm" if kvm_works(args.kdir, initrd) else "tcg"
+    log(f"booting {args.kdir} ({accel}), mode {mode}")
+
+    sockdir = tempfile.mkdtemp(prefix="procft-vm.")
+    mon, ctl = os.path.join(sockdir, "mon.sock"), os.path.join(sockdir, "ctl.sock")
+    serial_log = os.path.join(OUT, "serial.log")
+    start = time.time()
+    with open(serial_log, "w") as logf:
+        qemu = subprocess.Popen(qemu_cmd(args.kdir, initrd, disk, accel, mode, args.filter,
+                                         mon, ctl),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        threading.Thread(target=serve_requests, args=(ctl, mon, logf), daemon=True).start()
+        timer = threading.Timer(args.timeout, qemu.kill)
+        timer.start()
+        lines = []
+        for raw in qemu.stdout:
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            lines.append(line)
+            logf.write(line + "\n")
+            logf.flush()
+            if not args.quiet:
+                print(line, flush=True)
+        qemu.wait()
+        timer.cancel()
+    shutil.rmtree(sockdir, ignore_errors=True)
+    elapsed = time.time() - start
+    timed_out = elapsed >= args.timeout
+    return lines, serial_log, elapsed, timed_out
+
+
+def verdict(lines, mode, elapsed, timed_out, serial_log):
+    problems = []
+    done = [l for l in lines if l.startswith("PROCFT-DONE")]
+    if timed_out:
+        problems.append("the VM timed out")
+    if not done:
+        problems.append("the guest did not finish (no PROCFT-DONE)")
+    elif done[-1] != "PROCFT-DONE rc=0":
+        problems.append(f"the guest reported failure ({done[-1]})")
+    bad = [l for l in lines if BAD_KERNEL_LOG.search(l)]
+    if bad:
+        problems.append("kernel log shows: " + " | ".join(bad[:5]))
+    if mode == "test":
+        plan = next((l for l in lines if re.fullmatch(r"1\.\.\d+", l)), None)
+        results = [l for l in lines if re.match(r"(not )?ok \d+ selftests: ", l)]
+        failed = [l for l in results if l.startswith("not ok")]
+        if plan is None:
+            problems.append("no TAP plan")
+        elif len(results) != int(plan[3:]):
+            problems.append(f"TAP plan {plan} but {len(results)} results")
+        for l in failed:
+            problems.append(l)
+        print(f"\n[vm] {len(results) - len(failed)}/{len(results)} test programs passed "
+              f"in {elapsed:.0f}s; serial log: {serial_log}")
+    for p in problems:
+        print(f"[vm] FAIL: {p}")
+    if not problems:
+        print("[vm] PASS")
+    return 1 if problems else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("mode", choices=["test", "demo", "script"],
+                    help="script: run --script FILE in the guest instead of the tests")
+    ap.add_argument("--script", help="shell script to run in the guest (mode script)")
+    ap.add_argument("--kdir", required=True, help="test kernel build directory")
+    ap.add_argument("--accel", default=os.environ.get("PROCFT_ACCEL", "auto"),
+                    choices=["auto", "tcg", "kvm"])
+    ap.add_argument("--filter", default=os.environ.get("PROCFT_TESTS", ""),
+                    help="run only tests whose name contains this")
+    ap.add_argument("--timeout", type=int, default=2400, help="seconds")
+    ap.add_argument("--quiet", action="store_true", help="do not echo the console")
+    args = ap.parse_args()
+    lines, serial_log, elapsed, timed_out = run_vm(args, args.mode)
+    sys.exit(verdict(lines, args.mode, elapsed, timed_out, serial_log))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Protected-process records are released when the process exits, however
+ * it exits, and when protection ends: thousands of cycles leave the
+ * module's record count where it started.
+ */
+#include "ft_test.h"
+
+#define CYCLES 2000
+
+static struct procft_info info0;
+
+static int records_back_to_baseline(unsigned long long made)
+{
+	struct procft_info now;
+
+	if (ioctl_info(&now))
+		return 0;
+	if (now.nr_groups != info0.nr_groups ||
+	    now.groups_created - info0.groups_created != made ||
+	    now.groups_released - info0.groups_released != made) {
+		tap_diag("records: live %u (was %u), created +%llu, released +%llu, want +%llu",
+			 now.nr_groups, info0.nr_groups,
+			 (unsigned long long)(now.groups_created - info0.groups_created),
+			 (unsigned long long)(now.groups_released - info0.groups_released), made);
+		return 0;
+	}
+	return 1;
+}
+
+static int procft_is_empty(void)
+{
+	char buf[256];
+	FILE *f = fopen("/proc/procft", "re");
+	int empty = 1;
+
+	if (!f)
+		return 0;
+	while (fgets(buf, sizeof(buf), f)) {
+		tap_diag("left over: %s", buf);
+		empty = 0;
+	}
+	fclose(f);
+	return empty;
+}
+
+int main(void)
+{
+	int i, st, ok;
+	pid_t pid;
+
+	tap_plan(5);
+	if (ioctl_info(&info0))
+		die("PROCFT_IOC_GET_INFO");
+	if (!procft_is_empty())
+		die("/proc/procft not empty at start");
+
+	/* A process protects itself and exits normally. */
+	ok = 1;
+	for (i = 0; i < CYCLES && ok; i++) {
+		pid = fork();
+		if (pid == 0)
+			_exit(ioctl_set(0, 1 + i % PROCFT_MAX_LEVEL) ? 1 : 0);
+		waitpid(pid, &st, 0);
+		ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	}
+	tap_ok(ok && records_back_to_baseline(CYCLES),
+	       "%d protect-then-exit cycles: every record released", CYCLES);
+
+	/* The parent protects a child, which is then killed. */
+	ok = 1;
+	for (i = 0; i < CYCLES && ok; i++) {
+		pid = spawn_sleeper();
+		ok = ioctl_set(pid, 2) == 0;
+		reap(pid);
+	}
+	tap_ok(ok && records_back_to_baseline(2 * CYCLES),
+	       "%d protect-then-SIGKILL cycles: every record released", CYCLES);
+
+	/* Protection ended and restarted on a live process. */
+	pid = spawn_sleeper();
+	ok = 1;
+	for (i = 0; i < CYCLES && ok; i++)
+		ok = proc_write(pid, "3") == 0 && proc_write(pid, "0") == 0;
+	tap_ok(ok && records_back_to_baseline(3 * CYCLES),
+	       "%d protect/unprotect cycles on a live process: every record released", CYCLES);
+
+	/* Changing the level of a protected process reuses its record. */
+	ok = proc_write(pid, "1") == 0;
+	for (i = 0; i < CYCLES && ok; i++)
+		ok = ioctl_set(pid, 1 + i % PROCFT_MAX_LEVEL) == 0;
+	reap(pid);
+	tap_ok(ok && records_back_to_baseline(3 * CYCLES + 1),
+	       "level changes reuse one record, released at exit");
+
+	tap_ok(procft_is_empty(), "/proc/procft lists nothing afterwards");
+	return tap_finish();
+}

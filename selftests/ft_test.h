@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by procft's selftests: TAP output in kselftest style, the
+ * three control interfaces, page-frame lookup and machine-check requests
+ * to the VM host.
+ */
+#ifndef _FT_TEST_H
+#define _FT_TEST_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <linux/procft.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- TAP ----------------------------------------------------------------- */
+
+static int tap_n, tap_failed, tap_planned;
+
+static inline void tap_plan(int n)
+{
+	tap_planned = n;
+	printf("TAP version 13\n1..%d\n", n);
+	fflush(stdout);
+}
+
+static inline void tap_diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* Records one result; returns @ok so callers can chain. */
+static inline int tap_ok(int ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d ", ok ? "" : "not ", ++tap_n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	if (!ok)
+		tap_failed++;
+	return ok;
+}
+
+static inline void tap_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("ok %d # SKIP ", ++tap_n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* Exit status as kselftest: 0 pass, 1 fail. */
+static inline int tap_finish(void)
+{
+	if (tap_n != tap_planned) {
+		tap_diag("planned %d tests, ran %d", tap_planned, tap_n);
+		return 1;
+	}
+	tap_diag("%d passed, %d failed", tap_n - tap_failed, tap_failed);
+	return tap_failed ? 1 : 0;
+}
+
+static inline void die(const char *what)
+{
+	printf("Bail out! %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+/* ---- control interfaces --------------------------------------------------- */
+
+static int ft_dev = -1;
+
+static inline int ft_open(void)
+{
+	if (ft_dev < 0)
+		ft_dev = open("/dev/procft", O_RDWR | O_CLOEXEC);
+	return ft_dev;
+}
+
+/* The three interfaces return 0 or -errno. */
+static inline int ioctl_set(pid_t pid, unsigned int level)
+{
+	struct procft_level l = { .pid = pid, .level = level };
+
+	return ioctl(ft_open(), PROCFT_IOC_SET_LEVEL, &l) ? -errno : 0;
+}
+
+static inline int ioctl_get(pid_t pid, unsigned int *level)
+{
+	struct procft_level l = { .pid = pid };
+
+	if (ioctl(ft_open(), PROCFT_IOC_GET_LEVEL, &l))
+		return -errno;
+	*level = l.level;
+	return 0;
+}
+
+static inline int ioctl_status(pid_t pid, struct procft_status *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->size = sizeof(*s);
+	s->pid = pid;
+	return ioctl(ft_open(), PROCFT_IOC_GET_STATUS, s) ? -errno : 0;
+}
+
+static inline int ioctl_info(struct procft_info *i)
+{
+	memset(i, 0, sizeof(*i));
+	i->size = sizeof(*i);
+	return ioctl(ft_open(), PROCFT_IOC_GET_INFO, i) ? -errno : 0;
+}
+
+/* Writes @text (exactly, no newline added) to /proc/<pid>/ft_level. */
+static inline int proc_write(pid_t pid, const char *text)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/ft_level", pid);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	n = n < 0 ? -errno : 0;
+	close(fd);
+	return n;
+}
+
+/* Reads /proc/<pid>/ft_level: the level, or -errno. */
+static inline int proc_read(pid_t pid)
+{
+	char path[64], buf[32] = "";
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/ft_level", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	return atoi(buf);
+}
+
+/*
+ * Finds @pid's line in /proc/procft and copies it to @line.
+ * Returns 1 if found, 0 if not, -errno on error.
+ */
+static inline int procft_line(pid_t pid, char *line, size_t len)
+{
+	char buf[256], want[32];
+	FILE *f = fopen("/proc/procft", "re");
+	int found = 0;
+
+	if (!f)
+		return -errno;
+	snprintf(want, sizeof(want), "pid=%d ", pid);
+	while (fgets(buf, sizeof(buf), f)) {
+		if (!strncmp(buf, want, strlen(want))) {
+			buf[strcspn(buf, "\n")] = 0;
+			snprintf(line, len, "%s", buf);
+			found = 1;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Runs a command line through /bin/sh; returns its exit status (or 128+sig). */
+static inline int run_cmd(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	if (st < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A child that just waits to be killed. */
+static inline pid_t spawn_sleeper(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+static inline void reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* ---- frames and machine checks --------------------------------------------- */
+
+/* Physical frame of the page at @addr in @pid, or 0 (needs root). */
+static inline uint64_t pfn_of(pid_t pid, const void *addr)
+{
+	char path[64];
+	uint64_t ent = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &ent, sizeof(ent), ((uintptr_t)addr / 4096) * 8) != sizeof(ent))
+		ent = 0;
+	close(fd);
+	if (!(ent & (1ULL << 63)))
+		return 0;
+	return ent & ((1ULL << 55) - 1);
+}
+
+/*
+ * Asks the VM host to raise a real machine check (QEMU monitor `mce`:
+ * uncorrected, action-optional memory-scrub error) at guest-physical
+ * address @phys, over the second serial port.  Returns once the host has
+ * delivered it; 0 on success, -1 if the host refused or is absent.
+ */
+static inline int host_inject_mce(uint64_t phys)
+{
+	struct termios t;
+	char reply[64] = "";
+	size_t got = 0;
+	int fd;
+
+	fd = open("/dev/ttyS1", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (!tcgetattr(fd, &t)) {
+		cfmakeraw(&t);
+		tcsetattr(fd, TCSANOW, &t);
+	}
+	dprintf(fd, "mce 0x%llx\n", (unsigned long long)phys);
+	while (got < sizeof(reply) - 1) {
+		ssize_t n = read(fd, reply + got, 1);
+
+		if (n <= 0)
+			break;
+		if (reply[got] == '\n')
+			break;
+		got += n;
+	}
+	close(fd);
+	reply[got] = 0;
+	return strncmp(reply, "ok", 2) ? -1 : 0;
+}
+
+#endif /* _FT_TEST_H */

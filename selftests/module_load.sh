@@ -1,0 +1,57 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# procft.ko loads and unloads cleanly, with protected processes present or
+# not, and its in-kernel KUnit suites pass at load.
+KO=/lib/modules/procft.ko
+n=0
+fails=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n $2"; else echo "not ok $n $2"; fails=$((fails + 1)); fi; }
+check() { desc=$1; shift; if "$@" >/dev/null 2>&1; then ok 0 "$desc"; else ok 1 "$desc"; fi; }
+loaded() { grep -q '^procft ' /proc/modules; }
+unloaded() { ! loaded && [ ! -e /dev/procft ] && [ ! -e /proc/procft ]; }
+kunit_ok() {
+	r=/sys/kernel/debug/kunit/$1/results
+	[ -r "$r" ] || return 1
+	grep -q "^ok [0-9]* $1" "$r" && ! grep -q "not ok" "$r"
+}
+
+echo "TAP version 13"
+echo "1..11"
+
+loaded && rmmod procft
+check "unloads when idle" unloaded
+check "/proc/self/ft_level reads 0 without the module" sh -c '[ "$(cat /proc/self/ft_level)" = 0 ]'
+check "writing /proc/self/ft_level without the module fails (ENODEV)" \
+	sh -c '! echo 1 > /proc/self/ft_level && echo 1 2>&1 > /proc/self/ft_level | grep -q "No such device"'
+check "loads" insmod $KO
+check "/dev/procft and /proc/procft appear" sh -c '[ -c /dev/procft ] && [ -r /proc/procft ]'
+chmod 0666 /dev/procft
+for suite in procft_control procft_procfs; do
+	if kunit_ok $suite; then ok 0 "KUnit suite $suite passes"; else
+		ok 1 "KUnit suite $suite passes"
+		sed 's/^/# /' /sys/kernel/debug/kunit/$suite/results 2>/dev/null
+	fi
+done
+
+# Unload with protected processes present: protection ends, they live on.
+sleep 1000 & s1=$!
+sleep 1000 & s2=$!
+ftctl set $s1 2 && ftctl set $s2 4
+check "two processes protected" sh -c "[ \$(wc -l < /proc/procft) = 2 ]"
+check "unloads with protected processes present" rmmod procft
+check "they survive, unprotected" sh -c "kill -0 $s1 && kill -0 $s2 && [ \$(cat /proc/$s1/ft_level) = 0 ]"
+i=0
+cycle_ok=0
+while [ $i -lt 20 ]; do
+	insmod $KO || cycle_ok=1
+	chmod 0666 /dev/procft
+	ftctl set $s1 $((i % 4 + 1)) || cycle_ok=1
+	[ "$(cat /proc/$s2/ft_level)" = 0 ] || cycle_ok=1
+	rmmod procft || cycle_ok=1
+	i=$((i + 1))
+done
+ok $cycle_ok "20 load/protect/unload cycles; nothing survives an unload"
+kill $s1 $s2
+wait 2>/dev/null
+insmod $KO && chmod 0666 /dev/procft
+[ $fails = 0 ]

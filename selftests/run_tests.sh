@@ -1,0 +1,34 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Runs every procft selftest in the test VM, kselftest style: one TAP line
+# per test program, its own TAP output indented as comments.
+# Usage: run_tests.sh [filter]   (a substring of the test names to run)
+cd "$(dirname "$0")"
+TESTS="module_load.sh ft_interfaces ft_lifecycle mce_roundtrip"
+filter=$1
+set -- 
+for t in $TESTS; do
+	case "$t" in *"$filter"*) set -- "$@" "$t" ;; esac
+done
+echo "TAP version 13"
+echo "1..$#"
+n=0
+rc=0
+for t in "$@"; do
+	n=$((n + 1))
+	echo "# selftests: procft: $t"
+	start=$(cut -d' ' -f1 /proc/uptime)
+	./$t > /tmp/$t.out 2>&1
+	st=$?
+	end=$(cut -d' ' -f1 /proc/uptime)
+	sed 's/^/# /' /tmp/$t.out
+	if [ $st = 0 ]; then
+		echo "ok $n selftests: procft: $t # ${start}s..${end}s"
+	elif [ $st = 4 ]; then
+		echo "ok $n selftests: procft: $t # SKIP"
+	else
+		echo "not ok $n selftests: procft: $t # exit=$st"
+		rc=1
+	fi
+done
+exit $rc
