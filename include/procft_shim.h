@@ -31,6 +31,17 @@ bool procft_is_kthread(struct task_struct *task);
 bool procft_is_exiting(struct task_struct *task);
 /* Number of threads in @task's thread group. */
 int procft_nr_threads(struct task_struct *task);
+/* Whether @task is being traced. */
+bool procft_is_ptraced(struct task_struct *task);
+/* Whether @task has a writable shared (VM_SHARED) mapping. */
+bool procft_has_shared_writable(struct task_struct *task);
+/* Whether a range of the caller's address space overlaps a shared mapping. */
+bool procft_range_is_shared(unsigned long start, unsigned long len);
+/* The set of protected tgids the syscall probes filter on. */
+int procft_filter_reserve(pid_t tgid);
+void procft_filter_release(pid_t tgid);
+void procft_filter_add(pid_t tgid);
+void procft_filter_remove(pid_t tgid);
 /* Whether /proc/<pid>/ft_level is provided (the kernel carries the patch). */
 bool procft_have_proc_ft_level(void);
 
@@ -39,5 +50,6 @@ int procft_rs_level_show(struct task_struct *task);
 int procft_rs_level_store(struct task_struct *task, unsigned int level);
 void procft_rs_status_show(struct seq_file *m);
 void procft_rs_process_exit(struct task_struct *task);
+void procft_rs_sys_enter(long nr, const unsigned long *args);
 
 #endif /* _PROCFT_SHIM_H */

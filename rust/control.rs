@@ -11,9 +11,14 @@
 //! 3. a level above [`MAX_LEVEL`] is `EINVAL`;
 //! 4. the caller must be allowed to ptrace-attach to the process, else
 //!    `EPERM`;
-//! 5. a multi-threaded process cannot be protected (`EOPNOTSUPP`); ending
-//!    protection is always possible;
+//! 5. a process procft cannot replicate cannot be protected
+//!    (`EOPNOTSUPP`, with a log line): a multi-threaded one, one being
+//!    traced, one with writable shared memory; ending protection is always
+//!    possible;
 //! 6. a process that is exiting is `ESRCH`.
+//!
+//! A protected process that later starts doing what cannot be replicated
+//! (see [`crate::sync`]) loses its protection through [`end_protection`].
 //!
 //! Inheritance: the level belongs to the process and survives `execve()`
 //! (so `echo 2 > /proc/self/ft_level; exec prog` protects `prog`); a child
@@ -27,7 +32,7 @@ use kernel::{
 };
 
 use crate::{
-    group::{self, Snapshot, MAX_LEVEL},
+    group::{self, Group, Snapshot, MAX_LEVEL},
     shim,
 };
 
@@ -69,12 +74,24 @@ pub(crate) fn check_level_change(leader: &Task, level: u32) -> Result {
     if !shim::may_attach(leader) {
         return Err(EPERM);
     }
-    if level > 0 && shim::nr_threads(leader) > 1 {
-        pr_info!(
-            "pid {}: refusing protection of a multi-threaded process\n",
-            leader.tgid_nr_ns(None)
-        );
-        return Err(EOPNOTSUPP);
+    if level > 0 {
+        let why = if shim::nr_threads(leader) > 1 {
+            Some("it is multi-threaded")
+        } else if shim::is_ptraced(leader) {
+            Some("it is being traced")
+        } else if shim::has_shared_writable(leader) {
+            Some("it maps shared memory writably")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            pr_info!(
+                "pid {}: refusing protection: {}\n",
+                leader.tgid_nr_ns(None),
+                why
+            );
+            return Err(EOPNOTSUPP);
+        }
     }
     if shim::is_exiting(leader) {
         return Err(ESRCH);
@@ -99,6 +116,20 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
         );
     }
     Ok(())
+}
+
+/// Ends the protection of `group`'s process because it is doing something
+/// procft cannot replicate (`why`), with one log line.
+pub(crate) fn end_protection(group: &Group, why: &str) {
+    let level = group::remove(group.tgid());
+    if level > 0 {
+        pr_info!(
+            "pid {}: {} cannot be replicated; protection ended (level {} -> 0)\n",
+            group.pid(),
+            why,
+            level
+        );
+    }
 }
 
 #[kunit_tests(procft_control)]

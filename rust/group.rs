@@ -90,6 +90,16 @@ impl Group {
         )
     }
 
+    /// Global tgid of the process (the registry's key).
+    pub(crate) fn tgid(&self) -> Pid {
+        self.primary.tgid()
+    }
+
+    /// Pid of the process as the caller sees it.
+    pub(crate) fn pid(&self) -> Pid {
+        self.primary.tgid_nr_ns(None)
+    }
+
     /// The group's current fault-tolerance level.
     pub(crate) fn level(&self) -> u32 {
         self.state.lock().level
@@ -97,7 +107,7 @@ impl Group {
 
     /// A consistent copy of the group's state.
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let pid = self.primary.tgid_nr_ns(None);
+        let pid = self.pid();
         let state = self.state.lock();
         let mut snap = Snapshot::unprotected(pid);
         snap.level = state.level;
@@ -174,10 +184,15 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     // Allocate before taking the lock; unused if the group exists.
     let group = Group::new(leader.into(), level)?;
     let node = RBTreeNode::new(tgid, group, GFP_KERNEL)?;
+    shim::filter::reserve(tgid)?;
 
     let old = {
         let mut table = GROUPS.lock();
-        let tree = table.tree.as_mut().ok_or(ENODEV)?;
+        let Some(tree) = table.tree.as_mut() else {
+            drop(table);
+            shim::filter::release(tgid);
+            return Err(ENODEV);
+        };
         if let Some(existing) = tree.get(&tgid) {
             let mut state = existing.state.lock();
             let old = state.level;
@@ -186,10 +201,13 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
         } else {
             // The key is absent (checked above), so nothing is replaced.
             let _ = tree.insert(node);
+            shim::filter::add(tgid);
             table.created += 1;
             0
         }
     };
+    // A no-op if `add` used the reservation.
+    shim::filter::release(tgid);
     // The exit probe removes a group only if it already exists when the
     // process exits; PF_EXITING is set before that probe runs.  Seeing it
     // clear here, after inserting under the lock, means the probe will
@@ -208,6 +226,7 @@ pub(crate) fn remove(tgid: Pid) -> u32 {
         let mut table = GROUPS.lock();
         let removed = table.tree.as_mut().and_then(|t| t.remove(&tgid));
         if removed.is_some() {
+            shim::filter::remove(tgid);
             table.released += 1;
         }
         removed

@@ -13,6 +13,8 @@
 //! - [`procfs`]: `/proc/<pid>/ft_level` and `/proc/procft`, reached through
 //!   the C shim.
 //! - [`ioctl`]: the `/dev/procft` misc device.
+//! - [`syscalls`]: the classification of every x86-64 system call.
+//! - [`sync`]: the handler of protected processes' system-call entries.
 //! - [`uapi`]: the ioctl ABI, mirrored from `include/uapi/linux/procft.h`.
 //! - [`shim`]: declarations of the small C shim (`procft_shim.c`).
 //!
@@ -28,6 +30,8 @@ mod group;
 mod ioctl;
 mod procfs;
 mod shim;
+mod sync;
+mod syscalls;
 mod uapi;
 
 module! {

@@ -8,6 +8,8 @@
  */
 
 #include <linux/cred.h>
+#include <linux/mm.h>
+#include <linux/mmap_lock.h>
 #include <linux/module.h>
 #include <linux/pid.h>
 #include <linux/proc_fs.h>
@@ -20,6 +22,9 @@
 #include <linux/string.h>
 #include <linux/tracepoint.h>
 #include <linux/user_namespace.h>
+#include <linux/xarray.h>
+
+#include <asm/syscall.h>
 
 #include "procft_shim.h"
 
@@ -140,6 +145,90 @@ void procft_task_layout(size_t *size, size_t *tgid_offset)
 	*tgid_offset = offsetof(struct task_struct, tgid);
 }
 
+/** procft_is_ptraced - is @task being traced? */
+bool procft_is_ptraced(struct task_struct *task)
+{
+	return READ_ONCE(task->ptrace) != 0;
+}
+
+/**
+ * procft_has_shared_writable - does @task map shared memory writably?
+ * @task: any user task
+ *
+ * Return: true if any of its VMAs is VM_SHARED and VM_WRITE (writable
+ * MAP_SHARED file or anonymous mappings, System V or POSIX shared memory).
+ */
+bool procft_has_shared_writable(struct task_struct *task)
+{
+	struct mm_struct *mm = get_task_mm(task);
+	struct vm_area_struct *vma;
+	bool found = false;
+
+	if (!mm)
+		return false;
+	mmap_read_lock(mm);
+	for (vma = find_vma(mm, 0); vma && !found; vma = find_vma(mm, vma->vm_end))
+		found = (vma->vm_flags & (VM_SHARED | VM_WRITE)) == (VM_SHARED | VM_WRITE);
+	mmap_read_unlock(mm);
+	mmput(mm);
+	return found;
+}
+
+/**
+ * procft_range_is_shared - does [@start, @start + @len) of the caller's
+ * address space overlap a VM_SHARED mapping?
+ */
+bool procft_range_is_shared(unsigned long start, unsigned long len)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	unsigned long end;
+	bool found = false;
+
+	if (!mm || check_add_overflow(start, len, &end))
+		return false;
+	mmap_read_lock(mm);
+	for (vma = find_vma(mm, start); vma && vma->vm_start < end && !found;
+	     vma = find_vma(mm, vma->vm_end))
+		found = vma->vm_flags & VM_SHARED;
+	mmap_read_unlock(mm);
+	return found;
+}
+
+/* ---- which processes the syscall probes look at ------------------------ */
+
+/*
+ * Tgids of protected processes.  The syscall probes run for every system
+ * call in the system; this lockless xa_load() is all an unprotected
+ * process pays.  The Rust registry is authoritative and keeps this set in
+ * step with it (under its own lock).
+ */
+static DEFINE_XARRAY(procft_tgids);
+
+/** procft_filter_reserve - make room for @tgid; may sleep.  0 or -ENOMEM. */
+int procft_filter_reserve(pid_t tgid)
+{
+	return xa_reserve(&procft_tgids, tgid, GFP_KERNEL);
+}
+
+/** procft_filter_release - drop a reservation procft_filter_add() did not use */
+void procft_filter_release(pid_t tgid)
+{
+	xa_release(&procft_tgids, tgid);
+}
+
+/** procft_filter_add - mark @tgid protected; after a reservation, never allocates */
+void procft_filter_add(pid_t tgid)
+{
+	xa_store(&procft_tgids, tgid, xa_mk_value(1), GFP_NOWAIT);
+}
+
+/** procft_filter_remove - mark @tgid unprotected; atomic-safe */
+void procft_filter_remove(pid_t tgid)
+{
+	xa_erase(&procft_tgids, tgid);
+}
+
 /* ---- /proc/<pid>/ft_level (needs kernel/patches/0001) ------------------- */
 
 #ifdef PROCFT_HAVE_PROC_FT_LEVEL
@@ -181,6 +270,21 @@ static void procft_probe_exit(void *data, struct task_struct *p, bool group_dead
 		procft_rs_process_exit(p);
 }
 
+/*
+ * sys_enter runs for every system call of every task.  It is a faultable
+ * tracepoint: the Rust side may read the caller's memory and take its
+ * mmap lock, but must not block for long (see Documentation/procft.rst).
+ */
+static void procft_probe_sys_enter(void *data, struct pt_regs *regs, long id)
+{
+	unsigned long args[6];
+
+	if (likely(!xa_load(&procft_tgids, current->tgid)))
+		return;
+	syscall_get_arguments(current, regs, args);
+	procft_rs_sys_enter(id, args);
+}
+
 struct procft_tp {
 	const char *name;
 	void *probe;
@@ -189,6 +293,7 @@ struct procft_tp {
 
 static struct procft_tp procft_tps[] = {
 	{ .name = "sched_process_exit", .probe = procft_probe_exit },
+	{ .name = "sys_enter", .probe = procft_probe_sys_enter },
 };
 
 static void procft_find_tp(struct tracepoint *tp, void *priv)
@@ -287,5 +392,7 @@ void procft_shim_exit(void)
 #endif
 	procft_unregister_tps();
 	proc_remove(procft_proc_entry);
+	/* No probe reads the filter any more; the registry is dropped next. */
+	xa_destroy(&procft_tgids);
 }
 

@@ -28,6 +28,13 @@ extern "C" {
     fn procft_is_exiting(task: *mut bindings::task_struct) -> bool;
     fn procft_nr_threads(task: *mut bindings::task_struct) -> c_int;
     fn procft_have_proc_ft_level() -> bool;
+    fn procft_is_ptraced(task: *mut bindings::task_struct) -> bool;
+    fn procft_has_shared_writable(task: *mut bindings::task_struct) -> bool;
+    fn procft_range_is_shared(start: usize, len: usize) -> bool;
+    fn procft_filter_reserve(tgid: Pid) -> c_int;
+    fn procft_filter_release(tgid: Pid);
+    fn procft_filter_add(tgid: Pid);
+    fn procft_filter_remove(tgid: Pid);
 }
 
 // The Rust entry points the shim calls, checked against its prototypes.
@@ -151,4 +158,56 @@ pub(crate) fn nr_threads(task: &Task) -> i32 {
 pub(crate) fn have_proc_ft_level() -> bool {
     // SAFETY: Reads a compile-time constant.
     unsafe { procft_have_proc_ft_level() }
+}
+
+/// Whether `task` is being traced.
+pub(crate) fn is_ptraced(task: &Task) -> bool {
+    // SAFETY: `task` is a valid task for the duration of the call.
+    unsafe { procft_is_ptraced(task.as_ptr()) }
+}
+
+/// Whether `task` maps shared memory writably (`VM_SHARED` and `VM_WRITE`).
+/// May sleep.
+pub(crate) fn has_shared_writable(task: &Task) -> bool {
+    // SAFETY: `task` is a valid task for the duration of the call.
+    unsafe { procft_has_shared_writable(task.as_ptr()) }
+}
+
+/// Whether `[start, start + len)` of the calling process's address space
+/// overlaps a shared mapping. May sleep.
+pub(crate) fn range_is_shared(start: usize, len: usize) -> bool {
+    // SAFETY: Only reads the caller's VMA tree, under its mmap lock.
+    unsafe { procft_range_is_shared(start, len) }
+}
+
+/// The set of protected tgids that the syscall probes filter on. The
+/// registry keeps it in step with itself: `reserve` before taking the
+/// registry lock (it may sleep), then `add` (never allocates after a
+/// reservation) or `release`, and `remove`, under the lock.
+pub(crate) mod filter {
+    use super::*;
+
+    /// Makes room for `tgid`. May sleep.
+    pub(crate) fn reserve(tgid: Pid) -> Result {
+        // SAFETY: Any tgid may be passed.
+        kernel::error::to_result(unsafe { procft_filter_reserve(tgid) })
+    }
+
+    /// Drops a reservation that `add` did not use.
+    pub(crate) fn release(tgid: Pid) {
+        // SAFETY: Any tgid may be passed.
+        unsafe { procft_filter_release(tgid) }
+    }
+
+    /// Marks `tgid` protected; does not allocate after `reserve`.
+    pub(crate) fn add(tgid: Pid) {
+        // SAFETY: Any tgid may be passed.
+        unsafe { procft_filter_add(tgid) }
+    }
+
+    /// Marks `tgid` unprotected. Does not sleep.
+    pub(crate) fn remove(tgid: Pid) {
+        // SAFETY: Any tgid may be passed.
+        unsafe { procft_filter_remove(tgid) }
+    }
 }

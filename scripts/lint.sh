@@ -28,6 +28,9 @@ log "clippy (ftctl)"
 (cd tools/ftctl && CARGO_TARGET_DIR=$PROCFT_ROOT/build/ftctl-clippy \
 	cargo clippy --quiet --release -- -D warnings) || fail=1
 
+log "system call table"
+scripts/check-syscalls.py "$KDIR" || fail=1
+
 log "checkpatch (C shim and headers)"
 "$KDIR/scripts/checkpatch.pl" --no-tree --quiet --show-types -f \
 	rust/procft_shim.c include/procft_shim.h include/uapi/linux/procft.h \
