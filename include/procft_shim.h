@@ -42,6 +42,18 @@ int procft_filter_reserve(pid_t tgid);
 void procft_filter_release(pid_t tgid);
 void procft_filter_add(pid_t tgid);
 void procft_filter_remove(pid_t tgid);
+int procft_filter_add_atomic(pid_t tgid);
+/* Replicas: creation, memory separation, waiting, killing. */
+struct pt_regs;
+size_t procft_regs_size(void);
+int procft_inject_clone(struct pt_regs *regs, void *saved);
+void procft_regs_restart(struct pt_regs *regs, const void *saved);
+long procft_unshare_memory(void);
+void procft_kill(struct task_struct *task);
+int procft_queue_task_work(void);
+int procft_wait_killable(bool (*cond)(const void *arg), const void *arg);
+void procft_wake_all(void);
+void procft_drain(void);
 /* Whether /proc/<pid>/ft_level is provided (the kernel carries the patch). */
 bool procft_have_proc_ft_level(void);
 
@@ -50,6 +62,9 @@ int procft_rs_level_show(struct task_struct *task);
 int procft_rs_level_store(struct task_struct *task, unsigned int level);
 void procft_rs_status_show(struct seq_file *m);
 void procft_rs_process_exit(struct task_struct *task);
-void procft_rs_sys_enter(long nr, const unsigned long *args);
+void procft_rs_sys_enter(struct pt_regs *regs, long nr, const unsigned long *args);
+void procft_rs_sys_exit(struct pt_regs *regs, long ret);
+void procft_rs_fork(struct task_struct *parent, struct task_struct *child);
+void procft_rs_task_work(void);
 
 #endif /* _PROCFT_SHIM_H */

@@ -1,18 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Protected processes: one [`Group`] per process whose fault-tolerance
-//! level is above zero, kept in a registry keyed by the process's (global)
-//! tgid.
+//! level is above zero, with its duplicates, kept in a registry keyed by
+//! the primary's (global) tgid, plus an index from each duplicate's tgid to
+//! its group.
 //!
 //! A group is created when a level above zero is first set and released
 //! when the level goes back to zero or the process exits (the
 //! `sched_process_exit` probe), so records never outlive their process.
+//! Releasing a group kills its duplicates.
+//!
+//! Locking: the registry's spinlock, then a group's spinlock, never the
+//! other way round. Both are taken from tracepoint probes, so nothing under
+//! them sleeps; allocations happen before they are taken and records are
+//! freed after they are dropped.
 
 use kernel::{
     new_spinlock,
     prelude::*,
-    rbtree::{RBTree, RBTreeNode},
-    sync::{aref::ARef, Arc, SpinLock},
+    rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
+    sync::{aref::ARef, lock::spinlock::SpinLockBackend, lock::Guard, Arc, SpinLock},
     task::{Pid, Task},
 };
 
@@ -20,13 +27,14 @@ use crate::{shim, uapi};
 
 /// Highest accepted level; see `PROCFT_MAX_LEVEL` in the UAPI header.
 pub(crate) const MAX_LEVEL: u32 = uapi::PROCFT_MAX_LEVEL;
+const MAX_DUPS: usize = MAX_LEVEL as usize;
 
 /// Event counters of a group, as shown in `/proc/procft`.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub(crate) struct Counters {
     /// Primaries replaced by a duplicate.
     pub(crate) failovers: u64,
-    /// Duplicates created to restore the level.
+    /// Duplicates created to replace lost ones.
     pub(crate) respawns: u64,
     /// Memory errors that hit one of the group's replicas.
     pub(crate) mce_events: u64,
@@ -34,10 +42,74 @@ pub(crate) struct Counters {
     pub(crate) divergences: u64,
 }
 
+/// A duplicate replica.
+pub(crate) struct Dup {
+    /// Its task (a process of its own: tgid == pid).
+    pub(crate) task: ARef<Task>,
+    /// Its global tgid (the duplicate index's key).
+    pub(crate) tgid: Pid,
+    /// The primary's registers at the call where it was created.
+    pub(crate) saved: SavedRegs,
+    /// It has run its first `sys_exit` (registers restored).
+    pub(crate) born: bool,
+    /// Its memory is on its own frames; it is waiting in step.
+    pub(crate) ready: bool,
+    /// procft killed it on purpose (level lowered, protection ended), so
+    /// its death is not a loss to replace.
+    pub(crate) leaving: bool,
+}
+
+/// Registers of a primary whose system call was turned into a `clone3`.
+#[derive(Clone, Copy)]
+pub(crate) struct SavedRegs(pub(crate) [u64; 32]);
+
+/// Creation of a duplicate in progress.
+pub(crate) enum Spawn {
+    /// Nothing in flight.
+    Idle,
+    /// The primary's current system call is our `clone3`; the reservation
+    /// becomes the new duplicate's index entry in the fork probe.
+    Injected(RBTreeNodeReservation<Pid, Arc<Group>>),
+    /// The child exists; waiting for the primary's `sys_exit`.
+    Forked,
+}
+
 /// Mutable state of a group.
-struct State {
-    level: u32,
-    counters: Counters,
+pub(crate) struct State {
+    pub(crate) level: u32,
+    pub(crate) counters: Counters,
+    pub(crate) dups: [Option<Dup>; MAX_DUPS],
+    pub(crate) spawn: Spawn,
+    /// The primary's registers from before the injected `clone3`.
+    pub(crate) saved: SavedRegs,
+    /// Duplicates lost (not killed by procft) and not yet replaced.
+    pub(crate) lost: u32,
+    /// Consecutive failed creations (backs off retrying at every call).
+    pub(crate) spawn_failures: u32,
+    /// Set when the group is released: no more duplicates.
+    pub(crate) closed: bool,
+}
+
+impl State {
+    /// Number of live duplicates procft has not asked to leave.
+    pub(crate) fn nr_dups(&self) -> usize {
+        self.dups.iter().flatten().filter(|d| !d.leaving).count()
+    }
+
+    /// Kills the newest duplicates until at most `keep` remain.
+    pub(crate) fn trim_dups(&mut self, keep: usize) {
+        let mut live = self.nr_dups();
+        for slot in self.dups.iter_mut().rev() {
+            if live <= keep {
+                break;
+            }
+            if let Some(d) = slot.as_mut().filter(|d| !d.leaving) {
+                d.leaving = true;
+                shim::kill(&d.task);
+                live -= 1;
+            }
+        }
+    }
 }
 
 /// A consistent copy of a group's state, taken under its lock.
@@ -51,6 +123,8 @@ pub(crate) struct Snapshot {
     pub(crate) replicas: [Pid; uapi::PROCFT_MAX_REPLICAS],
     /// How many entries of `replicas` are valid.
     pub(crate) nr_replicas: usize,
+    /// How many duplicates are on their own frames and waiting.
+    pub(crate) ready: usize,
     /// Event counters.
     pub(crate) counters: Counters,
 }
@@ -65,6 +139,7 @@ impl Snapshot {
             level: 0,
             replicas,
             nr_replicas: 1,
+            ready: 0,
             counters: Counters::default(),
         }
     }
@@ -84,7 +159,16 @@ impl Group {
         Arc::pin_init(
             pin_init!(Self {
                 primary,
-                state <- new_spinlock!(State { level, counters: Counters::default() }, "procft_group"),
+                state <- new_spinlock!(State {
+                    level,
+                    counters: Counters::default(),
+                    dups: [const { None }; MAX_DUPS],
+                    spawn: Spawn::Idle,
+                    saved: SavedRegs([0; 32]),
+                    lost: 0,
+                    spawn_failures: 0,
+                    closed: false,
+                }, "procft_group"),
             }),
             GFP_KERNEL,
         )
@@ -100,26 +184,45 @@ impl Group {
         self.primary.tgid_nr_ns(None)
     }
 
+    /// Locks the group's state.
+    pub(crate) fn lock(&self) -> Guard<'_, State, SpinLockBackend> {
+        self.state.lock()
+    }
+
     /// The group's current fault-tolerance level.
     pub(crate) fn level(&self) -> u32 {
-        self.state.lock().level
+        self.lock().level
     }
 
     /// A consistent copy of the group's state.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let pid = self.pid();
-        let state = self.state.lock();
+        let state = self.lock();
         let mut snap = Snapshot::unprotected(pid);
         snap.level = state.level;
         snap.counters = state.counters;
+        for d in state.dups.iter().flatten().filter(|d| !d.leaving) {
+            snap.replicas[snap.nr_replicas] = d.task.tgid_nr_ns(None);
+            snap.nr_replicas += 1;
+            snap.ready += usize::from(d.ready);
+        }
         snap
+    }
+
+    /// Ends the group: no more duplicates, and the existing ones die.
+    fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.trim_dups(0);
     }
 }
 
 /// The table of protected processes.
 struct Table {
-    /// Keyed by the primary's global tgid; `None` until module init.
+    /// Groups keyed by the primary's global tgid; `None` until module init.
     tree: Option<RBTree<Pid, Arc<Group>>>,
+    /// Groups keyed by each duplicate's global tgid.
+    dups: Option<RBTree<Pid, Arc<Group>>>,
     created: u64,
     released: u64,
 }
@@ -129,6 +232,7 @@ kernel::sync::global_lock! {
     // any other use.
     unsafe(uninit) static GROUPS: SpinLock<Table> = Table {
         tree: None,
+        dups: None,
         created: 0,
         released: 0,
     };
@@ -143,7 +247,8 @@ pub(crate) struct Stats {
 }
 
 /// Ownership of the registry: created in module init, and on drop (module
-/// unload, after every hook is gone) releases all remaining records.
+/// unload, after every hook is gone) ends all protection, kills every
+/// duplicate and waits until none runs module code.
 pub(crate) struct Registry(());
 
 impl Registry {
@@ -152,7 +257,10 @@ impl Registry {
     pub(crate) fn init() -> Self {
         // SAFETY: Called once, from module init, before any other use.
         unsafe { GROUPS.init() };
-        GROUPS.lock().tree = Some(RBTree::new());
+        let mut table = GROUPS.lock();
+        table.tree = Some(RBTree::new());
+        table.dups = Some(RBTree::new());
+        drop(table);
         Self(())
     }
 }
@@ -161,14 +269,24 @@ impl Drop for Registry {
     fn drop(&mut self) {
         // Unlink everything under the lock; the records are freed after it
         // is released.
-        let tree = GROUPS.lock().tree.take();
+        let (tree, dups) = {
+            let mut table = GROUPS.lock();
+            (table.tree.take(), table.dups.take())
+        };
         if let Some(tree) = tree {
             let n = tree.iter().count();
             if n > 0 {
                 pr_info!("unloading: ending protection of {} process(es)\n", n);
             }
+            for (_, g) in tree.iter() {
+                g.close();
+            }
             drop(tree);
         }
+        drop(dups);
+        // Duplicates may be waiting in procft code; they are dying now.
+        shim::wake_all();
+        shim::drain();
     }
 }
 
@@ -177,8 +295,15 @@ pub(crate) fn lookup(tgid: Pid) -> Option<Arc<Group>> {
     GROUPS.lock().tree.as_ref()?.get(&tgid).cloned()
 }
 
+/// The group of the duplicate whose global tgid is `tgid`.
+pub(crate) fn lookup_dup(tgid: Pid) -> Option<Arc<Group>> {
+    GROUPS.lock().dups.as_ref()?.get(&tgid).cloned()
+}
+
 /// Records level `level` (> 0) for the process led by `leader`.  Returns
-/// the previous level (0 if it was unprotected).
+/// the previous level (0 if it was unprotected).  Lowering the level kills
+/// the newest duplicates; raising it makes the primary create more at its
+/// next system calls.
 pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     let tgid = leader.tgid();
     // Allocate before taking the lock; unused if the group exists.
@@ -194,9 +319,11 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
             return Err(ENODEV);
         };
         if let Some(existing) = tree.get(&tgid) {
-            let mut state = existing.state.lock();
+            let mut state = existing.lock();
             let old = state.level;
             state.level = level;
+            state.spawn_failures = 0;
+            state.trim_dups(level as usize);
             old
         } else {
             // The key is absent (checked above), so nothing is replaced.
@@ -219,20 +346,76 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     Ok(old)
 }
 
-/// Ends protection of the process whose global tgid is `tgid`.  Returns
-/// the level it had (0 if it was not protected).
+/// Ends protection of the process whose global tgid is `tgid`, killing its
+/// duplicates.  Returns the level it had (0 if it was not protected).
 pub(crate) fn remove(tgid: Pid) -> u32 {
     let removed = {
         let mut table = GROUPS.lock();
         let removed = table.tree.as_mut().and_then(|t| t.remove(&tgid));
-        if removed.is_some() {
+        if let Some(g) = &removed {
             shim::filter::remove(tgid);
             table.released += 1;
+            g.close();
         }
         removed
     };
     // Dropped outside the registry lock.
     removed.map_or(0, |g| g.level())
+}
+
+/// Indexes the new duplicate `child` of `group`, using the reservation
+/// taken when its creation was injected. Called from the fork probe (no
+/// sleeping). Returns false if it could not be tracked (it must then die
+/// before running user code).
+pub(crate) fn add_dup(
+    group: &Arc<Group>,
+    reservation: RBTreeNodeReservation<Pid, Arc<Group>>,
+    child: &Task,
+) -> bool {
+    let tgid = child.tgid();
+    let mut table = GROUPS.lock();
+    let Some(dups) = table.dups.as_mut() else {
+        return false;
+    };
+    let mut state = group.lock();
+    if state.closed {
+        return false;
+    }
+    let saved = state.saved;
+    let Some(slot) = state.dups.iter_mut().find(|d| d.is_none()) else {
+        return false;
+    };
+    if shim::filter::add_atomic(tgid).is_err() {
+        return false;
+    }
+    *slot = Some(Dup {
+        task: child.into(),
+        tgid,
+        saved,
+        born: false,
+        ready: false,
+        leaving: false,
+    });
+    let _ = dups.insert(reservation.into_node(tgid, group.clone()));
+    true
+}
+
+/// Forgets the duplicate whose global tgid is `tgid` (it is exiting).
+/// Returns its group and whether procft had asked it to leave.
+pub(crate) fn remove_dup(tgid: Pid) -> Option<(Arc<Group>, bool)> {
+    let mut table = GROUPS.lock();
+    let group = table.dups.as_mut()?.remove(&tgid)?;
+    shim::filter::remove(tgid);
+    let leaving = {
+        let mut state = group.lock();
+        let slot = state
+            .dups
+            .iter_mut()
+            .find(|d| d.as_ref().is_some_and(|d| d.tgid == tgid));
+        slot.and_then(|s| s.take()).is_none_or(|d| d.leaving)
+    };
+    drop(table);
+    Some((group, leaving))
 }
 
 /// Calls `f` for each protected process, in tgid order, under the registry

@@ -51,6 +51,10 @@ pub(crate) unsafe extern "C" fn procft_rs_level_store(
 }
 
 /// One line of `/proc/procft`: space-separated `key=value` fields.
+/// `replicas` lists the primary and every live duplicate; `duplicates`
+/// counts those on their own frames against the level; `sync` says how
+/// duplicates follow the primary (`standby`: they wait at the call where
+/// they were created).
 impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pid={} level={} replicas=", self.pid, self.level)?;
@@ -63,13 +67,8 @@ impl fmt::Display for Snapshot {
         let c = &self.counters;
         write!(
             f,
-            " duplicates={}/{} failovers={} respawns={} mce_events={} divergences={}",
-            self.nr_replicas - 1,
-            self.level,
-            c.failovers,
-            c.respawns,
-            c.mce_events,
-            c.divergences
+            " duplicates={}/{} sync=standby failovers={} respawns={} mce_events={} divergences={}",
+            self.ready, self.level, c.failovers, c.respawns, c.mce_events, c.divergences
         )
     }
 }
@@ -97,6 +96,9 @@ pub(crate) unsafe extern "C" fn procft_rs_status_show(m: *mut bindings::seq_file
 pub(crate) unsafe extern "C" fn procft_rs_process_exit(task: *mut bindings::task_struct) {
     // SAFETY: Valid for the call, by the function's contract.
     let task = unsafe { shim::task_ref(task) };
+    if crate::replica::on_dup_exit(task) {
+        return;
+    }
     let level = group::remove(task.tgid());
     if level > 0 {
         pr_info!(
@@ -119,6 +121,7 @@ mod tests {
         s.replicas[1] = 101;
         s.replicas[2] = 102;
         s.nr_replicas = 3;
+        s.ready = 2;
         s.counters.failovers = 1;
         s.counters.respawns = 2;
         s.counters.mce_events = 3;
@@ -126,8 +129,8 @@ mod tests {
         let line = CString::try_from_fmt(fmt!("{}", s))?;
         assert_eq!(
             line.to_bytes(),
-            b"pid=100 level=2 replicas=100,101,102 duplicates=2/2 failovers=1 respawns=2 \
-              mce_events=3 divergences=4"
+            b"pid=100 level=2 replicas=100,101,102 duplicates=2/2 sync=standby failovers=1 \
+              respawns=2 mce_events=3 divergences=4"
         );
         Ok(())
     }

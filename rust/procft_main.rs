@@ -6,8 +6,10 @@
 //! duplicate replicas procft keeps beside it.  The module is laid out one
 //! file per concept:
 //!
-//! - [`group`]: the per-process record (primary, level, counters) and the
-//!   registry of protected processes.
+//! - [`group`]: the per-process record (primary, duplicates, level,
+//!   counters) and the registry of protected processes.
+//! - [`replica`]: creating duplicates, separating their memory, replacing
+//!   lost ones.
 //! - [`control`]: the single entry point that every interface uses to read
 //!   or change a level, with its validation and permission rules.
 //! - [`procfs`]: `/proc/<pid>/ft_level` and `/proc/procft`, reached through
@@ -29,6 +31,7 @@ mod control;
 mod group;
 mod ioctl;
 mod procfs;
+mod replica;
 mod shim;
 mod sync;
 mod syscalls;

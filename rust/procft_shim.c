@@ -18,6 +18,11 @@
 #include <linux/sched/exec_state.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
+#include <linux/slab.h>
+#include <linux/task_work.h>
+#include <linux/uaccess.h>
+#include <linux/wait.h>
+#include <uapi/linux/sched.h>
 #include <linux/seq_file.h>
 #include <linux/string.h>
 #include <linux/tracepoint.h>
@@ -195,6 +200,182 @@ bool procft_range_is_shared(unsigned long start, unsigned long len)
 	return found;
 }
 
+/* ---- replicas ------------------------------------------------------------ */
+
+/**
+ * procft_regs_size - sizeof(struct pt_regs), for the Rust side's opaque copy
+ */
+size_t procft_regs_size(void)
+{
+	return sizeof(struct pt_regs);
+}
+
+/**
+ * procft_inject_clone - turn the system call being entered into the
+ * creation of a duplicate
+ * @regs: the primary's registers at sys_enter
+ * @saved: where to keep them (procft_regs_size() bytes) for the restart
+ *
+ * The call becomes clone3() with CLONE_FILES | CLONE_FS (the duplicate
+ * shares the descriptor table and cwd, so a promoted duplicate keeps them),
+ * exit_signal 0 and CLONE_AUTOREAP (it is invisible to wait() and never a
+ * zombie), and CLONE_UNTRACED.  Its struct clone_args is written below the
+ * primary's red zone, which is scratch space to any interrupting code.
+ * Both parent and child then undo the substitution at sys_exit with
+ * procft_regs_restart(), so the original call is made afresh.
+ *
+ * Return: 0, or -EFAULT if the stack is not writable (nothing changed).
+ */
+int procft_inject_clone(struct pt_regs *regs, void *saved)
+{
+	struct clone_args args = {
+		.flags = CLONE_FILES | CLONE_FS | CLONE_UNTRACED | CLONE_AUTOREAP,
+		.exit_signal = 0,
+	};
+	unsigned long uargs = (regs->sp - 128 - sizeof(args)) & ~15UL;
+
+	if (copy_to_user((void __user *)uargs, &args, sizeof(args)))
+		return -EFAULT;
+	memcpy(saved, regs, sizeof(*regs));
+	regs->orig_ax = __NR_clone3;
+	regs->di = uargs;
+	regs->si = sizeof(args);
+	return 0;
+}
+
+/**
+ * procft_regs_restart - restore @saved into @regs and make the task
+ * re-issue the system call it was entering (as for -ERESTARTNOINTR: the
+ * two-byte `syscall` instruction runs again with the same registers).
+ */
+void procft_regs_restart(struct pt_regs *regs, const void *saved)
+{
+	memcpy(regs, saved, sizeof(*regs));
+	regs->ax = regs->orig_ax;
+	regs->ip -= 2;
+}
+
+/**
+ * procft_unshare_memory - give the calling task its own copy of every
+ * anonymous page it shares copy-on-write
+ *
+ * Walks the caller's private writable (CoW) mappings and write-faults
+ * every present anonymous page, which copies it unless it is already
+ * exclusive.  Pages not present stay absent (a sparse mapping is not
+ * populated), and clean page-cache pages stay shared: memory failure
+ * recovers those by re-reading the file.
+ *
+ * Return: the number of pages written, or -EINTR if a fatal signal came.
+ */
+long procft_unshare_memory(void)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	unsigned long addr;
+	long n = 0;
+
+	if (!mm)
+		return 0;
+	mmap_read_lock(mm);
+	for (vma = find_vma(mm, 0); vma; vma = find_vma(mm, vma->vm_end)) {
+		if (!vma_is_cow_mapping(vma) || !vma->anon_vma)
+			continue;
+		for (addr = vma->vm_start; addr < vma->vm_end; addr += PAGE_SIZE) {
+			struct page *page;
+			bool anon;
+
+			if (fatal_signal_pending(current)) {
+				n = -EINTR;
+				goto out;
+			}
+			/* Present and not special (the zero page is shared by all)? */
+			if (get_user_pages_fast_only(addr, 1, 0, &page) != 1)
+				continue;
+			anon = PageAnon(page);
+			put_page(page);
+			if (anon && get_user_pages_remote(mm, addr, 1, FOLL_WRITE | FOLL_FORCE,
+							  NULL, NULL) == 1)
+				n++;
+		}
+	}
+out:
+	mmap_read_unlock(mm);
+	return n;
+}
+
+/** procft_kill - send SIGKILL to @task; safe in atomic context */
+void procft_kill(struct task_struct *task)
+{
+	send_sig(SIGKILL, task, 1);
+}
+
+/*
+ * Duplicates wait in procft_task_work_fn(), i.e. in module text.  Each
+ * queued callback holds procft_unload_sem for reading from the moment it
+ * is queued; the callback's last act is the tail call to up_read(), so by
+ * the time module exit obtains the semaphore for writing, no task is in,
+ * or about to enter, module text through a task_work.
+ */
+static DECLARE_RWSEM(procft_unload_sem);
+static DECLARE_WAIT_QUEUE_HEAD(procft_wq);
+
+static void procft_task_work_fn(struct callback_head *cb)
+{
+	kfree(cb);
+	procft_rs_task_work();
+	up_read(&procft_unload_sem);
+}
+
+/**
+ * procft_queue_task_work - run procft_rs_task_work() in the calling task
+ * before it returns to user space (or when it exits)
+ *
+ * Return: 0, -ENOMEM, or -ESRCH if the task is exiting.
+ */
+int procft_queue_task_work(void)
+{
+	struct callback_head *cb = kmalloc(sizeof(*cb), GFP_KERNEL);
+
+	if (!cb)
+		return -ENOMEM;
+	down_read(&procft_unload_sem);
+	init_task_work(cb, procft_task_work_fn);
+	if (task_work_add(current, cb, TWA_RESUME)) {
+		up_read(&procft_unload_sem);
+		kfree(cb);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+/**
+ * procft_wait_killable - sleep until @cond(@arg) holds or a fatal signal
+ * arrives; procft_wake_all() makes waiters re-check.  0 or -ERESTARTSYS.
+ * A waiting replica is idle, not busy: it does not count in the load
+ * average (TASK_NOLOAD).
+ */
+int procft_wait_killable(bool (*cond)(const void *arg), const void *arg)
+{
+	return wait_event_state(procft_wq, cond(arg), TASK_KILLABLE | TASK_NOLOAD);
+}
+
+/** procft_wake_all - make every procft_wait_killable() re-check */
+void procft_wake_all(void)
+{
+	wake_up_all(&procft_wq);
+}
+
+/**
+ * procft_drain - wait until no task runs, or is queued to run, procft code
+ * through a task_work.  Called at module exit, after every replica was
+ * told to die.
+ */
+void procft_drain(void)
+{
+	down_write(&procft_unload_sem);
+	up_write(&procft_unload_sem);
+}
+
 /* ---- which processes the syscall probes look at ------------------------ */
 
 /*
@@ -221,6 +402,15 @@ void procft_filter_release(pid_t tgid)
 void procft_filter_add(pid_t tgid)
 {
 	xa_store(&procft_tgids, tgid, xa_mk_value(1), GFP_NOWAIT);
+}
+
+/**
+ * procft_filter_add_atomic - mark a newly forked duplicate's @tgid, from
+ * the fork tracepoint (no sleeping).  0 or -ENOMEM.
+ */
+int procft_filter_add_atomic(pid_t tgid)
+{
+	return xa_err(xa_store(&procft_tgids, tgid, xa_mk_value(1), GFP_ATOMIC));
 }
 
 /** procft_filter_remove - mark @tgid unprotected; atomic-safe */
@@ -282,7 +472,24 @@ static void procft_probe_sys_enter(void *data, struct pt_regs *regs, long id)
 	if (likely(!xa_load(&procft_tgids, current->tgid)))
 		return;
 	syscall_get_arguments(current, regs, args);
-	procft_rs_sys_enter(id, args);
+	procft_rs_sys_enter(regs, id, args);
+}
+
+/* Also runs in a new child before its first user instruction (ret_from_fork). */
+static void procft_probe_sys_exit(void *data, struct pt_regs *regs, long ret)
+{
+	if (likely(!xa_load(&procft_tgids, current->tgid)))
+		return;
+	procft_rs_sys_exit(regs, ret);
+}
+
+/* In the parent, after copy_process() and before the child can run. */
+static void procft_probe_fork(void *data, struct task_struct *parent,
+			      struct task_struct *child)
+{
+	if (likely(!xa_load(&procft_tgids, parent->tgid)))
+		return;
+	procft_rs_fork(parent, child);
 }
 
 struct procft_tp {
@@ -294,6 +501,8 @@ struct procft_tp {
 static struct procft_tp procft_tps[] = {
 	{ .name = "sched_process_exit", .probe = procft_probe_exit },
 	{ .name = "sys_enter", .probe = procft_probe_sys_enter },
+	{ .name = "sys_exit", .probe = procft_probe_sys_exit },
+	{ .name = "sched_process_fork", .probe = procft_probe_fork },
 };
 
 static void procft_find_tp(struct tracepoint *tp, void *priv)

@@ -6,9 +6,10 @@
 //! procfs entries, tracepoint probes, looking a task up by pid, and the
 //! ptrace-attach permission test.
 
+use crate::group::SavedRegs;
 use kernel::{
     bindings,
-    ffi::{c_int, c_uint},
+    ffi::{c_int, c_long, c_uint, c_void},
     prelude::*,
     sync::aref::ARef,
     task::{Pid, Task},
@@ -35,6 +36,19 @@ extern "C" {
     fn procft_filter_release(tgid: Pid);
     fn procft_filter_add(tgid: Pid);
     fn procft_filter_remove(tgid: Pid);
+    fn procft_filter_add_atomic(tgid: Pid) -> c_int;
+    fn procft_regs_size() -> usize;
+    fn procft_inject_clone(regs: *mut bindings::pt_regs, saved: *mut u64) -> c_int;
+    fn procft_regs_restart(regs: *mut bindings::pt_regs, saved: *const u64);
+    fn procft_unshare_memory() -> c_long;
+    fn procft_kill(task: *mut bindings::task_struct);
+    fn procft_queue_task_work() -> c_int;
+    fn procft_wait_killable(
+        cond: unsafe extern "C" fn(*const c_void) -> bool,
+        arg: *const c_void,
+    ) -> c_int;
+    fn procft_wake_all();
+    fn procft_drain();
 }
 
 // The Rust entry points the shim calls, checked against its prototypes.
@@ -72,6 +86,15 @@ impl Drop for Hooks {
 /// differs from the C compiler's (some configurations are mislaid by
 /// bindgen; then every `Task` accessor would read the wrong field).
 fn check_task_layout() -> Result {
+    // SAFETY: Returns a constant.
+    let regs = unsafe { procft_regs_size() };
+    if regs > size_of::<SavedRegs>() {
+        pr_err!(
+            "struct pt_regs ({} bytes) does not fit procft's copy\n",
+            regs
+        );
+        return Err(ENOEXEC);
+    }
     let (mut size, mut tgid) = (0usize, 0usize);
     // SAFETY: Both pointers are valid for writes.
     unsafe { procft_task_layout(&mut size, &mut tgid) };
@@ -205,9 +228,95 @@ pub(crate) mod filter {
         unsafe { procft_filter_add(tgid) }
     }
 
+    /// Marks a new duplicate's `tgid`, from the fork probe (no sleeping).
+    pub(crate) fn add_atomic(tgid: Pid) -> Result {
+        // SAFETY: Any tgid may be passed.
+        kernel::error::to_result(unsafe { procft_filter_add_atomic(tgid) })
+    }
+
     /// Marks `tgid` unprotected. Does not sleep.
     pub(crate) fn remove(tgid: Pid) {
         // SAFETY: Any tgid may be passed.
         unsafe { procft_filter_remove(tgid) }
     }
+}
+
+/// The registers of the task in a syscall tracepoint, as the C side passed
+/// them. Only the C side looks inside.
+#[derive(Clone, Copy)]
+pub(crate) struct Regs(*mut bindings::pt_regs);
+
+impl Regs {
+    /// # Safety
+    ///
+    /// `ptr` must be the `pt_regs` of the current task in a syscall
+    /// tracepoint, valid until the probe returns.
+    pub(crate) unsafe fn from_raw(ptr: *mut bindings::pt_regs) -> Self {
+        Self(ptr)
+    }
+}
+
+/// Turns the system call being entered into `clone3()` of a duplicate,
+/// keeping the registers in `saved` (see `procft_inject_clone`). May fault
+/// (writes the primary's stack): not under a spinlock.
+pub(crate) fn inject_clone(regs: Regs, saved: &mut SavedRegs) -> Result {
+    // SAFETY: `regs` is valid during the probe (type invariant); `saved`
+    // has room for a `pt_regs` (checked at load).
+    kernel::error::to_result(unsafe { procft_inject_clone(regs.0, saved.0.as_mut_ptr()) })
+}
+
+/// Restores `saved` into `regs` and makes the task re-issue its call.
+pub(crate) fn regs_restart(regs: Regs, saved: &SavedRegs) {
+    // SAFETY: As for `inject_clone`.
+    unsafe { procft_regs_restart(regs.0, saved.0.as_ptr()) }
+}
+
+/// Gives the calling task its own copy of every anonymous page it shares
+/// copy-on-write; returns how many pages it wrote. May sleep.
+pub(crate) fn unshare_memory() -> Result<usize> {
+    // SAFETY: Works on the caller's own address space.
+    let n = unsafe { procft_unshare_memory() };
+    if n < 0 {
+        // Negative values are errnos, which fit a c_int.
+        Err(Error::from_errno(n as c_int))
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Sends SIGKILL to `task`. Does not sleep.
+pub(crate) fn kill(task: &Task) {
+    // SAFETY: `task` is valid for the duration of the call.
+    unsafe { procft_kill(task.as_ptr()) }
+}
+
+/// Makes the calling task run `procft_rs_task_work` before it returns to
+/// user space, or when it exits.
+pub(crate) fn queue_task_work() -> Result {
+    // SAFETY: Acts on the calling task.
+    kernel::error::to_result(unsafe { procft_queue_task_work() })
+}
+
+/// Sleeps until `cond(arg)` holds or a fatal signal arrives; [`wake_all`]
+/// makes sleepers re-check.
+pub(crate) fn wait_killable(
+    cond: unsafe extern "C" fn(*const c_void) -> bool,
+    arg: *const c_void,
+) -> Result {
+    // SAFETY: `cond` may be called with `arg` any number of times while
+    // this runs (the caller's contract for `cond`).
+    kernel::error::to_result(unsafe { procft_wait_killable(cond, arg) })
+}
+
+/// Makes every [`wait_killable`] sleeper re-check its condition.
+pub(crate) fn wake_all() {
+    // SAFETY: No preconditions.
+    unsafe { procft_wake_all() }
+}
+
+/// Waits until no task runs, or is queued to run, procft code through a
+/// task_work (module exit).
+pub(crate) fn drain() {
+    // SAFETY: No preconditions; may sleep.
+    unsafe { procft_drain() }
 }

@@ -11,13 +11,15 @@
 //! built on this entry point.
 
 use kernel::{
+    bindings,
     ffi::{c_long, c_ulong},
     prelude::*,
     uaccess::{UserPtr, UserSlice},
 };
 
 use crate::{
-    control, group, shim,
+    control, group, replica,
+    shim::{self, Regs},
     syscalls::{self, Class},
 };
 
@@ -68,26 +70,71 @@ fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
 }
 
 /// Called by the `sys_enter` probe for every system call of a protected
-/// process (the C side filters on the protected tgids).
+/// process or duplicate (the C side filters on their tgids).
 ///
 /// # Safety
 ///
-/// `args` must point to the call's six arguments; the caller is the task
-/// making the call, in a faultable tracepoint (it may sleep briefly).
+/// `regs` must be the caller's registers and `args` point to the call's
+/// six arguments; the caller is the task making the call, in a faultable
+/// tracepoint (it may sleep briefly).
 #[no_mangle]
-pub(crate) unsafe extern "C" fn procft_rs_sys_enter(nr: c_long, args: *const c_ulong) {
+pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
+    regs: *mut bindings::pt_regs,
+    nr: c_long,
+    args: *const c_ulong,
+) {
     // SAFETY: Six arguments, valid for the call, by the function's contract.
     let args = unsafe { &*args.cast::<[c_ulong; 6]>() };
+    // SAFETY: The caller's registers, valid during the probe.
+    let regs = unsafe { Regs::from_raw(regs) };
     let task = current!();
     let Some(group) = group::lookup(task.tgid()) else {
         return;
     };
+    let nr = nr as i64;
     let why = if shim::is_ptraced(task) {
         Some("being traced")
     } else {
-        unreplicable(nr as i64, args)
+        unreplicable(nr, args)
     };
     if let Some(why) = why {
         control::end_protection(&group, why);
+        return;
     }
+    match syscalls::classify(nr).class {
+        // The new image gets new duplicates, at its first calls.
+        Class::Exec => group.lock().trim_dups(0),
+        Class::Exit => {}
+        _ => replica::maybe_spawn(&group, regs),
+    }
+}
+
+/// Called by the `sys_exit` probe for protected processes and duplicates
+/// (including a new duplicate's first return, from `ret_from_fork`).
+///
+/// # Safety
+///
+/// `regs` must be the caller's registers, in a faultable syscall
+/// tracepoint.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn procft_rs_sys_exit(regs: *mut bindings::pt_regs, ret: c_long) {
+    // SAFETY: The caller's registers, valid during the probe.
+    let regs = unsafe { Regs::from_raw(regs) };
+    replica::on_sys_exit(current!(), regs, ret);
+}
+
+/// Called by the fork probe when a protected process creates a child.
+///
+/// # Safety
+///
+/// Both tasks must be valid for the call (the fork tracepoint's
+/// arguments).
+#[no_mangle]
+pub(crate) unsafe extern "C" fn procft_rs_fork(
+    parent: *mut bindings::task_struct,
+    child: *mut bindings::task_struct,
+) {
+    // SAFETY: Valid for the call, by the function's contract.
+    let (parent, child) = unsafe { (shim::task_ref(parent), shim::task_ref(child)) };
+    replica::on_fork(parent, child);
 }

@@ -16,7 +16,7 @@ kunit_ok() {
 }
 
 echo "TAP version 13"
-echo "1..11"
+echo "1..13"
 
 loaded && rmmod procft
 check "unloads when idle" unloaded
@@ -37,9 +37,23 @@ done
 sleep 1000 & s1=$!
 sleep 1000 & s2=$!
 ftctl set $s1 2 && ftctl set $s2 4
-check "two processes protected" sh -c "[ \$(wc -l < /proc/procft) = 2 ]"
-check "unloads with protected processes present" rmmod procft
-check "they survive, unprotected" sh -c "kill -0 $s1 && kill -0 $s2 && [ \$(cat /proc/$s1/ft_level) = 0 ]"
+# A process making system calls gets its duplicates.
+sh -c 'while true; do usleep 10000; done' & s3=$!
+ftctl set $s3 2
+i=0
+while [ $i -lt 500 ] && ! grep -q "^pid=$s3 .*duplicates=2/2" /proc/procft; do usleep 10000; i=$((i + 1)); done
+dups=$(sed -n "s/^pid=$s3 .*replicas=$s3,\([0-9,]*\) .*/\1/p" /proc/procft | tr , ' ')
+check "three processes protected, one with two duplicates ($dups)" \
+	sh -c "[ \$(wc -l < /proc/procft) = 3 ] && [ \$(echo $dups | wc -w) = 2 ]"
+check "unloads with protected processes and duplicates present" rmmod procft
+check "they survive, unprotected" sh -c "kill -0 $s1 && kill -0 $s2 && kill -0 $s3 && [ \$(cat /proc/$s1/ft_level) = 0 ]"
+gone=0
+for d in $dups; do
+	i=0
+	while [ -e /proc/$d ] && [ $i -lt 200 ]; do usleep 10000; i=$((i + 1)); done
+	[ -e /proc/$d ] && gone=1
+done
+ok $gone "the duplicates are gone"
 i=0
 cycle_ok=0
 while [ $i -lt 20 ]; do
@@ -51,7 +65,7 @@ while [ $i -lt 20 ]; do
 	i=$((i + 1))
 done
 ok $cycle_ok "20 load/protect/unload cycles; nothing survives an unload"
-kill $s1 $s2
+kill $s1 $s2 $s3
 wait 2>/dev/null
 insmod $KO && chmod 0666 /dev/procft
 [ $fails = 0 ]
