@@ -23,7 +23,7 @@ use kernel::{
     task::{Pid, Task},
 };
 
-use crate::{shim, uapi};
+use crate::{ring::Ring, shim, uapi};
 
 /// Highest accepted level; see `PROCFT_MAX_LEVEL` in the UAPI header.
 pub(crate) const MAX_LEVEL: u32 = uapi::PROCFT_MAX_LEVEL;
@@ -57,6 +57,27 @@ pub(crate) struct Dup {
     /// procft killed it on purpose (level lowered, protection ended), so
     /// its death is not a loss to replace.
     pub(crate) leaving: bool,
+    /// Sequence number of the next ring record it consumes.
+    pub(crate) next_seq: u64,
+    /// It waits at an exit or exec for the primary to make it (and holds
+    /// back no record).
+    pub(crate) parked: bool,
+    /// What its task_work is to do next.
+    pub(crate) work: DupWork,
+}
+
+/// What a duplicate's task_work does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DupWork {
+    /// Nothing queued.
+    None,
+    /// Separate its memory (first return to user space).
+    Birth,
+    /// Wait for the primary's record of this call and take its result.
+    Consume { nr: i64, args: [usize; 6] },
+    /// Wait until it is killed (it reached an exit or exec that is the
+    /// primary's to make).
+    Park,
 }
 
 /// Registers of a primary whose system call was turned into a `clone3`.
@@ -88,12 +109,35 @@ pub(crate) struct State {
     pub(crate) spawn_failures: u32,
     /// Set when the group is released: no more duplicates.
     pub(crate) closed: bool,
+    /// The primary's records, consumed by the duplicates.
+    pub(crate) ring: Ring,
+    /// The primary's call in flight that will be recorded at its sys_exit.
+    pub(crate) call: Option<(i64, [usize; 6])>,
+    /// The primary waits for room in the ring, then re-issues this call.
+    pub(crate) wait_space: Option<i64>,
 }
 
 impl State {
     /// Number of live duplicates procft has not asked to leave.
     pub(crate) fn nr_dups(&self) -> usize {
         self.dups.iter().flatten().filter(|d| !d.leaving).count()
+    }
+
+    /// Sequence number of the oldest record a duplicate still needs.
+    pub(crate) fn min_next_seq(&self) -> u64 {
+        self.dups
+            .iter()
+            .flatten()
+            .filter(|d| !d.parked)
+            .map(|d| d.next_seq)
+            .min()
+            .unwrap_or_else(|| self.ring.head())
+    }
+
+    /// Drops the records every duplicate has consumed.
+    pub(crate) fn trim_ring(&mut self) {
+        let upto = self.min_next_seq();
+        self.ring.trim(upto);
     }
 
     /// Kills the newest duplicates until at most `keep` remain.
@@ -156,6 +200,7 @@ pub(crate) struct Group {
 
 impl Group {
     fn new(primary: ARef<Task>, level: u32) -> Result<Arc<Self>> {
+        let ring = Ring::new()?;
         Arc::pin_init(
             pin_init!(Self {
                 primary,
@@ -168,6 +213,9 @@ impl Group {
                     lost: 0,
                     spawn_failures: 0,
                     closed: false,
+                    ring,
+                    call: None,
+                    wait_space: None,
                 }, "procft_group"),
             }),
             GFP_KERNEL,
@@ -214,6 +262,9 @@ impl Group {
         let mut state = self.lock();
         state.closed = true;
         state.trim_dups(0);
+        state.ring.clear();
+        drop(state);
+        shim::wake_all();
     }
 }
 
@@ -382,6 +433,7 @@ pub(crate) fn add_dup(
         return false;
     }
     let saved = state.saved;
+    let next_seq = state.ring.head();
     let Some(slot) = state.dups.iter_mut().find(|d| d.is_none()) else {
         return false;
     };
@@ -395,6 +447,9 @@ pub(crate) fn add_dup(
         born: false,
         ready: false,
         leaving: false,
+        next_seq,
+        parked: false,
+        work: DupWork::None,
     });
     let _ = dups.insert(reservation.into_node(tgid, group.clone()));
     true
@@ -412,9 +467,13 @@ pub(crate) fn remove_dup(tgid: Pid) -> Option<(Arc<Group>, bool)> {
             .dups
             .iter_mut()
             .find(|d| d.as_ref().is_some_and(|d| d.tgid == tgid));
-        slot.and_then(|s| s.take()).is_none_or(|d| d.leaving)
+        let leaving = slot.and_then(|s| s.take()).is_none_or(|d| d.leaving);
+        state.trim_ring();
+        leaving
     };
     drop(table);
+    // The primary may be waiting for room in the ring.
+    shim::wake_all();
     Some((group, leaving))
 }
 

@@ -53,8 +53,7 @@ pub(crate) unsafe extern "C" fn procft_rs_level_store(
 /// One line of `/proc/procft`: space-separated `key=value` fields.
 /// `replicas` lists the primary and every live duplicate; `duplicates`
 /// counts those on their own frames against the level; `sync` says how
-/// duplicates follow the primary (`standby`: they wait at the call where
-/// they were created).
+/// duplicates follow the primary (`lockstep`: at system-call boundaries).
 impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pid={} level={} replicas=", self.pid, self.level)?;
@@ -67,7 +66,7 @@ impl fmt::Display for Snapshot {
         let c = &self.counters;
         write!(
             f,
-            " duplicates={}/{} sync=standby failovers={} respawns={} mce_events={} divergences={}",
+            " duplicates={}/{} sync=lockstep failovers={} respawns={} mce_events={} divergences={}",
             self.ready, self.level, c.failovers, c.respawns, c.mce_events, c.divergences
         )
     }
@@ -129,7 +128,7 @@ mod tests {
         let line = CString::try_from_fmt(fmt!("{}", s))?;
         assert_eq!(
             line.to_bytes(),
-            b"pid=100 level=2 replicas=100,101,102 duplicates=2/2 sync=standby failovers=1 \
+            b"pid=100 level=2 replicas=100,101,102 duplicates=2/2 sync=lockstep failovers=1 \
               respawns=2 mce_events=3 divergences=4"
         );
         Ok(())

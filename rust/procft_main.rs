@@ -16,7 +16,8 @@
 //!   the C shim.
 //! - [`ioctl`]: the `/dev/procft` misc device.
 //! - [`syscalls`]: the classification of every x86-64 system call.
-//! - [`sync`]: the handler of protected processes' system-call entries.
+//! - [`sync`]: the system-call synchronisation of a group.
+//! - [`ring`]: the bounded buffer of the primary's records.
 //! - [`uapi`]: the ioctl ABI, mirrored from `include/uapi/linux/procft.h`.
 //! - [`shim`]: declarations of the small C shim (`procft_shim.c`).
 //!
@@ -32,6 +33,7 @@ mod group;
 mod ioctl;
 mod procfs;
 mod replica;
+mod ring;
 mod shim;
 mod sync;
 mod syscalls;

@@ -18,6 +18,7 @@
 #include <linux/sched/exec_state.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
+#include <linux/sched/task_stack.h>
 #include <linux/slab.h>
 #include <linux/task_work.h>
 #include <linux/uaccess.h>
@@ -252,6 +253,34 @@ void procft_regs_restart(struct pt_regs *regs, const void *saved)
 {
 	memcpy(regs, saved, sizeof(*regs));
 	regs->ax = regs->orig_ax;
+	regs->ip -= 2;
+}
+
+/**
+ * procft_suppress - skip the system call being entered (sys_enter only):
+ * with orig_ax at -1 the kernel runs nothing and returns regs->ax, which
+ * procft_set_return() fills in later.
+ */
+void procft_suppress(struct pt_regs *regs)
+{
+	regs->orig_ax = -1;
+}
+
+/** procft_set_return - the value the caller's current system call returns */
+void procft_set_return(long value)
+{
+	task_pt_regs(current)->ax = value;
+}
+
+/**
+ * procft_restart_call - make the caller issue system call @nr again on its
+ * return to user space (its argument registers are untouched)
+ */
+void procft_restart_call(long nr)
+{
+	struct pt_regs *regs = task_pt_regs(current);
+
+	regs->ax = nr;
 	regs->ip -= 2;
 }
 

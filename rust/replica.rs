@@ -17,17 +17,16 @@
 //!    `sys_exit` does the same, so both stand before the same call.
 //! 4. Before the child's first user instruction, a task_work gives it its
 //!    own copy of every anonymous page ([`shim::unshare_memory`]).
-//! 5. It then waits. Keeping it in step with the primary is the next
-//!    stage of procft; today a duplicate waits at the call where it was
-//!    created until it dies (`sync=standby` in `/proc/procft`).
+//! 5. It then runs in step with the primary ([`crate::sync`]), starting
+//!    with the call the primary was making.
 //!
 //! A duplicate that dies without procft asking (SIGKILL, a memory error)
 //! is replaced at the primary's next system call and counted in `respawns`.
 
-use kernel::{ffi::c_void, prelude::*, rbtree::RBTreeNodeReservation, sync::Arc, task::Task};
+use kernel::{prelude::*, rbtree::RBTreeNodeReservation, sync::Arc, task::Task};
 
 use crate::{
-    group::{self, Group, SavedRegs, Spawn},
+    group::{self, DupWork, Group, SavedRegs, Spawn},
     shim::{self, Regs},
 };
 
@@ -93,35 +92,37 @@ pub(crate) fn on_fork(parent: &Task, child: &Task) {
     }
 }
 
-/// `sys_exit` of a protected primary or of a duplicate.
-pub(crate) fn on_sys_exit(task: &Task, regs: Regs, ret: isize) {
-    if let Some(group) = group::lookup(task.tgid()) {
-        let saved = {
-            let mut st = group.lock();
-            let forked = match st.spawn {
-                Spawn::Idle => return,
-                Spawn::Injected(_) => false,
-                Spawn::Forked => true,
-            };
-            // This is the return of our clone3().
-            st.spawn = Spawn::Idle;
-            if forked && ret > 0 {
-                st.spawn_failures = 0;
-                if st.lost > 0 {
-                    st.lost -= 1;
-                    st.counters.respawns += 1;
-                }
-            } else {
-                st.spawn_failures += 1;
-            }
-            st.saved
+/// `sys_exit` of the primary: if this is the return of the `clone3()`
+/// procft injected, restores the primary's call so that it is made
+/// afresh, and returns true.
+pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool {
+    let saved = {
+        let mut st = group.lock();
+        let forked = match st.spawn {
+            Spawn::Idle => return false,
+            Spawn::Injected(_) => false,
+            Spawn::Forked => true,
         };
-        shim::regs_restart(regs, &saved);
-        return;
-    }
-    let Some(group) = group::lookup_dup(task.tgid()) else {
-        return;
+        st.spawn = Spawn::Idle;
+        if forked && ret > 0 {
+            st.spawn_failures = 0;
+            if st.lost > 0 {
+                st.lost -= 1;
+                st.counters.respawns += 1;
+            }
+        } else {
+            st.spawn_failures += 1;
+        }
+        st.saved
     };
+    shim::regs_restart(regs, &saved);
+    true
+}
+
+/// First `sys_exit` of a duplicate (from `ret_from_fork`): take the
+/// primary's registers, so that it makes the same call, and separate its
+/// memory before its first user instruction.
+pub(crate) fn dup_first_exit(group: &Group, task: &Task, regs: Regs) {
     let saved = {
         let mut st = group.lock();
         let Some(dup) = st.dups.iter_mut().flatten().find(|d| d.tgid == task.tgid()) else {
@@ -131,6 +132,7 @@ pub(crate) fn on_sys_exit(task: &Task, regs: Regs, ret: isize) {
             return;
         }
         dup.born = true;
+        dup.work = DupWork::Birth;
         dup.saved
     };
     shim::regs_restart(regs, &saved);
@@ -139,24 +141,10 @@ pub(crate) fn on_sys_exit(task: &Task, regs: Regs, ret: isize) {
     }
 }
 
-/// Never true yet: duplicates are not released into user space; they wait
-/// until they die (SIGKILL ends the wait).
-///
-/// # Safety
-///
-/// Any argument is accepted; it is not dereferenced.
-unsafe extern "C" fn released(_dup: *const c_void) -> bool {
-    false
-}
-
-/// In a new duplicate, before its first user instruction: separate its
-/// memory, then wait.
-#[no_mangle]
-pub(crate) extern "C" fn procft_rs_task_work() {
-    let task = current!();
-    let Some(group) = group::lookup_dup(task.tgid()) else {
-        return;
-    };
+/// In a new duplicate, before its first user instruction: give it its own
+/// frames. It then returns to user space and remakes the primary's call,
+/// which it takes from the ring.
+pub(crate) fn birth(group: &Group, task: &Task) {
     let Ok(pages) = shim::unshare_memory() else {
         // A fatal signal came: it is dying.
         return;
@@ -173,10 +161,6 @@ pub(crate) extern "C" fn procft_rs_task_work() {
         task.tgid_nr_ns(None),
         pages
     );
-    drop(group);
-    // Returns only on SIGKILL; the duplicate then exits without running
-    // user code.
-    let _ = shim::wait_killable(released, core::ptr::null());
 }
 
 /// A duplicate is exiting: forget it, and if procft did not ask for it,

@@ -41,6 +41,9 @@ extern "C" {
     fn procft_inject_clone(regs: *mut bindings::pt_regs, saved: *mut u64) -> c_int;
     fn procft_regs_restart(regs: *mut bindings::pt_regs, saved: *const u64);
     fn procft_unshare_memory() -> c_long;
+    fn procft_suppress(regs: *mut bindings::pt_regs);
+    fn procft_set_return(value: c_long);
+    fn procft_restart_call(nr: c_long);
     fn procft_kill(task: *mut bindings::task_struct);
     fn procft_queue_task_work() -> c_int;
     fn procft_wait_killable(
@@ -282,6 +285,26 @@ pub(crate) fn unshare_memory() -> Result<usize> {
     } else {
         Ok(n as usize)
     }
+}
+
+/// Skips the system call being entered (at `sys_enter`); its return value
+/// is set later with [`set_return`].
+pub(crate) fn suppress(regs: Regs) {
+    // SAFETY: `regs` is valid during the probe (type invariant).
+    unsafe { procft_suppress(regs.0) }
+}
+
+/// Sets what the calling task's current system call returns.
+pub(crate) fn set_return(value: isize) {
+    // SAFETY: Acts on the calling task's saved user registers.
+    unsafe { procft_set_return(value) }
+}
+
+/// Makes the calling task issue system call `nr` again when it returns to
+/// user space.
+pub(crate) fn restart_call(nr: i64) {
+    // SAFETY: Acts on the calling task's saved user registers.
+    unsafe { procft_restart_call(nr as c_long) }
 }
 
 /// Sends SIGKILL to `task`. Does not sleep.

@@ -1,26 +1,41 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! System-call boundaries of protected processes: the `sys_enter` probe's
-//! handler.
+//! Synchronisation at system-call boundaries: the handlers of the
+//! `sys_enter` and `sys_exit` probes and of replicas' task_work.
 //!
-//! Today it enforces what procft cannot replicate: before a protected
-//! process makes a call that would let its replicas' memory or identity
-//! diverge (see [`crate::syscalls`]: shared memory, threads, ptrace, ...),
-//! protection ends cleanly, with one log line, so that procft never gives
-//! a wrong result. The synchronisation of duplicates at these boundaries is
-//! built on this entry point.
+//! - Before a protected process makes a call procft cannot replicate (see
+//!   [`crate::syscalls`]: shared memory, threads, ptrace, ...), protection
+//!   ends cleanly, with one log line, so procft never gives a wrong result.
+//! - Calls of class `Local` and `Mmap` run in every replica.
+//! - Calls of class `Primary` and `Fork` run in the primary only. At its
+//!   `sys_exit` the primary records the call, its arguments, its result and
+//!   every byte it wrote into user memory ([`syscalls::outputs`]) in the
+//!   group's bounded [`Ring`](crate::ring::Ring). A duplicate reaching the
+//!   same call skips it (`orig_ax = -1`) and, in a task_work on its way
+//!   back to user space (never inside the tracepoint), waits for the
+//!   record, checks the call and its arguments against it, writes the
+//!   recorded bytes into its own memory and returns the recorded result.
+//! - A duplicate whose call differs from the record has diverged: it is
+//!   counted, logged and replaced.
+//! - Exit and exec are the primary's: a duplicate reaching one waits to
+//!   be killed (the primary's exit or exec ends its duplicates).
 
 use kernel::{
     bindings,
-    ffi::{c_long, c_ulong},
+    ffi::{c_long, c_ulong, c_void},
     prelude::*,
+    sync::Arc,
+    task::{Pid, Task},
     uaccess::{UserPtr, UserSlice},
 };
 
 use crate::{
-    control, group, replica,
+    control,
+    group::{self, DupWork, Group, Spawn},
+    replica,
+    ring::{Record, CAPACITY},
     shim::{self, Regs},
-    syscalls::{self, Class},
+    syscalls::{self, Class, Len, Out, Outputs},
 };
 
 const CLONE_VM: u64 = 0x100;
@@ -69,6 +84,9 @@ fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
     }
 }
 
+/// Largest output one call may have (bytes); beyond it protection ends.
+const MAX_OUTPUT: usize = 4 << 20;
+
 /// Called by the `sys_enter` probe for every system call of a protected
 /// process or duplicate (the C side filters on their tgids).
 ///
@@ -84,29 +102,91 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
     args: *const c_ulong,
 ) {
     // SAFETY: Six arguments, valid for the call, by the function's contract.
-    let args = unsafe { &*args.cast::<[c_ulong; 6]>() };
+    let args = unsafe { *args.cast::<[c_ulong; 6]>() };
     // SAFETY: The caller's registers, valid during the probe.
     let regs = unsafe { Regs::from_raw(regs) };
     let task = current!();
-    let Some(group) = group::lookup(task.tgid()) else {
-        return;
-    };
     let nr = nr as i64;
-    let why = if shim::is_ptraced(task) {
+    if let Some(group) = group::lookup(task.tgid()) {
+        primary_enter(&group, regs, nr, &args);
+    } else if let Some(group) = group::lookup_dup(task.tgid()) {
+        dup_enter(&group, task, regs, nr, &args);
+    }
+}
+
+fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
+    let why = if shim::is_ptraced(current!()) {
         Some("being traced")
     } else {
         unreplicable(nr, args)
     };
     if let Some(why) = why {
-        control::end_protection(&group, why);
+        control::end_protection(group, why);
         return;
     }
-    match syscalls::classify(nr).class {
-        // The new image gets new duplicates, at its first calls.
-        Class::Exec => group.lock().trim_dups(0),
-        Class::Exit => {}
-        _ => replica::maybe_spawn(&group, regs),
+    let class = syscalls::classify(nr).class;
+    match class {
+        Class::Exec => {
+            // The new image gets new duplicates, at its first calls.
+            let mut st = group.lock();
+            st.trim_dups(0);
+            st.ring.clear();
+            st.call = None;
+            return;
+        }
+        Class::Exit => return,
+        _ => {}
     }
+    replica::maybe_spawn(group, regs);
+    if !matches!(class, Class::Primary | Class::Fork) {
+        return;
+    }
+    let mut st = group.lock();
+    if !matches!(st.spawn, Spawn::Idle) || st.dups.iter().flatten().next().is_none() {
+        // This call became a clone3() and will be made again, or nobody
+        // needs a record of it.
+        st.call = None;
+        return;
+    }
+    st.trim_ring();
+    if !st.ring.is_full() {
+        st.call = Some((nr, *args));
+        return;
+    }
+    // Back-pressure: wait (outside the tracepoint) for the slowest
+    // duplicate, then make the call again.
+    st.wait_space = Some(nr);
+    st.call = None;
+    drop(st);
+    if shim::queue_task_work().is_ok() {
+        shim::suppress(regs);
+    } else {
+        group.lock().wait_space = None;
+    }
+}
+
+fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6]) {
+    let work = match syscalls::classify(nr).class {
+        Class::Local | Class::Mmap => return,
+        Class::Exit | Class::Exec => DupWork::Park,
+        Class::Primary | Class::Fork | Class::Unsupported => DupWork::Consume { nr, args: *args },
+    };
+    {
+        let mut st = group.lock();
+        let Some(dup) = find_dup(&mut st, task.tgid()) else {
+            return;
+        };
+        dup.work = work;
+    }
+    if shim::queue_task_work().is_ok() {
+        shim::suppress(regs);
+    } else {
+        shim::kill(task);
+    }
+}
+
+fn find_dup(st: &mut group::State, tgid: Pid) -> Option<&mut group::Dup> {
+    st.dups.iter_mut().flatten().find(|d| d.tgid == tgid)
 }
 
 /// Called by the `sys_exit` probe for protected processes and duplicates
@@ -120,7 +200,14 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
 pub(crate) unsafe extern "C" fn procft_rs_sys_exit(regs: *mut bindings::pt_regs, ret: c_long) {
     // SAFETY: The caller's registers, valid during the probe.
     let regs = unsafe { Regs::from_raw(regs) };
-    replica::on_sys_exit(current!(), regs, ret);
+    let task = current!();
+    if let Some(group) = group::lookup(task.tgid()) {
+        if !replica::primary_spawn_exit(&group, regs, ret) {
+            record(&group, ret);
+        }
+    } else if let Some(group) = group::lookup_dup(task.tgid()) {
+        replica::dup_first_exit(&group, task, regs);
+    }
 }
 
 /// Called by the fork probe when a protected process creates a child.
@@ -138,3 +225,330 @@ pub(crate) unsafe extern "C" fn procft_rs_fork(
     let (parent, child) = unsafe { (shim::task_ref(parent), shim::task_ref(child)) };
     replica::on_fork(parent, child);
 }
+
+/// `-ERESTARTSYS` and friends: the call is interrupted and will be made
+/// again (or turned into `-EINTR`); it has no result yet.
+fn is_restart(ret: isize) -> bool {
+    (-516..=-512).contains(&ret)
+}
+
+/// At the primary's `sys_exit`: appends the call in flight to the ring.
+fn record(group: &Arc<Group>, ret: isize) {
+    let Some((nr, args)) = group.lock().call.take() else {
+        return;
+    };
+    if is_restart(ret) {
+        return;
+    }
+    let outputs = match capture(nr, &args, ret) {
+        Ok(o) => o,
+        Err(why) => {
+            control::end_protection(group, why);
+            return;
+        }
+    };
+    let Ok(record) = Arc::new(
+        Record {
+            nr,
+            args,
+            ret,
+            outputs,
+        },
+        GFP_KERNEL,
+    ) else {
+        control::end_protection(group, "out of memory for a record");
+        return;
+    };
+    let overflow = {
+        let mut st = group.lock();
+        let overflow = st.ring.push(record).is_err();
+        // A duplicate waiting at an exit or exec the primary did not make
+        // has diverged.
+        let mut diverged = 0;
+        for d in st.dups.iter_mut().flatten() {
+            if d.parked && !d.leaving {
+                d.leaving = true;
+                shim::kill(&d.task);
+                diverged += 1;
+            }
+        }
+        st.counters.divergences += diverged;
+        st.lost += diverged as u32;
+        overflow
+    };
+    if overflow {
+        control::end_protection(group, "a synchronisation buffer overflow");
+    }
+    shim::wake_all();
+}
+
+/// Reads `len` bytes of the caller's memory at `addr`.
+fn read_user(addr: usize, len: usize) -> Result<KVec<u8>> {
+    let mut buf = KVec::with_capacity(len, GFP_KERNEL)?;
+    buf.resize(len, 0, GFP_KERNEL)?;
+    UserSlice::new(UserPtr::from_addr(addr), len)
+        .reader()
+        .read_slice(&mut buf)?;
+    Ok(buf)
+}
+
+/// The buffers a successful call wrote, read back from the primary.
+fn capture(
+    nr: i64,
+    args: &[usize; 6],
+    ret: isize,
+) -> Result<KVec<(usize, KVec<u8>)>, &'static str> {
+    let mut out = KVec::new();
+    if ret < 0 {
+        return Ok(out);
+    }
+    let ret = ret as usize;
+    let mut bufs: KVec<(usize, usize)> = KVec::new();
+    let oom = "out of memory for a record";
+    let mut add = |addr: usize, len: usize| -> Result<(), &'static str> {
+        if addr != 0 && len != 0 {
+            bufs.push((addr, len), GFP_KERNEL).map_err(|_| oom)?;
+        }
+        Ok(())
+    };
+    match syscalls::outputs(nr) {
+        Outputs::Unknown => return Err("a call whose output procft cannot replay yet"),
+        Outputs::Bufs(list) => {
+            for &Out(arg, len) in list {
+                let n = match len {
+                    Len::Ret => ret,
+                    Len::RetTimes(k) => ret.saturating_mul(k),
+                    Len::Fixed(n) => n,
+                    Len::ArgTimes(i, k) => args[i].saturating_mul(k),
+                    Len::Arg(i) => args[i],
+                    Len::DerefU32(i) if args[i] != 0 => {
+                        UserSlice::new(UserPtr::from_addr(args[i]), 4)
+                            .reader()
+                            .read::<u32>()
+                            .map_or(0, |v| v as usize)
+                    }
+                    Len::DerefU32(_) => 0,
+                    Len::FdSet => args[0].div_ceil(64) * 8,
+                };
+                add(args[arg], n)?;
+            }
+        }
+        Outputs::Iov => {
+            // struct iovec { void *base; size_t len; }, filled in order.
+            let mut left = ret;
+            for i in 0..args[2].min(1024) {
+                if left == 0 {
+                    break;
+                }
+                let iov = UserSlice::new(UserPtr::from_addr(args[1] + i * 16), 16)
+                    .reader()
+                    .read::<[usize; 2]>()
+                    .map_err(|_| "an unreadable iovec")?;
+                let n = iov[1].min(left);
+                add(iov[0], n)?;
+                left -= n;
+            }
+        }
+        Outputs::Ioctl => {
+            let req = args[1] as u32;
+            let n = match req {
+                0x5401 => 36,         // TCGETS: struct termios
+                0x5413 => 8,          // TIOCGWINSZ
+                0x540f | 0x541b => 4, // TIOCGPGRP, FIONREAD
+                // _IOR/_IOWR requests encode their size.
+                r if (r >> 30) & 2 != 0 => ((r >> 16) & 0x3fff) as usize,
+                _ => 0,
+            };
+            add(args[2], n)?;
+        }
+        Outputs::Fcntl => {
+            let n = match args[1] {
+                5 | 36 => 32, // F_GETLK, F_OFD_GETLK: struct flock
+                16 => 8,      // F_GETOWN_EX
+                _ => 0,
+            };
+            add(args[2], n)?;
+        }
+    }
+    for (addr, len) in bufs.iter().copied() {
+        if len > MAX_OUTPUT {
+            return Err("a call with an output too large to replicate");
+        }
+        let bytes = read_user(addr, len).map_err(|_| "an output procft could not read")?;
+        out.push((addr, bytes), GFP_KERNEL).map_err(|_| oom)?;
+    }
+    Ok(out)
+}
+
+/// What a duplicate waits for.
+struct Waiter<'a> {
+    group: &'a Group,
+    tgid: Pid,
+}
+
+/// Whether the duplicate in `arg` (a [`Waiter`]) can go on: its next
+/// record exists, or it is to die.
+///
+/// # Safety
+///
+/// `arg` must point to a live [`Waiter`].
+unsafe extern "C" fn dup_can_go(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let w = unsafe { &*arg.cast::<Waiter<'_>>() };
+    let mut st = w.group.lock();
+    if st.closed {
+        return true;
+    }
+    match find_dup(&mut st, w.tgid) {
+        Some(d) if !d.leaving && !d.parked => {
+            let seq = d.next_seq;
+            st.ring.get(seq).is_some()
+        }
+        _ => true,
+    }
+}
+
+/// Whether the primary waiting for room (in `arg`, a [`Waiter`]) can go on.
+///
+/// # Safety
+///
+/// `arg` must point to a live [`Waiter`].
+unsafe extern "C" fn primary_can_go(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let w = unsafe { &*arg.cast::<Waiter<'_>>() };
+    let mut st = w.group.lock();
+    st.trim_ring();
+    st.closed || !st.ring.is_full() || st.dups.iter().flatten().next().is_none()
+}
+
+/// Never: a parked duplicate waits until it is killed.
+///
+/// # Safety
+///
+/// Any argument is accepted; it is not dereferenced.
+unsafe extern "C" fn never(_arg: *const c_void) -> bool {
+    false
+}
+
+/// A duplicate's task_work: take the primary's record of call `nr`.
+fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
+    let tgid = task.tgid();
+    let w = Waiter { group, tgid };
+    if shim::wait_killable(dup_can_go, core::ptr::from_ref(&w).cast()).is_err() {
+        return;
+    }
+    let (record, seq) = {
+        let mut st = group.lock();
+        if st.closed {
+            return;
+        }
+        let Some(d) = find_dup(&mut st, tgid) else {
+            return;
+        };
+        if d.leaving {
+            return;
+        }
+        let seq = d.next_seq;
+        match st.ring.get(seq) {
+            Some(r) => (r, seq),
+            None => return,
+        }
+    };
+    if record.nr != nr || record.args != *args {
+        let (ours, theirs) = (
+            syscalls::classify(nr).name,
+            syscalls::classify(record.nr).name,
+        );
+        diverge(group, task, ours, theirs);
+        return;
+    }
+    for (addr, bytes) in record.outputs.iter() {
+        let wrote = UserSlice::new(UserPtr::from_addr(*addr), bytes.len())
+            .writer()
+            .write_slice(bytes);
+        if wrote.is_err() {
+            diverge(
+                group,
+                task,
+                "an unwritable buffer",
+                syscalls::classify(nr).name,
+            );
+            return;
+        }
+    }
+    shim::set_return(record.ret);
+    {
+        let mut st = group.lock();
+        if let Some(d) = find_dup(&mut st, tgid) {
+            d.next_seq = seq + 1;
+        }
+        st.trim_ring();
+    }
+    shim::wake_all();
+}
+
+/// The calling duplicate disagrees with the primary: count it, log it, and
+/// let it die (it is then replaced like any lost duplicate).
+fn diverge(group: &Group, task: &Task, ours: &str, theirs: &str) {
+    {
+        let mut st = group.lock();
+        st.counters.divergences += 1;
+    }
+    pr_info!(
+        "pid {}: duplicate {} diverged ({} where the primary made {}); replacing it\n",
+        group.pid(),
+        task.tgid_nr_ns(None),
+        ours,
+        theirs
+    );
+    shim::kill(task);
+}
+
+/// Runs in a replica on its way back to user space (or as it exits), for
+/// whatever its probe queued.
+#[no_mangle]
+pub(crate) extern "C" fn procft_rs_task_work() {
+    let task = current!();
+    if let Some(group) = group::lookup(task.tgid()) {
+        let Some(nr) = group.lock().wait_space.take() else {
+            return;
+        };
+        let w = Waiter {
+            group: &group,
+            tgid: task.tgid(),
+        };
+        if shim::wait_killable(primary_can_go, core::ptr::from_ref(&w).cast()).is_ok() {
+            shim::restart_call(nr);
+        }
+        return;
+    }
+    let Some(group) = group::lookup_dup(task.tgid()) else {
+        return;
+    };
+    let work = {
+        let mut st = group.lock();
+        match find_dup(&mut st, task.tgid()) {
+            Some(d) => {
+                let work = d.work;
+                d.work = DupWork::None;
+                if work == DupWork::Park {
+                    d.parked = true;
+                }
+                work
+            }
+            None => return,
+        }
+    };
+    match work {
+        DupWork::None => {}
+        DupWork::Birth => replica::birth(&group, task),
+        DupWork::Consume { nr, args } => consume(&group, task, nr, &args),
+        DupWork::Park => {
+            // The primary's exit or exec will kill it.
+            shim::wake_all();
+            let _ = shim::wait_killable(never, core::ptr::null());
+        }
+    }
+}
+
+const _: () = assert!(CAPACITY > 0);

@@ -456,6 +456,129 @@ pub(crate) fn classify(nr: i64) -> Syscall {
     })
 }
 
+/// How long one output buffer of a call is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Len {
+    /// The call's return value (bytes).
+    Ret,
+    /// The return value times a record size.
+    RetTimes(usize),
+    /// A fixed size (x86-64 layout of the structure).
+    Fixed(usize),
+    /// The value of another argument times a record size.
+    ArgTimes(usize, usize),
+    /// The value of another argument (bytes).
+    Arg(usize),
+    /// A `socklen_t` the call wrote at another argument.
+    DerefU32(usize),
+    /// An `fd_set` for `nfds` in argument 0.
+    FdSet,
+}
+
+/// Where a call writes into the caller's memory: the argument holding the
+/// address, and the length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Out(pub(crate) usize, pub(crate) Len);
+
+/// What a `Primary` call writes into the caller's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outputs {
+    /// These buffers (possibly none), when the call succeeds.
+    Bufs(&'static [Out]),
+    /// An iovec array (argument 1, count in argument 2) filled with the
+    /// return value's bytes.
+    Iov,
+    /// `ioctl`: by the request's encoded direction and size.
+    Ioctl,
+    /// `fcntl`: the lock queries.
+    Fcntl,
+    /// Writes memory in a way procft cannot replay yet: protection ends.
+    Unknown,
+}
+
+use Len::*;
+
+/// What call `nr` (of class `Primary` or `Fork`) writes into memory.
+pub(crate) const fn outputs(nr: i64) -> Outputs {
+    const STAT: &[Out] = &[Out(1, Fixed(144))];
+    const READ: &[Out] = &[Out(1, Ret)];
+    Outputs::Bufs(match nr {
+        0 | 17 => READ,
+        4..=6 => STAT,
+        7 => &[Out(0, ArgTimes(1, 8))],
+        16 => return Outputs::Ioctl,
+        19 | 295 | 327 => return Outputs::Iov,
+        22 | 293 => &[Out(0, Fixed(8))],
+        23 | 270 => &[
+            Out(1, FdSet),
+            Out(2, FdSet),
+            Out(3, FdSet),
+            Out(4, Fixed(16)),
+        ],
+        35 => &[Out(1, Fixed(16))],
+        36 => &[Out(1, Fixed(32))],
+        38 => &[Out(2, Fixed(32))],
+        40 => &[Out(2, Fixed(8))],
+        43 | 288 | 51 | 52 => &[Out(1, DerefU32(2)), Out(2, Fixed(4))],
+        45 => &[Out(1, Ret), Out(4, DerefU32(5)), Out(5, Fixed(4))],
+        53 => &[Out(3, Fixed(8))],
+        55 => &[Out(3, DerefU32(4)), Out(4, Fixed(4))],
+        61 => &[Out(1, Fixed(4)), Out(3, Fixed(144))],
+        63 => &[Out(0, Fixed(390))],
+        72 => return Outputs::Fcntl,
+        78 | 217 => READ,
+        79 => &[Out(0, Ret)],
+        89 => READ,
+        96 => &[Out(0, Fixed(16)), Out(1, Fixed(8))],
+        97 => &[Out(1, Fixed(16))],
+        98 => &[Out(1, Fixed(144))],
+        99 => &[Out(0, Fixed(112))],
+        100 => &[Out(0, Fixed(32))],
+        103 => READ,
+        115 => &[Out(1, RetTimes(4))],
+        118 | 120 => &[Out(0, Fixed(4)), Out(1, Fixed(4)), Out(2, Fixed(4))],
+        125 => &[Out(1, Fixed(24))],
+        128 => &[Out(1, Fixed(128))],
+        137 | 138 => &[Out(1, Fixed(120))],
+        143 => &[Out(1, Fixed(4))],
+        148 => &[Out(1, Fixed(16))],
+        159 => &[Out(0, Fixed(208))],
+        191..=193 => &[Out(2, Ret)],
+        194..=196 => READ,
+        201 => &[Out(0, Fixed(8))],
+        204 => &[Out(2, Ret)],
+        222 => &[Out(2, Fixed(4))],
+        223 => &[Out(3, Fixed(32))],
+        224 => &[Out(1, Fixed(32))],
+        228 | 229 => &[Out(1, Fixed(16))],
+        230 => &[Out(3, Fixed(16))],
+        232 | 281 | 441 => &[Out(1, RetTimes(12))],
+        243 => &[Out(1, Ret), Out(3, Fixed(4))],
+        245 => &[Out(2, Fixed(64))],
+        247 => &[Out(2, Fixed(128)), Out(4, Fixed(144))],
+        262 => &[Out(2, Fixed(144))],
+        267 => &[Out(2, Ret)],
+        271 => &[Out(0, ArgTimes(1, 8)), Out(2, Fixed(16))],
+        275 | 326 => &[Out(1, Fixed(8)), Out(3, Fixed(8))],
+        286 => &[Out(3, Fixed(32))],
+        287 => &[Out(1, Fixed(32))],
+        302 => &[Out(3, Fixed(16))],
+        305 => &[Out(1, Fixed(208))],
+        309 => &[Out(0, Fixed(4)), Out(1, Fixed(4))],
+        315 => &[Out(1, Arg(2))],
+        318 => &[Out(0, Ret)],
+        332 => &[Out(4, Fixed(256))],
+        // recvmsg, recvmmsg, sendmmsg, msgctl, semctl, keyctl, sysfs,
+        // quotactl, name_to_handle_at, statmount, listmount,
+        // lsm_get_self_attr, lsm_list_modules, file_getattr, listns,
+        // getxattrat, listxattrat, cachestat, bpf, quotactl_fd,
+        // process_vm_readv, io_getevents.
+        47 | 299 | 307 | 70 | 71 | 66 | 250 | 139 | 179 | 303 | 457 | 458 | 459 | 461 | 468
+        | 470 | 464 | 465 | 451 | 321 | 443 => return Outputs::Unknown,
+        _ => &[],
+    })
+}
+
 #[kunit_tests(procft_syscalls)]
 mod tests {
     use super::*;

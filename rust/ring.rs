@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The synchronisation buffer of a group: a bounded ring of the primary's
+//! system-call records, which every duplicate consumes in order.
+//!
+//! The primary appends a record at the `sys_exit` of each call that only it
+//! runs; a record is dropped once every duplicate has consumed it. When
+//! [`CAPACITY`] records are waiting for the slowest duplicate, the primary
+//! waits before its next such call (back-pressure); the ring never grows.
+
+use kernel::{prelude::*, sync::Arc};
+
+/// Records a duplicate may lag behind the primary.
+pub(crate) const CAPACITY: usize = 64;
+
+/// One system call as the primary made it.
+pub(crate) struct Record {
+    /// Call number.
+    pub(crate) nr: i64,
+    /// Arguments, checked against each duplicate's own.
+    pub(crate) args: [usize; 6],
+    /// What the call returned.
+    pub(crate) ret: isize,
+    /// What it wrote into the primary's memory: address and bytes. (Plain
+    /// kmalloc memory, so a record may be freed under a spinlock.)
+    pub(crate) outputs: KVec<(usize, KVec<u8>)>,
+}
+
+/// The bounded ring.
+pub(crate) struct Ring {
+    /// Sequence number of `records[0]`.
+    base: u64,
+    records: KVec<Arc<Record>>,
+}
+
+impl Ring {
+    /// An empty ring with room for [`CAPACITY`] records.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            base: 0,
+            records: KVec::with_capacity(CAPACITY, GFP_KERNEL)?,
+        })
+    }
+
+    /// Sequence number the next record will get.
+    pub(crate) fn head(&self) -> u64 {
+        self.base + self.records.len() as u64
+    }
+
+    /// Whether the primary must wait for the slowest duplicate.
+    pub(crate) fn is_full(&self) -> bool {
+        self.records.len() >= CAPACITY
+    }
+
+    /// Appends a record; fails (giving it back) only if the ring is full.
+    pub(crate) fn push(&mut self, record: Arc<Record>) -> Result<(), Arc<Record>> {
+        self.records.push_within_capacity(record).map_err(|e| e.0)
+    }
+
+    /// The record with sequence number `seq`, if it is (still) in the ring.
+    pub(crate) fn get(&self, seq: u64) -> Option<Arc<Record>> {
+        let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        self.records.get(i).cloned()
+    }
+
+    /// Drops the records before sequence number `upto` (every duplicate is
+    /// past them).
+    pub(crate) fn trim(&mut self, upto: u64) {
+        while self.base < upto && !self.records.is_empty() {
+            let _ = self.records.remove(0);
+            self.base += 1;
+        }
+    }
+
+    /// Drops every record (no duplicate needs them).
+    pub(crate) fn clear(&mut self) {
+        self.trim(self.head());
+    }
+}
