@@ -21,6 +21,8 @@ pub(crate) struct Record {
     pub(crate) args: [usize; 6],
     /// What the call returned.
     pub(crate) ret: isize,
+    /// Hash of the bytes it sent out (see [`crate::syscalls::input`]).
+    pub(crate) input_hash: u64,
     /// What it wrote into the primary's memory: address and bytes. (Plain
     /// kmalloc memory, so a record may be freed under a spinlock.)
     pub(crate) outputs: KVec<(usize, KVec<u8>)>,

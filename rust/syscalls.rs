@@ -579,6 +579,16 @@ pub(crate) const fn outputs(nr: i64) -> Outputs {
     })
 }
 
+/// The buffer a call sends out (argument holding the address, argument
+/// holding the length), whose bytes a duplicate must agree on.
+pub(crate) const fn input(nr: i64) -> Option<(usize, usize)> {
+    match nr {
+        // write, pwrite64, sendto.
+        1 | 18 | 44 => Some((1, 2)),
+        _ => None,
+    }
+}
+
 #[kunit_tests(procft_syscalls)]
 mod tests {
     use super::*;

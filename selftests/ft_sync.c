@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Lock-step synchronisation: duplicates take the primary's results.  The
+ * bytes a call wrote into the primary's memory (file data, stat buffers,
+ * time, random bytes) appear at the same addresses in every duplicate, and
+ * identity calls give the primary's ids, as read back through
+ * /proc/<pid>/mem.  A duplicate that sends other bytes than the primary
+ * diverged: it is counted and replaced, and the output stays the
+ * primary's alone.
+ */
+#include "ft_test.h"
+
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <x86intrin.h>
+
+struct shared {
+	char data[8192];
+	struct stat st;
+	struct timespec ts;
+	unsigned char rnd[32];
+	pid_t pid, ppid;
+	int done;
+};
+
+static void workload(int ctl)
+{
+	static struct shared s;
+	struct shared *p = &s;
+	int fd;
+
+	write(ctl, &p, sizeof(p));
+	/* Until told to go, make calls so that duplicates get created. */
+	while (recv(ctl, &fd, 1, MSG_DONTWAIT) != 1)
+		usleep(5000);
+	fd = open("/mnt/disk/data.bin", O_RDONLY);
+	lseek(fd, 12345, SEEK_SET);
+	read(fd, s.data, sizeof(s.data));
+	fstat(fd, &s.st);
+	close(fd);
+	clock_gettime(CLOCK_REALTIME, &s.ts);
+	syscall(__NR_clock_gettime, CLOCK_MONOTONIC, &s.ts);
+	getrandom(s.rnd, sizeof(s.rnd), 0);
+	s.pid = syscall(__NR_getpid);
+	s.ppid = syscall(__NR_getppid);
+	s.done = 1;
+	write(ctl, "d", 1);
+	for (;;)
+		usleep(5000);
+}
+
+static int read_mem(pid_t pid, const void *addr, void *buf, size_t len)
+{
+	char path[64];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	ok = pread(fd, buf, len, (off_t)(uintptr_t)addr) == (ssize_t)len;
+	close(fd);
+	return ok;
+}
+
+/* Replica pids of @pid once it has @want ready duplicates (10 s at most). */
+static int wait_dups(pid_t pid, int want, pid_t *reps)
+{
+	char line[256], *p;
+	int i, n, ready, level;
+
+	for (i = 0; i < 1000; i++, usleep(10000)) {
+		if (procft_line(pid, line, sizeof(line)) != 1)
+			continue;
+		sscanf(strstr(line, "duplicates="), "duplicates=%d/%d", &ready, &level);
+		if (ready != want)
+			continue;
+		p = strstr(line, "replicas=") + 9;
+		for (n = 0; n < 8; n++) {
+			reps[n] = strtol(p, &p, 10);
+			if (*p++ != ',')
+				break;
+		}
+		if (n == want)
+			return 1;
+	}
+	return 0;
+}
+
+static long counter(pid_t pid, const char *key)
+{
+	char line[256], *p;
+
+	if (procft_line(pid, line, sizeof(line)) != 1)
+		return -1;
+	p = strstr(line, key);
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+int main(int argc, char **argv)
+{
+	static struct shared a, b;
+	struct shared *addr = NULL;
+	int ctl[2], out[2], i, ok, lines;
+	pid_t pid, reps[8] = { 0 };
+	char c, text[65536];
+	size_t got = 0;
+
+	if (argc > 1 && !strcmp(argv[1], "--tsc")) {
+		/* Sends bytes no other replica has: the time stamp counter. */
+		for (i = 0; i < 20; i++) {
+			printf("%llu\n", (unsigned long long)__rdtsc());
+			fflush(stdout);
+			usleep(20000);
+		}
+		return 0;
+	}
+
+	tap_plan(7);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		close(ctl[0]);
+		workload(ctl[1]);
+	}
+	close(ctl[1]);
+	read(ctl[0], &addr, sizeof(addr));
+	tap_ok(ioctl_set(pid, 2) == 0 && wait_dups(pid, 2, reps),
+	       "level 2: duplicates %d and %d", reps[1], reps[2]);
+	write(ctl[0], "g", 1);
+	read(ctl[0], &c, 1);
+	usleep(200000);
+
+	ok = read_mem(reps[0], addr, &a, sizeof(a)) && a.done;
+	for (i = 1; i <= 2 && ok; i++)
+		ok = read_mem(reps[i], addr, &b, sizeof(b)) && b.done;
+	tap_ok(ok, "every replica finished the calls");
+	ok = 1;
+	for (i = 1; i <= 2; i++) {
+		read_mem(reps[i], addr, &b, sizeof(b));
+		ok = ok && !memcmp(a.data, b.data, sizeof(a.data));
+	}
+	tap_ok(ok && a.data[0] == (char)(12345 % 256),
+	       "read(): the file's bytes are in every replica's memory");
+	ok = 1;
+	for (i = 1; i <= 2; i++) {
+		read_mem(reps[i], addr, &b, sizeof(b));
+		ok = ok && !memcmp(&a.st, &b.st, sizeof(a.st)) && !memcmp(&a.ts, &b.ts, sizeof(a.ts)) &&
+		     !memcmp(a.rnd, b.rnd, sizeof(a.rnd));
+	}
+	tap_ok(ok && a.st.st_size == 4 << 20,
+	       "fstat(), clock_gettime() and getrandom() results are the primary's, byte for byte");
+	ok = 1;
+	for (i = 1; i <= 2; i++) {
+		read_mem(reps[i], addr, &b, sizeof(b));
+		ok = ok && b.pid == pid && b.ppid == getpid();
+	}
+	tap_ok(ok && a.pid == pid, "getpid() and getppid() give the primary's ids in every replica");
+	tap_ok(counter(pid, "divergences=") == 0, "no divergence");
+	reap(pid);
+
+	/* A duplicate that sends other bytes diverges and is replaced. */
+	if (pipe(out))
+		die("pipe");
+	pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		execl("/bin/ftctl", "ftctl", "run", "-l", "1", "--", argv[0], "--tsc", NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	while (got < sizeof(text) - 1) {
+		ssize_t r = read(out[0], text + got, sizeof(text) - 1 - got);
+
+		if (r <= 0)
+			break;
+		got += r;
+	}
+	text[got] = 0;
+	waitpid(pid, &i, 0);
+	lines = 0;
+	for (char *p = text; *p; p++)
+		lines += *p == '\n';
+	tap_ok(WIFEXITED(i) && WEXITSTATUS(i) == 0 && lines == 20 &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged (other bytes where the primary made write); replacing it'",
+		       pid) == 0,
+	       "writing the TSC: duplicates diverge, are replaced, and the 20 lines appear once");
+	return tap_finish();
+}
