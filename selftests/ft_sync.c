@@ -75,8 +75,8 @@ static int wait_dups(pid_t pid, int want, pid_t *reps)
 	for (i = 0; i < 1000; i++, usleep(10000)) {
 		if (procft_line(pid, line, sizeof(line)) != 1)
 			continue;
-		sscanf(strstr(line, "duplicates="), "duplicates=%d/%d", &ready, &level);
-		if (ready != want)
+		if (sscanf(strstr(line, "duplicates="), "duplicates=%d/%d", &ready, &level) != 2 ||
+		    ready != want)
 			continue;
 		p = strstr(line, "replicas=") + 9;
 		for (n = 0; n < 8; n++) {
