@@ -53,6 +53,8 @@ void procft_suppress(struct pt_regs *regs);
 void procft_set_return(long value);
 void procft_restart_call(long nr);
 void procft_kill(struct task_struct *task);
+void procft_set_mce_early(void);
+bool procft_maps_pfn(struct task_struct *task, unsigned long pfn);
 int procft_queue_task_work(void);
 int procft_wait_killable(bool (*cond)(const void *arg), const void *arg);
 void procft_wake_all(void);
@@ -69,5 +71,6 @@ void procft_rs_sys_enter(struct pt_regs *regs, long nr, const unsigned long *arg
 void procft_rs_sys_exit(struct pt_regs *regs, long ret);
 void procft_rs_fork(struct task_struct *parent, struct task_struct *child);
 void procft_rs_task_work(void);
+void procft_rs_memory_error(unsigned long pfn);
 
 #endif /* _PROCFT_SHIM_H */

@@ -257,6 +257,20 @@ impl Group {
         snap
     }
 
+    /// The primary and the live duplicates, primary first.
+    pub(crate) fn replicas(&self) -> [Option<ARef<Task>>; MAX_DUPS + 1] {
+        let mut out = [const { None }; MAX_DUPS + 1];
+        out[0] = Some(self.primary.clone());
+        let st = self.lock();
+        for (slot, d) in out[1..]
+            .iter_mut()
+            .zip(st.dups.iter().flatten().filter(|d| !d.leaving))
+        {
+            *slot = Some(d.task.clone());
+        }
+        out
+    }
+
     /// Ends the group: no more duplicates, and the existing ones die.
     fn close(&self) {
         let mut state = self.lock();
@@ -485,6 +499,27 @@ pub(crate) fn for_each(mut f: impl FnMut(&Group)) {
         for (_, group) in tree.iter() {
             f(group);
         }
+    }
+}
+
+/// Every protected process's group (allocates; may sleep).
+pub(crate) fn all() -> KVec<Arc<Group>> {
+    loop {
+        let want = GROUPS.lock().tree.as_ref().map_or(0, |t| t.iter().count());
+        let Ok(mut v) = KVec::with_capacity(want, GFP_KERNEL) else {
+            return KVec::new();
+        };
+        let table = GROUPS.lock();
+        let Some(tree) = table.tree.as_ref() else {
+            return v;
+        };
+        if tree.iter().count() > want {
+            continue;
+        }
+        for (_, g) in tree.iter() {
+            let _ = v.push_within_capacity(g.clone());
+        }
+        return v;
     }
 }
 

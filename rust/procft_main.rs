@@ -18,6 +18,7 @@
 //! - [`syscalls`]: the classification of every x86-64 system call.
 //! - [`sync`]: the system-call synchronisation of a group.
 //! - [`ring`]: the bounded buffer of the primary's records.
+//! - [`mce`]: memory errors reported by the machine-check decode chain.
 //! - [`uapi`]: the ioctl ABI, mirrored from `include/uapi/linux/procft.h`.
 //! - [`shim`]: declarations of the small C shim (`procft_shim.c`).
 //!
@@ -31,6 +32,7 @@ use kernel::{
 mod control;
 mod group;
 mod ioctl;
+mod mce;
 mod procfs;
 mod replica;
 mod ring;

@@ -30,6 +30,7 @@
 #include <linux/user_namespace.h>
 #include <linux/xarray.h>
 
+#include <asm/mce.h>
 #include <asm/syscall.h>
 
 #include "procft_shim.h"
@@ -332,6 +333,49 @@ out:
 	return n;
 }
 
+/**
+ * procft_set_mce_early - the calling task wants to be told of a memory
+ * error on its pages at once (as prctl(PR_MCE_KILL_EARLY) does), so that a
+ * duplicate whose frame goes bad dies and is replaced before it is used
+ */
+void procft_set_mce_early(void)
+{
+	current->flags |= PF_MCE_PROCESS | PF_MCE_EARLY;
+}
+
+/**
+ * procft_maps_pfn - does @task map page frame @pfn?
+ *
+ * Walks the task's private mappings page by page (a memory error is rare
+ * and only the replicas of protected processes are asked); may sleep.
+ */
+bool procft_maps_pfn(struct task_struct *task, unsigned long pfn)
+{
+	struct mm_struct *mm = get_task_mm(task);
+	struct vm_area_struct *vma;
+	unsigned long addr;
+	bool found = false;
+
+	if (!mm)
+		return false;
+	mmap_read_lock(mm);
+	for (vma = find_vma(mm, 0); vma && !found; vma = find_vma(mm, vma->vm_end)) {
+		if (vma->vm_flags & (VM_IO | VM_PFNMAP))
+			continue;
+		for (addr = vma->vm_start; addr < vma->vm_end && !found; addr += PAGE_SIZE) {
+			struct page *page;
+
+			if (get_user_pages_remote(mm, addr, 1, FOLL_NOFAULT, &page, NULL) != 1)
+				continue;
+			found = page_to_pfn(page) == pfn;
+			put_page(page);
+		}
+	}
+	mmap_read_unlock(mm);
+	mmput(mm);
+	return found;
+}
+
 /** procft_kill - send SIGKILL to @task; safe in atomic context */
 void procft_kill(struct task_struct *task)
 {
@@ -521,6 +565,25 @@ static void procft_probe_fork(void *data, struct task_struct *parent,
 	procft_rs_fork(parent, child);
 }
 
+/*
+ * Machine checks: the decode chain runs in process context (a kworker) for
+ * every logged error, before the kernel's own uncorrected-error handler
+ * (MCE_PRIO_UC) calls memory_failure() for action-optional ones.
+ */
+static int procft_mce_notify(struct notifier_block *nb, unsigned long val, void *data)
+{
+	struct mce *m = data;
+
+	if (m && mce_is_memory_error(m) && mce_usable_address(m))
+		procft_rs_memory_error((m->addr & MCI_ADDR_PHYSADDR) >> PAGE_SHIFT);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block procft_mce_nb = {
+	.notifier_call = procft_mce_notify,
+	.priority = MCE_PRIO_UC + 1,
+};
+
 struct procft_tp {
 	const char *name;
 	void *probe;
@@ -609,6 +672,7 @@ int procft_shim_init(void)
 		goto err_tps;
 	}
 #endif
+	mce_register_decode_chain(&procft_mce_nb);
 	return 0;
 #ifdef PROCFT_HAVE_PROC_FT_LEVEL
 err_tps:
@@ -625,6 +689,8 @@ err_proc:
  */
 void procft_shim_exit(void)
 {
+	/* Waits for a notifier call in progress (a blocking chain). */
+	mce_unregister_decode_chain(&procft_mce_nb);
 #ifdef PROCFT_HAVE_PROC_FT_LEVEL
 	proc_ft_level_unregister(&procft_level_ops);
 #endif

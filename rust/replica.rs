@@ -145,6 +145,9 @@ pub(crate) fn dup_first_exit(group: &Group, task: &Task, regs: Regs) {
 /// frames. It then returns to user space and remakes the primary's call,
 /// which it takes from the ring.
 pub(crate) fn birth(group: &Group, task: &Task) {
+    // A memory error on a duplicate's page kills it at once (and procft
+    // replaces it) instead of waiting for it to touch the page.
+    shim::set_mce_early();
     let Ok(pages) = shim::unshare_memory() else {
         // A fatal signal came: it is dying.
         return;

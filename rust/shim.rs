@@ -45,6 +45,8 @@ extern "C" {
     fn procft_set_return(value: c_long);
     fn procft_restart_call(nr: c_long);
     fn procft_kill(task: *mut bindings::task_struct);
+    fn procft_set_mce_early();
+    fn procft_maps_pfn(task: *mut bindings::task_struct, pfn: usize) -> bool;
     fn procft_queue_task_work() -> c_int;
     fn procft_wait_killable(
         cond: unsafe extern "C" fn(*const c_void) -> bool,
@@ -305,6 +307,18 @@ pub(crate) fn set_return(value: isize) {
 pub(crate) fn restart_call(nr: i64) {
     // SAFETY: Acts on the calling task's saved user registers.
     unsafe { procft_restart_call(nr as c_long) }
+}
+
+/// Asks to be told of memory errors on the caller's pages at once.
+pub(crate) fn set_mce_early() {
+    // SAFETY: Sets flags of the calling task.
+    unsafe { procft_set_mce_early() }
+}
+
+/// Whether `task` maps page frame `pfn`. May sleep.
+pub(crate) fn maps_pfn(task: &Task, pfn: usize) -> bool {
+    // SAFETY: `task` is valid for the duration of the call.
+    unsafe { procft_maps_pfn(task.as_ptr(), pfn) }
 }
 
 /// Sends SIGKILL to `task`. Does not sleep.

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A memory error on a duplicate's frame ends only that duplicate: a real
+ * machine check raised through QEMU's monitor, and the kernel's hwpoison
+ * injector (corrupt-pfn), each on a frame only one duplicate maps.  The
+ * group is restored to its level on fresh frames, the primary goes on with
+ * its memory intact, the frame stays poisoned, and the event is counted.
+ */
+#include "ft_test.h"
+
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#define PAGES 32
+#define KPF_HWPOISON 19
+
+static char *buf;
+
+static void workload(int ctl)
+{
+	int i;
+
+	buf = mmap(NULL, PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (i = 0; i < PAGES * 4096; i++)
+		buf[i] = (char)(i * 13);
+	write(ctl, &buf, sizeof(buf));
+	for (;;)
+		usleep(5000);
+}
+
+static int wait_replicas(pid_t pid, pid_t *reps, int want)
+{
+	char line[256], *p;
+	int i, n, ready, level;
+
+	for (i = 0; i < 1500; i++, usleep(10000)) {
+		if (procft_line(pid, line, sizeof(line)) != 1)
+			continue;
+		if (sscanf(strstr(line, "duplicates="), "duplicates=%d/%d", &ready, &level) != 2 ||
+		    ready != want)
+			continue;
+		p = strstr(line, "replicas=") + 9;
+		for (n = 0; n < 8; n++) {
+			reps[n] = strtol(p, &p, 10);
+			if (*p++ != ',')
+				break;
+		}
+		if (n == want)
+			return 1;
+	}
+	return 0;
+}
+
+static long counter(pid_t pid, const char *key)
+{
+	char line[256], *p;
+
+	if (procft_line(pid, line, sizeof(line)) != 1)
+		return -1;
+	p = strstr(line, key);
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+static int gone(pid_t pid)
+{
+	char path[32];
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	for (i = 0; i < 1000 && !access(path, F_OK); i++)
+		usleep(10000);
+	return access(path, F_OK) != 0;
+}
+
+static int poisoned(uint64_t pfn)
+{
+	uint64_t flags = 0;
+	int fd = open("/proc/kpageflags", O_RDONLY);
+
+	if (fd >= 0) {
+		pread(fd, &flags, 8, pfn * 8);
+		close(fd);
+	}
+	return (flags >> KPF_HWPOISON) & 1;
+}
+
+static int memory_intact(pid_t pid)
+{
+	char path[32], page[4096];
+	int fd, i, j, ok = 1;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDONLY);
+	for (i = 0; i < PAGES && ok; i++) {
+		ok = pread(fd, page, 4096, (off_t)(uintptr_t)(buf + i * 4096)) == 4096;
+		for (j = 0; j < 4096 && ok; j++)
+			ok = page[j] == (char)((i * 4096 + j) * 13);
+	}
+	close(fd);
+	return ok;
+}
+
+int main(void)
+{
+	pid_t pid, reps[8] = { 0 }, victim;
+	uint64_t pfn, primary_pfn;
+	int ctl[2], fd, ok;
+	char cmd[64];
+
+	tap_plan(10);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0)
+		workload(ctl[1]);
+	read(ctl[0], &buf, sizeof(buf));
+	ok = ioctl_set(pid, 2) == 0 && wait_replicas(pid, reps, 2);
+	tap_ok(ok, "level 2, duplicates %d %d", reps[1], reps[2]);
+
+	/* A real machine check on a frame only duplicate 1 maps. */
+	victim = reps[1];
+	pfn = pfn_of(victim, buf + 5 * 4096);
+	primary_pfn = pfn_of(pid, buf + 5 * 4096);
+	tap_ok(pfn && pfn != primary_pfn && pfn != pfn_of(reps[2], buf + 5 * 4096),
+	       "duplicate %d's page is on frame %#llx, its own", victim, (unsigned long long)pfn);
+	tap_ok(host_inject_mce(pfn * 4096) == 0, "machine check raised at %#llx",
+	       (unsigned long long)(pfn * 4096));
+	ok = gone(victim) && wait_replicas(pid, reps, 2) && reps[1] != victim && reps[2] != victim;
+	tap_ok(ok, "the duplicate died and the group is back at level 2 (%d %d)", reps[1], reps[2]);
+	tap_ok(counter(pid, "mce_events=") == 1 && counter(pid, "respawns=") >= 1,
+	       "mce_events=%ld respawns=%ld", counter(pid, "mce_events="), counter(pid, "respawns="));
+	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: memory error at frame %#llx in duplicate %d; replacing it'",
+		       pid, (unsigned long long)pfn, victim) == 0,
+	       "the event is logged with group, frame and replica");
+	tap_ok(!kill(pid, 0) && memory_intact(pid) && pfn_of(pid, buf + 5 * 4096) == primary_pfn &&
+	       poisoned(pfn),
+	       "the primary lives with its memory intact; frame %#llx is poisoned",
+	       (unsigned long long)pfn);
+	tap_ok(pfn_of(reps[1], buf + 5 * 4096) != pfn && pfn_of(reps[2], buf + 5 * 4096) != pfn,
+	       "the new duplicate is on fresh frames");
+
+	/* The kernel's hwpoison injector, on the other duplicate. */
+	victim = reps[2];
+	pfn = pfn_of(victim, buf + 9 * 4096);
+	fd = open("/sys/kernel/debug/hwpoison/corrupt-pfn", O_WRONLY);
+	snprintf(cmd, sizeof(cmd), "%llu", (unsigned long long)pfn);
+	ok = fd >= 0 && write(fd, cmd, strlen(cmd)) > 0;
+	if (fd >= 0)
+		close(fd);
+	ok = ok && gone(victim) && wait_replicas(pid, reps, 2);
+	tap_ok(ok, "corrupt-pfn %#llx: duplicate %d replaced (%d %d)", (unsigned long long)pfn,
+	       victim, reps[1], reps[2]);
+	tap_ok(!kill(pid, 0) && memory_intact(pid) && poisoned(pfn) && counter(pid, "respawns=") >= 2,
+	       "the primary is untouched; respawns=%ld", counter(pid, "respawns="));
+	reap(pid);
+	return tap_finish();
+}
