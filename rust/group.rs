@@ -62,6 +62,8 @@ pub(crate) struct Dup {
     /// It waits at an exit or exec for the primary to make it (and holds
     /// back no record).
     pub(crate) parked: bool,
+    /// It is blocked waiting for the record with this sequence number.
+    pub(crate) waiting_for: Option<u64>,
     /// What its task_work is to do next.
     pub(crate) work: DupWork,
 }
@@ -115,6 +117,12 @@ pub(crate) struct State {
     pub(crate) call: Option<(i64, [usize; 6])>,
     /// The primary waits for room in the ring, then re-issues this call.
     pub(crate) wait_space: Option<i64>,
+    /// A page of the primary on a failed frame (address, frame), to be
+    /// re-established from a duplicate at its next recorded call.
+    pub(crate) repair: Option<(usize, usize)>,
+    /// The primary waits for a duplicate in step, repairs, then re-issues
+    /// this call.
+    pub(crate) repairing: Option<i64>,
 }
 
 impl State {
@@ -216,6 +224,8 @@ impl Group {
                     ring,
                     call: None,
                     wait_space: None,
+                    repair: None,
+                    repairing: None,
                 }, "procft_group"),
             }),
             GFP_KERNEL,
@@ -463,6 +473,7 @@ pub(crate) fn add_dup(
         leaving: false,
         next_seq,
         parked: false,
+        waiting_for: None,
         work: DupWork::None,
     });
     let _ = dups.insert(reservation.into_node(tgid, group.clone()));

@@ -8,8 +8,14 @@
 //! walked, never every process) and the event is counted and logged. A
 //! duplicate on the frame is killed at once, whatever signal handlers the
 //! program has, and replaced from a healthy replica like any lost
-//! duplicate. A primary on the frame is only reported: failover is not
-//! implemented yet, so it meets the kernel's usual treatment. Errors that
+//! duplicate. For a primary on the frame the error is action-optional
+//! (nobody has consumed the data yet): at the primary's next system call
+//! that the duplicates wait at, procft waits for a duplicate to reach the
+//! same point, drops the primary's mapping of the page and gives it a
+//! fresh frame holding the duplicate's copy ([`crate::sync`]): the primary
+//! goes on with its pid, descriptors and output untouched (`failovers`).
+//! If the primary touches the page before that, the kernel's usual
+//! treatment applies (it dies of SIGBUS). Errors that
 //! reach `memory_failure()` without a machine check (hwpoison injection,
 //! `MADV_HWPOISON`) are handled by the kernel's early kill of the
 //! duplicate (duplicates ask for it, see [`crate::replica`]), which procft
@@ -28,17 +34,35 @@ pub(crate) extern "C" fn procft_rs_memory_error(pfn: c_ulong) {
             let Some(task) = task else {
                 continue;
             };
-            if !shim::maps_pfn(task, pfn) {
+            let Some(addr) = shim::find_pfn(task, pfn) else {
                 continue;
-            }
-            group.lock().counters.mce_events += 1;
+            };
+            let mut st = group.lock();
+            st.counters.mce_events += 1;
             if i == 0 {
-                pr_warn!(
-                    "pid {}: memory error at frame {:#x} in the primary (no failover yet)\n",
-                    group.pid(),
-                    pfn
-                );
+                let repairable = st.repair.is_none() && st.dups.iter().flatten().any(|d| d.ready);
+                if repairable {
+                    st.repair = Some((addr, pfn));
+                }
+                drop(st);
+                if repairable {
+                    pr_info!(
+                        "pid {}: memory error at frame {:#x} in the primary (address {:#x}); \
+                         restoring it from a duplicate at its next system call\n",
+                        group.pid(),
+                        pfn,
+                        addr
+                    );
+                } else {
+                    pr_warn!(
+                        "pid {}: memory error at frame {:#x} in the primary and no duplicate \
+                         in step to restore it from\n",
+                        group.pid(),
+                        pfn
+                    );
+                }
             } else {
+                drop(st);
                 pr_info!(
                     "pid {}: memory error at frame {:#x} in duplicate {}; replacing it\n",
                     group.pid(),

@@ -19,6 +19,8 @@
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/sched/task_stack.h>
+#include <linux/delay.h>
+#include <linux/page-flags.h>
 #include <linux/slab.h>
 #include <linux/task_work.h>
 #include <linux/uaccess.h>
@@ -344,20 +346,21 @@ void procft_set_mce_early(void)
 }
 
 /**
- * procft_maps_pfn - does @task map page frame @pfn?
+ * procft_find_pfn - where does @task map page frame @pfn?
  *
- * Walks the task's private mappings page by page (a memory error is rare
- * and only the replicas of protected processes are asked); may sleep.
+ * Walks the task's mappings page by page (a memory error is rare and only
+ * the replicas of protected processes are asked); may sleep.
+ *
+ * Return: the user address of the page, or 0 if @task does not map @pfn.
  */
-bool procft_maps_pfn(struct task_struct *task, unsigned long pfn)
+unsigned long procft_find_pfn(struct task_struct *task, unsigned long pfn)
 {
 	struct mm_struct *mm = get_task_mm(task);
 	struct vm_area_struct *vma;
-	unsigned long addr;
-	bool found = false;
+	unsigned long addr, found = 0;
 
 	if (!mm)
-		return false;
+		return 0;
 	mmap_read_lock(mm);
 	for (vma = find_vma(mm, 0); vma && !found; vma = find_vma(mm, vma->vm_end)) {
 		if (vma->vm_flags & (VM_IO | VM_PFNMAP))
@@ -367,13 +370,57 @@ bool procft_maps_pfn(struct task_struct *task, unsigned long pfn)
 
 			if (get_user_pages_remote(mm, addr, 1, FOLL_NOFAULT, &page, NULL) != 1)
 				continue;
-			found = page_to_pfn(page) == pfn;
+			if (page_to_pfn(page) == pfn)
+				found = addr;
 			put_page(page);
 		}
 	}
 	mmap_read_unlock(mm);
 	mmput(mm);
 	return found;
+}
+
+/**
+ * procft_repair_page - replace the caller's page at @addr, which was on
+ * the failed frame @pfn, by a fresh frame holding @from's copy
+ * @addr: user address of the page in the caller (and in @from)
+ * @pfn: the frame that failed
+ * @from: a replica in the same state as the caller
+ *
+ * Waits (at most a second) for memory_failure() to have claimed @pfn, so
+ * the frame cannot come back from the allocator, drops the caller's
+ * mapping of the page and writes @from's copy into a newly faulted frame.
+ *
+ * Return: 0, or -errno if a copy failed (the page is then left unmapped).
+ */
+int procft_repair_page(unsigned long addr, unsigned long pfn, struct task_struct *from)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	void *buf;
+	int i, ret = 0;
+
+	for (i = 0; i < 1000 && !PageHWPoison(pfn_to_page(pfn)); i++)
+		usleep_range(1000, 2000);
+	buf = (void *)__get_free_page(GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	if (access_process_vm(from, addr, buf, PAGE_SIZE, FOLL_FORCE) != PAGE_SIZE) {
+		ret = -EIO;
+		goto out;
+	}
+	mmap_read_lock(mm);
+	vma = vma_lookup(mm, addr);
+	if (vma)
+		zap_vma_range(vma, addr, PAGE_SIZE);
+	mmap_read_unlock(mm);
+	if (!vma)
+		ret = -EFAULT;
+	else if (access_process_vm(current, addr, buf, PAGE_SIZE, FOLL_WRITE | FOLL_FORCE) != PAGE_SIZE)
+		ret = -EIO;
+out:
+	free_page((unsigned long)buf);
+	return ret;
 }
 
 /** procft_kill - send SIGKILL to @task; safe in atomic context */

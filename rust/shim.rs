@@ -46,7 +46,8 @@ extern "C" {
     fn procft_restart_call(nr: c_long);
     fn procft_kill(task: *mut bindings::task_struct);
     fn procft_set_mce_early();
-    fn procft_maps_pfn(task: *mut bindings::task_struct, pfn: usize) -> bool;
+    fn procft_find_pfn(task: *mut bindings::task_struct, pfn: usize) -> usize;
+    fn procft_repair_page(addr: usize, pfn: usize, from: *mut bindings::task_struct) -> c_int;
     fn procft_queue_task_work() -> c_int;
     fn procft_wait_killable(
         cond: unsafe extern "C" fn(*const c_void) -> bool,
@@ -315,10 +316,19 @@ pub(crate) fn set_mce_early() {
     unsafe { procft_set_mce_early() }
 }
 
-/// Whether `task` maps page frame `pfn`. May sleep.
-pub(crate) fn maps_pfn(task: &Task, pfn: usize) -> bool {
+/// The user address at which `task` maps page frame `pfn`, if it does.
+/// May sleep.
+pub(crate) fn find_pfn(task: &Task, pfn: usize) -> Option<usize> {
     // SAFETY: `task` is valid for the duration of the call.
-    unsafe { procft_maps_pfn(task.as_ptr(), pfn) }
+    let addr = unsafe { procft_find_pfn(task.as_ptr(), pfn) };
+    (addr != 0).then_some(addr)
+}
+
+/// Replaces the caller's page at `addr`, which was on the failed frame
+/// `pfn`, by a fresh frame holding `from`'s copy. May sleep.
+pub(crate) fn repair_page(addr: usize, pfn: usize, from: &Task) -> Result {
+    // SAFETY: Acts on the caller's own address space; `from` is valid.
+    kernel::error::to_result(unsafe { procft_repair_page(addr, pfn, from.as_ptr()) })
 }
 
 /// Sends SIGKILL to `task`. Does not sleep.

@@ -148,6 +148,19 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
         st.call = None;
         return;
     }
+    if st.repair.is_some() {
+        // A page of the primary is on a failed frame: the duplicates will
+        // stop at this very call, in the state the primary is in now.
+        st.repairing = Some(nr);
+        st.call = None;
+        drop(st);
+        if shim::queue_task_work().is_ok() {
+            shim::suppress(regs);
+        } else {
+            group.lock().repairing = None;
+        }
+        return;
+    }
     st.trim_ring();
     if !st.ring.is_full() {
         st.call = Some((nr, *args));
@@ -455,11 +468,93 @@ unsafe extern "C" fn never(_arg: *const c_void) -> bool {
     false
 }
 
+/// Whether the primary waiting to repair a page (in `arg`, a [`Waiter`])
+/// can go on: a ready duplicate waits for the record the primary is about
+/// to make (it is at the same point of the program), or none is left.
+///
+/// # Safety
+///
+/// `arg` must point to a live [`Waiter`].
+unsafe extern "C" fn dup_in_step(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let w = unsafe { &*arg.cast::<Waiter<'_>>() };
+    let st = w.group.lock();
+    let head = st.ring.head();
+    let mut live = st.dups.iter().flatten().filter(|d| d.ready && !d.leaving);
+    st.closed || live.clone().next().is_none() || live.any(|d| d.waiting_for == Some(head))
+}
+
+/// The primary's task_work when one of its pages is on a failed frame:
+/// wait for a duplicate in the same state, then take that duplicate's copy
+/// of the page on a fresh frame.
+fn repair(group: &Group, task: &Task) {
+    let w = Waiter {
+        group,
+        tgid: task.tgid(),
+    };
+    if shim::wait_killable(dup_in_step, core::ptr::from_ref(&w).cast()).is_err() {
+        return;
+    }
+    let (damage, from) = {
+        let mut st = group.lock();
+        let head = st.ring.head();
+        let from = st
+            .dups
+            .iter()
+            .flatten()
+            .find(|d| d.ready && !d.leaving && d.waiting_for == Some(head))
+            .map(|d| d.task.clone());
+        (st.repair.take(), from)
+    };
+    let (Some((addr, pfn)), Some(from)) = (damage, from) else {
+        pr_warn!(
+            "pid {}: no duplicate in step to restore the primary's page from\n",
+            group.pid()
+        );
+        return;
+    };
+    match shim::repair_page(addr, pfn, &from) {
+        Ok(()) => {
+            group.lock().counters.failovers += 1;
+            pr_info!(
+                "pid {}: page {:#x} restored on a fresh frame from duplicate {}; frame {:#x} \
+                 retired\n",
+                group.pid(),
+                addr,
+                from.tgid_nr_ns(None),
+                pfn
+            );
+        }
+        Err(e) => pr_warn!(
+            "pid {}: restoring page {:#x} from duplicate {} failed ({:?})\n",
+            group.pid(),
+            addr,
+            from.tgid_nr_ns(None),
+            e
+        ),
+    }
+}
+
 /// A duplicate's task_work: take the primary's record of call `nr`.
 fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     let tgid = task.tgid();
     let w = Waiter { group, tgid };
-    if shim::wait_killable(dup_can_go, core::ptr::from_ref(&w).cast()).is_err() {
+    {
+        let mut st = group.lock();
+        if let Some(d) = find_dup(&mut st, tgid) {
+            d.waiting_for = Some(d.next_seq);
+        }
+    }
+    // The primary may be waiting for a duplicate to stop here.
+    shim::wake_all();
+    let waited = shim::wait_killable(dup_can_go, core::ptr::from_ref(&w).cast());
+    {
+        let mut st = group.lock();
+        if let Some(d) = find_dup(&mut st, tgid) {
+            d.waiting_for = None;
+        }
+    }
+    if waited.is_err() {
         return;
     }
     let (record, seq) = {
@@ -539,6 +634,12 @@ fn diverge(group: &Group, task: &Task, ours: &str, theirs: &str) {
 pub(crate) extern "C" fn procft_rs_task_work() {
     let task = current!();
     if let Some(group) = group::lookup(task.tgid()) {
+        let repairing = group.lock().repairing.take();
+        if let Some(nr) = repairing {
+            repair(&group, task);
+            shim::restart_call(nr);
+            return;
+        }
         let Some(nr) = group.lock().wait_space.take() else {
             return;
         };

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A real machine check on a frame of the *primary* (action-optional: the
+ * patrol scrub found it before anyone read it).  At its next system call
+ * the primary waits for a duplicate at the same point of the program and
+ * gets that duplicate's copy of the page on a fresh frame: the process
+ * keeps its pid, its output has every line once and in order, its memory
+ * is intact, and its exit status is its own.  The unprotected run of the
+ * same injection dies (mce_roundtrip).
+ */
+#include "ft_test.h"
+
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#define PAGES 32
+#define TICKS 40
+#define KPF_HWPOISON 19
+
+static char *buf;
+
+static void workload(int ctl, int out)
+{
+	char line[32], c;
+	int i;
+
+	buf = mmap(NULL, PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (i = 0; i < PAGES * 4096; i++)
+		buf[i] = (char)(i * 29);
+	write(ctl, &buf, sizeof(buf));
+	while (recv(ctl, &c, 1, MSG_DONTWAIT) != 1)
+		usleep(5000);
+	for (i = 0; i < TICKS; i++) {
+		write(out, line, snprintf(line, sizeof(line), "tick %d\n", i));
+		usleep(10000);
+	}
+	while (recv(ctl, &c, 1, MSG_DONTWAIT) != 1)
+		usleep(5000);
+	/* Read the whole buffer back: a bad byte changes the exit status. */
+	for (i = 0; i < PAGES * 4096; i++)
+		if (buf[i] != (char)(i * 29))
+			_exit(1);
+	_exit(7);
+}
+
+static long field(pid_t pid, const char *key)
+{
+	char line[256], *p;
+
+	if (procft_line(pid, line, sizeof(line)) != 1)
+		return -1;
+	p = strstr(line, key);
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+static int memory_intact(pid_t pid)
+{
+	char path[32], page[4096];
+	int fd, i, j, ok = 1;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDONLY);
+	for (i = 0; i < PAGES && ok; i++) {
+		ok = pread(fd, page, 4096, (off_t)(uintptr_t)(buf + i * 4096)) == 4096;
+		for (j = 0; j < 4096 && ok; j++)
+			ok = page[j] == (char)((i * 4096 + j) * 29);
+	}
+	close(fd);
+	return ok;
+}
+
+static int poisoned(uint64_t pfn)
+{
+	uint64_t flags = 0;
+	int fd = open("/proc/kpageflags", O_RDONLY);
+
+	if (fd >= 0) {
+		pread(fd, &flags, 8, pfn * 8);
+		close(fd);
+	}
+	return (flags >> KPF_HWPOISON) & 1;
+}
+
+int main(void)
+{
+	int ctl[2], out[2], i, st, ok;
+	uint64_t bad, now;
+	char text[4096], *p;
+	size_t got = 0;
+	pid_t pid;
+
+	tap_plan(8);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		close(out[0]);
+		workload(ctl[1], out[1]);
+	}
+	close(out[1]);
+	read(ctl[0], &buf, sizeof(buf));
+	ok = ioctl_set(pid, 2) == 0;
+	for (i = 0; i < 1000 && ok && field(pid, "duplicates=") != 2; i++)
+		usleep(10000);
+	tap_ok(ok && field(pid, "duplicates=") == 2, "protected at level 2, duplicates in step");
+
+	write(ctl[0], "g", 1);
+	usleep(50000);
+	bad = pfn_of(pid, buf + 7 * 4096);
+	tap_ok(bad && host_inject_mce(bad * 4096) == 0,
+	       "machine check raised on the primary's frame %#llx", (unsigned long long)bad);
+	for (i = 0; i < 1000 && field(pid, "failovers=") < 1; i++)
+		usleep(10000);
+	tap_ok(field(pid, "failovers=") == 1 && field(pid, "mce_events=") == 1 &&
+	       field(pid, "respawns=") == 0,
+	       "the primary's page was restored from a duplicate (failovers=%ld mce_events=%ld)",
+	       field(pid, "failovers="), field(pid, "mce_events="));
+	now = pfn_of(pid, buf + 7 * 4096);
+	tap_ok(!kill(pid, 0) && memory_intact(pid) && now && now != bad && poisoned(bad),
+	       "same pid, memory intact, page now on frame %#llx, %#llx retired",
+	       (unsigned long long)now, (unsigned long long)bad);
+	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: page 0x[0-9a-f]* restored on a fresh frame from duplicate [0-9]*; frame %#llx retired'",
+		       pid, (unsigned long long)bad) == 0, "logged");
+
+	write(ctl[0], "q", 1);
+	while (got < sizeof(text) - 1) {
+		ssize_t r = read(out[0], text + got, sizeof(text) - 1 - got);
+
+		if (r <= 0)
+			break;
+		got += r;
+	}
+	text[got] = 0;
+	ok = 1;
+	for (i = 0, p = text; i < TICKS && ok; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "tick %d\n", i);
+		ok = !strncmp(p, want, strlen(want));
+		p += strlen(want);
+	}
+	tap_ok(ok && !*p, "output: every line once, in order");
+	ok = waitpid(pid, &st, 0) == pid;
+	tap_ok(ok && WIFEXITED(st) && WEXITSTATUS(st) == 7,
+	       "the process read its whole buffer back and exited with its own status (%#x)", st);
+	tap_ok(field(pid, "level=") == -1, "and its group is gone");
+	return tap_finish();
+}
