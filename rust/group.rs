@@ -123,6 +123,10 @@ pub(crate) struct State {
     /// The primary waits for a duplicate in step, repairs, then re-issues
     /// this call.
     pub(crate) repairing: Option<i64>,
+    /// The record of the call the primary just made, held back until a
+    /// page is repaired (the duplicates wait for it, in the state the
+    /// primary was in before the call).
+    pub(crate) held: Option<Arc<crate::ring::Record>>,
 }
 
 impl State {
@@ -226,6 +230,7 @@ impl Group {
                     wait_space: None,
                     repair: None,
                     repairing: None,
+                    held: None,
                 }, "procft_group"),
             }),
             GFP_KERNEL,

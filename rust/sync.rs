@@ -277,6 +277,29 @@ fn record(group: &Arc<Group>, ret: isize) {
         control::end_protection(group, "out of memory for a record");
         return;
     };
+    {
+        let mut st = group.lock();
+        if st.repair.is_some() && st.held.is_none() {
+            // A page of the primary failed while it was in this call: mend
+            // it before it returns to user space, from a duplicate waiting
+            // for this very record, then publish the record.
+            st.held = Some(record);
+            drop(st);
+            if shim::queue_task_work().is_ok() {
+                return;
+            }
+            let Some(record) = group.lock().held.take() else {
+                return;
+            };
+            publish(group, record);
+            return;
+        }
+    }
+    publish(group, record);
+}
+
+/// Appends `record` to the ring and wakes the duplicates.
+fn publish(group: &Arc<Group>, record: Arc<Record>) {
     let overflow = {
         let mut st = group.lock();
         let overflow = st.ring.push(record).is_err();
@@ -638,6 +661,19 @@ pub(crate) extern "C" fn procft_rs_task_work() {
         if let Some(nr) = repairing {
             repair(&group, task);
             shim::restart_call(nr);
+            return;
+        }
+        let held = group.lock().held.take();
+        if let Some(record) = held {
+            // The page is mended from a duplicate in the state before this
+            // call; the call's own writes are then made again on top.
+            repair(&group, task);
+            for (addr, bytes) in record.outputs.iter() {
+                let _ = UserSlice::new(UserPtr::from_addr(*addr), bytes.len())
+                    .writer()
+                    .write_slice(bytes);
+            }
+            publish(&group, record);
             return;
         }
         let Some(nr) = group.lock().wait_space.take() else {

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * A real machine check on a frame of the *primary* (action-optional: the
- * patrol scrub found it before anyone read it).  At its next system call
- * the primary waits for a duplicate at the same point of the program and
- * gets that duplicate's copy of the page on a fresh frame: the process
- * keeps its pid, its output has every line once and in order, its memory
- * is intact, and its exit status is its own.  The unprotected run of the
- * same injection dies (mce_roundtrip).
+ * patrol scrub found it before anyone read it), once while it runs and
+ * once while it is blocked in a system call.  Before it returns to user
+ * space, the primary waits for a duplicate at the same point of the
+ * program and gets that duplicate's copy of the page on a fresh frame: the
+ * process keeps its pid, its output has every line once and in order, its
+ * memory is intact, and its exit status is its own.  The unprotected run
+ * of the same injection dies (mce_roundtrip).
  */
 #include "ft_test.h"
 
@@ -34,8 +35,8 @@ static void workload(int ctl, int out)
 		write(out, line, snprintf(line, sizeof(line), "tick %d\n", i));
 		usleep(10000);
 	}
-	while (recv(ctl, &c, 1, MSG_DONTWAIT) != 1)
-		usleep(5000);
+	/* Blocked in a system call until told to finish. */
+	read(ctl, &c, 1);
 	/* Read the whole buffer back: a bad byte changes the exit status. */
 	for (i = 0; i < PAGES * 4096; i++)
 		if (buf[i] != (char)(i * 29))
@@ -89,7 +90,7 @@ int main(void)
 	size_t got = 0;
 	pid_t pid;
 
-	tap_plan(8);
+	tap_plan(10);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
 		die("socketpair");
 	pid = fork();
@@ -122,6 +123,21 @@ int main(void)
 	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: page 0x[0-9a-f]* restored on a fresh frame from duplicate [0-9]*; frame %#llx retired'",
 		       pid, (unsigned long long)bad) == 0, "logged");
 
+	/* The ticks end; then it blocks in read() and a second frame fails. */
+	while (got < sizeof(text) - 1 && !strstr(text, "tick 39\n")) {
+		ssize_t r = read(out[0], text + got, sizeof(text) - 1 - got);
+
+		if (r <= 0)
+			break;
+		got += r;
+		text[got] = 0;
+	}
+	usleep(100000);
+	bad = pfn_of(pid, buf + 11 * 4096);
+	tap_ok(bad && host_inject_mce(bad * 4096) == 0,
+	       "second machine check, on frame %#llx, while it is blocked in read()",
+	       (unsigned long long)bad);
+	usleep(100000);
 	write(ctl[0], "q", 1);
 	while (got < sizeof(text) - 1) {
 		ssize_t r = read(out[0], text + got, sizeof(text) - 1 - got);
@@ -144,5 +160,7 @@ int main(void)
 	tap_ok(ok && WIFEXITED(st) && WEXITSTATUS(st) == 7,
 	       "the process read its whole buffer back and exited with its own status (%#x)", st);
 	tap_ok(field(pid, "level=") == -1, "and its group is gone");
+	tap_ok(run_cmd("[ $(dmesg | grep -c 'procft: pid %d: page 0x[0-9a-f]* restored on a fresh frame') = 2 ]",
+		       pid) == 0, "both pages were restored");
 	return tap_finish();
 }
