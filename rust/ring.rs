@@ -79,3 +79,56 @@ impl Ring {
         self.trim(self.head());
     }
 }
+
+#[kunit_tests(procft_ring)]
+mod tests {
+    use super::*;
+
+    fn record(nr: i64) -> Result<Arc<Record>> {
+        Ok(Arc::new(
+            Record {
+                nr,
+                args: [0; 6],
+                ret: nr as isize,
+                input_hash: 0,
+                outputs: KVec::new(),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    #[test]
+    fn records_keep_their_sequence_numbers() -> Result {
+        let mut ring = Ring::new()?;
+        assert_eq!(ring.head(), 0);
+        for nr in 0..3 {
+            assert!(ring.push(record(nr)?).is_ok());
+        }
+        assert_eq!(ring.head(), 3);
+        assert_eq!(ring.get(1).map(|r| r.nr), Some(1));
+        ring.trim(2);
+        assert!(ring.get(1).is_none());
+        assert_eq!(ring.get(2).map(|r| r.nr), Some(2));
+        assert_eq!(ring.head(), 3);
+        ring.clear();
+        assert!(ring.get(2).is_none());
+        assert_eq!(ring.head(), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn the_ring_is_bounded() -> Result {
+        let mut ring = Ring::new()?;
+        for nr in 0..CAPACITY as i64 {
+            assert!(!ring.is_full());
+            assert!(ring.push(record(nr)?).is_ok());
+        }
+        assert!(ring.is_full());
+        assert!(ring.push(record(-1)?).is_err());
+        ring.trim(1);
+        assert!(!ring.is_full());
+        assert!(ring.push(record(99)?).is_ok());
+        assert_eq!(ring.get(CAPACITY as u64).map(|r| r.nr), Some(99));
+        Ok(())
+    }
+}

@@ -22,6 +22,13 @@ for t in "$@"; do
 	st=$?
 	end=$(cut -d' ' -f1 /proc/uptime)
 	sed 's/^/# /' /tmp/$t.out
+	# A test's own plan must match the results it printed.
+	plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' /tmp/$t.out | head -1)
+	ran=$(grep -cE '^(not )?ok [0-9]+' /tmp/$t.out)
+	if [ $st = 0 ] && [ "$plan" != "$ran" ]; then
+		echo "# $t: plan 1..$plan but $ran results"
+		st=1
+	fi
 	if [ $st = 0 ]; then
 		echo "ok $n selftests: procft: $t # ${start}s..${end}s"
 	elif [ $st = 4 ]; then
