@@ -24,7 +24,7 @@ KMAKE ?= LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	BINDGEN=$(CACHE)/tools/bin/bindgen \
 	RUST_LIB_SRC=/usr/lib/rustlib/src/rust/library
 
-.PHONY: all setup kernel module ftctl selftests lint check run fmt clean
+.PHONY: all setup kernel module ftctl selftests bench lint check run fmt clean
 
 all: module ftctl selftests
 
@@ -56,6 +56,12 @@ check: module ftctl selftests lint
 
 run: module ftctl selftests
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" demo
+
+# Benchmarks, printed as ratios to an unprotected run in the same VM.
+bench: module ftctl selftests
+	$(MAKE) -C bench OUT=$(BUILD)/bench
+	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet bench
+	@grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH //' 
 
 fmt:
 	rustfmt --edition 2021 --config-path $(ROOT)/.rustfmt.toml rust/procft_main.rs

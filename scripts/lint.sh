@@ -34,7 +34,7 @@ scripts/check-syscalls.py "$KDIR" || fail=1
 log "checkpatch (C shim and headers)"
 "$KDIR/scripts/checkpatch.pl" --no-tree --quiet --show-types -f \
 	rust/procft_shim.c include/procft_shim.h include/uapi/linux/procft.h \
-	selftests/*.c selftests/*.h || fail=1
+	selftests/*.c selftests/*.h bench/*.c || fail=1
 
 [ $fail = 0 ] && log "lint clean"
 exit $fail

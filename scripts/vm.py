@@ -68,6 +68,8 @@ probe) ;;
 		/selftests/demo.sh || rc=1
 	elif [ "$ftmode" = script ]; then
 		/selftests/script.sh || rc=1
+	elif [ "$ftmode" = bench ]; then
+		/bench/bench.sh || rc=1
 	else
 		/selftests/run_tests.sh "$ftfilter" || rc=1
 	fi
@@ -90,7 +92,8 @@ def build_initramfs(kdir, dest, script=None):
     stage = tempfile.mkdtemp(prefix="initramfs.", dir=OUT)
     os.chmod(stage, 0o755)  # the guest's / (mkdtemp makes it 0700)
     try:
-        for d in ("bin", "proc", "sys", "dev", "tmp", "lib/modules", "selftests", "mnt", "etc"):
+        for d in ("bin", "proc", "sys", "dev", "tmp", "lib/modules", "selftests", "mnt", "etc",
+                  "bench"):
             os.makedirs(os.path.join(stage, d), exist_ok=True)
         shutil.copy2("/bin/busybox", os.path.join(stage, "bin/busybox"))
         shutil.copy2(os.path.join(BUILD, "bin/ftctl"), os.path.join(stage, "bin/ftctl"))
@@ -98,6 +101,10 @@ def build_initramfs(kdir, dest, script=None):
         sel = os.path.join(BUILD, "selftests")
         for f in os.listdir(sel):
             shutil.copy2(os.path.join(sel, f), os.path.join(stage, "selftests", f))
+        bench = os.path.join(BUILD, "bench")
+        if os.path.isdir(bench):
+            for f in os.listdir(bench):
+                shutil.copy2(os.path.join(bench, f), os.path.join(stage, "bench", f))
         if script:
             shutil.copy2(script, os.path.join(stage, "selftests/script.sh"))
             os.chmod(os.path.join(stage, "selftests/script.sh"), 0o755)
@@ -318,7 +325,7 @@ def verdict(lines, mode, elapsed, timed_out, serial_log):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("mode", choices=["test", "demo", "script"],
+    ap.add_argument("mode", choices=["test", "demo", "script", "bench"],
                     help="script: run --script FILE in the guest instead of the tests")
     ap.add_argument("--script", help="shell script to run in the guest (mode script)")
     ap.add_argument("--kdir", required=True, help="test kernel build directory")
