@@ -12,7 +12,6 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
-#define KPF_ANON 12
 #define BUF_PAGES 64
 #define TICKS 40
 
@@ -81,20 +80,6 @@ static int converge(pid_t pid, int want, pid_t *reps)
 	return 0;
 }
 
-static int gone(pid_t pid)
-{
-	char path[32];
-	int i;
-
-	snprintf(path, sizeof(path), "/proc/%d", pid);
-	for (i = 0; i < 500; i++) {
-		if (access(path, F_OK))
-			return 1;
-		usleep(10000);
-	}
-	return 0;
-}
-
 static pid_t ppid_of(pid_t pid)
 {
 	char path[64], st[512];
@@ -109,18 +94,6 @@ static pid_t ppid_of(pid_t pid)
 		sscanf(strrchr(st, ')') + 2, "%*c %d", &ppid);
 	fclose(f);
 	return ppid;
-}
-
-static uint64_t page_flags(uint64_t pfn)
-{
-	uint64_t flags = 0;
-	int fd = open("/proc/kpageflags", O_RDONLY);
-
-	if (fd >= 0) {
-		pread(fd, &flags, 8, pfn * 8);
-		close(fd);
-	}
-	return flags;
 }
 
 /*
@@ -149,7 +122,7 @@ static long frames_disjoint(pid_t *reps, int n)
 
 			for (i = 0; i < n; i++)
 				pfn[i] = pfn_of(reps[i], (void *)a);
-			if (!pfn[0] || !(page_flags(pfn[0]) & (1ULL << KPF_ANON)))
+			if (!pfn[0] || !(kpage_flags(pfn[0]) & (1ULL << KPF_ANON)))
 				continue;
 			for (i = 0; i < n; i++)
 				for (j = i + 1; j < n; j++)
@@ -236,11 +209,11 @@ int main(void)
 	/* Let it tick while protected; its output must not be multiplied. */
 	write(ctl[0], "g", 1);
 	victim = reps[2];
-	tap_ok(ioctl_set(pid, 1) == 0 && gone(victim) && converge(pid, 1, reps) && reps[1] != victim,
+	tap_ok(ioctl_set(pid, 1) == 0 && wait_gone(victim) && converge(pid, 1, reps) && reps[1] != victim,
 	       "level 2 -> 1: the newest duplicate goes");
 	victim = reps[1];
 	kill(victim, SIGKILL);
-	ok = gone(victim) && converge(pid, 1, reps) && reps[1] != victim;
+	ok = wait_gone(victim) && converge(pid, 1, reps) && reps[1] != victim;
 	replicas_of(pid, reps, NULL, &respawns);
 	tap_ok(ok && respawns == 1, "a killed duplicate is replaced (respawns=%d)", respawns);
 	tap_ok(ioctl_set(pid, 3) == 0 && converge(pid, 3, reps), "level 1 -> 3: converges to three");
@@ -274,7 +247,7 @@ int main(void)
 	waitpid(pid, &st, 0);
 	ok = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
 	for (i = 1; i < n; i++)
-		ok = ok && gone(reps[i]);
+		ok = ok && wait_gone(reps[i]);
 	tap_ok(ok && replicas_of(pid, reps, NULL, NULL) == -1,
 	       "the primary's death ends the group: its status, duplicates gone, no zombie");
 	tap_ok(waitpid(-1, &st, WNOHANG) == -1 && errno == ECHILD, "nothing left to wait for");
@@ -290,6 +263,6 @@ int main(void)
 	     run_cmd("tr '\\0' ' ' < /proc/%d/cmdline | grep -q 'while true'", reps[1]) == 0;
 	tap_ok(ok, "echo 1 > /proc/self/ft_level; exec sh: the new image is duplicated");
 	reap(pid);
-	tap_ok(gone(reps[1]), "and its duplicate dies with it");
+	tap_ok(wait_gone(reps[1]), "and its duplicate dies with it");
 	return tap_finish();
 }

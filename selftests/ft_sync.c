@@ -66,40 +66,6 @@ static int read_mem(pid_t pid, const void *addr, void *buf, size_t len)
 	return ok;
 }
 
-/* Replica pids of @pid once it has @want ready duplicates (10 s at most). */
-static int wait_dups(pid_t pid, int want, pid_t *reps)
-{
-	char line[256], *p;
-	int i, n, ready, level;
-
-	for (i = 0; i < 1000; i++, usleep(10000)) {
-		if (procft_line(pid, line, sizeof(line)) != 1)
-			continue;
-		if (sscanf(strstr(line, "duplicates="), "duplicates=%d/%d", &ready, &level) != 2 ||
-		    ready != want)
-			continue;
-		p = strstr(line, "replicas=") + 9;
-		for (n = 0; n < 8; n++) {
-			reps[n] = strtol(p, &p, 10);
-			if (*p++ != ',')
-				break;
-		}
-		if (n == want)
-			return 1;
-	}
-	return 0;
-}
-
-static long counter(pid_t pid, const char *key)
-{
-	char line[256], *p;
-
-	if (procft_line(pid, line, sizeof(line)) != 1)
-		return -1;
-	p = strstr(line, key);
-	return p ? strtol(p + strlen(key), NULL, 10) : -1;
-}
-
 int main(int argc, char **argv)
 {
 	static struct shared a, b;
@@ -129,7 +95,7 @@ int main(int argc, char **argv)
 	}
 	close(ctl[1]);
 	read(ctl[0], &addr, sizeof(addr));
-	tap_ok(ioctl_set(pid, 2) == 0 && wait_dups(pid, 2, reps),
+	tap_ok(ioctl_set(pid, 2) == 0 && wait_duplicates(pid, 2, reps),
 	       "level 2: duplicates %d and %d", reps[1], reps[2]);
 	write(ctl[0], "g", 1);
 	read(ctl[0], &c, 1);
@@ -160,7 +126,7 @@ int main(int argc, char **argv)
 		ok = ok && b.pid == pid && b.ppid == getpid();
 	}
 	tap_ok(ok && a.pid == pid, "getpid() and getppid() give the primary's ids in every replica");
-	tap_ok(counter(pid, "divergences=") == 0, "no divergence");
+	tap_ok(procft_field(pid, "divergences=") == 0, "no divergence");
 	reap(pid);
 
 	/* A duplicate that sends other bytes diverges and is replaced. */
@@ -173,14 +139,7 @@ int main(int argc, char **argv)
 		_exit(127);
 	}
 	close(out[1]);
-	while (got < sizeof(text) - 1) {
-		ssize_t r = read(out[0], text + got, sizeof(text) - 1 - got);
-
-		if (r <= 0)
-			break;
-		got += r;
-	}
-	text[got] = 0;
+	read_to_eof(out[0], text, sizeof(text), &got);
 	waitpid(pid, &i, 0);
 	lines = 0;
 	for (char *p = text; *p; p++)

@@ -214,6 +214,22 @@ static inline int run_cmd(const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/*
+ * Appends what @fd gives until end of file to @buf, which holds @*got
+ * bytes of @len, and keeps it NUL-terminated.
+ */
+static inline void read_to_eof(int fd, char *buf, size_t len, size_t *got)
+{
+	while (*got < len - 1) {
+		ssize_t r = read(fd, buf + *got, len - 1 - *got);
+
+		if (r <= 0)
+			break;
+		*got += r;
+	}
+	buf[*got] = 0;
+}
+
 /* A child that just waits to be killed. */
 static inline pid_t spawn_sleeper(void)
 {
@@ -230,6 +246,76 @@ static inline void reap(pid_t pid)
 {
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+}
+
+/* ---- replica groups ------------------------------------------------------ */
+
+/* A numeric field (@key is e.g. "failovers=") of @pid's /proc/procft line, or -1. */
+static inline long procft_field(pid_t pid, const char *key)
+{
+	char line[256], *p;
+
+	if (procft_line(pid, line, sizeof(line)) != 1)
+		return -1;
+	p = strstr(line, key);
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+/*
+ * Waits (15 s at most) until @pid has @want duplicates, all on their own
+ * frames and in step, and fills @reps with its replicas, primary first.
+ */
+static inline int wait_duplicates(pid_t pid, int want, pid_t *reps)
+{
+	char line[256], *p;
+	int i, n;
+
+	for (i = 0; i < 1500; i++, usleep(10000)) {
+		if (procft_field(pid, "duplicates=") != want ||
+		    procft_line(pid, line, sizeof(line)) != 1)
+			continue;
+		p = strstr(line, "replicas=") + 9;
+		for (n = 0; n < 8; n++) {
+			reps[n] = strtol(p, &p, 10);
+			if (*p++ != ',')
+				break;
+		}
+		if (n == want)
+			return 1;
+	}
+	tap_diag("pid %d: no %d duplicates in step", pid, want);
+	return 0;
+}
+
+/* Waits (10 s at most) until process @pid is gone (no zombie either). */
+static inline int wait_gone(pid_t pid)
+{
+	char path[32];
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	for (i = 0; i < 1000 && !access(path, F_OK); i++)
+		usleep(10000);
+	return access(path, F_OK) != 0;
+}
+
+/* Whether @pid's memory at @buf (@pages pages) still holds byte i == i * @mul. */
+static inline int buffer_intact(pid_t pid, const char *buf, int pages, int mul)
+{
+	char path[32], page[4096];
+	int fd, i, j, ok;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDONLY);
+	ok = fd >= 0;
+	for (i = 0; i < pages && ok; i++) {
+		ok = pread(fd, page, 4096, (off_t)(uintptr_t)(buf + i * 4096)) == 4096;
+		for (j = 0; j < 4096 && ok; j++)
+			ok = page[j] == (char)((i * 4096 + j) * mul);
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
 }
 
 /* ---- frames and machine checks --------------------------------------------- */
@@ -251,6 +337,23 @@ static inline uint64_t pfn_of(pid_t pid, const void *addr)
 	if (!(ent & (1ULL << 63)))
 		return 0;
 	return ent & ((1ULL << 55) - 1);
+}
+
+#define KPF_ANON	12
+#define KPF_HWPOISON	19
+
+/* The /proc/kpageflags word of frame @pfn (0 if unreadable). */
+static inline uint64_t kpage_flags(uint64_t pfn)
+{
+	uint64_t flags = 0;
+	int fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (pread(fd, &flags, 8, pfn * 8) != 8)
+			flags = 0;
+		close(fd);
+	}
+	return flags;
 }
 
 /*

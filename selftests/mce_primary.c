@@ -16,7 +16,6 @@
 
 #define PAGES 32
 #define TICKS 40
-#define KPF_HWPOISON 19
 
 static char *buf;
 
@@ -44,44 +43,6 @@ static void workload(int ctl, int out)
 	_exit(7);
 }
 
-static long field(pid_t pid, const char *key)
-{
-	char line[256], *p;
-
-	if (procft_line(pid, line, sizeof(line)) != 1)
-		return -1;
-	p = strstr(line, key);
-	return p ? strtol(p + strlen(key), NULL, 10) : -1;
-}
-
-static int memory_intact(pid_t pid)
-{
-	char path[32], page[4096];
-	int fd, i, j, ok = 1;
-
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	fd = open(path, O_RDONLY);
-	for (i = 0; i < PAGES && ok; i++) {
-		ok = pread(fd, page, 4096, (off_t)(uintptr_t)(buf + i * 4096)) == 4096;
-		for (j = 0; j < 4096 && ok; j++)
-			ok = page[j] == (char)((i * 4096 + j) * 29);
-	}
-	close(fd);
-	return ok;
-}
-
-static int poisoned(uint64_t pfn)
-{
-	uint64_t flags = 0;
-	int fd = open("/proc/kpageflags", O_RDONLY);
-
-	if (fd >= 0) {
-		pread(fd, &flags, 8, pfn * 8);
-		close(fd);
-	}
-	return (flags >> KPF_HWPOISON) & 1;
-}
-
 int main(void)
 {
 	int ctl[2], out[2], i, st, ok;
@@ -101,23 +62,23 @@ int main(void)
 	close(out[1]);
 	read(ctl[0], &buf, sizeof(buf));
 	ok = ioctl_set(pid, 2) == 0;
-	for (i = 0; i < 1000 && ok && field(pid, "duplicates=") != 2; i++)
+	for (i = 0; i < 1000 && ok && procft_field(pid, "duplicates=") != 2; i++)
 		usleep(10000);
-	tap_ok(ok && field(pid, "duplicates=") == 2, "protected at level 2, duplicates in step");
+	tap_ok(ok && procft_field(pid, "duplicates=") == 2, "protected at level 2, duplicates in step");
 
 	write(ctl[0], "g", 1);
 	usleep(50000);
 	bad = pfn_of(pid, buf + 7 * 4096);
 	tap_ok(bad && host_inject_mce(bad * 4096) == 0,
 	       "machine check raised on the primary's frame %#llx", (unsigned long long)bad);
-	for (i = 0; i < 1000 && field(pid, "failovers=") < 1; i++)
+	for (i = 0; i < 1000 && procft_field(pid, "failovers=") < 1; i++)
 		usleep(10000);
-	tap_ok(field(pid, "failovers=") == 1 && field(pid, "mce_events=") == 1 &&
-	       field(pid, "respawns=") == 0,
+	tap_ok(procft_field(pid, "failovers=") == 1 && procft_field(pid, "mce_events=") == 1 &&
+	       procft_field(pid, "respawns=") == 0,
 	       "the primary's page was restored from a duplicate (failovers=%ld mce_events=%ld)",
-	       field(pid, "failovers="), field(pid, "mce_events="));
+	       procft_field(pid, "failovers="), procft_field(pid, "mce_events="));
 	now = pfn_of(pid, buf + 7 * 4096);
-	tap_ok(!kill(pid, 0) && memory_intact(pid) && now && now != bad && poisoned(bad),
+	tap_ok(!kill(pid, 0) && buffer_intact(pid, buf, PAGES, 29) && now && now != bad && (kpage_flags(bad) >> KPF_HWPOISON & 1),
 	       "same pid, memory intact, page now on frame %#llx, %#llx retired",
 	       (unsigned long long)now, (unsigned long long)bad);
 	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: page 0x[0-9a-f]* restored on a fresh frame from duplicate [0-9]*; frame %#llx retired'",
@@ -139,14 +100,7 @@ int main(void)
 	       (unsigned long long)bad);
 	usleep(100000);
 	write(ctl[0], "q", 1);
-	while (got < sizeof(text) - 1) {
-		ssize_t r = read(out[0], text + got, sizeof(text) - 1 - got);
-
-		if (r <= 0)
-			break;
-		got += r;
-	}
-	text[got] = 0;
+	read_to_eof(out[0], text, sizeof(text), &got);
 	ok = 1;
 	for (i = 0, p = text; i < TICKS && ok; i++) {
 		char want[32];
@@ -159,7 +113,7 @@ int main(void)
 	ok = waitpid(pid, &st, 0) == pid;
 	tap_ok(ok && WIFEXITED(st) && WEXITSTATUS(st) == 7,
 	       "the process read its whole buffer back and exited with its own status (%#x)", st);
-	tap_ok(field(pid, "level=") == -1, "and its group is gone");
+	tap_ok(procft_field(pid, "level=") == -1, "and its group is gone");
 	tap_ok(run_cmd("[ $(dmesg | grep -c 'procft: pid %d: page 0x[0-9a-f]* restored on a fresh frame') = 2 ]",
 		       pid) == 0, "both pages were restored");
 	return tap_finish();

@@ -12,7 +12,6 @@
 #include <sys/socket.h>
 
 #define PAGES 32
-#define KPF_HWPOISON 19
 
 static char *buf;
 
@@ -26,78 +25,6 @@ static void workload(int ctl)
 	write(ctl, &buf, sizeof(buf));
 	for (;;)
 		usleep(5000);
-}
-
-static int wait_replicas(pid_t pid, pid_t *reps, int want)
-{
-	char line[256], *p;
-	int i, n, ready, level;
-
-	for (i = 0; i < 1500; i++, usleep(10000)) {
-		if (procft_line(pid, line, sizeof(line)) != 1)
-			continue;
-		if (sscanf(strstr(line, "duplicates="), "duplicates=%d/%d", &ready, &level) != 2 ||
-		    ready != want)
-			continue;
-		p = strstr(line, "replicas=") + 9;
-		for (n = 0; n < 8; n++) {
-			reps[n] = strtol(p, &p, 10);
-			if (*p++ != ',')
-				break;
-		}
-		if (n == want)
-			return 1;
-	}
-	return 0;
-}
-
-static long counter(pid_t pid, const char *key)
-{
-	char line[256], *p;
-
-	if (procft_line(pid, line, sizeof(line)) != 1)
-		return -1;
-	p = strstr(line, key);
-	return p ? strtol(p + strlen(key), NULL, 10) : -1;
-}
-
-static int gone(pid_t pid)
-{
-	char path[32];
-	int i;
-
-	snprintf(path, sizeof(path), "/proc/%d", pid);
-	for (i = 0; i < 1000 && !access(path, F_OK); i++)
-		usleep(10000);
-	return access(path, F_OK) != 0;
-}
-
-static int poisoned(uint64_t pfn)
-{
-	uint64_t flags = 0;
-	int fd = open("/proc/kpageflags", O_RDONLY);
-
-	if (fd >= 0) {
-		pread(fd, &flags, 8, pfn * 8);
-		close(fd);
-	}
-	return (flags >> KPF_HWPOISON) & 1;
-}
-
-static int memory_intact(pid_t pid)
-{
-	char path[32], page[4096];
-	int fd, i, j, ok = 1;
-
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	fd = open(path, O_RDONLY);
-	for (i = 0; i < PAGES && ok; i++) {
-		ok = pread(fd, page, 4096, (off_t)(uintptr_t)(buf + i * 4096)) == 4096;
-		for (j = 0; j < 4096 && ok; j++)
-			ok = page[j] == (char)((i * 4096 + j) * 13);
-	}
-	close(fd);
-	return ok;
 }
 
 int main(void)
@@ -114,7 +41,7 @@ int main(void)
 	if (pid == 0)
 		workload(ctl[1]);
 	read(ctl[0], &buf, sizeof(buf));
-	ok = ioctl_set(pid, 2) == 0 && wait_replicas(pid, reps, 2);
+	ok = ioctl_set(pid, 2) == 0 && wait_duplicates(pid, 2, reps);
 	tap_ok(ok, "level 2, duplicates %d %d", reps[1], reps[2]);
 
 	/* A real machine check on a frame only duplicate 1 maps. */
@@ -125,15 +52,15 @@ int main(void)
 	       "duplicate %d's page is on frame %#llx, its own", victim, (unsigned long long)pfn);
 	tap_ok(host_inject_mce(pfn * 4096) == 0, "machine check raised at %#llx",
 	       (unsigned long long)(pfn * 4096));
-	ok = gone(victim) && wait_replicas(pid, reps, 2) && reps[1] != victim && reps[2] != victim;
+	ok = wait_gone(victim) && wait_duplicates(pid, 2, reps) && reps[1] != victim && reps[2] != victim;
 	tap_ok(ok, "the duplicate died and the group is back at level 2 (%d %d)", reps[1], reps[2]);
-	tap_ok(counter(pid, "mce_events=") == 1 && counter(pid, "respawns=") >= 1,
-	       "mce_events=%ld respawns=%ld", counter(pid, "mce_events="), counter(pid, "respawns="));
+	tap_ok(procft_field(pid, "mce_events=") == 1 && procft_field(pid, "respawns=") >= 1,
+	       "mce_events=%ld respawns=%ld", procft_field(pid, "mce_events="), procft_field(pid, "respawns="));
 	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: memory error at frame %#llx in duplicate %d; replacing it'",
 		       pid, (unsigned long long)pfn, victim) == 0,
 	       "the event is logged with group, frame and replica");
-	tap_ok(!kill(pid, 0) && memory_intact(pid) && pfn_of(pid, buf + 5 * 4096) == primary_pfn &&
-	       poisoned(pfn),
+	tap_ok(!kill(pid, 0) && buffer_intact(pid, buf, PAGES, 13) && pfn_of(pid, buf + 5 * 4096) == primary_pfn &&
+	       (kpage_flags(pfn) >> KPF_HWPOISON & 1),
 	       "the primary lives with its memory intact; frame %#llx is poisoned",
 	       (unsigned long long)pfn);
 	tap_ok(pfn_of(reps[1], buf + 5 * 4096) != pfn && pfn_of(reps[2], buf + 5 * 4096) != pfn,
@@ -147,11 +74,11 @@ int main(void)
 	ok = fd >= 0 && write(fd, cmd, strlen(cmd)) > 0;
 	if (fd >= 0)
 		close(fd);
-	ok = ok && gone(victim) && wait_replicas(pid, reps, 2);
+	ok = ok && wait_gone(victim) && wait_duplicates(pid, 2, reps);
 	tap_ok(ok, "corrupt-pfn %#llx: duplicate %d replaced (%d %d)", (unsigned long long)pfn,
 	       victim, reps[1], reps[2]);
-	tap_ok(!kill(pid, 0) && memory_intact(pid) && poisoned(pfn) && counter(pid, "respawns=") >= 2,
-	       "the primary is untouched; respawns=%ld", counter(pid, "respawns="));
+	tap_ok(!kill(pid, 0) && buffer_intact(pid, buf, PAGES, 13) && (kpage_flags(pfn) >> KPF_HWPOISON & 1) && procft_field(pid, "respawns=") >= 2,
+	       "the primary is untouched; respawns=%ld", procft_field(pid, "respawns="));
 	reap(pid);
 	return tap_finish();
 }
