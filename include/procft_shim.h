@@ -54,6 +54,10 @@ void procft_set_return(long value);
 void procft_restart_call(long nr);
 void procft_kill(struct task_struct *task);
 void procft_set_mce_early(void);
+size_t procft_siginfo_size(void);
+bool procft_signal_pending(void);
+unsigned long procft_user_ip(void);
+int procft_send_self(int sig, const void *info);
 unsigned long procft_find_pfn(struct task_struct *task, unsigned long pfn);
 int procft_repair_page(unsigned long addr, unsigned long pfn, struct task_struct *from);
 int procft_queue_task_work(void);
@@ -73,5 +77,8 @@ void procft_rs_sys_exit(struct pt_regs *regs, long ret);
 void procft_rs_fork(struct task_struct *parent, struct task_struct *child);
 void procft_rs_task_work(void);
 void procft_rs_memory_error(unsigned long pfn);
+struct kernel_siginfo;
+void procft_rs_signal_deliver(int sig, const struct kernel_siginfo *info, bool restart,
+			      unsigned long ip);
 
 #endif /* _PROCFT_SHIM_H */

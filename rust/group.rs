@@ -127,6 +127,10 @@ pub(crate) struct State {
     /// page is repaired (the duplicates wait for it, in the state the
     /// primary was in before the call).
     pub(crate) held: Option<Arc<crate::ring::Record>>,
+    /// The record of the call the primary just made, held back because a
+    /// signal is pending: if the primary handles it on its way back to
+    /// user space, the record carries it to the duplicates.
+    pub(crate) held_sig: Option<kernel::sync::UniqueArc<crate::ring::Record>>,
 }
 
 impl State {
@@ -231,6 +235,7 @@ impl Group {
                     repair: None,
                     repairing: None,
                     held: None,
+                    held_sig: None,
                 }, "procft_group"),
             }),
             GFP_KERNEL,

@@ -423,6 +423,37 @@ out:
 	return ret;
 }
 
+/** procft_siginfo_size - sizeof(kernel_siginfo_t), for the Rust side's copy */
+size_t procft_siginfo_size(void)
+{
+	return sizeof(kernel_siginfo_t);
+}
+
+/** procft_signal_pending - will the caller handle a signal before user code runs? */
+bool procft_signal_pending(void)
+{
+	return signal_pending(current);
+}
+
+/** procft_user_ip - the caller's user instruction pointer */
+unsigned long procft_user_ip(void)
+{
+	return task_pt_regs(current)->ip;
+}
+
+/**
+ * procft_send_self - queue signal @sig with siginfo @info (a copy of a
+ * kernel_siginfo_t) to the caller; it is delivered on the way back to user
+ * space, as it was to the primary
+ */
+int procft_send_self(int sig, const void *info)
+{
+	kernel_siginfo_t copy;
+
+	memcpy(&copy, info, sizeof(copy));
+	return send_sig_info(sig, &copy, current);
+}
+
 /** procft_kill - send SIGKILL to @task; safe in atomic context */
 void procft_kill(struct task_struct *task)
 {
@@ -603,6 +634,23 @@ static void procft_probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 	procft_rs_sys_exit(regs, ret);
 }
 
+/*
+ * In the delivering task, under its siglock with interrupts off: the
+ * Rust side only publishes a record (no allocation, no sleeping).
+ */
+static void procft_probe_signal_deliver(void *data, int sig, struct kernel_siginfo *info,
+					struct k_sigaction *ka)
+{
+	if (likely(!xa_load(&procft_tgids, current->tgid)))
+		return;
+	if (!ka || ka->sa.sa_handler == SIG_IGN || ka->sa.sa_handler == SIG_DFL)
+		return;
+	if (info == SEND_SIG_NOINFO || info == SEND_SIG_PRIV)
+		info = NULL;
+	procft_rs_signal_deliver(sig, info, ka->sa.sa_flags & SA_RESTART,
+				 task_pt_regs(current)->ip);
+}
+
 /* In the parent, after copy_process() and before the child can run. */
 static void procft_probe_fork(void *data, struct task_struct *parent,
 			      struct task_struct *child)
@@ -642,6 +690,7 @@ static struct procft_tp procft_tps[] = {
 	{ .name = "sys_enter", .probe = procft_probe_sys_enter },
 	{ .name = "sys_exit", .probe = procft_probe_sys_exit },
 	{ .name = "sched_process_fork", .probe = procft_probe_fork },
+	{ .name = "signal_deliver", .probe = procft_probe_signal_deliver },
 };
 
 static void procft_find_tp(struct tracepoint *tp, void *priv)

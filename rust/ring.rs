@@ -23,6 +23,11 @@ pub(crate) struct Record {
     pub(crate) ret: isize,
     /// Hash of the bytes it sent out (see [`crate::syscalls::input`]).
     pub(crate) input_hash: u64,
+    /// The primary's user instruction pointer after the call.
+    pub(crate) ip: usize,
+    /// A signal the primary handled on its way back from this call, to be
+    /// delivered to each duplicate at the same point.
+    pub(crate) signal: Option<(i32, crate::shim::SigInfo)>,
     /// What it wrote into the primary's memory: address and bytes. (Plain
     /// kmalloc memory, so a record may be freed under a spinlock.)
     pub(crate) outputs: KVec<(usize, KVec<u8>)>,
@@ -91,6 +96,8 @@ mod tests {
                 args: [0; 6],
                 ret: nr as isize,
                 input_hash: 0,
+                ip: 0,
+                signal: None,
                 outputs: KVec::new(),
             },
             GFP_KERNEL,

@@ -46,6 +46,10 @@ extern "C" {
     fn procft_restart_call(nr: c_long);
     fn procft_kill(task: *mut bindings::task_struct);
     fn procft_set_mce_early();
+    fn procft_siginfo_size() -> usize;
+    fn procft_signal_pending() -> bool;
+    fn procft_user_ip() -> usize;
+    fn procft_send_self(sig: c_int, info: *const u64) -> c_int;
     fn procft_find_pfn(task: *mut bindings::task_struct, pfn: usize) -> usize;
     fn procft_repair_page(addr: usize, pfn: usize, from: *mut bindings::task_struct) -> c_int;
     fn procft_queue_task_work() -> c_int;
@@ -98,6 +102,15 @@ fn check_task_layout() -> Result {
         pr_err!(
             "struct pt_regs ({} bytes) does not fit procft's copy\n",
             regs
+        );
+        return Err(ENOEXEC);
+    }
+    // SAFETY: Returns a constant.
+    let info = unsafe { procft_siginfo_size() };
+    if info > size_of::<SigInfo>() {
+        pr_err!(
+            "kernel_siginfo_t ({} bytes) does not fit procft's copy\n",
+            info
         );
         return Err(ENOEXEC);
     }
@@ -308,6 +321,34 @@ pub(crate) fn set_return(value: isize) {
 pub(crate) fn restart_call(nr: i64) {
     // SAFETY: Acts on the calling task's saved user registers.
     unsafe { procft_restart_call(nr as c_long) }
+}
+
+/// A copy of a `kernel_siginfo_t` (its size is checked at load).
+#[derive(Clone, Copy)]
+pub(crate) struct SigInfo(pub(crate) [u64; 16]);
+
+/// `sizeof(kernel_siginfo_t)`.
+pub(crate) fn siginfo_size() -> usize {
+    // SAFETY: Returns a constant.
+    unsafe { procft_siginfo_size() }
+}
+
+/// Whether the caller will handle a signal before running user code.
+pub(crate) fn signal_pending() -> bool {
+    // SAFETY: Reads the calling task's flags.
+    unsafe { procft_signal_pending() }
+}
+
+/// The caller's user instruction pointer.
+pub(crate) fn user_ip() -> usize {
+    // SAFETY: Reads the calling task's saved registers.
+    unsafe { procft_user_ip() }
+}
+
+/// Queues signal `sig` with `info` to the caller.
+pub(crate) fn send_self(sig: i32, info: &SigInfo) -> Result {
+    // SAFETY: `info` holds a whole `kernel_siginfo_t` (checked at load).
+    kernel::error::to_result(unsafe { procft_send_self(sig, info.0.as_ptr()) })
 }
 
 /// Asks to be told of memory errors on the caller's pages at once.

@@ -22,9 +22,9 @@
 
 use kernel::{
     bindings,
-    ffi::{c_long, c_ulong, c_void},
+    ffi::{c_int, c_long, c_ulong, c_void},
     prelude::*,
-    sync::Arc,
+    sync::{Arc, UniqueArc},
     task::{Pid, Task},
     uaccess::{UserPtr, UserSlice},
 };
@@ -115,6 +115,11 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
 }
 
 fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
+    // A record held for a signal that was not handled after all.
+    let held = group.lock().held_sig.take();
+    if let Some(record) = held {
+        publish(group, record.into());
+    }
     let why = if shim::is_ptraced(current!()) {
         Some("being traced")
     } else {
@@ -250,10 +255,12 @@ fn record(group: &Arc<Group>, ret: isize) {
     let Some((nr, args)) = group.lock().call.take() else {
         return;
     };
-    if is_restart(ret) {
+    let signal = shim::signal_pending();
+    if is_restart(ret) && !signal {
+        // Interrupted without a signal to handle: the call is made again.
         return;
     }
-    let outputs = match capture(nr, &args, ret) {
+    let outputs = match capture(nr, &args, if is_restart(ret) { -1 } else { ret }) {
         Ok(o) => o,
         Err(why) => {
             control::end_protection(group, why);
@@ -264,12 +271,14 @@ fn record(group: &Arc<Group>, ret: isize) {
         control::end_protection(group, "an unreadable output buffer");
         return;
     };
-    let Ok(record) = Arc::new(
+    let Ok(record) = UniqueArc::new(
         Record {
             nr,
             args,
             ret,
             input_hash,
+            ip: shim::user_ip(),
+            signal: None,
             outputs,
         },
         GFP_KERNEL,
@@ -277,6 +286,15 @@ fn record(group: &Arc<Group>, ret: isize) {
         control::end_protection(group, "out of memory for a record");
         return;
     };
+    if signal {
+        let mut st = group.lock();
+        if st.repair.is_none() && st.held_sig.is_none() {
+            // Published when the signal is delivered (or at the next call).
+            st.held_sig = Some(record);
+            return;
+        }
+    }
+    let record: Arc<Record> = record.into();
     {
         let mut st = group.lock();
         if st.repair.is_some() && st.held.is_none() {
@@ -297,6 +315,67 @@ fn record(group: &Arc<Group>, ret: isize) {
     }
     publish(group, record);
 }
+
+/// Called by the `signal_deliver` probe when a protected process is about
+/// to run a signal handler (under its siglock, interrupts off: no
+/// allocation, no sleeping). If it is on its way back from a recorded call,
+/// the record carries the signal to the duplicates, with the call's result
+/// as the handler sees it (`-EINTR`, or made again after `SA_RESTART`).
+///
+/// # Safety
+///
+/// `info` must be NULL or a valid `kernel_siginfo`.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn procft_rs_signal_deliver(
+    sig: c_int,
+    info: *const bindings::kernel_siginfo,
+    restart: bool,
+    ip: usize,
+) {
+    let task = current!();
+    let Some(group) = group::lookup(task.tgid()) else {
+        return;
+    };
+    let mut st = group.lock();
+    let Some(mut record) = st.held_sig.take() else {
+        return;
+    };
+    if record.ip != ip {
+        // Not the return from that call.
+        st.held_sig = Some(record);
+        return;
+    }
+    let mut copy = shim::SigInfo([0; 16]);
+    if !info.is_null() {
+        // SAFETY: `info` is a valid siginfo, no larger than the copy (checked
+        // at load).
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                info.cast::<u8>(),
+                copy.0.as_mut_ptr().cast::<u8>(),
+                shim::siginfo_size(),
+            )
+        };
+    }
+    record.signal = Some((sig, copy));
+    // What arch/x86/kernel/signal.c makes of an interrupted call when a
+    // handler runs.
+    record.ret = match record.ret {
+        ERESTARTNOHAND | ERESTART_RESTARTBLOCK => -EINTR_RET,
+        ERESTARTSYS if !restart => -EINTR_RET,
+        ERESTARTSYS => ERESTARTNOINTR,
+        r => r,
+    };
+    let _ = st.ring.push(record.into());
+    drop(st);
+    shim::wake_all();
+}
+
+const ERESTARTSYS: isize = -512;
+const ERESTARTNOINTR: isize = -513;
+const ERESTARTNOHAND: isize = -514;
+const ERESTART_RESTARTBLOCK: isize = -516;
+const EINTR_RET: isize = 4;
 
 /// Appends `record` to the ring and wakes the duplicates.
 fn publish(group: &Arc<Group>, record: Arc<Record>) {
@@ -623,7 +702,16 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
             return;
         }
     }
-    shim::set_return(record.ret);
+    if is_restart(record.ret) {
+        // The primary's call was interrupted and is made again.
+        shim::restart_call(nr);
+    } else {
+        shim::set_return(record.ret);
+    }
+    if let Some((sig, info)) = &record.signal {
+        // Handled on the way back to user space, as in the primary.
+        let _ = shim::send_self(*sig, info);
+    }
     {
         let mut st = group.lock();
         if let Some(d) = find_dup(&mut st, tgid) {

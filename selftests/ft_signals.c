@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Signals sent to a protected process reach every replica at the same
+ * point of its system-call sequence: handlers run identically (no
+ * divergence, the handlers' counters agree in every replica's memory, the
+ * output is the primary's alone), with and without SA_RESTART.  A fatal
+ * signal from outside ends the whole group with the primary's status.
+ */
+#include "ft_test.h"
+
+#include <sys/socket.h>
+
+/* Touched by the handler: accessed atomically, read back through /proc/<pid>/mem. */
+static int handled;
+
+static void on_usr1(int sig)
+{
+	char line[32];
+
+	int n = __atomic_add_fetch(&handled, 1, __ATOMIC_SEQ_CST);
+
+	write(1, line, snprintf(line, sizeof(line), "handled %d\n", n));
+}
+
+/* Blocks in read() on @ctl; every signal interrupts or restarts it. */
+static void workload(int ctl, int restart)
+{
+	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = restart ? SA_RESTART : 0 };
+	const int *addr = &handled;
+	int eintr = 0;
+	char c;
+
+	sigaction(SIGUSR1, &sa, NULL);
+	write(ctl, &addr, sizeof(addr));
+	for (;;) {
+		ssize_t r = read(ctl, &c, 1);
+
+		if (r < 0 && errno == EINTR) {
+			eintr++;
+			continue;
+		}
+		if (r == 1 && c == 'q')
+			break;
+	}
+	printf("eintr %d\n", eintr);
+	fflush(stdout);
+	_exit(__atomic_load_n(&handled, __ATOMIC_SEQ_CST));
+}
+
+static int run(int restart)
+{
+	int ctl[2], out[2], i, st, ok, want_eintr;
+	pid_t pid, reps[8] = { 0 };
+	const int *addr;
+	char text[1024], expect[1024];
+	size_t got = 0, n = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		close(ctl[0]);
+		/* Protected from its first instruction, duplicated at its first calls. */
+		ioctl_set(0, 2);
+		workload(ctl[1], restart);
+	}
+	close(out[1]);
+	close(ctl[1]);
+	read(ctl[0], &addr, sizeof(addr));
+	ok = wait_duplicates(pid, 2, reps);
+	usleep(100000);
+	for (i = 1; i <= 5; i++) {
+		kill(pid, SIGUSR1);
+		usleep(150000);
+		n += snprintf(expect + n, sizeof(expect) - n, "handled %d\n", i);
+	}
+	{
+		int a = -1, b = -1, c = -1;
+		char path[32];
+		int fd;
+
+		for (i = 0; i < 3; i++) {
+			snprintf(path, sizeof(path), "/proc/%d/mem", reps[i]);
+			fd = open(path, O_RDONLY);
+			pread(fd, i == 0 ? &a : i == 1 ? &b : &c, sizeof(int), (off_t)(uintptr_t)addr);
+			close(fd);
+		}
+		tap_ok(ok && a == 5 && b == 5 && c == 5,
+		       "%s: the handler ran 5 times in every replica (%d %d %d)",
+		       restart ? "SA_RESTART" : "no SA_RESTART", a, b, c);
+	}
+	tap_ok(procft_field(pid, "divergences=") == 0 && procft_field(pid, "respawns=") == 0,
+	       "no divergence, no respawn");
+	write(ctl[0], "q", 1);
+	read_to_eof(out[0], text, sizeof(text), &got);
+	want_eintr = restart ? 0 : 5;
+	n += snprintf(expect + n, sizeof(expect) - n, "eintr %d\n", want_eintr);
+	waitpid(pid, &st, 0);
+	tap_ok(!strcmp(text, expect) && WIFEXITED(st) && WEXITSTATUS(st) == 5,
+	       "output once, read() %s, exit status 5", restart ? "restarted" : "returned EINTR 5 times");
+	if (strcmp(text, expect))
+		tap_diag("got '%s'", text);
+	return 0;
+}
+
+int main(void)
+{
+	pid_t pid, reps[8] = { 0 };
+	int st, i, ok;
+
+	tap_plan(8);
+	run(0);
+	run(1);
+
+	pid = fork();
+	if (pid == 0) {
+		ioctl_set(0, 1);
+		for (;;)
+			usleep(5000);
+	}
+	ok = wait_duplicates(pid, 1, reps);
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+	tap_ok(ok && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM,
+	       "SIGTERM without a handler ends the process with that status");
+	for (i = 1; i <= 1; i++)
+		ok = ok && wait_gone(reps[i]);
+	tap_ok(ok, "and its duplicate");
+	return tap_finish();
+}
