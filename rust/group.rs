@@ -156,8 +156,10 @@ impl State {
         self.ring.trim(upto);
     }
 
-    /// Kills the newest duplicates until at most `keep` remain.
-    pub(crate) fn trim_dups(&mut self, keep: usize) {
+    /// Marks the newest duplicates as leaving until at most `keep` remain;
+    /// the caller kills them once it has dropped its locks.
+    pub(crate) fn trim_dups(&mut self, keep: usize) -> Kills {
+        let mut kills = Kills::none();
         let mut live = self.nr_dups();
         for slot in self.dups.iter_mut().rev() {
             if live <= keep {
@@ -165,9 +167,37 @@ impl State {
             }
             if let Some(d) = slot.as_mut().filter(|d| !d.leaving) {
                 d.leaving = true;
-                shim::kill(&d.task);
+                kills.add(d.task.clone());
                 live -= 1;
             }
+        }
+        kills
+    }
+}
+
+/// Duplicates to kill once procft's locks are dropped. Sending a signal
+/// takes the target's siglock, and the `signal_deliver` probe takes
+/// procft's locks under a siglock: the two must never nest the other way.
+#[must_use]
+pub(crate) struct Kills([Option<ARef<Task>>; MAX_DUPS]);
+
+impl Kills {
+    /// Nobody to kill.
+    pub(crate) const fn none() -> Self {
+        Self([const { None }; MAX_DUPS])
+    }
+
+    /// Adds `task` (there is room for every duplicate of a group).
+    pub(crate) fn add(&mut self, task: ARef<Task>) {
+        if let Some(slot) = self.0.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(task);
+        }
+    }
+
+    /// Sends SIGKILL to each; call with no procft lock held.
+    pub(crate) fn send(self) {
+        for task in self.0.iter().flatten() {
+            shim::kill(task);
         }
     }
 }
@@ -291,14 +321,13 @@ impl Group {
         out
     }
 
-    /// Ends the group: no more duplicates, and the existing ones die.
-    fn close(&self) {
+    /// Ends the group: no more duplicates; returns the existing ones, to be
+    /// killed (then [`shim::wake_all`]) once the caller's locks are dropped.
+    fn close(&self) -> Kills {
         let mut state = self.lock();
         state.closed = true;
-        state.trim_dups(0);
         state.ring.clear();
-        drop(state);
-        shim::wake_all();
+        state.trim_dups(0)
     }
 }
 
@@ -364,7 +393,7 @@ impl Drop for Registry {
                 pr_info!("unloading: ending protection of {} process(es)\n", n);
             }
             for (_, g) in tree.iter() {
-                g.close();
+                g.close().send();
             }
             drop(tree);
         }
@@ -396,6 +425,7 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     let node = RBTreeNode::new(tgid, group, GFP_KERNEL)?;
     shim::filter::reserve(tgid)?;
 
+    let mut kills = Kills::none();
     let old = {
         let mut table = GROUPS.lock();
         let Some(tree) = table.tree.as_mut() else {
@@ -408,7 +438,7 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
             let old = state.level;
             state.level = level;
             state.spawn_failures = 0;
-            state.trim_dups(level as usize);
+            kills = state.trim_dups(level as usize);
             old
         } else {
             // The key is absent (checked above), so nothing is replaced.
@@ -418,6 +448,7 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
             0
         }
     };
+    kills.send();
     // A no-op if `add` used the reservation.
     shim::filter::release(tgid);
     // The exit probe removes a group only if it already exists when the
@@ -434,16 +465,19 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
 /// Ends protection of the process whose global tgid is `tgid`, killing its
 /// duplicates.  Returns the level it had (0 if it was not protected).
 pub(crate) fn remove(tgid: Pid) -> u32 {
-    let removed = {
+    let (removed, kills) = {
         let mut table = GROUPS.lock();
         let removed = table.tree.as_mut().and_then(|t| t.remove(&tgid));
+        let mut kills = Kills::none();
         if let Some(g) = &removed {
             shim::filter::remove(tgid);
             table.released += 1;
-            g.close();
+            kills = g.close();
         }
-        removed
+        (removed, kills)
     };
+    kills.send();
+    shim::wake_all();
     // Dropped outside the registry lock.
     removed.map_or(0, |g| g.level())
 }

