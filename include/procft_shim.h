@@ -61,7 +61,6 @@ int procft_send_self(int sig, const void *info);
 unsigned long procft_find_pfn(struct task_struct *task, unsigned long pfn);
 int procft_repair_page(unsigned long addr, unsigned long pfn, struct task_struct *from);
 int procft_queue_task_work(void);
-void procft_kick(struct task_struct *task);
 int procft_wait_killable(bool (*cond)(const void *arg), const void *arg);
 void procft_wake_all(void);
 void procft_drain(void);

@@ -107,11 +107,7 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
     } else {
         group::set_level(leader, level)?
     };
-    if level > old && leader.tgid() != current!().tgid() {
-        // Duplicates are created at a system-call boundary; one blocked in
-        // a system call gets there now.
-        shim::kick(leader);
-    }
+
     if old != level {
         pr_info!(
             "pid {}: fault-tolerance level {} -> {}\n",

@@ -499,34 +499,6 @@ int procft_queue_task_work(void)
 	return 0;
 }
 
-static void procft_kick_fn(struct callback_head *cb)
-{
-	kfree(cb);
-	up_read(&procft_unload_sem);
-}
-
-/**
- * procft_kick - bring @task to a system-call boundary soon
- *
- * Queues an empty task_work with TWA_SIGNAL: a task blocked in an
- * interruptible system call leaves it as for a signal, runs the work and
- * makes the call again (the kernel's restart logic), passing sys_enter;
- * a running task passes through the kernel at its next interrupt.
- */
-void procft_kick(struct task_struct *task)
-{
-	struct callback_head *cb = kmalloc(sizeof(*cb), GFP_KERNEL);
-
-	if (!cb)
-		return;
-	down_read(&procft_unload_sem);
-	init_task_work(cb, procft_kick_fn);
-	if (task_work_add(task, cb, TWA_SIGNAL)) {
-		up_read(&procft_unload_sem);
-		kfree(cb);
-	}
-}
-
 /**
  * procft_wait_killable - sleep until @cond(@arg) holds or a fatal signal
  * arrives; procft_wake_all() makes waiters re-check.  0 or -ERESTARTSYS.

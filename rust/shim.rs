@@ -53,7 +53,6 @@ extern "C" {
     fn procft_find_pfn(task: *mut bindings::task_struct, pfn: usize) -> usize;
     fn procft_repair_page(addr: usize, pfn: usize, from: *mut bindings::task_struct) -> c_int;
     fn procft_queue_task_work() -> c_int;
-    fn procft_kick(task: *mut bindings::task_struct);
     fn procft_wait_killable(
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         arg: *const c_void,
@@ -384,13 +383,6 @@ pub(crate) fn kill(task: &Task) {
 pub(crate) fn queue_task_work() -> Result {
     // SAFETY: Acts on the calling task.
     kernel::error::to_result(unsafe { procft_queue_task_work() })
-}
-
-/// Brings `task` to a system-call boundary soon: a task blocked in a
-/// system call makes it again. May sleep.
-pub(crate) fn kick(task: &Task) {
-    // SAFETY: `task` is valid for the duration of the call.
-    unsafe { procft_kick(task.as_ptr()) }
 }
 
 /// Sleeps until `cond(arg)` holds or a fatal signal arrives; [`wake_all`]
