@@ -96,24 +96,17 @@ impl Drop for Hooks {
 /// differs from the C compiler's (some configurations are mislaid by
 /// bindgen; then every `Task` accessor would read the wrong field).
 fn check_task_layout() -> Result {
-    // SAFETY: Returns a constant.
-    let regs = unsafe { procft_regs_size() };
-    if regs > size_of::<SavedRegs>() {
-        pr_err!(
-            "struct pt_regs ({} bytes) does not fit procft's copy\n",
-            regs
-        );
-        return Err(ENOEXEC);
-    }
-    // SAFETY: Returns a constant.
-    let info = unsafe { procft_siginfo_size() };
-    if info > size_of::<SigInfo>() {
-        pr_err!(
-            "kernel_siginfo_t ({} bytes) does not fit procft's copy\n",
-            info
-        );
-        return Err(ENOEXEC);
-    }
+    let fits = |what: &str, c_size: usize, room: usize| {
+        if c_size > room {
+            pr_err!("{} ({} bytes) does not fit procft's copy\n", what, c_size);
+            return Err(ENOEXEC);
+        }
+        Ok(())
+    };
+    // SAFETY: Both return constants.
+    let (regs, info) = unsafe { (procft_regs_size(), procft_siginfo_size()) };
+    fits("struct pt_regs", regs, size_of::<SavedRegs>())?;
+    fits("kernel_siginfo_t", info, size_of::<SigInfo>())?;
     let (mut size, mut tgid) = (0usize, 0usize);
     // SAFETY: Both pointers are valid for writes.
     unsafe { procft_task_layout(&mut size, &mut tgid) };

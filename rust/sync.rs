@@ -160,29 +160,25 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
         // A page of the primary is on a failed frame: the duplicates will
         // stop at this very call, in the state the primary is in now.
         st.repairing = Some(nr);
-        st.call = None;
-        drop(st);
-        if shim::queue_task_work().is_ok() {
-            shim::suppress(regs);
-        } else {
-            group.lock().repairing = None;
+    } else {
+        st.trim_ring();
+        if !st.ring.is_full() {
+            st.call = Some((nr, *args));
+            return;
         }
-        return;
+        // Back-pressure: the slowest duplicate must catch up first.
+        st.wait_space = Some(nr);
     }
-    st.trim_ring();
-    if !st.ring.is_full() {
-        st.call = Some((nr, *args));
-        return;
-    }
-    // Back-pressure: wait (outside the tracepoint) for the slowest
-    // duplicate, then make the call again.
-    st.wait_space = Some(nr);
     st.call = None;
     drop(st);
+    // Wait outside the tracepoint, in a task_work; the call is then made
+    // again.
     if shim::queue_task_work().is_ok() {
         shim::suppress(regs);
     } else {
-        group.lock().wait_space = None;
+        let mut st = group.lock();
+        st.repairing = None;
+        st.wait_space = None;
     }
 }
 
