@@ -525,25 +525,31 @@ pub(crate) fn add_dup(
 }
 
 /// Forgets the duplicate whose global tgid is `tgid` (it is exiting).
-/// Returns its group and whether procft had asked it to leave.
+/// Returns its group and whether it was lost (procft had not asked it to
+/// leave): then it is counted for replacement in the same critical
+/// section that frees its slot, so the replacement counts as a respawn.
 pub(crate) fn remove_dup(tgid: Pid) -> Option<(Arc<Group>, bool)> {
     let mut table = GROUPS.lock();
     let group = table.dups.as_mut()?.remove(&tgid)?;
     shim::filter::remove(tgid);
-    let leaving = {
+    let lost = {
         let mut state = group.lock();
         let slot = state
             .dups
             .iter_mut()
             .find(|d| d.as_ref().is_some_and(|d| d.tgid == tgid));
         let leaving = slot.and_then(|s| s.take()).is_none_or(|d| d.leaving);
+        let lost = !leaving && !state.closed;
+        if lost {
+            state.lost += 1;
+        }
         state.trim_ring();
-        leaving
+        lost
     };
     drop(table);
     // The primary may be waiting for room in the ring.
     shim::wake_all();
-    Some((group, leaving))
+    Some((group, lost))
 }
 
 /// Calls `f` for each protected process, in tgid order, under the registry

@@ -169,13 +169,10 @@ pub(crate) fn birth(group: &Group, task: &Task) {
 /// A duplicate is exiting: forget it, and if procft did not ask for it,
 /// have it replaced.
 pub(crate) fn on_dup_exit(task: &Task) -> bool {
-    let Some((group, leaving)) = group::remove_dup(task.tgid()) else {
+    let Some((group, lost)) = group::remove_dup(task.tgid()) else {
         return false;
     };
-    let mut st = group.lock();
-    if !leaving && !st.closed {
-        st.lost += 1;
-        drop(st);
+    if lost {
         pr_info!(
             "pid {}: duplicate {} lost; replacing it\n",
             group.pid(),
