@@ -139,6 +139,11 @@ impl State {
         self.dups.iter().flatten().filter(|d| !d.leaving).count()
     }
 
+    /// The duplicate whose global tgid is `tgid`.
+    pub(crate) fn dup_mut(&mut self, tgid: Pid) -> Option<&mut Dup> {
+        self.dups.iter_mut().flatten().find(|d| d.tgid == tgid)
+    }
+
     /// Sequence number of the oldest record a duplicate still needs.
     pub(crate) fn min_next_seq(&self) -> u64 {
         self.dups

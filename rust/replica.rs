@@ -125,7 +125,7 @@ pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool 
 pub(crate) fn dup_first_exit(group: &Group, task: &Task, regs: Regs) {
     let saved = {
         let mut st = group.lock();
-        let Some(dup) = st.dups.iter_mut().flatten().find(|d| d.tgid == task.tgid()) else {
+        let Some(dup) = st.dup_mut(task.tgid()) else {
             return;
         };
         if dup.born {
@@ -154,7 +154,7 @@ pub(crate) fn birth(group: &Group, task: &Task) {
     };
     {
         let mut st = group.lock();
-        if let Some(dup) = st.dups.iter_mut().flatten().find(|d| d.tgid == task.tgid()) {
+        if let Some(dup) = st.dup_mut(task.tgid()) {
             dup.ready = true;
         }
     }

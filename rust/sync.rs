@@ -190,7 +190,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6])
     };
     {
         let mut st = group.lock();
-        let Some(dup) = find_dup(&mut st, task.tgid()) else {
+        let Some(dup) = st.dup_mut(task.tgid()) else {
             return;
         };
         dup.work = work;
@@ -200,10 +200,6 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6])
     } else {
         shim::kill(task);
     }
-}
-
-fn find_dup(st: &mut group::State, tgid: Pid) -> Option<&mut group::Dup> {
-    st.dups.iter_mut().flatten().find(|d| d.tgid == tgid)
 }
 
 /// Called by the `sys_exit` probe for protected processes and duplicates
@@ -540,7 +536,7 @@ unsafe extern "C" fn dup_can_go(arg: *const c_void) -> bool {
     if st.closed {
         return true;
     }
-    match find_dup(&mut st, w.tgid) {
+    match st.dup_mut(w.tgid) {
         Some(d) if !d.leaving && !d.parked => {
             let seq = d.next_seq;
             st.ring.get(seq).is_some()
@@ -644,7 +640,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     let w = Waiter { group, tgid };
     {
         let mut st = group.lock();
-        if let Some(d) = find_dup(&mut st, tgid) {
+        if let Some(d) = st.dup_mut(tgid) {
             d.waiting_for = Some(d.next_seq);
         }
     }
@@ -653,7 +649,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     let waited = shim::wait_killable(dup_can_go, core::ptr::from_ref(&w).cast());
     {
         let mut st = group.lock();
-        if let Some(d) = find_dup(&mut st, tgid) {
+        if let Some(d) = st.dup_mut(tgid) {
             d.waiting_for = None;
         }
     }
@@ -665,7 +661,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
         if st.closed {
             return;
         }
-        let Some(d) = find_dup(&mut st, tgid) else {
+        let Some(d) = st.dup_mut(tgid) else {
             return;
         };
         if d.leaving {
@@ -715,7 +711,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     }
     {
         let mut st = group.lock();
-        if let Some(d) = find_dup(&mut st, tgid) {
+        if let Some(d) = st.dup_mut(tgid) {
             d.next_seq = seq + 1;
         }
         st.trim_ring();
@@ -782,7 +778,7 @@ pub(crate) extern "C" fn procft_rs_task_work() {
     };
     let work = {
         let mut st = group.lock();
-        match find_dup(&mut st, task.tgid()) {
+        match st.dup_mut(task.tgid()) {
             Some(d) => {
                 let work = d.work;
                 d.work = DupWork::None;
