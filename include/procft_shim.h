@@ -61,6 +61,14 @@ int procft_send_self(int sig, const void *info);
 unsigned long procft_find_pfn(struct task_struct *task, unsigned long pfn);
 int procft_repair_page(unsigned long addr, unsigned long pfn, struct task_struct *from);
 int procft_queue_task_work(void);
+int procft_queue_task_work_atomic(void);
+/* Promotion: the primary takes a duplicate's memory and registers. */
+long procft_adopt_memory(struct task_struct *from);
+void procft_copy_regs(struct task_struct *from, void *saved);
+void procft_set_regs(const void *saved);
+int procft_adopt_fpu(struct task_struct *from);
+void procft_flush_sigbus(void);
+void procft_kill_self_sigbus(void);
 int procft_wait_killable(bool (*cond)(const void *arg), const void *arg);
 void procft_wake_all(void);
 void procft_drain(void);
@@ -77,6 +85,7 @@ void procft_rs_sys_exit(struct pt_regs *regs, long ret);
 void procft_rs_fork(struct task_struct *parent, struct task_struct *child);
 void procft_rs_task_work(void);
 void procft_rs_memory_error(unsigned long pfn);
+bool procft_rs_primary_poisoned(unsigned long addr);
 struct kernel_siginfo;
 void procft_rs_signal_deliver(int sig, const struct kernel_siginfo *info, bool restart,
 			      unsigned long ip);

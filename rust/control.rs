@@ -119,6 +119,38 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
     Ok(())
 }
 
+/// Test-only fault injection (`PROCFT_IOC_FAIL`): replica `replica` of
+/// process `pid` fails (0: the primary, k: the k-th duplicate as
+/// `PROCFT_IOC_GET_STATUS` lists them). `EPERM` unless the module was
+/// loaded with `fault_injection=1` and the caller has `CAP_SYS_ADMIN`.
+pub(crate) fn inject_failure(pid: Pid, replica: u32) -> Result {
+    if !crate::module_parameters::fault_injection.value() {
+        return Err(EPERM);
+    }
+    // SAFETY: `capable` only reads the caller's credentials.
+    if !unsafe { kernel::bindings::capable(kernel::bindings::CAP_SYS_ADMIN as i32) } {
+        return Err(EPERM);
+    }
+    let leader = find_process(pid)?;
+    let group = group::lookup(leader.tgid()).ok_or(ESRCH)?;
+    if replica == 0 {
+        return crate::failover::inject(&group);
+    }
+    let target = group
+        .replicas()
+        .into_iter()
+        .nth(replica as usize)
+        .flatten()
+        .ok_or(EINVAL)?;
+    pr_info!(
+        "pid {}: failure of duplicate {} injected\n",
+        group.pid(),
+        target.tgid_nr_ns(None)
+    );
+    shim::kill(&target);
+    Ok(())
+}
+
 /// Ends the protection of `group`'s process because it is doing something
 /// procft cannot replicate (`why`), with one log line.
 pub(crate) fn end_protection(group: &Group, why: &str) {

@@ -27,7 +27,7 @@ use crate::{ring::Ring, shim, uapi};
 
 /// Highest accepted level; see `PROCFT_MAX_LEVEL` in the UAPI header.
 pub(crate) const MAX_LEVEL: u32 = uapi::PROCFT_MAX_LEVEL;
-const MAX_DUPS: usize = MAX_LEVEL as usize;
+pub(crate) const MAX_DUPS: usize = MAX_LEVEL as usize;
 
 /// Event counters of a group, as shown in `/proc/procft`.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -64,6 +64,8 @@ pub(crate) struct Dup {
     pub(crate) parked: bool,
     /// It is blocked waiting for the record with this sequence number.
     pub(crate) waiting_for: Option<u64>,
+    /// The system call it stands before while it waits or is parked.
+    pub(crate) at: i64,
     /// What its task_work is to do next.
     pub(crate) work: DupWork,
 }
@@ -127,6 +129,9 @@ pub(crate) struct State {
     /// page is repaired (the duplicates wait for it, in the state the
     /// primary was in before the call).
     pub(crate) held: Option<Arc<crate::ring::Record>>,
+    /// The primary has failed: at its next entry into procft it takes the
+    /// state of a duplicate ([`crate::failover`]).
+    pub(crate) promote: Option<crate::failover::Cause>,
     /// The record of the call the primary just made, held back because a
     /// signal is pending: if the primary handles it on its way back to
     /// user space, the record carries it to the duplicates.
@@ -142,6 +147,25 @@ impl State {
     /// The duplicate whose global tgid is `tgid`.
     pub(crate) fn dup_mut(&mut self, tgid: Pid) -> Option<&mut Dup> {
         self.dups.iter_mut().flatten().find(|d| d.tgid == tgid)
+    }
+
+    /// A duplicate that stands at the primary's next call (it consumed
+    /// every record and waits for the next, or is parked at an exit or
+    /// exec with nothing left to consume): its task and that call.
+    pub(crate) fn dup_at_head(&self) -> Option<(ARef<Task>, i64)> {
+        let head = self.ring.head();
+        self.dups
+            .iter()
+            .flatten()
+            .filter(|d| d.ready && !d.leaving)
+            .find(|d| d.waiting_for == Some(head) || (d.parked && d.next_seq == head))
+            .map(|d| (d.task.clone(), d.at))
+    }
+
+    /// Whether some duplicate may still come to stand at the primary's
+    /// next call.
+    pub(crate) fn dup_may_come(&self) -> bool {
+        self.dups.iter().flatten().any(|d| !d.leaving)
     }
 
     /// Sequence number of the oldest record a duplicate still needs.
@@ -271,6 +295,7 @@ impl Group {
                     repairing: None,
                     held: None,
                     held_sig: None,
+                    promote: None,
                 }, "procft_group"),
             }),
             GFP_KERNEL,
@@ -523,6 +548,7 @@ pub(crate) fn add_dup(
         next_seq,
         parked: false,
         waiting_for: None,
+        at: -1,
         work: DupWork::None,
     });
     let _ = dups.insert(reservation.into_node(tgid, group.clone()));

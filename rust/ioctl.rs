@@ -81,6 +81,12 @@ impl MiscDevice for ControlFile {
                 };
                 write_sized(ptr, size, &mut out, |s, n| s.size = n)?;
             }
+            uapi::PROCFT_IOC_FAIL => {
+                let req: uapi::Fail = UserSlice::new(ptr, size_of::<uapi::Fail>())
+                    .reader()
+                    .read()?;
+                control::inject_failure(req.pid, req.replica)?;
+            }
             _ => return Err(ENOTTY),
         }
         Ok(0)

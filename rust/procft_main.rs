@@ -18,6 +18,7 @@
 //! - [`syscalls`]: the classification of every x86-64 system call.
 //! - [`sync`]: the system-call synchronisation of a group.
 //! - [`ring`]: the bounded buffer of the primary's records.
+//! - [`failover`]: a duplicate taking over from a failed primary.
 //! - [`mce`]: memory errors reported by the machine-check decode chain.
 //! - [`uapi`]: the ioctl ABI, mirrored from `include/uapi/linux/procft.h`.
 //! - [`shim`]: declarations of the small C shim (`procft_shim.c`).
@@ -30,6 +31,7 @@ use kernel::{
 };
 
 mod control;
+mod failover;
 mod group;
 mod ioctl;
 mod mce;
@@ -47,6 +49,12 @@ module! {
     authors: ["procft developers"],
     description: "Process-level fault tolerance: replicated processes that survive memory errors",
     license: "GPL",
+    params: {
+        fault_injection: bool {
+            default: false,
+            description: "Allow PROCFT_IOC_FAIL (test-only replica failures; needs CAP_SYS_ADMIN)",
+        },
+    },
 }
 
 /// The loaded module.  Fields are dropped in declaration order on unload:

@@ -32,6 +32,12 @@
 #include <linux/user_namespace.h>
 #include <linux/xarray.h>
 
+#include <linux/highmem.h>
+#include <linux/regset.h>
+#include <linux/elf.h>
+#include <trace/events/signal.h>
+
+#include <asm/fpu/api.h>
 #include <asm/mce.h>
 #include <asm/syscall.h>
 
@@ -423,6 +429,251 @@ out:
 	return ret;
 }
 
+/* ---- promotion: the primary takes a duplicate's state ------------------- */
+
+/*
+ * Copies @from's page at @addr, if it has a private (anonymous) one there,
+ * into the caller's memory at the same address, through @buf.  Returns 1 if
+ * a page was copied, 0 if @from has none (the caller's page then faults in
+ * as @from's would), or -EIO.
+ */
+static int procft_adopt_page(struct mm_struct *from_mm, unsigned long addr, void *buf)
+{
+	struct page *page;
+	long got;
+	bool anon;
+
+	mmap_read_lock(from_mm);
+	got = get_user_pages_remote(from_mm, addr, 1, FOLL_NOFAULT, &page, NULL);
+	mmap_read_unlock(from_mm);
+	if (got != 1)
+		return 0;
+	anon = PageAnon(page);
+	if (anon)
+		memcpy_from_page(buf, page, 0, PAGE_SIZE);
+	put_page(page);
+	if (!anon)
+		return 0;
+	if (access_process_vm(current, addr, buf, PAGE_SIZE, FOLL_WRITE | FOLL_FORCE) != PAGE_SIZE)
+		return -EIO;
+	return 1;
+}
+
+/* VMA attributes two replicas in step must share. */
+#define PROCFT_VM_LAYOUT (VM_READ | VM_WRITE | VM_EXEC | VM_SHARED | VM_MAYWRITE)
+
+/*
+ * The mapping of @from_mm that starts at @start: its end, flags and
+ * whether it has private pages (anon_vma).  False if none starts there.
+ */
+static bool procft_peer_vma(struct mm_struct *from_mm, unsigned long start,
+			    unsigned long *end, vm_flags_t *flags, bool *anon)
+{
+	struct vm_area_struct *vma;
+	bool found;
+
+	mmap_read_lock(from_mm);
+	vma = find_vma(from_mm, start);
+	found = vma && vma->vm_start == start;
+	if (found) {
+		*end = vma->vm_end;
+		*flags = vma->vm_flags;
+		*anon = vma->anon_vma;
+	}
+	mmap_read_unlock(from_mm);
+	return found;
+}
+
+/*
+ * Walks the caller's mappings; with @apply false only checks that @from_mm
+ * has the same ones, with @apply true replaces the caller's private pages
+ * by copies of @from_mm's.  Returns pages copied or -errno.
+ */
+static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
+{
+	struct mm_struct *mm = current->mm;
+	unsigned long addr = 0, start, end, peer_end;
+	vm_flags_t flags, peer_flags;
+	bool anon, peer_anon, cow;
+	long n = 0, nr_vmas = 0, peer_vmas = 0;
+	struct vm_area_struct *vma;
+	int ret;
+
+	for (;;) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		mmap_read_lock(mm);
+		vma = find_vma(mm, addr);
+		if (!vma) {
+			mmap_read_unlock(mm);
+			break;
+		}
+		start = vma->vm_start;
+		end = vma->vm_end;
+		flags = vma->vm_flags;
+		anon = vma->anon_vma;
+		cow = vma_is_cow_mapping(vma) && !(flags & (VM_IO | VM_PFNMAP));
+		nr_vmas++;
+		if (!procft_peer_vma(from_mm, start, &peer_end, &peer_flags, &peer_anon) ||
+		    peer_end != end ||
+		    (flags & PROCFT_VM_LAYOUT) != (peer_flags & PROCFT_VM_LAYOUT)) {
+			mmap_read_unlock(mm);
+			return -ESTALE;
+		}
+		cow = cow && (anon || peer_anon);
+		if (apply && cow)
+			zap_vma_range(vma, start, end - start);
+		mmap_read_unlock(mm);
+		for (addr = start; apply && cow && addr < end; addr += PAGE_SIZE) {
+			ret = procft_adopt_page(from_mm, addr, buf);
+			if (ret < 0)
+				return ret;
+			n += ret;
+			if (fatal_signal_pending(current))
+				return -EINTR;
+		}
+		addr = end;
+	}
+	if (!apply) {
+		VMA_ITERATOR(vmi, from_mm, 0);
+
+		mmap_read_lock(from_mm);
+		for_each_vma(vmi, vma)
+			peer_vmas++;
+		mmap_read_unlock(from_mm);
+		if (peer_vmas != nr_vmas)
+			return -ESTALE;
+	}
+	return n;
+}
+
+/**
+ * procft_adopt_memory - make the caller's private memory a copy of @from's
+ * @from: a duplicate stopped at a system-call boundary; it must have
+ *	exactly the caller's mappings (same ranges and protections)
+ *
+ * First checks the layouts match without changing anything.  Then, for
+ * every private writable mapping (where anonymous pages live), drops all
+ * the caller's pages there, including entries of frames that memory
+ * failure poisoned, and writes each anonymous page present in @from into
+ * a freshly allocated frame of the caller.  Pages @from lacks (never
+ * touched, or still the file's) are left absent and fault in as @from's
+ * would.  Shared and read-only mappings are left alone: their pages are
+ * the page cache's, which memory failure recovers by re-reading the file.
+ *
+ * Return: pages copied, -ESTALE if the layouts differ (nothing changed),
+ * -ESRCH if @from has no memory, -ENOMEM, -EINTR on a fatal signal or
+ * -EIO; after a failure past the check the caller's memory is incomplete
+ * and it must not return to user space.
+ */
+long procft_adopt_memory(struct task_struct *from)
+{
+	struct mm_struct *from_mm = get_task_mm(from);
+	void *buf;
+	long ret;
+
+	if (!from_mm)
+		return -ESRCH;
+	if (!current->mm || from_mm == current->mm) {
+		mmput(from_mm);
+		return -EINVAL;
+	}
+	buf = (void *)__get_free_page(GFP_KERNEL);
+	if (!buf) {
+		mmput(from_mm);
+		return -ENOMEM;
+	}
+	ret = procft_adopt_walk(from_mm, buf, false);
+	if (ret >= 0)
+		ret = procft_adopt_walk(from_mm, buf, true);
+	free_page((unsigned long)buf);
+	mmput(from_mm);
+	return ret;
+}
+
+/**
+ * procft_copy_regs - copy @from's user registers (procft_regs_size() bytes)
+ * into @saved
+ * @from: a duplicate stopped in procft code; the caller holds the group
+ *	lock that keeps it from going on or exiting, so its stack is there
+ */
+void procft_copy_regs(struct task_struct *from, void *saved)
+{
+	memcpy(saved, task_pt_regs(from), sizeof(struct pt_regs));
+}
+
+/**
+ * procft_set_regs - the caller's user registers become @saved (from
+ * procft_copy_regs())
+ */
+void procft_set_regs(const void *saved)
+{
+	memcpy(task_pt_regs(current), saved, sizeof(struct pt_regs));
+}
+
+/**
+ * procft_adopt_fpu - give the caller @from's FPU and extended register
+ * state, through the x86 xstate regset (as ptrace would set it)
+ * @from: a duplicate stopped in the kernel: its state is saved in memory
+ *	since it was switched out; the fpstate lives with the task_struct,
+ *	which the caller holds a reference to
+ *
+ * The caller's own FPU registers are saved and marked stale first
+ * (kernel_fpu_begin), so the state written here is what it restores on
+ * its way back to user space.
+ *
+ * Return: 0 or -errno (the caller keeps its own FPU state).
+ */
+int procft_adopt_fpu(struct task_struct *from)
+{
+	const struct user_regset_view *view = task_user_regset_view(current);
+	const struct user_regset *rs = NULL;
+	void *data = NULL;
+	int i, size, ret;
+
+	for (i = 0; i < view->n; i++)
+		if (view->regsets[i].core_note_type == NT_X86_XSTATE && view->regsets[i].n)
+			rs = &view->regsets[i];
+	for (i = 0; !rs && i < view->n; i++)
+		if (view->regsets[i].core_note_type == NT_PRFPREG)
+			rs = &view->regsets[i];
+	if (!rs || !rs->set)
+		return -EOPNOTSUPP;
+	size = regset_get_alloc(from, rs, rs->n * rs->size, &data);
+	if (size < 0)
+		return size;
+	kernel_fpu_begin();
+	ret = rs->set(current, rs, 0, size, data, NULL);
+	kernel_fpu_end();
+	kfree(data);
+	return ret;
+}
+
+/**
+ * procft_flush_sigbus - discard the SIGBUS the kernel queued to the caller
+ * for a memory error it no longer has (its memory was just replaced),
+ * keeping its disposition of SIGBUS.  Any other pending SIGBUS goes too.
+ */
+void procft_flush_sigbus(void)
+{
+	struct k_sigaction saved;
+
+	spin_lock_irq(&current->sighand->siglock);
+	saved = current->sighand->action[SIGBUS - 1];
+	spin_unlock_irq(&current->sighand->siglock);
+	/* Setting SIG_IGN flushes the pending SIGBUS (exported for kthreads). */
+	kernel_sigaction(SIGBUS, SIG_IGN);
+	spin_lock_irq(&current->sighand->siglock);
+	current->sighand->action[SIGBUS - 1] = saved;
+	spin_unlock_irq(&current->sighand->siglock);
+}
+
+/** procft_kill_self_sigbus - end the caller with SIGBUS, as a lost memory would */
+void procft_kill_self_sigbus(void)
+{
+	force_sig(SIGBUS);
+}
+
 /** procft_siginfo_size - sizeof(kernel_siginfo_t), for the Rust side's copy */
 size_t procft_siginfo_size(void)
 {
@@ -490,6 +741,32 @@ int procft_queue_task_work(void)
 	if (!cb)
 		return -ENOMEM;
 	down_read(&procft_unload_sem);
+	init_task_work(cb, procft_task_work_fn);
+	if (task_work_add(current, cb, TWA_RESUME)) {
+		up_read(&procft_unload_sem);
+		kfree(cb);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+/**
+ * procft_queue_task_work_atomic - procft_queue_task_work() for atomic
+ * context (a probe under a spinlock): no sleeping allocation, and nothing
+ * is queued while the module is being unloaded.
+ *
+ * Return: 0, -EBUSY (unloading), -ENOMEM or -ESRCH.
+ */
+int procft_queue_task_work_atomic(void)
+{
+	struct callback_head *cb = kmalloc(sizeof(*cb), GFP_ATOMIC);
+
+	if (!cb)
+		return -ENOMEM;
+	if (!down_read_trylock(&procft_unload_sem)) {
+		kfree(cb);
+		return -EBUSY;
+	}
 	init_task_work(cb, procft_task_work_fn);
 	if (task_work_add(current, cb, TWA_RESUME)) {
 		up_read(&procft_unload_sem);
@@ -656,6 +933,27 @@ static void procft_probe_signal_deliver(void *data, int sig, struct kernel_sigin
 				 task_pt_regs(current)->ip);
 }
 
+/*
+ * Under the target's siglock, interrupts off.  The kernel is about to kill
+ * a primary with SIGBUS because it consumed poisoned memory (action
+ * required: a machine check in user mode, a hwpoisoned page it touched, or
+ * MADV_HWPOISON).  If a duplicate can take over, the Rust side says so and
+ * the primary's task_work, which runs before the signal is dequeued,
+ * adopts the duplicate's state and discards the signal.
+ */
+static void procft_probe_signal_generate(void *data, int sig, struct kernel_siginfo *info,
+					 struct task_struct *task, int group, int result)
+{
+	if (likely(sig != SIGBUS) || task != current || result != TRACE_SIGNAL_DELIVERED)
+		return;
+	if (info == SEND_SIG_NOINFO || info == SEND_SIG_PRIV || info->si_code != BUS_MCEERR_AR)
+		return;
+	if (xa_load(&procft_tgids, task->tgid) != xa_mk_value(PROCFT_PRIMARY))
+		return;
+	if (procft_rs_primary_poisoned((unsigned long)info->si_addr))
+		procft_queue_task_work_atomic();
+}
+
 /* In the parent, after copy_process() and before the child can run. */
 static void procft_probe_fork(void *data, struct task_struct *parent,
 			      struct task_struct *child)
@@ -696,6 +994,7 @@ static struct procft_tp procft_tps[] = {
 	{ .name = "sys_exit", .probe = procft_probe_sys_exit },
 	{ .name = "sched_process_fork", .probe = procft_probe_fork },
 	{ .name = "signal_deliver", .probe = procft_probe_signal_deliver },
+	{ .name = "signal_generate", .probe = procft_probe_signal_generate },
 };
 
 static void procft_find_tp(struct tracepoint *tp, void *priv)

@@ -53,6 +53,12 @@ extern "C" {
     fn procft_find_pfn(task: *mut bindings::task_struct, pfn: usize) -> usize;
     fn procft_repair_page(addr: usize, pfn: usize, from: *mut bindings::task_struct) -> c_int;
     fn procft_queue_task_work() -> c_int;
+    fn procft_adopt_memory(from: *mut bindings::task_struct) -> c_long;
+    fn procft_copy_regs(from: *mut bindings::task_struct, saved: *mut u64);
+    fn procft_set_regs(saved: *const u64);
+    fn procft_adopt_fpu(from: *mut bindings::task_struct) -> c_int;
+    fn procft_flush_sigbus();
+    fn procft_kill_self_sigbus();
     fn procft_wait_killable(
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         arg: *const c_void,
@@ -363,6 +369,59 @@ pub(crate) fn find_pfn(task: &Task, pfn: usize) -> Option<usize> {
 pub(crate) fn repair_page(addr: usize, pfn: usize, from: &Task) -> Result {
     // SAFETY: Acts on the caller's own address space; `from` is valid.
     kernel::error::to_result(unsafe { procft_repair_page(addr, pfn, from.as_ptr()) })
+}
+
+/// Makes the caller's private memory a copy of `from`'s, on fresh frames
+/// (`from` is a duplicate stopped at a system-call boundary with the
+/// caller's mappings). Returns the pages copied. On an error other than
+/// `ESTALE` (layouts differ, nothing changed) the caller's memory is
+/// incomplete. May sleep.
+pub(crate) fn adopt_memory(from: &Task) -> Result<usize> {
+    // SAFETY: Acts on the caller's own address space; `from` is valid.
+    let n = unsafe { procft_adopt_memory(from.as_ptr()) };
+    if n < 0 {
+        // Negative values are errnos, which fit a c_int.
+        Err(Error::from_errno(n as c_int))
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// A copy of `from`'s user registers. `from` must be stopped in procft
+/// code and kept from going on or exiting by the group lock the caller
+/// holds (its kernel stack, where they are, is then in place).
+pub(crate) fn copy_regs(from: &Task) -> SavedRegs {
+    let mut saved = SavedRegs([0; 32]);
+    // SAFETY: `saved` is large enough (checked at load); `from`'s stack is
+    // in place by the function's contract.
+    unsafe { procft_copy_regs(from.as_ptr(), saved.0.as_mut_ptr()) };
+    saved
+}
+
+/// The caller's user registers become `saved` (from [`copy_regs`]).
+pub(crate) fn set_regs(saved: &SavedRegs) {
+    // SAFETY: Acts on the caller's own saved user registers; `saved` holds
+    // a whole `struct pt_regs`.
+    unsafe { procft_set_regs(saved.0.as_ptr()) }
+}
+
+/// Gives the caller `from`'s FPU and extended register state.
+pub(crate) fn adopt_fpu(from: &Task) -> Result {
+    // SAFETY: Acts on the caller's own state; `from` is valid.
+    kernel::error::to_result(unsafe { procft_adopt_fpu(from.as_ptr()) })
+}
+
+/// Discards the caller's pending SIGBUS, keeping its disposition.
+pub(crate) fn flush_sigbus() {
+    // SAFETY: Acts on the calling task's own signal state.
+    unsafe { procft_flush_sigbus() }
+}
+
+/// Sends the caller SIGBUS as the kernel's memory-error kill does
+/// (unblocked; a handler, if the program has one, runs).
+pub(crate) fn kill_self_sigbus() {
+    // SAFETY: Acts on the calling task.
+    unsafe { procft_kill_self_sigbus() }
 }
 
 /// Sends SIGKILL to `task`. Does not sleep.

@@ -30,7 +30,7 @@ use kernel::{
 };
 
 use crate::{
-    control,
+    control, failover,
     group::{self, DupWork, Group, Kills, Spawn},
     replica,
     ring::{Record, CAPACITY},
@@ -47,6 +47,9 @@ const PROT_WRITE: c_ulong = 0x2;
 const NR_MPROTECT: i64 = 10;
 const NR_PKEY_MPROTECT: i64 = 329;
 const NR_CLONE3: i64 = 435;
+const NR_MADVISE: i64 = 28;
+const MADV_HWPOISON: usize = 100;
+const MADV_SOFT_OFFLINE: usize = 101;
 
 /// Why call `nr` with arguments `args` cannot be replicated, if it cannot.
 /// Runs in the calling task's context; may read its memory.
@@ -115,6 +118,14 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
 }
 
 fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
+    if group.lock().promote.is_some() {
+        // The primary has failed: a duplicate's state replaces it, in a
+        // task_work, and this call is not made (the duplicate's is).
+        if shim::queue_task_work().is_ok() {
+            shim::suppress(regs);
+        }
+        return;
+    }
     // A record held for a signal that was not handled after all.
     let held = group.lock().held_sig.take();
     if let Some(record) = held {
@@ -183,6 +194,14 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
 }
 
 fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6]) {
+    if nr == NR_MADVISE && matches!(args[2], MADV_HWPOISON | MADV_SOFT_OFFLINE) {
+        // Error injection into the primary's frame: the duplicates' own
+        // frames stay good (this is how a test makes only the primary
+        // consume poison).
+        shim::suppress(regs);
+        shim::set_return(0);
+        return;
+    }
     let work = match syscalls::classify(nr).class {
         Class::Local | Class::Mmap => return,
         Class::Exit | Class::Exec => DupWork::Park,
@@ -194,6 +213,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6])
             return;
         };
         dup.work = work;
+        dup.at = nr;
     }
     if shim::queue_task_work().is_ok() {
         shim::suppress(regs);
@@ -373,7 +393,7 @@ const ERESTART_RESTARTBLOCK: isize = -516;
 const EINTR_RET: isize = 4;
 
 /// Appends `record` to the ring and wakes the duplicates.
-fn publish(group: &Arc<Group>, record: Arc<Record>) {
+pub(crate) fn publish(group: &Arc<Group>, record: Arc<Record>) {
     let (overflow, kills) = {
         let mut st = group.lock();
         let overflow = st.ring.push(record).is_err();
@@ -742,6 +762,10 @@ fn diverge(group: &Group, task: &Task, ours: &str, theirs: &str) {
 pub(crate) extern "C" fn procft_rs_task_work() {
     let task = current!();
     if let Some(group) = group::lookup(task.tgid()) {
+        if group.lock().promote.is_some() {
+            failover::promote(&group, task);
+            return;
+        }
         let repairing = group.lock().repairing.take();
         if let Some(nr) = repairing {
             repair(&group, task);

@@ -21,6 +21,14 @@ pub(crate) struct Level {
     pub(crate) level: u32,
 }
 
+/// `struct procft_fail`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Fail {
+    pub(crate) pid: i32,
+    pub(crate) replica: u32,
+}
+
 /// `struct procft_status`.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -56,6 +64,7 @@ pub(crate) const PROCFT_INFO_VERSION: u32 = 1;
 pub(crate) const PROCFT_FEAT_PROC_PID_FT_LEVEL: u32 = 1 << 0;
 
 const _: () = assert!(core::mem::size_of::<Level>() == 8);
+const _: () = assert!(core::mem::size_of::<Fail>() == 8);
 const _: () = assert!(core::mem::size_of::<Status>() == PROCFT_STATUS_SIZE_VER0);
 const _: () = assert!(core::mem::size_of::<Info>() == PROCFT_INFO_SIZE_VER0);
 
@@ -63,12 +72,16 @@ pub(crate) const PROCFT_IOC_SET_LEVEL: u32 = _IOW::<Level>(PROCFT_IOC_MAGIC, 0x0
 pub(crate) const PROCFT_IOC_GET_LEVEL: u32 = _IOWR::<Level>(PROCFT_IOC_MAGIC, 0x02);
 pub(crate) const PROCFT_IOC_GET_STATUS: u32 = _IOWR::<u32>(PROCFT_IOC_MAGIC, 0x03);
 pub(crate) const PROCFT_IOC_GET_INFO: u32 = _IOWR::<u32>(PROCFT_IOC_MAGIC, 0x04);
+pub(crate) const PROCFT_IOC_FAIL: u32 = _IOW::<Fail>(PROCFT_IOC_MAGIC, 0x05);
 
 // SAFETY: Plain integers with no padding (8 bytes, checked above); every bit
 // pattern is valid.
 unsafe impl FromBytes for Level {}
 // SAFETY: As above.
 unsafe impl AsBytes for Level {}
+// SAFETY: Plain integers with no padding (8 bytes, checked above); every bit
+// pattern is valid.
+unsafe impl FromBytes for Fail {}
 // SAFETY: Integers only, laid out without padding (80 bytes, checked above).
 unsafe impl AsBytes for Status {}
 // SAFETY: Integers only, laid out without padding (40 bytes, checked above).

@@ -16,7 +16,7 @@ kunit_ok() {
 }
 
 echo "TAP version 13"
-echo "1..14"
+echo "1..15"
 
 loaded && rmmod procft
 check "unloads when idle" unloaded
@@ -67,5 +67,15 @@ done
 ok $cycle_ok "20 load/protect/unload cycles; nothing survives an unload"
 kill $s1 $s2 $s3
 wait 2>/dev/null
+# Fault injection is off unless asked for at load time.
 insmod $KO && chmod 0666 /dev/procft
+sleep 1000 & s1=$!
+ftctl set $s1 1
+check "PROCFT_IOC_FAIL is refused (EPERM) without fault_injection=1" \
+	sh -c "! ftctl fail $s1 0 && ftctl fail $s1 0 2>&1 | grep -q 'not permitted'"
+kill $s1
+wait 2>/dev/null
+rmmod procft
+# The remaining tests drive failover through it.
+insmod $KO fault_injection=1 && chmod 0666 /dev/procft
 [ $fails = 0 ]

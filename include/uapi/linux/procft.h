@@ -71,4 +71,20 @@ struct procft_info {
 #define PROCFT_FEAT_PROC_PID_FT_LEVEL	(1U << 0)	/* /proc/<pid>/ft_level exists */
 #define PROCFT_IOC_GET_INFO	_IOWR(PROCFT_IOC_MAGIC, 0x04, __u32)
 
+/*
+ * Test-only fault injection, to drive failover without hardware.  Needs the
+ * module loaded with fault_injection=1 and CAP_SYS_ADMIN, else EPERM.
+ * @replica 0: the primary of process @pid fails; at its next system call a
+ * duplicate takes over (its memory is treated as lost), EAGAIN if no
+ * duplicate is ready.  @replica k > 0: the k-th duplicate, in
+ * procft_status.replicas order, is killed (SIGKILL) and replaced; EINVAL
+ * if there is none.  ESRCH: @pid is not protected.
+ */
+struct procft_fail {
+	__s32 pid;		/* process (0: the caller) */
+	__u32 replica;		/* 0: primary; k: k-th duplicate */
+};
+
+#define PROCFT_IOC_FAIL		_IOW(PROCFT_IOC_MAGIC, 0x05, struct procft_fail)
+
 #endif /* _UAPI_LINUX_PROCFT_H */

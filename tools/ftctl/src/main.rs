@@ -28,9 +28,12 @@ usage: ftctl run -l N [--] CMD [ARGS...]
        ftctl get PID
        ftctl status [PID] [--json]
        ftctl info [--json]
+       ftctl fail PID REPLICA   (test only: module loaded with fault_injection=1)
 
 PID 0 means ftctl itself; N is a fault-tolerance level, the number of
-duplicate replicas procft keeps beside the process (0 ends protection).";
+duplicate replicas procft keeps beside the process (0 ends protection).
+REPLICA 0 is the primary (a duplicate takes over from it), k > 0 the k-th
+duplicate as `ftctl status` lists them (it is replaced).";
 
 const EXIT_FAIL: i32 = 1;
 const EXIT_USAGE: i32 = 2;
@@ -178,6 +181,25 @@ fn main() {
                     Err(e) => fail(e, pid),
                 },
                 _ => usage_error("status takes at most one PID"),
+            }
+        }
+        "fail" => {
+            let [pid, replica] = rest else {
+                usage_error("fail takes PID and REPLICA")
+            };
+            let r = replica
+                .parse::<u32>()
+                .unwrap_or_else(|_| usage_error(&format!("bad replica '{replica}'")));
+            match open_device().fail(parse_pid(pid), r) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc_errno::EPERM) => {
+                    eprintln!(
+                        "ftctl: process {pid}: {e} (needs the module loaded with \
+                         fault_injection=1, and CAP_SYS_ADMIN)"
+                    );
+                    exit(EXIT_FAIL)
+                }
+                Err(e) => fail(e, pid),
             }
         }
         "info" => {

@@ -49,12 +49,20 @@ pub struct Info {
     pub reserved: u32,
 }
 
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct Fail {
+    pub pid: i32,
+    pub replica: u32,
+}
+
 pub const FEAT_PROC_PID_FT_LEVEL: u32 = 1;
 
 const SET_LEVEL: u64 = ioc(WRITE, 0x01, std::mem::size_of::<Level>());
 const GET_LEVEL: u64 = ioc(READ | WRITE, 0x02, std::mem::size_of::<Level>());
 const GET_STATUS: u64 = ioc(READ | WRITE, 0x03, 4);
 const GET_INFO: u64 = ioc(READ | WRITE, 0x04, 4);
+const FAIL: u64 = ioc(WRITE, 0x05, std::mem::size_of::<Fail>());
 
 extern "C" {
     fn ioctl(fd: i32, request: u64, ...) -> i32;
@@ -104,6 +112,11 @@ impl Device {
         Ok(s)
     }
 
+    /// Test-only: make replica `replica` (0: primary) of `pid` fail.
+    pub fn fail(&self, pid: i32, replica: u32) -> io::Result<()> {
+        self.call(FAIL, &mut Fail { pid, replica })
+    }
+
     pub fn info(&self) -> io::Result<Info> {
         let mut i = Info {
             size: std::mem::size_of::<Info>() as u32,
@@ -121,6 +134,7 @@ mod tests {
     #[test]
     fn layouts_match_the_header() {
         assert_eq!(std::mem::size_of::<Level>(), 8);
+        assert_eq!(std::mem::size_of::<Fail>(), 8);
         assert_eq!(std::mem::size_of::<Status>(), 80);
         assert_eq!(std::mem::size_of::<Info>(), 40);
     }
@@ -132,5 +146,6 @@ mod tests {
         assert_eq!(GET_LEVEL, 0xC008_F702);
         assert_eq!(GET_STATUS, 0xC004_F703);
         assert_eq!(GET_INFO, 0xC004_F704);
+        assert_eq!(FAIL, 0x4008_F705);
     }
 }

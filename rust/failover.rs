@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Failover: a duplicate takes over from a failed primary.
+//!
+//! The primary's task is what the world knows: its pid, its parent and
+//! children, its place in wait(), its descriptor table (shared with the
+//! duplicates). So the task stays and its *state* is replaced: when the
+//! primary fails, its task takes the memory and registers of a duplicate
+//! that stands at the primary's next system call ("promotion by state
+//! transfer"):
+//!
+//! 1. The failure is noted ([`Cause`]) and the primary is stopped in its
+//!    own context, in a task_work, before it runs another user
+//!    instruction. Whatever it computed since its last recorded call is
+//!    abandoned: nothing of it reached the world, because only recorded
+//!    calls do.
+//! 2. Any record it still held back is published, so the duplicates can
+//!    run up to its next call, which it has not made.
+//! 3. It waits until a duplicate stands at that call (it has consumed
+//!    every record and waits for the next one, or is parked at an exit or
+//!    exec).
+//! 4. It checks that the duplicate has the same mappings, drops all its
+//!    own private pages (poisoned ones included) and copies each of the
+//!    duplicate's into fresh frames; then it takes the duplicate's general
+//!    registers and FPU/extended state ([`shim::adopt_memory`],
+//!    [`shim::adopt_regs`]).
+//! 5. It re-issues the duplicate's pending call, as the primary: the
+//!    record of that call lets every duplicate go on. No output is lost
+//!    (the duplicate computed everything up to the call) and none is
+//!    repeated (the primary had not made it).
+//!
+//! The duplicate keeps running as a duplicate on its own frames, so the
+//! group never has fewer than N duplicates and no respawn is needed. If no
+//! duplicate can take over (none left, or the layouts differ), the primary
+//! dies of SIGBUS as an unprotected process would.
+
+use kernel::{
+    ffi::{c_ulong, c_void},
+    prelude::*,
+    sync::Arc,
+    task::Task,
+    time::{Instant, Monotonic},
+};
+
+use crate::{
+    group::{self, Group, Kills},
+    shim, syscalls,
+};
+
+/// Why a primary is replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// It consumed poisoned memory at this address (action-required memory
+    /// error): the kernel has queued SIGBUS, which procft discards once a
+    /// duplicate has taken over.
+    Poison(usize),
+    /// Test-only fault injection (`PROCFT_IOC_FAIL`): its memory is
+    /// treated as lost.
+    Injected,
+}
+
+/// From the `signal_generate` probe (the primary's own context, under its
+/// siglock, interrupts off: no sleeping, no allocation): the kernel is
+/// sending the primary SIGBUS for poisoned memory it consumed. Returns
+/// true if a duplicate can take over; the caller then queues the task_work
+/// that does it, which runs before the signal is dequeued.
+#[no_mangle]
+pub(crate) extern "C" fn procft_rs_primary_poisoned(addr: c_ulong) -> bool {
+    let task = current!();
+    let Some(group) = group::lookup(task.tgid()) else {
+        return false;
+    };
+    let mut st = group.lock();
+    st.counters.mce_events += 1;
+    if st.closed || st.promote.is_some() || !st.dups.iter().flatten().any(|d| d.ready) {
+        return false;
+    }
+    st.promote = Some(Cause::Poison(addr));
+    true
+}
+
+/// Test-only: the primary of `group` fails. It is replaced at its next
+/// system call (or at once if it is waiting in procft). `EAGAIN` if no
+/// duplicate is ready to take over.
+pub(crate) fn inject(group: &Group) -> Result {
+    {
+        let mut st = group.lock();
+        if st.closed {
+            return Err(ESRCH);
+        }
+        if !st.dups.iter().flatten().any(|d| d.ready && !d.leaving) {
+            return Err(EAGAIN);
+        }
+        if st.promote.is_none() {
+            st.promote = Some(Cause::Injected);
+        }
+    }
+    pr_info!(
+        "pid {}: primary failure injected; a duplicate takes over at its next system call\n",
+        group.pid()
+    );
+    shim::wake_all();
+    Ok(())
+}
+
+/// Whether the primary of the group in `arg` (a [`Group`]) can go on: a
+/// duplicate stands at its next call, or none can come.
+///
+/// # Safety
+///
+/// `arg` must point to a live [`Group`].
+unsafe extern "C" fn successor_ready(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let group = unsafe { &*arg.cast::<Group>() };
+    let st = group.lock();
+    st.closed || st.dup_at_head().is_some() || !st.dup_may_come()
+}
+
+/// In the failed primary's task_work: take over a duplicate's state, or
+/// die as an unprotected process would.
+pub(crate) fn promote(group: &Arc<Group>, task: &Task) {
+    let start = Instant::<Monotonic>::now();
+    let (cause, held, held_sig) = {
+        let mut st = group.lock();
+        let Some(cause) = st.promote.take() else {
+            return;
+        };
+        // Calls of the failed primary that procft was holding back or
+        // was about to re-issue are superseded by the duplicate's.
+        st.call = None;
+        st.wait_space = None;
+        st.repairing = None;
+        st.repair = None;
+        (cause, st.held.take(), st.held_sig.take())
+    };
+    // Records of calls the primary made: the duplicates must consume them
+    // to reach the primary's next call.
+    if let Some(record) = held_sig {
+        crate::sync::publish(group, record.into());
+    }
+    if let Some(record) = held {
+        crate::sync::publish(group, record);
+    }
+    // Each try that fails without changing anything rules one duplicate
+    // out; at most every slot once.
+    let mut tries = 0;
+    let (from, nr, seq, regs, pages) = loop {
+        tries += 1;
+        let waited = shim::wait_killable(successor_ready, core::ptr::from_ref(&**group).cast());
+        if waited.is_err() {
+            // Dying anyway (a fatal signal).
+            return;
+        }
+        let (from, nr, seq, regs) = {
+            let st = group.lock();
+            match st.dup_at_head() {
+                Some((from, nr)) if !st.closed && tries <= group::MAX_DUPS + 1 => {
+                    // Under the lock the duplicate cannot go on or exit.
+                    let regs = shim::copy_regs(&from);
+                    (from, nr, st.ring.head(), regs)
+                }
+                _ => {
+                    drop(st);
+                    give_up(group, cause, "no duplicate left to take over");
+                    return;
+                }
+            }
+        };
+        match shim::adopt_memory(&from) {
+            Ok(pages) => break (from, nr, seq, regs, pages),
+            Err(e) if e == ESRCH || e == ESTALE => {
+                // Nothing changed: it is exiting, or it is not the
+                // primary's twin (then it has diverged). Try another.
+                let why = if e == ESTALE {
+                    "its mappings differ from the primary's"
+                } else {
+                    "it is exiting"
+                };
+                pr_warn!(
+                    "pid {}: duplicate {} cannot take over ({}); replacing it\n",
+                    group.pid(),
+                    from.tgid_nr_ns(None),
+                    why
+                );
+                rule_out(group, &from, e == ESTALE).send();
+            }
+            Err(e) => {
+                pr_err!(
+                    "pid {}: taking duplicate {}'s memory failed ({:?}); the process is lost\n",
+                    group.pid(),
+                    from.tgid_nr_ns(None),
+                    e
+                );
+                shim::kill(task);
+                return;
+            }
+        }
+    };
+    shim::set_regs(&regs);
+    let fpu = shim::adopt_fpu(&from);
+    shim::restart_call(nr);
+    if matches!(cause, Cause::Poison(_)) {
+        shim::flush_sigbus();
+    }
+    group.lock().counters.failovers += 1;
+    let us = start.elapsed().as_micros_ceil();
+    match cause {
+        Cause::Poison(addr) => pr_info!(
+            "pid {}: primary consumed poisoned memory at {:#x}; took over duplicate {}'s state \
+             at call #{} ({}): {} pages in {} us\n",
+            group.pid(),
+            addr,
+            from.tgid_nr_ns(None),
+            seq,
+            syscalls::classify(nr).name,
+            pages,
+            us
+        ),
+        Cause::Injected => pr_info!(
+            "pid {}: injected primary failure; took over duplicate {}'s state at call #{} ({}): \
+             {} pages in {} us\n",
+            group.pid(),
+            from.tgid_nr_ns(None),
+            seq,
+            syscalls::classify(nr).name,
+            pages,
+            us
+        ),
+    }
+    if let Err(e) = fpu {
+        pr_warn!(
+            "pid {}: FPU state of duplicate {} not taken ({:?}); the primary keeps its own\n",
+            group.pid(),
+            from.tgid_nr_ns(None),
+            e
+        );
+    }
+}
+
+/// No duplicate could take over: the process ends as it would have
+/// without procft.
+fn give_up(group: &Group, cause: Cause, why: &str) {
+    pr_warn!(
+        "pid {}: primary failed and {}; it dies of SIGBUS\n",
+        group.pid(),
+        why
+    );
+    if cause == Cause::Injected {
+        shim::kill_self_sigbus();
+    }
+    // For a memory error the kernel's SIGBUS is still pending.
+}
+
+/// `from` cannot take over: it is killed and replaced (counted as a
+/// divergence if its state disagreed with the primary's).
+fn rule_out(group: &Group, from: &Task, diverged: bool) -> Kills {
+    let mut kills = Kills::none();
+    let mut st = group.lock();
+    st.counters.divergences += u64::from(diverged);
+    let mut lost = false;
+    if let Some(d) = st.dup_mut(from.tgid()) {
+        if !d.leaving {
+            d.leaving = true;
+            kills.add(d.task.clone());
+            lost = true;
+        }
+    }
+    st.lost += u32::from(lost);
+    kills
+}

@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Promotion: a duplicate takes over from a failed primary.
+ *
+ * The workload fills 4 MiB with a pseudo-random sequence, then for 30
+ * rounds rewrites all of it and prints a checksum, to a pipe and to a file
+ * opened before protection.  Its output is compared byte for byte with an
+ * unprotected reference run, and so is the file.
+ *
+ * - Injected primary failure (PROCFT_IOC_FAIL, replica 0) at levels 1 and
+ *   2: at its next call the primary's memory is dropped and replaced by a
+ *   duplicate's, with the duplicate's registers.
+ * - MADV_HWPOISON in the primary (an action-required memory error: the
+ *   kernel poisons the frame and queues SIGBUS): unprotected, the process
+ *   dies of SIGBUS; protected, a duplicate's state is taken before the
+ *   primary runs another instruction, once at level 1 and twice at level 2.
+ *   The frame is retired and the page is on a new one.
+ * - Injected failure of a duplicate: it is replaced.
+ * Each time: same pid before and after, own exit status, output and file
+ * identical to the reference, counters, duplicates back to the level.
+ */
+#include "ft_test.h"
+
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#define PAGES 1024
+#define ROUNDS 30
+#define WORDS (PAGES * 4096 / 8)
+
+struct run {
+	int level;
+	int poison[2];		/* rounds at which the primary poisons a page, or -1 */
+	int fail_round;		/* parent injects a failure after this round is printed */
+	int fail_replica;
+	char out[4096];		/* what the process printed */
+	char log[4096];		/* what it wrote to its file */
+	int status;
+	pid_t pid;
+	uint64_t bad[2];	/* frames poisoned */
+	uint64_t now[2];	/* frames of those pages at the end */
+	long failovers, respawns, mce_events, dups;
+};
+
+static void workload(int ctl, int out, const struct run *r, const char *path)
+{
+	uint64_t *w, x = 0x9e3779b97f4a7c15ULL, sum;
+	char line[64];
+	int i, n, log, k = 0;
+
+	log = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (log < 0 || (r->level && ioctl_set(0, r->level)))
+		_exit(90);
+	w = mmap(NULL, PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w == MAP_FAILED)
+		_exit(91);
+	for (i = 0; i < WORDS; i++)
+		w[i] = x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+	write(ctl, &w, sizeof(w));
+	dprintf(out, "pid %d\n", getpid());
+	/* Until the parent has seen the duplicates and the frames. */
+	read(ctl, line, 1);
+	for (n = 0; n < ROUNDS; n++) {
+		if (k < 2 && r->poison[k] == n)
+			madvise((char *)w + (7 + 100 * k++) * 4096, 4096, MADV_HWPOISON);
+		sum = 0;
+		for (i = 0; i < WORDS; i++) {
+			w[i] = w[i] * 31 + n;
+			sum ^= (w[i] << (i & 31)) | (w[i] >> (64 - (i & 31)));
+		}
+		snprintf(line, sizeof(line), "round %d %016llx\n", n, (unsigned long long)sum);
+		write(out, line, strlen(line));
+		write(log, line, strlen(line));
+	}
+	/* Blocked until the parent has looked at the frames. */
+	read(ctl, line, 1);
+	dprintf(out, "pid %d\n", getpid());
+	_exit(3);
+}
+
+/* Reads @fd until it holds @want (or EOF) into @text. */
+static void read_until(int fd, char *text, size_t len, size_t *got, const char *want)
+{
+	while (*got < len - 1 && !strstr(text, want)) {
+		ssize_t n = read(fd, text + *got, len - 1 - *got);
+
+		if (n <= 0)
+			break;
+		*got += n;
+		text[*got] = 0;
+	}
+}
+
+static void run(struct run *r, const char *name)
+{
+	char path[64], want[32];
+	int ctl[2], out[2], fd, k;
+	size_t got = 0;
+	uint64_t *w = NULL;
+	pid_t reps[8];
+
+	snprintf(path, sizeof(path), "/tmp/ft_failover.%s", name);
+	r->out[0] = r->log[0] = 0;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	r->pid = fork();
+	if (r->pid == 0) {
+		close(out[0]);
+		close(ctl[0]);
+		workload(ctl[1], out[1], r, path);
+	}
+	close(out[1]);
+	close(ctl[1]);
+	read(ctl[0], &w, sizeof(w));
+	if (r->level)
+		wait_duplicates(r->pid, r->level, reps);
+	for (k = 0; k < 2; k++)
+		if (r->poison[k] >= 0)
+			r->bad[k] = pfn_of(r->pid, (char *)w + (7 + 100 * k) * 4096);
+	write(ctl[0], "g", 1);
+	if (r->fail_round >= 0) {
+		struct procft_fail f = { .pid = r->pid, .replica = r->fail_replica };
+
+		snprintf(want, sizeof(want), "round %d ", r->fail_round);
+		read_until(out[0], r->out, sizeof(r->out), &got, want);
+		if (ioctl(ft_open(), PROCFT_IOC_FAIL, &f))
+			tap_diag("PROCFT_IOC_FAIL: %s", strerror(errno));
+	}
+	snprintf(want, sizeof(want), "round %d ", ROUNDS - 1);
+	read_until(out[0], r->out, sizeof(r->out), &got, want);
+	if (r->level && strstr(r->out, want)) {
+		r->dups = wait_duplicates(r->pid, r->level, reps) ? r->level : -1;
+		r->failovers = procft_field(r->pid, "failovers=");
+		r->respawns = procft_field(r->pid, "respawns=");
+		r->mce_events = procft_field(r->pid, "mce_events=");
+		for (k = 0; k < 2; k++)
+			if (r->poison[k] >= 0)
+				r->now[k] = pfn_of(r->pid, (char *)w + (7 + 100 * k) * 4096);
+	}
+	write(ctl[0], "q", 1);
+	read_until(out[0], r->out, sizeof(r->out), &got, "\n\xff");
+	waitpid(r->pid, &r->status, 0);
+	close(out[0]);
+	close(ctl[0]);
+	fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		got = read(fd, r->log, sizeof(r->log) - 1);
+		r->log[got > 0 ? got : 0] = 0;
+		close(fd);
+	}
+	unlink(path);
+}
+
+/* The round lines of @out (what follows the first "pid" line, up to the second). */
+static const char *rounds_of(const char *out, char *buf, size_t len)
+{
+	const char *a = strchr(out, '\n'), *b;
+
+	buf[0] = 0;
+	if (!a)
+		return buf;
+	b = strstr(a + 1, "pid ");
+	snprintf(buf, len, "%.*s", (int)(b ? b - a - 1 : (long)strlen(a + 1)), a + 1);
+	return buf;
+}
+
+/* Output and file identical to the reference's, pid printed twice, own exit status. */
+static int same_as(const struct run *r, const struct run *ref)
+{
+	char a[4096], b[4096], pids[64];
+
+	snprintf(pids, sizeof(pids), "pid %d\n", r->pid);
+	if (strncmp(r->out, pids, strlen(pids)) || !strstr(r->out + 1, pids)) {
+		tap_diag("pid lines differ from %d: %.40s", r->pid, r->out);
+		return 0;
+	}
+	if (strcmp(rounds_of(r->out, a, sizeof(a)), rounds_of(ref->out, b, sizeof(b)))) {
+		tap_diag("output differs:\n%s\n--- reference:\n%s", a, b);
+		return 0;
+	}
+	if (strcmp(r->log, ref->log)) {
+		tap_diag("file differs:\n%s", r->log);
+		return 0;
+	}
+	return WIFEXITED(r->status) && WEXITSTATUS(r->status) == 3;
+}
+
+#define NEW_RUN(lvl, p0, p1, fr, rep) \
+	{ .level = lvl, .poison = { p0, p1 }, .fail_round = fr, .fail_replica = rep }
+
+int main(void)
+{
+	static struct run ref = NEW_RUN(0, -1, -1, -1, 0), bare = NEW_RUN(0, 12, -1, -1, 0),
+		inj1 = NEW_RUN(1, -1, -1, 8, 0), inj2 = NEW_RUN(2, -1, -1, 8, 0),
+		hw1 = NEW_RUN(1, 12, -1, -1, 0), hw2 = NEW_RUN(2, 9, 21, -1, 0),
+		dup1 = NEW_RUN(2, -1, -1, 8, 2);
+	struct procft_fail f = { .pid = getpid(), .replica = 0 };
+	char text[4096];
+	int e1, e2;
+
+	tap_plan(13);
+	/* The unprotected poisoned run dies before it reads its last byte. */
+	signal(SIGPIPE, SIG_IGN);
+	if (ft_open() < 0)
+		die("/dev/procft");
+
+	run(&ref, "ref");
+	tap_ok(WIFEXITED(ref.status) && WEXITSTATUS(ref.status) == 3 &&
+	       strstr(ref.out, "round 29 ") && !strcmp(rounds_of(ref.out, text, sizeof(text)), ref.log),
+	       "reference run (unprotected): 30 rounds, file and pipe agree");
+
+	run(&bare, "bare");
+	tap_ok(WIFSIGNALED(bare.status) && WTERMSIG(bare.status) == SIGBUS &&
+	       strstr(bare.out, "round 11 ") && !strstr(bare.out, "round 12 "),
+	       "unprotected, MADV_HWPOISON kills it with SIGBUS after round 11 (status %#x)",
+	       bare.status);
+
+	run(&inj1, "inj1");
+	tap_ok(same_as(&inj1, &ref), "level 1, injected primary failure: same pid, output and file");
+	tap_ok(inj1.failovers == 1 && inj1.respawns == 0 && inj1.dups == 1,
+	       "level 1: one failover, no respawn needed, 1 duplicate (failovers=%ld respawns=%ld)",
+	       inj1.failovers, inj1.respawns);
+	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: injected primary failure; took over duplicate [0-9]*.s state at call'",
+		       inj1.pid) == 0, "logged");
+
+	run(&inj2, "inj2");
+	tap_ok(same_as(&inj2, &ref) && inj2.failovers == 1 && inj2.dups == 2,
+	       "level 2, injected primary failure: same pid, output and file; failovers=%ld",
+	       inj2.failovers);
+
+	run(&hw1, "hw1");
+	tap_ok(same_as(&hw1, &ref), "level 1, MADV_HWPOISON in the primary: it survives, same pid, output and file");
+	tap_ok(hw1.failovers == 1 && hw1.mce_events == 1 && hw1.dups == 1,
+	       "level 1: failovers=%ld mce_events=%ld, duplicate in step", hw1.failovers,
+	       hw1.mce_events);
+	tap_ok(hw1.bad[0] && hw1.now[0] && hw1.now[0] != hw1.bad[0] &&
+	       (kpage_flags(hw1.bad[0]) >> KPF_HWPOISON & 1),
+	       "frame %#llx retired (hwpoison), the page now on %#llx",
+	       (unsigned long long)hw1.bad[0], (unsigned long long)hw1.now[0]);
+	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: primary consumed poisoned memory at 0x[0-9a-f]*; took over duplicate'",
+		       hw1.pid) == 0, "logged");
+
+	run(&hw2, "hw2");
+	/* The second page was poisoned on the frame the first failover gave it. */
+	tap_ok(same_as(&hw2, &ref) && hw2.failovers == 2 && hw2.mce_events == 2 && hw2.dups == 2 &&
+	       (kpage_flags(hw2.bad[0]) >> KPF_HWPOISON & 1) &&
+	       !(kpage_flags(hw2.now[0]) >> KPF_HWPOISON & 1) &&
+	       !(kpage_flags(hw2.now[1]) >> KPF_HWPOISON & 1) &&
+	       run_cmd("[ $(dmesg | grep -c 'Sending SIGBUS to ft_failover:%d ') = 2 ]", hw2.pid) == 0,
+	       "level 2, two poisoned pages in a row: survives both, pages on good frames (failovers=%ld mce_events=%ld dups=%ld status=%#x)",
+	       hw2.failovers, hw2.mce_events, hw2.dups, hw2.status);
+
+	run(&dup1, "dup1");
+	tap_ok(same_as(&dup1, &ref) && dup1.failovers == 0 && dup1.respawns == 1 && dup1.dups == 2,
+	       "level 2, injected failure of duplicate 2: replaced (respawns=%ld)", dup1.respawns);
+
+	e1 = ioctl(ft_open(), PROCFT_IOC_FAIL, &f) ? errno : 0;
+	f.pid = -1;
+	e2 = ioctl(ft_open(), PROCFT_IOC_FAIL, &f) ? errno : 0;
+	tap_ok(e1 == ESRCH && e2 == EINVAL, "an unprotected process is ESRCH (%d), a bad pid EINVAL (%d)",
+	       e1, e2);
+	return tap_finish();
+}
