@@ -68,8 +68,11 @@ void procft_copy_regs(struct task_struct *from, void *saved);
 void procft_set_regs(const void *saved);
 int procft_adopt_fpu(struct task_struct *from);
 void procft_flush_sigbus(void);
+int procft_corrupt_byte(struct task_struct *task, unsigned long addr);
 void procft_kill_self_sigbus(void);
 int procft_wait_killable(bool (*cond)(const void *arg), const void *arg);
+int procft_wait_killable_timeout(bool (*cond)(const void *arg), const void *arg,
+				 unsigned int ms);
 void procft_wake_all(void);
 void procft_drain(void);
 /* Whether /proc/<pid>/ft_level is provided (the kernel carries the patch). */

@@ -33,7 +33,7 @@ use kernel::{
 
 use crate::{
     group::{self, Group, Snapshot, MAX_LEVEL},
-    shim,
+    shim, uapi,
 };
 
 /// Resolves a user-supplied pid (0: the caller) to its process, that is,
@@ -120,10 +120,12 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
 }
 
 /// Test-only fault injection (`PROCFT_IOC_FAIL`): replica `replica` of
-/// process `pid` fails (0: the primary, k: the k-th duplicate as
-/// `PROCFT_IOC_GET_STATUS` lists them). `EPERM` unless the module was
-/// loaded with `fault_injection=1` and the caller has `CAP_SYS_ADMIN`.
-pub(crate) fn inject_failure(pid: Pid, replica: u32) -> Result {
+/// process `pid` (0: the primary, k: the k-th duplicate as
+/// `PROCFT_IOC_GET_STATUS` lists them) is lost (`PROCFT_FAIL_LOSE`) or has
+/// the byte at `addr` corrupted (`PROCFT_FAIL_CORRUPT`). `EPERM` unless the
+/// module was loaded with `fault_injection=1` and the caller has
+/// `CAP_SYS_ADMIN`.
+pub(crate) fn inject_failure(pid: Pid, replica: u32, how: u32, addr: usize) -> Result {
     if !crate::module_parameters::fault_injection.value() {
         return Err(EPERM);
     }
@@ -131,17 +133,30 @@ pub(crate) fn inject_failure(pid: Pid, replica: u32) -> Result {
     if !unsafe { kernel::bindings::capable(kernel::bindings::CAP_SYS_ADMIN as i32) } {
         return Err(EPERM);
     }
+    if how != uapi::PROCFT_FAIL_LOSE && how != uapi::PROCFT_FAIL_CORRUPT {
+        return Err(EINVAL);
+    }
     let leader = find_process(pid)?;
     let group = group::lookup(leader.tgid()).ok_or(ESRCH)?;
-    if replica == 0 {
-        return crate::failover::inject(&group);
-    }
     let target = group
         .replicas()
         .into_iter()
         .nth(replica as usize)
         .flatten()
         .ok_or(EINVAL)?;
+    if how == uapi::PROCFT_FAIL_CORRUPT {
+        shim::corrupt_byte(&target, addr)?;
+        pr_info!(
+            "pid {}: byte {:#x} of replica {} corrupted (injected)\n",
+            group.pid(),
+            addr,
+            target.tgid_nr_ns(None)
+        );
+        return Ok(());
+    }
+    if replica == 0 {
+        return crate::failover::inject(&group);
+    }
     pr_info!(
         "pid {}: failure of duplicate {} injected\n",
         group.pid(),

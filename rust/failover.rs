@@ -57,6 +57,9 @@ pub(crate) enum Cause {
     /// Test-only fault injection (`PROCFT_IOC_FAIL`): its memory is
     /// treated as lost.
     Injected,
+    /// A majority of duplicates disagreed with it on a call that sends
+    /// bytes out ([`crate::vote`]).
+    Outvoted,
 }
 
 /// From the `signal_generate` probe (the primary's own context, under its
@@ -131,6 +134,7 @@ pub(crate) fn promote(group: &Arc<Group>, task: &Task) {
         st.wait_space = None;
         st.repairing = None;
         st.repair = None;
+        st.voting = None;
         (cause, st.held.take(), st.held_sig.take())
     };
     // Records of calls the primary made: the duplicates must consume them
@@ -202,8 +206,19 @@ pub(crate) fn promote(group: &Arc<Group>, task: &Task) {
     if matches!(cause, Cause::Poison(_)) {
         shim::flush_sigbus();
     }
-    group.lock().counters.failovers += 1;
+    {
+        let mut st = group.lock();
+        st.counters.failovers += 1;
+        st.successor = None;
+        // The call it re-issues is the duplicates' own: no second vote.
+        st.voted = Some(seq);
+    }
     let us = start.elapsed().as_micros_ceil();
+    let what = if cause == Cause::Injected {
+        "injected failure of the"
+    } else {
+        "outvoted"
+    };
     match cause {
         Cause::Poison(addr) => pr_info!(
             "pid {}: primary consumed poisoned memory at {:#x}; took over duplicate {}'s state \
@@ -216,10 +231,11 @@ pub(crate) fn promote(group: &Arc<Group>, task: &Task) {
             pages,
             us
         ),
-        Cause::Injected => pr_info!(
-            "pid {}: injected primary failure; took over duplicate {}'s state at call #{} ({}): \
-             {} pages in {} us\n",
+        Cause::Injected | Cause::Outvoted => pr_info!(
+            "pid {}: {} primary; took over duplicate {}'s state at call #{} ({}): {} pages in \
+             {} us\n",
             group.pid(),
+            what,
             from.tgid_nr_ns(None),
             seq,
             syscalls::classify(nr).name,
@@ -245,7 +261,7 @@ fn give_up(group: &Group, cause: Cause, why: &str) {
         group.pid(),
         why
     );
-    if cause == Cause::Injected {
+    if !matches!(cause, Cause::Poison(_)) {
         shim::kill_self_sigbus();
     }
     // For a memory error the kernel's SIGBUS is still pending.

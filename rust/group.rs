@@ -66,8 +66,28 @@ pub(crate) struct Dup {
     pub(crate) waiting_for: Option<u64>,
     /// The system call it stands before while it waits or is parked.
     pub(crate) at: i64,
+    /// Its vote on that call, while it stands there ([`crate::vote`]).
+    pub(crate) vote: Option<Vote>,
     /// What its task_work is to do next.
     pub(crate) work: DupWork,
+}
+
+/// A replica's vote on the call it stands before: the call, its
+/// arguments and an FNV-1a hash of the bytes it would send out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Vote {
+    pub(crate) nr: i64,
+    pub(crate) args: [usize; 6],
+    pub(crate) hash: u64,
+}
+
+impl Dup {
+    /// Whether it stands before the call whose record will have sequence
+    /// number `head` (it consumed every earlier record and waits, or is
+    /// parked at an exit or exec with nothing left to consume).
+    pub(crate) fn stands_at(&self, head: u64) -> bool {
+        self.waiting_for == Some(head) || (self.parked && self.next_seq == head)
+    }
 }
 
 /// What a duplicate's task_work does.
@@ -132,6 +152,14 @@ pub(crate) struct State {
     /// The primary has failed: at its next entry into procft it takes the
     /// state of a duplicate ([`crate::failover`]).
     pub(crate) promote: Option<crate::failover::Cause>,
+    /// The duplicate that takes over at the next promotion, if one is
+    /// preferred (one of the majority that outvoted the primary).
+    pub(crate) successor: Option<Pid>,
+    /// The primary's call waiting for the duplicates' votes.
+    pub(crate) voting: Option<Vote>,
+    /// The ring position of the last call that passed a vote (it is then
+    /// made without voting again).
+    pub(crate) voted: Option<u64>,
     /// The record of the call the primary just made, held back because a
     /// signal is pending: if the primary handles it on its way back to
     /// user space, the record carries it to the duplicates.
@@ -154,11 +182,15 @@ impl State {
     /// exec with nothing left to consume): its task and that call.
     pub(crate) fn dup_at_head(&self) -> Option<(ARef<Task>, i64)> {
         let head = self.ring.head();
-        self.dups
+        let mut in_step = self
+            .dups
             .iter()
             .flatten()
-            .filter(|d| d.ready && !d.leaving)
-            .find(|d| d.waiting_for == Some(head) || (d.parked && d.next_seq == head))
+            .filter(|d| d.ready && !d.leaving && d.stands_at(head));
+        let first = in_step.clone().next();
+        in_step
+            .find(|d| Some(d.tgid) == self.successor)
+            .or(first)
             .map(|d| (d.task.clone(), d.at))
     }
 
@@ -296,6 +328,9 @@ impl Group {
                     held: None,
                     held_sig: None,
                     promote: None,
+                    successor: None,
+                    voting: None,
+                    voted: None,
                 }, "procft_group"),
             }),
             GFP_KERNEL,
@@ -549,6 +584,7 @@ pub(crate) fn add_dup(
         parked: false,
         waiting_for: None,
         at: -1,
+        vote: None,
         work: DupWork::None,
     });
     let _ = dups.insert(reservation.into_node(tgid, group.clone()));

@@ -85,7 +85,10 @@ impl MiscDevice for ControlFile {
                 let req: uapi::Fail = UserSlice::new(ptr, size_of::<uapi::Fail>())
                     .reader()
                     .read()?;
-                control::inject_failure(req.pid, req.replica)?;
+                if req.reserved != 0 {
+                    return Err(EINVAL);
+                }
+                control::inject_failure(req.pid, req.replica, req.how, req.addr as usize)?;
             }
             _ => return Err(ENOTTY),
         }

@@ -18,6 +18,8 @@
 //! - [`syscalls`]: the classification of every x86-64 system call.
 //! - [`sync`]: the system-call synchronisation of a group.
 //! - [`ring`]: the bounded buffer of the primary's records.
+//! - [`vote`]: majority voting on outgoing calls with two or more
+//!   duplicates.
 //! - [`failover`]: a duplicate taking over from a failed primary.
 //! - [`mce`]: memory errors reported by the machine-check decode chain.
 //! - [`uapi`]: the ioctl ABI, mirrored from `include/uapi/linux/procft.h`.
@@ -42,6 +44,7 @@ mod shim;
 mod sync;
 mod syscalls;
 mod uapi;
+mod vote;
 
 module! {
     type: Procft,

@@ -674,6 +674,25 @@ void procft_kill_self_sigbus(void)
 	force_sig(SIGBUS);
 }
 
+/**
+ * procft_corrupt_byte - flip every bit of the byte at @addr in @task's
+ * memory (test-only fault injection: a silent data corruption), as a
+ * debugger's poke would
+ *
+ * Return: 0, or -EFAULT if @task has no writable byte there.
+ */
+int procft_corrupt_byte(struct task_struct *task, unsigned long addr)
+{
+	u8 b;
+
+	if (access_process_vm(task, addr, &b, 1, FOLL_FORCE) != 1)
+		return -EFAULT;
+	b ^= 0xff;
+	if (access_process_vm(task, addr, &b, 1, FOLL_WRITE | FOLL_FORCE) != 1)
+		return -EFAULT;
+	return 0;
+}
+
 /** procft_siginfo_size - sizeof(kernel_siginfo_t), for the Rust side's copy */
 size_t procft_siginfo_size(void)
 {
@@ -785,6 +804,20 @@ int procft_queue_task_work_atomic(void)
 int procft_wait_killable(bool (*cond)(const void *arg), const void *arg)
 {
 	return wait_event_state(procft_wq, cond(arg), TASK_KILLABLE | TASK_NOLOAD);
+}
+
+/**
+ * procft_wait_killable_timeout - procft_wait_killable() for at most @ms
+ * milliseconds.  0 once @cond holds, -ETIMEDOUT, or -ERESTARTSYS.
+ */
+int procft_wait_killable_timeout(bool (*cond)(const void *arg), const void *arg,
+				 unsigned int ms)
+{
+	long left = wait_event_killable_timeout(procft_wq, cond(arg), msecs_to_jiffies(ms));
+
+	if (left < 0)
+		return left;
+	return left ? 0 : -ETIMEDOUT;
 }
 
 /** procft_wake_all - make every procft_wait_killable() re-check */

@@ -58,10 +58,16 @@ extern "C" {
     fn procft_set_regs(saved: *const u64);
     fn procft_adopt_fpu(from: *mut bindings::task_struct) -> c_int;
     fn procft_flush_sigbus();
+    fn procft_corrupt_byte(task: *mut bindings::task_struct, addr: usize) -> c_int;
     fn procft_kill_self_sigbus();
     fn procft_wait_killable(
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         arg: *const c_void,
+    ) -> c_int;
+    fn procft_wait_killable_timeout(
+        cond: unsafe extern "C" fn(*const c_void) -> bool,
+        arg: *const c_void,
+        ms: c_uint,
     ) -> c_int;
     fn procft_wake_all();
     fn procft_drain();
@@ -411,6 +417,12 @@ pub(crate) fn adopt_fpu(from: &Task) -> Result {
     kernel::error::to_result(unsafe { procft_adopt_fpu(from.as_ptr()) })
 }
 
+/// Flips the bits of the byte at `addr` in `task`'s memory (test-only).
+pub(crate) fn corrupt_byte(task: &Task, addr: usize) -> Result {
+    // SAFETY: `task` is valid for the duration of the call.
+    kernel::error::to_result(unsafe { procft_corrupt_byte(task.as_ptr(), addr) })
+}
+
 /// Discards the caller's pending SIGBUS, keeping its disposition.
 pub(crate) fn flush_sigbus() {
     // SAFETY: Acts on the calling task's own signal state.
@@ -446,6 +458,16 @@ pub(crate) fn wait_killable(
     // SAFETY: `cond` may be called with `arg` any number of times while
     // this runs (the caller's contract for `cond`).
     kernel::error::to_result(unsafe { procft_wait_killable(cond, arg) })
+}
+
+/// [`wait_killable`] for at most `ms` milliseconds (`ETIMEDOUT`).
+pub(crate) fn wait_killable_timeout(
+    cond: unsafe extern "C" fn(*const c_void) -> bool,
+    arg: *const c_void,
+    ms: u32,
+) -> Result {
+    // SAFETY: As for `wait_killable`.
+    kernel::error::to_result(unsafe { procft_wait_killable_timeout(cond, arg, ms) })
 }
 
 /// Makes every [`wait_killable`] sleeper re-check its condition.

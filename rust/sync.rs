@@ -31,11 +31,12 @@ use kernel::{
 
 use crate::{
     control, failover,
-    group::{self, DupWork, Group, Kills, Spawn},
+    group::{self, DupWork, Group, Kills, Spawn, Vote},
     replica,
     ring::{Record, CAPACITY},
     shim::{self, Regs},
     syscalls::{self, Class, Len, Out, Outputs},
+    vote,
 };
 
 const CLONE_VM: u64 = 0x100;
@@ -160,6 +161,33 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
     if !matches!(class, Class::Primary | Class::Fork) {
         return;
     }
+    if vote::wanted(group, nr) {
+        if let Ok(hash) = hash_input(nr, args) {
+            let mine = Vote {
+                nr,
+                args: *args,
+                hash,
+            };
+            let ready = {
+                let mut st = group.lock();
+                let ready = matches!(st.spawn, Spawn::Idle) && st.repair.is_none();
+                if ready {
+                    st.voting = Some(mine);
+                    st.call = None;
+                }
+                ready
+            };
+            // The call is made, or not, once the duplicates have voted.
+            if ready {
+                if shim::queue_task_work().is_ok() {
+                    shim::suppress(regs);
+                } else {
+                    group.lock().voting = None;
+                }
+                return;
+            }
+        }
+    }
     let mut st = group.lock();
     if !matches!(st.spawn, Spawn::Idle) || st.dups.iter().flatten().next().is_none() {
         // This call became a clone3() and will be made again, or nobody
@@ -214,6 +242,12 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6])
         };
         dup.work = work;
         dup.at = nr;
+        // A duplicate parked at an exit or exec votes for it.
+        dup.vote = (work == DupWork::Park).then_some(Vote {
+            nr,
+            args: *args,
+            hash: 0,
+        });
     }
     if shim::queue_task_work().is_ok() {
         shim::suppress(regs);
@@ -658,10 +692,18 @@ fn repair(group: &Group, task: &Task) {
 fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     let tgid = task.tgid();
     let w = Waiter { group, tgid };
+    // Its vote, should the primary put this call to one (and the check
+    // against the record below).
+    let hash = hash_input(nr, args).ok();
     {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
             d.waiting_for = Some(d.next_seq);
+            d.vote = Some(Vote {
+                nr,
+                args: *args,
+                hash: hash.unwrap_or(u64::MAX),
+            });
         }
     }
     // The primary may be waiting for a duplicate to stop here.
@@ -671,6 +713,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
             d.waiting_for = None;
+            d.vote = None;
         }
     }
     if waited.is_err() {
@@ -701,7 +744,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
         diverge(group, task, ours, theirs);
         return;
     }
-    if hash_input(nr, args).ok() != Some(record.input_hash) {
+    if hash != Some(record.input_hash) {
         diverge(group, task, "other bytes", syscalls::classify(nr).name);
         return;
     }
@@ -764,6 +807,11 @@ pub(crate) extern "C" fn procft_rs_task_work() {
     if let Some(group) = group::lookup(task.tgid()) {
         if group.lock().promote.is_some() {
             failover::promote(&group, task);
+            return;
+        }
+        let voting = group.lock().voting.take();
+        if let Some(mine) = voting {
+            vote::tally(&group, task, mine);
             return;
         }
         let repairing = group.lock().repairing.take();

@@ -27,7 +27,13 @@ pub(crate) struct Level {
 pub(crate) struct Fail {
     pub(crate) pid: i32,
     pub(crate) replica: u32,
+    pub(crate) how: u32,
+    pub(crate) reserved: u32,
+    pub(crate) addr: u64,
 }
+
+pub(crate) const PROCFT_FAIL_LOSE: u32 = 0;
+pub(crate) const PROCFT_FAIL_CORRUPT: u32 = 1;
 
 /// `struct procft_status`.
 #[repr(C)]
@@ -64,7 +70,7 @@ pub(crate) const PROCFT_INFO_VERSION: u32 = 1;
 pub(crate) const PROCFT_FEAT_PROC_PID_FT_LEVEL: u32 = 1 << 0;
 
 const _: () = assert!(core::mem::size_of::<Level>() == 8);
-const _: () = assert!(core::mem::size_of::<Fail>() == 8);
+const _: () = assert!(core::mem::size_of::<Fail>() == 24);
 const _: () = assert!(core::mem::size_of::<Status>() == PROCFT_STATUS_SIZE_VER0);
 const _: () = assert!(core::mem::size_of::<Info>() == PROCFT_INFO_SIZE_VER0);
 
@@ -79,8 +85,8 @@ pub(crate) const PROCFT_IOC_FAIL: u32 = _IOW::<Fail>(PROCFT_IOC_MAGIC, 0x05);
 unsafe impl FromBytes for Level {}
 // SAFETY: As above.
 unsafe impl AsBytes for Level {}
-// SAFETY: Plain integers with no padding (8 bytes, checked above); every bit
-// pattern is valid.
+// SAFETY: Plain integers with no padding (24 bytes, checked above); every
+// bit pattern is valid.
 unsafe impl FromBytes for Fail {}
 // SAFETY: Integers only, laid out without padding (80 bytes, checked above).
 unsafe impl AsBytes for Status {}

@@ -16,6 +16,10 @@
  *   primary runs another instruction, once at level 1 and twice at level 2.
  *   The frame is retired and the page is on a new one.
  * - Injected failure of a duplicate: it is replaced.
+ * - Silent corruption (a flipped byte, PROCFT_FAIL_CORRUPT) of the primary
+ *   at level 2: the duplicates outvote it before its output leaves and one
+ *   takes over; of a duplicate: it is outvoted and replaced; of the primary
+ *   at level 1: detected, the duplicate replaced (nothing to outvote with).
  * Each time: same pid before and after, own exit status, output and file
  * identical to the reference, counters, duplicates back to the level.
  */
@@ -33,13 +37,15 @@ struct run {
 	int poison[2];		/* rounds at which the primary poisons a page, or -1 */
 	int fail_round;		/* parent injects a failure after this round is printed */
 	int fail_replica;
+	unsigned int how;	/* PROCFT_FAIL_LOSE or PROCFT_FAIL_CORRUPT */
+	uint64_t addr;		/* byte corrupted (set by run()) */
 	char out[4096];		/* what the process printed */
 	char log[4096];		/* what it wrote to its file */
 	int status;
 	pid_t pid;
 	uint64_t bad[2];	/* frames poisoned */
 	uint64_t now[2];	/* frames of those pages at the end */
-	long failovers, respawns, mce_events, dups;
+	long failovers, respawns, mce_events, divergences, dups;
 };
 
 static void workload(int ctl, int out, const struct run *r, const char *path)
@@ -118,8 +124,9 @@ static void run(struct run *r, const char *name)
 		if (r->poison[k] >= 0)
 			r->bad[k] = pfn_of(r->pid, (char *)w + (7 + 100 * k) * 4096);
 	write(ctl[0], "g", 1);
+	r->addr = (uintptr_t)w + 300 * 4096 + 5;
 	if (r->fail_round >= 0) {
-		struct procft_fail f = { .pid = r->pid, .replica = r->fail_replica };
+		struct procft_fail f = { .pid = r->pid, .replica = r->fail_replica, .how = r->how, .addr = r->addr };
 
 		snprintf(want, sizeof(want), "round %d ", r->fail_round);
 		read_until(out[0], r->out, sizeof(r->out), &got, want);
@@ -133,6 +140,7 @@ static void run(struct run *r, const char *name)
 		r->failovers = procft_field(r->pid, "failovers=");
 		r->respawns = procft_field(r->pid, "respawns=");
 		r->mce_events = procft_field(r->pid, "mce_events=");
+		r->divergences = procft_field(r->pid, "divergences=");
 		for (k = 0; k < 2; k++)
 			if (r->poison[k] >= 0)
 				r->now[k] = pfn_of(r->pid, (char *)w + (7 + 100 * k) * 4096);
@@ -187,18 +195,22 @@ static int same_as(const struct run *r, const struct run *ref)
 
 #define NEW_RUN(lvl, p0, p1, fr, rep) \
 	{ .level = lvl, .poison = { p0, p1 }, .fail_round = fr, .fail_replica = rep }
+#define NEW_CORRUPT(lvl, fr, rep) \
+	{ .level = lvl, .poison = { -1, -1 }, .fail_round = fr, .fail_replica = rep, \
+	  .how = PROCFT_FAIL_CORRUPT }
 
 int main(void)
 {
 	static struct run ref = NEW_RUN(0, -1, -1, -1, 0), bare = NEW_RUN(0, 12, -1, -1, 0),
 		inj1 = NEW_RUN(1, -1, -1, 8, 0), inj2 = NEW_RUN(2, -1, -1, 8, 0),
 		hw1 = NEW_RUN(1, 12, -1, -1, 0), hw2 = NEW_RUN(2, 9, 21, -1, 0),
-		dup1 = NEW_RUN(2, -1, -1, 8, 2);
+		dup1 = NEW_RUN(2, -1, -1, 8, 2), vp2 = NEW_CORRUPT(2, 8, 0),
+		vd2 = NEW_CORRUPT(2, 8, 1), vp1 = NEW_CORRUPT(1, 8, 0);
 	struct procft_fail f = { .pid = getpid(), .replica = 0 };
 	char text[4096];
 	int e1, e2;
 
-	tap_plan(13);
+	tap_plan(17);
 	/* The unprotected poisoned run dies before it reads its last byte. */
 	signal(SIGPIPE, SIG_IGN);
 	if (ft_open() < 0)
@@ -220,7 +232,7 @@ int main(void)
 	tap_ok(inj1.failovers == 1 && inj1.respawns == 0 && inj1.dups == 1,
 	       "level 1: one failover, no respawn needed, 1 duplicate (failovers=%ld respawns=%ld)",
 	       inj1.failovers, inj1.respawns);
-	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: injected primary failure; took over duplicate [0-9]*.s state at call'",
+	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: injected failure of the primary; took over duplicate [0-9]*.s state at call'",
 		       inj1.pid) == 0, "logged");
 
 	run(&inj2, "inj2");
@@ -253,6 +265,26 @@ int main(void)
 	run(&dup1, "dup1");
 	tap_ok(same_as(&dup1, &ref) && dup1.failovers == 0 && dup1.respawns == 1 && dup1.dups == 2,
 	       "level 2, injected failure of duplicate 2: replaced (respawns=%ld)", dup1.respawns);
+
+	/* Silent data corruption: the byte flips, nobody crashes. */
+	run(&vp2, "vp2");
+	tap_ok(same_as(&vp2, &ref) && vp2.failovers == 1 && vp2.divergences == 1 && vp2.dups == 2,
+	       "level 2, corrupted primary: outvoted before its output left, a duplicate took over, output identical (failovers=%ld divergences=%ld)",
+	       vp2.failovers, vp2.divergences);
+	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: primary outvoted at call #[0-9]* (write): 2 of 3 replicas disagree'",
+		       vp2.pid) == 0, "logged");
+
+	run(&vd2, "vd2");
+	tap_ok(same_as(&vd2, &ref) && vd2.failovers == 0 && vd2.divergences == 1 &&
+	       vd2.respawns == 1 && vd2.dups == 2,
+	       "level 2, corrupted duplicate: outvoted and replaced, output identical (divergences=%ld respawns=%ld)",
+	       vd2.divergences, vd2.respawns);
+
+	run(&vp1, "vp1");
+	tap_ok(WIFEXITED(vp1.status) && vp1.divergences == 1 && vp1.respawns == 1 &&
+	       vp1.failovers == 0 && vp1.dups == 1,
+	       "level 1, corrupted primary: detected (divergences=%ld), the duplicate replaced; no majority to mask it",
+	       vp1.divergences);
 
 	e1 = ioctl(ft_open(), PROCFT_IOC_FAIL, &f) ? errno : 0;
 	f.pid = -1;

@@ -72,18 +72,29 @@ struct procft_info {
 #define PROCFT_IOC_GET_INFO	_IOWR(PROCFT_IOC_MAGIC, 0x04, __u32)
 
 /*
- * Test-only fault injection, to drive failover without hardware.  Needs the
- * module loaded with fault_injection=1 and CAP_SYS_ADMIN, else EPERM.
- * @replica 0: the primary of process @pid fails; at its next system call a
- * duplicate takes over (its memory is treated as lost), EAGAIN if no
- * duplicate is ready.  @replica k > 0: the k-th duplicate, in
- * procft_status.replicas order, is killed (SIGKILL) and replaced; EINVAL
- * if there is none.  ESRCH: @pid is not protected.
+ * Test-only fault injection, to drive failover and voting without
+ * hardware.  Needs the module loaded with fault_injection=1 and
+ * CAP_SYS_ADMIN, else EPERM.  @replica 0 is the primary of process @pid,
+ * k > 0 its k-th duplicate in procft_status.replicas order (EINVAL if there
+ * is none); ESRCH if @pid is not protected.
+ *
+ * PROCFT_FAIL_LOSE: the replica is lost.  A duplicate is killed (SIGKILL)
+ * and replaced; for the primary, a duplicate takes over at its next system
+ * call, its memory being treated as lost (EAGAIN if no duplicate is ready).
+ * PROCFT_FAIL_CORRUPT: the bits of the byte at @addr in the replica's
+ * memory are flipped, a silent data corruption (EFAULT if it has no such
+ * byte); procft must notice the divergence by itself.
  */
 struct procft_fail {
 	__s32 pid;		/* process (0: the caller) */
 	__u32 replica;		/* 0: primary; k: k-th duplicate */
+	__u32 how;		/* PROCFT_FAIL_* */
+	__u32 __reserved;	/* must be 0 */
+	__u64 addr;		/* PROCFT_FAIL_CORRUPT: user address of the byte */
 };
+
+#define PROCFT_FAIL_LOSE	0
+#define PROCFT_FAIL_CORRUPT	1
 
 #define PROCFT_IOC_FAIL		_IOW(PROCFT_IOC_MAGIC, 0x05, struct procft_fail)
 

@@ -28,12 +28,14 @@ usage: ftctl run -l N [--] CMD [ARGS...]
        ftctl get PID
        ftctl status [PID] [--json]
        ftctl info [--json]
-       ftctl fail PID REPLICA   (test only: module loaded with fault_injection=1)
+       ftctl fail PID REPLICA [--corrupt ADDR]   (test only: fault_injection=1)
 
 PID 0 means ftctl itself; N is a fault-tolerance level, the number of
 duplicate replicas procft keeps beside the process (0 ends protection).
 REPLICA 0 is the primary (a duplicate takes over from it), k > 0 the k-th
-duplicate as `ftctl status` lists them (it is replaced).";
+duplicate as `ftctl status` lists them (it is replaced). With --corrupt the
+byte at ADDR (hex with 0x, or decimal) in that replica's memory is flipped
+instead: a silent corruption that procft has to detect by itself.";
 
 const EXIT_FAIL: i32 = 1;
 const EXIT_USAGE: i32 = 2;
@@ -184,13 +186,22 @@ fn main() {
             }
         }
         "fail" => {
-            let [pid, replica] = rest else {
-                usage_error("fail takes PID and REPLICA")
+            let (pid, replica, how, addr) = match rest {
+                [pid, replica] => (pid, replica, uapi::FAIL_LOSE, 0),
+                [pid, replica, flag, addr] if flag == "--corrupt" => {
+                    let a = match addr.strip_prefix("0x") {
+                        Some(hex) => u64::from_str_radix(hex, 16),
+                        None => addr.parse::<u64>(),
+                    }
+                    .unwrap_or_else(|_| usage_error(&format!("bad address '{addr}'")));
+                    (pid, replica, uapi::FAIL_CORRUPT, a)
+                }
+                _ => usage_error("fail takes PID REPLICA [--corrupt ADDR]"),
             };
             let r = replica
                 .parse::<u32>()
                 .unwrap_or_else(|_| usage_error(&format!("bad replica '{replica}'")));
-            match open_device().fail(parse_pid(pid), r) {
+            match open_device().fail(parse_pid(pid), r, how, addr) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc_errno::EPERM) => {
                     eprintln!(

@@ -54,7 +54,13 @@ pub struct Info {
 pub struct Fail {
     pub pid: i32,
     pub replica: u32,
+    pub how: u32,
+    pub reserved: u32,
+    pub addr: u64,
 }
+
+pub const FAIL_LOSE: u32 = 0;
+pub const FAIL_CORRUPT: u32 = 1;
 
 pub const FEAT_PROC_PID_FT_LEVEL: u32 = 1;
 
@@ -113,8 +119,17 @@ impl Device {
     }
 
     /// Test-only: make replica `replica` (0: primary) of `pid` fail.
-    pub fn fail(&self, pid: i32, replica: u32) -> io::Result<()> {
-        self.call(FAIL, &mut Fail { pid, replica })
+    pub fn fail(&self, pid: i32, replica: u32, how: u32, addr: u64) -> io::Result<()> {
+        self.call(
+            FAIL,
+            &mut Fail {
+                pid,
+                replica,
+                how,
+                reserved: 0,
+                addr,
+            },
+        )
     }
 
     pub fn info(&self) -> io::Result<Info> {
@@ -134,7 +149,7 @@ mod tests {
     #[test]
     fn layouts_match_the_header() {
         assert_eq!(std::mem::size_of::<Level>(), 8);
-        assert_eq!(std::mem::size_of::<Fail>(), 8);
+        assert_eq!(std::mem::size_of::<Fail>(), 24);
         assert_eq!(std::mem::size_of::<Status>(), 80);
         assert_eq!(std::mem::size_of::<Info>(), 40);
     }
@@ -146,6 +161,6 @@ mod tests {
         assert_eq!(GET_LEVEL, 0xC008_F702);
         assert_eq!(GET_STATUS, 0xC004_F703);
         assert_eq!(GET_INFO, 0xC004_F704);
-        assert_eq!(FAIL, 0x4008_F705);
+        assert_eq!(FAIL, 0x4018_F705);
     }
 }
