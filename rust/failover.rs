@@ -75,7 +75,17 @@ pub(crate) extern "C" fn procft_rs_primary_poisoned(addr: c_ulong) -> bool {
     };
     let mut st = group.lock();
     st.counters.mce_events += 1;
-    if st.closed || st.promote.is_some() || !st.dups.iter().flatten().any(|d| d.ready) {
+    if st.closed || st.promote.is_some() {
+        return false;
+    }
+    if !st.dups.iter().flatten().any(|d| d.ready && !d.leaving) {
+        drop(st);
+        pr_warn!(
+            "pid {}: primary consumed poisoned memory at {:#x} and no duplicate can take over; \
+             it dies of SIGBUS\n",
+            group.pid(),
+            addr
+        );
         return false;
     }
     st.promote = Some(Cause::Poison(addr));
@@ -172,11 +182,14 @@ pub(crate) fn promote(group: &Arc<Group>, task: &Task) {
         };
         match shim::adopt_memory(&from) {
             Ok(pages) => break (from, nr, seq, regs, pages),
-            Err(e) if e == ESRCH || e == ESTALE => {
-                // Nothing changed: it is exiting, or it is not the
-                // primary's twin (then it has diverged). Try another.
+            Err(e) if e == ESRCH || e == ESTALE || e == EHWPOISON => {
+                // Nothing changed: it is exiting, it is not the primary's
+                // twin (then it has diverged), or a page of it is lost as
+                // well. Try another.
                 let why = if e == ESTALE {
                     "its mappings differ from the primary's"
+                } else if e == EHWPOISON {
+                    "its copy of a page is poisoned too"
                 } else {
                     "it is exiting"
                 };

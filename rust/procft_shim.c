@@ -459,6 +459,28 @@ static int procft_adopt_page(struct mm_struct *from_mm, unsigned long addr, void
 	return 1;
 }
 
+/*
+ * Whether @from_mm's page at @addr is an entry of a poisoned frame (its
+ * copy is lost too).  A page that is merely absent is faulted in for
+ * reading (the zero page, or the file's), which changes nothing @from can
+ * see.
+ */
+static bool procft_page_poisoned(struct mm_struct *from_mm, unsigned long addr)
+{
+	struct page *page;
+	long got;
+
+	mmap_read_lock(from_mm);
+	got = get_user_pages_remote(from_mm, addr, 1, FOLL_NOFAULT, &page, NULL);
+	if (got != 1)
+		got = get_user_pages_remote(from_mm, addr, 1, FOLL_FORCE | FOLL_HWPOISON,
+					    &page, NULL);
+	mmap_read_unlock(from_mm);
+	if (got == 1)
+		put_page(page);
+	return got == -EHWPOISON;
+}
+
 /* VMA attributes two replicas in step must share. */
 #define PROCFT_VM_LAYOUT (VM_READ | VM_WRITE | VM_EXEC | VM_SHARED | VM_MAYWRITE)
 
@@ -524,6 +546,12 @@ static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
 		if (apply && cow)
 			zap_vma_range(vma, start, end - start);
 		mmap_read_unlock(mm);
+		for (addr = start; !apply && cow && peer_anon && addr < end; addr += PAGE_SIZE) {
+			if (procft_page_poisoned(from_mm, addr))
+				return -EHWPOISON;
+			if (fatal_signal_pending(current))
+				return -EINTR;
+		}
 		for (addr = start; apply && cow && addr < end; addr += PAGE_SIZE) {
 			ret = procft_adopt_page(from_mm, addr, buf);
 			if (ret < 0)
@@ -552,7 +580,8 @@ static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
  * @from: a duplicate stopped at a system-call boundary; it must have
  *	exactly the caller's mappings (same ranges and protections)
  *
- * First checks the layouts match without changing anything.  Then, for
+ * First checks, without changing anything, that the layouts match and that
+ * none of @from's private pages is lost to memory failure.  Then, for
  * every private writable mapping (where anonymous pages live), drops all
  * the caller's pages there, including entries of frames that memory
  * failure poisoned, and writes each anonymous page present in @from into
@@ -561,8 +590,9 @@ static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
  * would.  Shared and read-only mappings are left alone: their pages are
  * the page cache's, which memory failure recovers by re-reading the file.
  *
- * Return: pages copied, -ESTALE if the layouts differ (nothing changed),
- * -ESRCH if @from has no memory, -ENOMEM, -EINTR on a fatal signal or
+ * Return: pages copied, -ESTALE if the layouts differ or -EHWPOISON if a
+ * page of @from is on a poisoned frame too (nothing changed in either
+ * case), -ESRCH if @from has no memory, -ENOMEM, -EINTR on a fatal signal or
  * -EIO; after a failure past the check the caller's memory is incomplete
  * and it must not return to user space.
  */

@@ -37,8 +37,12 @@ const MAX_SPAWN_FAILURES: u32 = 8;
 /// At a `sys_enter` of `group`'s primary: if the group wants another
 /// duplicate, turns this call into its creation.
 pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
+    // Never copy a primary that is known to have lost a page: the copy
+    // would carry the poisoned entry. It is mended (or replaced) first.
     let wants = |st: &group::State| {
         !st.closed
+            && st.repair.is_none()
+            && st.promote.is_none()
             && matches!(st.spawn, Spawn::Idle)
             && st.nr_dups() < st.level as usize
             && st.spawn_failures < MAX_SPAWN_FAILURES

@@ -38,6 +38,7 @@ struct run {
 	int fail_round;		/* parent injects a failure after this round is printed */
 	int fail_replica;
 	unsigned int how;	/* PROCFT_FAIL_LOSE or PROCFT_FAIL_CORRUPT */
+	int all_hit;		/* after round 5, every replica's copy of a page is poisoned */
 	uint64_t addr;		/* byte corrupted (set by run()) */
 	char out[4096];		/* what the process printed */
 	char log[4096];		/* what it wrote to its file */
@@ -77,11 +78,24 @@ static void workload(int ctl, int out, const struct run *r, const char *path)
 		snprintf(line, sizeof(line), "round %d %016llx\n", n, (unsigned long long)sum);
 		write(out, line, strlen(line));
 		write(log, line, strlen(line));
+		if (r->all_hit && n == 5)
+			read(ctl, line, 1);
 	}
 	/* Blocked until the parent has looked at the frames. */
 	read(ctl, line, 1);
 	dprintf(out, "pid %d\n", getpid());
 	_exit(3);
+}
+
+/* Software memory failure on frame @pfn (debugfs hwpoison injector). */
+static int corrupt_pfn(uint64_t pfn)
+{
+	int fd = open("/sys/kernel/debug/hwpoison/corrupt-pfn", O_WRONLY);
+	int ok = fd >= 0 && dprintf(fd, "%llu\n", (unsigned long long)pfn) > 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
 }
 
 /* Reads @fd until it holds @want (or EOF) into @text. */
@@ -132,6 +146,15 @@ static void run(struct run *r, const char *name)
 		read_until(out[0], r->out, sizeof(r->out), &got, want);
 		if (ioctl(ft_open(), PROCFT_IOC_FAIL, &f))
 			tap_diag("PROCFT_IOC_FAIL: %s", strerror(errno));
+	}
+	if (r->all_hit) {
+		read_until(out[0], r->out, sizeof(r->out), &got, "round 5 ");
+		/* The duplicate's copy first (it dies at once), then the primary's. */
+		r->bad[0] = pfn_of(reps[1], (char *)w + 7 * 4096);
+		r->bad[1] = pfn_of(r->pid, (char *)w + 7 * 4096);
+		if (!r->bad[0] || !r->bad[1] || corrupt_pfn(r->bad[0]) || corrupt_pfn(r->bad[1]))
+			tap_diag("corrupt-pfn failed");
+		write(ctl[0], "g", 1);
 	}
 	snprintf(want, sizeof(want), "round %d ", ROUNDS - 1);
 	read_until(out[0], r->out, sizeof(r->out), &got, want);
@@ -205,12 +228,13 @@ int main(void)
 		inj1 = NEW_RUN(1, -1, -1, 8, 0), inj2 = NEW_RUN(2, -1, -1, 8, 0),
 		hw1 = NEW_RUN(1, 12, -1, -1, 0), hw2 = NEW_RUN(2, 9, 21, -1, 0),
 		dup1 = NEW_RUN(2, -1, -1, 8, 2), vp2 = NEW_CORRUPT(2, 8, 0),
-		vd2 = NEW_CORRUPT(2, 8, 1), vp1 = NEW_CORRUPT(1, 8, 0);
+		vd2 = NEW_CORRUPT(2, 8, 1), vp1 = NEW_CORRUPT(1, 8, 0),
+		all1 = { .level = 1, .poison = { -1, -1 }, .fail_round = -1, .all_hit = 1 };
 	struct procft_fail f = { .pid = getpid(), .replica = 0 };
 	char text[4096];
 	int e1, e2;
 
-	tap_plan(17);
+	tap_plan(18);
 	/* The unprotected poisoned run dies before it reads its last byte. */
 	signal(SIGPIPE, SIG_IGN);
 	if (ft_open() < 0)
@@ -265,6 +289,21 @@ int main(void)
 	run(&dup1, "dup1");
 	tap_ok(same_as(&dup1, &ref) && dup1.failovers == 0 && dup1.respawns == 1 && dup1.dups == 2,
 	       "level 2, injected failure of duplicate 2: replaced (respawns=%ld)", dup1.respawns);
+
+	/* Every replica's copy lost: it ends as it would unprotected. */
+	run(&all1, "all1");
+	{
+		char a[4096], b[4096];
+
+		rounds_of(all1.out, a, sizeof(a));
+		rounds_of(ref.out, b, sizeof(b));
+		tap_ok(WIFSIGNALED(all1.status) && WTERMSIG(all1.status) == SIGBUS &&
+		       !strncmp(a, b, strlen(a)) && strstr(a, "round 5 ") && !strstr(a, "round 6 ") &&
+		       run_cmd("dmesg | grep -q 'procft: pid %d: primary consumed poisoned memory at 0x[0-9a-f]* and no duplicate can take over'",
+			       all1.pid) == 0,
+		       "level 1, a page lost in the primary and its duplicate: killed by SIGBUS after round 5, as unprotected (status %#x)",
+		       all1.status);
+	}
 
 	/* Silent data corruption: the byte flips, nobody crashes. */
 	run(&vp2, "vp2");
