@@ -53,6 +53,7 @@ void procft_suppress(struct pt_regs *regs);
 void procft_set_return(long value);
 void procft_restart_call(long nr);
 void procft_kill(struct task_struct *task);
+int procft_kill_after_poison(struct task_struct *task, unsigned long pfn);
 void procft_set_mce_early(void);
 size_t procft_siginfo_size(void);
 bool procft_signal_pending(void);

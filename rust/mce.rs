@@ -6,20 +6,23 @@
 //!
 //! Every protected replica mapping the frame is found (only replicas are
 //! walked, never every process) and the event is counted and logged. A
-//! duplicate on the frame is killed at once, whatever signal handlers the
-//! program has, and replaced from a healthy replica like any lost
-//! duplicate. For a primary on the frame the error is action-optional
+//! duplicate on the frame is killed (SIGKILL, whatever signal handlers the
+//! program has) as soon as the kernel's `memory_failure()`, which runs
+//! next, has claimed the frame (so the frame cannot be freed and handed to
+//! its replacement first), and is replaced from a healthy replica like any
+//! lost duplicate. For a primary on the frame the error is action-optional
 //! (nobody has consumed the data yet): at the primary's next system call
 //! that the duplicates wait at, procft waits for a duplicate to reach the
 //! same point, drops the primary's mapping of the page and gives it a
 //! fresh frame holding the duplicate's copy ([`crate::sync`]): the primary
 //! goes on with its pid, descriptors and output untouched (`failovers`).
-//! If the primary touches the page before that, the kernel's usual
-//! treatment applies (it dies of SIGBUS). Errors that
-//! reach `memory_failure()` without a machine check (hwpoison injection,
-//! `MADV_HWPOISON`) are handled by the kernel's early kill of the
+//! If the primary touches the page before that, the kernel sends it SIGBUS
+//! (action required) and it fails over by promotion ([`crate::failover`]).
+//! Errors that reach `memory_failure()` without a machine check (hwpoison
+//! injection, `MADV_HWPOISON`) are handled by the kernel's early kill of a
 //! duplicate (duplicates ask for it, see [`crate::replica`]), which procft
-//! sees as a lost duplicate and replaces.
+//! sees as a lost duplicate and replaces, and by promotion when the
+//! primary consumes the page.
 
 use kernel::{ffi::c_ulong, prelude::*};
 
@@ -69,7 +72,11 @@ pub(crate) extern "C" fn procft_rs_memory_error(pfn: c_ulong) {
                     pfn,
                     task.tgid_nr_ns(None)
                 );
-                shim::kill(task);
+                // Killed once memory_failure() has claimed the frame, so
+                // its replacement cannot be given the bad frame.
+                if shim::kill_after_poison(task, pfn).is_err() {
+                    shim::kill(task);
+                }
             }
         }
     }

@@ -25,6 +25,7 @@
 #include <linux/task_work.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <uapi/linux/sched.h>
 #include <linux/seq_file.h>
 #include <linux/string.h>
@@ -761,6 +762,52 @@ void procft_kill(struct task_struct *task)
 }
 
 /*
+ * A duplicate on a frame that just failed dies only once memory_failure()
+ * has claimed the frame: killed at once, it would free the frame, and a
+ * replica created meanwhile could be given it.  memory_failure() runs in
+ * the kernel's own decode-chain notifier right after procft's, so the kill
+ * is deferred to this workqueue (drained at unload).
+ */
+static struct workqueue_struct *procft_kill_wq;
+
+struct procft_doom {
+	struct work_struct work;
+	struct task_struct *task;
+	unsigned long pfn;
+};
+
+static void procft_doom_fn(struct work_struct *work)
+{
+	struct procft_doom *d = container_of(work, struct procft_doom, work);
+	int i;
+
+	for (i = 0; i < 1000 && !PageHWPoison(pfn_to_page(d->pfn)); i++)
+		usleep_range(1000, 2000);
+	send_sig(SIGKILL, d->task, 1);
+	put_task_struct(d->task);
+	kfree(d);
+}
+
+/**
+ * procft_kill_after_poison - send SIGKILL to @task once frame @pfn is
+ * marked poisoned (at most a second from now)
+ *
+ * Return: 0, or -ENOMEM (nothing queued).
+ */
+int procft_kill_after_poison(struct task_struct *task, unsigned long pfn)
+{
+	struct procft_doom *d = kmalloc(sizeof(*d), GFP_KERNEL);
+
+	if (!d)
+		return -ENOMEM;
+	INIT_WORK(&d->work, procft_doom_fn);
+	d->task = get_task_struct(task);
+	d->pfn = pfn;
+	queue_work(procft_kill_wq, &d->work);
+	return 0;
+}
+
+/*
  * Duplicates wait in procft_task_work_fn(), i.e. in module text.  Each
  * queued callback holds procft_unload_sem for reading from the moment it
  * is queued; the callback's last act is the tail call to up_read(), so by
@@ -1122,9 +1169,14 @@ int procft_shim_init(void)
 {
 	int ret;
 
-	procft_proc_entry = proc_create_single("procft", 0444, NULL, procft_proc_show);
-	if (!procft_proc_entry)
+	procft_kill_wq = alloc_workqueue("procft", WQ_UNBOUND, 0);
+	if (!procft_kill_wq)
 		return -ENOMEM;
+	procft_proc_entry = proc_create_single("procft", 0444, NULL, procft_proc_show);
+	if (!procft_proc_entry) {
+		ret = -ENOMEM;
+		goto err_wq;
+	}
 	ret = procft_register_tps();
 	if (ret)
 		goto err_proc;
@@ -1143,6 +1195,8 @@ err_tps:
 #endif
 err_proc:
 	proc_remove(procft_proc_entry);
+err_wq:
+	destroy_workqueue(procft_kill_wq);
 	return ret;
 }
 
@@ -1154,6 +1208,8 @@ void procft_shim_exit(void)
 {
 	/* Waits for a notifier call in progress (a blocking chain). */
 	mce_unregister_decode_chain(&procft_mce_nb);
+	/* Runs the deferred kills still queued. */
+	destroy_workqueue(procft_kill_wq);
 #ifdef PROCFT_HAVE_PROC_FT_LEVEL
 	proc_ft_level_unregister(&procft_level_ops);
 #endif

@@ -45,6 +45,7 @@ extern "C" {
     fn procft_set_return(value: c_long);
     fn procft_restart_call(nr: c_long);
     fn procft_kill(task: *mut bindings::task_struct);
+    fn procft_kill_after_poison(task: *mut bindings::task_struct, pfn: usize) -> c_int;
     fn procft_set_mce_early();
     fn procft_siginfo_size() -> usize;
     fn procft_signal_pending() -> bool;
@@ -440,6 +441,13 @@ pub(crate) fn kill_self_sigbus() {
 pub(crate) fn kill(task: &Task) {
     // SAFETY: `task` is valid for the duration of the call.
     unsafe { procft_kill(task.as_ptr()) }
+}
+
+/// Sends SIGKILL to `task` once frame `pfn` is marked poisoned (so the
+/// frame cannot be freed and handed out again in between). May sleep.
+pub(crate) fn kill_after_poison(task: &Task, pfn: usize) -> Result {
+    // SAFETY: `task` is valid; the shim takes its own reference.
+    kernel::error::to_result(unsafe { procft_kill_after_poison(task.as_ptr(), pfn) })
 }
 
 /// Makes the calling task run `procft_rs_task_work` before it returns to
