@@ -13,6 +13,7 @@
  */
 #include "../selftests/ft_test.h"
 
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -64,6 +65,34 @@ int main(int argc, char **argv)
 		fflush(stdout);
 		for (;;)
 			usleep(10000);
+	} else if (!strcmp(argv[1], "promote")) {
+		/*
+		 * Run protected: a poisoned page is consumed (MADV_HWPOISON,
+		 * action required) and a duplicate's whole state is taken.
+		 * Timed from before the error to the successor's first call.
+		 */
+		char *m = malloc(n << 20), line[256];
+		uint64_t t1;
+
+		memset(m, 7, n << 20);
+		for (i = 0; i < 100000; i++) {
+			if (procft_line(getpid(), line, sizeof(line)) == 1 &&
+			    strstr(line, "duplicates=1/1"))
+				break;
+			usleep(1000);
+		}
+		t0 = now_us();
+		if (madvise((void *)(((uintptr_t)m + (n << 19)) & ~4095UL), 4096, MADV_HWPOISON))
+			return 1;
+		t1 = now_us();
+		printf("promoted after %llu us\n", (unsigned long long)(t1 - t0));
+		return 0;
+	} else if (!strcmp(argv[1], "restart")) {
+		/* What a restart from scratch redoes before it is where it was. */
+		char *m = malloc(n << 20);
+
+		memset(m, 7, n << 20);
+		sum = m[n << 19];
 	} else if (!strcmp(argv[1], "mce") && argc > 3) {
 		char *addr = (char *)strtoul(argv[3], NULL, 0);
 		uint64_t pfn = pfn_of(n, addr);

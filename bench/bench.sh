@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 # procft benchmarks, in the test VM: each workload at levels 0, 1 and 2,
 # printed as time ratios to the unprotected run; then memory, respawn time
-# (a duplicate killed until its replacement is on its own frames, level 1)
-# and failover time (a machine check raised on the primary's page until
-# procft restored it, level 2, the primary waiting in usleep()).  Timings under TCG emulation: compare ratios, not
+# (a duplicate killed until its replacement is on its own frames, level 1),
+# page restore after an action-optional machine check on the primary's page
+# (level 2, the primary waiting in usleep(): the early warning), promotion
+# after the primary consumed poison (MADV_HWPOISON, level 1: its whole state
+# taken from the duplicate), and what a restart from scratch redoes.  Timings under TCG emulation: compare ratios, not
 # absolute times.
 B=/bench/bench
 us() { sed -n 's/.*: \([0-9]*\) us.*/\1/p' | tail -1; }
@@ -16,7 +18,7 @@ run1() {
 	l=$1; shift
 	if [ "$1" = gzip ]; then
 		a=$(cut -d' ' -f1 /proc/uptime)
-		ftctl run -l $l -- gzip -c /mnt/disk/data.bin > /dev/null
+		ftctl run -l $l -- gzip -c /mnt/disk/text.bin > /dev/null
 		b=$(cut -d' ' -f1 /proc/uptime)
 		awk -v a=$a -v b=$b 'BEGIN { printf "%d\n", (b - a) * 1000000 }'
 	else
@@ -35,13 +37,13 @@ for w in "compute 16" "getppid 20000" "pipe 2000" "gzip"; do
 		done
 	done
 	m0=$(median3 < /tmp/b0); m1=$(median3 < /tmp/b1); m2=$(median3 < /tmp/b2)
-	name=$w; [ "$w" = gzip ] && name="gzip 4 MiB (busybox)"
+	name=$w; [ "$w" = gzip ] && name="gzip 64 MiB of text (busybox)"
 	echo "BENCH $name | $((m0 / 1000)) ms | $((m1 / 1000)) ms | $((m2 / 1000)) ms | $(ratio $m1 $m0) | $(ratio $m2 $m0)"
 done
 
 echo "BENCH"
-echo "BENCH resident size | RSS level 0 | RSS sum level 1 | RSS sum level 2 | respawn time | failover time"
-for mib in 1 16 64; do
+echo "BENCH resident size | RSS level 0 | RSS sum level 1 | RSS sum level 2 | respawn (L1) | page restore, AO (L2) | promotion, AR (L1) | restart from scratch"
+for mib in 1 16 256; do
 	rss=""
 	for l in 0 1 2; do
 		$B hold $mib > /tmp/hold.out & p=$!
@@ -72,5 +74,7 @@ for mib in 1 16 64; do
 		fi
 		kill $p; wait $p 2>/dev/null
 	done
-	echo "BENCH $mib MiB$rss | $respawn | $failover"
+	promote=$(ftctl run -l 1 -- $B promote $mib | sed -n 's/promoted after \([0-9]*\) us/\1/p')
+	restart=$(run1 0 restart $mib)
+	echo "BENCH $mib MiB$rss | $respawn | $failover | $((promote / 1000)) ms | $((restart / 1000)) ms + the lost work"
 done

@@ -19,6 +19,7 @@ build/vm/serial.log.
 
 import argparse
 import os
+import random
 import re
 import shutil
 import socket
@@ -128,18 +129,28 @@ def build_initramfs(kdir, dest, script=None):
         shutil.rmtree(stage)
 
 
-def build_disk(dest):
-    """An ext4 image with the test programs on it (file-backed pages)."""
+def build_disk(dest, bench=False):
+    """An ext4 image with the test programs on it (file-backed pages); for
+    the benchmarks also 64 MiB of text to compress."""
     stage = tempfile.mkdtemp(prefix="disk.", dir=OUT)
     os.chmod(stage, 0o755)
     try:
         shutil.copytree(os.path.join(BUILD, "selftests"), os.path.join(stage, "selftests"))
         with open(os.path.join(stage, "data.bin"), "wb") as f:
             f.write(bytes(range(256)) * 4096 * 4)  # 4 MiB of a known pattern
+        if bench:
+            # Text-like data (gzip gets about 3:1), the same every time.
+            rng = random.Random(1)
+            words = ["".join(rng.choice("etaoinshrdlucmfwypvbgkqjxz")
+                             for _ in range(rng.randint(2, 9))) for _ in range(5000)]
+            block = " ".join(rng.choice(words) for _ in range(180000)).encode()[:1 << 20]
+            with open(os.path.join(stage, "text.bin"), "wb") as f:
+                for i in range(64):
+                    f.write(block[i * 1024:] + block[:i * 1024])
         if os.path.exists(dest):
             os.unlink(dest)
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "procft", "-d", stage, dest, "128M"],
-                       check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "procft", "-d", stage, dest,
+                        "256M" if bench else "128M"], check=True)
     finally:
         shutil.rmtree(stage)
 
@@ -169,7 +180,9 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl):
     if filt:
         append += f" ftfilter={filt}"
     cmd = ["qemu-system-x86_64", "-accel", accel, "-cpu", "Skylake-Server-v4",
-           "-smp", "2", "-m", "1G", "-display", "none", "-no-reboot",
+           # The benchmarks hold 256 MiB in three replicas.
+           "-smp", "2", "-m", "2G" if mode == "bench" else "1G",
+           "-display", "none", "-no-reboot",
            "-kernel", os.path.join(kdir, "arch/x86/boot/bzImage"), "-initrd", initrd,
            "-append", append, "-serial", "stdio"]
     if disk:
@@ -257,7 +270,7 @@ def run_vm(args, mode):
     initrd = os.path.join(OUT, "initramfs.cpio.gz")
     disk = os.path.join(OUT, "disk.ext4")
     build_initramfs(args.kdir, initrd, args.script)
-    build_disk(disk)
+    build_disk(disk, bench=mode == "bench")
 
     accel = args.accel
     if accel == "auto":
