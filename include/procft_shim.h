@@ -72,6 +72,7 @@ void procft_flush_sigbus(void);
 int procft_corrupt_byte(struct task_struct *task, unsigned long addr);
 void procft_kill_self_sigbus(void);
 int procft_wait_killable(bool (*cond)(const void *arg), const void *arg);
+int procft_wait_interruptible(bool (*cond)(const void *arg), const void *arg);
 int procft_wait_killable_timeout(bool (*cond)(const void *arg), const void *arg,
 				 unsigned int ms);
 void procft_wake_all(void);

@@ -32,6 +32,7 @@ use kernel::{
 };
 
 use crate::{
+    events::{self, What},
     group::{self, Group, Snapshot, MAX_LEVEL},
     shim, uapi,
 };
@@ -109,6 +110,7 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
     };
 
     if old != level {
+        events::emit(leader.tgid_nr_ns(None), What::Level { old, new: level });
         pr_info!(
             "pid {}: fault-tolerance level {} -> {}\n",
             leader.tgid_nr_ns(None),
@@ -168,9 +170,10 @@ pub(crate) fn inject_failure(pid: Pid, replica: u32, how: u32, addr: usize) -> R
 
 /// Ends the protection of `group`'s process because it is doing something
 /// procft cannot replicate (`why`), with one log line.
-pub(crate) fn end_protection(group: &Group, why: &str) {
+pub(crate) fn end_protection(group: &Group, why: &'static str) {
     let level = group::remove(group.tgid());
     if level > 0 {
+        events::emit(group.pid(), What::Ended { why });
         pr_info!(
             "pid {}: {} cannot be replicated; protection ended (level {} -> 0)\n",
             group.pid(),

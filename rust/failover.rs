@@ -43,6 +43,7 @@ use kernel::{
 };
 
 use crate::{
+    events::{self, What},
     group::{self, Group, Kills},
     shim, syscalls,
 };
@@ -73,6 +74,7 @@ pub(crate) extern "C" fn procft_rs_primary_poisoned(addr: c_ulong) -> bool {
     let Some(group) = group::lookup(task.tgid()) else {
         return false;
     };
+    events::emit(group.pid(), What::Poisoned { addr: addr as u64 });
     let mut st = group.lock();
     st.counters.mce_events += 1;
     if st.closed || st.promote.is_some() {
@@ -227,6 +229,20 @@ pub(crate) fn promote(group: &Arc<Group>, task: &Task) {
         st.voted = Some(seq);
     }
     let us = start.elapsed().as_micros_ceil();
+    events::emit(
+        group.pid(),
+        What::Promotion {
+            from: from.tgid_nr_ns(None),
+            cause: match cause {
+                Cause::Poison(_) => "poison",
+                Cause::Injected => "injected",
+                Cause::Outvoted => "outvoted",
+            },
+            seq,
+            pages: pages as u64,
+            us: us as u64,
+        },
+    );
     let what = if cause == Cause::Injected {
         "injected failure of the"
     } else {

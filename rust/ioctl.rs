@@ -4,14 +4,29 @@
 //! and group status (ABI in `include/uapi/linux/procft.h`).
 
 use kernel::{
+    bindings,
+    ffi::c_void,
     fs::File,
+    fs::Kiocb,
+    iov::IovIterDest,
     miscdevice::{MiscDevice, MiscDeviceRegistration},
     prelude::*,
     transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
 };
 
-use crate::{control, group, shim, uapi};
+use crate::{control, events, group, shim, uapi};
+
+/// Whether an event after sequence number `*arg` (a `u64`) exists.
+///
+/// # Safety
+///
+/// `arg` must point to a live `u64`.
+unsafe extern "C" fn event_after(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let pos = unsafe { *arg.cast::<u64>() };
+    events::next_seq() > pos
+}
 
 /// An open `/dev/procft`.  It has no per-file state: every request names
 /// its process, and permission is checked against the caller per request.
@@ -23,6 +38,36 @@ impl MiscDevice for ControlFile {
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
         Ok(KBox::new(ControlFile, GFP_KERNEL)?)
+    }
+
+    /// The event log, as text lines (see [`events`]); the file position is
+    /// the sequence number of the next event. Blocks for new events unless
+    /// the file is non-blocking (`EAGAIN`).
+    fn read_iter(mut kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterDest<'_>) -> Result<usize> {
+        // SAFETY: `kiocb` is the live request; its file is open for its
+        // duration.
+        let flags = unsafe { (*(*kiocb.as_raw()).ki_filp).f_flags };
+        let nonblock = flags & bindings::O_NONBLOCK != 0;
+        let mut pos = u64::try_from(*kiocb.ki_pos_mut()).unwrap_or(0);
+        loop {
+            let mut buf = KVec::new();
+            let n = events::read(&mut pos, &mut buf, iov.len())?;
+            if n > 0 {
+                if iov.copy_to_iter(&buf) != n {
+                    return Err(EFAULT);
+                }
+                *kiocb.ki_pos_mut() = i64::try_from(pos).unwrap_or(i64::MAX);
+                return Ok(n);
+            }
+            if events::next_seq() > pos {
+                // An event exists but does not fit.
+                return Err(EINVAL);
+            }
+            if nonblock {
+                return Err(EAGAIN);
+            }
+            shim::wait_interruptible(event_after, core::ptr::from_ref(&pos).cast())?;
+        }
     }
 
     fn ioctl(_me: &ControlFile, _file: &File, cmd: u32, arg: usize) -> Result<isize> {

@@ -26,7 +26,10 @@
 
 use kernel::{ffi::c_ulong, prelude::*};
 
-use crate::{group, shim};
+use crate::{
+    events::{self, What},
+    group, shim,
+};
 
 /// Called from the machine-check decode chain (process context, may
 /// sleep) with the frame an uncorrected memory error hit.
@@ -40,6 +43,14 @@ pub(crate) extern "C" fn procft_rs_memory_error(pfn: c_ulong) {
             let Some(addr) = shim::find_pfn(task, pfn) else {
                 continue;
             };
+            events::emit(
+                group.pid(),
+                What::MemoryError {
+                    replica: task.tgid_nr_ns(None),
+                    primary: i == 0,
+                    frame: pfn as u64,
+                },
+            );
             let mut st = group.lock();
             st.counters.mce_events += 1;
             if i == 0 {

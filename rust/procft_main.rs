@@ -12,6 +12,8 @@
 //!   lost ones.
 //! - [`control`]: the single entry point that every interface uses to read
 //!   or change a level, with its validation and permission rules.
+//! - [`events`]: the log of what happened to protected processes, read
+//!   from `/dev/procft`.
 //! - [`procfs`]: `/proc/<pid>/ft_level` and `/proc/procft`, reached through
 //!   the C shim.
 //! - [`ioctl`]: the `/dev/procft` misc device.
@@ -33,6 +35,7 @@ use kernel::{
 };
 
 mod control;
+mod events;
 mod failover;
 mod group;
 mod ioctl;
@@ -73,6 +76,7 @@ struct Procft {
 
 impl kernel::InPlaceModule for Procft {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        events::init();
         try_pin_init!(Self {
             _groups: group::Registry::init(),
             _hooks: shim::Hooks::register()?,

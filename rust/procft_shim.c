@@ -897,6 +897,15 @@ int procft_wait_killable_timeout(bool (*cond)(const void *arg), const void *arg,
 	return left ? 0 : -ETIMEDOUT;
 }
 
+/**
+ * procft_wait_interruptible - sleep until @cond(@arg) holds or any signal
+ * arrives (a reader of the event log).  0 or -ERESTARTSYS.
+ */
+int procft_wait_interruptible(bool (*cond)(const void *arg), const void *arg)
+{
+	return wait_event_interruptible(procft_wq, cond(arg));
+}
+
 /** procft_wake_all - make every procft_wait_killable() re-check */
 void procft_wake_all(void)
 {

@@ -23,9 +23,15 @@
 //! A duplicate that dies without procft asking (SIGKILL, a memory error)
 //! is replaced at the primary's next system call and counted in `respawns`.
 
-use kernel::{prelude::*, rbtree::RBTreeNodeReservation, sync::Arc, task::Task};
+use kernel::{
+    prelude::*,
+    rbtree::RBTreeNodeReservation,
+    sync::Arc,
+    task::{Pid, Task},
+};
 
 use crate::{
+    events::{self, What},
     group::{self, DupWork, Group, SavedRegs, Spawn},
     shim::{self, Regs},
 };
@@ -100,6 +106,7 @@ pub(crate) fn on_fork(parent: &Task, child: &Task) {
 /// procft injected, restores the primary's call so that it is made
 /// afresh, and returns true.
 pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool {
+    let mut respawned = false;
     let saved = {
         let mut st = group.lock();
         let forked = match st.spawn {
@@ -113,12 +120,22 @@ pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool 
             if st.lost > 0 {
                 st.lost -= 1;
                 st.counters.respawns += 1;
+                respawned = true;
             }
         } else {
             st.spawn_failures += 1;
         }
         st.saved
     };
+    if respawned {
+        // `ret` is the new duplicate's pid, as the primary sees it.
+        events::emit(
+            group.pid(),
+            What::Respawn {
+                replica: ret as Pid,
+            },
+        );
+    }
     shim::regs_restart(regs, &saved);
     true
 }
@@ -177,6 +194,12 @@ pub(crate) fn on_dup_exit(task: &Task) -> bool {
         return false;
     };
     if lost {
+        events::emit(
+            group.pid(),
+            What::Lost {
+                replica: task.tgid_nr_ns(None),
+            },
+        );
         pr_info!(
             "pid {}: duplicate {} lost; replacing it\n",
             group.pid(),

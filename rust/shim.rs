@@ -70,6 +70,10 @@ extern "C" {
         arg: *const c_void,
         ms: c_uint,
     ) -> c_int;
+    fn procft_wait_interruptible(
+        cond: unsafe extern "C" fn(*const c_void) -> bool,
+        arg: *const c_void,
+    ) -> c_int;
     fn procft_wake_all();
     fn procft_drain();
 }
@@ -476,6 +480,15 @@ pub(crate) fn wait_killable_timeout(
 ) -> Result {
     // SAFETY: As for `wait_killable`.
     kernel::error::to_result(unsafe { procft_wait_killable_timeout(cond, arg, ms) })
+}
+
+/// Like [`wait_killable`], but any signal ends the wait (`ERESTARTSYS`).
+pub(crate) fn wait_interruptible(
+    cond: unsafe extern "C" fn(*const c_void) -> bool,
+    arg: *const c_void,
+) -> Result {
+    // SAFETY: As for `wait_killable`.
+    kernel::error::to_result(unsafe { procft_wait_interruptible(cond, arg) })
 }
 
 /// Makes every [`wait_killable`] sleeper re-check its condition.

@@ -30,7 +30,9 @@ use kernel::{
 };
 
 use crate::{
-    control, failover,
+    control,
+    events::{self, What},
+    failover,
     group::{self, DupWork, Group, Kills, Spawn, Vote},
     replica,
     ring::{Record, CAPACITY},
@@ -669,6 +671,14 @@ fn repair(group: &Group, task: &Task) {
     match shim::repair_page(addr, pfn, &from) {
         Ok(()) => {
             group.lock().counters.failovers += 1;
+            events::emit(
+                group.pid(),
+                What::Restore {
+                    from: from.tgid_nr_ns(None),
+                    addr: addr as u64,
+                    frame: pfn as u64,
+                },
+            );
             pr_info!(
                 "pid {}: page {:#x} restored on a fresh frame from duplicate {}; frame {:#x} \
                  retired\n",
@@ -789,6 +799,12 @@ fn diverge(group: &Group, task: &Task, ours: &str, theirs: &str) {
         let mut st = group.lock();
         st.counters.divergences += 1;
     }
+    events::emit(
+        group.pid(),
+        What::Divergence {
+            replica: task.tgid_nr_ns(None),
+        },
+    );
     pr_info!(
         "pid {}: duplicate {} diverged ({} where the primary made {}); replacing it\n",
         group.pid(),

@@ -26,6 +26,7 @@
 use kernel::{ffi::c_void, prelude::*, sync::Arc, task::Task};
 
 use crate::{
+    events::{self, What},
     failover::{self, Cause},
     group::{Group, Vote},
     shim, syscalls,
@@ -139,13 +140,22 @@ pub(crate) fn tally(group: &Arc<Group>, task: &Task, mine: Vote) {
                 st.successor = Some(voters[i]);
                 st.promote = Some(Cause::Outvoted);
             }
+            let against = votes[..n].iter().filter(|v| **v == votes[i]).count();
+            events::emit(
+                group.pid(),
+                What::Outvoted {
+                    seq: head,
+                    against: against as u32,
+                    voters: (n + 1) as u32,
+                },
+            );
             pr_info!(
                 "pid {}: primary outvoted at call #{} ({}): {} of {} replicas disagree with it; \
                  a duplicate takes over\n",
                 group.pid(),
                 head,
                 name,
-                votes[..n].iter().filter(|v| **v == votes[i]).count(),
+                against,
                 n + 1
             );
             failover::promote(group, task);

@@ -233,8 +233,9 @@ int main(void)
 	struct procft_fail f = { .pid = getpid(), .replica = 0 };
 	char text[4096];
 	int e1, e2;
+	pid_t s;
 
-	tap_plan(18);
+	tap_plan(20);
 	/* The unprotected poisoned run dies before it reads its last byte. */
 	signal(SIGPIPE, SIG_IGN);
 	if (ft_open() < 0)
@@ -275,6 +276,11 @@ int main(void)
 	       (unsigned long long)hw1.bad[0], (unsigned long long)hw1.now[0]);
 	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: primary consumed poisoned memory at 0x[0-9a-f]*; took over duplicate'",
 		       hw1.pid) == 0, "logged");
+	tap_ok(run_cmd("ftctl events > /tmp/ev") == 0 &&
+	       run_cmd("grep -q ' pid=%d event=poison_consumed addr=0x' /tmp/ev", hw1.pid) == 0 &&
+	       run_cmd("grep -q ' pid=%d event=promotion from=[0-9]* cause=poison call=[0-9]* pages=[0-9]* us=[0-9]*$' /tmp/ev",
+		       hw1.pid) == 0,
+	       "ftctl events lists the consumed poison and the promotion");
 
 	run(&hw2, "hw2");
 	/* The second page was poisoned on the frame the first failover gave it. */
@@ -311,7 +317,9 @@ int main(void)
 	       "level 2, corrupted primary: outvoted before its output left, a duplicate took over, output identical (failovers=%ld divergences=%ld)",
 	       vp2.failovers, vp2.divergences);
 	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: primary outvoted at call #[0-9]* (write): 2 of 3 replicas disagree'",
-		       vp2.pid) == 0, "logged");
+		       vp2.pid) == 0 &&
+	       run_cmd("ftctl events | grep -q ' pid=%d event=outvoted call=[0-9]* against=2 voters=3$'", vp2.pid) == 0,
+	       "logged, and in the event log");
 
 	run(&vd2, "vd2");
 	tap_ok(same_as(&vd2, &ref) && vd2.failovers == 0 && vd2.divergences == 1 &&
@@ -324,6 +332,15 @@ int main(void)
 	       vp1.failovers == 0 && vp1.dups == 1,
 	       "level 1, corrupted primary: detected (divergences=%ld), the duplicate replaced; no majority to mask it",
 	       vp1.divergences);
+
+	/* A follower sees events as they happen. */
+	s = spawn_sleeper();
+	tap_ok(run_cmd("ftctl events -f > /tmp/evf & f=$!; usleep 300000; ftctl set %d 1; usleep 300000; ftctl set %d 0; usleep 300000; kill $f",
+		       s, s) == 0 &&
+	       run_cmd("grep -q ' pid=%d event=level old=0 new=1$' /tmp/evf", s) == 0 &&
+	       run_cmd("grep -q ' pid=%d event=level old=1 new=0$' /tmp/evf", s) == 0,
+	       "ftctl events -f follows level changes live");
+	reap(s);
 
 	e1 = ioctl(ft_open(), PROCFT_IOC_FAIL, &f) ? errno : 0;
 	f.pid = -1;

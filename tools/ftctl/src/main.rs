@@ -28,10 +28,14 @@ usage: ftctl run -l N [--] CMD [ARGS...]
        ftctl get PID
        ftctl status [PID] [--json]
        ftctl info [--json]
+       ftctl events [-f]
        ftctl fail PID REPLICA [--corrupt ADDR]   (test only: fault_injection=1)
 
 PID 0 means ftctl itself; N is a fault-tolerance level, the number of
 duplicate replicas procft keeps beside the process (0 ends protection).
+`events` prints the events procft kept (memory errors, lost and new
+duplicates, promotions, divergences, level changes), one key=value line
+each; with -f it keeps following them.
 REPLICA 0 is the primary (a duplicate takes over from it), k > 0 the k-th
 duplicate as `ftctl status` lists them (it is replaced). With --corrupt the
 byte at ADDR (hex with 0x, or decimal) in that replica's memory is flipped
@@ -147,6 +151,50 @@ fn cmd_run(args: &[String]) -> ! {
     })
 }
 
+/// Copies the event log to stdout; with `follow`, waits for more.
+fn cmd_events(follow: bool) -> ! {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+
+    const O_NONBLOCK: i32 = 0o4000;
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(if follow { 0 } else { O_NONBLOCK })
+        .open(uapi::DEVICE)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            eprintln!(
+                "ftctl: {}: not found (is the procft module loaded?)",
+                uapi::DEVICE
+            );
+            exit(EXIT_NOT_LOADED)
+        }
+        Err(e) => {
+            eprintln!("ftctl: {}: {e}", uapi::DEVICE);
+            exit(EXIT_FAIL)
+        }
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = io::stdout().lock();
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => exit(0),
+            Ok(n) => {
+                if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+                    exit(0)
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => exit(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("ftctl: {}: {e}", uapi::DEVICE);
+                exit(EXIT_FAIL)
+            }
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
@@ -223,6 +271,14 @@ fn main() {
                 Ok(i) => status::print_info(&i, json),
                 Err(e) => fail(e, "-"),
             }
+        }
+        "events" => {
+            let follow = match rest {
+                [] => false,
+                [f] if f == "-f" || f == "--follow" => true,
+                _ => usage_error("events takes only -f"),
+            };
+            cmd_events(follow);
         }
         "-h" | "--help" | "help" => println!("{USAGE}"),
         other => usage_error(&format!("unknown command '{other}'")),
