@@ -134,12 +134,19 @@ unsafe extern "C" fn successor_ready(arg: *const c_void) -> bool {
 /// In the failed primary's task_work: take over a duplicate's state, or
 /// die as an unprotected process would.
 pub(crate) fn promote(group: &Arc<Group>, task: &Task) {
+    take_over(group, task);
+    group.lock().promoting = false;
+}
+
+fn take_over(group: &Arc<Group>, task: &Task) {
     let start = Instant::<Monotonic>::now();
     let (cause, held, held_sig) = {
         let mut st = group.lock();
         let Some(cause) = st.promote.take() else {
             return;
         };
+        st.promotions += 1;
+        st.promoting = true;
         // Calls of the failed primary that procft was holding back or
         // was about to re-issue are superseded by the duplicate's.
         st.call = None;

@@ -152,6 +152,10 @@ pub(crate) struct State {
     /// The primary has failed: at its next entry into procft it takes the
     /// state of a duplicate ([`crate::failover`]).
     pub(crate) promote: Option<crate::failover::Cause>,
+    /// Promotions started so far, and whether one is under way (a memory
+    /// error noted before a promotion must not be mended after it).
+    pub(crate) promotions: u64,
+    pub(crate) promoting: bool,
     /// The duplicate that takes over at the next promotion, if one is
     /// preferred (one of the majority that outvoted the primary).
     pub(crate) successor: Option<Pid>,
@@ -328,6 +332,8 @@ impl Group {
                     held: None,
                     held_sig: None,
                     promote: None,
+                    promotions: 0,
+                    promoting: false,
                     successor: None,
                     voting: None,
                     voted: None,
@@ -446,6 +452,8 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
+        // Memory errors noted but not yet acted on hold group references.
+        crate::mce::clear();
         // Unlink everything under the lock; the records are freed after it
         // is released.
         let (tree, dups) = {

@@ -77,6 +77,7 @@ struct Procft {
 impl kernel::InPlaceModule for Procft {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         events::init();
+        mce::init();
         try_pin_init!(Self {
             _groups: group::Registry::init(),
             _hooks: shim::Hooks::register()?,

@@ -25,7 +25,6 @@
 #include <linux/task_work.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
-#include <linux/workqueue.h>
 #include <uapi/linux/sched.h>
 #include <linux/seq_file.h>
 #include <linux/string.h>
@@ -482,6 +481,23 @@ static bool procft_page_poisoned(struct mm_struct *from_mm, unsigned long addr)
 	return got == -EHWPOISON;
 }
 
+/**
+ * procft_page_lost - whether @task's page at @addr is an entry of a
+ * poisoned frame (memory failure unmapped it and nothing replaced it yet);
+ * an absent page is faulted in for reading to find out.  May sleep.
+ */
+bool procft_page_lost(struct task_struct *task, unsigned long addr)
+{
+	struct mm_struct *mm = get_task_mm(task);
+	bool lost;
+
+	if (!mm)
+		return false;
+	lost = procft_page_poisoned(mm, addr);
+	mmput(mm);
+	return lost;
+}
+
 /* VMA attributes two replicas in step must share. */
 #define PROCFT_VM_LAYOUT (VM_READ | VM_WRITE | VM_EXEC | VM_SHARED | VM_MAYWRITE)
 
@@ -762,52 +778,6 @@ void procft_kill(struct task_struct *task)
 }
 
 /*
- * A duplicate on a frame that just failed dies only once memory_failure()
- * has claimed the frame: killed at once, it would free the frame, and a
- * replica created meanwhile could be given it.  memory_failure() runs in
- * the kernel's own decode-chain notifier right after procft's, so the kill
- * is deferred to this workqueue (drained at unload).
- */
-static struct workqueue_struct *procft_kill_wq;
-
-struct procft_doom {
-	struct work_struct work;
-	struct task_struct *task;
-	unsigned long pfn;
-};
-
-static void procft_doom_fn(struct work_struct *work)
-{
-	struct procft_doom *d = container_of(work, struct procft_doom, work);
-	int i;
-
-	for (i = 0; i < 1000 && !PageHWPoison(pfn_to_page(d->pfn)); i++)
-		usleep_range(1000, 2000);
-	send_sig(SIGKILL, d->task, 1);
-	put_task_struct(d->task);
-	kfree(d);
-}
-
-/**
- * procft_kill_after_poison - send SIGKILL to @task once frame @pfn is
- * marked poisoned (at most a second from now)
- *
- * Return: 0, or -ENOMEM (nothing queued).
- */
-int procft_kill_after_poison(struct task_struct *task, unsigned long pfn)
-{
-	struct procft_doom *d = kmalloc(sizeof(*d), GFP_KERNEL);
-
-	if (!d)
-		return -ENOMEM;
-	INIT_WORK(&d->work, procft_doom_fn);
-	d->task = get_task_struct(task);
-	d->pfn = pfn;
-	queue_work(procft_kill_wq, &d->work);
-	return 0;
-}
-
-/*
  * Duplicates wait in procft_task_work_fn(), i.e. in module text.  Each
  * queued callback holds procft_unload_sem for reading from the moment it
  * is queued; the callback's last act is the tail call to up_read(), so by
@@ -1084,8 +1054,13 @@ static void procft_probe_fork(void *data, struct task_struct *parent,
 
 /*
  * Machine checks: the decode chain runs in process context (a kworker) for
- * every logged error, before the kernel's own uncorrected-error handler
- * (MCE_PRIO_UC) calls memory_failure() for action-optional ones.
+ * every logged error, one record at a time through every notifier in
+ * priority order.  procft looks twice: before the kernel's own
+ * uncorrected-error handler (MCE_PRIO_UC), which calls memory_failure()
+ * for action-optional and deferred errors, it finds the replicas that map
+ * the frame (the mappings are still there); after it, it acts only if that
+ * handler retired the frame (MCE_HANDLED_UC), so procft follows the
+ * kernel's decision and never frees a frame that is not yet poisoned.
  */
 static int procft_mce_notify(struct notifier_block *nb, unsigned long val, void *data)
 {
@@ -1096,9 +1071,24 @@ static int procft_mce_notify(struct notifier_block *nb, unsigned long val, void 
 	return NOTIFY_DONE;
 }
 
+static int procft_mce_done(struct notifier_block *nb, unsigned long val, void *data)
+{
+	struct mce *m = data;
+
+	if (m && mce_is_memory_error(m) && mce_usable_address(m))
+		procft_rs_memory_error_done((m->addr & MCI_ADDR_PHYSADDR) >> PAGE_SHIFT,
+					    m->kflags & MCE_HANDLED_UC);
+	return NOTIFY_DONE;
+}
+
 static struct notifier_block procft_mce_nb = {
 	.notifier_call = procft_mce_notify,
 	.priority = MCE_PRIO_UC + 1,
+};
+
+static struct notifier_block procft_mce_done_nb = {
+	.notifier_call = procft_mce_done,
+	.priority = MCE_PRIO_UC - 1,
 };
 
 struct procft_tp {
@@ -1178,14 +1168,9 @@ int procft_shim_init(void)
 {
 	int ret;
 
-	procft_kill_wq = alloc_workqueue("procft", WQ_UNBOUND, 0);
-	if (!procft_kill_wq)
-		return -ENOMEM;
 	procft_proc_entry = proc_create_single("procft", 0444, NULL, procft_proc_show);
-	if (!procft_proc_entry) {
-		ret = -ENOMEM;
-		goto err_wq;
-	}
+	if (!procft_proc_entry)
+		return -ENOMEM;
 	ret = procft_register_tps();
 	if (ret)
 		goto err_proc;
@@ -1197,6 +1182,7 @@ int procft_shim_init(void)
 	}
 #endif
 	mce_register_decode_chain(&procft_mce_nb);
+	mce_register_decode_chain(&procft_mce_done_nb);
 	return 0;
 #ifdef PROCFT_HAVE_PROC_FT_LEVEL
 err_tps:
@@ -1204,8 +1190,6 @@ err_tps:
 #endif
 err_proc:
 	proc_remove(procft_proc_entry);
-err_wq:
-	destroy_workqueue(procft_kill_wq);
 	return ret;
 }
 
@@ -1215,10 +1199,9 @@ err_wq:
  */
 void procft_shim_exit(void)
 {
-	/* Waits for a notifier call in progress (a blocking chain). */
+	/* Each waits for a notifier call in progress (a blocking chain). */
 	mce_unregister_decode_chain(&procft_mce_nb);
-	/* Runs the deferred kills still queued. */
-	destroy_workqueue(procft_kill_wq);
+	mce_unregister_decode_chain(&procft_mce_done_nb);
 #ifdef PROCFT_HAVE_PROC_FT_LEVEL
 	proc_ft_level_unregister(&procft_level_ops);
 #endif

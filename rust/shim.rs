@@ -45,7 +45,6 @@ extern "C" {
     fn procft_set_return(value: c_long);
     fn procft_restart_call(nr: c_long);
     fn procft_kill(task: *mut bindings::task_struct);
-    fn procft_kill_after_poison(task: *mut bindings::task_struct, pfn: usize) -> c_int;
     fn procft_set_mce_early();
     fn procft_siginfo_size() -> usize;
     fn procft_signal_pending() -> bool;
@@ -60,6 +59,7 @@ extern "C" {
     fn procft_adopt_fpu(from: *mut bindings::task_struct) -> c_int;
     fn procft_flush_sigbus();
     fn procft_corrupt_byte(task: *mut bindings::task_struct, addr: usize) -> c_int;
+    fn procft_page_lost(task: *mut bindings::task_struct, addr: usize) -> bool;
     fn procft_kill_self_sigbus();
     fn procft_wait_killable(
         cond: unsafe extern "C" fn(*const c_void) -> bool,
@@ -428,6 +428,13 @@ pub(crate) fn corrupt_byte(task: &Task, addr: usize) -> Result {
     kernel::error::to_result(unsafe { procft_corrupt_byte(task.as_ptr(), addr) })
 }
 
+/// Whether `task`'s page at `addr` is lost to memory failure (an entry of
+/// a poisoned frame, not replaced yet). May sleep.
+pub(crate) fn page_lost(task: &Task, addr: usize) -> bool {
+    // SAFETY: `task` is valid for the duration of the call.
+    unsafe { procft_page_lost(task.as_ptr(), addr) }
+}
+
 /// Discards the caller's pending SIGBUS, keeping its disposition.
 pub(crate) fn flush_sigbus() {
     // SAFETY: Acts on the calling task's own signal state.
@@ -445,13 +452,6 @@ pub(crate) fn kill_self_sigbus() {
 pub(crate) fn kill(task: &Task) {
     // SAFETY: `task` is valid for the duration of the call.
     unsafe { procft_kill(task.as_ptr()) }
-}
-
-/// Sends SIGKILL to `task` once frame `pfn` is marked poisoned (so the
-/// frame cannot be freed and handed out again in between). May sleep.
-pub(crate) fn kill_after_poison(task: &Task, pfn: usize) -> Result {
-    // SAFETY: `task` is valid; the shim takes its own reference.
-    kernel::error::to_result(unsafe { procft_kill_after_poison(task.as_ptr(), pfn) })
 }
 
 /// Makes the calling task run `procft_rs_task_work` before it returns to
