@@ -94,6 +94,44 @@ pub(crate) extern "C" fn procft_rs_primary_poisoned(addr: c_ulong) -> bool {
     true
 }
 
+/// At the primary's `sys_exit`: the kernel failed to read the buffer of a
+/// call that sends bytes because the primary's page at `addr` is lost to
+/// memory failure (no SIGBUS comes: the kernel's own access was fixed up).
+/// Treated as the primary consuming poison; the takeover runs in a
+/// task_work before it returns to user space.
+pub(crate) fn kernel_read_poison(group: &Arc<Group>, addr: usize) {
+    events::emit(group.pid(), What::Poisoned { addr: addr as u64 });
+    let ok = {
+        let mut st = group.lock();
+        st.counters.mce_events += 1;
+        let ok = !st.closed
+            && st.promote.is_none()
+            && st.dups.iter().flatten().any(|d| d.ready && !d.leaving);
+        if ok {
+            st.promote = Some(Cause::Poison(addr));
+        }
+        ok
+    };
+    if !ok {
+        pr_warn!(
+            "pid {}: the kernel could not read the primary's poisoned page at {:#x} and no \
+             duplicate can take over\n",
+            group.pid(),
+            addr
+        );
+        return;
+    }
+    pr_info!(
+        "pid {}: the kernel could not read the primary's poisoned page at {:#x}; a duplicate \
+         takes over\n",
+        group.pid(),
+        addr
+    );
+    if shim::queue_task_work().is_err() {
+        group.lock().promote = None;
+    }
+}
+
 /// Test-only: the primary of `group` fails. It is replaced at its next
 /// system call (or at once if it is waiting in procft). `EAGAIN` if no
 /// duplicate is ready to take over.

@@ -21,8 +21,10 @@ pub(crate) struct Record {
     pub(crate) args: [usize; 6],
     /// What the call returned.
     pub(crate) ret: isize,
-    /// Hash of the bytes it sent out (see [`crate::syscalls::input`]).
-    pub(crate) input_hash: u64,
+    /// Hash of the bytes it sent out (see [`crate::syscalls::input`]);
+    /// `None` when the primary's buffer was partly lost to memory failure
+    /// (it is then replaced, and the duplicates' bytes are not checked).
+    pub(crate) input_hash: Option<u64>,
     /// The primary's user instruction pointer after the call.
     pub(crate) ip: usize,
     /// A signal the primary handled on its way back from this call, to be
@@ -95,7 +97,7 @@ mod tests {
                 nr,
                 args: [0; 6],
                 ret: nr as isize,
-                input_hash: 0,
+                input_hash: Some(0),
                 ip: 0,
                 signal: None,
                 outputs: KVec::new(),

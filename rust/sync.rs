@@ -311,6 +311,17 @@ fn record(group: &Arc<Group>, ret: isize) {
         // Interrupted without a signal to handle: the call is made again.
         return;
     }
+    let lost = lost_input(nr, &args, ret);
+    if let Some(addr) = lost {
+        if ret < 0 {
+            // The kernel could not read what the primary asked to send: a
+            // poisoned page of the primary, not the world's answer. Nothing
+            // was sent; a duplicate, waiting at this very call with good
+            // memory, takes over and makes it.
+            failover::kernel_read_poison(group, addr);
+            return;
+        }
+    }
     let outputs = match capture(nr, &args, if is_restart(ret) { -1 } else { ret }) {
         Ok(o) => o,
         Err(why) => {
@@ -318,7 +329,11 @@ fn record(group: &Arc<Group>, ret: isize) {
             return;
         }
     };
-    let Ok(input_hash) = hash_input(nr, &args) else {
+    let input_hash = if lost.is_some() {
+        None
+    } else if let Ok(hash) = hash_input(nr, &args) {
+        Some(hash)
+    } else {
         control::end_protection(group, "an unreadable output buffer");
         return;
     };
@@ -365,7 +380,31 @@ fn record(group: &Arc<Group>, ret: isize) {
         }
     }
     publish(group, record);
+    if let Some(addr) = lost {
+        // A short count: what was sent is recorded; the duplicates go on
+        // to the next call, where one of them takes over.
+        failover::kernel_read_poison(group, addr);
+    }
 }
+
+/// For a call that sends bytes and failed (`-EFAULT`) or sent fewer than
+/// asked: the first page of its buffer the primary has lost to memory
+/// failure, if any (the kernel read it on the primary's behalf).
+fn lost_input(nr: i64, args: &[usize; 6], ret: isize) -> Option<usize> {
+    const EFAULT_RET: isize = -14;
+    let (buf, len) = syscalls::input(nr)?;
+    let (start, len) = (args[buf], args[len]);
+    if len == 0 || !(ret == EFAULT_RET || (ret >= 0 && (ret as usize) < len)) {
+        return None;
+    }
+    let first = start & !(PAGE - 1);
+    let end = start.checked_add(len)?;
+    (first..end)
+        .step_by(PAGE)
+        .find(|&page| shim::page_lost(current!(), page))
+}
+
+const PAGE: usize = 4096;
 
 /// Called by the `signal_deliver` probe when a protected process is about
 /// to run a signal handler (under its siglock, interrupts off: no
@@ -754,7 +793,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
         diverge(group, task, ours, theirs);
         return;
     }
-    if hash != Some(record.input_hash) {
+    if record.input_hash.is_some_and(|h| hash != Some(h)) {
         diverge(group, task, "other bytes", syscalls::classify(nr).name);
         return;
     }

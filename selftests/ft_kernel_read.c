@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A poisoned page that the *kernel* reads on the primary's behalf: the
+ * buffer of a write().  No SIGBUS comes (the kernel's access is fixed up);
+ * the call fails with EFAULT.  That is the primary's fault, not the
+ * world's answer: procft must not hand it to the duplicates but let one of
+ * them, waiting at the same call with good memory, take over and make it.
+ *
+ * The frame is poisoned with the kernel's software injector (corrupt-pfn)
+ * while the process waits, then it writes its 16 KiB buffer to a pipe:
+ * unprotected, write() fails with EFAULT; at level 1 the reader gets every
+ * byte, write() returns 16384, the pid is the same and one failover is
+ * counted.
+ */
+#include "ft_test.h"
+
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#define LEN (4 * 4096)
+
+static void workload(int ctl, int out, int level)
+{
+	char *buf, c;
+	long n;
+	int i;
+
+	/* Protected from here: its next calls create the duplicates. */
+	if (level && ioctl_set(0, level))
+		_exit(90);
+	buf = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (i = 0; i < LEN; i++)
+		buf[i] = (char)(i * 11);
+	write(ctl, &buf, sizeof(buf));
+	read(ctl, &c, 1);
+	n = write(out, buf, LEN);
+	if (n < 0)
+		n = -errno;
+	write(ctl, &n, sizeof(n));
+	_exit(n == LEN ? 0 : 1);
+}
+
+static int corrupt_pfn(uint64_t pfn)
+{
+	int fd = open("/sys/kernel/debug/hwpoison/corrupt-pfn", O_WRONLY);
+	int ok = fd >= 0 && dprintf(fd, "%llu\n", (unsigned long long)pfn) > 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/* Runs the workload at @level; fills what it wrote, write()'s result and its status. */
+static void run(int level, char *got, size_t *len, long *n, int *status, pid_t *pidp)
+{
+	int ctl[2], out[2];
+	pid_t pid, reps[8];
+	char *buf = NULL;
+	uint64_t pfn;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		close(out[0]);
+		workload(ctl[1], out[1], level);
+	}
+	close(out[1]);
+	read(ctl[0], &buf, sizeof(buf));
+	if (level && !wait_duplicates(pid, level, reps))
+		tap_diag("no duplicates");
+	pfn = pfn_of(pid, buf);
+	if (!pfn || corrupt_pfn(pfn))
+		tap_diag("corrupt-pfn on %#llx failed", (unsigned long long)pfn);
+	write(ctl[0], "g", 1);
+	*len = 0;
+	read_to_eof(out[0], got, LEN + 1, len);
+	*n = 0;
+	read(ctl[0], n, sizeof(*n));
+	waitpid(pid, status, 0);
+	close(out[0]);
+	close(ctl[0]);
+	*pidp = pid;
+}
+
+int main(void)
+{
+	static char got[LEN + 1];
+	int status, ok, i;
+	size_t len;
+	pid_t pid;
+	long n;
+
+	tap_plan(4);
+	run(0, got, &len, &n, &status, &pid);
+	tap_ok(n == -EFAULT && len == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+	       "unprotected: write() of a buffer on a poisoned frame fails with EFAULT (%ld), nothing sent",
+	       n);
+
+	run(1, got, &len, &n, &status, &pid);
+	ok = len == LEN;
+	for (i = 0; ok && i < LEN; i++)
+		ok = got[i] == (char)(i * 11);
+	tap_ok(ok && n == LEN, "level 1: the reader got all %zu bytes, intact, and write() returned %ld",
+	       len, n);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: the kernel could not read the primary.s poisoned page at 0x[0-9a-f]*; a duplicate takes over'",
+		       pid) == 0 &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: primary consumed poisoned memory at 0x[0-9a-f]*; took over duplicate [0-9]*.s state at call #[0-9]* (write)'",
+		       pid) == 0,
+	       "its own exit status; logged, and a duplicate took over at the write");
+	tap_ok(run_cmd("ftctl events | grep -q ' pid=%d event=promotion from=[0-9]* cause=poison'", pid) == 0,
+	       "the promotion is in the event log");
+	return tap_finish();
+}
