@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The `make run` demo: a workload that prints its progress survives real
- * machine checks on its primary's and a duplicate's frames at level 2,
- * with the same output as an unprotected run and the same pid; the same
- * injection kills the unprotected run.
+ * machine checks on its primary's and a duplicate's frames at level 2, and
+ * poison the primary consumes itself (a duplicate takes over), with the
+ * same output as an unprotected run and the same pid; the same machine
+ * check kills the unprotected run.
  */
 #include "ft_test.h"
 
@@ -57,9 +58,22 @@ static pid_t duplicate_of(pid_t pid)
 	return p ? atoi(p + 1) : 0;
 }
 
+/* The kernel's software memory-failure injector on frame @pfn. */
+static void corrupt_pfn(uint64_t pfn)
+{
+	int fd = open("/sys/kernel/debug/hwpoison/corrupt-pfn", O_WRONLY);
+
+	if (fd >= 0) {
+		dprintf(fd, "%llu\n", (unsigned long long)pfn);
+		close(fd);
+	}
+}
+
 /*
  * Runs the workload at @level; at the end of each round listed in @hit
- * (1: primary, 2: a duplicate), raises a machine check on a page of it.
+ * (1: primary, 2: a duplicate), raises a machine check on a page of it;
+ * (3) poisons a page of the primary with no machine check, so that it
+ * consumes the poison in its next round.
  * Collects its output in @out, returns its wait status.
  */
 static int run(const char *self, int level, const int *hit, char *out, size_t len)
@@ -92,7 +106,14 @@ static int run(const char *self, int level, const int *hit, char *out, size_t le
 		round++;
 		if (round == 3 && level)
 			show_group(pid);
-		if (hit[round]) {
+		if (hit[round] == 3) {
+			uint64_t pfn = pfn_of(pid, buf + round * 4096);
+
+			printf("  >> frame %#llx of the primary poisoned behind its back (no machine check);\n"
+			       "     it will consume it in its next round\n", (unsigned long long)pfn);
+			fflush(stdout);
+			corrupt_pfn(pfn);
+		} else if (hit[round]) {
 			pid_t who = hit[round] == 1 ? pid : duplicate_of(pid);
 			uint64_t pfn = pfn_of(who, buf + round * 4096);
 
@@ -120,16 +141,21 @@ int main(int argc, char **argv)
 	printf("\n=== 1. reference: the workload, unprotected, no error\n");
 	run(argv[0], 0, none, ref, sizeof(ref));
 
-	printf("\n=== 2. protected at level 2: machine checks on the primary (round 4) and a duplicate (round 7)\n");
+	printf("\n=== 2. protected at level 2: machine checks on the primary (round 4) and a duplicate (round 7),\n"
+	       "       poison the primary consumes itself (round 6)\n");
 	hits[4] = 1;
+	hits[6] = 3;
 	hits[7] = 2;
 	st = run(argv[0], 2, hits, prot, sizeof(prot));
 	printf("    exit status %d; the rounds' output %s the reference's; pid at start and end above\n",
 	       WIFEXITED(st) ? WEXITSTATUS(st) : -1,
 	       strcmp(ref, prot) ? "DIFFERS FROM" : "is byte-identical to");
-	run_cmd("dmesg | grep 'procft: pid' | grep -v 'level\\|own frames' | tail -4 | sed 's/^/    dmesg: /'");
+	run_cmd("dmesg | grep 'procft: pid' | grep -v 'level\\|own frames\\|exited' | tail -8 | sed 's/^/    dmesg: /'");
+	printf("    ftctl events (the protected run's):\n");
+	run_cmd("ftctl events | grep -v 'event=level' | tail -8 | sed 's/^/    /'");
 
 	printf("\n=== 3. unprotected: the same machine check on round 4\n");
+	hits[6] = 0;
 	hits[7] = 0;
 	st = run(argv[0], 0, hits, unprot, sizeof(unprot));
 	if (WIFSIGNALED(st))
