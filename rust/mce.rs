@@ -39,7 +39,7 @@ use kernel::{
     ffi::c_ulong,
     prelude::*,
     sync::{aref::ARef, Arc},
-    task::Task,
+    task::{Pid, Task},
 };
 
 use crate::{
@@ -53,6 +53,9 @@ struct Hit {
     pfn: usize,
     group: Arc<Group>,
     task: ARef<Task>,
+    /// Its pid, taken while it surely lived (the kernel's early kill may
+    /// end a duplicate before the second look).
+    pid: Pid,
     primary: bool,
     addr: usize,
 }
@@ -86,6 +89,7 @@ pub(crate) extern "C" fn procft_rs_memory_error(pfn: c_ulong) {
                 pfn,
                 group: group.clone(),
                 task: task.clone(),
+                pid: task.tgid_nr_ns(None),
                 primary: i == 0,
                 addr,
             };
@@ -118,7 +122,7 @@ pub(crate) extern "C" fn procft_rs_memory_error_done(pfn: c_ulong, handled: bool
     };
     for hit in hits.into_iter().filter(|h| h.pfn == pfn) {
         let group = &hit.group;
-        let replica = hit.task.tgid_nr_ns(None);
+        let replica = hit.pid;
         if !handled {
             pr_info!(
                 "pid {}: memory error at frame {:#x} of replica {} not acted on by the kernel; \

@@ -11,7 +11,16 @@
  * it (a duplicate replaced, or the primary repaired or taken over) and the
  * group is back at two duplicates in step, then injects the next.
  *
+ * Storm (ft_soak --storm N): N errors fired without waiting for procft to
+ * recover in between, mixed with level changes (1 to 3) while errors are
+ * being handled: several replicas can be hit at once, a duplicate while it
+ * is being created, the primary while no duplicate is in step.  Then the
+ * process may die, but only as an unprotected one would (SIGBUS), and
+ * never with a wrong result: every line it printed must equal the
+ * unprotected run's.  If it lives, it must converge back to level 2.
+ *
  * Usage: ft_soak [injections]   (default 200)
+ *        ft_soak --storm [injections]   (default 100)
  */
 #include "ft_test.h"
 
@@ -79,11 +88,129 @@ static void drain(int fd, char *buf, size_t len, size_t *got)
 	buf[*got] = 0;
 }
 
+/* The unprotected run's output for @rounds rounds, into @ref; its pid. */
+static pid_t reference(int ctl[2], int rounds, char *ref, size_t len)
+{
+	uint64_t *w = NULL;
+	int pipefd[2], st;
+	size_t got = 0;
+	pid_t pid;
+
+	if (pipe(pipefd))
+		die("pipe");
+	pid = fork();
+	if (pid == 0) {
+		close(pipefd[0]);
+		workload(ctl[1], pipefd[1], 0, rounds);
+	}
+	close(pipefd[1]);
+	read(ctl[0], &w, sizeof(w));
+	read_to_eof(pipefd[0], ref, len, &got);
+	close(pipefd[0]);
+	waitpid(pid, &st, 0);
+	return pid;
+}
+
+static int storm(int want)
+{
+	static char out[1 << 20], ref[1 << 20];
+	int ctl[2], pipefd[2], st = 0, rounds = 0, shots = 0, levels = 0, dead = 0, i;
+	size_t got = 0;
+	uint64_t *w = NULL;
+	pid_t pid, reps[8];
+	char line[256], *p, *a, *b;
+
+	tap_plan(3);
+	signal(SIGPIPE, SIG_IGN);
+	srand(getpid());
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(pipefd))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		close(pipefd[0]);
+		workload(ctl[1], pipefd[1], 2, -1);
+	}
+	close(pipefd[1]);
+	read(ctl[0], &w, sizeof(w));
+	fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+	wait_duplicates(pid, 2, reps);
+	for (i = 0; i < want * 2 && shots < want && !dead; i++) {
+		uint64_t pfn;
+		int n = 0;
+
+		drain(pipefd[0], out, sizeof(out), &got);
+		dead = waitpid(pid, &st, WNOHANG) == pid;
+		if (dead)
+			break;
+		usleep(rand() % 30000);
+		if (rand() % 8 == 0) {
+			levels += ioctl_set(pid, 1 + rand() % 3) == 0;
+			continue;
+		}
+		/* Whatever replicas there are right now, ready or not. */
+		if (procft_line(pid, line, sizeof(line)) != 1)
+			continue;
+		p = strstr(line, "replicas=");
+		if (!p)
+			continue;
+		for (p += 9; n < 8; n++) {
+			reps[n] = strtol(p, &p, 10);
+			if (*p++ != ',')
+				break;
+		}
+		pfn = pfn_of(reps[rand() % (n + 1)], (char *)w + (rand() % PAGES) * 4096);
+		if (pfn && !(rand() % 2 ? host_inject_mce(pfn * 4096) : corrupt_pfn(pfn)))
+			shots++;
+	}
+	/* The last errors may still be taking effect. */
+	usleep(300000);
+	if (!dead)
+		dead = waitpid(pid, &st, WNOHANG) == pid;
+	if (!dead && (ioctl_set(pid, 2) || !wait_duplicates(pid, 2, reps)))
+		dead = waitpid(pid, &st, WNOHANG) == pid;
+	if (!dead) {
+		tap_ok(procft_field(pid, "duplicates=") == 2,
+		       "alive after %d errors and %d level changes; back at level 2 (failovers=%ld respawns=%ld)",
+		       shots, levels, procft_field(pid, "failovers="), procft_field(pid, "respawns="));
+		write(ctl[0], "s", 1);
+		fcntl(pipefd[0], F_SETFL, 0);
+		read_to_eof(pipefd[0], out, sizeof(out), &got);
+		waitpid(pid, &st, 0);
+	} else {
+		read_to_eof(pipefd[0], out, sizeof(out), &got);
+		tap_ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS,
+		       "died after %d errors and %d level changes, as an unprotected process would: SIGBUS (status %#x)",
+		       shots, levels, st);
+	}
+	close(pipefd[0]);
+	for (p = out; (p = strstr(p, "round ")); p++)
+		rounds++;
+	reference(ctl, rounds, ref, sizeof(ref));
+	/* Compare the round lines only (the pid lines differ). */
+	a = strchr(out, '\n');
+	b = strchr(ref, '\n');
+	p = a ? strstr(a, "pid ") : NULL;
+	if (p)
+		*p = 0;
+	p = b ? strstr(b, "pid ") : NULL;
+	if (p)
+		*p = 0;
+	tap_ok(a && b && !strcmp(a, b), "all %d rounds it printed equal the unprotected run's", rounds);
+	tap_ok(dead || (WIFEXITED(st) && WEXITSTATUS(st) == 5), "%s",
+	       dead ? "(it died: no exit status to check)" : "and it exited with its own status");
+	return tap_finish();
+}
+
 int main(int argc, char **argv)
 {
 	static char out[1 << 20], ref[1 << 20];
-	int want = argc > 1 ? atoi(argv[1]) : 200;
+	int want;
+
+	if (argc > 1 && !strcmp(argv[1], "--storm"))
+		return storm(argc > 2 ? atoi(argv[2]) : 100);
+	want = argc > 1 ? atoi(argv[1]) : 200;
 	int ctl[2], pipefd[2], st, rst, done = 0, tries = 0, rounds = 0, stuck = 0;
+
 	int on_primary = 0, on_dup = 0, by_mce = 0, by_sw = 0;
 	long before;
 	size_t got = 0;
