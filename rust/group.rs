@@ -57,6 +57,11 @@ pub(crate) struct Dup {
     /// procft killed it on purpose (level lowered, protection ended), so
     /// its death is not a loss to replace.
     pub(crate) leaving: bool,
+    /// The primary ran a signal handler the duplicate cannot follow (not
+    /// on the way back from a recorded call): it is out of step, never
+    /// taken over from or counted in a vote, and replaced at the primary's
+    /// next system call.
+    pub(crate) stale: bool,
     /// Sequence number of the next ring record it consumes.
     pub(crate) next_seq: u64,
     /// It waits at an exit or exec for the primary to make it (and holds
@@ -159,6 +164,8 @@ pub(crate) struct State {
     /// The duplicate that takes over at the next promotion, if one is
     /// preferred (one of the majority that outvoted the primary).
     pub(crate) successor: Option<Pid>,
+    /// Some duplicates are stale ([`Dup::stale`]) and wait to be replaced.
+    pub(crate) resync: bool,
     /// The primary's call waiting for the duplicates' votes.
     pub(crate) voting: Option<Vote>,
     /// The ring position of the last call that passed a vote (it is then
@@ -335,6 +342,7 @@ impl Group {
                     promotions: 0,
                     promoting: false,
                     successor: None,
+                    resync: false,
                     voting: None,
                     voted: None,
                 }, "procft_group"),
@@ -588,6 +596,7 @@ pub(crate) fn add_dup(
         born: false,
         ready: false,
         leaving: false,
+        stale: false,
         next_seq,
         parked: false,
         waiting_for: None,

@@ -176,7 +176,8 @@ pub(crate) fn birth(group: &Group, task: &Task) {
     {
         let mut st = group.lock();
         if let Some(dup) = st.dup_mut(task.tgid()) {
-            dup.ready = true;
+            // Unless a signal handler left it behind while it was copying.
+            dup.ready = !dup.stale;
         }
     }
     pr_info!(

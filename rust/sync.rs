@@ -93,6 +93,38 @@ fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
 /// Largest output one call may have (bytes); beyond it protection ends.
 const MAX_OUTPUT: usize = 4 << 20;
 
+/// Kills the duplicates a signal handler left out of step, as lost ones:
+/// they are re-created from the primary at its next calls.
+fn replace_stale(group: &Group) {
+    let (kills, n) = {
+        let mut st = group.lock();
+        if !st.resync {
+            return;
+        }
+        st.resync = false;
+        let mut kills = Kills::none();
+        let mut n = 0;
+        for d in st.dups.iter_mut().flatten() {
+            if d.stale && !d.leaving {
+                d.leaving = true;
+                kills.add(d.task.clone());
+                n += 1;
+            }
+        }
+        st.lost += n;
+        (kills, n)
+    };
+    kills.send();
+    if n > 0 {
+        pr_info!(
+            "pid {}: a signal handler ran in the primary outside a system-call return; \
+             re-creating its {} duplicate(s)\n",
+            group.pid(),
+            n
+        );
+    }
+}
+
 /// Called by the `sys_enter` probe for every system call of a protected
 /// process or duplicate (the C side filters on their tgids).
 ///
@@ -121,6 +153,7 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
 }
 
 fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
+    replace_stale(group);
     if group.lock().promote.is_some() {
         // The primary has failed: a duplicate's state replaces it, in a
         // task_work, and this call is not made (the duplicate's is).
@@ -427,14 +460,26 @@ pub(crate) unsafe extern "C" fn procft_rs_signal_deliver(
         return;
     };
     let mut st = group.lock();
-    let Some(mut record) = st.held_sig.take() else {
-        return;
+    let held = st.held_sig.take();
+    let mut record = match held {
+        Some(record) if record.ip == ip => record,
+        other => {
+            // A handler runs where no record can carry the signal (the
+            // primary was computing, or returns from a call that is not
+            // recorded): the duplicates cannot follow. They are out of
+            // step from here on and are replaced at the primary's next
+            // call (killing them here, under a siglock, is not allowed).
+            st.held_sig = other;
+            let mut stale = 0;
+            for d in st.dups.iter_mut().flatten().filter(|d| !d.leaving) {
+                d.stale = true;
+                d.ready = false;
+                stale += 1;
+            }
+            st.resync = stale > 0;
+            return;
+        }
     };
-    if record.ip != ip {
-        // Not the return from that call.
-        st.held_sig = Some(record);
-        return;
-    }
     let mut copy = shim::SigInfo([0; 16]);
     if !info.is_null() {
         // SAFETY: `info` is a valid siginfo, no larger than the copy (checked

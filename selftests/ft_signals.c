@@ -3,12 +3,17 @@
  * Signals sent to a protected process reach every replica at the same
  * point of its system-call sequence: handlers run identically (no
  * divergence, the handlers' counters agree in every replica's memory, the
- * output is the primary's alone), with and without SA_RESTART.  A fatal
- * signal from outside ends the whole group with the primary's status.
+ * output is the primary's alone), with and without SA_RESTART.  A signal
+ * that arrives while the primary computes (its handler runs on an
+ * interrupt's return, where no record can carry it) makes procft re-create
+ * the duplicates from the primary at its next call: afterwards every
+ * replica's memory agrees again and the output is still the primary's.  A
+ * fatal signal from outside ends the whole group with the primary's status.
  */
 #include "ft_test.h"
 
 #include <sys/socket.h>
+#include <time.h>
 
 /* Touched by the handler: accessed atomically, read back through /proc/<pid>/mem. */
 static int handled;
@@ -105,14 +110,93 @@ static int run(int restart)
 	return 0;
 }
 
+/* Computes for @ms milliseconds without a system call (the vDSO clock). */
+static void spin(int ms)
+{
+	struct timespec a, b;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &b);
+	while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+}
+
+/* Signals that arrive while the primary computes. */
+static void computing(void)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	int ctl[2], out[2], i, st, a = -1, b = -1, ok;
+	pid_t pid, reps[8] = { 0 };
+	char text[256], c, path[32];
+	const int *addr;
+	size_t got = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		close(ctl[0]);
+		ioctl_set(0, 1);
+		sigaction(SIGUSR1, &sa, NULL);
+		addr = &handled;
+		write(ctl[1], &addr, sizeof(addr));
+		read(ctl[1], &c, 1);
+		for (i = 0; i < 3; i++) {
+			write(ctl[1], "r", 1);
+			spin(400);
+		}
+		write(ctl[1], "d", 1);
+		read(ctl[1], &c, 1);
+		_exit(__atomic_load_n(&handled, __ATOMIC_SEQ_CST));
+	}
+	close(out[1]);
+	close(ctl[1]);
+	read(ctl[0], &addr, sizeof(addr));
+	ok = wait_duplicates(pid, 1, reps);
+	write(ctl[0], "g", 1);
+	for (i = 0; i < 3; i++) {
+		read(ctl[0], &c, 1);
+		usleep(150000);
+		/* In the middle of spin(): delivered on an interrupt's return. */
+		kill(pid, SIGUSR1);
+	}
+	/* Done computing, at its next calls: the duplicate is re-created. */
+	read(ctl[0], &c, 1);
+	ok = ok && wait_duplicates(pid, 1, reps);
+	snprintf(path, sizeof(path), "/proc/%d/mem", reps[0]);
+	i = open(path, O_RDONLY);
+	pread(i, &a, sizeof(a), (off_t)(uintptr_t)addr);
+	close(i);
+	snprintf(path, sizeof(path), "/proc/%d/mem", reps[1]);
+	i = open(path, O_RDONLY);
+	pread(i, &b, sizeof(b), (off_t)(uintptr_t)addr);
+	close(i);
+	tap_ok(ok && a == 3 && b == 3 && procft_field(pid, "respawns=") >= 1 &&
+	       procft_field(pid, "divergences=") == 0,
+	       "signals while it computes: handled 3 times, the duplicate re-created and in step again (%d %d, respawns=%ld)",
+	       a, b, procft_field(pid, "respawns="));
+	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: a signal handler ran in the primary outside a system-call return; re-creating its 1 duplicate'",
+		       pid) == 0, "logged");
+	write(ctl[0], "q", 1);
+	read_to_eof(out[0], text, sizeof(text), &got);
+	waitpid(pid, &st, 0);
+	tap_ok(!strcmp(text, "handled 1\nhandled 2\nhandled 3\n") && WIFEXITED(st) &&
+	       WEXITSTATUS(st) == 3, "output once, exit status 3");
+	if (strcmp(text, "handled 1\nhandled 2\nhandled 3\n"))
+		tap_diag("got '%s'", text);
+}
+
 int main(void)
 {
 	pid_t pid, reps[8] = { 0 };
 	int st, i, ok;
 
-	tap_plan(8);
+	tap_plan(11);
 	run(0);
 	run(1);
+	computing();
 
 	pid = fork();
 	if (pid == 0) {
