@@ -270,6 +270,24 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6])
         Class::Exit | Class::Exec => DupWork::Park,
         Class::Primary | Class::Fork | Class::Unsupported => DupWork::Consume { nr, args: *args },
     };
+    if matches!(work, DupWork::Consume { .. }) {
+        // A duplicate behind the primary finds its record published: it
+        // takes it right here (the tracepoint may fault and take locks; it
+        // only must not wait), without a task_work.
+        let published = {
+            let mut st = group.lock();
+            let seq = st.dup_mut(task.tgid()).map(|d| d.next_seq);
+            seq.is_some_and(|s| st.ring.get(s).is_some())
+        };
+        if published {
+            shim::suppress(regs);
+            if take(group, task, nr, args, hash_input(nr, args).ok()) {
+                return;
+            }
+            // Gone since (the group is closing, or the duplicate leaving):
+            // it waits in the task_work like any other, and is killed.
+        }
+    }
     {
         let mut st = group.lock();
         let Some(dup) = st.dup_mut(task.tgid()) else {
@@ -813,21 +831,29 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     if waited.is_err() {
         return;
     }
+    take(group, task, nr, args, hash);
+}
+
+/// Takes the primary's record of call `nr` if it is published (`hash`:
+/// the caller's own bytes to send, if any). Returns false, changing
+/// nothing, if it is not (or the duplicate is to die).
+fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], hash: Option<u64>) -> bool {
+    let tgid = task.tgid();
     let (record, seq) = {
         let mut st = group.lock();
         if st.closed {
-            return;
+            return false;
         }
         let Some(d) = st.dup_mut(tgid) else {
-            return;
+            return false;
         };
         if d.leaving {
-            return;
+            return false;
         }
         let seq = d.next_seq;
         match st.ring.get(seq) {
             Some(r) => (r, seq),
-            None => return,
+            None => return false,
         }
     };
     if record.nr != nr || record.args != *args {
@@ -836,11 +862,11 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
             syscalls::classify(record.nr).name,
         );
         diverge(group, task, ours, theirs);
-        return;
+        return true;
     }
     if record.input_hash.is_some_and(|h| hash != Some(h)) {
         diverge(group, task, "other bytes", syscalls::classify(nr).name);
-        return;
+        return true;
     }
     for (addr, bytes) in record.outputs.iter() {
         let wrote = UserSlice::new(UserPtr::from_addr(*addr), bytes.len())
@@ -853,7 +879,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
                 "an unwritable buffer",
                 syscalls::classify(nr).name,
             );
-            return;
+            return true;
         }
     }
     if is_restart(record.ret) {
@@ -874,6 +900,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
         st.trim_ring();
     }
     shim::wake_all();
+    true
 }
 
 /// The calling duplicate disagrees with the primary: count it, log it, and
