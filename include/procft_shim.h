@@ -67,6 +67,7 @@ long procft_adopt_memory(struct task_struct *from);
 void procft_copy_regs(struct task_struct *from, void *saved);
 void procft_set_regs(const void *saved);
 int procft_adopt_fpu(struct task_struct *from);
+int procft_adopt_signals(struct task_struct *from);
 void procft_flush_sigbus(void);
 int procft_corrupt_byte(struct task_struct *task, unsigned long addr);
 bool procft_page_lost(struct task_struct *task, unsigned long addr);
@@ -77,6 +78,11 @@ int procft_wait_killable_timeout(bool (*cond)(const void *arg), const void *arg,
 				 unsigned int ms);
 void procft_wake_all(void);
 void procft_drain(void);
+/* Tracepoints of procft's own (include/procft_trace.h). */
+void procft_trace_memory_error(pid_t pid, pid_t replica, bool primary, unsigned long pfn);
+void procft_trace_replica(int what, pid_t pid, pid_t replica);
+void procft_trace_promotion(pid_t pid, pid_t from, int cause, unsigned long pages,
+			    unsigned long us);
 /* Whether /proc/<pid>/ft_level is provided (the kernel carries the patch). */
 bool procft_have_proc_ft_level(void);
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The event log: what happened to protected processes (memory errors,
+//! The event log (and procft's tracepoints, `events/procft/` in tracefs,
+//! fired from the same place): what happened to protected processes (memory errors,
 //! lost and new duplicates, promotions, divergences, level changes), in a
 //! fixed ring of the last [`CAPACITY`] events that `read()` on
 //! `/dev/procft` returns as text, one `key=value` line per event
@@ -93,6 +94,32 @@ pub(crate) fn init() {
 /// Records that `what` happened to the process whose pid (as the world
 /// sees it) is `pid`. Does not sleep or allocate.
 pub(crate) fn emit(pid: Pid, what: What) {
+    use shim::trace::{self, Replica};
+    match what {
+        What::MemoryError {
+            replica,
+            primary,
+            frame,
+        } => trace::memory_error(pid, replica, primary, frame as usize),
+        What::Lost { replica } => trace::replica(Replica::Lost, pid, replica),
+        What::Respawn { replica } => trace::replica(Replica::Respawn, pid, replica),
+        What::Divergence { replica } => trace::replica(Replica::Divergence, pid, replica),
+        What::Promotion {
+            from,
+            cause,
+            pages,
+            us,
+            ..
+        } => {
+            let code = match cause {
+                "poison" => 0,
+                "outvoted" => 1,
+                _ => 2,
+            };
+            trace::promotion(pid, from, code, pages as usize, us as usize);
+        }
+        _ => {}
+    }
     let ns = Monotonic::ktime_get();
     {
         let mut log = LOG.lock();

@@ -22,8 +22,11 @@
 //! 4. It checks that the duplicate has the same mappings, drops all its
 //!    own private pages (poisoned ones included) and copies each of the
 //!    duplicate's into fresh frames; then it takes the duplicate's general
-//!    registers and FPU/extended state ([`shim::adopt_memory`],
-//!    [`shim::adopt_regs`]).
+//!    registers, FPU/extended state and signal state (handlers, blocked
+//!    mask, alternate stack: the duplicate may have changed them since the
+//!    last record with calls the primary had not made yet)
+//!    ([`shim::adopt_memory`], [`shim::set_regs`], [`shim::adopt_fpu`],
+//!    [`shim::adopt_signals`]).
 //! 5. It re-issues the duplicate's pending call, as the primary: the
 //!    record of that call lets every duplicate go on. No output is lost
 //!    (the duplicate computed everything up to the call) and none is
@@ -262,6 +265,13 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     };
     shim::set_regs(&regs);
     let fpu = shim::adopt_fpu(&from);
+    if shim::adopt_signals(&from).is_err() {
+        pr_warn!(
+            "pid {}: out of memory taking duplicate {}'s signal state; the primary keeps its own\n",
+            group.pid(),
+            from.tgid_nr_ns(None)
+        );
+    }
     shim::restart_call(nr);
     if matches!(cause, Cause::Poison(_)) {
         shim::flush_sigbus();

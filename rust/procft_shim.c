@@ -43,6 +43,35 @@
 
 #include "procft_shim.h"
 
+#define CREATE_TRACE_POINTS
+#include "procft_trace.h"
+
+/* ---- tracepoints of procft's own (include/procft_trace.h) --------------- */
+
+/** procft_trace_memory_error - fire procft:procft_memory_error */
+void procft_trace_memory_error(pid_t pid, pid_t replica, bool primary, unsigned long pfn)
+{
+	trace_procft_memory_error(pid, replica, primary, pfn);
+}
+
+/** procft_trace_replica - fire procft:procft_replica_lost, _respawn or _divergence (@what 0, 1, 2) */
+void procft_trace_replica(int what, pid_t pid, pid_t replica)
+{
+	if (what == 0)
+		trace_procft_replica_lost(pid, replica);
+	else if (what == 1)
+		trace_procft_respawn(pid, replica);
+	else
+		trace_procft_divergence(pid, replica);
+}
+
+/** procft_trace_promotion - fire procft:procft_promotion (@cause: PROCFT_CAUSE_*) */
+void procft_trace_promotion(pid_t pid, pid_t from, int cause, unsigned long pages,
+			    unsigned long us)
+{
+	trace_procft_promotion(pid, from, cause, pages, us);
+}
+
 /* ---- task helpers ------------------------------------------------------ */
 
 /**
@@ -694,6 +723,40 @@ int procft_adopt_fpu(struct task_struct *from)
 	kernel_fpu_end();
 	kfree(data);
 	return ret;
+}
+
+/**
+ * procft_adopt_signals - give the caller @from's signal state: the
+ * handlers of every signal, the blocked mask and the alternate signal
+ * stack (state the duplicates set themselves with calls that run in every
+ * replica, which the primary may not have made yet when it failed
+ * between two recorded calls)
+ * @from: a duplicate stopped in procft code, single-threaded like the
+ *	caller (neither shares its sighand)
+ *
+ * Return: 0 or -ENOMEM (nothing changed).
+ */
+int procft_adopt_signals(struct task_struct *from)
+{
+	struct k_sigaction *acts = kmalloc_array(_NSIG, sizeof(*acts), GFP_KERNEL);
+	sigset_t blocked;
+
+	if (!acts)
+		return -ENOMEM;
+	spin_lock_irq(&from->sighand->siglock);
+	memcpy(acts, from->sighand->action, _NSIG * sizeof(*acts));
+	blocked = from->blocked;
+	spin_unlock_irq(&from->sighand->siglock);
+
+	spin_lock_irq(&current->sighand->siglock);
+	memcpy(current->sighand->action, acts, _NSIG * sizeof(*acts));
+	spin_unlock_irq(&current->sighand->siglock);
+	sigprocmask(SIG_SETMASK, &blocked, NULL);
+	current->sas_ss_sp = from->sas_ss_sp;
+	current->sas_ss_size = from->sas_ss_size;
+	current->sas_ss_flags = from->sas_ss_flags;
+	kfree(acts);
+	return 0;
 }
 
 /**

@@ -58,6 +58,7 @@ extern "C" {
     fn procft_set_regs(saved: *const u64);
     fn procft_adopt_fpu(from: *mut bindings::task_struct) -> c_int;
     fn procft_flush_sigbus();
+    fn procft_adopt_signals(from: *mut bindings::task_struct) -> c_int;
     fn procft_corrupt_byte(task: *mut bindings::task_struct, addr: usize) -> c_int;
     fn procft_page_lost(task: *mut bindings::task_struct, addr: usize) -> bool;
     fn procft_kill_self_sigbus();
@@ -75,6 +76,9 @@ extern "C" {
         arg: *const c_void,
     ) -> c_int;
     fn procft_wake_all();
+    fn procft_trace_memory_error(pid: Pid, replica: Pid, primary: bool, pfn: usize);
+    fn procft_trace_replica(what: c_int, pid: Pid, replica: Pid);
+    fn procft_trace_promotion(pid: Pid, from: Pid, cause: c_int, pages: usize, us: usize);
     fn procft_drain();
 }
 
@@ -435,6 +439,13 @@ pub(crate) fn page_lost(task: &Task, addr: usize) -> bool {
     unsafe { procft_page_lost(task.as_ptr(), addr) }
 }
 
+/// Gives the caller `from`'s signal handlers, blocked mask and alternate
+/// signal stack.
+pub(crate) fn adopt_signals(from: &Task) -> Result {
+    // SAFETY: Acts on the caller's own signal state; `from` is valid.
+    kernel::error::to_result(unsafe { procft_adopt_signals(from.as_ptr()) })
+}
+
 /// Discards the caller's pending SIGBUS, keeping its disposition.
 pub(crate) fn flush_sigbus() {
     // SAFETY: Acts on the calling task's own signal state.
@@ -489,6 +500,37 @@ pub(crate) fn wait_interruptible(
 ) -> Result {
     // SAFETY: As for `wait_killable`.
     kernel::error::to_result(unsafe { procft_wait_interruptible(cond, arg) })
+}
+
+/// procft's tracepoints (`include/procft_trace.h`); atomic-safe.
+pub(crate) mod trace {
+    use super::*;
+
+    /// `procft:procft_memory_error`.
+    pub(crate) fn memory_error(pid: Pid, replica: Pid, primary: bool, pfn: usize) {
+        // SAFETY: Plain values; the tracepoint copies them.
+        unsafe { procft_trace_memory_error(pid, replica, primary, pfn) }
+    }
+
+    /// Which replica event: lost, respawn or divergence.
+    #[derive(Clone, Copy)]
+    pub(crate) enum Replica {
+        Lost = 0,
+        Respawn = 1,
+        Divergence = 2,
+    }
+
+    /// `procft:procft_replica_lost`, `procft_respawn`, `procft_divergence`.
+    pub(crate) fn replica(what: Replica, pid: Pid, replica: Pid) {
+        // SAFETY: Plain values; the tracepoint copies them.
+        unsafe { procft_trace_replica(what as c_int, pid, replica) }
+    }
+
+    /// `procft:procft_promotion`; `cause` is `PROCFT_CAUSE_*`.
+    pub(crate) fn promotion(pid: Pid, from: Pid, cause: i32, pages: usize, us: usize) {
+        // SAFETY: Plain values; the tracepoint copies them.
+        unsafe { procft_trace_promotion(pid, from, cause, pages, us) }
+    }
 }
 
 /// Makes every [`wait_killable`] sleeper re-check its condition.

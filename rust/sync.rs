@@ -154,9 +154,16 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
 
 fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
     replace_stale(group);
-    if group.lock().promote.is_some() {
+    let recorded = matches!(
+        syscalls::classify(nr).class,
+        Class::Primary | Class::Fork | Class::Exit | Class::Exec
+    );
+    if recorded && group.lock().promote.is_some() {
         // The primary has failed: a duplicate's state replaces it, in a
-        // task_work, and this call is not made (the duplicate's is).
+        // task_work, and this call is not made (the duplicate's is). At a
+        // recorded call the duplicate stands at the same point, having
+        // made the same calls that change a process's own kernel state
+        // (signal mask, mappings, ...) since the last record.
         if shim::queue_task_work().is_ok() {
             shim::suppress(regs);
         }
