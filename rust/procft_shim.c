@@ -857,6 +857,21 @@ static void procft_task_work_fn(struct callback_head *cb)
 	up_read(&procft_unload_sem);
 }
 
+/*
+ * Queues @cb on the caller, the unload semaphore already held for reading
+ * (the callback releases it); on failure releases both.
+ */
+static int procft_add_task_work(struct callback_head *cb)
+{
+	init_task_work(cb, procft_task_work_fn);
+	if (task_work_add(current, cb, TWA_RESUME)) {
+		up_read(&procft_unload_sem);
+		kfree(cb);
+		return -ESRCH;
+	}
+	return 0;
+}
+
 /**
  * procft_queue_task_work - run procft_rs_task_work() in the calling task
  * before it returns to user space (or when it exits)
@@ -870,13 +885,7 @@ int procft_queue_task_work(void)
 	if (!cb)
 		return -ENOMEM;
 	down_read(&procft_unload_sem);
-	init_task_work(cb, procft_task_work_fn);
-	if (task_work_add(current, cb, TWA_RESUME)) {
-		up_read(&procft_unload_sem);
-		kfree(cb);
-		return -ESRCH;
-	}
-	return 0;
+	return procft_add_task_work(cb);
 }
 
 /**
@@ -896,13 +905,7 @@ int procft_queue_task_work_atomic(void)
 		kfree(cb);
 		return -EBUSY;
 	}
-	init_task_work(cb, procft_task_work_fn);
-	if (task_work_add(current, cb, TWA_RESUME)) {
-		up_read(&procft_unload_sem);
-		kfree(cb);
-		return -ESRCH;
-	}
-	return 0;
+	return procft_add_task_work(cb);
 }
 
 /**

@@ -58,17 +58,6 @@ static pid_t duplicate_of(pid_t pid)
 	return p ? atoi(p + 1) : 0;
 }
 
-/* The kernel's software memory-failure injector on frame @pfn. */
-static void corrupt_pfn(uint64_t pfn)
-{
-	int fd = open("/sys/kernel/debug/hwpoison/corrupt-pfn", O_WRONLY);
-
-	if (fd >= 0) {
-		dprintf(fd, "%llu\n", (unsigned long long)pfn);
-		close(fd);
-	}
-}
-
 /*
  * Runs the workload at @level; at the end of each round listed in @hit
  * (1: primary, 2: a duplicate), raises a machine check on a page of it;

@@ -40,16 +40,6 @@ static void workload(int ctl, int out, int level)
 	_exit(n == LEN ? 0 : 1);
 }
 
-static int corrupt_pfn(uint64_t pfn)
-{
-	int fd = open("/sys/kernel/debug/hwpoison/corrupt-pfn", O_WRONLY);
-	int ok = fd >= 0 && dprintf(fd, "%llu\n", (unsigned long long)pfn) > 0;
-
-	if (fd >= 0)
-		close(fd);
-	return ok ? 0 : -1;
-}
-
 /* Runs the workload at @level; fills what it wrote, write()'s result and its status. */
 static void run(int level, char *got, size_t *len, long *n, int *status, pid_t *pidp)
 {

@@ -63,16 +63,6 @@ static void workload(int ctl, int out, int level, int rounds)
 	_exit(5);
 }
 
-static int corrupt_pfn(uint64_t pfn)
-{
-	int fd = open("/sys/kernel/debug/hwpoison/corrupt-pfn", O_WRONLY);
-	int ok = fd >= 0 && dprintf(fd, "%llu\n", (unsigned long long)pfn) > 0;
-
-	if (fd >= 0)
-		close(fd);
-	return ok ? 0 : -1;
-}
-
 static long events(pid_t pid)
 {
 	return procft_field(pid, "failovers=") + procft_field(pid, "respawns=");
@@ -88,11 +78,36 @@ static void drain(int fd, char *buf, size_t len, size_t *got)
 	buf[*got] = 0;
 }
 
-/* The unprotected run's output for @rounds rounds, into @ref; its pid. */
-static pid_t reference(int ctl[2], int rounds, char *ref, size_t len)
+/*
+ * Starts the workload at level 2, running until told to stop; @w gets its
+ * buffer's address, @pipefd[0] its output, which is made non-blocking so
+ * the test reads it as it comes and the workload never blocks on a full
+ * pipe.
+ */
+static pid_t start(int ctl[2], int pipefd[2], uint64_t **w)
+{
+	pid_t pid;
+
+	signal(SIGPIPE, SIG_IGN);
+	srand(getpid());
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(pipefd))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		close(pipefd[0]);
+		workload(ctl[1], pipefd[1], 2, -1);
+	}
+	close(pipefd[1]);
+	read(ctl[0], w, sizeof(*w));
+	fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+	return pid;
+}
+
+/* The unprotected run's output for @rounds rounds, into @ref; its pid and status. */
+static pid_t reference(int ctl[2], int rounds, char *ref, size_t len, int *st)
 {
 	uint64_t *w = NULL;
-	int pipefd[2], st;
+	int pipefd[2];
 	size_t got = 0;
 	pid_t pid;
 
@@ -107,7 +122,7 @@ static pid_t reference(int ctl[2], int rounds, char *ref, size_t len)
 	read(ctl[0], &w, sizeof(w));
 	read_to_eof(pipefd[0], ref, len, &got);
 	close(pipefd[0]);
-	waitpid(pid, &st, 0);
+	waitpid(pid, st, 0);
 	return pid;
 }
 
@@ -121,18 +136,7 @@ static int storm(int want)
 	char line[256], *p, *a, *b;
 
 	tap_plan(3);
-	signal(SIGPIPE, SIG_IGN);
-	srand(getpid());
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(pipefd))
-		die("socketpair");
-	pid = fork();
-	if (pid == 0) {
-		close(pipefd[0]);
-		workload(ctl[1], pipefd[1], 2, -1);
-	}
-	close(pipefd[1]);
-	read(ctl[0], &w, sizeof(w));
-	fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+	pid = start(ctl, pipefd, &w);
 	wait_duplicates(pid, 2, reps);
 	for (i = 0; i < want * 2 && shots < want && !dead; i++) {
 		uint64_t pfn;
@@ -185,7 +189,7 @@ static int storm(int want)
 	close(pipefd[0]);
 	for (p = out; (p = strstr(p, "round ")); p++)
 		rounds++;
-	reference(ctl, rounds, ref, sizeof(ref));
+	reference(ctl, rounds, ref, sizeof(ref), &i);
 	/* Compare the round lines only (the pid lines differ). */
 	a = strchr(out, '\n');
 	b = strchr(ref, '\n');
@@ -215,24 +219,12 @@ int main(int argc, char **argv)
 	long before;
 	size_t got = 0;
 	uint64_t *w = NULL;
-	pid_t pid, reps[8];
+	pid_t pid, refpid, reps[8];
 	struct timespec t0, t1;
 	char *p;
 
 	tap_plan(4);
-	signal(SIGPIPE, SIG_IGN);
-	srand(getpid());
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(pipefd))
-		die("socketpair");
-	pid = fork();
-	if (pid == 0) {
-		close(pipefd[0]);
-		workload(ctl[1], pipefd[1], 2, -1);
-	}
-	close(pipefd[1]);
-	read(ctl[0], &w, sizeof(w));
-	/* Read its output as it comes, so it never blocks on a full pipe. */
-	fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+	pid = start(ctl, pipefd, &w);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (done < want && tries < want * 4 && !stuck) {
 		uint64_t pfn;
@@ -299,19 +291,7 @@ int main(int argc, char **argv)
 		rounds++;
 
 	/* The same number of rounds, unprotected. */
-	if (pipe(pipefd))
-		die("pipe");
-	pid_t refpid = fork();
-
-	if (refpid == 0) {
-		close(pipefd[0]);
-		workload(ctl[1], pipefd[1], 0, rounds);
-	}
-	close(pipefd[1]);
-	read(ctl[0], &w, sizeof(w));
-	got = 0;
-	read_to_eof(pipefd[0], ref, sizeof(ref), &got);
-	waitpid(refpid, &rst, 0);
+	refpid = reference(ctl, rounds, ref, sizeof(ref), &rst);
 	{
 		char mine[32], theirs[32];
 		const char *a = strchr(out, '\n'), *b = strchr(ref, '\n');

@@ -357,6 +357,21 @@ static inline uint64_t kpage_flags(uint64_t pfn)
 }
 
 /*
+ * The kernel's software memory-failure injector (debugfs hwpoison
+ * corrupt-pfn) on frame @pfn: memory_failure() without a machine check.
+ * 0, or -1 if the injector is absent or refused.
+ */
+static inline int corrupt_pfn(uint64_t pfn)
+{
+	int fd = open("/sys/kernel/debug/hwpoison/corrupt-pfn", O_WRONLY | O_CLOEXEC);
+	int ok = fd >= 0 && dprintf(fd, "%llu\n", (unsigned long long)pfn) > 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
  * Asks the VM host to raise a real machine check (QEMU monitor `mce`:
  * uncorrected, action-optional memory-scrub error) at guest-physical
  * address @phys, over the second serial port.  Returns once the host has

@@ -70,7 +70,12 @@ mod libc_errno {
 }
 
 fn open_device() -> Device {
-    match Device::open() {
+    opened(Device::open())
+}
+
+/// The opened device, or exits saying why it could not be opened.
+fn opened<T>(r: io::Result<T>) -> T {
+    match r {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             eprintln!(
@@ -157,24 +162,12 @@ fn cmd_events(follow: bool) -> ! {
     use std::os::unix::fs::OpenOptionsExt;
 
     const O_NONBLOCK: i32 = 0o4000;
-    let mut f = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(if follow { 0 } else { O_NONBLOCK })
-        .open(uapi::DEVICE)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            eprintln!(
-                "ftctl: {}: not found (is the procft module loaded?)",
-                uapi::DEVICE
-            );
-            exit(EXIT_NOT_LOADED)
-        }
-        Err(e) => {
-            eprintln!("ftctl: {}: {e}", uapi::DEVICE);
-            exit(EXIT_FAIL)
-        }
-    };
+    let mut f = opened(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(if follow { 0 } else { O_NONBLOCK })
+            .open(uapi::DEVICE),
+    );
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = io::stdout().lock();
     loop {
