@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * procft C shim: the few kernel facilities that have no Rust abstraction
- * (procfs entries, tracepoint probes, pid lookup, ptrace-style permission
- * checks).  Every function here is a thin trampoline; the decisions are
- * made by the Rust side, whose entry points are declared at the bottom.
+ * procft C shim: the kernel facilities that have no Rust abstraction
+ * (procfs entries, tracepoint probes, the machine-check decode chain, pid
+ * lookup, ptrace-style permission checks, mm/register/signal mechanisms;
+ * see rust/procft_shim.c).  Every function here is a trampoline or one
+ * mechanism; the decisions are made by the Rust side, whose entry points
+ * are declared at the bottom.
  */
 #ifndef _PROCFT_SHIM_H
 #define _PROCFT_SHIM_H

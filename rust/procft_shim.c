@@ -1,10 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * procft C shim.  Only what rust/kernel/ offers no abstraction for lives
- * here: the /proc/procft and /proc/<pid>/ft_level glue, the
- * sched_process_exit tracepoint probe, pid lookup and the ptrace-attach
- * permission check.  Each function forwards to Rust or answers a single
- * question about a task.
+ * here, each function a trampoline into Rust or one mechanism the Rust
+ * side decides to use:
+ *
+ * - glue: /proc/procft and /proc/<pid>/ft_level, the tracepoint probes
+ *   (sys_enter, sys_exit, sched_process_fork/exit, signal_deliver,
+ *   signal_generate), the two machine-check decode-chain notifiers,
+ *   procft's own tracepoints;
+ * - questions about a task: pid lookup, the ptrace-attach permission
+ *   check, threads, shared mappings, where a frame is mapped, whether a
+ *   page is lost to memory failure;
+ * - mechanisms on the calling task: system-call suppression, result and
+ *   restart, clone injection, breaking copy-on-write, restoring one page,
+ *   adopting another replica's memory, registers, FPU and signal state,
+ *   task_work queueing and waiting (with the unload drain), the tgid
+ *   filter the syscall probes use.
+ *
+ * The decisions (group state, the synchronisation protocol, voting,
+ * failover and respawn) are made in Rust.
  */
 
 #include <linux/cred.h>

@@ -3,8 +3,11 @@
 //! The C shim (`procft_shim.c`): declarations and safe wrappers.
 //!
 //! The shim exists only for what `rust/kernel/` has no abstraction for:
-//! procfs entries, tracepoint probes, looking a task up by pid, and the
-//! ptrace-attach permission test.
+//! procfs entries, tracepoint probes and procft's own tracepoints, the
+//! machine-check decode chain, looking a task up by pid, the ptrace-attach
+//! permission test, and the mm, register, signal and task_work mechanisms
+//! the synchronisation and failover code uses (see the top of
+//! `procft_shim.c`).
 
 use crate::group::SavedRegs;
 use kernel::{
