@@ -233,9 +233,11 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         match shim::adopt_memory(&from) {
             Ok(pages) => break (from, nr, seq, regs, pages),
             Err(e) if e == ESRCH || e == ESTALE || e == EHWPOISON => {
-                // Nothing changed: it is exiting, it is not the primary's
-                // twin (then it has diverged), or a page of it is lost as
-                // well. Try another.
+                // It is exiting, it is not the primary's twin (then it has
+                // diverged; nothing changed), or a page of it is lost as
+                // well (found before anything changed, or while copying:
+                // the next duplicate's copy then replaces every page
+                // again). Try another.
                 let why = if e == ESTALE {
                     "its mappings differ from the primary's"
                 } else if e == EHWPOISON {

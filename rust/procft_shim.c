@@ -478,7 +478,10 @@ out:
  * Copies @from's page at @addr, if it has a private (anonymous) one there,
  * into the caller's memory at the same address, through @buf.  Returns 1 if
  * a page was copied, 0 if @from has none (the caller's page then faults in
- * as @from's would), or -EIO.
+ * as @from's would), -EHWPOISON if @from's page was lost to memory failure
+ * meanwhile (an error can strike the duplicate while it is being copied),
+ * or -EIO.  A page that is not mapped at the moment is faulted in for
+ * reading, so a page in transit (migration) is not taken for an absent one.
  */
 static int procft_adopt_page(struct mm_struct *from_mm, unsigned long addr, void *buf)
 {
@@ -488,7 +491,12 @@ static int procft_adopt_page(struct mm_struct *from_mm, unsigned long addr, void
 
 	mmap_read_lock(from_mm);
 	got = get_user_pages_remote(from_mm, addr, 1, FOLL_NOFAULT, &page, NULL);
+	if (got != 1)
+		got = get_user_pages_remote(from_mm, addr, 1, FOLL_FORCE | FOLL_HWPOISON,
+					    &page, NULL);
 	mmap_read_unlock(from_mm);
+	if (got == -EHWPOISON)
+		return -EHWPOISON;
 	if (got != 1)
 		return 0;
 	anon = PageAnon(page);
@@ -650,9 +658,11 @@ static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
  * would.  Shared and read-only mappings are left alone: their pages are
  * the page cache's, which memory failure recovers by re-reading the file.
  *
- * Return: pages copied, -ESTALE if the layouts differ or -EHWPOISON if a
- * page of @from is on a poisoned frame too (nothing changed in either
- * case), -ESRCH if @from has no memory, -ENOMEM, -EINTR on a fatal signal or
+ * Return: pages copied, -ESTALE if the layouts differ (nothing changed),
+ * -EHWPOISON if a page of @from is on a poisoned frame too (found before
+ * anything changed, or while copying, when an error struck @from
+ * meanwhile: adopting another replica's memory then redoes every page),
+ * -ESRCH if @from has no memory, -ENOMEM, -EINTR on a fatal signal or
  * -EIO; after a failure past the check the caller's memory is incomplete
  * and it must not return to user space.
  */
