@@ -145,7 +145,7 @@ static void computing(void)
 		read(ctl[1], &c, 1);
 		for (i = 0; i < 3; i++) {
 			write(ctl[1], "r", 1);
-			spin(400);
+			spin(1000);
 		}
 		write(ctl[1], "d", 1);
 		read(ctl[1], &c, 1);
@@ -159,7 +159,7 @@ static void computing(void)
 	for (i = 0; i < 3; i++) {
 		read(ctl[0], &c, 1);
 		usleep(150000);
-		/* In the middle of spin(): delivered on an interrupt's return. */
+		/* Well inside spin() (1 s): delivered on an interrupt's return. */
 		kill(pid, SIGUSR1);
 	}
 	/* Done computing, at its next calls: the duplicate is re-created. */
