@@ -1078,20 +1078,23 @@ static void procft_probe_exit(void *data, struct task_struct *p, bool group_dead
  */
 static void procft_probe_sys_enter(void *data, struct pt_regs *regs, long id)
 {
+	void *role = xa_load(&procft_tgids, current->tgid);
 	unsigned long args[6];
 
-	if (likely(!xa_load(&procft_tgids, current->tgid)))
+	if (likely(!role))
 		return;
 	syscall_get_arguments(current, regs, args);
-	procft_rs_sys_enter(regs, id, args);
+	procft_rs_sys_enter(regs, id, args, role == xa_mk_value(PROCFT_DUP));
 }
 
 /* Also runs in a new child before its first user instruction (ret_from_fork). */
 static void procft_probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 {
-	if (likely(!xa_load(&procft_tgids, current->tgid)))
+	void *role = xa_load(&procft_tgids, current->tgid);
+
+	if (likely(!role))
 		return;
-	procft_rs_sys_exit(regs, ret);
+	procft_rs_sys_exit(regs, ret, role == xa_mk_value(PROCFT_DUP));
 }
 
 /*

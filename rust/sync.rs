@@ -132,12 +132,14 @@ fn replace_stale(group: &Group) {
 ///
 /// `regs` must be the caller's registers and `args` point to the call's
 /// six arguments; the caller is the task making the call, in a faultable
-/// tracepoint (it may sleep briefly).
+/// tracepoint (it may sleep briefly). `dup` is the filter's word on the
+/// caller's role (a duplicate, or a primary), so one lookup is enough.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
     regs: *mut bindings::pt_regs,
     nr: c_long,
     args: *const c_ulong,
+    dup: bool,
 ) {
     // SAFETY: Six arguments, valid for the call, by the function's contract.
     let args = unsafe { *args.cast::<[c_ulong; 6]>() };
@@ -145,10 +147,12 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
     let regs = unsafe { Regs::from_raw(regs) };
     let task = current!();
     let nr = nr as i64;
-    if let Some(group) = group::lookup(task.tgid()) {
+    if dup {
+        if let Some(group) = group::lookup_dup(task.tgid()) {
+            dup_enter(&group, task, regs, nr, &args);
+        }
+    } else if let Some(group) = group::lookup(task.tgid()) {
         primary_enter(&group, regs, nr, &args);
-    } else if let Some(group) = group::lookup_dup(task.tgid()) {
-        dup_enter(&group, task, regs, nr, &args);
     }
 }
 
@@ -322,18 +326,24 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6])
 /// # Safety
 ///
 /// `regs` must be the caller's registers, in a faultable syscall
-/// tracepoint.
+/// tracepoint; `dup` as for [`procft_rs_sys_enter`].
 #[no_mangle]
-pub(crate) unsafe extern "C" fn procft_rs_sys_exit(regs: *mut bindings::pt_regs, ret: c_long) {
+pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
+    regs: *mut bindings::pt_regs,
+    ret: c_long,
+    dup: bool,
+) {
     // SAFETY: The caller's registers, valid during the probe.
     let regs = unsafe { Regs::from_raw(regs) };
     let task = current!();
-    if let Some(group) = group::lookup(task.tgid()) {
+    if dup {
+        if let Some(group) = group::lookup_dup(task.tgid()) {
+            replica::dup_first_exit(&group, task, regs);
+        }
+    } else if let Some(group) = group::lookup(task.tgid()) {
         if !replica::primary_spawn_exit(&group, regs, ret) {
             record(&group, ret);
         }
-    } else if let Some(group) = group::lookup_dup(task.tgid()) {
-        replica::dup_first_exit(&group, task, regs);
     }
 }
 
