@@ -26,7 +26,7 @@
 //!    mask, alternate stack: the duplicate may have changed them since the
 //!    last record with calls the primary had not made yet)
 //!    ([`shim::adopt_memory`], [`shim::set_regs`], [`shim::adopt_fpu`],
-//!    [`shim::adopt_signals`]).
+//!    [`shim::SigState`]).
 //! 5. It re-issues the duplicate's pending call, as the primary: the
 //!    record of that call lets every duplicate go on. No output is lost
 //!    (the duplicate computed everything up to the call) and none is
@@ -205,6 +205,12 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     if let Some(record) = held {
         crate::sync::publish(group, record);
     }
+    // The duplicate's signal state is copied with its registers, under the
+    // group lock (it may die right after); the room is allocated first.
+    let Ok(mut sigstate) = shim::SigState::new() else {
+        give_up(group, cause, "no memory to take a duplicate's state");
+        return;
+    };
     // Each try that fails without changing anything rules one duplicate
     // out; at most every slot once.
     let mut tries = 0;
@@ -221,6 +227,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
                 Some((from, nr)) if !st.closed && tries <= group::MAX_DUPS + 1 => {
                     // Under the lock the duplicate cannot go on or exit.
                     let regs = shim::copy_regs(&from);
+                    sigstate.copy(&from);
                     (from, nr, st.ring.head(), regs)
                 }
                 _ => {
@@ -267,13 +274,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     };
     shim::set_regs(&regs);
     let fpu = shim::adopt_fpu(&from);
-    if shim::adopt_signals(&from).is_err() {
-        pr_warn!(
-            "pid {}: out of memory taking duplicate {}'s signal state; the primary keeps its own\n",
-            group.pid(),
-            from.tgid_nr_ns(None)
-        );
-    }
+    sigstate.set();
     shim::restart_call(nr);
     if matches!(cause, Cause::Poison(_)) {
         shim::flush_sigbus();

@@ -749,38 +749,67 @@ int procft_adopt_fpu(struct task_struct *from)
 	return ret;
 }
 
-/**
- * procft_adopt_signals - give the caller @from's signal state: the
- * handlers of every signal, the blocked mask and the alternate signal
- * stack (state the duplicates set themselves with calls that run in every
- * replica, which the primary may not have made yet when it failed
- * between two recorded calls)
- * @from: a duplicate stopped in procft code, single-threaded like the
- *	caller (neither shares its sighand)
- *
- * Return: 0 or -ENOMEM (nothing changed).
- */
-int procft_adopt_signals(struct task_struct *from)
-{
-	struct k_sigaction *acts = kmalloc_array(_NSIG, sizeof(*acts), GFP_KERNEL);
+/* A replica's signal state, as procft_copy_signals() takes it. */
+struct procft_sigstate {
+	struct k_sigaction action[_NSIG];
 	sigset_t blocked;
+	unsigned long sas_ss_sp;
+	size_t sas_ss_size;
+	unsigned int sas_ss_flags;
+};
 
-	if (!acts)
-		return -ENOMEM;
-	spin_lock_irq(&from->sighand->siglock);
-	memcpy(acts, from->sighand->action, _NSIG * sizeof(*acts));
-	blocked = from->blocked;
-	spin_unlock_irq(&from->sighand->siglock);
+/** procft_sigstate_alloc - room for one procft_copy_signals(); NULL if out of memory */
+void *procft_sigstate_alloc(void)
+{
+	return kmalloc(sizeof(struct procft_sigstate), GFP_KERNEL);
+}
+
+/** procft_sigstate_free - release procft_sigstate_alloc()'s room */
+void procft_sigstate_free(void *state)
+{
+	kfree(state);
+}
+
+/**
+ * procft_copy_signals - copy @from's signal state (the handlers of every
+ * signal, the blocked mask, the alternate signal stack) into @state
+ * @from: a duplicate standing at a system call; the caller holds the group
+ *	lock under which it is listed, so it has not passed the exit probe
+ *	and its sighand is still there.  Does not sleep.
+ */
+void procft_copy_signals(struct task_struct *from, void *state)
+{
+	struct procft_sigstate *st = state;
+	unsigned long flags;
+
+	spin_lock_irqsave(&from->sighand->siglock, flags);
+	memcpy(st->action, from->sighand->action, sizeof(st->action));
+	st->blocked = from->blocked;
+	spin_unlock_irqrestore(&from->sighand->siglock, flags);
+	st->sas_ss_sp = from->sas_ss_sp;
+	st->sas_ss_size = from->sas_ss_size;
+	st->sas_ss_flags = from->sas_ss_flags;
+}
+
+/**
+ * procft_set_signals - the caller's signal state becomes @state (from
+ * procft_copy_signals()): state the duplicates set themselves with calls
+ * that run in every replica, which a primary that failed between two
+ * recorded calls may not have made yet.  The caller is single-threaded
+ * (its sighand is its own).
+ */
+void procft_set_signals(const void *state)
+{
+	const struct procft_sigstate *st = state;
+	sigset_t blocked = st->blocked;
 
 	spin_lock_irq(&current->sighand->siglock);
-	memcpy(current->sighand->action, acts, _NSIG * sizeof(*acts));
+	memcpy(current->sighand->action, st->action, sizeof(st->action));
 	spin_unlock_irq(&current->sighand->siglock);
 	sigprocmask(SIG_SETMASK, &blocked, NULL);
-	current->sas_ss_sp = from->sas_ss_sp;
-	current->sas_ss_size = from->sas_ss_size;
-	current->sas_ss_flags = from->sas_ss_flags;
-	kfree(acts);
-	return 0;
+	current->sas_ss_sp = st->sas_ss_sp;
+	current->sas_ss_size = st->sas_ss_size;
+	current->sas_ss_flags = st->sas_ss_flags;
 }
 
 /**

@@ -61,7 +61,10 @@ extern "C" {
     fn procft_set_regs(saved: *const u64);
     fn procft_adopt_fpu(from: *mut bindings::task_struct) -> c_int;
     fn procft_flush_sigbus();
-    fn procft_adopt_signals(from: *mut bindings::task_struct) -> c_int;
+    fn procft_sigstate_alloc() -> *mut c_void;
+    fn procft_sigstate_free(state: *mut c_void);
+    fn procft_copy_signals(from: *mut bindings::task_struct, state: *mut c_void);
+    fn procft_set_signals(state: *const c_void);
     fn procft_corrupt_byte(task: *mut bindings::task_struct, addr: usize) -> c_int;
     fn procft_page_lost(task: *mut bindings::task_struct, addr: usize) -> bool;
     fn procft_kill_self_sigbus();
@@ -442,11 +445,45 @@ pub(crate) fn page_lost(task: &Task, addr: usize) -> bool {
     unsafe { procft_page_lost(task.as_ptr(), addr) }
 }
 
-/// Gives the caller `from`'s signal handlers, blocked mask and alternate
-/// signal stack.
-pub(crate) fn adopt_signals(from: &Task) -> Result {
-    // SAFETY: Acts on the caller's own signal state; `from` is valid.
-    kernel::error::to_result(unsafe { procft_adopt_signals(from.as_ptr()) })
+/// A replica's signal state (handlers, blocked mask, alternate stack),
+/// copied with [`SigState::copy`] and given to the caller with
+/// [`SigState::set`].
+pub(crate) struct SigState(*mut c_void);
+
+impl SigState {
+    /// Room for a copy; `ENOMEM` if there is none.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: No preconditions.
+        let p = unsafe { procft_sigstate_alloc() };
+        if p.is_null() {
+            Err(ENOMEM)
+        } else {
+            Ok(Self(p))
+        }
+    }
+
+    /// Copies `from`'s signal state. The caller holds the group lock under
+    /// which `from` is listed as a duplicate (so it has not passed the exit
+    /// probe). Does not sleep.
+    pub(crate) fn copy(&mut self, from: &Task) {
+        // SAFETY: `self.0` is room from `procft_sigstate_alloc`; `from`'s
+        // sighand is there by the function's contract.
+        unsafe { procft_copy_signals(from.as_ptr(), self.0) }
+    }
+
+    /// The caller's signal state becomes the copy.
+    pub(crate) fn set(&self) {
+        // SAFETY: `self.0` holds a copy made by `copy` (or zeroed room is
+        // never passed: callers set only after copying).
+        unsafe { procft_set_signals(self.0) }
+    }
+}
+
+impl Drop for SigState {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from `procft_sigstate_alloc` and is freed once.
+        unsafe { procft_sigstate_free(self.0) }
+    }
 }
 
 /// Discards the caller's pending SIGBUS, keeping its disposition.
