@@ -475,6 +475,24 @@ out:
 /* ---- promotion: the primary takes a duplicate's state ------------------- */
 
 /*
+ * The page of @mm at @addr, with a reference (1), or -errno: present
+ * pages are taken as they are; an absent one is faulted in for reading
+ * (the zero page, the file's, or one in transit), and an entry of a
+ * poisoned frame gives -EHWPOISON.
+ */
+static long procft_get_page(struct mm_struct *mm, unsigned long addr, struct page **page)
+{
+	long got;
+
+	mmap_read_lock(mm);
+	got = get_user_pages_remote(mm, addr, 1, FOLL_NOFAULT, page, NULL);
+	if (got != 1)
+		got = get_user_pages_remote(mm, addr, 1, FOLL_FORCE | FOLL_HWPOISON, page, NULL);
+	mmap_read_unlock(mm);
+	return got;
+}
+
+/*
  * Copies @from's page at @addr, if it has a private (anonymous) one there,
  * into the caller's memory at the same address, through @buf.  Returns 1 if
  * a page was copied, 0 if @from has none (the caller's page then faults in
@@ -486,15 +504,9 @@ out:
 static int procft_adopt_page(struct mm_struct *from_mm, unsigned long addr, void *buf)
 {
 	struct page *page;
-	long got;
+	long got = procft_get_page(from_mm, addr, &page);
 	bool anon;
 
-	mmap_read_lock(from_mm);
-	got = get_user_pages_remote(from_mm, addr, 1, FOLL_NOFAULT, &page, NULL);
-	if (got != 1)
-		got = get_user_pages_remote(from_mm, addr, 1, FOLL_FORCE | FOLL_HWPOISON,
-					    &page, NULL);
-	mmap_read_unlock(from_mm);
 	if (got == -EHWPOISON)
 		return -EHWPOISON;
 	if (got != 1)
@@ -519,14 +531,8 @@ static int procft_adopt_page(struct mm_struct *from_mm, unsigned long addr, void
 static bool procft_page_poisoned(struct mm_struct *from_mm, unsigned long addr)
 {
 	struct page *page;
-	long got;
+	long got = procft_get_page(from_mm, addr, &page);
 
-	mmap_read_lock(from_mm);
-	got = get_user_pages_remote(from_mm, addr, 1, FOLL_NOFAULT, &page, NULL);
-	if (got != 1)
-		got = get_user_pages_remote(from_mm, addr, 1, FOLL_FORCE | FOLL_HWPOISON,
-					    &page, NULL);
-	mmap_read_unlock(from_mm);
 	if (got == 1)
 		put_page(page);
 	return got == -EHWPOISON;
