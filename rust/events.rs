@@ -22,7 +22,7 @@ use kernel::{
     time::{ClockSource, Monotonic},
 };
 
-use crate::shim;
+use crate::{failover::Cause, shim};
 
 /// Events kept for readers.
 pub(crate) const CAPACITY: usize = 256;
@@ -47,7 +47,7 @@ pub(crate) enum What {
     /// A duplicate's state was taken by the primary's task.
     Promotion {
         from: Pid,
-        cause: &'static str,
+        cause: Cause,
         seq: u64,
         pages: u64,
         us: u64,
@@ -110,14 +110,7 @@ pub(crate) fn emit(pid: Pid, what: What) {
             pages,
             us,
             ..
-        } => {
-            let code = match cause {
-                "poison" => 0,
-                "outvoted" => 1,
-                _ => 2,
-            };
-            trace::promotion(pid, from, code, pages as usize, us as usize);
-        }
+        } => trace::promotion(pid, from, cause.trace_code(), pages as usize, us as usize),
         _ => {}
     }
     let ns = Monotonic::ktime_get();
@@ -186,7 +179,11 @@ fn format(e: &Event, out: &mut Line) -> core::fmt::Result {
         } => write!(
             out,
             "promotion from={} cause={} call={} pages={} us={}",
-            from, cause, seq, pages, us
+            from,
+            cause.name(),
+            seq,
+            pages,
+            us
         ),
         What::Divergence { replica } => write!(out, "divergence replica={}", replica),
         What::Outvoted {

@@ -66,6 +66,27 @@ pub(crate) enum Cause {
     Outvoted,
 }
 
+impl Cause {
+    /// Its name in the event log and the tracepoint.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Cause::Poison(_) => "poison",
+            Cause::Outvoted => "outvoted",
+            Cause::Injected => "injected",
+        }
+    }
+
+    /// Its `PROCFT_CAUSE_*` code for the `procft_promotion` tracepoint
+    /// (`include/procft_trace.h`).
+    pub(crate) fn trace_code(self) -> i32 {
+        match self {
+            Cause::Poison(_) => 0,
+            Cause::Outvoted => 1,
+            Cause::Injected => 2,
+        }
+    }
+}
+
 /// From the `signal_generate` probe (the primary's own context, under its
 /// siglock, interrupts off: no sleeping, no allocation): the kernel is
 /// sending the primary SIGBUS for poisoned memory it consumed. Returns
@@ -77,24 +98,45 @@ pub(crate) extern "C" fn procft_rs_primary_poisoned(addr: c_ulong) -> bool {
     let Some(group) = group::lookup(task.tgid()) else {
         return false;
     };
+    match claim_poison(&group, addr) {
+        Claim::Taken => true,
+        Claim::Busy => false,
+        Claim::NoSuccessor => {
+            pr_warn!(
+                "pid {}: primary consumed poisoned memory at {:#x} and no duplicate can take \
+                 over; it dies of SIGBUS\n",
+                group.pid(),
+                addr
+            );
+            false
+        }
+    }
+}
+
+/// What [`claim_poison`] decided.
+enum Claim {
+    /// A promotion is due.
+    Taken,
+    /// The group is closing, or a promotion is already due.
+    Busy,
+    /// No duplicate could take over.
+    NoSuccessor,
+}
+
+/// The primary lost its page at `addr` and consumed it: records the event
+/// and, if a duplicate can take over, makes a promotion due. Does not sleep.
+fn claim_poison(group: &Group, addr: usize) -> Claim {
     events::emit(group.pid(), What::Poisoned { addr: addr as u64 });
     let mut st = group.lock();
     st.counters.mce_events += 1;
     if st.closed || st.promote.is_some() {
-        return false;
+        Claim::Busy
+    } else if !st.can_take_over() {
+        Claim::NoSuccessor
+    } else {
+        st.promote = Some(Cause::Poison(addr));
+        Claim::Taken
     }
-    if !st.dups.iter().flatten().any(|d| d.ready && !d.leaving) {
-        drop(st);
-        pr_warn!(
-            "pid {}: primary consumed poisoned memory at {:#x} and no duplicate can take over; \
-             it dies of SIGBUS\n",
-            group.pid(),
-            addr
-        );
-        return false;
-    }
-    st.promote = Some(Cause::Poison(addr));
-    true
 }
 
 /// At the primary's `sys_exit`: the kernel failed to read the buffer of a
@@ -103,19 +145,7 @@ pub(crate) extern "C" fn procft_rs_primary_poisoned(addr: c_ulong) -> bool {
 /// Treated as the primary consuming poison; the takeover runs in a
 /// task_work before it returns to user space.
 pub(crate) fn kernel_read_poison(group: &Arc<Group>, addr: usize) {
-    events::emit(group.pid(), What::Poisoned { addr: addr as u64 });
-    let ok = {
-        let mut st = group.lock();
-        st.counters.mce_events += 1;
-        let ok = !st.closed
-            && st.promote.is_none()
-            && st.dups.iter().flatten().any(|d| d.ready && !d.leaving);
-        if ok {
-            st.promote = Some(Cause::Poison(addr));
-        }
-        ok
-    };
-    if !ok {
+    if !matches!(claim_poison(group, addr), Claim::Taken) {
         pr_warn!(
             "pid {}: the kernel could not read the primary's poisoned page at {:#x} and no \
              duplicate can take over\n",
@@ -144,7 +174,7 @@ pub(crate) fn inject(group: &Group) -> Result {
         if st.closed {
             return Err(ESRCH);
         }
-        if !st.dups.iter().flatten().any(|d| d.ready && !d.leaving) {
+        if !st.can_take_over() {
             return Err(EAGAIN);
         }
         if st.promote.is_none() {
@@ -291,11 +321,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         group.pid(),
         What::Promotion {
             from: from.tgid_nr_ns(None),
-            cause: match cause {
-                Cause::Poison(_) => "poison",
-                Cause::Injected => "injected",
-                Cause::Outvoted => "outvoted",
-            },
+            cause,
             seq,
             pages: pages as u64,
             us: us as u64,
@@ -357,17 +383,8 @@ fn give_up(group: &Group, cause: Cause, why: &str) {
 /// `from` cannot take over: it is killed and replaced (counted as a
 /// divergence if its state disagreed with the primary's).
 fn rule_out(group: &Group, from: &Task, diverged: bool) -> Kills {
-    let mut kills = Kills::none();
     let mut st = group.lock();
     st.counters.divergences += u64::from(diverged);
-    let mut lost = false;
-    if let Some(d) = st.dup_mut(from.tgid()) {
-        if !d.leaving {
-            d.leaving = true;
-            kills.add(d.task.clone());
-            lost = true;
-        }
-    }
-    st.lost += u32::from(lost);
-    kills
+    let tgid = from.tgid();
+    st.replace_where(|d| d.tgid == tgid).0
 }

@@ -205,6 +205,30 @@ impl State {
             .map(|d| (d.task.clone(), d.at))
     }
 
+    /// Whether a duplicate is on its own frames, in step, and staying: one
+    /// that could take over from the primary.
+    pub(crate) fn can_take_over(&self) -> bool {
+        self.dups.iter().flatten().any(|d| d.ready && !d.leaving)
+    }
+
+    /// Marks the duplicates matching `pred` (and not already leaving) as
+    /// leaving and counts them as lost, so that they are re-created;
+    /// returns them, to be killed once the caller's locks are dropped, and
+    /// how many there are.
+    pub(crate) fn replace_where(&mut self, pred: impl Fn(&Dup) -> bool) -> (Kills, u32) {
+        let mut kills = Kills::none();
+        let mut n = 0;
+        for d in self.dups.iter_mut().flatten() {
+            if !d.leaving && pred(d) {
+                d.leaving = true;
+                kills.add(d.task.clone());
+                n += 1;
+            }
+        }
+        self.lost += n;
+        (kills, n)
+    }
+
     /// Whether some duplicate may still come to stand at the primary's
     /// next call.
     pub(crate) fn dup_may_come(&self) -> bool {

@@ -93,38 +93,6 @@ fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
 /// Largest output one call may have (bytes); beyond it protection ends.
 const MAX_OUTPUT: usize = 4 << 20;
 
-/// Kills the duplicates a signal handler left out of step, as lost ones:
-/// they are re-created from the primary at its next calls.
-fn replace_stale(group: &Group) {
-    let (kills, n) = {
-        let mut st = group.lock();
-        if !st.resync {
-            return;
-        }
-        st.resync = false;
-        let mut kills = Kills::none();
-        let mut n = 0;
-        for d in st.dups.iter_mut().flatten() {
-            if d.stale && !d.leaving {
-                d.leaving = true;
-                kills.add(d.task.clone());
-                n += 1;
-            }
-        }
-        st.lost += n;
-        (kills, n)
-    };
-    kills.send();
-    if n > 0 {
-        pr_info!(
-            "pid {}: a signal handler ran in the primary outside a system-call return; \
-             re-creating its {} duplicate(s)\n",
-            group.pid(),
-            n
-        );
-    }
-}
-
 /// Called by the `sys_enter` probe for every system call of a protected
 /// process or duplicate (the C side filters on their tgids).
 ///
@@ -157,12 +125,38 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
 }
 
 fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
-    replace_stale(group);
+    let class = syscalls::classify(nr).class;
     let recorded = matches!(
-        syscalls::classify(nr).class,
+        class,
         Class::Primary | Class::Fork | Class::Exit | Class::Exec
     );
-    if recorded && group.lock().promote.is_some() {
+    let (stale, promote, held) = {
+        let mut st = group.lock();
+        // Duplicates a signal handler left out of step are re-created
+        // from the primary at its next calls.
+        let stale = if st.resync {
+            st.resync = false;
+            st.replace_where(|d| d.stale)
+        } else {
+            (Kills::none(), 0)
+        };
+        let promote = recorded && st.promote.is_some();
+        // A record held for a signal that was not handled after all (a
+        // promotion publishes it itself).
+        let held = if promote { None } else { st.held_sig.take() };
+        (stale, promote, held)
+    };
+    let (kills, n) = stale;
+    kills.send();
+    if n > 0 {
+        pr_info!(
+            "pid {}: a signal handler ran in the primary outside a system-call return; \
+             re-creating its {} duplicate(s)\n",
+            group.pid(),
+            n
+        );
+    }
+    if promote {
         // The primary has failed: a duplicate's state replaces it, in a
         // task_work, and this call is not made (the duplicate's is). At a
         // recorded call the duplicate stands at the same point, having
@@ -173,8 +167,6 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
         }
         return;
     }
-    // A record held for a signal that was not handled after all.
-    let held = group.lock().held_sig.take();
     if let Some(record) = held {
         publish(group, record.into());
     }
@@ -187,7 +179,6 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
         control::end_protection(group, why);
         return;
     }
-    let class = syscalls::classify(nr).class;
     match class {
         Class::Exec => {
             // The new image gets new duplicates, at its first calls.
@@ -554,17 +545,8 @@ pub(crate) fn publish(group: &Arc<Group>, record: Arc<Record>) {
         let overflow = st.ring.push(record).is_err();
         // A duplicate waiting at an exit or exec the primary did not make
         // has diverged.
-        let mut kills = Kills::none();
-        let mut diverged = 0;
-        for d in st.dups.iter_mut().flatten() {
-            if d.parked && !d.leaving {
-                d.leaving = true;
-                kills.add(d.task.clone());
-                diverged += 1;
-            }
-        }
-        st.counters.divergences += diverged;
-        st.lost += diverged as u32;
+        let (kills, diverged) = st.replace_where(|d| d.parked);
+        st.counters.divergences += u64::from(diverged);
         (overflow, kills)
     };
     kills.send();
