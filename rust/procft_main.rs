@@ -20,6 +20,8 @@
 //! - [`syscalls`]: the classification of every x86-64 system call.
 //! - [`sync`]: the system-call synchronisation of a group.
 //! - [`ring`]: the bounded buffer of the primary's records.
+//! - [`determinism`]: sources of divergence the kernel does not see
+//!   (the vDSO), removed where procft can.
 //! - [`vote`]: majority voting on outgoing calls with two or more
 //!   duplicates.
 //! - [`failover`]: a duplicate taking over from a failed primary.
@@ -35,6 +37,7 @@ use kernel::{
 };
 
 mod control;
+mod determinism;
 mod events;
 mod failover;
 mod group;
@@ -59,6 +62,10 @@ module! {
         fault_injection: bool {
             default: false,
             description: "Allow PROCFT_IOC_FAIL (test-only replica failures; needs CAP_SYS_ADMIN)",
+        },
+        hide_vdso: bool {
+            default: true,
+            description: "Hide the vDSO from programs exec'd under protection, so that their time reads are recorded calls",
         },
     },
 }

@@ -880,6 +880,32 @@ unsigned long procft_user_ip(void)
 	return task_pt_regs(current)->ip;
 }
 
+/** procft_user_sp - the caller's user stack pointer */
+unsigned long procft_user_sp(void)
+{
+	return task_pt_regs(current)->sp;
+}
+
+/** procft_syscall_nr - the caller's system call number (-1 outside one) */
+long procft_syscall_nr(void)
+{
+	return syscall_get_nr(current, task_pt_regs(current));
+}
+
+/**
+ * procft_forget_auxv - turn every entry @type of the caller's saved
+ * auxiliary vector (what /proc/<pid>/auxv shows) into AT_IGNORE
+ */
+void procft_forget_auxv(unsigned long type)
+{
+	unsigned long *auxv = current->mm->saved_auxv;
+	size_t i;
+
+	for (i = 0; i + 1 < ARRAY_SIZE(current->mm->saved_auxv) && auxv[i] != AT_NULL; i += 2)
+		if (auxv[i] == type)
+			auxv[i] = AT_IGNORE;
+}
+
 /**
  * procft_send_self - queue signal @sig with siginfo @info (a copy of a
  * kernel_siginfo_t) to the caller; it is delivered on the way back to user

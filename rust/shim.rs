@@ -12,7 +12,7 @@
 use crate::group::SavedRegs;
 use kernel::{
     bindings,
-    ffi::{c_int, c_long, c_uint, c_void},
+    ffi::{c_int, c_long, c_uint, c_ulong, c_void},
     prelude::*,
     sync::aref::ARef,
     task::{Pid, Task},
@@ -52,6 +52,9 @@ extern "C" {
     fn procft_siginfo_size() -> usize;
     fn procft_signal_pending() -> bool;
     fn procft_user_ip() -> usize;
+    fn procft_user_sp() -> usize;
+    fn procft_syscall_nr() -> c_long;
+    fn procft_forget_auxv(kind: c_ulong);
     fn procft_send_self(sig: c_int, info: *const u64) -> c_int;
     fn procft_find_pfn(task: *mut bindings::task_struct, pfn: usize) -> usize;
     fn procft_repair_page(addr: usize, pfn: usize, from: *mut bindings::task_struct) -> c_int;
@@ -363,6 +366,25 @@ pub(crate) fn signal_pending() -> bool {
 pub(crate) fn user_ip() -> usize {
     // SAFETY: Reads the calling task's saved registers.
     unsafe { procft_user_ip() }
+}
+
+/// The caller's user stack pointer.
+pub(crate) fn user_sp() -> usize {
+    // SAFETY: Reads the calling task's saved registers.
+    unsafe { procft_user_sp() }
+}
+
+/// The caller's system call number (-1 outside one).
+pub(crate) fn syscall_nr() -> i64 {
+    // SAFETY: Reads the calling task's saved registers.
+    unsafe { procft_syscall_nr() as i64 }
+}
+
+/// Turns every entry `kind` of the caller's saved auxiliary vector (what
+/// `/proc/<pid>/auxv` shows) into `AT_IGNORE`.
+pub(crate) fn forget_auxv(kind: u64) {
+    // SAFETY: Acts on the calling task's own mm, which it holds.
+    unsafe { procft_forget_auxv(kind as c_ulong) }
 }
 
 /// Queues signal `sig` with `info` to the caller.

@@ -30,7 +30,7 @@ use kernel::{
 };
 
 use crate::{
-    control,
+    control, determinism,
     events::{self, What},
     failover,
     group::{self, DupWork, Group, Kills, Spawn, Vote},
@@ -335,6 +335,7 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
         if !replica::primary_spawn_exit(&group, regs, ret) {
             record(&group, ret);
         }
+        determinism::after_call(ret);
     }
 }
 

@@ -10,7 +10,9 @@
  */
 #include "ft_test.h"
 
+#include <sys/auxv.h>
 #include <sys/random.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -85,7 +87,24 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	tap_plan(7);
+	if (argc > 1 && !strcmp(argv[1], "--clock")) {
+		/* The C library's time calls, which a visible vDSO answers. */
+		struct timespec ts;
+		struct timeval tv;
+
+		printf("vdso %s\n", getauxval(AT_SYSINFO_EHDR) ? "visible" : "hidden");
+		for (i = 0; i < 20; i++) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			gettimeofday(&tv, NULL);
+			printf("%lld.%09ld %lld.%06ld %lld\n", (long long)ts.tv_sec, ts.tv_nsec,
+			       (long long)tv.tv_sec, (long)tv.tv_usec, (long long)time(NULL));
+			fflush(stdout);
+			usleep(20000);
+		}
+		return 0;
+	}
+
+	tap_plan(9);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl))
 		die("socketpair");
 	pid = fork();
@@ -95,8 +114,8 @@ int main(int argc, char **argv)
 	}
 	close(ctl[1]);
 	read(ctl[0], &addr, sizeof(addr));
-	tap_ok(ioctl_set(pid, 2) == 0 && wait_duplicates(pid, 2, reps),
-	       "level 2: duplicates %d and %d", reps[1], reps[2]);
+	ok = ioctl_set(pid, 2) == 0 && wait_duplicates(pid, 2, reps);
+	tap_ok(ok, "level 2: duplicates %d and %d", reps[1], reps[2]);
 	write(ctl[0], "g", 1);
 	read(ctl[0], &c, 1);
 	usleep(200000);
@@ -148,5 +167,33 @@ int main(int argc, char **argv)
 	       run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged (other bytes where the primary made write); replacing it'",
 		       pid) == 0,
 	       "writing the TSC: duplicates diverge, are replaced, and the 20 lines appear once");
+
+	/*
+	 * Started under protection, the program is not shown the vDSO: its
+	 * time reads are system calls, which the duplicates replay, so they
+	 * send the primary's bytes and nothing diverges.
+	 */
+	tap_ok(run_cmd("%s --clock | head -1 | grep -qx 'vdso visible'", argv[0]) == 0,
+	       "unprotected, the program finds the vDSO");
+	if (pipe(out))
+		die("pipe");
+	pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		execl("/bin/ftctl", "ftctl", "run", "-l", "2", "--", argv[0], "--clock", NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	got = 0;
+	read_to_eof(out[0], text, sizeof(text), &got);
+	waitpid(pid, &i, 0);
+	lines = 0;
+	for (char *p = text; *p; p++)
+		lines += *p == '\n';
+	tap_ok(WIFEXITED(i) && WEXITSTATUS(i) == 0 && lines == 21 &&
+	       !strncmp(text, "vdso hidden\n", 12) && run_cmd("ftctl events > /tmp/ev") == 0 &&
+	       run_cmd("grep -q ' pid=%d event=level old=0 new=2' /tmp/ev", pid) == 0 &&
+	       run_cmd("grep -q ' pid=%d event=divergence' /tmp/ev", pid) != 0,
+	       "exec'd at level 2, the vDSO is hidden: clock_gettime(), gettimeofday() and time() are replayed, no divergence");
 	return tap_finish();
 }

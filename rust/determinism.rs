@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Sources of divergence the kernel does not see, removed where procft can.
+//!
+//! Replicas run the same code on the same inputs, so they only diverge
+//! where they read something the system-call record does not carry. The
+//! largest such source is the vDSO: `clock_gettime()`, `gettimeofday()`,
+//! `time()` and `getcpu()` are answered in user space from the TSC and the
+//! kernel's shared time page, and each replica reads them at a different
+//! moment. A program started under protection (`exec` with a level set)
+//! is therefore not told where the vDSO is: at its first return from
+//! `execve()` the `AT_SYSINFO_EHDR` entry of its auxiliary vector becomes
+//! `AT_IGNORE`, exactly as if the kernel were booted with `vdso=0` for
+//! this process alone. Its C library then makes those calls as system
+//! calls, which the primary makes and records and the duplicates replay.
+//!
+//! A process protected while already running keeps the vDSO its library
+//! found at start; what its replicas then send differently is caught as
+//! divergence. `rdtsc` and `rdrand` executed by the program itself are not
+//! routed (see `Documentation/procft.rst`).
+
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
+};
+
+use crate::shim;
+
+const NR_EXECVE: i64 = 59;
+const AT_NULL: u64 = 0;
+const AT_IGNORE: u64 = 1;
+const AT_SYSINFO_EHDR: u64 = 33;
+/// More entries than any kernel writes (`AT_VECTOR_SIZE` is far smaller).
+const MAX_AUXV: usize = 64;
+const WORD: usize = core::mem::size_of::<u64>();
+
+/// At a protected primary's return from a system call with result `ret`:
+/// after a successful `execve()`/`execveat()` (both leave `execve` in
+/// `orig_ax`), hides the vDSO from the new image. Runs in the caller's
+/// faultable `sys_exit` tracepoint, before the new image's first
+/// instruction.
+pub(crate) fn after_call(ret: isize) {
+    if ret != 0 || shim::syscall_nr() != NR_EXECVE || !crate::module_parameters::hide_vdso.value() {
+        return;
+    }
+    match hide_vdso(shim::user_sp()) {
+        Ok(true) => shim::forget_auxv(AT_SYSINFO_EHDR),
+        Ok(false) => {}
+        // The stack the kernel has just written is the caller's own: a
+        // fault here is a poisoned page, which the first access will
+        // report the usual way. The program then finds the vDSO, and
+        // divergence detection covers what it reads from it.
+        Err(e) => pr_warn!("pid {}: vDSO left visible ({:?})\n", current!().tgid(), e),
+    }
+}
+
+fn read_word(addr: usize) -> Result<u64> {
+    UserSlice::new(UserPtr::from_addr(addr), WORD)
+        .reader()
+        .read::<u64>()
+}
+
+fn write_word(addr: usize, value: u64) -> Result {
+    UserSlice::new(UserPtr::from_addr(addr), WORD)
+        .writer()
+        .write(&value)
+}
+
+/// Walks the initial stack at `sp` (`argc`, `argv[]`, `NULL`, `envp[]`,
+/// `NULL`, then the auxiliary vector, as `create_elf_tables()` lays it out)
+/// and turns `AT_SYSINFO_EHDR` into `AT_IGNORE`. Whether it was there.
+fn hide_vdso(sp: usize) -> Result<bool> {
+    let argc = usize::try_from(read_word(sp)?).map_err(|_| EINVAL)?;
+    let skip = argc
+        .checked_add(2)
+        .and_then(|w| w.checked_mul(WORD))
+        .ok_or(EINVAL)?;
+    let mut at = sp.checked_add(skip).ok_or(EINVAL)?;
+    // The environment ends with a NULL; the kernel bounds its length, and
+    // a read past the stack fails.
+    while read_word(at)? != 0 {
+        at = at.checked_add(WORD).ok_or(EINVAL)?;
+    }
+    at += WORD;
+    for _ in 0..MAX_AUXV {
+        match read_word(at)? {
+            AT_NULL => return Ok(false),
+            AT_SYSINFO_EHDR => {
+                write_word(at, AT_IGNORE)?;
+                return Ok(true);
+            }
+            _ => at = at.checked_add(2 * WORD).ok_or(EINVAL)?,
+        }
+    }
+    Ok(false)
+}
