@@ -37,7 +37,7 @@ use crate::{
     replica,
     ring::{Record, CAPACITY},
     shim::{self, Regs},
-    syscalls::{self, Class, Len, Out, Outputs},
+    syscalls::{self, Class, Input, Len, Out, Outputs},
     vote,
 };
 
@@ -448,20 +448,115 @@ fn record(group: &Arc<Group>, ret: isize) {
 }
 
 /// For a call that sends bytes and failed (`-EFAULT`) or sent fewer than
-/// asked: the first page of its buffer the primary has lost to memory
-/// failure, if any (the kernel read it on the primary's behalf).
+/// asked: the first page the kernel read on the primary's behalf (its
+/// descriptors or its bytes) that the primary has lost to memory failure,
+/// if any.
 fn lost_input(nr: i64, args: &[usize; 6], ret: isize) -> Option<usize> {
     const EFAULT_RET: isize = -14;
-    let (buf, len) = syscalls::input(nr)?;
-    let (start, len) = (args[buf], args[len]);
-    if len == 0 || !(ret == EFAULT_RET || (ret >= 0 && (ret as usize) < len)) {
+    syscalls::input(nr)?;
+    let sent = Sent::of(nr, args).ok()?;
+    if ret != EFAULT_RET && !(ret >= 0 && (ret as usize) < sent.bytes) {
         return None;
     }
-    let first = start & !(PAGE - 1);
-    let end = start.checked_add(len)?;
-    (first..end)
-        .step_by(PAGE)
-        .find(|&page| shim::page_lost(current!(), page))
+    sent.ranges.iter().find_map(|r| {
+        let first = r.addr & !(PAGE - 1);
+        let end = r.addr.checked_add(r.len)?;
+        (first..end)
+            .step_by(PAGE)
+            .find(|&page| shim::page_lost(current!(), page))
+    })
+}
+
+/// A range of user memory the kernel reads for a call that sends bytes.
+struct Range {
+    addr: usize,
+    len: usize,
+    /// A descriptor (`struct user_msghdr`, iovec array) rather than bytes
+    /// sent.
+    desc: bool,
+}
+
+/// What a call that sends bytes has the kernel read, in the order it reads
+/// it: descriptors before what they point to.
+struct Sent {
+    ranges: KVec<Range>,
+    /// How many data bytes it asks to send.
+    bytes: usize,
+    /// Whether every descriptor could be read (else `ranges` ends at the
+    /// first unreadable one).
+    complete: bool,
+}
+
+/// `UIO_MAXIOV`: the kernel refuses longer iovec arrays (`-EINVAL`)
+/// without reading them.
+const MAX_IOV: usize = 1024;
+const IOVEC: usize = 16;
+const MSGHDR: usize = 56;
+
+impl Sent {
+    fn of(nr: i64, args: &[usize; 6]) -> Result<Self> {
+        let mut sent = Sent {
+            ranges: KVec::new(),
+            bytes: 0,
+            complete: true,
+        };
+        match syscalls::input(nr) {
+            None => {}
+            Some(Input::Buf(buf, len)) => sent.data(args[buf], args[len])?,
+            Some(Input::Iov(iov, count)) => sent.iov(args[iov], args[count])?,
+            Some(Input::Msg(msg)) => {
+                // struct user_msghdr { void *name; int namelen; struct
+                // iovec *iov; size_t iovlen; void *control; size_t
+                // controllen; unsigned flags; }
+                sent.desc(args[msg], MSGHDR)?;
+                let Ok(hdr) = UserSlice::new(UserPtr::from_addr(args[msg]), MSGHDR)
+                    .reader()
+                    .read::<[usize; 7]>()
+                else {
+                    sent.complete = false;
+                    return Ok(sent);
+                };
+                sent.data(hdr[0], hdr[1] & 0xffff_ffff)?;
+                sent.iov(hdr[2], hdr[3])?;
+                sent.data(hdr[4], hdr[5])?;
+            }
+        }
+        Ok(sent)
+    }
+
+    fn push(&mut self, addr: usize, len: usize, desc: bool) -> Result {
+        if addr != 0 && len != 0 {
+            self.ranges.push(Range { addr, len, desc }, GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
+    fn desc(&mut self, addr: usize, len: usize) -> Result {
+        self.push(addr, len, true)
+    }
+
+    fn data(&mut self, addr: usize, len: usize) -> Result {
+        self.bytes = self.bytes.saturating_add(len);
+        self.push(addr, len, false)
+    }
+
+    fn iov(&mut self, addr: usize, count: usize) -> Result {
+        if !self.complete || count > MAX_IOV {
+            return Ok(());
+        }
+        self.desc(addr, count * IOVEC)?;
+        for i in 0..count {
+            let Ok(iov) = UserSlice::new(UserPtr::from_addr(addr + i * IOVEC), IOVEC)
+                .reader()
+                .read::<[usize; 2]>()
+            else {
+                self.complete = false;
+                return Ok(());
+            };
+            self.data(iov[0], iov[1])?;
+        }
+        Ok(())
+    }
 }
 
 const PAGE: usize = 4096;
@@ -562,16 +657,22 @@ pub(crate) fn publish(group: &Arc<Group>, record: Arc<Record>) {
 /// a copy.
 fn hash_input(nr: i64, args: &[usize; 6]) -> Result<u64> {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let Some((buf, len)) = syscalls::input(nr) else {
+    if syscalls::input(nr).is_none() {
         return Ok(0);
-    };
-    let mut reader = UserSlice::new(UserPtr::from_addr(args[buf]), args[len]).reader();
-    let mut chunk = [0u8; 256];
-    while !reader.is_empty() {
-        let n = reader.len().min(chunk.len());
-        reader.read_slice(&mut chunk[..n])?;
-        for &b in &chunk[..n] {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let sent = Sent::of(nr, args)?;
+    if !sent.complete {
+        return Err(EFAULT);
+    }
+    for r in sent.ranges.iter().filter(|r| !r.desc) {
+        let mut reader = UserSlice::new(UserPtr::from_addr(r.addr), r.len).reader();
+        let mut chunk = [0u8; 256];
+        while !reader.is_empty() {
+            let n = reader.len().min(chunk.len());
+            reader.read_slice(&mut chunk[..n])?;
+            for &b in &chunk[..n] {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
         }
     }
     Ok(hash)

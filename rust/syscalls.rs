@@ -579,12 +579,28 @@ pub(crate) const fn outputs(nr: i64) -> Outputs {
     })
 }
 
-/// The buffer a call sends out (argument holding the address, argument
-/// holding the length), whose bytes a duplicate must agree on.
-pub(crate) const fn input(nr: i64) -> Option<(usize, usize)> {
+/// Where the bytes a call sends out are, which duplicates must agree on
+/// and the kernel reads on the primary's behalf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Input {
+    /// One buffer: the arguments holding its address and its length.
+    Buf(usize, usize),
+    /// An iovec array: the arguments holding its address and its count.
+    Iov(usize, usize),
+    /// A `struct user_msghdr` (the argument holding its address): its
+    /// destination address, iovec array and control data.
+    Msg(usize),
+}
+
+/// What call `nr` sends out, if it sends bytes.
+pub(crate) const fn input(nr: i64) -> Option<Input> {
     match nr {
         // write, pwrite64, sendto.
-        1 | 18 | 44 => Some((1, 2)),
+        1 | 18 | 44 => Some(Input::Buf(1, 2)),
+        // writev, pwritev, pwritev2.
+        20 | 296 | 328 => Some(Input::Iov(1, 2)),
+        // sendmsg.
+        46 => Some(Input::Msg(1)),
         _ => None,
     }
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * A poisoned page that the *kernel* reads on the primary's behalf: the
- * buffer of a write().  No SIGBUS comes (the kernel's access is fixed up);
+ * buffer of a write(), or one of the buffers of a writev() or sendmsg().  No SIGBUS comes (the kernel's access is fixed up);
  * the call fails with EFAULT.  That is the primary's fault, not the
  * world's answer: procft must not hand it to the duplicates but let one of
  * them, waiting at the same call with good memory, take over and make it.
@@ -10,16 +10,36 @@
  * while the process waits, then it writes its 16 KiB buffer to a pipe:
  * unprotected, write() fails with EFAULT; at level 1 the reader gets every
  * byte, write() returns 16384, the pid is the same and one failover is
- * counted.
+ * counted.  The same for a writev() of four iovecs to a pipe and a
+ * sendmsg() of four iovecs on a stream socket.
  */
 #include "ft_test.h"
 
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #define LEN (4 * 4096)
 
-static void workload(int ctl, int out, int level)
+/* Sends the buffer with write() ('w'), writev() ('v') or sendmsg() ('m'). */
+static long send_buf(int out, char *buf, char how)
+{
+	struct iovec iov[4];
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 4 };
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		iov[i].iov_base = buf + i * 4096;
+		iov[i].iov_len = 4096;
+	}
+	if (how == 'v')
+		return writev(out, iov, 4);
+	if (how == 'm')
+		return sendmsg(out, &msg, 0);
+	return write(out, buf, LEN);
+}
+
+static void workload(int ctl, int out, int level, char how)
 {
 	char *buf, c;
 	long n;
@@ -33,7 +53,7 @@ static void workload(int ctl, int out, int level)
 		buf[i] = (char)(i * 11);
 	write(ctl, &buf, sizeof(buf));
 	read(ctl, &c, 1);
-	n = write(out, buf, LEN);
+	n = send_buf(out, buf, how);
 	if (n < 0)
 		n = -errno;
 	write(ctl, &n, sizeof(n));
@@ -41,19 +61,20 @@ static void workload(int ctl, int out, int level)
 }
 
 /* Runs the workload at @level; fills what it wrote, write()'s result and its status. */
-static void run(int level, char *got, size_t *len, long *n, int *status, pid_t *pidp)
+static void run(int level, char how, char *got, size_t *len, long *n, int *status, pid_t *pidp)
 {
 	int ctl[2], out[2];
 	pid_t pid, reps[8];
 	char *buf = NULL;
 	uint64_t pfn;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) ||
+	    (how == 'm' ? socketpair(AF_UNIX, SOCK_STREAM, 0, out) : pipe(out)))
 		die("socketpair");
 	pid = fork();
 	if (pid == 0) {
 		close(out[0]);
-		workload(ctl[1], out[1], level);
+		workload(ctl[1], out[1], level, how);
 	}
 	close(out[1]);
 	read(ctl[0], &buf, sizeof(buf));
@@ -73,6 +94,30 @@ static void run(int level, char *got, size_t *len, long *n, int *status, pid_t *
 	*pidp = pid;
 }
 
+/* The iovec calls: EFAULT unprotected, every byte sent at level 1. */
+static void iovec_call(char how, const char *name)
+{
+	static char got[LEN + 1];
+	int status, ok, i;
+	size_t len;
+	pid_t pid;
+	long n;
+
+	run(0, how, got, &len, &n, &status, &pid);
+	tap_ok(n == -EFAULT && len == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+	       "unprotected: %s() of four iovecs, the first on a poisoned frame, fails with EFAULT (%ld)",
+	       name, n);
+	run(1, how, got, &len, &n, &status, &pid);
+	ok = len == LEN;
+	for (i = 0; ok && i < LEN; i++)
+		ok = got[i] == (char)(i * 11);
+	tap_ok(ok && n == LEN && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: primary consumed poisoned memory at 0x[0-9a-f]*; took over duplicate [0-9]*.s state at call #[0-9]* (%s)'",
+		       pid, name) == 0,
+	       "level 1: %s() sent all %zu bytes, intact, returned %ld; a duplicate took over at it",
+	       name, len, n);
+}
+
 int main(void)
 {
 	static char got[LEN + 1];
@@ -81,13 +126,13 @@ int main(void)
 	pid_t pid;
 	long n;
 
-	tap_plan(4);
-	run(0, got, &len, &n, &status, &pid);
+	tap_plan(8);
+	run(0, 'w', got, &len, &n, &status, &pid);
 	tap_ok(n == -EFAULT && len == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
 	       "unprotected: write() of a buffer on a poisoned frame fails with EFAULT (%ld), nothing sent",
 	       n);
 
-	run(1, got, &len, &n, &status, &pid);
+	run(1, 'w', got, &len, &n, &status, &pid);
 	ok = len == LEN;
 	for (i = 0; ok && i < LEN; i++)
 		ok = got[i] == (char)(i * 11);
@@ -101,5 +146,7 @@ int main(void)
 	       "its own exit status; logged, and a duplicate took over at the write");
 	tap_ok(run_cmd("ftctl events | grep -q ' pid=%d event=promotion from=[0-9]* cause=poison'", pid) == 0,
 	       "the promotion is in the event log");
+	iovec_call('v', "writev");
+	iovec_call('m', "sendmsg");
 	return tap_finish();
 }
