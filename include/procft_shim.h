@@ -66,6 +66,9 @@ int procft_send_self(int sig, const void *info);
 unsigned long procft_find_pfn(struct task_struct *task, unsigned long pfn);
 int procft_repair_page(unsigned long addr, unsigned long pfn, struct task_struct *from);
 int procft_queue_task_work(void);
+int procft_kick(struct task_struct *task);
+long procft_blocked_call(struct task_struct *task, unsigned long *arg0);
+unsigned int procft_fd_type(struct task_struct *task, unsigned int fd);
 int procft_queue_task_work_atomic(void);
 /* Promotion: the primary takes a duplicate's memory and registers. */
 long procft_adopt_memory(struct task_struct *from);

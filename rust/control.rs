@@ -108,6 +108,12 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
     } else {
         group::set_level(leader, level)?
     };
+    if level > old {
+        if let Some(group) = group::lookup(leader.tgid()) {
+            // A primary blocked in a system call gets its duplicates now.
+            crate::replica::hurry(&group);
+        }
+    }
 
     if old != level {
         events::emit(leader.tgid_nr_ns(None), What::Level { old, new: level });

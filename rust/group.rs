@@ -15,12 +15,14 @@
 //! them sleeps; allocations happen before they are taken and records are
 //! freed after they are dropped.
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     new_spinlock,
     prelude::*,
     rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
     sync::{aref::ARef, lock::spinlock::SpinLockBackend, lock::Guard, Arc, SpinLock},
     task::{Pid, Task},
+    time::{delay::fsleep, Delta},
 };
 
 use crate::{ring::Ring, shim, uapi};
@@ -410,6 +412,11 @@ impl Group {
         snap
     }
 
+    /// The primary's task.
+    pub(crate) fn primary(&self) -> &Task {
+        &self.primary
+    }
+
     /// The primary and the live duplicates, primary first.
     pub(crate) fn replicas(&self) -> [Option<ARef<Task>>; MAX_DUPS + 1] {
         let mut out = [const { None }; MAX_DUPS + 1];
@@ -509,6 +516,31 @@ impl Drop for Registry {
     }
 }
 
+/// Set once the module is being unloaded: no duplicate is created any more.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Whether the module is being unloaded.
+pub(crate) fn stopping() -> bool {
+    STOPPING.load(Ordering::Relaxed)
+}
+
+/// Before the probes are unregistered at unload: stops the creation of
+/// duplicates and waits (at most two seconds) until no primary is inside
+/// an injected `clone3()`, which needs the `sys_exit` probe to give the
+/// primary its own call back.
+pub(crate) fn quiesce() {
+    STOPPING.store(true, Ordering::Relaxed);
+    for _ in 0..200 {
+        let mut busy = false;
+        for_each(|g| busy |= !matches!(g.lock().spawn, Spawn::Idle));
+        if !busy {
+            return;
+        }
+        fsleep(Delta::from_millis(10));
+    }
+    pr_warn!("unloading while a duplicate is still being created\n");
+}
+
 /// The group of the process whose global tgid is `tgid`, if protected.
 pub(crate) fn lookup(tgid: Pid) -> Option<Arc<Group>> {
     GROUPS.lock().tree.as_ref()?.get(&tgid).cloned()
@@ -525,6 +557,14 @@ pub(crate) fn lookup_dup(tgid: Pid) -> Option<Arc<Group>> {
 /// next system calls.
 pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     let tgid = leader.tgid();
+    // Protection that is ending waits for the primary's injected clone3()
+    // to return (see `remove`): a matter of milliseconds.
+    for _ in 0..1000 {
+        if !lookup(tgid).is_some_and(|g| g.lock().closed) {
+            break;
+        }
+        fsleep(Delta::from_millis(1));
+    }
     // Allocate before taking the lock; unused if the group exists.
     let group = Group::new(leader.into(), level)?;
     let node = RBTreeNode::new(tgid, group, GFP_KERNEL)?;
@@ -540,6 +580,13 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
         };
         if let Some(existing) = tree.get(&tgid) {
             let mut state = existing.lock();
+            if state.closed {
+                // Still ending, after a second.
+                drop(state);
+                drop(table);
+                shim::filter::release(tgid);
+                return Err(EBUSY);
+            }
             let old = state.level;
             state.level = level;
             state.spawn_failures = 0;
@@ -569,22 +616,60 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
 
 /// Ends protection of the process whose global tgid is `tgid`, killing its
 /// duplicates.  Returns the level it had (0 if it was not protected).
+///
+/// If the primary is inside the `clone3()` procft injected, the group is
+/// closed (level 0, duplicates killed) but stays registered until that
+/// call's `sys_exit`, which completes the removal: the primary must pass
+/// its `sys_exit` probe to get its own call back, and the child its fork
+/// probe to be killed rather than run the primary's code as a process of
+/// its own.
 pub(crate) fn remove(tgid: Pid) -> u32 {
-    let (removed, kills) = {
+    end(tgid, false)
+}
+
+/// At the exit of the process whose global tgid is `tgid`: ends its
+/// protection (it cannot be inside a call of its own any more).
+pub(crate) fn remove_exiting(tgid: Pid) -> u32 {
+    end(tgid, true)
+}
+
+fn end(tgid: Pid, exiting: bool) -> u32 {
+    let (removed, kills, old) = {
         let mut table = GROUPS.lock();
-        let removed = table.tree.as_mut().and_then(|t| t.remove(&tgid));
-        let mut kills = Kills::none();
-        if let Some(g) = &removed {
-            shim::filter::remove(tgid);
-            table.released += 1;
-            kills = g.close();
+        let Some(tree) = table.tree.as_mut() else {
+            return 0;
+        };
+        let Some(g) = tree.get(&tgid) else {
+            return 0;
+        };
+        // `maybe_spawn` injects a clone3() only if, under the group lock,
+        // the group is open: either it did (and the group must wait for
+        // that call's end), or it will find the group closed.
+        let mut st = g.lock();
+        if !exiting && !matches!(st.spawn, Spawn::Idle) {
+            let old = st.level;
+            st.level = 0;
+            st.closed = true;
+            st.ring.clear();
+            let kills = st.trim_dups(0);
+            (None, kills, old)
+        } else {
+            st.closed = true;
+            drop(st);
+            let removed = tree.remove(&tgid);
+            let mut kills = Kills::none();
+            if let Some(g) = &removed {
+                shim::filter::remove(tgid);
+                table.released += 1;
+                kills = g.close();
+            }
+            (removed, kills, 0)
         }
-        (removed, kills)
     };
     kills.send();
     shim::wake_all();
     // Dropped outside the registry lock.
-    removed.map_or(0, |g| g.level())
+    removed.map_or(old, |g| g.level())
 }
 
 /// Indexes the new duplicate `child` of `group`, using the reservation

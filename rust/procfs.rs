@@ -98,7 +98,7 @@ pub(crate) unsafe extern "C" fn procft_rs_process_exit(task: *mut bindings::task
     if crate::replica::on_dup_exit(task) {
         return;
     }
-    let level = group::remove(task.tgid());
+    let level = group::remove_exiting(task.tgid());
     if level > 0 {
         pr_info!(
             "pid {}: exited, protection (level {}) ended\n",

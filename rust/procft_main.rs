@@ -73,7 +73,7 @@ module! {
 /// The loaded module.  Fields are dropped in declaration order on unload:
 /// first every entry point from the kernel (procfs, tracepoints), then the
 /// misc device, and last the protected-process records themselves.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 struct Procft {
     _hooks: shim::Hooks,
     #[pin]
@@ -102,5 +102,14 @@ impl kernel::InPlaceModule for Procft {
             );
             Ok(())
         })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Procft {
+    fn drop(self: Pin<&mut Self>) {
+        // Before the fields go (the probes first): no primary may be left
+        // inside a clone3() whose sys_exit procft must see.
+        group::quiesce();
     }
 }

@@ -34,6 +34,8 @@
 #include <linux/sched/task.h>
 #include <linux/sched/task_stack.h>
 #include <linux/delay.h>
+#include <linux/file.h>
+#include <linux/fs.h>
 #include <linux/page-flags.h>
 #include <linux/slab.h>
 #include <linux/task_work.h>
@@ -871,7 +873,7 @@ size_t procft_siginfo_size(void)
 /** procft_signal_pending - will the caller handle a signal before user code runs? */
 bool procft_signal_pending(void)
 {
-	return signal_pending(current);
+	return task_sigpending(current);
 }
 
 /** procft_user_ip - the caller's user instruction pointer */
@@ -991,6 +993,80 @@ int procft_queue_task_work_atomic(void)
 		return -EBUSY;
 	}
 	return procft_add_task_work(cb);
+}
+
+static void procft_kick_fn(struct callback_head *cb)
+{
+	kfree(cb);
+	up_read(&procft_unload_sem);
+}
+
+/**
+ * procft_kick - bring @task to a system-call boundary now
+ *
+ * Queues an empty task_work with TWA_SIGNAL: a task sleeping interruptibly
+ * in a system call leaves it as for a signal, finds nothing to deliver,
+ * and the kernel's restart logic makes the call again, through sys_enter.
+ * Only for calls that the caller knows are restarted unseen.  Safe in
+ * atomic context (the exit probe); nothing is queued while the module is
+ * being unloaded.
+ *
+ * Return: 0, -EBUSY (unloading), -ENOMEM, or -ESRCH if @task is exiting.
+ */
+int procft_kick(struct task_struct *task)
+{
+	struct callback_head *cb = kmalloc(sizeof(*cb), GFP_ATOMIC);
+
+	if (!cb)
+		return -ENOMEM;
+	if (!down_read_trylock(&procft_unload_sem)) {
+		kfree(cb);
+		return -EBUSY;
+	}
+	init_task_work(cb, procft_kick_fn);
+	if (task_work_add(task, cb, TWA_SIGNAL)) {
+		up_read(&procft_unload_sem);
+		kfree(cb);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+/**
+ * procft_blocked_call - the system call @task sleeps in, interruptibly
+ * @arg0: set to the call's first argument
+ *
+ * A snapshot: the task may wake at any moment.
+ *
+ * Return: the call's number, or -1 if @task is not sleeping interruptibly
+ * inside a system call.
+ */
+long procft_blocked_call(struct task_struct *task, unsigned long *arg0)
+{
+	struct pt_regs *regs = task_pt_regs(task);
+
+	if (task == current || !(READ_ONCE(task->__state) & TASK_INTERRUPTIBLE))
+		return -1;
+	*arg0 = regs->di;
+	return syscall_get_nr(task, regs);
+}
+
+/**
+ * procft_fd_type - the file type bits (S_IFMT) of @task's descriptor @fd,
+ * or 0 if it is not open
+ */
+unsigned int procft_fd_type(struct task_struct *task, unsigned int fd)
+{
+	unsigned int found = fd;
+	struct file *file = fget_task_next(task, &found);
+	unsigned int type = 0;
+
+	if (!file)
+		return 0;
+	if (found == fd)
+		type = file_inode(file)->i_mode & S_IFMT;
+	fput(file);
+	return type;
 }
 
 /**

@@ -34,25 +34,57 @@ use crate::{
     events::{self, What},
     group::{self, DupWork, Group, SavedRegs, Spawn},
     shim::{self, Regs},
+    syscalls::{self, Interrupt},
 };
 
 /// Consecutive failed creations after which the group stops trying until
 /// its level is set again.
 const MAX_SPAWN_FAILURES: u32 = 8;
 
+/// Whether the group should create a duplicate at its primary's next
+/// system call. Never from a primary known to have lost a page: the copy
+/// would carry the poisoned entry. It is mended (or replaced) first.
+fn wants(st: &group::State) -> bool {
+    !st.closed
+        && !group::stopping()
+        && st.repair.is_none()
+        && st.promote.is_none()
+        && matches!(st.spawn, Spawn::Idle)
+        && st.nr_dups() < st.level as usize
+        && st.spawn_failures < MAX_SPAWN_FAILURES
+}
+
+const S_IFIFO: u32 = 0o010000;
+const S_IFCHR: u32 = 0o020000;
+
+/// If `group` lacks a duplicate and its primary sleeps in a system call
+/// that the kernel makes again unseen when interrupted without a signal
+/// (see [`syscalls::interrupt`]), brings the primary to a system-call
+/// boundary now, where [`maybe_spawn`] creates the duplicate, rather than
+/// when the call returns, which may be much later. A primary blocked in
+/// another call gets its duplicates when the call returns. Safe in atomic
+/// context.
+pub(crate) fn hurry(group: &Group) {
+    if !wants(&group.lock()) {
+        return;
+    }
+    let task = group.primary();
+    let Some((nr, arg0)) = shim::blocked_call(task) else {
+        return;
+    };
+    let unseen = match syscalls::interrupt(nr) {
+        Interrupt::Unseen => true,
+        Interrupt::UnseenUnlessSocket => matches!(shim::fd_type(task, arg0), S_IFIFO | S_IFCHR),
+        Interrupt::Seen => false,
+    };
+    if unseen {
+        let _ = shim::kick(task);
+    }
+}
+
 /// At a `sys_enter` of `group`'s primary: if the group wants another
 /// duplicate, turns this call into its creation.
 pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
-    // Never copy a primary that is known to have lost a page: the copy
-    // would carry the poisoned entry. It is mended (or replaced) first.
-    let wants = |st: &group::State| {
-        !st.closed
-            && st.repair.is_none()
-            && st.promote.is_none()
-            && matches!(st.spawn, Spawn::Idle)
-            && st.nr_dups() < st.level as usize
-            && st.spawn_failures < MAX_SPAWN_FAILURES
-    };
     if !wants(&group.lock()) {
         return;
     }
@@ -194,6 +226,7 @@ pub(crate) fn on_dup_exit(task: &Task) -> bool {
     let Some((group, lost)) = group::remove_dup(task.tgid()) else {
         return false;
     };
+    hurry(&group);
     if lost {
         events::emit(
             group.pid(),

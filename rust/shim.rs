@@ -59,6 +59,9 @@ extern "C" {
     fn procft_find_pfn(task: *mut bindings::task_struct, pfn: usize) -> usize;
     fn procft_repair_page(addr: usize, pfn: usize, from: *mut bindings::task_struct) -> c_int;
     fn procft_queue_task_work() -> c_int;
+    fn procft_kick(task: *mut bindings::task_struct) -> c_int;
+    fn procft_blocked_call(task: *mut bindings::task_struct, arg0: *mut c_ulong) -> c_long;
+    fn procft_fd_type(task: *mut bindings::task_struct, fd: c_uint) -> c_uint;
     fn procft_adopt_memory(from: *mut bindings::task_struct) -> c_long;
     fn procft_copy_regs(from: *mut bindings::task_struct, saved: *mut u64);
     fn procft_set_regs(saved: *const u64);
@@ -532,6 +535,33 @@ pub(crate) fn kill(task: &Task) {
 pub(crate) fn queue_task_work() -> Result {
     // SAFETY: Acts on the calling task.
     kernel::error::to_result(unsafe { procft_queue_task_work() })
+}
+
+/// Brings `task`, blocked in a system call that the kernel restarts
+/// unseen, to a system-call boundary: it makes the call again. Safe in
+/// atomic context.
+pub(crate) fn kick(task: &Task) -> Result {
+    // SAFETY: `task` is valid for the duration of the call.
+    kernel::error::to_result(unsafe { procft_kick(task.as_ptr()) })
+}
+
+/// The system call `task` (not the caller) sleeps in interruptibly, and
+/// its first argument; a snapshot.
+pub(crate) fn blocked_call(task: &Task) -> Option<(i64, usize)> {
+    let mut arg0: c_ulong = 0;
+    // SAFETY: `task` is valid for the duration of the call; `arg0` is a
+    // valid place to write.
+    let nr = unsafe { procft_blocked_call(task.as_ptr(), &mut arg0) };
+    (nr >= 0).then_some((nr as i64, arg0 as usize))
+}
+
+/// The file type bits (`S_IFMT`) of `task`'s descriptor `fd` (0: not open).
+pub(crate) fn fd_type(task: &Task, fd: usize) -> u32 {
+    let Ok(fd) = c_uint::try_from(fd) else {
+        return 0;
+    };
+    // SAFETY: `task` is valid for the duration of the call.
+    unsafe { procft_fd_type(task.as_ptr(), fd) }
 }
 
 /// Sleeps until `cond(arg)` holds or a fatal signal arrives; [`wake_all`]

@@ -335,6 +335,11 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
         if !replica::primary_spawn_exit(&group, regs, ret) {
             record(&group, ret);
         }
+        if group.lock().closed {
+            // Its protection ended while its clone3() was in flight.
+            group::remove(task.tgid());
+            return;
+        }
         determinism::after_call(ret);
     }
 }
@@ -367,8 +372,10 @@ fn record(group: &Arc<Group>, ret: isize) {
         return;
     };
     let signal = shim::signal_pending();
-    if is_restart(ret) && !signal {
-        // Interrupted without a signal to handle: the call is made again.
+    if is_restart(ret) && !signal && ret != ERESTART_RESTARTBLOCK {
+        // Interrupted without a signal to handle: the same call is made
+        // again, and recorded then. (A call with a restart block goes on
+        // as `restart_syscall()`: the record tells the duplicates to.)
         return;
     }
     let lost = lost_input(nr, &args, ret);
@@ -632,6 +639,7 @@ const ERESTARTSYS: isize = -512;
 const ERESTARTNOINTR: isize = -513;
 const ERESTARTNOHAND: isize = -514;
 const ERESTART_RESTARTBLOCK: isize = -516;
+const NR_RESTART_SYSCALL: i64 = 219;
 const EINTR_RET: isize = 4;
 
 /// Appends `record` to the ring and wakes the duplicates.
@@ -983,7 +991,11 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], hash: Option<u64
             return true;
         }
     }
-    if is_restart(record.ret) {
+    if record.ret == ERESTART_RESTARTBLOCK {
+        // The primary's call was interrupted and goes on as
+        // restart_syscall(), whose record comes next.
+        shim::restart_call(NR_RESTART_SYSCALL);
+    } else if is_restart(record.ret) {
         // The primary's call was interrupted and is made again.
         shim::restart_call(nr);
     } else {

@@ -579,6 +579,33 @@ pub(crate) const fn outputs(nr: i64) -> Outputs {
     })
 }
 
+/// How a call that blocks behaves when its task is woken for a task_work
+/// with nothing to deliver (`TWA_SIGNAL`): whether the kernel makes it
+/// again without the program seeing anything (`-ERESTARTSYS`,
+/// `-ERESTARTNOHAND`, a restart block).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Interrupt {
+    /// Made again, unseen.
+    Unseen,
+    /// Unseen on a pipe, FIFO or terminal; a socket with a receive timeout
+    /// returns `-EINTR` instead.
+    UnseenUnlessSocket,
+    /// It may return `-EINTR` or a short count: never interrupted.
+    Seen,
+}
+
+/// How call `nr`, blocked, takes an interruption without a signal.
+pub(crate) const fn interrupt(nr: i64) -> Interrupt {
+    match nr {
+        // read, readv.
+        0 | 19 => Interrupt::UnseenUnlessSocket,
+        // poll, select, pause, nanosleep, wait4, flock, rt_sigsuspend,
+        // restart_syscall, clock_nanosleep, waitid, pselect6, ppoll.
+        7 | 23 | 34 | 35 | 61 | 73 | 130 | 219 | 230 | 247 | 270 | 271 => Interrupt::Unseen,
+        _ => Interrupt::Seen,
+    }
+}
+
 /// Where the bytes a call sends out are, which duplicates must agree on
 /// and the kernel reads on the primary's behalf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -638,6 +665,19 @@ mod tests {
         // shmat, ptrace, io_uring_setup, userfaultfd.
         for nr in [30, 101, 425, 323] {
             assert_eq!(classify(nr).class, Unsupported);
+        }
+    }
+
+    #[test]
+    fn only_calls_restarted_unseen_are_interrupted() {
+        for nr in [7, 23, 34, 35, 61, 130, 219, 230, 247, 270, 271] {
+            assert_eq!(interrupt(nr), Interrupt::Unseen);
+        }
+        assert_eq!(interrupt(0), Interrupt::UnseenUnlessSocket);
+        // write (short count), epoll_wait/epoll_pwait/epoll_pwait2 (EINTR),
+        // recvfrom, accept, futex, connect.
+        for nr in [1, 232, 281, 441, 45, 43, 202, 42] {
+            assert_eq!(interrupt(nr), Interrupt::Seen);
         }
     }
 
