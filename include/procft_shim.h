@@ -64,6 +64,7 @@ long procft_syscall_nr(void);
 void procft_forget_auxv(unsigned long type);
 int procft_send_self(int sig, const void *info);
 unsigned long procft_find_pfn(struct task_struct *task, unsigned long pfn);
+unsigned long procft_find_poisoned(struct task_struct *task, unsigned long pfn);
 int procft_repair_page(unsigned long addr, unsigned long pfn, struct task_struct *from);
 int procft_queue_task_work(void);
 int procft_kick(struct task_struct *task);
@@ -108,6 +109,7 @@ void procft_rs_fork(struct task_struct *parent, struct task_struct *child);
 void procft_rs_task_work(void);
 void procft_rs_memory_error(unsigned long pfn);
 void procft_rs_memory_error_done(unsigned long pfn, bool handled);
+void procft_rs_memory_failure(unsigned long pfn);
 bool procft_rs_primary_poisoned(unsigned long addr);
 struct kernel_siginfo;
 void procft_rs_signal_deliver(int sig, const struct kernel_siginfo *info, bool restart,

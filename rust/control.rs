@@ -104,7 +104,7 @@ pub(crate) fn check_level_change(leader: &Task, level: u32) -> Result {
 pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
     check_level_change(leader, level)?;
     let old = if level == 0 {
-        group::remove(leader.tgid())
+        group::remove_settled(leader.tgid())
     } else {
         group::set_level(leader, level)?
     };

@@ -557,14 +557,7 @@ pub(crate) fn lookup_dup(tgid: Pid) -> Option<Arc<Group>> {
 /// next system calls.
 pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     let tgid = leader.tgid();
-    // Protection that is ending waits for the primary's injected clone3()
-    // to return (see `remove`): a matter of milliseconds.
-    for _ in 0..1000 {
-        if !lookup(tgid).is_some_and(|g| g.lock().closed) {
-            break;
-        }
-        fsleep(Delta::from_millis(1));
-    }
+    settle(tgid);
     // Allocate before taking the lock; unused if the group exists.
     let group = Group::new(leader.into(), level)?;
     let node = RBTreeNode::new(tgid, group, GFP_KERNEL)?;
@@ -625,6 +618,25 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
 /// its own.
 pub(crate) fn remove(tgid: Pid) -> u32 {
     end(tgid, false)
+}
+
+/// [`remove`], from process context: returns once the record is gone
+/// (after the primary's injected `clone3()`, if one was in flight).
+pub(crate) fn remove_settled(tgid: Pid) -> u32 {
+    let old = remove(tgid);
+    settle(tgid);
+    old
+}
+
+/// Waits (a second at most) until the protection of `tgid` is not ending
+/// any more (see [`remove`]): a matter of milliseconds. May sleep.
+fn settle(tgid: Pid) {
+    for _ in 0..1000 {
+        if !lookup(tgid).is_some_and(|g| g.lock().closed) {
+            return;
+        }
+        fsleep(Delta::from_millis(1));
+    }
 }
 
 /// At the exit of the process whose global tgid is `tgid`: ends its

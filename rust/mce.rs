@@ -28,12 +28,18 @@
 //! kernel sends it SIGBUS (action required) and it fails over by promotion
 //! ([`crate::failover`]).
 //!
-//! Errors that reach `memory_failure()` without a machine check (hwpoison
-//! injection, `MADV_HWPOISON`) are handled by the kernel's early kill of a
-//! duplicate (duplicates ask for it, see [`crate::replica`]), which procft
-//! sees as a lost duplicate and replaces, and by promotion when the primary
-//! consumes the page. Action-required machine checks go the same way
-//! (`kill_me_maybe()` calls `memory_failure()` in the consuming task).
+//! Errors that reach `memory_failure()` without passing the decode chain
+//! (hwpoison injection, firmware-first reports through GHES, ...) end, like
+//! all others, in its `memory_failure_event` tracepoint, once the frame is
+//! retired and unmapped. A worker then looks for the frame's poisoned-page
+//! entry in the primaries' page tables ([`procft_rs_memory_failure`]): a
+//! primary that had it mapped gets the page back from a duplicate, as for
+//! an action-optional machine check, before it can use the page. A
+//! duplicate on such a frame dies of the kernel's early kill (duplicates
+//! ask for it, see [`crate::replica`]) and is replaced. A primary that
+//! consumes poison (`MADV_HWPOISON`, an action-required machine check:
+//! `kill_me_maybe()` calls `memory_failure()` in the consuming task) fails
+//! over by promotion.
 
 use kernel::{
     ffi::c_ulong,
@@ -70,12 +76,33 @@ kernel::sync::global_lock! {
 pub(crate) fn init() {
     // SAFETY: Called once, from module init, before any other use.
     unsafe { PENDING.init() };
+    // SAFETY: As above.
+    unsafe { RECENT.init() };
+}
+
+/// The frames the decode chain reported lately (a small ring), which the
+/// [`procft_rs_memory_failure`] path leaves to it.
+struct Recent {
+    pfns: [usize; 16],
+    next: usize,
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: `init` initialises the lock in module init, before the
+    // decode-chain notifiers and the probes are registered.
+    unsafe(uninit) static RECENT: Mutex<Recent> = Recent { pfns: [usize::MAX; 16], next: 0 };
 }
 
 /// Before the kernel's handler: notes every replica that maps frame `pfn`.
 /// Process context; may sleep.
 #[no_mangle]
 pub(crate) extern "C" fn procft_rs_memory_error(pfn: c_ulong) {
+    {
+        let mut recent = RECENT.lock();
+        let i = recent.next;
+        recent.pfns[i] = pfn;
+        recent.next = (i + 1) % recent.pfns.len();
+    }
     let mut found = KVec::new();
     for group in group::all().iter() {
         for (i, task) in group.replicas().iter().enumerate() {
@@ -152,42 +179,7 @@ pub(crate) extern "C" fn procft_rs_memory_error_done(pfn: c_ulong, handled: bool
                 pfn
             );
         } else if hit.primary {
-            let (replaced, repairable) = {
-                let mut st = group.lock();
-                st.counters.mce_events += 1;
-                // A promotion pending, under way or done since the page
-                // was found lost replaces the page anyway.
-                let replaced = st.promote.is_some() || st.promoting || st.promotions != promotions;
-                let ok =
-                    !replaced && st.repair.is_none() && st.dups.iter().flatten().any(|d| d.ready);
-                if ok {
-                    st.repair = Some((hit.addr, pfn));
-                }
-                (replaced, ok)
-            };
-            if replaced {
-                pr_info!(
-                    "pid {}: memory error at frame {:#x} in the primary, which a duplicate is \
-                     taking over\n",
-                    group.pid(),
-                    pfn
-                );
-            } else if repairable {
-                pr_info!(
-                    "pid {}: memory error at frame {:#x} in the primary (address {:#x}); \
-                     restoring it from a duplicate at its next system call\n",
-                    group.pid(),
-                    pfn,
-                    hit.addr
-                );
-            } else {
-                pr_warn!(
-                    "pid {}: memory error at frame {:#x} in the primary and no duplicate in \
-                     step to restore it from\n",
-                    group.pid(),
-                    pfn
-                );
-            }
+            primary_hit(group, pfn, hit.addr, promotions);
         } else {
             group.lock().counters.mce_events += 1;
             pr_info!(
@@ -198,5 +190,83 @@ pub(crate) extern "C" fn procft_rs_memory_error_done(pfn: c_ulong, handled: bool
             );
             shim::kill(&hit.task);
         }
+    }
+}
+
+/// Frame `pfn` of `group`'s primary, mapped at `addr`, was retired while
+/// the primary had not used it (action-optional): its page is restored
+/// from a duplicate at the primary's next system call, unless a promotion
+/// (pending, under way, or done since `promotions` was read) replaces it
+/// anyway.
+fn primary_hit(group: &Group, pfn: usize, addr: usize, promotions: u64) {
+    let (replaced, repairable) = {
+        let mut st = group.lock();
+        st.counters.mce_events += 1;
+        let replaced = st.promote.is_some() || st.promoting || st.promotions != promotions;
+        let ok = !replaced && st.repair.is_none() && st.dups.iter().flatten().any(|d| d.ready);
+        if ok {
+            st.repair = Some((addr, pfn));
+        }
+        (replaced, ok)
+    };
+    if replaced {
+        pr_info!(
+            "pid {}: memory error at frame {:#x} in the primary, which a duplicate is \
+             taking over\n",
+            group.pid(),
+            pfn
+        );
+    } else if repairable {
+        pr_info!(
+            "pid {}: memory error at frame {:#x} in the primary (address {:#x}); \
+             restoring it from a duplicate at its next system call\n",
+            group.pid(),
+            pfn,
+            addr
+        );
+    } else {
+        pr_warn!(
+            "pid {}: memory error at frame {:#x} in the primary and no duplicate in \
+             step to restore it from\n",
+            group.pid(),
+            pfn
+        );
+    }
+}
+
+/// After any memory failure the kernel handled and retired frame `pfn` for
+/// (hwpoison injection, firmware-first reports, ...), in a worker: a
+/// primary the frame was unmapped from (its page table holds the poisoned
+/// entry) gets its page back as for an action-optional machine check,
+/// before it uses the page and before a duplicate could be copied from it.
+/// Frames the decode chain reported are its business; a duplicate on the
+/// frame died of the kernel's early kill and is being replaced.
+#[no_mangle]
+pub(crate) extern "C" fn procft_rs_memory_failure(pfn: c_ulong) {
+    if !crate::module_parameters::early_restore.value() || RECENT.lock().pfns.contains(&pfn) {
+        return;
+    }
+    for group in group::all().iter() {
+        let Some(addr) = shim::find_poisoned(group.primary(), pfn) else {
+            continue;
+        };
+        let promotions = {
+            let st = group.lock();
+            if st.promote.is_some() || st.promoting {
+                // The primary consumed the page (action required): the
+                // promotion that replaces it has counted the error.
+                continue;
+            }
+            st.promotions
+        };
+        events::emit(
+            group.pid(),
+            What::MemoryError {
+                replica: group.pid(),
+                primary: true,
+                frame: pfn as u64,
+            },
+        );
+        primary_hit(group, pfn, addr, promotions);
     }
 }

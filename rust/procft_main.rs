@@ -63,6 +63,10 @@ module! {
             default: false,
             description: "Allow PROCFT_IOC_FAIL (test-only replica failures; needs CAP_SYS_ADMIN)",
         },
+        early_restore: bool {
+            default: true,
+            description: "Restore a primary's page from a duplicate as soon as memory_failure() retires its frame, whatever reported the error (0: only when the primary uses it)",
+        },
         hide_vdso: bool {
             default: true,
             description: "Hide the vDSO from programs exec'd under protection, so that their time reads are recorded calls",

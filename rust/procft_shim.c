@@ -41,6 +41,9 @@
 #include <linux/task_work.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <linux/leafops.h>
+#include <linux/rcupdate.h>
 #include <uapi/linux/sched.h>
 #include <linux/seq_file.h>
 #include <linux/string.h>
@@ -424,6 +427,76 @@ unsigned long procft_find_pfn(struct task_struct *task, unsigned long pfn)
 			if (page_to_pfn(page) == pfn)
 				found = addr;
 			put_page(page);
+		}
+	}
+	mmap_read_unlock(mm);
+	mmput(mm);
+	return found;
+}
+
+/*
+ * The frame of the poisoned-page entry for @addr in @mm, or 0; *@next is
+ * where the next entry may be (the end of an empty table is skipped).
+ * Reads the tables as pte_offset_map() does: the pmd once, under RCU, which
+ * keeps a page table khugepaged retracts from being freed; the caller holds
+ * the mmap lock for reading and the RCU read lock.
+ */
+static unsigned long procft_poison_entry(struct mm_struct *mm, unsigned long addr,
+					 unsigned long end, unsigned long *next)
+{
+	pgd_t *pgd = pgd_offset(mm, addr);
+	p4d_t *p4d;
+	pud_t *pud;
+	pmd_t pmd;
+	softleaf_t entry;
+
+	*next = pgd_addr_end(addr, end);
+	if (pgd_none(*pgd) || pgd_bad(*pgd))
+		return 0;
+	p4d = p4d_offset(pgd, addr);
+	*next = p4d_addr_end(addr, end);
+	if (p4d_none(*p4d) || p4d_bad(*p4d))
+		return 0;
+	pud = pud_offset(p4d, addr);
+	*next = pud_addr_end(addr, end);
+	if (pud_none(*pud) || pud_bad(*pud) || pud_leaf(*pud))
+		return 0;
+	pmd = pmdp_get_lockless(pmd_offset(pud, addr));
+	*next = pmd_addr_end(addr, end);
+	if (pmd_none(pmd) || !pmd_present(pmd) || pmd_leaf(pmd) || pmd_bad(pmd))
+		return 0;
+	*next = addr + PAGE_SIZE;
+	entry = softleaf_from_pte(ptep_get_lockless(pte_offset_kernel(&pmd, addr)));
+	return softleaf_is_hwpoison(entry) ? softleaf_to_pfn(entry) : 0;
+}
+
+/**
+ * procft_find_poisoned - where @task has the poisoned-page entry that
+ * memory_failure() left when it unmapped frame @pfn from it
+ *
+ * Reads the page tables of the task's private mappings (only those of
+ * protected primaries are asked, after a memory failure); may sleep.
+ *
+ * Return: the user address of the page, or 0.
+ */
+unsigned long procft_find_poisoned(struct task_struct *task, unsigned long pfn)
+{
+	struct mm_struct *mm = get_task_mm(task);
+	struct vm_area_struct *vma;
+	unsigned long addr, next, found = 0;
+
+	if (!mm)
+		return 0;
+	mmap_read_lock(mm);
+	for (vma = find_vma(mm, 0); vma && !found; vma = find_vma(mm, vma->vm_end)) {
+		if (!vma->anon_vma)
+			continue;
+		for (addr = vma->vm_start; addr < vma->vm_end && !found; addr = next) {
+			rcu_read_lock();
+			if (procft_poison_entry(mm, addr, vma->vm_end, &next) == pfn)
+				found = addr;
+			rcu_read_unlock();
+			cond_resched();
 		}
 	}
 	mmap_read_unlock(mm);
@@ -1321,6 +1394,57 @@ static struct notifier_block procft_mce_done_nb = {
 	.priority = MCE_PRIO_UC - 1,
 };
 
+/*
+ * Every memory failure the kernel handles, whatever reported it (the
+ * machine-check decode chain, firmware-first GHES, hwpoison injection,
+ * madvise), ends in the memory_failure_event tracepoint, after the frame
+ * was unmapped from everyone.  A retired frame's pfn is queued for a
+ * worker, which looks for it in the protected primaries' page tables
+ * (procft_rs_memory_failure()); the probe itself may not sleep.
+ */
+static DEFINE_SPINLOCK(procft_mf_lock);
+static unsigned long procft_mf_pfns[32];
+static unsigned int procft_mf_count;
+
+static void procft_mf_work_fn(struct work_struct *work)
+{
+	unsigned long flags, pfn;
+
+	for (;;) {
+		spin_lock_irqsave(&procft_mf_lock, flags);
+		if (!procft_mf_count) {
+			spin_unlock_irqrestore(&procft_mf_lock, flags);
+			return;
+		}
+		pfn = procft_mf_pfns[--procft_mf_count];
+		spin_unlock_irqrestore(&procft_mf_lock, flags);
+		procft_rs_memory_failure(pfn);
+	}
+}
+
+static DECLARE_WORK(procft_mf_work, procft_mf_work_fn);
+
+static void procft_probe_memory_failure(void *data, unsigned long pfn, int type, int result)
+{
+	unsigned long flags;
+	bool queued = false;
+
+	/* Only frames the kernel retired; only if anything is protected. */
+	if ((result != MF_RECOVERED && result != MF_DELAYED) || xa_empty(&procft_tgids))
+		return;
+	spin_lock_irqsave(&procft_mf_lock, flags);
+	if (procft_mf_count < ARRAY_SIZE(procft_mf_pfns)) {
+		procft_mf_pfns[procft_mf_count++] = pfn;
+		queued = true;
+	}
+	spin_unlock_irqrestore(&procft_mf_lock, flags);
+	if (queued)
+		schedule_work(&procft_mf_work);
+	else
+		pr_warn_ratelimited("procft: memory failure at frame %#lx not looked at (queue full)\n",
+				    pfn);
+}
+
 struct procft_tp {
 	const char *name;
 	void *probe;
@@ -1334,6 +1458,7 @@ static struct procft_tp procft_tps[] = {
 	{ .name = "sched_process_fork", .probe = procft_probe_fork },
 	{ .name = "signal_deliver", .probe = procft_probe_signal_deliver },
 	{ .name = "signal_generate", .probe = procft_probe_signal_generate },
+	{ .name = "memory_failure_event", .probe = procft_probe_memory_failure },
 };
 
 static void procft_find_tp(struct tracepoint *tp, void *priv)
@@ -1436,6 +1561,8 @@ void procft_shim_exit(void)
 	proc_ft_level_unregister(&procft_level_ops);
 #endif
 	procft_unregister_tps();
+	/* No probe queues work any more; none may run once this returns. */
+	cancel_work_sync(&procft_mf_work);
 	proc_remove(procft_proc_entry);
 	/* No probe reads the filter any more; the registry is dropped next. */
 	xa_destroy(&procft_tgids);

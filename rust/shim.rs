@@ -57,6 +57,7 @@ extern "C" {
     fn procft_forget_auxv(kind: c_ulong);
     fn procft_send_self(sig: c_int, info: *const u64) -> c_int;
     fn procft_find_pfn(task: *mut bindings::task_struct, pfn: usize) -> usize;
+    fn procft_find_poisoned(task: *mut bindings::task_struct, pfn: usize) -> usize;
     fn procft_repair_page(addr: usize, pfn: usize, from: *mut bindings::task_struct) -> c_int;
     fn procft_queue_task_work() -> c_int;
     fn procft_kick(task: *mut bindings::task_struct) -> c_int;
@@ -407,6 +408,14 @@ pub(crate) fn set_mce_early() {
 pub(crate) fn find_pfn(task: &Task, pfn: usize) -> Option<usize> {
     // SAFETY: `task` is valid for the duration of the call.
     let addr = unsafe { procft_find_pfn(task.as_ptr(), pfn) };
+    (addr != 0).then_some(addr)
+}
+
+/// Where `task` has the poisoned-page entry memory failure left when it
+/// unmapped frame `pfn` from it. May sleep.
+pub(crate) fn find_poisoned(task: &Task, pfn: usize) -> Option<usize> {
+    // SAFETY: `task` is valid for the duration of the call.
+    let addr = unsafe { procft_find_poisoned(task.as_ptr(), pfn) };
     (addr != 0).then_some(addr)
 }
 

@@ -2,9 +2,10 @@
 /*
  * The `make run` demo: a workload that prints its progress survives real
  * machine checks on its primary's and a duplicate's frames at level 2, and
- * poison the primary consumes itself (a duplicate takes over), with the
- * same output as an unprotected run and the same pid; the same machine
- * check kills the unprotected run.
+ * a frame of the primary poisoned by the kernel's software injector (no
+ * machine check: procft hears of it from memory_failure()), with the same
+ * output as an unprotected run and the same pid; the same machine check
+ * kills the unprotected run.
  */
 #include "ft_test.h"
 
@@ -61,8 +62,7 @@ static pid_t duplicate_of(pid_t pid)
 /*
  * Runs the workload at @level; at the end of each round listed in @hit
  * (1: primary, 2: a duplicate), raises a machine check on a page of it;
- * (3) poisons a page of the primary with no machine check, so that it
- * consumes the poison in its next round.
+ * (3) poisons a page of the primary with no machine check (corrupt-pfn).
  * Collects its output in @out, returns its wait status.
  */
 static int run(const char *self, int level, const int *hit, char *out, size_t len)
@@ -98,8 +98,9 @@ static int run(const char *self, int level, const int *hit, char *out, size_t le
 		if (hit[round] == 3) {
 			uint64_t pfn = pfn_of(pid, buf + round * 4096);
 
-			printf("  >> frame %#llx of the primary poisoned behind its back (no machine check);\n"
-			       "     it will consume it in its next round\n", (unsigned long long)pfn);
+			printf("  >> frame %#llx of the primary poisoned by software (corrupt-pfn, no machine check);\n"
+			       "     memory_failure() tells procft, which restores the page before it is used\n",
+			       (unsigned long long)pfn);
 			fflush(stdout);
 			corrupt_pfn(pfn);
 		} else if (hit[round]) {
@@ -131,7 +132,7 @@ int main(int argc, char **argv)
 	run(argv[0], 0, none, ref, sizeof(ref));
 
 	printf("\n=== 2. protected at level 2: machine checks on the primary (round 4) and a duplicate (round 7),\n"
-	       "       poison the primary consumes itself (round 6)\n");
+	       "       a frame of the primary poisoned by software (round 6)\n");
 	hits[4] = 1;
 	hits[6] = 3;
 	hits[7] = 2;

@@ -12,6 +12,13 @@
  * byte, write() returns 16384, the pid is the same and one failover is
  * counted.  The same for a writev() of four iovecs to a pipe and a
  * sendmsg() of four iovecs on a stream socket.
+ *
+ * Those cases need procft to learn of the error late, when the kernel
+ * fails to read the page: they run with the module parameter
+ * early_restore=0.  By default procft hears of every retired frame from
+ * memory_failure() and restores the primary's page from a duplicate
+ * before its next call: the write then simply succeeds, and no promotion
+ * is needed.
  */
 #include "ft_test.h"
 
@@ -126,7 +133,25 @@ int main(void)
 	pid_t pid;
 	long n;
 
-	tap_plan(8);
+	tap_plan(10);
+
+	/* Default: the page is restored as soon as the kernel retires its frame. */
+	run(1, 'w', got, &len, &n, &status, &pid);
+	ok = len == LEN;
+	for (i = 0; ok && i < LEN; i++)
+		ok = got[i] == (char)(i * 11);
+	tap_ok(ok && n == LEN && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "early restore: the reader got all %zu bytes, intact, write() returned %ld", len, n);
+	tap_ok(run_cmd("ftctl events > /tmp/ev") == 0 &&
+	       run_cmd("grep -q ' pid=%d event=memory_error replica=%d role=primary frame=0x' /tmp/ev",
+		       pid, pid) == 0 &&
+	       run_cmd("grep -q ' pid=%d event=page_restored from=[0-9]* addr=0x' /tmp/ev", pid) == 0 &&
+	       run_cmd("grep -q ' pid=%d event=promotion' /tmp/ev", pid) != 0,
+	       "the corrupt-pfn error was seen through memory_failure(), the page restored from a duplicate, no promotion");
+
+	/* Learning of the error only when the kernel fails to read the page. */
+	if (reload_procft("fault_injection=1 early_restore=0"))
+		die("reloading procft with early_restore=0");
 	run(0, 'w', got, &len, &n, &status, &pid);
 	tap_ok(n == -EFAULT && len == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
 	       "unprotected: write() of a buffer on a poisoned frame fails with EFAULT (%ld), nothing sent",
@@ -148,5 +173,7 @@ int main(void)
 	       "the promotion is in the event log");
 	iovec_call('v', "writev");
 	iovec_call('m', "sendmsg");
+	if (reload_procft("fault_injection=1"))
+		die("reloading procft");
 	return tap_finish();
 }

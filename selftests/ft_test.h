@@ -230,6 +230,16 @@ static inline void read_to_eof(int fd, char *buf, size_t len, size_t *got)
 	buf[*got] = 0;
 }
 
+/*
+ * Reloads procft with module parameters @params, /dev/procft open to all
+ * (as a udev rule would make it).  Nothing may be protected meanwhile.
+ */
+static inline int reload_procft(const char *params)
+{
+	return run_cmd("rmmod procft && insmod /lib/modules/procft.ko %s && chmod 0666 /dev/procft",
+		       params);
+}
+
 /* A child that just waits to be killed. */
 static inline pid_t spawn_sleeper(void)
 {
