@@ -1142,6 +1142,26 @@ unsigned int procft_fd_type(struct task_struct *task, unsigned int fd)
 	return type;
 }
 
+/*
+ * How long a waiter polls its condition before it sleeps: a duplicate
+ * close behind its primary usually gets the next record within a few
+ * microseconds, and a wakeup costs more than that (an IPI and two context
+ * switches).  Bounded, and cut short if the CPU is wanted.
+ */
+#define PROCFT_SPIN_NS 20000
+
+static bool procft_spin(bool (*cond)(const void *arg), const void *arg)
+{
+	u64 end = ktime_get_ns() + PROCFT_SPIN_NS;
+
+	do {
+		if (cond(arg))
+			return true;
+		cpu_relax();
+	} while (ktime_get_ns() < end && !need_resched());
+	return false;
+}
+
 /**
  * procft_wait_killable - sleep until @cond(@arg) holds or a fatal signal
  * arrives; procft_wake_all() makes waiters re-check.  0 or -ERESTARTSYS.
@@ -1150,6 +1170,8 @@ unsigned int procft_fd_type(struct task_struct *task, unsigned int fd)
  */
 int procft_wait_killable(bool (*cond)(const void *arg), const void *arg)
 {
+	if (procft_spin(cond, arg))
+		return 0;
 	return wait_event_state(procft_wq, cond(arg), TASK_KILLABLE | TASK_NOLOAD);
 }
 
@@ -1179,7 +1201,9 @@ int procft_wait_interruptible(bool (*cond)(const void *arg), const void *arg)
 /** procft_wake_all - make every procft_wait_killable() re-check */
 void procft_wake_all(void)
 {
-	wake_up_all(&procft_wq);
+	/* Pairs with the barrier in set_current_state() of a waiter. */
+	if (wq_has_sleeper(&procft_wq))
+		wake_up_all(&procft_wq);
 }
 
 /**

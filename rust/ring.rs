@@ -35,49 +35,71 @@ pub(crate) struct Record {
     pub(crate) outputs: KVec<(usize, KVec<u8>)>,
 }
 
-/// The bounded ring.
+/// The bounded ring: [`CAPACITY`] slots, allocated once; the record with
+/// sequence number `seq` lives in slot `seq % CAPACITY` while it is held.
 pub(crate) struct Ring {
-    /// Sequence number of `records[0]`.
+    /// Sequence number of the oldest record held.
     base: u64,
-    records: KVec<Arc<Record>>,
+    /// How many records are held.
+    len: usize,
+    slots: KVec<Option<Arc<Record>>>,
 }
 
 impl Ring {
     /// An empty ring with room for [`CAPACITY`] records.
     pub(crate) fn new() -> Result<Self> {
+        let mut slots = KVec::with_capacity(CAPACITY, GFP_KERNEL)?;
+        for _ in 0..CAPACITY {
+            slots.push(None, GFP_KERNEL)?;
+        }
         Ok(Self {
             base: 0,
-            records: KVec::with_capacity(CAPACITY, GFP_KERNEL)?,
+            len: 0,
+            slots,
         })
+    }
+
+    fn slot(seq: u64) -> usize {
+        // The remainder is below CAPACITY, which fits a usize.
+        (seq % CAPACITY as u64) as usize
     }
 
     /// Sequence number the next record will get.
     pub(crate) fn head(&self) -> u64 {
-        self.base + self.records.len() as u64
+        self.base + self.len as u64
     }
 
     /// Whether the primary must wait for the slowest duplicate.
     pub(crate) fn is_full(&self) -> bool {
-        self.records.len() >= CAPACITY
+        self.len >= CAPACITY
     }
 
     /// Appends a record; fails (giving it back) only if the ring is full.
     pub(crate) fn push(&mut self, record: Arc<Record>) -> Result<(), Arc<Record>> {
-        self.records.push_within_capacity(record).map_err(|e| e.0)
+        if self.is_full() {
+            return Err(record);
+        }
+        let i = Self::slot(self.head());
+        self.slots[i] = Some(record);
+        self.len += 1;
+        Ok(())
     }
 
     /// The record with sequence number `seq`, if it is (still) in the ring.
     pub(crate) fn get(&self, seq: u64) -> Option<Arc<Record>> {
-        let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
-        self.records.get(i).cloned()
+        if seq < self.base || seq >= self.head() {
+            return None;
+        }
+        self.slots[Self::slot(seq)].clone()
     }
 
     /// Drops the records before sequence number `upto` (every duplicate is
     /// past them).
     pub(crate) fn trim(&mut self, upto: u64) {
-        while self.base < upto && !self.records.is_empty() {
-            let _ = self.records.remove(0);
+        while self.base < upto && self.len > 0 {
+            self.slots[Self::slot(self.base)] = None;
             self.base += 1;
+            self.len -= 1;
         }
     }
 
@@ -138,6 +160,13 @@ mod tests {
         assert!(!ring.is_full());
         assert!(ring.push(record(99)?).is_ok());
         assert_eq!(ring.get(CAPACITY as u64).map(|r| r.nr), Some(99));
+        // Around the ring many times: sequence numbers keep their records.
+        for nr in 100..(100 + 5 * CAPACITY as i64) {
+            ring.trim(ring.head() - CAPACITY as u64 + 1);
+            assert!(ring.push(record(nr)?).is_ok());
+            assert_eq!(ring.get(ring.head() - 1).map(|r| r.nr), Some(nr));
+        }
+        assert!(ring.get(0).is_none());
         Ok(())
     }
 }

@@ -334,8 +334,7 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
     } else if let Some(group) = group::lookup(task.tgid()) {
         if !replica::primary_spawn_exit(&group, regs, ret) {
             record(&group, ret);
-        }
-        if group.lock().closed {
+        } else if group.lock().closed {
             // Its protection ended while its clone3() was in flight.
             group::remove(task.tgid());
             return;
