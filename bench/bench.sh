@@ -6,8 +6,9 @@
 # page restore after an action-optional machine check on the primary's page
 # (level 2, the primary waiting in usleep(): the early warning), promotion
 # after the primary consumed poison (MADV_HWPOISON, level 1: its whole state
-# taken from the duplicate), and what a restart from scratch redoes.  Timings under TCG emulation: compare ratios, not
-# absolute times.
+# taken from the duplicate), what a restart from scratch redoes, and a
+# restore from a CRIU checkpoint.  Timings under TCG emulation: compare
+# ratios, not absolute times.
 B=/bench/bench
 us() { sed -n 's/.*: \([0-9]*\) us.*/\1/p' | tail -1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
@@ -42,7 +43,38 @@ for w in "compute 16" "getppid 20000" "pipe 2000" "gzip"; do
 done
 
 echo "BENCH"
-echo "BENCH resident size | RSS level 0 | RSS sum level 1 | RSS sum level 2 | respawn (L1) | page restore, AO (L2) | promotion, AR (L1) | restart from scratch"
+# Without procft: restore from a checkpoint taken by CRIU (criu dump, which
+# stops the process, then criu restore), when criu is in the VM and works.
+ms_since() { awk -v a="$1" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%d", (b - a) * 1000 }'; }
+criu_restore() {
+	command -v criu > /dev/null || { echo "no criu"; return; }
+	# Its own session, no terminal: what criu dumps without --shell-job.
+	setsid $B hold $1 > /tmp/hold.out 2> /dev/null < /dev/null & p=$!
+	while ! grep -q ready /tmp/hold.out 2>/dev/null; do usleep 10000; done
+	rm -rf /tmp/ck && mkdir -p /tmp/ck
+	t=$(cut -d' ' -f1 /proc/uptime)
+	if ! criu dump -t $p -D /tmp/ck -o dump.log 2> /dev/null; then
+		kill $p; wait $p 2>/dev/null
+		echo "criu dump failed: $(grep -m1 Error /tmp/ck/dump.log)"; return
+	fi
+	dump=$(ms_since $t)
+	wait $p 2>/dev/null
+	t=$(cut -d' ' -f1 /proc/uptime)
+	if ! criu restore -D /tmp/ck -d -o restore.log 2> /dev/null; then
+		echo "criu restore failed: $(grep -m1 Error /tmp/ck/restore.log)"; return
+	fi
+	restore=$(ms_since $t)
+	# The restored process has its old pid and its memory: alive?
+	if kill -0 $p 2>/dev/null; then
+		kill $p
+		echo "$restore ms (checkpoint took $dump ms) + the work since it"
+	else
+		echo "criu restore: process did not come back"
+	fi
+	rm -rf /tmp/ck
+}
+
+echo "BENCH resident size | RSS level 0 | RSS sum level 1 | RSS sum level 2 | respawn (L1) | page restore, AO (L2) | promotion, AR (L1) | restart from scratch | CRIU restore"
 for mib in 1 16 256; do
 	rss=""
 	for l in 0 1 2; do
@@ -76,5 +108,6 @@ for mib in 1 16 256; do
 	done
 	promote=$(ftctl run -l 1 -- $B promote $mib | sed -n 's/promoted after \([0-9]*\) us/\1/p')
 	restart=$(run1 0 restart $mib)
-	echo "BENCH $mib MiB$rss | $respawn | $failover | $((promote / 1000)) ms | $((restart / 1000)) ms + the lost work"
+	criu=$(criu_restore $mib)
+	echo "BENCH $mib MiB$rss | $respawn | $failover | $((promote / 1000)) ms | $((restart / 1000)) ms + the lost work | $criu"
 done

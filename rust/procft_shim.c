@@ -1018,13 +1018,14 @@ static void procft_task_work_fn(struct callback_head *cb)
 }
 
 /*
- * Queues @cb on the caller, the unload semaphore already held for reading
- * (the callback releases it); on failure releases both.
+ * Queues @cb to run @fn on @task, the unload semaphore already held for
+ * reading (@fn releases it); on failure releases both.
  */
-static int procft_add_task_work(struct callback_head *cb)
+static int procft_add_task_work(struct task_struct *task, struct callback_head *cb,
+				task_work_func_t fn, enum task_work_notify_mode mode)
 {
-	init_task_work(cb, procft_task_work_fn);
-	if (task_work_add(current, cb, TWA_RESUME)) {
+	init_task_work(cb, fn);
+	if (task_work_add(task, cb, mode)) {
 		up_read(&procft_unload_sem);
 		kfree(cb);
 		return -ESRCH;
@@ -1045,7 +1046,7 @@ int procft_queue_task_work(void)
 	if (!cb)
 		return -ENOMEM;
 	down_read(&procft_unload_sem);
-	return procft_add_task_work(cb);
+	return procft_add_task_work(current, cb, procft_task_work_fn, TWA_RESUME);
 }
 
 /**
@@ -1065,7 +1066,7 @@ int procft_queue_task_work_atomic(void)
 		kfree(cb);
 		return -EBUSY;
 	}
-	return procft_add_task_work(cb);
+	return procft_add_task_work(current, cb, procft_task_work_fn, TWA_RESUME);
 }
 
 static void procft_kick_fn(struct callback_head *cb)
@@ -1096,13 +1097,7 @@ int procft_kick(struct task_struct *task)
 		kfree(cb);
 		return -EBUSY;
 	}
-	init_task_work(cb, procft_kick_fn);
-	if (task_work_add(task, cb, TWA_SIGNAL)) {
-		up_read(&procft_unload_sem);
-		kfree(cb);
-		return -ESRCH;
-	}
-	return 0;
+	return procft_add_task_work(task, cb, procft_kick_fn, TWA_SIGNAL);
 }
 
 /**

@@ -55,6 +55,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t tmpfs tmp /tmp
+ip link set lo up 2>/dev/null
 mkdir -p /mnt/disk
 mount -t ext4 /dev/vda /mnt/disk || echo "PROCFT-WARN: no ext4 disk"
 echo "PROCFT-BOOTED $(uname -r)"
@@ -89,6 +90,20 @@ def log(msg):
     print(f"[vm] {msg}", flush=True)
 
 
+def add_host_binary(stage, path, dest):
+    """Copies a dynamically linked host binary to `dest` in the initramfs,
+    with every library `ldd` lists, at the same paths."""
+    shutil.copy2(path, os.path.join(stage, dest))
+    out = subprocess.run(["ldd", path], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        lib = line.split("=>")[-1].split("(")[0].strip()
+        if not lib.startswith("/"):
+            continue
+        target = os.path.join(stage, lib.lstrip("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(os.path.realpath(lib), target)
+
+
 def build_initramfs(kdir, dest, script=None):
     stage = tempfile.mkdtemp(prefix="initramfs.", dir=OUT)
     os.chmod(stage, 0o755)  # the guest's / (mkdtemp makes it 0700)
@@ -106,6 +121,11 @@ def build_initramfs(kdir, dest, script=None):
         if os.path.isdir(bench):
             for f in os.listdir(bench):
                 shutil.copy2(os.path.join(bench, f), os.path.join(stage, "bench", f))
+        # CRIU, for the benchmark's restore-from-checkpoint comparison, if
+        # the host has it (a dynamic binary: its libraries come along).
+        criu = shutil.which("criu") or ("/usr/sbin/criu" if os.path.exists("/usr/sbin/criu") else None)
+        if criu:
+            add_host_binary(stage, criu, "bin/criu")
         if script:
             shutil.copy2(script, os.path.join(stage, "selftests/script.sh"))
             os.chmod(os.path.join(stage, "selftests/script.sh"), 0o755)
@@ -177,6 +197,11 @@ def kvm_works(kdir, initrd):
 
 def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl):
     append = f"console=ttyS0 loglevel=5 panic=-1 ftmode={mode}"
+    if mode == "bench" or os.environ.get("PROCFT_NO_VDSO"):
+        # Debian's criu (3.17) cannot parse this kernel's vDSO and refuses
+        # to start; without one, every run in the VM (protected or not)
+        # makes its time calls as system calls, so ratios stay comparable.
+        append += " vdso=0"
     if filt:
         append += f" ftfilter={filt}"
     cmd = ["qemu-system-x86_64", "-accel", accel, "-cpu", "Skylake-Server-v4",
