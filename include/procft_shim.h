@@ -64,6 +64,7 @@ long procft_syscall_nr(void);
 void procft_forget_auxv(unsigned long type);
 int procft_send_self(int sig, const void *info);
 unsigned long procft_find_pfn(struct task_struct *task, unsigned long pfn);
+int procft_prefer_other_node(struct task_struct *primary);
 unsigned long procft_find_poisoned(struct task_struct *task, unsigned long pfn);
 int procft_repair_page(unsigned long addr, unsigned long pfn, struct task_struct *from);
 int procft_queue_task_work(void);

@@ -23,6 +23,8 @@
 
 #include <linux/cred.h>
 #include <linux/mm.h>
+#include <linux/nodemask.h>
+#include <linux/topology.h>
 #include <linux/mmap_lock.h>
 #include <linux/module.h>
 #include <linux/pid.h>
@@ -387,6 +389,40 @@ long procft_unshare_memory(void)
 out:
 	mmap_read_unlock(mm);
 	return n;
+}
+
+/**
+ * procft_prefer_other_node - move the caller (a new duplicate, before it
+ * copies its pages) to the CPUs of a memory node other than the one
+ * @primary runs on, so that the pages it allocates from now on (local
+ * allocation) are in other memory than the primary's
+ *
+ * Return: the node, or NUMA_NO_NODE (one node, or no usable CPU on another).
+ */
+int procft_prefer_other_node(struct task_struct *primary)
+{
+	int here = cpu_to_node(task_cpu(primary)), nid, found = NUMA_NO_NODE;
+	cpumask_var_t mask;
+
+	if (num_node_state(N_MEMORY) < 2 || !alloc_cpumask_var(&mask, GFP_KERNEL))
+		return NUMA_NO_NODE;
+	for_each_node_state(nid, N_MEMORY) {
+		if (nid == here)
+			continue;
+		/* Within the CPUs the process may use, else the node's (a
+		 * process pinned to one node still gets its duplicate elsewhere;
+		 * a cpuset still has the last word).
+		 */
+		cpumask_and(mask, cpumask_of_node(nid), cpu_online_mask);
+		if (cpumask_intersects(mask, current->cpus_ptr))
+			cpumask_and(mask, mask, current->cpus_ptr);
+		if (!cpumask_empty(mask) && !set_cpus_allowed_ptr(current, mask)) {
+			found = nid;
+			break;
+		}
+	}
+	free_cpumask_var(mask);
+	return found;
 }
 
 /**

@@ -201,6 +201,9 @@ pub(crate) fn birth(group: &Group, task: &Task) {
     // A memory error on a duplicate's page kills it at once (and procft
     // replaces it) instead of waiting for it to touch the page.
     shim::set_mce_early();
+    // On a NUMA machine its memory (copied now, allocated later) is in
+    // another node than the primary's.
+    let node = shim::prefer_other_node(group.primary());
     let Ok(pages) = shim::unshare_memory() else {
         // A fatal signal came: it is dying.
         return;
@@ -212,12 +215,21 @@ pub(crate) fn birth(group: &Group, task: &Task) {
             dup.ready = !dup.stale;
         }
     }
-    pr_info!(
-        "pid {}: duplicate {} on its own frames ({} pages copied)\n",
-        group.pid(),
-        task.tgid_nr_ns(None),
-        pages
-    );
+    match node {
+        Some(node) => pr_info!(
+            "pid {}: duplicate {} on its own frames ({} pages copied, node {})\n",
+            group.pid(),
+            task.tgid_nr_ns(None),
+            pages,
+            node
+        ),
+        None => pr_info!(
+            "pid {}: duplicate {} on its own frames ({} pages copied)\n",
+            group.pid(),
+            task.tgid_nr_ns(None),
+            pages
+        ),
+    }
 }
 
 /// A duplicate is exiting: forget it, and if procft did not ask for it,

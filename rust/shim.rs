@@ -57,6 +57,7 @@ extern "C" {
     fn procft_forget_auxv(kind: c_ulong);
     fn procft_send_self(sig: c_int, info: *const u64) -> c_int;
     fn procft_find_pfn(task: *mut bindings::task_struct, pfn: usize) -> usize;
+    fn procft_prefer_other_node(primary: *mut bindings::task_struct) -> c_int;
     fn procft_find_poisoned(task: *mut bindings::task_struct, pfn: usize) -> usize;
     fn procft_repair_page(addr: usize, pfn: usize, from: *mut bindings::task_struct) -> c_int;
     fn procft_queue_task_work() -> c_int;
@@ -409,6 +410,16 @@ pub(crate) fn find_pfn(task: &Task, pfn: usize) -> Option<usize> {
     // SAFETY: `task` is valid for the duration of the call.
     let addr = unsafe { procft_find_pfn(task.as_ptr(), pfn) };
     (addr != 0).then_some(addr)
+}
+
+/// Moves the caller (a new duplicate) to the CPUs of a memory node other
+/// than `primary`'s, so that the pages it copies and allocates are in other
+/// memory; the node, if there is another one. May sleep.
+pub(crate) fn prefer_other_node(primary: &Task) -> Option<i32> {
+    // SAFETY: `primary` is valid for the duration of the call; the rest
+    // acts on the caller.
+    let nid = unsafe { procft_prefer_other_node(primary.as_ptr()) };
+    (nid >= 0).then_some(nid)
 }
 
 /// Where `task` has the poisoned-page entry memory failure left when it
