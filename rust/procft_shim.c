@@ -1085,14 +1085,12 @@ int procft_queue_task_work(void)
 	return procft_add_task_work(current, cb, procft_task_work_fn, TWA_RESUME);
 }
 
-/**
- * procft_queue_task_work_atomic - procft_queue_task_work() for atomic
- * context (a probe under a spinlock): no sleeping allocation, and nothing
- * is queued while the module is being unloaded.
- *
- * Return: 0, -EBUSY (unloading), -ENOMEM or -ESRCH.
+/*
+ * Queues @fn on @task from any context: no sleeping allocation, and
+ * nothing is queued while the module is being unloaded.
  */
-int procft_queue_task_work_atomic(void)
+static int procft_queue_atomic(struct task_struct *task, task_work_func_t fn,
+			       enum task_work_notify_mode mode)
 {
 	struct callback_head *cb = kmalloc(sizeof(*cb), GFP_ATOMIC);
 
@@ -1102,13 +1100,26 @@ int procft_queue_task_work_atomic(void)
 		kfree(cb);
 		return -EBUSY;
 	}
-	return procft_add_task_work(current, cb, procft_task_work_fn, TWA_RESUME);
+	return procft_add_task_work(task, cb, fn, mode);
 }
 
+/* The kick's work: nothing to do but let the task restart its call. */
 static void procft_kick_fn(struct callback_head *cb)
 {
 	kfree(cb);
 	up_read(&procft_unload_sem);
+}
+
+/**
+ * procft_queue_task_work_atomic - procft_queue_task_work() for atomic
+ * context (a probe under a spinlock): no sleeping allocation, and nothing
+ * is queued while the module is being unloaded.
+ *
+ * Return: 0, -EBUSY (unloading), -ENOMEM or -ESRCH.
+ */
+int procft_queue_task_work_atomic(void)
+{
+	return procft_queue_atomic(current, procft_task_work_fn, TWA_RESUME);
 }
 
 /**
@@ -1125,15 +1136,7 @@ static void procft_kick_fn(struct callback_head *cb)
  */
 int procft_kick(struct task_struct *task)
 {
-	struct callback_head *cb = kmalloc(sizeof(*cb), GFP_ATOMIC);
-
-	if (!cb)
-		return -ENOMEM;
-	if (!down_read_trylock(&procft_unload_sem)) {
-		kfree(cb);
-		return -EBUSY;
-	}
-	return procft_add_task_work(task, cb, procft_kick_fn, TWA_SIGNAL);
+	return procft_queue_atomic(task, procft_kick_fn, TWA_SIGNAL);
 }
 
 /**
