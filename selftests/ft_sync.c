@@ -68,14 +68,43 @@ static int read_mem(pid_t pid, const void *addr, void *buf, size_t len)
 	return ok;
 }
 
+/*
+ * Runs this program in mode @mode under `ftctl run -l @level`, its output
+ * in @text; fills its wait status and the number of lines it printed.
+ * Returns its pid.
+ */
+static pid_t run_self(const char *self, const char *level, const char *mode, char *text,
+		      size_t len, int *status, int *lines)
+{
+	int out[2];
+	size_t got = 0;
+	pid_t pid;
+
+	if (pipe(out))
+		die("pipe");
+	pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		execl("/bin/ftctl", "ftctl", "run", "-l", level, "--", self, mode, NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	read_to_eof(out[0], text, len, &got);
+	close(out[0]);
+	waitpid(pid, status, 0);
+	*lines = 0;
+	for (char *p = text; *p; p++)
+		*lines += *p == '\n';
+	return pid;
+}
+
 int main(int argc, char **argv)
 {
 	static struct shared a, b;
 	struct shared *addr = NULL;
-	int ctl[2], out[2], i, ok, lines;
+	int ctl[2], i, ok, lines;
 	pid_t pid, reps[8] = { 0 };
 	char c, text[65536];
-	size_t got = 0;
 
 	if (argc > 1 && !strcmp(argv[1], "--tsc")) {
 		/* Sends bytes no other replica has: the time stamp counter. */
@@ -149,20 +178,7 @@ int main(int argc, char **argv)
 	reap(pid);
 
 	/* A duplicate that sends other bytes diverges and is replaced. */
-	if (pipe(out))
-		die("pipe");
-	pid = fork();
-	if (pid == 0) {
-		dup2(out[1], 1);
-		execl("/bin/ftctl", "ftctl", "run", "-l", "1", "--", argv[0], "--tsc", NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	read_to_eof(out[0], text, sizeof(text), &got);
-	waitpid(pid, &i, 0);
-	lines = 0;
-	for (char *p = text; *p; p++)
-		lines += *p == '\n';
+	pid = run_self(argv[0], "1", "--tsc", text, sizeof(text), &i, &lines);
 	tap_ok(WIFEXITED(i) && WEXITSTATUS(i) == 0 && lines == 20 &&
 	       run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged (other bytes where the primary made write); replacing it'",
 		       pid) == 0,
@@ -175,21 +191,7 @@ int main(int argc, char **argv)
 	 */
 	tap_ok(run_cmd("%s --clock | head -1 | grep -qx 'vdso visible'", argv[0]) == 0,
 	       "unprotected, the program finds the vDSO");
-	if (pipe(out))
-		die("pipe");
-	pid = fork();
-	if (pid == 0) {
-		dup2(out[1], 1);
-		execl("/bin/ftctl", "ftctl", "run", "-l", "2", "--", argv[0], "--clock", NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	got = 0;
-	read_to_eof(out[0], text, sizeof(text), &got);
-	waitpid(pid, &i, 0);
-	lines = 0;
-	for (char *p = text; *p; p++)
-		lines += *p == '\n';
+	pid = run_self(argv[0], "2", "--clock", text, sizeof(text), &i, &lines);
 	tap_ok(WIFEXITED(i) && WEXITSTATUS(i) == 0 && lines == 21 &&
 	       !strncmp(text, "vdso hidden\n", 12) && run_cmd("ftctl events > /tmp/ev") == 0 &&
 	       run_cmd("grep -q ' pid=%d event=level old=0 new=2' /tmp/ev", pid) == 0 &&

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -307,6 +308,24 @@ static inline int wait_gone(pid_t pid)
 	for (i = 0; i < 1000 && !access(path, F_OK); i++)
 		usleep(10000);
 	return access(path, F_OK) != 0;
+}
+
+/*
+ * A workload: maps @pages anonymous pages filled with the pattern
+ * buffer_intact() checks, sends their address on @ctl, then waits to be
+ * killed.
+ */
+static inline void hold_pattern(int ctl, int pages, int mul)
+{
+	char *buf = mmap(NULL, pages * 4096, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int i;
+
+	for (i = 0; i < pages * 4096; i++)
+		buf[i] = (char)(i * mul);
+	write(ctl, &buf, sizeof(buf));
+	for (;;)
+		usleep(5000);
 }
 
 /* Whether @pid's memory at @buf (@pages pages) still holds byte i == i * @mul. */

@@ -21,18 +21,6 @@
 
 static char *buf;
 
-static void workload(int ctl)
-{
-	int i;
-
-	buf = mmap(NULL, PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	for (i = 0; i < PAGES * 4096; i++)
-		buf[i] = (char)(i * 7);
-	write(ctl, &buf, sizeof(buf));
-	for (;;)
-		usleep(5000);
-}
-
 /* Writes @val to /sys/kernel/debug/mce-inject/@name. */
 static int inject_set(const char *name, const char *val)
 {
@@ -59,7 +47,7 @@ int main(void)
 		die("socketpair");
 	pid = fork();
 	if (pid == 0)
-		workload(ctl[1]);
+		hold_pattern(ctl[1], PAGES, 7);
 	read(ctl[0], &buf, sizeof(buf));
 	ok = ioctl_set(pid, 2) == 0 && wait_duplicates(pid, 2, reps);
 	tap_ok(ok, "level 2, duplicates %d %d", reps[1], reps[2]);

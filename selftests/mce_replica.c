@@ -8,24 +8,11 @@
  */
 #include "ft_test.h"
 
-#include <sys/mman.h>
 #include <sys/socket.h>
 
 #define PAGES 32
 
 static char *buf;
-
-static void workload(int ctl)
-{
-	int i;
-
-	buf = mmap(NULL, PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	for (i = 0; i < PAGES * 4096; i++)
-		buf[i] = (char)(i * 13);
-	write(ctl, &buf, sizeof(buf));
-	for (;;)
-		usleep(5000);
-}
 
 int main(void)
 {
@@ -39,7 +26,7 @@ int main(void)
 		die("socketpair");
 	pid = fork();
 	if (pid == 0)
-		workload(ctl[1]);
+		hold_pattern(ctl[1], PAGES, 13);
 	read(ctl[0], &buf, sizeof(buf));
 	ok = ioctl_set(pid, 2) == 0 && wait_duplicates(pid, 2, reps);
 	tap_ok(ok, "level 2, duplicates %d %d", reps[1], reps[2]);
