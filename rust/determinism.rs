@@ -15,16 +15,46 @@
 //! calls, which the primary makes and records and the duplicates replay.
 //!
 //! A process protected while already running keeps the vDSO its library
-//! found at start; what its replicas then send differently is caught as
-//! divergence. `rdtsc` and `rdrand` executed by the program itself are not
-//! routed (see `Documentation/procft.rst`).
+//! found at start, and each replica reads its own clock there. When the
+//! kernel changes to a clocksource the vDSO cannot read in user space (the
+//! TSC declared unstable, a clocksource chosen by the administrator), the
+//! vDSO makes those very reads as system calls, from its own code. Such a
+//! call is what the vDSO read was, each replica's own ([`class`]: `Local`,
+//! neither recorded nor compared), so a change of clocksource under a
+//! running program changes nothing for procft. A replica's output that
+//! depends on the time it read is caught as divergence, as before. The
+//! program's own clock system calls are replayed like every other call.
+//! `rdtsc` and `rdrand` executed by the program itself are not routed (see
+//! `Documentation/procft.rst`).
 
 use kernel::{
     prelude::*,
     uaccess::{UserPtr, UserSlice},
 };
 
-use crate::shim;
+use crate::{
+    shim,
+    syscalls::{self, Class},
+};
+
+/// The calls the x86-64 vDSO answers in user space, and makes as system
+/// calls when the clocksource cannot be read there: `gettimeofday`,
+/// `time`, `clock_gettime`, `clock_getres`, `getcpu`.
+const fn reads_clock(nr: i64) -> bool {
+    matches!(nr, 96 | 201 | 228 | 229 | 309)
+}
+
+/// How a replica treats call `nr`, which it is entering: as the table says,
+/// except for the vDSO's own fallback calls, which run in each replica
+/// like the vDSO's reads do. Every replica decides the same for the same
+/// call: the vDSO is at the same place in all of them.
+pub(crate) fn class(nr: i64) -> Class {
+    if reads_clock(nr) && shim::call_from_vdso() {
+        Class::Local
+    } else {
+        syscalls::classify(nr).class
+    }
+}
 
 const NR_EXECVE: i64 = 59;
 const AT_NULL: u64 = 0;

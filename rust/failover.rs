@@ -246,9 +246,20 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     let mut tries = 0;
     let (from, nr, seq, regs, pages) = loop {
         tries += 1;
-        let waited = shim::wait_killable(successor_ready, core::ptr::from_ref(&**group).cast());
-        if waited.is_err() {
-            // Dying anyway (a fatal signal).
+        // Duplicates not at the primary's next call lag (see
+        // `State::dup_at_head`).
+        let waited = crate::sync::wait_for_dups(
+            group,
+            "to take over",
+            successor_ready,
+            core::ptr::from_ref(&**group).cast(),
+            |d, head, _| !(d.ready && d.stands_at(head)),
+        );
+        if let Err(e) = waited {
+            if e == ETIMEDOUT {
+                give_up(group, cause, "no duplicate reached its next call");
+            }
+            // Otherwise dying anyway (a fatal signal).
             return;
         }
         let (from, nr, seq, regs) = {

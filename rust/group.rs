@@ -177,6 +177,9 @@ pub(crate) struct State {
     /// signal is pending: if the primary handles it on its way back to
     /// user space, the record carries it to the duplicates.
     pub(crate) held_sig: Option<kernel::sync::UniqueArc<crate::ring::Record>>,
+    /// The program's own memory-error kill policy (`PR_MCE_KILL_*`), kept
+    /// while procft holds the primary to late kill ([`crate::mce::policy`]).
+    pub(crate) mce_wish: Option<i32>,
 }
 
 impl State {
@@ -237,12 +240,21 @@ impl State {
         self.dups.iter().flatten().any(|d| !d.leaving)
     }
 
+    /// The CPU time (ns) each live duplicate has had so far, by tgid.
+    pub(crate) fn dup_runtimes(&self) -> [Option<(Pid, u64)>; MAX_DUPS] {
+        let mut out = [None; MAX_DUPS];
+        for (slot, d) in out.iter_mut().zip(self.dups.iter().flatten()) {
+            *slot = Some((d.tgid, shim::runtime_ns(&d.task)));
+        }
+        out
+    }
+
     /// Sequence number of the oldest record a duplicate still needs.
     pub(crate) fn min_next_seq(&self) -> u64 {
         self.dups
             .iter()
             .flatten()
-            .filter(|d| !d.parked)
+            .filter(|d| !d.parked && !d.leaving)
             .map(|d| d.next_seq)
             .min()
             .unwrap_or_else(|| self.ring.head())
@@ -313,6 +325,9 @@ pub(crate) struct Snapshot {
     pub(crate) nr_replicas: usize,
     /// How many duplicates are on their own frames and waiting.
     pub(crate) ready: usize,
+    /// Records of the primary's calls the slowest duplicate has yet to
+    /// take (0: every duplicate has caught up with the primary).
+    pub(crate) lag: u64,
     /// Event counters.
     pub(crate) counters: Counters,
 }
@@ -328,6 +343,7 @@ impl Snapshot {
             replicas,
             nr_replicas: 1,
             ready: 0,
+            lag: 0,
             counters: Counters::default(),
         }
     }
@@ -368,6 +384,7 @@ impl Group {
                     promotions: 0,
                     promoting: false,
                     successor: None,
+                    mce_wish: None,
                     resync: false,
                     voting: None,
                     voted: None,
@@ -409,6 +426,7 @@ impl Group {
             snap.nr_replicas += 1;
             snap.ready += usize::from(d.ready);
         }
+        snap.lag = state.ring.head() - state.min_next_seq();
         snap
     }
 
@@ -524,21 +542,76 @@ pub(crate) fn stopping() -> bool {
     STOPPING.load(Ordering::Relaxed)
 }
 
-/// Before the probes are unregistered at unload: stops the creation of
-/// duplicates and waits (at most two seconds) until no primary is inside
-/// an injected `clone3()`, which needs the `sys_exit` probe to give the
-/// primary its own call back.
+/// Before the probes are unregistered at unload: ends every protection
+/// while the probes still hold the duplicates.
+///
+/// 1. Stops the creation of duplicates and waits until no primary is
+///    inside an injected `clone3()`, which needs the `sys_exit` probe to
+///    give the primary its own call back (without it, the primary would
+///    return to its program with the registers procft put there). No new
+///    one starts, and one in flight is a `fork()` in the kernel: it ends,
+///    successfully or not, without waiting for anything procft or the
+///    program does.
+/// 2. Ends every protection (killing the duplicates) and waits until every
+///    duplicate has exited: a duplicate the probes no longer hold back
+///    would make its system calls for real (its output twice).
 pub(crate) fn quiesce() {
-    STOPPING.store(true, Ordering::Relaxed);
-    for _ in 0..200 {
-        let mut busy = false;
-        for_each(|g| busy |= !matches!(g.lock().spawn, Spawn::Idle));
-        if !busy {
+    wait_no_spawn();
+    // One at a time, without allocating; as many as there are now (a
+    // process protected meanwhile gets no duplicate any more).
+    let count = GROUPS.lock().tree.as_ref().map_or(0, |t| t.iter().count());
+    let mut ended = 0;
+    for _ in 0..count {
+        let first = GROUPS
+            .lock()
+            .tree
+            .as_ref()
+            .and_then(|t| t.iter().next().map(|(tgid, _)| *tgid));
+        let Some(tgid) = first else {
+            break;
+        };
+        remove(tgid);
+        ended += 1;
+    }
+    if ended > 0 {
+        pr_info!("unloading: ended the protection of {} process(es)\n", ended);
+    }
+    // SIGKILL'd, each is gone within a scheduling round or two; one
+    // stuck in an uninterruptible sleep is waited for (it cannot return
+    // to user space meanwhile either).
+    for i in 1u64.. {
+        let left = GROUPS
+            .lock()
+            .dups
+            .as_ref()
+            .map_or(0, |d| d.iter().count());
+        if left == 0 {
             return;
+        }
+        if i % 200 == 0 {
+            pr_warn!("unloading: waiting for {} duplicate(s) to exit\n", left);
         }
         fsleep(Delta::from_millis(10));
     }
-    pr_warn!("unloading while a duplicate is still being created\n");
+}
+
+/// Stops the creation of duplicates; waits until none is in flight.
+fn wait_no_spawn() {
+    STOPPING.store(true, Ordering::Relaxed);
+    for i in 1u64.. {
+        let mut busy = 0;
+        for_each(|g| busy += u32::from(!matches!(g.lock().spawn, Spawn::Idle)));
+        if busy == 0 {
+            return;
+        }
+        if i % 200 == 0 {
+            pr_warn!(
+                "unloading: waiting for {} duplicate creation(s) in flight\n",
+                busy
+            );
+        }
+        fsleep(Delta::from_millis(10));
+    }
 }
 
 /// The group of the process whose global tgid is `tgid`, if protected.
@@ -560,6 +633,7 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     settle(tgid);
     // Allocate before taking the lock; unused if the group exists.
     let group = Group::new(leader.into(), level)?;
+    let node_group = group.clone();
     let node = RBTreeNode::new(tgid, group, GFP_KERNEL)?;
     shim::filter::reserve(tgid)?;
 
@@ -587,8 +661,11 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
             old
         } else {
             // The key is absent (checked above), so nothing is replaced.
+            if let Some(wish) = shim::filter::add(tgid) {
+                // Protected again before it took its own policy back.
+                node_group.lock().mce_wish = Some(wish);
+            }
             let _ = tree.insert(node);
-            shim::filter::add(tgid);
             table.created += 1;
             0
         }
@@ -667,11 +744,14 @@ fn end(tgid: Pid, exiting: bool) -> u32 {
             (None, kills, old)
         } else {
             st.closed = true;
+            // A process that goes on unprotected has its own memory-error
+            // kill policy back, at its next system call.
+            let wish = st.mce_wish.take().filter(|_| !exiting);
             drop(st);
             let removed = tree.remove(&tgid);
             let mut kills = Kills::none();
             if let Some(g) = &removed {
-                shim::filter::remove(tgid);
+                shim::filter::remove(tgid, wish);
                 table.released += 1;
                 kills = g.close();
             }
@@ -736,7 +816,7 @@ pub(crate) fn add_dup(
 pub(crate) fn remove_dup(tgid: Pid) -> Option<(Arc<Group>, bool)> {
     let mut table = GROUPS.lock();
     let group = table.dups.as_mut()?.remove(&tgid)?;
-    shim::filter::remove(tgid);
+    shim::filter::remove(tgid, None);
     let lost = {
         let mut state = group.lock();
         let slot = state

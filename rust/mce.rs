@@ -40,6 +40,13 @@
 //! consumes poison (`MADV_HWPOISON`, an action-required machine check:
 //! `kill_me_maybe()` calls `memory_failure()` in the consuming task) fails
 //! over by promotion.
+//!
+//! Early kill: with `vm.memory_failure_early_kill` set, or a program that
+//! asked for it (`prctl(PR_MCE_KILL_EARLY)`), `memory_failure()` sends
+//! SIGBUS (`BUS_MCEERR_AO`) to every process mapping a retired frame, which
+//! ends one without a handler. A primary's frame is one procft restores,
+//! so a protected primary is held to late kill ([`policy`]); duplicates
+//! are early kill, so that they are replaced before they use a lost page.
 
 use kernel::{
     ffi::c_ulong,
@@ -53,6 +60,71 @@ use crate::{
     group::{self, Group},
     shim,
 };
+
+/// `PR_MCE_KILL_*` policies (`include/uapi/linux/prctl.h`).
+pub(crate) const PR_MCE_KILL_LATE: i32 = 0;
+pub(crate) const PR_MCE_KILL_EARLY: i32 = 1;
+
+/// The memory-error kill policy of protected processes.
+///
+/// `memory_failure()` early-kills a process whose policy is early, or
+/// default with `vm.memory_failure_early_kill` set; never one whose policy
+/// is late (`find_early_kill_thread()`). At its first system call under
+/// protection, a primary's policy becomes late and the program's own is
+/// kept: a `prctl(PR_MCE_KILL)` of the program changes the kept one (the
+/// primary stays late, a duplicate early), `PR_MCE_KILL_GET` reads it in
+/// every replica, a child the primary forks inherits it, and the process
+/// takes it back at its first system call after its protection ends
+/// ([`shim::filter::remove`]).
+pub(crate) mod policy {
+    use super::*;
+    use crate::group::State;
+
+    const NR_PRCTL: i64 = 157;
+    const PR_MCE_KILL: usize = 33;
+    const PR_MCE_KILL_GET: usize = 34;
+
+    /// At each system call of the primary, in its context, under the
+    /// group lock: holds it to late kill from the first one on.
+    pub(crate) fn primary(st: &mut State) {
+        if st.mce_wish.is_none() {
+            st.mce_wish = Some(shim::mce_policy());
+            shim::set_mce_policy(PR_MCE_KILL_LATE);
+        }
+    }
+
+    /// At a replica's return from a system call with result `ret` (`dup`:
+    /// the caller is a duplicate of `group`).
+    pub(crate) fn after_call(group: &Group, dup: bool, ret: isize) {
+        if shim::syscall_nr() != NR_PRCTL {
+            return;
+        }
+        match shim::syscall_arg(0) {
+            PR_MCE_KILL if ret == 0 => {
+                if dup {
+                    shim::set_mce_policy(PR_MCE_KILL_EARLY);
+                } else {
+                    group.lock().mce_wish = Some(shim::mce_policy());
+                    shim::set_mce_policy(PR_MCE_KILL_LATE);
+                }
+            }
+            PR_MCE_KILL_GET => {
+                if let Some(wish) = group.lock().mce_wish {
+                    shim::set_return(wish as isize);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The primary's own child `child` (not a duplicate), before it runs:
+    /// it gets the program's policy, not procft's.
+    pub(crate) fn on_fork(group: &Group, child: &Task) {
+        if let Some(wish) = group.lock().mce_wish {
+            shim::set_child_mce_policy(child, wish);
+        }
+    }
+}
 
 /// A replica found on a failed frame, waiting for the kernel's verdict.
 struct Hit {

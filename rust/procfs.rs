@@ -53,7 +53,9 @@ pub(crate) unsafe extern "C" fn procft_rs_level_store(
 /// One line of `/proc/procft`: space-separated `key=value` fields.
 /// `replicas` lists the primary and every live duplicate; `duplicates`
 /// counts those on their own frames against the level; `sync` says how
-/// duplicates follow the primary (`lockstep`: at system-call boundaries).
+/// duplicates follow the primary (`lockstep`: at system-call boundaries);
+/// `lag` counts the primary's records the slowest duplicate has yet to
+/// take.
 impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pid={} level={} replicas=", self.pid, self.level)?;
@@ -66,8 +68,15 @@ impl fmt::Display for Snapshot {
         let c = &self.counters;
         write!(
             f,
-            " duplicates={}/{} sync=lockstep failovers={} respawns={} mce_events={} divergences={}",
-            self.ready, self.level, c.failovers, c.respawns, c.mce_events, c.divergences
+            " duplicates={}/{} sync=lockstep failovers={} respawns={} mce_events={} divergences={} \
+             lag={}",
+            self.ready,
+            self.level,
+            c.failovers,
+            c.respawns,
+            c.mce_events,
+            c.divergences,
+            self.lag
         )
     }
 }
@@ -125,11 +134,12 @@ mod tests {
         s.counters.respawns = 2;
         s.counters.mce_events = 3;
         s.counters.divergences = 4;
+        s.lag = 5;
         let line = CString::try_from_fmt(fmt!("{}", s))?;
         assert_eq!(
             line.to_bytes(),
             b"pid=100 level=2 replicas=100,101,102 duplicates=2/2 sync=lockstep failovers=1 \
-              respawns=2 mce_events=3 divergences=4"
+              respawns=2 mce_events=3 divergences=4 lag=5"
         );
         Ok(())
     }

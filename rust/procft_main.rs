@@ -67,6 +67,10 @@ module! {
             default: true,
             description: "Restore a primary's page from a duplicate as soon as memory_failure() retires its frame, whatever reported the error (0: only when the primary uses it)",
         },
+        lag_timeout_ms: u32 {
+            default: 5000,
+            description: "How long the primary waits for a duplicate that keeps it from going on (stopped, frozen, traced or stuck) before declaring it lost and replacing it; 100 at least",
+        },
         hide_vdso: bool {
             default: true,
             description: "Hide the vDSO from programs exec'd under protection, so that their time reads are recorded calls",

@@ -28,6 +28,7 @@
 #include <linux/mmap_lock.h>
 #include <linux/module.h>
 #include <linux/pid.h>
+#include <linux/prctl.h>
 #include <linux/proc_fs.h>
 #include <linux/sched.h>
 #include <linux/sched/coredump.h>
@@ -60,6 +61,7 @@
 
 #include <asm/fpu/api.h>
 #include <asm/mce.h>
+#include <asm/vdso.h>
 #include <asm/syscall.h>
 
 #include "procft_shim.h"
@@ -426,13 +428,32 @@ int procft_prefer_other_node(struct task_struct *primary)
 }
 
 /**
- * procft_set_mce_early - the calling task wants to be told of a memory
- * error on its pages at once (as prctl(PR_MCE_KILL_EARLY) does), so that a
- * duplicate whose frame goes bad dies and is replaced before it is used
+ * procft_mce_policy - the calling task's memory-error kill policy, as
+ * prctl(PR_MCE_KILL_GET) reports it
+ *
+ * Return: PR_MCE_KILL_LATE, PR_MCE_KILL_EARLY or PR_MCE_KILL_DEFAULT.
  */
-void procft_set_mce_early(void)
+int procft_mce_policy(void)
 {
-	current->flags |= PF_MCE_PROCESS | PF_MCE_EARLY;
+	if (!(current->flags & PF_MCE_PROCESS))
+		return PR_MCE_KILL_DEFAULT;
+	return current->flags & PF_MCE_EARLY ? PR_MCE_KILL_EARLY : PR_MCE_KILL_LATE;
+}
+
+/**
+ * procft_set_mce_policy - give @task memory-error kill policy @policy, as
+ * prctl(PR_MCE_KILL) does (PR_MCE_KILL_LATE, _EARLY or _DEFAULT)
+ * @task: the calling task, or a new child that has not run yet (a task's
+ *	  flags are written by itself only)
+ * @policy: the policy
+ */
+void procft_set_mce_policy(struct task_struct *task, int policy)
+{
+	task->flags &= ~(PF_MCE_PROCESS | PF_MCE_EARLY);
+	if (policy == PR_MCE_KILL_EARLY)
+		task->flags |= PF_MCE_PROCESS | PF_MCE_EARLY;
+	else if (policy == PR_MCE_KILL_LATE)
+		task->flags |= PF_MCE_PROCESS;
 }
 
 /**
@@ -848,6 +869,22 @@ int procft_adopt_fpu(struct task_struct *from)
 	void *data = NULL;
 	int i, size, ret;
 
+	/*
+	 * @from's user FPU registers are in memory only once it was switched
+	 * out since it entered the kernel (switch_fpu() saves them and sets
+	 * TIF_NEED_FPU_LOAD, which stays set until it returns to user space,
+	 * which it cannot do while it stands at the primary's next call); a
+	 * duplicate that busy-polls still holds them in its CPU.  It sleeps
+	 * after at most PROCFT_SPIN_NS.
+	 */
+	for (i = 0; !test_tsk_thread_flag(from, TIF_NEED_FPU_LOAD) ||
+		    /* Pairs with finish_task(): the save is complete. */
+		    smp_load_acquire(&from->on_cpu); i++) {
+		if (i == 2000)
+			return -EBUSY;
+		usleep_range(10, 20);
+	}
+
 	for (i = 0; i < view->n; i++)
 		if (view->regsets[i].core_note_type == NT_X86_XSTATE && view->regsets[i].n)
 			rs = &view->regsets[i];
@@ -1004,6 +1041,48 @@ long procft_syscall_nr(void)
 }
 
 /**
+ * procft_runtime_ns - CPU time @task has had so far, in nanoseconds, as of
+ * its last scheduler update (at most a tick old while it runs)
+ */
+u64 procft_runtime_ns(struct task_struct *task)
+{
+	return READ_ONCE(task->se.sum_exec_runtime);
+}
+
+/**
+ * procft_syscall_arg - argument @i (0 to 5; 0 otherwise) of the caller's
+ * system call, also at its sys_exit (the argument registers are kept)
+ */
+unsigned long procft_syscall_arg(unsigned int i)
+{
+	unsigned long args[6];
+
+	if (i >= ARRAY_SIZE(args))
+		return 0;
+	syscall_get_arguments(current, task_pt_regs(current), args);
+	return args[i];
+}
+
+/**
+ * procft_call_from_vdso - was the caller's system call made by the vDSO's
+ * own code?  Its clock functions fall back to the system call when the
+ * clocksource cannot be read in user space.  The caller is single-threaded
+ * (a protected process or a duplicate), so its vDSO cannot move meanwhile.
+ */
+bool procft_call_from_vdso(void)
+{
+	struct mm_struct *mm = current->mm;
+	const struct vdso_image *image;
+	unsigned long base;
+
+	if (!mm)
+		return false;
+	image = READ_ONCE(mm->context.vdso_image);
+	base = (unsigned long)READ_ONCE(mm->context.vdso);
+	return image && base && task_pt_regs(current)->ip - base < image->size;
+}
+
+/**
  * procft_forget_auxv - turn every entry @type of the caller's saved
  * auxiliary vector (what /proc/<pid>/auxv shows) into AT_IGNORE
  */
@@ -1037,89 +1116,112 @@ void procft_kill(struct task_struct *task)
 }
 
 /*
- * Duplicates wait in procft_task_work_fn(), i.e. in module text.  Each
- * queued callback holds procft_unload_sem for reading from the moment it
- * is queued; the callback's last act is the tail call to up_read(), so by
- * the time module exit obtains the semaphore for writing, no task is in,
- * or about to enter, module text through a task_work.
+ * Tasks run procft code through task_works (duplicates wait there).  Each
+ * work is counted from the moment it is queued; dropping the count is its
+ * last act.  Module exit (procft_drain()) stops new works, waits for the
+ * count to reach zero, then for an RCU-tasks grace period: a task between
+ * that last act and its return out of module text has not yet made a
+ * voluntary context switch.  A count, not a lock: works are queued by one
+ * task and run by another.
  */
-static DECLARE_RWSEM(procft_unload_sem);
+static atomic_t procft_works = ATOMIC_INIT(0);
+static bool procft_unloading;
+static DECLARE_WAIT_QUEUE_HEAD(procft_drain_wq);
 static DECLARE_WAIT_QUEUE_HEAD(procft_wq);
+
+static void procft_work_put(void)
+{
+	if (atomic_dec_and_test(&procft_works))
+		wake_up_all(&procft_drain_wq);
+}
+
+/* Counts a work about to be queued; false (nothing counted) when unloading. */
+static bool procft_work_get(void)
+{
+	atomic_inc(&procft_works);
+	/* Pairs with smp_mb() in procft_drain(). */
+	smp_mb__after_atomic();
+	if (READ_ONCE(procft_unloading)) {
+		procft_work_put();
+		return false;
+	}
+	return true;
+}
+
+/* A queued call into procft_rs_task_work(). */
+struct procft_work {
+	struct callback_head cb;
+	long nr;	/* the caller's system call when it was queued */
+};
 
 static void procft_task_work_fn(struct callback_head *cb)
 {
-	kfree(cb);
-	procft_rs_task_work();
-	up_read(&procft_unload_sem);
+	struct procft_work *w = container_of(cb, struct procft_work, cb);
+	long nr = w->nr;
+
+	kfree(w);
+	procft_rs_task_work(nr);
+	procft_work_put();
 }
 
 /*
- * Queues @cb to run @fn on @task, the unload semaphore already held for
- * reading (@fn releases it); on failure releases both.
+ * Queues @cb (counted) to run @fn on @task; on failure frees @cb and drops
+ * the count.
  */
 static int procft_add_task_work(struct task_struct *task, struct callback_head *cb,
 				task_work_func_t fn, enum task_work_notify_mode mode)
 {
 	init_task_work(cb, fn);
 	if (task_work_add(task, cb, mode)) {
-		up_read(&procft_unload_sem);
 		kfree(cb);
+		procft_work_put();
 		return -ESRCH;
 	}
 	return 0;
+}
+
+/* procft_rs_task_work() on the caller, @gfp allocation. */
+static int procft_queue_work(gfp_t gfp)
+{
+	struct procft_work *w = kmalloc(sizeof(*w), gfp);
+
+	if (!w)
+		return -ENOMEM;
+	if (!procft_work_get()) {
+		kfree(w);
+		return -EBUSY;
+	}
+	w->nr = syscall_get_nr(current, task_pt_regs(current));
+	return procft_add_task_work(current, &w->cb, procft_task_work_fn, TWA_RESUME);
 }
 
 /**
  * procft_queue_task_work - run procft_rs_task_work() in the calling task
  * before it returns to user space (or when it exits)
  *
- * Return: 0, -ENOMEM, or -ESRCH if the task is exiting.
+ * Return: 0, -ENOMEM, -EBUSY (unloading), or -ESRCH if the task is exiting.
  */
 int procft_queue_task_work(void)
 {
-	struct callback_head *cb = kmalloc(sizeof(*cb), GFP_KERNEL);
-
-	if (!cb)
-		return -ENOMEM;
-	down_read(&procft_unload_sem);
-	return procft_add_task_work(current, cb, procft_task_work_fn, TWA_RESUME);
+	return procft_queue_work(GFP_KERNEL);
 }
 
-/*
- * Queues @fn on @task from any context: no sleeping allocation, and
- * nothing is queued while the module is being unloaded.
+/**
+ * procft_queue_task_work_atomic - procft_queue_task_work() for atomic
+ * context (a probe under a spinlock): no sleeping allocation.
+ *
+ * Return: 0, -EBUSY (unloading), -ENOMEM or -ESRCH.
  */
-static int procft_queue_atomic(struct task_struct *task, task_work_func_t fn,
-			       enum task_work_notify_mode mode)
+int procft_queue_task_work_atomic(void)
 {
-	struct callback_head *cb = kmalloc(sizeof(*cb), GFP_ATOMIC);
-
-	if (!cb)
-		return -ENOMEM;
-	if (!down_read_trylock(&procft_unload_sem)) {
-		kfree(cb);
-		return -EBUSY;
-	}
-	return procft_add_task_work(task, cb, fn, mode);
+	return procft_queue_work(GFP_ATOMIC);
 }
 
 /* The kick's work: nothing to do but let the task restart its call. */
 static void procft_kick_fn(struct callback_head *cb)
 {
 	kfree(cb);
-	up_read(&procft_unload_sem);
-}
-
-/**
- * procft_queue_task_work_atomic - procft_queue_task_work() for atomic
- * context (a probe under a spinlock): no sleeping allocation, and nothing
- * is queued while the module is being unloaded.
- *
- * Return: 0, -EBUSY (unloading), -ENOMEM or -ESRCH.
- */
-int procft_queue_task_work_atomic(void)
-{
-	return procft_queue_atomic(current, procft_task_work_fn, TWA_RESUME);
+	procft_work_put();
 }
 
 /**
@@ -1136,7 +1238,15 @@ int procft_queue_task_work_atomic(void)
  */
 int procft_kick(struct task_struct *task)
 {
-	return procft_queue_atomic(task, procft_kick_fn, TWA_SIGNAL);
+	struct callback_head *cb = kmalloc(sizeof(*cb), GFP_ATOMIC);
+
+	if (!cb)
+		return -ENOMEM;
+	if (!procft_work_get()) {
+		kfree(cb);
+		return -EBUSY;
+	}
+	return procft_add_task_work(task, cb, procft_kick_fn, TWA_SIGNAL);
 }
 
 /**
@@ -1247,8 +1357,11 @@ void procft_wake_all(void)
  */
 void procft_drain(void)
 {
-	down_write(&procft_unload_sem);
-	up_write(&procft_unload_sem);
+	WRITE_ONCE(procft_unloading, true);
+	/* Pairs with smp_mb__after_atomic() in procft_work_get(). */
+	smp_mb();
+	wait_event(procft_drain_wq, !atomic_read(&procft_works));
+	synchronize_rcu_tasks();
 }
 
 /* ---- which processes the syscall probes look at ------------------------ */
@@ -1273,14 +1386,51 @@ void procft_filter_release(pid_t tgid)
 	xa_release(&procft_tgids, tgid);
 }
 
-/* Filter values: the role of the process. */
+/*
+ * Filter values: the role of the process, or, once its protection ended,
+ * PROCFT_RESTORE plus the memory-error kill policy (PR_MCE_KILL_*) it
+ * takes back at its next system call (another task's flags may only be
+ * written by itself).
+ */
 #define PROCFT_PRIMARY	1
 #define PROCFT_DUP	2
+#define PROCFT_RESTORE	8
 
-/** procft_filter_add - mark @tgid protected; after a reservation, never allocates */
-void procft_filter_add(pid_t tgid)
+/* The policy a filter value gives back, or -1. */
+static int procft_restore_policy(void *entry)
 {
-	xa_store(&procft_tgids, tgid, xa_mk_value(PROCFT_PRIMARY), GFP_NOWAIT);
+	if (!xa_is_value(entry) || xa_to_value(entry) < PROCFT_RESTORE)
+		return -1;
+	return xa_to_value(entry) - PROCFT_RESTORE;
+}
+
+/*
+ * In the task's own context (its sys_enter, or its exit): takes back the
+ * policy its filter entry @entry holds, if any, and drops the entry.
+ * Returns whether it did.
+ */
+static bool procft_filter_restore(struct task_struct *task, void *entry)
+{
+	int policy = procft_restore_policy(entry);
+
+	if (policy < 0)
+		return false;
+	if (task == current)
+		procft_set_mce_policy(current, policy);
+	xa_cmpxchg(&procft_tgids, task->tgid, entry, NULL, GFP_ATOMIC);
+	return true;
+}
+
+/**
+ * procft_filter_add - mark @tgid protected; after a reservation, never allocates
+ *
+ * Return: the memory-error kill policy an earlier protection of @tgid had
+ * yet to give back (the process still has procft's), or -1.
+ */
+int procft_filter_add(pid_t tgid)
+{
+	return procft_restore_policy(xa_store(&procft_tgids, tgid,
+					      xa_mk_value(PROCFT_PRIMARY), GFP_NOWAIT));
 }
 
 /**
@@ -1292,10 +1442,18 @@ int procft_filter_add_atomic(pid_t tgid)
 	return xa_err(xa_store(&procft_tgids, tgid, xa_mk_value(PROCFT_DUP), GFP_ATOMIC));
 }
 
-/** procft_filter_remove - mark @tgid unprotected; atomic-safe */
-void procft_filter_remove(pid_t tgid)
+/**
+ * procft_filter_remove - mark @tgid unprotected; atomic-safe
+ * @tgid: a protected process or a duplicate
+ * @policy: the memory-error kill policy (PR_MCE_KILL_*) the process takes
+ *	    back at its next system call, or -1
+ */
+void procft_filter_remove(pid_t tgid, int policy)
 {
-	xa_erase(&procft_tgids, tgid);
+	if (policy < 0 ||
+	    xa_is_err(xa_store(&procft_tgids, tgid, xa_mk_value(PROCFT_RESTORE + policy),
+			       GFP_ATOMIC)))
+		xa_erase(&procft_tgids, tgid);
 }
 
 /* ---- /proc/<pid>/ft_level (needs kernel/patches/0001) ------------------- */
@@ -1335,8 +1493,11 @@ static int procft_proc_show(struct seq_file *m, void *v)
  */
 static void procft_probe_exit(void *data, struct task_struct *p, bool group_dead)
 {
-	if (group_dead)
-		procft_rs_process_exit(p);
+	if (!group_dead)
+		return;
+	if (unlikely(procft_filter_restore(p, xa_load(&procft_tgids, p->tgid))))
+		return;
+	procft_rs_process_exit(p);
 }
 
 /*
@@ -1351,6 +1512,8 @@ static void procft_probe_sys_enter(void *data, struct pt_regs *regs, long id)
 
 	if (likely(!role))
 		return;
+	if (unlikely(procft_filter_restore(current, role)))
+		return;
 	syscall_get_arguments(current, regs, args);
 	procft_rs_sys_enter(regs, id, args, role == xa_mk_value(PROCFT_DUP));
 }
@@ -1360,7 +1523,7 @@ static void procft_probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 {
 	void *role = xa_load(&procft_tgids, current->tgid);
 
-	if (likely(!role))
+	if (likely(!role) || procft_restore_policy(role) >= 0)
 		return;
 	procft_rs_sys_exit(regs, ret, role == xa_mk_value(PROCFT_DUP));
 }

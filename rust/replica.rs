@@ -124,6 +124,8 @@ pub(crate) fn on_fork(parent: &Task, child: &Task) {
             other => {
                 // The primary's own fork: its child is not protected.
                 st.spawn = other;
+                drop(st);
+                crate::mce::policy::on_fork(&group, child);
                 return;
             }
         }
@@ -200,7 +202,7 @@ pub(crate) fn dup_first_exit(group: &Group, task: &Task, regs: Regs) {
 pub(crate) fn birth(group: &Group, task: &Task) {
     // A memory error on a duplicate's page kills it at once (and procft
     // replaces it) instead of waiting for it to touch the page.
-    shim::set_mce_early();
+    shim::set_mce_policy(crate::mce::PR_MCE_KILL_EARLY);
     // On a NUMA machine its memory (copied now, allocated later) is in
     // another node than the primary's.
     let node = shim::prefer_other_node(group.primary());

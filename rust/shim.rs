@@ -37,8 +37,8 @@ extern "C" {
     fn procft_range_is_shared(start: usize, len: usize) -> bool;
     fn procft_filter_reserve(tgid: Pid) -> c_int;
     fn procft_filter_release(tgid: Pid);
-    fn procft_filter_add(tgid: Pid);
-    fn procft_filter_remove(tgid: Pid);
+    fn procft_filter_add(tgid: Pid) -> c_int;
+    fn procft_filter_remove(tgid: Pid, policy: c_int);
     fn procft_filter_add_atomic(tgid: Pid) -> c_int;
     fn procft_regs_size() -> usize;
     fn procft_inject_clone(regs: *mut bindings::pt_regs, saved: *mut u64) -> c_int;
@@ -48,12 +48,16 @@ extern "C" {
     fn procft_set_return(value: c_long);
     fn procft_restart_call(nr: c_long);
     fn procft_kill(task: *mut bindings::task_struct);
-    fn procft_set_mce_early();
+    fn procft_mce_policy() -> c_int;
+    fn procft_set_mce_policy(task: *mut bindings::task_struct, policy: c_int);
     fn procft_siginfo_size() -> usize;
     fn procft_signal_pending() -> bool;
     fn procft_user_ip() -> usize;
     fn procft_user_sp() -> usize;
     fn procft_syscall_nr() -> c_long;
+    fn procft_runtime_ns(task: *mut bindings::task_struct) -> u64;
+    fn procft_syscall_arg(i: c_uint) -> c_ulong;
+    fn procft_call_from_vdso() -> bool;
     fn procft_forget_auxv(kind: c_ulong);
     fn procft_send_self(sig: c_int, info: *const u64) -> c_int;
     fn procft_find_pfn(task: *mut bindings::task_struct, pfn: usize) -> usize;
@@ -269,10 +273,13 @@ pub(crate) mod filter {
         unsafe { procft_filter_release(tgid) }
     }
 
-    /// Marks `tgid` protected; does not allocate after `reserve`.
-    pub(crate) fn add(tgid: Pid) {
+    /// Marks `tgid` protected; does not allocate after `reserve`. Returns
+    /// the memory-error kill policy an earlier protection of `tgid` had not
+    /// given back yet (see [`remove`]): the process still has procft's.
+    pub(crate) fn add(tgid: Pid) -> Option<i32> {
         // SAFETY: Any tgid may be passed.
-        unsafe { procft_filter_add(tgid) }
+        let policy = unsafe { procft_filter_add(tgid) };
+        (policy >= 0).then_some(policy)
     }
 
     /// Marks a new duplicate's `tgid`, from the fork probe (no sleeping).
@@ -281,10 +288,13 @@ pub(crate) mod filter {
         kernel::error::to_result(unsafe { procft_filter_add_atomic(tgid) })
     }
 
-    /// Marks `tgid` unprotected. Does not sleep.
-    pub(crate) fn remove(tgid: Pid) {
-        // SAFETY: Any tgid may be passed.
-        unsafe { procft_filter_remove(tgid) }
+    /// Marks `tgid` unprotected. Does not sleep. With `restore`, the
+    /// process takes back that memory-error kill policy at its next system
+    /// call (from then on the probes ignore it); if it exits first, or the
+    /// module is unloaded first, it never does.
+    pub(crate) fn remove(tgid: Pid, restore: Option<i32>) {
+        // SAFETY: Any tgid and policy may be passed.
+        unsafe { procft_filter_remove(tgid, restore.unwrap_or(-1)) }
     }
 }
 
@@ -385,6 +395,27 @@ pub(crate) fn syscall_nr() -> i64 {
     unsafe { procft_syscall_nr() as i64 }
 }
 
+/// The CPU time `task` has had so far, in nanoseconds (as of its last
+/// scheduler update: at most a tick old while it runs).
+pub(crate) fn runtime_ns(task: &Task) -> u64 {
+    // SAFETY: `task` is valid for the duration of the call.
+    unsafe { procft_runtime_ns(task.as_ptr()) }
+}
+
+/// Argument `i` (0 to 5) of the caller's system call (also at its
+/// `sys_exit`: the argument registers are kept).
+pub(crate) fn syscall_arg(i: u32) -> usize {
+    // SAFETY: Reads the calling task's saved registers; `i` is checked.
+    unsafe { procft_syscall_arg(i) as usize }
+}
+
+/// Whether the caller's system call was made by the vDSO's code (its
+/// fallback when the clocksource cannot be read in user space).
+pub(crate) fn call_from_vdso() -> bool {
+    // SAFETY: Reads the calling task's saved registers and its own mm.
+    unsafe { procft_call_from_vdso() }
+}
+
 /// Turns every entry `kind` of the caller's saved auxiliary vector (what
 /// `/proc/<pid>/auxv` shows) into `AT_IGNORE`.
 pub(crate) fn forget_auxv(kind: u64) {
@@ -398,10 +429,27 @@ pub(crate) fn send_self(sig: i32, info: &SigInfo) -> Result {
     kernel::error::to_result(unsafe { procft_send_self(sig, info.0.as_ptr()) })
 }
 
-/// Asks to be told of memory errors on the caller's pages at once.
-pub(crate) fn set_mce_early() {
-    // SAFETY: Sets flags of the calling task.
-    unsafe { procft_set_mce_early() }
+/// The caller's memory-error kill policy (`PR_MCE_KILL_*`), as
+/// `prctl(PR_MCE_KILL_GET)` reports it.
+pub(crate) fn mce_policy() -> i32 {
+    // SAFETY: Reads flags of the calling task.
+    unsafe { procft_mce_policy() }
+}
+
+/// Sets the caller's memory-error kill policy, as `prctl(PR_MCE_KILL)`
+/// does.
+pub(crate) fn set_mce_policy(policy: i32) {
+    let task = current!();
+    // SAFETY: The calling task may write its own flags.
+    unsafe { procft_set_mce_policy(task.as_ptr(), policy) }
+}
+
+/// Sets the memory-error kill policy of `child`, a new child of the
+/// caller's that has not run yet (from the fork probe).
+pub(crate) fn set_child_mce_policy(child: &Task, policy: i32) {
+    // SAFETY: A child that has not run yet has no other writer of its
+    // flags (the function's contract).
+    unsafe { procft_set_mce_policy(child.as_ptr(), policy) }
 }
 
 /// The user address at which `task` maps page frame `pfn`, if it does.

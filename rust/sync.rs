@@ -125,13 +125,14 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
 }
 
 fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
-    let class = syscalls::classify(nr).class;
+    let class = determinism::class(nr);
     let recorded = matches!(
         class,
         Class::Primary | Class::Fork | Class::Exit | Class::Exec
     );
     let (stale, promote, held) = {
         let mut st = group.lock();
+        crate::mce::policy::primary(&mut st);
         // Duplicates a signal handler left out of step are re-created
         // from the primary at its next calls.
         let stale = if st.resync {
@@ -267,7 +268,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6])
         shim::set_return(0);
         return;
     }
-    let work = match syscalls::classify(nr).class {
+    let work = match determinism::class(nr) {
         Class::Local | Class::Mmap => return,
         Class::Exit | Class::Exec => DupWork::Park,
         Class::Primary | Class::Fork | Class::Unsupported => DupWork::Consume { nr, args: *args },
@@ -330,8 +331,10 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
     if dup {
         if let Some(group) = group::lookup_dup(task.tgid()) {
             replica::dup_first_exit(&group, task, regs);
+            crate::mce::policy::after_call(&group, true, ret);
         }
     } else if let Some(group) = group::lookup(task.tgid()) {
+        crate::mce::policy::after_call(&group, false, ret);
         if !replica::primary_spawn_exit(&group, regs, ret) {
             record(&group, ret);
         } else if group.lock().closed {
@@ -783,6 +786,71 @@ fn capture(
     Ok(out)
 }
 
+/// Waits, killably, until `cond(arg)` holds for the primary of `group`,
+/// which needs its duplicates to get somewhere (`what`, for the log).
+///
+/// The primary never waits on a duplicate for ever. Every module parameter
+/// `lag_timeout_ms` without the condition, each duplicate that `behind`
+/// selects (given the ring's head and the oldest record still needed) and
+/// that got less than a millisecond of CPU time meanwhile is declared lost:
+/// stopped, frozen, traced, stuck, or starved of CPU, it is killed and
+/// replaced, exactly like one a memory error hit. One that computes is
+/// doing the work the primary did and is waited for, [`LAG_ROUNDS`] times
+/// the timeout at most (it may loop for ever on corrupted memory). A
+/// leaving duplicate never holds the primary back, so the condition holds
+/// at the latest once none is left (its "no duplicate" case). `Err` if a
+/// fatal signal came (or, `ETIMEDOUT`, if the replacements did not let the
+/// condition hold).
+pub(crate) fn wait_for_dups(
+    group: &Group,
+    what: &str,
+    cond: unsafe extern "C" fn(*const c_void) -> bool,
+    arg: *const c_void,
+    behind: impl Fn(&group::Dup, u64, u64) -> bool,
+) -> Result {
+    let ms = crate::module_parameters::lag_timeout_ms.value().max(100);
+    for round in 1..=LAG_ROUNDS {
+        let before = group.lock().dup_runtimes();
+        match shim::wait_killable_timeout(cond, arg, ms) {
+            Err(e) if e == ETIMEDOUT => {}
+            done => return done,
+        }
+        let (kills, n) = {
+            let mut st = group.lock();
+            let (head, oldest) = (st.ring.head(), st.min_next_seq());
+            st.replace_where(|d| {
+                let idle = before.iter().flatten().any(|&(tgid, ns)| {
+                    tgid == d.tgid && shim::runtime_ns(&d.task) < ns + 1_000_000
+                });
+                behind(d, head, oldest) && (idle || round >= LAG_ROUNDS)
+            })
+        };
+        kills.send();
+        shim::wake_all();
+        if n > 0 {
+            let how = if round >= LAG_ROUNDS {
+                "and more"
+            } else {
+                "without running (stopped, frozen, traced or stuck)"
+            };
+            pr_warn!(
+                "pid {}: {} duplicate(s) kept the primary waiting ({}) for {} ms {}; \
+                 replacing them\n",
+                group.pid(),
+                n,
+                what,
+                ms,
+                how
+            );
+        }
+    }
+    // Every duplicate behind was replaced in the last round.
+    shim::wait_killable_timeout(cond, arg, ms)
+}
+
+/// How many [`wait_for_dups`] timeouts a duplicate that computes is given.
+pub(crate) const LAG_ROUNDS: u32 = 12;
+
 /// What a duplicate waits for.
 struct Waiter<'a> {
     group: &'a Group,
@@ -857,7 +925,15 @@ fn repair(group: &Group, task: &Task) {
         group,
         tgid: task.tgid(),
     };
-    if shim::wait_killable(dup_in_step, core::ptr::from_ref(&w).cast()).is_err() {
+    // Ready duplicates not at the primary's point lag.
+    let waited = wait_for_dups(
+        group,
+        "to restore a page",
+        dup_in_step,
+        core::ptr::from_ref(&w).cast(),
+        |d, head, _| d.ready && d.waiting_for != Some(head),
+    );
+    if waited.is_err() {
         return;
     }
     let (damage, from) = {
@@ -1039,9 +1115,9 @@ fn diverge(group: &Group, task: &Task, ours: &str, theirs: &str) {
 }
 
 /// Runs in a replica on its way back to user space (or as it exits), for
-/// whatever its probe queued.
+/// whatever its probe queued while in system call `nr`.
 #[no_mangle]
-pub(crate) extern "C" fn procft_rs_task_work() {
+pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
     let task = current!();
     if let Some(group) = group::lookup(task.tgid()) {
         if group.lock().promote.is_some() {
@@ -1079,12 +1155,29 @@ pub(crate) extern "C" fn procft_rs_task_work() {
             group: &group,
             tgid: task.tgid(),
         };
-        if shim::wait_killable(primary_can_go, core::ptr::from_ref(&w).cast()).is_ok() {
-            shim::restart_call(nr);
-        }
+        // Those holding the oldest record the ring keeps lag.
+        let waited = wait_for_dups(
+            &group,
+            "for room in the ring",
+            primary_can_go,
+            core::ptr::from_ref(&w).cast(),
+            |d, _, oldest| !d.parked && d.next_seq == oldest,
+        );
+        // Made again (and waiting again if the ring is still full), unless
+        // a fatal signal ends the task first.
+        let _ = waited;
+        shim::restart_call(nr);
         return;
     }
     let Some(group) = group::lookup_dup(task.tgid()) else {
+        if shim::syscall_nr() == -1 && nr >= 0 {
+            // A primary whose protection ended (or whose module is being
+            // unloaded) after procft held its call back: the call is
+            // made, as if procft had never been there. (A duplicate is
+            // only ever forgotten once it is killed: it never returns to
+            // user space to make it.)
+            shim::restart_call(nr as i64);
+        }
         return;
     };
     let work = {

@@ -11,16 +11,6 @@ set -euo pipefail
 
 DL=$PROCFT_CACHE/download
 mkdir -p "$DL"
-# One build at a time per cache (parallel `make` invocations share it).
-exec 9>"$PROCFT_CACHE/.lock"
-flock 9
-# Holding the lock, any build without its marker was interrupted: remove it.
-for d in "$PROCFT_CACHE"/kernel/*/; do
-	if [ -d "$d" ] && [ ! -f "$d/.procft-built" ]; then
-		log "removing unfinished build ${d%/}"
-		rm -rf "$d"
-	fi
-done
 
 fetch_source() {
 	local tarball=$DL/linux-source-$KVER_SERIES.tar.xz
@@ -57,11 +47,26 @@ srcver=$(dpkg-deb -f "$deb" Version)
 key=$(kernel_key "$srcver")
 KDIR=$PROCFT_CACHE/kernel/$srcver-$key
 
-if [ -f "$KDIR/.procft-built" ]; then
-	log "test kernel $srcver (key $key) is cached in $KDIR"
-	echo "$KDIR"
-	exit 0
-fi
+cached() {
+	if [ -f "$KDIR/.procft-built" ]; then
+		log "test kernel $srcver (key $key) is cached in $KDIR"
+		echo "$KDIR"
+		exit 0
+	fi
+}
+# A finished build is used without waiting for a build of another one.
+cached
+# One build at a time per cache (parallel `make` invocations share it).
+exec 9>"$PROCFT_CACHE/.lock"
+flock 9
+cached
+# Holding the lock, any build without its marker was interrupted: remove it.
+for d in "$PROCFT_CACHE"/kernel/*/; do
+	if [ -d "$d" ] && [ ! -f "$d/.procft-built" ]; then
+		log "removing unfinished build ${d%/}"
+		rm -rf "$d"
+	fi
+done
 
 log "building test kernel $srcver (key $key) in $KDIR"
 # Built in place (Kbuild output records absolute paths); the marker file

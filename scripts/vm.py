@@ -196,7 +196,13 @@ def kvm_works(kdir, initrd):
 
 
 def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl):
-    append = f"console=ttyS0 loglevel=5 panic=-1 ftmode={mode}"
+    # tsc=reliable: under TCG the guest's TSC follows the host's clock and
+    # the clocksource watchdog compares it with emulated timers that lag
+    # whenever the host is busy; on some hosts it then declares the TSC
+    # unstable a few seconds after boot and switches clocksource in the
+    # middle of a test. The guest keeps one clocksource whatever the host
+    # does (ft_sync changes it on purpose, to test that case).
+    append = f"console=ttyS0 loglevel=5 panic=-1 tsc=reliable ftmode={mode}"
     if mode == "bench" or os.environ.get("PROCFT_NO_VDSO"):
         # Debian's criu (3.17) cannot parse this kernel's vDSO and refuses
         # to start; without one, every run in the VM (protected or not)

@@ -148,6 +148,8 @@ static void run(struct run *r, const char *name)
 	snprintf(want, sizeof(want), "round %d ", ROUNDS - 1);
 	read_until(out[0], r->out, sizeof(r->out), &got, want);
 	if (r->level && strstr(r->out, want)) {
+		/* A slow duplicate may not have reached a divergence yet. */
+		wait_caught_up(r->pid);
 		r->dups = wait_duplicates(r->pid, r->level, reps) ? r->level : -1;
 		r->failovers = procft_field(r->pid, "failovers=");
 		r->respawns = procft_field(r->pid, "respawns=");

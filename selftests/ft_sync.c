@@ -98,6 +98,105 @@ static pid_t run_self(const char *self, const char *level, const char *mode, cha
 	return pid;
 }
 
+#define CLOCKSOURCE "/sys/devices/system/clocksource/clocksource0/"
+
+/* Reads sysfs file @name of the clocksource device into @buf (no newline). */
+static int clocksource_read(const char *name, char *buf, size_t len)
+{
+	char path[128];
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof(path), CLOCKSOURCE "%s", name);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	ok = fgets(buf, len, f) != NULL;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	return ok;
+}
+
+static int clocksource_set(const char *name)
+{
+	char cur[64];
+
+	return run_cmd("echo %s > " CLOCKSOURCE "current_clocksource", name) == 0 &&
+	       clocksource_read("current_clocksource", cur, sizeof(cur)) && !strcmp(cur, name);
+}
+
+/*
+ * Computes with the C library's clock while the kernel's clocksource
+ * changes under it: on one the vDSO cannot read (it then makes its reads
+ * as system calls) and back.  The program was protected while running, so
+ * it reads the vDSO; each replica's reads stay its own either way.
+ */
+static void clocksource_change(void)
+{
+	/* Clocksources the vDSO cannot read, the usual fallbacks first. */
+	static const char *const fallbacks[] = { "acpi_pm", "hpet", "jiffies" };
+	char avail[256], orig[64], other[64] = "", text[512], expect[512], c;
+	int ctl[2], out[2], i, st, ok, n = 0;
+	pid_t pid, reps[8] = { 0 };
+	size_t got = 0;
+
+	if (!clocksource_read("available_clocksource", avail, sizeof(avail)) ||
+	    !clocksource_read("current_clocksource", orig, sizeof(orig)))
+		die("clocksource");
+	for (i = ARRAY_SIZE(fallbacks) - 1; i >= 0; i--)
+		if (strstr(avail, fallbacks[i]) && strcmp(orig, fallbacks[i]))
+			snprintf(other, sizeof(other), "%s", fallbacks[i]);
+	tap_diag("clocksources: %s now, %s without a vDSO reader", orig, other);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		struct timespec a, b;
+
+		dup2(out[1], 1);
+		close(out[0]);
+		close(ctl[0]);
+		ioctl_set(0, 2);
+		read(ctl[1], &c, 1);
+		for (i = 0; i < 6; i++) {
+			clock_gettime(CLOCK_MONOTONIC, &a);
+			do
+				clock_gettime(CLOCK_MONOTONIC, &b);
+			while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < 200);
+			printf("step %d\n", i);
+			fflush(stdout);
+			write(ctl[1], "s", 1);
+		}
+		read(ctl[1], &c, 1);
+		_exit(0);
+	}
+	close(out[1]);
+	close(ctl[1]);
+	ok = wait_duplicates(pid, 2, reps);
+	write(ctl[0], "g", 1);
+	for (i = 0; i < 6; i++) {
+		if (read(ctl[0], &c, 1) != 1)
+			break;
+		if (i == 0)
+			ok = ok && other[0] && clocksource_set(other);
+		if (i == 3)
+			ok = ok && clocksource_set(orig);
+		n += snprintf(expect + n, sizeof(expect) - n, "step %d\n", i);
+	}
+	clocksource_set(orig);
+	ok = ok && wait_caught_up(pid);
+	tap_ok(ok && procft_field(pid, "divergences=") == 0 && procft_field(pid, "respawns=") == 0,
+	       "protected while running, the clocksource changes to %s and back: no divergence, no respawn (divergences=%ld respawns=%ld)",
+	       other, procft_field(pid, "divergences="), procft_field(pid, "respawns="));
+	write(ctl[0], "q", 1);
+	read_to_eof(out[0], text, sizeof(text), &got);
+	waitpid(pid, &st, 0);
+	tap_ok(!strcmp(text, expect) && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	       "its output once, exit status 0");
+	if (strcmp(text, expect))
+		tap_diag("got '%s'", text);
+}
+
 int main(int argc, char **argv)
 {
 	static struct shared a, b;
@@ -133,7 +232,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	tap_plan(9);
+	tap_plan(11);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl))
 		die("socketpair");
 	pid = fork();
@@ -197,5 +296,6 @@ int main(int argc, char **argv)
 	       run_cmd("grep -q ' pid=%d event=level old=0 new=2' /tmp/ev", pid) == 0 &&
 	       run_cmd("grep -q ' pid=%d event=divergence' /tmp/ev", pid) != 0,
 	       "exec'd at level 2, the vDSO is hidden: clock_gettime(), gettimeofday() and time() are replayed, no divergence");
+	clocksource_change();
 	return tap_finish();
 }

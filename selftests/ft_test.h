@@ -298,6 +298,22 @@ static inline int wait_duplicates(pid_t pid, int want, pid_t *reps)
 	return 0;
 }
 
+/*
+ * Waits (30 s at most) until every duplicate of @pid has taken every
+ * record of the primary's calls (lag=0 in /proc/procft): its counters
+ * then account for everything the primary did so far.
+ */
+static inline int wait_caught_up(pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < 3000; i++, usleep(10000))
+		if (procft_field(pid, "lag=") == 0)
+			return 1;
+	tap_diag("pid %d: duplicates still %ld records behind", pid, procft_field(pid, "lag="));
+	return 0;
+}
+
 /* Waits (10 s at most) until process @pid is gone (no zombie either). */
 static inline int wait_gone(pid_t pid)
 {

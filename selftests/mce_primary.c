@@ -12,6 +12,7 @@
 #include "ft_test.h"
 
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 
 #define PAGES 32
@@ -43,6 +44,89 @@ static void workload(int ctl, int out)
 	_exit(7);
 }
 
+/*
+ * Early kill: the kernel signals a process mapping a frame as soon as the
+ * frame fails (SIGBUS, BUS_MCEERR_AO) if vm.memory_failure_early_kill is
+ * set or the process asked for it with prctl(PR_MCE_KILL_EARLY); without
+ * a handler, SIGBUS ends it.  A protected primary is not told of a frame
+ * procft restores: it goes on, and its own policy is what it reads back
+ * and what it has again once protection ends.  @own: the program asks
+ * for early kill itself (else the sysctl does).
+ */
+static void early_kill(int own)
+{
+	const char *who = own ? "PR_MCE_KILL_EARLY" : "vm.memory_failure_early_kill=1";
+	char text[1024], expect[1024], c;
+	int ctl[2], out[2], i, n = 0, st, ok;
+	uint64_t bad;
+	size_t got = 0;
+	pid_t pid, reps[8] = { 0 };
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	if (!own && run_cmd("sysctl -qw vm.memory_failure_early_kill=1"))
+		die("sysctl");
+	pid = fork();
+	if (pid == 0) {
+		char line[32];
+
+		close(out[0]);
+		if (own)
+			prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0);
+		buf = mmap(NULL, PAGES * 4096, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		for (i = 0; i < PAGES * 4096; i++)
+			buf[i] = (char)(i * 31);
+		write(ctl[1], &buf, sizeof(buf));
+		/* Until told to go, make calls so that duplicates get created. */
+		while (recv(ctl[1], &c, 1, MSG_DONTWAIT) != 1)
+			usleep(5000);
+		for (i = 0; i < 20; i++) {
+			write(out[1], line, snprintf(line, sizeof(line), "tick %d\n", i));
+			usleep(10000);
+		}
+		read(ctl[1], &c, 1);
+		write(out[1], line, snprintf(line, sizeof(line), "policy %d\n",
+					     prctl(PR_MCE_KILL_GET, 0, 0, 0, 0)));
+		for (i = 0; i < PAGES * 4096; i++)
+			if (buf[i] != (char)(i * 31))
+				_exit(1);
+		_exit(7);
+	}
+	close(out[1]);
+	read(ctl[0], &buf, sizeof(buf));
+	ok = ioctl_set(pid, 2) == 0 && wait_duplicates(pid, 2, reps);
+	write(ctl[0], "g", 1);
+	usleep(50000);
+	bad = pfn_of(pid, buf + 5 * 4096);
+	ok = ok && bad && host_inject_mce(bad * 4096) == 0;
+	for (i = 0; i < 1000 && procft_field(pid, "failovers=") < 1; i++)
+		usleep(10000);
+	tap_ok(ok && !kill(pid, 0) && procft_field(pid, "failovers=") == 1 &&
+	       buffer_intact(pid, buf, PAGES, 31),
+	       "early kill (%s): a machine check on the primary's frame %#llx does not end it; the page is restored",
+	       who, (unsigned long long)bad);
+	/* Protection ends: the program's own policy is back. */
+	if (own)
+		ok = ok && ioctl_set(pid, 0) == 0;
+	write(ctl[0], "q", 1);
+	read_to_eof(out[0], text, sizeof(text), &got);
+	waitpid(pid, &st, 0);
+	if (!own)
+		run_cmd("sysctl -qw vm.memory_failure_early_kill=0");
+	for (i = 0; i < 20; i++)
+		n += snprintf(expect + n, sizeof(expect) - n, "tick %d\n", i);
+	snprintf(expect + n, sizeof(expect) - n, "policy %d\n",
+		 own ? PR_MCE_KILL_EARLY : PR_MCE_KILL_DEFAULT);
+	tap_ok(ok && !strcmp(text, expect) && WIFEXITED(st) && WEXITSTATUS(st) == 7,
+	       "output once, the program's own policy read back%s, exit status 7 (%#x)",
+	       own ? " after protection ended" : "", st);
+	if (strcmp(text, expect))
+		tap_diag("got '%s'", text);
+	close(ctl[0]);
+	close(out[0]);
+}
+
 int main(void)
 {
 	int ctl[2], out[2], i, st, ok;
@@ -51,7 +135,7 @@ int main(void)
 	size_t got = 0;
 	pid_t pid;
 
-	tap_plan(10);
+	tap_plan(14);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
 		die("socketpair");
 	pid = fork();
@@ -116,5 +200,7 @@ int main(void)
 	tap_ok(procft_field(pid, "level=") == -1, "and its group is gone");
 	tap_ok(run_cmd("[ $(dmesg | grep -c 'procft: pid %d: page 0x[0-9a-f]* restored on a fresh frame') = 2 ]",
 		       pid) == 0, "both pages were restored");
+	early_kill(0);
+	early_kill(1);
 	return tap_finish();
 }

@@ -16,7 +16,7 @@ kunit_ok() {
 }
 
 echo "TAP version 13"
-echo "1..16"
+echo "1..17"
 
 loaded && rmmod procft
 check "unloads when idle" unloaded
@@ -65,6 +65,33 @@ while [ $i -lt 20 ]; do
 	i=$((i + 1))
 done
 ok $cycle_ok "20 load/protect/unload cycles; nothing survives an unload"
+# Unloading under load: protected processes in the middle of their calls,
+# of procft's waits and of duplicate creations go on unprotected, their
+# output whole (a call procft held back is made, not failed).
+lines='i=0; while [ $i -lt 1500 ]; do echo "line $i"; i=$((i + 1)); done'
+sh -c "$lines" > /tmp/lines.want
+i=0
+busy_ok=0
+while [ $i -lt 12 ]; do
+	insmod $KO || busy_ok=1
+	chmod 0666 /dev/procft
+	ftctl run -l 2 -- sh -c "$lines" > /tmp/lines.1 & w1=$!
+	ftctl run -l 1 -- sh -c "$lines" > /tmp/lines.2 & w2=$!
+	j=0
+	while [ $j -lt 500 ] && [ "$(grep -c "^pid=\($w1\|$w2\) " /proc/procft)" != 2 ]; do
+		usleep 2000
+		j=$((j + 1))
+	done
+	usleep $((i % 6 * 30000))
+	rmmod procft || busy_ok=1
+	wait $w1 || busy_ok=1
+	wait $w2 || busy_ok=1
+	for f in /tmp/lines.1 /tmp/lines.2; do
+		cmp -s /tmp/lines.want $f || { busy_ok=1; echo "# cycle $i: $f differs"; }
+	done
+	i=$((i + 1))
+done
+ok $busy_ok "12 unloads under load (levels 1 and 2): every process finishes with its whole output"
 kill $s1 $s2 $s3
 wait 2>/dev/null
 # Fault injection is off unless asked for at load time.
