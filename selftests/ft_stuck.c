@@ -54,21 +54,26 @@ static void back_pressure(const char *how)
 	close(out[1]);
 	close(ctl[1]);
 	ok = wait_duplicates(pid, 1, reps);
+	alarm(120);
+	/*
+	 * The duplicate waits in procft for the primary's next record; it
+	 * stops once it has it, on its way back to user space.
+	 */
 	if (!traced)
 		ok = ok && !kill(reps[1], SIGSTOP);
 	else
 		ok = ok && !ptrace(PTRACE_SEIZE, reps[1], 0, 0) &&
-		     !ptrace(PTRACE_INTERRUPT, reps[1], 0, 0) &&
-		     waitpid(reps[1], &st, __WALL) == reps[1];
+		     !ptrace(PTRACE_INTERRUPT, reps[1], 0, 0);
 	write(ctl[0], "g", 1);
-	alarm(120);
 	read_to_eof(out[0], text, sizeof(text), &got);
 	waitpid(pid, &st, 0);
 	if (traced) {
-		int dst;
+		int dst = 0;
 
-		/* Its tracer reaps it once procft has killed it. */
-		ok = ok && waitpid(reps[1], &dst, __WALL) == reps[1] && WIFSIGNALED(dst);
+		/* Its tracer sees it stop, then reaps it once procft killed it. */
+		while (waitpid(reps[1], &dst, __WALL) == reps[1] && WIFSTOPPED(dst))
+			;
+		ok = ok && WIFSIGNALED(dst) && WTERMSIG(dst) == SIGKILL;
 	}
 	alarm(0);
 	for (n = 0; n < LINES && ok; n++) {
