@@ -60,6 +60,7 @@ size_t procft_siginfo_size(void);
 bool procft_signal_pending(void);
 unsigned long procft_user_ip(void);
 unsigned long procft_user_sp(void);
+bool procft_in_ia32_syscall(void);
 long procft_syscall_nr(void);
 void procft_forget_auxv(unsigned long type);
 int procft_send_self(int sig, const void *info);

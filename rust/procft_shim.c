@@ -997,6 +997,18 @@ unsigned long procft_user_sp(void)
 	return task_pt_regs(current)->sp;
 }
 
+/**
+ * procft_in_ia32_syscall - is the caller's system call a 32-bit one?
+ *
+ * True for int $0x80, and for sysenter and syscall from 32-bit code: the
+ * call number and arguments are then the ia32 table's (for int $0x80
+ * from a 64-bit program too), not the x86-64 one's.
+ */
+bool procft_in_ia32_syscall(void)
+{
+	return in_ia32_syscall();
+}
+
 /** procft_syscall_nr - the caller's system call number (-1 outside one) */
 long procft_syscall_nr(void)
 {
@@ -1146,13 +1158,17 @@ int procft_kick(struct task_struct *task)
  * A snapshot: the task may wake at any moment.
  *
  * Return: the call's number, or -1 if @task is not sleeping interruptibly
- * inside a system call.
+ * inside a 64-bit system call.
  */
 long procft_blocked_call(struct task_struct *task, unsigned long *arg0)
 {
 	struct pt_regs *regs = task_pt_regs(task);
 
 	if (task == current || !(READ_ONCE(task->__state) & TASK_INTERRUPTIBLE))
+		return -1;
+	/* A 32-bit call's number is not the x86-64 table's. */
+	if (IS_ENABLED(CONFIG_IA32_EMULATION) &&
+	    (READ_ONCE(task_thread_info(task)->status) & TS_COMPAT))
 		return -1;
 	*arg0 = regs->di;
 	return syscall_get_nr(task, regs);

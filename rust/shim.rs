@@ -53,6 +53,7 @@ extern "C" {
     fn procft_signal_pending() -> bool;
     fn procft_user_ip() -> usize;
     fn procft_user_sp() -> usize;
+    fn procft_in_ia32_syscall() -> bool;
     fn procft_syscall_nr() -> c_long;
     fn procft_forget_auxv(kind: c_ulong);
     fn procft_send_self(sig: c_int, info: *const u64) -> c_int;
@@ -377,6 +378,13 @@ pub(crate) fn user_ip() -> usize {
 pub(crate) fn user_sp() -> usize {
     // SAFETY: Reads the calling task's saved registers.
     unsafe { procft_user_sp() }
+}
+
+/// Whether the caller's system call came in through a 32-bit entry
+/// (`int $0x80`, or `sysenter`/`syscall` from 32-bit code).
+pub(crate) fn in_ia32_syscall() -> bool {
+    // SAFETY: Reads the calling task's thread flags.
+    unsafe { procft_in_ia32_syscall() }
 }
 
 /// The caller's system call number (-1 outside one).
