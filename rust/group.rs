@@ -554,7 +554,7 @@ pub(crate) fn lookup_dup(tgid: Pid) -> Option<Arc<Group>> {
 /// Records level `level` (> 0) for the process led by `leader`.  Returns
 /// the previous level (0 if it was unprotected).  Lowering the level kills
 /// the newest duplicates; raising it makes the primary create more at its
-/// next system calls.
+/// next system calls. `EBUSY` if the process is a duplicate.
 pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     let tgid = leader.tgid();
     settle(tgid);
@@ -566,6 +566,12 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     let mut kills = Kills::none();
     let old = {
         let mut table = GROUPS.lock();
+        if table.dups.as_ref().is_some_and(|d| d.get(&tgid).is_some()) {
+            // A duplicate: its role is its primary's to decide.
+            drop(table);
+            shim::filter::release(tgid);
+            return Err(EBUSY);
+        }
         let Some(tree) = table.tree.as_mut() else {
             drop(table);
             shim::filter::release(tgid);
@@ -695,6 +701,11 @@ pub(crate) fn add_dup(
 ) -> bool {
     let tgid = child.tgid();
     let mut table = GROUPS.lock();
+    if table.tree.as_ref().is_some_and(|t| t.get(&tgid).is_some()) {
+        // Someone set the child's level between its creation and this
+        // probe: a process of its own now, it cannot be a duplicate.
+        return false;
+    }
     let Some(dups) = table.dups.as_mut() else {
         return false;
     };

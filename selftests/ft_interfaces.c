@@ -2,8 +2,8 @@
 /*
  * The three control interfaces (/proc/<pid>/ft_level, /dev/procft ioctls,
  * ftctl) reach the same state, refuse the same bad input with the same
- * errno, follow ptrace-attach permission rules, and keep the level across
- * exec but not fork.
+ * errno, follow ptrace-attach permission rules, refuse to touch a
+ * duplicate, and keep the level across exec but not fork.
  */
 #include "ft_test.h"
 
@@ -169,8 +169,9 @@ int main(int argc, char **argv)
 	};
 	struct procft_status st;
 	struct procft_info info;
-	unsigned int l;
-	pid_t a, b;
+	unsigned int l, groups;
+	pid_t a, b, reps[8];
+	char line[256];
 	int i, ok;
 
 	self_exe = argv[0];
@@ -181,7 +182,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	tap_plan(26);
+	tap_plan(29);
 
 	tap_ok(ft_open() >= 0, "/dev/procft opens");
 	tap_ok(access("/proc/procft", R_OK) == 0, "/proc/procft exists");
@@ -280,6 +281,28 @@ int main(int argc, char **argv)
 	tap_ok(ioctl_set(a, 0) == 0 && level_everywhere(a) == 0,
 	       "level 0 ends protection (no /proc/procft line)");
 	reap(a);
+
+	/* A duplicate belongs to its primary: its level is not its own. */
+	ioctl_info(&info);
+	groups = info.nr_groups;
+	a = spawn_sleeper();
+	ok = ioctl_set(a, 1) == 0 && wait_duplicates(a, 1, reps) && reps[1] > 0;
+	b = ok ? reps[1] : 0;
+	ok = ok && proc_write(b, "1") == -EBUSY && proc_write(b, "0") == -EBUSY &&
+	     ioctl_set(b, 2) == -EBUSY && ioctl_set(b, 0) == -EBUSY &&
+	     run_cmd(FTCTL " set %d 1 2>&1 | grep -q 'Device or resource busy'", b) == 0 &&
+	     run_cmd(FTCTL " set %d 0 2>/dev/null", b) == 1;
+	tap_ok(ok, "a duplicate's level cannot be changed: EBUSY through every interface");
+	ok = b > 0 && procft_line(b, line, sizeof(line)) == 0 && proc_read(b) == 1 &&
+	     ioctl_get(b, &l) == 0 && l == 1 && ioctl_status(b, &st) == 0 && st.pid == a &&
+	     st.level == 1 && st.nr_replicas == 2 && st.replicas[1] == b &&
+	     procft_field(a, "duplicates=") == 1;
+	tap_ok(ok, "a duplicate reads as its primary (level 1, the primary's status), not as a process of its own");
+	reap(a);
+	ok = b > 0 && wait_gone(b) && ioctl_info(&info) == 0 && info.nr_groups == groups &&
+	     info.groups_created == info.groups_released + groups;
+	tap_ok(ok, "after the primary's exit its duplicate is gone and no record is left (%u protected)",
+	       info.nr_groups);
 
 	/* Inheritance. */
 	tap_ok(child_level_after(2, 1, 0) == 2, "the level survives exec (echo 2 > /proc/self/ft_level; exec)");
