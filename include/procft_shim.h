@@ -25,7 +25,7 @@ void procft_task_layout(size_t *size, size_t *tgid_offset);
 struct task_struct *procft_get_task(pid_t nr);
 /* @task's thread-group leader, with a reference taken. */
 struct task_struct *procft_get_leader(struct task_struct *task);
-/* Whether the caller may ptrace-attach to @task (see procft_shim.c). */
+/* Whether the caller may change @task's level: ptrace-attach rules (see procft_shim.c). */
 bool procft_may_attach(struct task_struct *task);
 /* True for kernel threads (PF_KTHREAD). */
 bool procft_is_kthread(struct task_struct *task);
@@ -99,6 +99,8 @@ void procft_trace_promotion(pid_t pid, pid_t from, int cause, unsigned long page
 			    unsigned long us);
 /* Whether /proc/<pid>/ft_level is provided (the kernel carries the patch). */
 bool procft_have_proc_ft_level(void);
+/* Whether procft_may_attach() is the kernel's ptrace_may_access() (kernel/patches/0002). */
+bool procft_have_ptrace_may_access(void);
 
 /* Implemented in Rust. */
 int procft_rs_level_show(struct task_struct *task);

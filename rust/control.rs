@@ -13,7 +13,9 @@
 //!    `EBUSY`, whatever the level: it belongs to its primary, whose level
 //!    is the one to change;
 //! 5. the caller must be allowed to ptrace-attach to the process, else
-//!    `EPERM`;
+//!    `EPERM`: itself always; another process if the kernel's
+//!    `ptrace_may_access()` allows it (LSMs such as Yama included), or,
+//!    on a kernel that does not export it, with `CAP_SYS_PTRACE`;
 //! 6. a process procft cannot replicate cannot be protected
 //!    (`EOPNOTSUPP`, with a log line): a multi-threaded one, one being
 //!    traced, one with writable shared memory; ending protection is always

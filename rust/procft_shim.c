@@ -9,8 +9,9 @@
  *   signal_generate), the two machine-check decode-chain notifiers,
  *   procft's own tracepoints;
  * - questions about a task: pid lookup, the ptrace-attach permission
- *   check, threads, shared mappings, where a frame is mapped, whether a
- *   page is lost to memory failure;
+ *   check (the kernel's own, with kernel/patches/0002), threads, shared
+ *   mappings, where a frame is mapped, whether a page is lost to memory
+ *   failure;
  * - mechanisms on the calling task: system-call suppression, result and
  *   restart, clone injection, breaking copy-on-write, restoring one page,
  *   adopting another replica's memory, registers, FPU and signal state,
@@ -21,7 +22,6 @@
  * failover and respawn) are made in Rust.
  */
 
-#include <linux/cred.h>
 #include <linux/mm.h>
 #include <linux/nodemask.h>
 #include <linux/topology.h>
@@ -29,9 +29,8 @@
 #include <linux/module.h>
 #include <linux/pid.h>
 #include <linux/proc_fs.h>
+#include <linux/ptrace.h>
 #include <linux/sched.h>
-#include <linux/sched/coredump.h>
-#include <linux/sched/exec_state.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/sched/task_stack.h>
@@ -50,7 +49,6 @@
 #include <linux/seq_file.h>
 #include <linux/string.h>
 #include <linux/tracepoint.h>
-#include <linux/user_namespace.h>
 #include <linux/xarray.h>
 
 #include <linux/highmem.h>
@@ -132,48 +130,37 @@ struct task_struct *procft_get_leader(struct task_struct *task)
 }
 
 /**
- * procft_may_attach - may the caller ptrace-attach to @task?
+ * procft_may_attach - may the caller change @task's level?
  * @task: target task
  *
- * The rules of __ptrace_may_access() for PTRACE_MODE_ATTACH_REALCREDS,
- * which modules cannot call: the same thread group always may; otherwise
- * the caller's real uid/gid must match all of the target's uids/gids, or
- * the caller must have CAP_SYS_PTRACE in the target's user namespace; and
- * a non-dumpable target additionally needs CAP_SYS_PTRACE in the user
- * namespace of its last exec.  LSM ptrace hooks (e.g. Yama) are not consulted:
- * security_ptrace_access_check() is not exported to modules.
+ * Changing a level replicates the target and reads its memory, so it
+ * follows ptrace-attach rules: the same thread group always may; otherwise
+ * the kernel's own ptrace_may_access(PTRACE_MODE_ATTACH_REALCREDS) decides,
+ * LSM hooks (Yama's ptrace_scope, SELinux) included.  It is exported to
+ * modules only with kernel/patches/0002 (Kbuild defines
+ * PROCFT_HAVE_PTRACE_MAY_ACCESS then); without it a change to another
+ * process needs CAP_SYS_PTRACE in the initial user namespace, which no
+ * uid match or LSM can widen.
  */
 bool procft_may_attach(struct task_struct *task)
 {
-	const struct cred *cred = current_cred();
-	const struct task_exec_state *exec_state;
-	const struct cred *tcred;
-	bool ok;
-
 	if (same_thread_group(task, current))
 		return true;
+#ifdef PROCFT_HAVE_PTRACE_MAY_ACCESS
+	return ptrace_may_access(task, PTRACE_MODE_ATTACH_REALCREDS);
+#else
+	return capable(CAP_SYS_PTRACE);
+#endif
+}
 
-	rcu_read_lock();
-	tcred = __task_cred(task);
-	ok = (uid_eq(cred->uid, tcred->euid) &&
-	      uid_eq(cred->uid, tcred->suid) &&
-	      uid_eq(cred->uid, tcred->uid) &&
-	      gid_eq(cred->gid, tcred->egid) &&
-	      gid_eq(cred->gid, tcred->sgid) &&
-	      gid_eq(cred->gid, tcred->gid)) ||
-	     ns_capable(tcred->user_ns, CAP_SYS_PTRACE);
-	rcu_read_unlock();
-	if (!ok)
-		return false;
-
-	/* Dumpability is read after the credentials, as ptrace does. */
-	smp_rmb();
-	rcu_read_lock();
-	exec_state = rcu_dereference(task->exec_state);
-	if (exec_state && READ_ONCE(exec_state->dumpable) != TASK_DUMPABLE_OWNER)
-		ok = ns_capable(exec_state->user_ns, CAP_SYS_PTRACE);
-	rcu_read_unlock();
-	return ok;
+/** procft_have_ptrace_may_access - does procft_may_attach() use ptrace_may_access()? */
+bool procft_have_ptrace_may_access(void)
+{
+#ifdef PROCFT_HAVE_PTRACE_MAY_ACCESS
+	return true;
+#else
+	return false;
+#endif
 }
 
 /** procft_is_kthread - is @task a kernel thread? */

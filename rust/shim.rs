@@ -32,6 +32,7 @@ extern "C" {
     fn procft_is_exiting(task: *mut bindings::task_struct) -> bool;
     fn procft_nr_threads(task: *mut bindings::task_struct) -> c_int;
     fn procft_have_proc_ft_level() -> bool;
+    fn procft_have_ptrace_may_access() -> bool;
     fn procft_is_ptraced(task: *mut bindings::task_struct) -> bool;
     fn procft_has_shared_writable(task: *mut bindings::task_struct) -> bool;
     fn procft_range_is_shared(start: usize, len: usize) -> bool;
@@ -229,6 +230,13 @@ pub(crate) fn nr_threads(task: &Task) -> i32 {
 pub(crate) fn have_proc_ft_level() -> bool {
     // SAFETY: Reads a compile-time constant.
     unsafe { procft_have_proc_ft_level() }
+}
+
+/// Whether permission is the kernel's own `ptrace_may_access()` (LSM hooks
+/// included) rather than `CAP_SYS_PTRACE` alone.
+pub(crate) fn have_ptrace_may_access() -> bool {
+    // SAFETY: Reads a compile-time constant.
+    unsafe { procft_have_ptrace_may_access() }
 }
 
 /// Whether `task` is being traced.
