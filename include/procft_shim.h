@@ -14,6 +14,7 @@
 
 struct task_struct;
 struct seq_file;
+struct pid_namespace;
 
 /* Set up and tear down every C-side hook.  Called once from module init/exit. */
 int procft_shim_init(void);
@@ -105,7 +106,7 @@ bool procft_have_ptrace_may_access(void);
 /* Implemented in Rust. */
 int procft_rs_level_show(struct task_struct *task);
 int procft_rs_level_store(struct task_struct *task, unsigned int level);
-void procft_rs_status_show(struct seq_file *m);
+void procft_rs_status_show(struct seq_file *m, struct pid_namespace *ns);
 void procft_rs_process_exit(struct task_struct *task);
 void procft_rs_sys_enter(struct pt_regs *regs, long nr, const unsigned long *args, bool dup);
 void procft_rs_sys_exit(struct pt_regs *regs, long ret, bool dup);

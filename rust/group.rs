@@ -18,6 +18,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     new_spinlock,
+    pid_namespace::PidNamespace,
     prelude::*,
     rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
     sync::{aref::ARef, lock::spinlock::SpinLockBackend, lock::Guard, Arc, SpinLock},
@@ -397,17 +398,28 @@ impl Group {
         self.lock().level
     }
 
-    /// A consistent copy of the group's state.
+    /// A consistent copy of the group's state, pids as the caller sees
+    /// them.
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let pid = self.pid();
+        self.snapshot_in(None)
+    }
+
+    /// A consistent copy of the group's state, pids as seen in `ns` (the
+    /// caller's namespace if `None`): 0 for a process that has no pid
+    /// there, and duplicates without one are not listed.
+    pub(crate) fn snapshot_in(&self, ns: Option<&PidNamespace>) -> Snapshot {
+        let pid = self.primary.tgid_nr_ns(ns);
         let state = self.lock();
         let mut snap = Snapshot::unprotected(pid);
         snap.level = state.level;
         snap.counters = state.counters;
         for d in state.dups.iter().flatten().filter(|d| !d.leaving) {
-            snap.replicas[snap.nr_replicas] = d.task.tgid_nr_ns(None);
-            snap.nr_replicas += 1;
             snap.ready += usize::from(d.ready);
+            let nr = d.task.tgid_nr_ns(ns);
+            if nr != 0 {
+                snap.replicas[snap.nr_replicas] = nr;
+                snap.nr_replicas += 1;
+            }
         }
         snap
     }

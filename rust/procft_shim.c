@@ -1323,9 +1323,10 @@ bool procft_have_proc_ft_level(void)
 
 /* ---- /proc/procft ------------------------------------------------------- */
 
+/* Pids as the mount of proc this file was opened through shows them. */
 static int procft_proc_show(struct seq_file *m, void *v)
 {
-	procft_rs_status_show(m);
+	procft_rs_status_show(m, proc_pid_ns(file_inode(m->file)->i_sb));
 	return 0;
 }
 

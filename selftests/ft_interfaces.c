@@ -3,14 +3,17 @@
  * The three control interfaces (/proc/<pid>/ft_level, /dev/procft ioctls,
  * ftctl) reach the same state, refuse the same bad input with the same
  * errno, follow ptrace-attach permission rules (Yama's ptrace_scope
- * included), refuse to touch a duplicate, and keep the level across exec
- * but not fork.
+ * included), refuse to touch a duplicate, show a pid namespace only its
+ * own processes in /proc/procft, and keep the level across exec but not
+ * fork.
  */
 #include "ft_test.h"
 
 #include <grp.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
@@ -225,6 +228,70 @@ static int root_without_cap_sys_ptrace(pid_t target)
 	return 0;
 }
 
+/*
+ * In a new pid namespace with its own proc mount: protects a process
+ * there and checks that /proc/procft lists it alone (the test's other
+ * protected process, outside, has no pid here), with the namespace's
+ * pids. Runs as the namespace's init; returns 0 or a step number.
+ */
+static int pidns_view(void)
+{
+	char buf[1024], want[64], *p;
+	pid_t s, reps[8];
+	size_t got = 0;
+	int fd, i, lines = 0, ret = 0;
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("proc", "/proc", "proc", 0, NULL))
+		return 1;
+	s = spawn_sleeper();
+	if (ioctl_set(s, 1) || !wait_duplicates(s, 1, reps))
+		ret = 2;
+	fd = open("/proc/procft", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 3;
+	read_to_eof(fd, buf, sizeof(buf), &got);
+	close(fd);
+	for (p = buf; (p = strchr(p, '\n')); p++)
+		lines++;
+	snprintf(want, sizeof(want), "pid=%d level=1 replicas=%d,%d ", s, s, reps[1]);
+	if (!ret && (lines != 1 || strncmp(buf, want, strlen(want)) || strstr(buf, "=0,") ||
+		     reps[1] <= s || reps[1] > 16))
+		ret = 4;
+	if (ret)
+		tap_diag("/proc/procft in the namespace: '%s', want one line '%s...'", buf, want);
+	for (i = 0; !ret && i < 2; i++) {
+		struct procft_status st;
+
+		if (ioctl_status(reps[i], &st) || st.pid != s || st.nr_replicas != 2 ||
+		    st.replicas[1] != reps[1])
+			ret = 5;
+	}
+	reap(s);
+	return ret;
+}
+
+/* Forks into a new pid and mount namespace and runs pidns_view() there. */
+static int in_new_pidns(void)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		pid_t init;
+
+		if (unshare(CLONE_NEWPID | CLONE_NEWNS))
+			_exit(100);
+		init = fork();
+		if (init == 0)
+			_exit(pidns_view());
+		waitpid(init, &st, 0);
+		_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 101);
+	}
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 200;
+}
+
 /* Runs @fn(@arg) in a child of this (root) process; returns its exit status. */
 static int as_root_child(int (*fn)(pid_t), pid_t arg)
 {
@@ -321,7 +388,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	tap_plan(32);
+	tap_plan(33);
 
 	tap_ok(ft_open() >= 0, "/dev/procft opens");
 	tap_ok(access("/proc/procft", R_OK) == 0, "/proc/procft exists");
@@ -452,6 +519,11 @@ int main(int argc, char **argv)
 	}
 	tap_ok(ioctl(ft_open(), _IO(PROCFT_IOC_MAGIC, 0x7f), 0) && errno == ENOTTY,
 	       "unknown ioctl: ENOTTY");
+
+	/* A pid namespace sees its own protected processes, with its pids. */
+	i = in_new_pidns();
+	tap_ok(i == 0 && procft_line(a, line, sizeof(line)) == 1,
+	       "/proc/procft in a pid namespace lists only its processes, with its pids (step %d)", i);
 
 	tap_ok(ioctl_set(a, 0) == 0 && level_everywhere(a) == 0,
 	       "level 0 ends protection (no /proc/procft line)");
