@@ -14,6 +14,7 @@
 
 struct task_struct;
 struct seq_file;
+struct pid_namespace;
 
 /* Set up and tear down every C-side hook.  Called once from module init/exit. */
 int procft_shim_init(void);
@@ -25,7 +26,7 @@ void procft_task_layout(size_t *size, size_t *tgid_offset);
 struct task_struct *procft_get_task(pid_t nr);
 /* @task's thread-group leader, with a reference taken. */
 struct task_struct *procft_get_leader(struct task_struct *task);
-/* Whether the caller may ptrace-attach to @task (see procft_shim.c). */
+/* Whether the caller may change @task's level: ptrace-attach rules (see procft_shim.c). */
 bool procft_may_attach(struct task_struct *task);
 /* True for kernel threads (PF_KTHREAD). */
 bool procft_is_kthread(struct task_struct *task);
@@ -61,6 +62,7 @@ size_t procft_siginfo_size(void);
 bool procft_signal_pending(void);
 unsigned long procft_user_ip(void);
 unsigned long procft_user_sp(void);
+bool procft_in_ia32_syscall(void);
 long procft_syscall_nr(void);
 bool procft_call_from_vdso(void);
 unsigned long procft_syscall_arg(unsigned int i);
@@ -102,11 +104,13 @@ void procft_trace_promotion(pid_t pid, pid_t from, int cause, unsigned long page
 			    unsigned long us);
 /* Whether /proc/<pid>/ft_level is provided (the kernel carries the patch). */
 bool procft_have_proc_ft_level(void);
+/* Whether procft_may_attach() is the kernel's ptrace_may_access() (kernel/patches/0002). */
+bool procft_have_ptrace_may_access(void);
 
 /* Implemented in Rust. */
 int procft_rs_level_show(struct task_struct *task);
 int procft_rs_level_store(struct task_struct *task, unsigned int level);
-void procft_rs_status_show(struct seq_file *m);
+void procft_rs_status_show(struct seq_file *m, struct pid_namespace *ns);
 void procft_rs_process_exit(struct task_struct *task);
 void procft_rs_sys_enter(struct pt_regs *regs, long nr, const unsigned long *args, bool dup);
 void procft_rs_sys_exit(struct pt_regs *regs, long ret, bool dup);

@@ -9,13 +9,22 @@
 //! 1. a pid below zero is `EINVAL`; a pid no process has is `ESRCH`;
 //! 2. a kernel thread is `EINVAL` (it has no user space to replicate);
 //! 3. a level above [`MAX_LEVEL`] is `EINVAL`;
-//! 4. the caller must be allowed to ptrace-attach to the process, else
-//!    `EPERM`;
-//! 5. a process procft cannot replicate cannot be protected
+//! 4. a duplicate (a replica procft created for a protected process) is
+//!    `EBUSY`, whatever the level: it belongs to its primary, whose level
+//!    is the one to change;
+//! 5. the caller must be allowed to ptrace-attach to the process, else
+//!    `EPERM`: itself always; another process if the kernel's
+//!    `ptrace_may_access()` allows it (LSMs such as Yama included), or,
+//!    on a kernel that does not export it, with `CAP_SYS_PTRACE`;
+//! 6. a process procft cannot replicate cannot be protected
 //!    (`EOPNOTSUPP`, with a log line): a multi-threaded one, one being
 //!    traced, one with writable shared memory; ending protection is always
 //!    possible;
-//! 6. a process that is exiting is `ESRCH`.
+//! 7. a process that is exiting is `ESRCH`.
+//!
+//! Reading is allowed to anyone who can see the process. A duplicate reads
+//! as the process it replicates: its level and its group's status (whose
+//! `pid` is the primary's).
 //!
 //! A protected process that later starts doing what cannot be replicated
 //! (see [`crate::sync`]) loses its protection through [`end_protection`].
@@ -27,7 +36,7 @@
 
 use kernel::{
     prelude::*,
-    sync::aref::ARef,
+    sync::{aref::ARef, Arc},
     task::{Pid, Task},
 };
 
@@ -50,14 +59,22 @@ pub(crate) fn find_process(pid: Pid) -> Result<ARef<Task>> {
     }
 }
 
-/// The level of the process led by `leader` (0 when unprotected).
-pub(crate) fn level(leader: &Task) -> u32 {
-    group::lookup(leader.tgid()).map_or(0, |g| g.level())
+/// The group `leader` belongs to, as its primary or as a duplicate.
+fn group_of(leader: &Task) -> Option<Arc<Group>> {
+    let tgid = leader.tgid();
+    group::lookup(tgid).or_else(|| group::lookup_dup(tgid))
 }
 
-/// The state of the process led by `leader`, protected or not.
+/// The level of the process led by `leader` (0 when unprotected); a
+/// duplicate's is its primary's.
+pub(crate) fn level(leader: &Task) -> u32 {
+    group_of(leader).map_or(0, |g| g.level())
+}
+
+/// The state of the process led by `leader`, protected or not; a
+/// duplicate's is its primary's group.
 pub(crate) fn status(leader: &Task) -> Snapshot {
-    match group::lookup(leader.tgid()) {
+    match group_of(leader) {
         Some(g) => g.snapshot(),
         None => Snapshot::unprotected(leader.tgid_nr_ns(None)),
     }
@@ -71,6 +88,11 @@ pub(crate) fn check_level_change(leader: &Task, level: u32) -> Result {
     }
     if level > MAX_LEVEL {
         return Err(EINVAL);
+    }
+    if group::lookup_dup(leader.tgid()).is_some() {
+        // Checked again where a new group is registered, under the
+        // registry lock (see `group::set_level`).
+        return Err(EBUSY);
     }
     if !shim::may_attach(leader) {
         return Err(EPERM);

@@ -18,6 +18,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     new_spinlock,
+    pid_namespace::PidNamespace,
     prelude::*,
     rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
     sync::{aref::ARef, lock::spinlock::SpinLockBackend, lock::Guard, Arc, SpinLock},
@@ -414,17 +415,28 @@ impl Group {
         self.lock().level
     }
 
-    /// A consistent copy of the group's state.
+    /// A consistent copy of the group's state, pids as the caller sees
+    /// them.
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let pid = self.pid();
+        self.snapshot_in(None)
+    }
+
+    /// A consistent copy of the group's state, pids as seen in `ns` (the
+    /// caller's namespace if `None`): 0 for a process that has no pid
+    /// there, and duplicates without one are not listed.
+    pub(crate) fn snapshot_in(&self, ns: Option<&PidNamespace>) -> Snapshot {
+        let pid = self.primary.tgid_nr_ns(ns);
         let state = self.lock();
         let mut snap = Snapshot::unprotected(pid);
         snap.level = state.level;
         snap.counters = state.counters;
         for d in state.dups.iter().flatten().filter(|d| !d.leaving) {
-            snap.replicas[snap.nr_replicas] = d.task.tgid_nr_ns(None);
-            snap.nr_replicas += 1;
             snap.ready += usize::from(d.ready);
+            let nr = d.task.tgid_nr_ns(ns);
+            if nr != 0 {
+                snap.replicas[snap.nr_replicas] = nr;
+                snap.nr_replicas += 1;
+            }
         }
         snap.lag = state.ring.head() - state.min_next_seq();
         snap
@@ -627,7 +639,7 @@ pub(crate) fn lookup_dup(tgid: Pid) -> Option<Arc<Group>> {
 /// Records level `level` (> 0) for the process led by `leader`.  Returns
 /// the previous level (0 if it was unprotected).  Lowering the level kills
 /// the newest duplicates; raising it makes the primary create more at its
-/// next system calls.
+/// next system calls. `EBUSY` if the process is a duplicate.
 pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     let tgid = leader.tgid();
     settle(tgid);
@@ -640,6 +652,12 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     let mut kills = Kills::none();
     let old = {
         let mut table = GROUPS.lock();
+        if table.dups.as_ref().is_some_and(|d| d.get(&tgid).is_some()) {
+            // A duplicate: its role is its primary's to decide.
+            drop(table);
+            shim::filter::release(tgid);
+            return Err(EBUSY);
+        }
         let Some(tree) = table.tree.as_mut() else {
             drop(table);
             shim::filter::release(tgid);
@@ -775,6 +793,11 @@ pub(crate) fn add_dup(
 ) -> bool {
     let tgid = child.tgid();
     let mut table = GROUPS.lock();
+    if table.tree.as_ref().is_some_and(|t| t.get(&tgid).is_some()) {
+        // Someone set the child's level between its creation and this
+        // probe: a process of its own now, it cannot be a duplicate.
+        return false;
+    }
     let Some(dups) = table.dups.as_mut() else {
         return false;
     };

@@ -117,11 +117,13 @@ impl MiscDevice for ControlFile {
                     nr_groups: stats.nr_groups,
                     groups_created: stats.created,
                     groups_released: stats.released,
-                    features: if shim::have_proc_ft_level() {
-                        uapi::PROCFT_FEAT_PROC_PID_FT_LEVEL
-                    } else {
-                        0
-                    },
+                    features: feature(
+                        shim::have_proc_ft_level(),
+                        uapi::PROCFT_FEAT_PROC_PID_FT_LEVEL,
+                    ) | feature(
+                        shim::have_ptrace_may_access(),
+                        uapi::PROCFT_FEAT_PTRACE_MAY_ACCESS,
+                    ),
                     ..Default::default()
                 };
                 write_sized(ptr, size, &mut out, |s, n| s.size = n)?;
@@ -138,6 +140,15 @@ impl MiscDevice for ControlFile {
             _ => return Err(ENOTTY),
         }
         Ok(0)
+    }
+}
+
+/// `bit` if `present`.
+fn feature(present: bool, bit: u32) -> u32 {
+    if present {
+        bit
+    } else {
+        0
     }
 }
 

@@ -9,6 +9,7 @@ use kernel::{
     bindings,
     ffi::{c_int, c_uint},
     fmt,
+    pid_namespace::PidNamespace,
     prelude::*,
     seq_file::SeqFile,
     seq_print,
@@ -81,17 +82,30 @@ impl fmt::Display for Snapshot {
     }
 }
 
-/// Shows `/proc/procft`: one line per protected process.
+/// Shows `/proc/procft`: one line per protected process that has a pid in
+/// `ns`, the pid namespace of the proc mount it is read through (as for
+/// `/proc/<pid>` directories), with the pids it has there.
 ///
 /// # Safety
 ///
-/// `m` must be the seq_file of a `/proc/procft` read in progress.
+/// `m` must be the seq_file of a `/proc/procft` read in progress and `ns`
+/// the pid namespace of its proc mount (held by the mount).
 #[no_mangle]
-pub(crate) unsafe extern "C" fn procft_rs_status_show(m: *mut bindings::seq_file) {
+pub(crate) unsafe extern "C" fn procft_rs_status_show(
+    m: *mut bindings::seq_file,
+    ns: *mut bindings::pid_namespace,
+) {
     // SAFETY: A valid seq_file, used only by this thread during the show
     // callback, by the function's contract.
     let m = unsafe { SeqFile::from_raw(m) };
-    group::for_each(|g| seq_print!(m, "{}\n", g.snapshot()));
+    // SAFETY: Valid while the file is open, by the function's contract.
+    let ns = unsafe { PidNamespace::from_ptr(ns) };
+    group::for_each(|g| {
+        let snap = g.snapshot_in(Some(ns));
+        if snap.pid != 0 {
+            seq_print!(m, "{}\n", snap);
+        }
+    });
 }
 
 /// Called by the `sched_process_exit` probe when the last thread of a

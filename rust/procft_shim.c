@@ -9,8 +9,9 @@
  *   signal_generate), the two machine-check decode-chain notifiers,
  *   procft's own tracepoints;
  * - questions about a task: pid lookup, the ptrace-attach permission
- *   check, threads, shared mappings, where a frame is mapped, whether a
- *   page is lost to memory failure;
+ *   check (the kernel's own, with kernel/patches/0002), threads, shared
+ *   mappings, where a frame is mapped, whether a page is lost to memory
+ *   failure;
  * - mechanisms on the calling task: system-call suppression, result and
  *   restart, clone injection, breaking copy-on-write, restoring one page,
  *   adopting another replica's memory, registers, FPU and signal state,
@@ -21,7 +22,6 @@
  * failover and respawn) are made in Rust.
  */
 
-#include <linux/cred.h>
 #include <linux/mm.h>
 #include <linux/nodemask.h>
 #include <linux/topology.h>
@@ -30,9 +30,8 @@
 #include <linux/pid.h>
 #include <linux/prctl.h>
 #include <linux/proc_fs.h>
+#include <linux/ptrace.h>
 #include <linux/sched.h>
-#include <linux/sched/coredump.h>
-#include <linux/sched/exec_state.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/sched/task_stack.h>
@@ -51,7 +50,6 @@
 #include <linux/seq_file.h>
 #include <linux/string.h>
 #include <linux/tracepoint.h>
-#include <linux/user_namespace.h>
 #include <linux/xarray.h>
 
 #include <linux/highmem.h>
@@ -134,48 +132,37 @@ struct task_struct *procft_get_leader(struct task_struct *task)
 }
 
 /**
- * procft_may_attach - may the caller ptrace-attach to @task?
+ * procft_may_attach - may the caller change @task's level?
  * @task: target task
  *
- * The rules of __ptrace_may_access() for PTRACE_MODE_ATTACH_REALCREDS,
- * which modules cannot call: the same thread group always may; otherwise
- * the caller's real uid/gid must match all of the target's uids/gids, or
- * the caller must have CAP_SYS_PTRACE in the target's user namespace; and
- * a non-dumpable target additionally needs CAP_SYS_PTRACE in the user
- * namespace of its last exec.  LSM ptrace hooks (e.g. Yama) are not consulted:
- * security_ptrace_access_check() is not exported to modules.
+ * Changing a level replicates the target and reads its memory, so it
+ * follows ptrace-attach rules: the same thread group always may; otherwise
+ * the kernel's own ptrace_may_access(PTRACE_MODE_ATTACH_REALCREDS) decides,
+ * LSM hooks (Yama's ptrace_scope, SELinux) included.  It is exported to
+ * modules only with kernel/patches/0002 (Kbuild defines
+ * PROCFT_HAVE_PTRACE_MAY_ACCESS then); without it a change to another
+ * process needs CAP_SYS_PTRACE in the initial user namespace, which no
+ * uid match or LSM can widen.
  */
 bool procft_may_attach(struct task_struct *task)
 {
-	const struct cred *cred = current_cred();
-	const struct task_exec_state *exec_state;
-	const struct cred *tcred;
-	bool ok;
-
 	if (same_thread_group(task, current))
 		return true;
+#ifdef PROCFT_HAVE_PTRACE_MAY_ACCESS
+	return ptrace_may_access(task, PTRACE_MODE_ATTACH_REALCREDS);
+#else
+	return capable(CAP_SYS_PTRACE);
+#endif
+}
 
-	rcu_read_lock();
-	tcred = __task_cred(task);
-	ok = (uid_eq(cred->uid, tcred->euid) &&
-	      uid_eq(cred->uid, tcred->suid) &&
-	      uid_eq(cred->uid, tcred->uid) &&
-	      gid_eq(cred->gid, tcred->egid) &&
-	      gid_eq(cred->gid, tcred->sgid) &&
-	      gid_eq(cred->gid, tcred->gid)) ||
-	     ns_capable(tcred->user_ns, CAP_SYS_PTRACE);
-	rcu_read_unlock();
-	if (!ok)
-		return false;
-
-	/* Dumpability is read after the credentials, as ptrace does. */
-	smp_rmb();
-	rcu_read_lock();
-	exec_state = rcu_dereference(task->exec_state);
-	if (exec_state && READ_ONCE(exec_state->dumpable) != TASK_DUMPABLE_OWNER)
-		ok = ns_capable(exec_state->user_ns, CAP_SYS_PTRACE);
-	rcu_read_unlock();
-	return ok;
+/** procft_have_ptrace_may_access - does procft_may_attach() use ptrace_may_access()? */
+bool procft_have_ptrace_may_access(void)
+{
+#ifdef PROCFT_HAVE_PTRACE_MAY_ACCESS
+	return true;
+#else
+	return false;
+#endif
 }
 
 /** procft_is_kthread - is @task a kernel thread? */
@@ -1034,6 +1021,18 @@ unsigned long procft_user_sp(void)
 	return task_pt_regs(current)->sp;
 }
 
+/**
+ * procft_in_ia32_syscall - is the caller's system call a 32-bit one?
+ *
+ * True for int $0x80, and for sysenter and syscall from 32-bit code: the
+ * call number and arguments are then the ia32 table's (for int $0x80
+ * from a 64-bit program too), not the x86-64 one's.
+ */
+bool procft_in_ia32_syscall(void)
+{
+	return in_ia32_syscall();
+}
+
 /** procft_syscall_nr - the caller's system call number (-1 outside one) */
 long procft_syscall_nr(void)
 {
@@ -1256,13 +1255,17 @@ int procft_kick(struct task_struct *task)
  * A snapshot: the task may wake at any moment.
  *
  * Return: the call's number, or -1 if @task is not sleeping interruptibly
- * inside a system call.
+ * inside a 64-bit system call.
  */
 long procft_blocked_call(struct task_struct *task, unsigned long *arg0)
 {
 	struct pt_regs *regs = task_pt_regs(task);
 
 	if (task == current || !(READ_ONCE(task->__state) & TASK_INTERRUPTIBLE))
+		return -1;
+	/* A 32-bit call's number is not the x86-64 table's. */
+	if (IS_ENABLED(CONFIG_IA32_EMULATION) &&
+	    (READ_ONCE(task_thread_info(task)->status) & TS_COMPAT))
 		return -1;
 	*arg0 = regs->di;
 	return syscall_get_nr(task, regs);
@@ -1478,9 +1481,10 @@ bool procft_have_proc_ft_level(void)
 
 /* ---- /proc/procft ------------------------------------------------------- */
 
+/* Pids as the mount of proc this file was opened through shows them. */
 static int procft_proc_show(struct seq_file *m, void *v)
 {
-	procft_rs_status_show(m);
+	procft_rs_status_show(m, proc_pid_ns(file_inode(m->file)->i_sb));
 	return 0;
 }
 

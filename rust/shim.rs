@@ -32,6 +32,7 @@ extern "C" {
     fn procft_is_exiting(task: *mut bindings::task_struct) -> bool;
     fn procft_nr_threads(task: *mut bindings::task_struct) -> c_int;
     fn procft_have_proc_ft_level() -> bool;
+    fn procft_have_ptrace_may_access() -> bool;
     fn procft_is_ptraced(task: *mut bindings::task_struct) -> bool;
     fn procft_has_shared_writable(task: *mut bindings::task_struct) -> bool;
     fn procft_range_is_shared(start: usize, len: usize) -> bool;
@@ -54,6 +55,7 @@ extern "C" {
     fn procft_signal_pending() -> bool;
     fn procft_user_ip() -> usize;
     fn procft_user_sp() -> usize;
+    fn procft_in_ia32_syscall() -> bool;
     fn procft_syscall_nr() -> c_long;
     fn procft_runtime_ns(task: *mut bindings::task_struct) -> u64;
     fn procft_syscall_arg(i: c_uint) -> c_ulong;
@@ -234,6 +236,13 @@ pub(crate) fn have_proc_ft_level() -> bool {
     unsafe { procft_have_proc_ft_level() }
 }
 
+/// Whether permission is the kernel's own `ptrace_may_access()` (LSM hooks
+/// included) rather than `CAP_SYS_PTRACE` alone.
+pub(crate) fn have_ptrace_may_access() -> bool {
+    // SAFETY: Reads a compile-time constant.
+    unsafe { procft_have_ptrace_may_access() }
+}
+
 /// Whether `task` is being traced.
 pub(crate) fn is_ptraced(task: &Task) -> bool {
     // SAFETY: `task` is a valid task for the duration of the call.
@@ -387,6 +396,13 @@ pub(crate) fn user_ip() -> usize {
 pub(crate) fn user_sp() -> usize {
     // SAFETY: Reads the calling task's saved registers.
     unsafe { procft_user_sp() }
+}
+
+/// Whether the caller's system call came in through a 32-bit entry
+/// (`int $0x80`, or `sysenter`/`syscall` from 32-bit code).
+pub(crate) fn in_ia32_syscall() -> bool {
+    // SAFETY: Reads the calling task's thread flags.
+    unsafe { procft_in_ia32_syscall() }
 }
 
 /// The caller's system call number (-1 outside one).

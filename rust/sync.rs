@@ -4,8 +4,10 @@
 //! `sys_enter` and `sys_exit` probes and of replicas' task_work.
 //!
 //! - Before a protected process makes a call procft cannot replicate (see
-//!   [`crate::syscalls`]: shared memory, threads, ptrace, ...), protection
-//!   ends cleanly, with one log line, so procft never gives a wrong result.
+//!   [`crate::syscalls`]: shared memory, threads, ptrace, ..., and every
+//!   call through a 32-bit or x32 entry), protection ends cleanly, with one
+//!   log line, so procft never gives a wrong result. A duplicate reaching
+//!   such a call first waits there to be killed: it never makes it.
 //! - Calls of class `Local` and `Mmap` run in every replica.
 //! - Calls of class `Primary` and `Fork` run in the primary only. At its
 //!   `sys_exit` the primary records the call, its arguments, its result and
@@ -37,7 +39,7 @@ use crate::{
     replica,
     ring::{Record, CAPACITY},
     shim::{self, Regs},
-    syscalls::{self, Class, Input, Len, Out, Outputs},
+    syscalls::{self, Abi, Class, Input, Len, Out, Outputs},
     vote,
 };
 
@@ -115,21 +117,31 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
     let regs = unsafe { Regs::from_raw(regs) };
     let task = current!();
     let nr = nr as i64;
+    let abi = Abi::of(nr, shim::in_ia32_syscall());
     if dup {
         if let Some(group) = group::lookup_dup(task.tgid()) {
-            dup_enter(&group, task, regs, nr, &args);
+            dup_enter(&group, task, regs, abi, nr, &args);
         }
     } else if let Some(group) = group::lookup(task.tgid()) {
-        primary_enter(&group, regs, nr, &args);
+        primary_enter(&group, regs, abi, nr, &args);
     }
 }
 
-fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
-    let class = determinism::class(nr);
-    let recorded = matches!(
-        class,
-        Class::Primary | Class::Fork | Class::Exit | Class::Exec
-    );
+fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usize; 6]) {
+    // Only x86-64 numbers are classified; a call through another entry
+    // ends protection below.
+    let class = match abi {
+        Abi::X64 => determinism::class(nr),
+        Abi::Ia32 | Abi::X32 => Class::Unsupported,
+    };
+    // The duplicates stop at such a call too (see `dup_enter`), so a
+    // failed primary takes a duplicate's state there first, like at an
+    // exit.
+    let recorded = abi != Abi::X64
+        || matches!(
+            class,
+            Class::Primary | Class::Fork | Class::Exit | Class::Exec
+        );
     let (stale, promote, held) = {
         let mut st = group.lock();
         crate::mce::policy::primary(&mut st);
@@ -173,6 +185,8 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
     }
     let why = if shim::is_ptraced(current!()) {
         Some("being traced")
+    } else if let Some(why) = abi.unreplicable() {
+        Some(why)
     } else {
         unreplicable(nr, args)
     };
@@ -259,8 +273,8 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
     }
 }
 
-fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6]) {
-    if nr == NR_MADVISE && matches!(args[2], MADV_HWPOISON | MADV_SOFT_OFFLINE) {
+fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[usize; 6]) {
+    if abi == Abi::X64 && nr == NR_MADVISE && matches!(args[2], MADV_HWPOISON | MADV_SOFT_OFFLINE) {
         // Error injection into the primary's frame: the duplicates' own
         // frames stay good (this is how a test makes only the primary
         // consume poison).
@@ -268,10 +282,21 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6])
         shim::set_return(0);
         return;
     }
-    let work = match determinism::class(nr) {
-        Class::Local | Class::Mmap => return,
-        Class::Exit | Class::Exec => DupWork::Park,
-        Class::Primary | Class::Fork | Class::Unsupported => DupWork::Consume { nr, args: *args },
+    let class = match abi {
+        Abi::X64 => determinism::class(nr),
+        Abi::Ia32 | Abi::X32 => Class::Unsupported,
+    };
+    let work = match (abi, class) {
+        // Its number means something else in the x86-64 table. The
+        // primary ends protection at this call (killing the duplicates),
+        // or has diverged: either way the duplicate never makes it, and
+        // waits to be killed, as at an exit.
+        (Abi::Ia32 | Abi::X32, _) => DupWork::Park,
+        (Abi::X64, Class::Local | Class::Mmap) => return,
+        (Abi::X64, Class::Exit | Class::Exec) => DupWork::Park,
+        (Abi::X64, Class::Primary | Class::Fork | Class::Unsupported) => {
+            DupWork::Consume { nr, args: *args }
+        }
     };
     if matches!(work, DupWork::Consume { .. }) {
         // A duplicate behind the primary finds its record published: it
@@ -298,7 +323,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6])
         };
         dup.work = work;
         dup.at = nr;
-        // A duplicate parked at an exit or exec votes for it.
+        // A duplicate parked at an exit, exec or 32-bit call votes for it.
         dup.vote = (work == DupWork::Park).then_some(Vote {
             nr,
             args: *args,

@@ -447,6 +447,50 @@ pub(crate) const fn entry(nr: i64) -> Option<Syscall> {
     }
 }
 
+/// Which system-call table a call was made through. Only the x86-64
+/// table is classified; the others cannot be replicated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Abi {
+    /// `syscall` from 64-bit code, with an x86-64 number.
+    X64,
+    /// A 32-bit entry (`int $0x80`, or `sysenter`/`syscall` from 32-bit
+    /// code): ia32 numbers and arguments (`int $0x80` 10 is `unlink`,
+    /// not `mprotect`).
+    Ia32,
+    /// `syscall` with `__X32_SYSCALL_BIT` set: the x32 table (`-ENOSYS`
+    /// on kernels built without it).
+    X32,
+}
+
+/// `__X32_SYSCALL_BIT`.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+impl Abi {
+    /// The table of call `nr` (as the `sys_enter` tracepoint gives it, the
+    /// sign-extended low 32 bits of `orig_ax`), made through a 32-bit
+    /// entry or not (`ia32`).
+    pub(crate) const fn of(nr: i64, ia32: bool) -> Self {
+        // The kernel takes x32 numbers from 0x40000000 up; numbers with
+        // the sign bit set are no call in any table.
+        if ia32 {
+            Abi::Ia32
+        } else if (nr as u32) & !(X32_SYSCALL_BIT - 1) == X32_SYSCALL_BIT {
+            Abi::X32
+        } else {
+            Abi::X64
+        }
+    }
+
+    /// Why calls through this table cannot be replicated, if they cannot.
+    pub(crate) const fn unreplicable(self) -> Option<&'static str> {
+        match self {
+            Abi::X64 => None,
+            Abi::Ia32 => Some("a 32-bit system call (int $0x80)"),
+            Abi::X32 => Some("an x32 system call"),
+        }
+    }
+}
+
 /// Name and class of call `nr`; calls the kernel does not implement are
 /// `Local` (they fail with `-ENOSYS` identically everywhere).
 pub(crate) fn classify(nr: i64) -> Syscall {
@@ -679,6 +723,20 @@ mod tests {
         for nr in [1, 232, 281, 441, 45, 43, 202, 42] {
             assert_eq!(interrupt(nr), Interrupt::Seen);
         }
+    }
+
+    #[test]
+    fn entries_are_told_apart() {
+        for nr in [0, 1, 10, MAX_NR, -1, i64::from(i32::MIN), 0x3fff_ffff] {
+            assert_eq!(Abi::of(nr, false), Abi::X64);
+            assert_eq!(Abi::of(nr, true), Abi::Ia32);
+        }
+        for nr in [0x4000_0000, 0x4000_0001, 0x4000_0000 + 512, 0x7fff_ffff] {
+            assert_eq!(Abi::of(nr, false), Abi::X32);
+            assert_eq!(Abi::of(nr, true), Abi::Ia32);
+        }
+        assert!(Abi::X64.unreplicable().is_none());
+        assert!(Abi::Ia32.unreplicable().is_some() && Abi::X32.unreplicable().is_some());
     }
 
     #[test]

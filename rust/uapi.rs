@@ -68,6 +68,7 @@ pub(crate) const PROCFT_STATUS_SIZE_VER0: usize = 80;
 pub(crate) const PROCFT_INFO_SIZE_VER0: usize = 40;
 pub(crate) const PROCFT_INFO_VERSION: u32 = 1;
 pub(crate) const PROCFT_FEAT_PROC_PID_FT_LEVEL: u32 = 1 << 0;
+pub(crate) const PROCFT_FEAT_PTRACE_MAY_ACCESS: u32 = 1 << 1;
 
 const _: () = assert!(core::mem::size_of::<Level>() == 8);
 const _: () = assert!(core::mem::size_of::<Fail>() == 24);

@@ -2,18 +2,53 @@
 /*
  * The three control interfaces (/proc/<pid>/ft_level, /dev/procft ioctls,
  * ftctl) reach the same state, refuse the same bad input with the same
- * errno, follow ptrace-attach permission rules, and keep the level across
- * exec but not fork.
+ * errno, follow ptrace-attach permission rules (Yama's ptrace_scope
+ * included), refuse to touch a duplicate, show a pid namespace only its
+ * own processes in /proc/procft, and keep the level across exec but not
+ * fork.
  */
 #include "ft_test.h"
 
 #include <grp.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 
 #define FTCTL "/bin/ftctl"
 #define NOBODY 65534
+#define YAMA "/proc/sys/kernel/yama/ptrace_scope"
+
+/* Yama's ptrace_scope when the test started; -1 without Yama. */
+static int yama_saved = -1;
+
+static int yama_get(void)
+{
+	FILE *f = fopen(YAMA, "re");
+	int v = -1;
+
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int yama_set(int scope)
+{
+	return run_cmd("echo %d > " YAMA, scope) == 0 && yama_get() == scope;
+}
+
+/* Scope 3 could not be lowered again: never left in anything above 2. */
+static void yama_restore(void)
+{
+	if (yama_saved >= 0 && yama_saved <= 2)
+		yama_set(yama_saved);
+}
 
 static char *self_exe;
 
@@ -98,6 +133,177 @@ static int nobody_on_root(pid_t target)
 	return 0;
 }
 
+/*
+ * Yama ptrace_scope 1 (relational): a sibling of the same user is refused
+ * on every interface (ftctl, a child of the caller, may not either); the
+ * parent may change its child through the ioctl and procfs; anyone may
+ * change itself.
+ */
+static int nobody_scope1(pid_t unused)
+{
+	pid_t x = spawn_sleeper(), y;
+	int ret = 0, st;
+
+	y = fork();
+	if (y == 0) {
+		if (ioctl_set(x, 1) != -EPERM)
+			_exit(1);
+		if (proc_write(x, "1") != -EPERM)
+			_exit(2);
+		if (run_cmd(FTCTL " set %d 1 2>/dev/null", x) != 1)
+			_exit(3);
+		if (ioctl_set(0, 1) || proc_read(getpid()) != 1)
+			_exit(4);
+		_exit(0);
+	}
+	waitpid(y, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		ret = WIFEXITED(st) ? WEXITSTATUS(st) : 9;
+	else if (proc_read(x) != 0)
+		ret = 5;
+	else if (ioctl_set(x, 1) || proc_read(x) != 1)
+		ret = 6;
+	else if (proc_write(x, "0") || proc_read(x) != 0)
+		ret = 7;
+	else if (run_cmd(FTCTL " set %d 1 2>/dev/null", x) != 1)
+		ret = 8;
+	reap(x);
+	return ret;
+}
+
+/*
+ * Yama ptrace_scope 2 (admin only), or a kernel that does not export
+ * ptrace_may_access(): even its own child is refused to an unprivileged
+ * user, on every interface; it may still change itself.
+ */
+static int nobody_scope2(pid_t unused)
+{
+	pid_t x = spawn_sleeper();
+	unsigned int l = 99;
+	int ret = 0;
+
+	if (ioctl_set(x, 1) != -EPERM)
+		ret = 1;
+	else if (proc_write(x, "1") != -EPERM)
+		ret = 2;
+	else if (run_cmd(FTCTL " set %d 1 2>/dev/null", x) != 1)
+		ret = 3;
+	else if (ioctl_get(x, &l) || l != 0 || proc_read(x) != 0)
+		ret = 4;
+	else if (proc_write(getpid(), "1") || proc_read(getpid()) != 1)
+		ret = 5;
+	else if (ioctl_set(0, 0) || proc_read(getpid()) != 0)
+		ret = 6;
+	reap(x);
+	return ret;
+}
+
+/*
+ * Yama ptrace_scope 2 from root without CAP_SYS_PTRACE (dropped from its
+ * bounding, permitted and effective sets, so ftctl cannot get it back by
+ * exec): uid 0 matches the target's uids, which classic ptrace rules
+ * accept, and Yama refuses. Returns 0 or a step number.
+ */
+static int root_without_cap_sys_ptrace(pid_t target)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	if (prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) || syscall(SYS_capget, &h, d))
+		return 1;
+	d[0].effective &= ~(1U << CAP_SYS_PTRACE);
+	d[0].permitted &= ~(1U << CAP_SYS_PTRACE);
+	if (syscall(SYS_capset, &h, d))
+		return 2;
+	if (ioctl_set(target, 1) != -EPERM)
+		return 3;
+	if (proc_write(target, "1") != -EPERM)
+		return 4;
+	if (run_cmd(FTCTL " set %d 1 2>/dev/null", target) != 1)
+		return 5;
+	if (proc_read(target) != 0)
+		return 6;
+	if (ioctl_set(0, 1) || proc_read(getpid()) != 1 || ioctl_set(0, 0))
+		return 7;
+	return 0;
+}
+
+/*
+ * In a new pid namespace with its own proc mount: protects a process
+ * there and checks that /proc/procft lists it alone (the test's other
+ * protected process, outside, has no pid here), with the namespace's
+ * pids. Runs as the namespace's init; returns 0 or a step number.
+ */
+static int pidns_view(void)
+{
+	char buf[1024], want[64], *p;
+	pid_t s, reps[8];
+	size_t got = 0;
+	int fd, i, lines = 0, ret = 0;
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("proc", "/proc", "proc", 0, NULL))
+		return 1;
+	s = spawn_sleeper();
+	if (ioctl_set(s, 1) || !wait_duplicates(s, 1, reps))
+		ret = 2;
+	fd = open("/proc/procft", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 3;
+	read_to_eof(fd, buf, sizeof(buf), &got);
+	close(fd);
+	for (p = buf; (p = strchr(p, '\n')); p++)
+		lines++;
+	snprintf(want, sizeof(want), "pid=%d level=1 replicas=%d,%d ", s, s, reps[1]);
+	if (!ret && (lines != 1 || strncmp(buf, want, strlen(want)) || strstr(buf, "=0,") ||
+		     reps[1] <= s || reps[1] > 16))
+		ret = 4;
+	if (ret)
+		tap_diag("/proc/procft in the namespace: '%s', want one line '%s...'", buf, want);
+	for (i = 0; !ret && i < 2; i++) {
+		struct procft_status st;
+
+		if (ioctl_status(reps[i], &st) || st.pid != s || st.nr_replicas != 2 ||
+		    st.replicas[1] != reps[1])
+			ret = 5;
+	}
+	reap(s);
+	return ret;
+}
+
+/* Forks into a new pid and mount namespace and runs pidns_view() there. */
+static int in_new_pidns(void)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		pid_t init;
+
+		if (unshare(CLONE_NEWPID | CLONE_NEWNS))
+			_exit(100);
+		init = fork();
+		if (init == 0)
+			_exit(pidns_view());
+		waitpid(init, &st, 0);
+		_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 101);
+	}
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 200;
+}
+
+/* Runs @fn(@arg) in a child of this (root) process; returns its exit status. */
+static int as_root_child(int (*fn)(pid_t), pid_t arg)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0)
+		_exit(fn(arg));
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 200;
+}
+
 /* Unprivileged users may protect their own processes. */
 static int nobody_on_self(pid_t unused)
 {
@@ -169,9 +375,10 @@ int main(int argc, char **argv)
 	};
 	struct procft_status st;
 	struct procft_info info;
-	unsigned int l;
-	pid_t a, b;
-	int i, ok;
+	unsigned int l, groups;
+	pid_t a, b, reps[8];
+	char line[256];
+	int i, ok, lsm;
 
 	self_exe = argv[0];
 	if (argc > 1 && !strcmp(argv[1], "--report-level")) {
@@ -181,7 +388,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	tap_plan(26);
+	tap_plan(33);
 
 	tap_ok(ft_open() >= 0, "/dev/procft opens");
 	tap_ok(access("/proc/procft", R_OK) == 0, "/proc/procft exists");
@@ -191,6 +398,9 @@ int main(int argc, char **argv)
 	       (info.features & PROCFT_FEAT_PROC_PID_FT_LEVEL),
 	       "PROCFT_IOC_GET_INFO: version %u, max level %u, /proc/<pid>/ft_level present",
 	       info.version, info.max_level);
+	lsm = !!(info.features & PROCFT_FEAT_PTRACE_MAY_ACCESS);
+	yama_saved = yama_get();
+	atexit(yama_restore);
 
 	a = spawn_sleeper();
 	tap_ok(level_everywhere(a) == 0, "an unprotected process reads level 0 everywhere");
@@ -250,11 +460,44 @@ int main(int argc, char **argv)
 	     run_cmd(FTCTL " set 4194304 1 2>&1 | grep -q 'No such process'") == 0;
 	tap_ok(ok, "ftctl explains refusals with the errno");
 
+	/* Plain ptrace rules first: Yama (if any) in its classic mode. */
+	if (yama_saved >= 0 && !yama_set(0))
+		tap_diag("could not set " YAMA " to 0");
 	i = as_user(NOBODY, nobody_on_root, a);
 	tap_ok(i == 0 && level_everywhere(a) == 1,
 	       "another user's process: EPERM through every interface (step %d)", i);
-	i = as_user(NOBODY, nobody_on_self, 0);
-	tap_ok(i == 0, "an unprivileged user may protect its own processes (step %d)", i);
+	if (lsm) {
+		i = as_user(NOBODY, nobody_on_self, 0);
+		tap_ok(i == 0, "an unprivileged user may protect its own processes (step %d)", i);
+	} else {
+		/* Without the kernel's check, other processes need CAP_SYS_PTRACE. */
+		i = as_user(NOBODY, nobody_scope2, 0);
+		tap_ok(i == 0, "no ptrace_may_access() for modules: an unprivileged user may change only itself (step %d)",
+		       i);
+	}
+	if (yama_saved >= 0 && lsm) {
+		ok = yama_set(1);
+		i = as_user(NOBODY, nobody_scope1, 0);
+		tap_ok(ok && i == 0,
+		       "Yama ptrace_scope 1: a sibling is refused on every interface, a child is not (step %d)",
+		       i);
+		ok = yama_set(2);
+		i = as_user(NOBODY, nobody_scope2, 0);
+		b = spawn_sleeper();
+		ok = ok && i == 0 && ioctl_set(b, 1) == 0 && proc_read(b) == 1 &&
+		     run_cmd(FTCTL " set %d 0", b) == 0 && proc_read(b) == 0;
+		/* b stays, unprotected, for the next check. */
+		tap_ok(ok, "Yama ptrace_scope 2: an unprivileged user may change only itself, CAP_SYS_PTRACE anyone (step %d)",
+		       i);
+		i = as_root_child(root_without_cap_sys_ptrace, b);
+		reap(b);
+		tap_ok(i == 0, "Yama ptrace_scope 2: root without CAP_SYS_PTRACE is refused too, and may change itself (step %d)",
+		       i);
+	} else {
+		for (i = 0; i < 3; i++)
+			tap_skip("no Yama, or no ptrace_may_access() for modules");
+	}
+	yama_restore();
 
 	/* ioctl ABI details. */
 	memset(&st, 0, sizeof(st));
@@ -277,9 +520,36 @@ int main(int argc, char **argv)
 	tap_ok(ioctl(ft_open(), _IO(PROCFT_IOC_MAGIC, 0x7f), 0) && errno == ENOTTY,
 	       "unknown ioctl: ENOTTY");
 
+	/* A pid namespace sees its own protected processes, with its pids. */
+	i = in_new_pidns();
+	tap_ok(i == 0 && procft_line(a, line, sizeof(line)) == 1,
+	       "/proc/procft in a pid namespace lists only its processes, with its pids (step %d)", i);
+
 	tap_ok(ioctl_set(a, 0) == 0 && level_everywhere(a) == 0,
 	       "level 0 ends protection (no /proc/procft line)");
 	reap(a);
+
+	/* A duplicate belongs to its primary: its level is not its own. */
+	ioctl_info(&info);
+	groups = info.nr_groups;
+	a = spawn_sleeper();
+	ok = ioctl_set(a, 1) == 0 && wait_duplicates(a, 1, reps) && reps[1] > 0;
+	b = ok ? reps[1] : 0;
+	ok = ok && proc_write(b, "1") == -EBUSY && proc_write(b, "0") == -EBUSY &&
+	     ioctl_set(b, 2) == -EBUSY && ioctl_set(b, 0) == -EBUSY &&
+	     run_cmd(FTCTL " set %d 1 2>&1 | grep -q 'Device or resource busy'", b) == 0 &&
+	     run_cmd(FTCTL " set %d 0 2>/dev/null", b) == 1;
+	tap_ok(ok, "a duplicate's level cannot be changed: EBUSY through every interface");
+	ok = b > 0 && procft_line(b, line, sizeof(line)) == 0 && proc_read(b) == 1 &&
+	     ioctl_get(b, &l) == 0 && l == 1 && ioctl_status(b, &st) == 0 && st.pid == a &&
+	     st.level == 1 && st.nr_replicas == 2 && st.replicas[1] == b &&
+	     procft_field(a, "duplicates=") == 1;
+	tap_ok(ok, "a duplicate reads as its primary (level 1, the primary's status), not as a process of its own");
+	reap(a);
+	ok = b > 0 && wait_gone(b) && ioctl_info(&info) == 0 && info.nr_groups == groups &&
+	     info.groups_created == info.groups_released + groups;
+	tap_ok(ok, "after the primary's exit its duplicate is gone and no record is left (%u protected)",
+	       info.nr_groups);
 
 	/* Inheritance. */
 	tap_ok(child_level_after(2, 1, 0) == 2, "the level survives exec (echo 2 > /proc/self/ft_level; exec)");

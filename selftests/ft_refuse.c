@@ -4,8 +4,9 @@
  * multi-threaded, traced or maps shared memory writably cannot be
  * protected (EOPNOTSUPP), and a protected process that starts doing any of
  * it (threads, writable MAP_SHARED, System V shared memory, ptrace,
- * io_uring, mprotect making shared memory writable) loses its protection
- * with one log line before the call runs. Everything else keeps it.
+ * io_uring, mprotect making shared memory writable, a 32-bit or x32
+ * system call) loses its protection with one log line before the call
+ * runs, and no duplicate makes the call. Everything else keeps it.
  */
 #include "ft_test.h"
 
@@ -13,9 +14,137 @@
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #define DATA "/mnt/disk/data.bin"
+#define FTCTL "/bin/ftctl"
+
+/* ia32 and x32 call numbers: none of them means the same in x86-64. */
+#define IA32_WRITE	4	/* x86-64 4: stat */
+#define IA32_UNLINK	10	/* x86-64 10: mprotect, run by every replica */
+#define IA32_SENDTO	369	/* no x86-64 call: "runs" in every replica */
+#define X32_WRITE	(0x40000000 | 1)
+#define MSG "sent once through a 32-bit entry\n"
+#define AFTER "and after it\n"
+#define GONE "/tmp/ft_refuse.unlink"
+
+/* A page below 4 GiB, for the 32-bit pointers of int $0x80. */
+static char *low;
+
+/* System call @nr of the ia32 table, from this 64-bit program. */
+static long int80(long nr, long a, long b, long c, long d, long e)
+{
+	long ret;
+
+	asm volatile("int $0x80"
+		     : "=a"(ret)
+		     : "a"(nr), "b"(a), "c"(b), "d"(c), "S"(d), "D"(e)
+		     : "memory", "r8", "r9", "r10", "r11");
+	return ret;
+}
+
+static int ia32_write(int fd)
+{
+	memcpy(low, MSG, sizeof(MSG));
+	return int80(IA32_WRITE, fd, (long)low, strlen(MSG), 0, 0) != (long)strlen(MSG);
+}
+
+static int ia32_sendto(int fd)
+{
+	memcpy(low, MSG, sizeof(MSG));
+	return int80(IA32_SENDTO, fd, (long)low, strlen(MSG), 0, 0) != (long)strlen(MSG);
+}
+
+static int ia32_unlink(int fd)
+{
+	int f = open(GONE, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+
+	if (f < 0)
+		return 1;
+	close(f);
+	memcpy(low, GONE, sizeof(GONE));
+	if (int80(IA32_UNLINK, (long)low, 0, 0, 0, 0) != 0)
+		return 2;
+	return access(GONE, F_OK) == 0 || errno != ENOENT ? 3 : 0;
+}
+
+/*
+ * What an unprotected x32 write on a bad descriptor fails with: EBADF if
+ * the kernel runs x32 calls, else what it gives for a call it lacks.
+ */
+static int x32_errno;
+
+/* Protected, it gives what it would unprotected. */
+static int x32_write(int fd)
+{
+	long r;
+
+	memcpy(low, MSG, sizeof(MSG));
+	r = syscall(X32_WRITE, fd, low, strlen(MSG));
+	if (x32_errno == EBADF)
+		return r != (long)strlen(MSG);
+	return r != -1 || errno != x32_errno;
+}
+
+/*
+ * Runs @fn in a child at level 2 with both duplicates in step, handing it
+ * a stream socket whose peer this process reads into @out to the end
+ * (every replica's end). The child then writes AFTER. Returns the child's
+ * exit status: 10 * @fn's result + its level afterwards, or 100+ if it
+ * could not get there; its pid in @who.
+ */
+static int protected_run(int (*fn)(int), char *out, size_t len, pid_t *who)
+{
+	size_t got = 0;
+	int sv[2], st;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		unsigned int l = 99;
+		pid_t reps[8];
+		int r;
+
+		close(sv[0]);
+		if (ioctl_set(0, 2) || !wait_duplicates(getpid(), 2, reps))
+			_exit(100);
+		r = fn(sv[1]);
+		if (write(sv[1], AFTER, strlen(AFTER)) != (ssize_t)strlen(AFTER) ||
+		    ioctl_get(0, &l))
+			_exit(101);
+		_exit(r * 10 + l);
+	}
+	close(sv[1]);
+	read_to_eof(sv[0], out, len, &got);
+	close(sv[0]);
+	waitpid(pid, &st, 0);
+	*who = pid;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 200;
+}
+
+/* Whether process @pid's protection ended once, for @why, in the event log. */
+static int ended_once(pid_t pid, const char *why)
+{
+	return run_cmd(FTCTL " events | grep -cF 'pid=%d event=protection_ended why=\"%s\"' | grep -qx 1",
+		       pid, why) == 0;
+}
+
+/* A 32-bit or x32 call: protection ends before it, it is made once. */
+static void entry_case(int (*fn)(int), const char *want, const char *why, const char *what)
+{
+	char out[256];
+	pid_t pid = 0;
+	int r;
+
+	r = protected_run(fn, out, sizeof(out), &pid);
+	if (strcmp(out, want))
+		tap_diag("%s: read '%s'", what, out);
+	tap_ok(r == 0 && !strcmp(out, want) && ended_once(pid, why),
+	       "%s: protection ends first, the call is made once (status %d)", what, r);
+}
 
 static void *idle_thread(void *arg)
 {
@@ -128,7 +257,7 @@ int main(void)
 	void *p;
 	int r;
 
-	tap_plan(11);
+	tap_plan(15);
 
 	r = level_after(do_thread);
 	tap_ok(r == 0 && logged("creating a thread (clone with CLONE_VM)"),
@@ -145,6 +274,23 @@ int main(void)
 	r = level_after(do_mprotect_shared);
 	tap_ok(r == 0 && logged("making shared memory writable (mprotect)"),
 	       "mprotect making a shared file mapping writable ends protection (level %d)", r);
+
+	low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	if (low == MAP_FAILED)
+		die("mmap MAP_32BIT");
+	entry_case(ia32_write, MSG AFTER, "a 32-bit system call (int $0x80)",
+		   "int $0x80 write (ia32 4, x86-64 stat)");
+	entry_case(ia32_sendto, MSG AFTER, "a 32-bit system call (int $0x80)",
+		   "int $0x80 sendto (ia32 369, no x86-64 call)");
+	entry_case(ia32_unlink, AFTER, "a 32-bit system call (int $0x80)",
+		   "int $0x80 unlink (ia32 10, x86-64 mprotect)");
+	if (syscall(X32_WRITE, -1, NULL, 0) == -1)
+		x32_errno = errno;
+	if (x32_errno == EBADF)
+		entry_case(x32_write, MSG AFTER, "an x32 system call", "x32 write");
+	else
+		entry_case(x32_write, AFTER, "an x32 system call",
+			   "x32 write (this kernel has no x32 ABI: the same error, nothing sent)");
 
 	r = level_after(do_allowed);
 	tap_ok(r == 1, "private mmaps, read-only shared mmaps, file I/O, fork and vfork+exec keep it (level %d)", r);

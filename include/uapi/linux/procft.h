@@ -69,6 +69,11 @@ struct procft_info {
 #define PROCFT_INFO_VERSION	1
 #define PROCFT_INFO_SIZE_VER0	40
 #define PROCFT_FEAT_PROC_PID_FT_LEVEL	(1U << 0)	/* /proc/<pid>/ft_level exists */
+/*
+ * Changes to another process's level follow ptrace_may_access(), LSMs
+ * included; without it they need CAP_SYS_PTRACE.
+ */
+#define PROCFT_FEAT_PTRACE_MAY_ACCESS	(1U << 1)
 #define PROCFT_IOC_GET_INFO	_IOWR(PROCFT_IOC_MAGIC, 0x04, __u32)
 
 /*

@@ -56,7 +56,12 @@ fn explain(err: &io::Error, pid: &str) -> String {
         Some(libc_errno::EINVAL) => " (invalid pid or level, or a kernel thread)",
         Some(libc_errno::ESRCH) => " (no such process)",
         Some(libc_errno::EPERM) => " (you may only change processes you could ptrace-attach to)",
-        Some(libc_errno::EOPNOTSUPP) => " (multi-threaded processes cannot be protected yet)",
+        Some(libc_errno::EBUSY) => {
+            " (a duplicate of a protected process: change its primary's level)"
+        }
+        Some(libc_errno::EOPNOTSUPP) => {
+            " (multi-threaded, traced or writably shared-memory processes cannot be protected)"
+        }
         _ => "",
     };
     format!("process {pid}: {err}{hint}")
@@ -65,6 +70,7 @@ fn explain(err: &io::Error, pid: &str) -> String {
 mod libc_errno {
     pub const EPERM: i32 = 1;
     pub const ESRCH: i32 = 3;
+    pub const EBUSY: i32 = 16;
     pub const EINVAL: i32 = 22;
     pub const EOPNOTSUPP: i32 = 95;
 }

@@ -3,7 +3,7 @@
 
 use std::process::exit;
 
-use crate::uapi::{Info, Status, FEAT_PROC_PID_FT_LEVEL};
+use crate::uapi::{Info, Status, FEAT_PROC_PID_FT_LEVEL, FEAT_PTRACE_MAY_ACCESS};
 
 /// One protected process as listed in /proc/procft: `key=value` fields.
 pub type Record = Vec<(String, String)>;
@@ -117,11 +117,18 @@ pub fn print_one(s: &Status, json: bool) {
 /// `ftctl info`.
 pub fn print_info(i: &Info, json: bool) {
     let proc_entry = i.features & FEAT_PROC_PID_FT_LEVEL != 0;
+    let ptrace_check = i.features & FEAT_PTRACE_MAY_ACCESS != 0;
     if json {
         println!(
             "{{\"version\":{},\"max_level\":{},\"protected\":{},\"groups_created\":{},\
-             \"groups_released\":{},\"proc_pid_ft_level\":{}}}",
-            i.version, i.max_level, i.nr_groups, i.groups_created, i.groups_released, proc_entry
+             \"groups_released\":{},\"proc_pid_ft_level\":{},\"ptrace_may_access\":{}}}",
+            i.version,
+            i.max_level,
+            i.nr_groups,
+            i.groups_created,
+            i.groups_released,
+            proc_entry,
+            ptrace_check
         );
     } else {
         println!("interface version:   {}", i.version);
@@ -135,6 +142,14 @@ pub fn print_info(i: &Info, json: bool) {
                 "yes"
             } else {
                 "no (kernel lacks the patch)"
+            }
+        );
+        println!(
+            "permission check:    {}",
+            if ptrace_check {
+                "ptrace_may_access (LSMs included)"
+            } else {
+                "CAP_SYS_PTRACE for other processes (kernel lacks the patch)"
             }
         );
     }

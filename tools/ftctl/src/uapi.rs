@@ -63,6 +63,7 @@ pub const FAIL_LOSE: u32 = 0;
 pub const FAIL_CORRUPT: u32 = 1;
 
 pub const FEAT_PROC_PID_FT_LEVEL: u32 = 1;
+pub const FEAT_PTRACE_MAY_ACCESS: u32 = 2;
 
 const SET_LEVEL: u64 = ioc(WRITE, 0x01, std::mem::size_of::<Level>());
 const GET_LEVEL: u64 = ioc(READ | WRITE, 0x02, std::mem::size_of::<Level>());
