@@ -592,11 +592,7 @@ pub(crate) fn quiesce() {
     // stuck in an uninterruptible sleep is waited for (it cannot return
     // to user space meanwhile either).
     for i in 1u64.. {
-        let left = GROUPS
-            .lock()
-            .dups
-            .as_ref()
-            .map_or(0, |d| d.iter().count());
+        let left = GROUPS.lock().dups.as_ref().map_or(0, |d| d.iter().count());
         if left == 0 {
             return;
         }

@@ -27,6 +27,7 @@
 
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #define PAGES 1024
 #define ROUNDS 30
@@ -213,6 +214,61 @@ static int same_as(const struct run *r, const struct run *ref)
 	{ .level = lvl, .poison = { -1, -1 }, .fail_round = fr, .fail_replica = rep, \
 	  .how = PROCFT_FAIL_CORRUPT }
 
+/*
+ * FPU state across promotions: a sum kept only in a vector register
+ * (xmm14, never spilled to memory) across 20000 system calls, while the
+ * primary fails five times.  Each promotion must bring the duplicate's
+ * registers, FPU included, as they are at its system call.
+ */
+#define FPU_ROUNDS 20000
+
+static void fpu_promotions(void)
+{
+	int ctl[2], st, i, ok = 1;
+	pid_t pid, reps[8] = { 0 };
+	uint64_t sum = 0, k;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		uint64_t got;
+		char c;
+
+		close(ctl[0]);
+		ioctl_set(0, 2);
+		while (recv(ctl[1], &c, 1, MSG_DONTWAIT) != 1)
+			usleep(5000);
+		asm volatile("pxor %%xmm14, %%xmm14" ::: "xmm14");
+		for (k = 0; k < FPU_ROUNDS; k++) {
+			asm volatile("movq %0, %%xmm15\n\tpaddq %%xmm15, %%xmm14"
+				     :: "r"(k * 2654435761u) : "xmm14", "xmm15");
+			syscall(SYS_getppid);
+		}
+		asm volatile("movq %%xmm14, %0" : "=r"(got) :: "xmm14");
+		write(ctl[1], &got, sizeof(got));
+		_exit(0);
+	}
+	close(ctl[1]);
+	ok = wait_duplicates(pid, 2, reps);
+	write(ctl[0], "g", 1);
+	for (i = 0; i < 5 && ok; i++) {
+		struct procft_fail f = { .pid = pid, .replica = 0 };
+
+		usleep(100000);
+		ok = ioctl(ft_open(), PROCFT_IOC_FAIL, &f) == 0 &&
+		     wait_duplicates(pid, 2, reps);
+	}
+	ok = read(ctl[0], &sum, sizeof(sum)) == sizeof(sum) && ok;
+	waitpid(pid, &st, 0);
+	for (k = 0; k < FPU_ROUNDS; k++)
+		sum -= k * 2654435761u;
+	tap_ok(ok && sum == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	       "level 2, five promotions while a sum lives in a vector register across 20000 calls: the sum is right (off by %lld)",
+	       (long long)sum);
+	close(ctl[0]);
+}
+
 int main(void)
 {
 	static struct run ref = NEW_RUN(0, -1, -1, -1, 0), bare = NEW_RUN(0, 12, -1, -1, 0),
@@ -226,7 +282,7 @@ int main(void)
 	int e1, e2;
 	pid_t s;
 
-	tap_plan(20);
+	tap_plan(21);
 	/* The unprotected poisoned run dies before it reads its last byte. */
 	signal(SIGPIPE, SIG_IGN);
 	if (ft_open() < 0)
@@ -338,5 +394,6 @@ int main(void)
 	e2 = ioctl(ft_open(), PROCFT_IOC_FAIL, &f) ? errno : 0;
 	tap_ok(e1 == ESRCH && e2 == EINVAL, "an unprotected process is ESRCH (%d), a bad pid EINVAL (%d)",
 	       e1, e2);
+	fpu_promotions();
 	return tap_finish();
 }
