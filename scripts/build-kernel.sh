@@ -20,6 +20,24 @@ NAME="test kernel${VARIANT:+ ($VARIANT)}"
 
 DL=$PROCFT_CACHE/download
 mkdir -p "$DL"
+
+# The build directory for the downloaded source, if it is there.
+build_dir() {
+	local deb srcver
+	deb=$(ls -t "$DL"/linux-source-${KVER_SERIES}_*.deb 2>/dev/null | head -n1)
+	[ -n "$deb" ] || return 1
+	srcver=$(dpkg-deb -f "$deb" Version)
+	echo "$PROCFT_CACHE/kernel/$srcver${VARIANT:+-$VARIANT}-$(kernel_key "$srcver" "$VARIANT")"
+}
+
+# A finished build is never removed, so it is used without waiting for
+# the lock (another variant may be building meanwhile).
+if KDIR=$(build_dir) && [ -f "$KDIR/.procft-built" ]; then
+	log "$NAME is cached in $KDIR"
+	echo "$KDIR"
+	exit 0
+fi
+
 # One build at a time per cache (parallel `make` invocations share it).
 exec 9>"$PROCFT_CACHE/.lock"
 flock 9
