@@ -59,9 +59,11 @@ check: module ftctl selftests lint
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" test
 
 # The debug test kernel (scripts/build-kernel.sh debug) and procft.ko built
-# for it: module objects belong to one kernel, so they go to their own
-# directory (Kbuild's MO=), apart from the tree's.
+# for it: module objects belong to one kernel, so it is built from a copy
+# of the module's sources in build/debug/src (Kbuild's MO= refuses a
+# source tree that holds a build, as the tree does after `make module`).
 DEBUG := $(BUILD)/debug
+MODULE_SRCS := Kbuild $(wildcard rust/*.rs rust/*.c) $(shell find include -name '*.h')
 
 $(DEBUG)/kdir: setup FORCE
 	@mkdir -p $(DEBUG)
@@ -71,14 +73,16 @@ $(DEBUG)/kdir: setup FORCE
 kernel-debug: $(DEBUG)/kdir
 
 module-debug: $(DEBUG)/kdir
-	@mkdir -p $(DEBUG)/module
-	$(MAKE) -C "$$(cat $(DEBUG)/kdir)" M=$(ROOT) MO=$(DEBUG)/module $(KMAKE) modules
+	@for f in $(MODULE_SRCS); do \
+		mkdir -p $(DEBUG)/src/$$(dirname $$f) && cp -pu $$f $(DEBUG)/src/$$f || exit 1; \
+	done
+	$(MAKE) -C "$$(cat $(DEBUG)/kdir)" M=$(DEBUG)/src $(KMAKE) modules
 
 # A real machine check switches lockdep off for the rest of the boot, so
 # the suite runs in two boots: the tests without machine checks (lockdep
 # must still be on at the end), then those with them.  PROCFT_TESTS=<...>
 # runs one boot with just those.
-DEBUG_VM = scripts/vm.py --kdir "$$(cat $(DEBUG)/kdir)" --module $(DEBUG)/module/procft.ko \
+DEBUG_VM = scripts/vm.py --kdir "$$(cat $(DEBUG)/kdir)" --module $(DEBUG)/src/procft.ko \
 	--timeout 3600
 
 check-debug: module-debug ftctl selftests
