@@ -893,13 +893,19 @@ void procft_sigstate_free(void *state)
  * @from: a duplicate standing at a system call; the caller holds the group
  *	lock under which it is listed, so it has not passed the exit probe
  *	and its sighand is still there.  Does not sleep.
+ *
+ * A duplicate's siglock comes after the group lock, a primary's before it
+ * (the signal probes): one lock class, two ranks.  No task is both (the
+ * registry refuses it), and nothing takes a procft lock under a
+ * duplicate's siglock, so the two never meet in a cycle; lockdep is told
+ * the rank with a subclass.  See Documentation/procft.rst, "Locking".
  */
 void procft_copy_signals(struct task_struct *from, void *state)
 {
 	struct procft_sigstate *st = state;
 	unsigned long flags;
 
-	spin_lock_irqsave(&from->sighand->siglock, flags);
+	spin_lock_irqsave_nested(&from->sighand->siglock, flags, SINGLE_DEPTH_NESTING);
 	memcpy(st->action, from->sighand->action, sizeof(st->action));
 	st->blocked = from->blocked;
 	spin_unlock_irqrestore(&from->sighand->siglock, flags);
@@ -1257,30 +1263,47 @@ void procft_drain(void)
  * Tgids of protected processes.  The syscall probes run for every system
  * call in the system; this lockless xa_load() is all an unprotected
  * process pays.  The Rust registry is authoritative and keeps this set in
- * step with it (under its own lock).
+ * step with it (under its own lock).  Its lock is taken under the
+ * registry's, which a primary's siglock may hold (a signal probe), so it
+ * keeps interrupts off too (XA_FLAGS_LOCK_IRQ; irqsave where the caller
+ * already has them off).
  */
-static DEFINE_XARRAY(procft_tgids);
+static DEFINE_XARRAY_FLAGS(procft_tgids, XA_FLAGS_LOCK_IRQ);
 
 /** procft_filter_reserve - make room for @tgid; may sleep.  0 or -ENOMEM. */
 int procft_filter_reserve(pid_t tgid)
 {
-	return xa_reserve(&procft_tgids, tgid, GFP_KERNEL);
+	return xa_reserve_irq(&procft_tgids, tgid, GFP_KERNEL);
 }
 
-/** procft_filter_release - drop a reservation procft_filter_add() did not use */
+/**
+ * procft_filter_release - drop a reservation procft_filter_add() did not
+ * use (as xa_release()); interrupts on.
+ */
 void procft_filter_release(pid_t tgid)
 {
-	xa_release(&procft_tgids, tgid);
+	xa_cmpxchg_irq(&procft_tgids, tgid, XA_ZERO_ENTRY, NULL, 0);
 }
 
 /* Filter values: the role of the process. */
 #define PROCFT_PRIMARY	1
 #define PROCFT_DUP	2
 
+static int procft_filter_store(pid_t tgid, unsigned long role, gfp_t gfp)
+{
+	unsigned long flags;
+	void *old;
+
+	xa_lock_irqsave(&procft_tgids, flags);
+	old = __xa_store(&procft_tgids, tgid, xa_mk_value(role), gfp);
+	xa_unlock_irqrestore(&procft_tgids, flags);
+	return xa_err(old);
+}
+
 /** procft_filter_add - mark @tgid protected; after a reservation, never allocates */
 void procft_filter_add(pid_t tgid)
 {
-	xa_store(&procft_tgids, tgid, xa_mk_value(PROCFT_PRIMARY), GFP_NOWAIT);
+	procft_filter_store(tgid, PROCFT_PRIMARY, GFP_NOWAIT);
 }
 
 /**
@@ -1289,13 +1312,17 @@ void procft_filter_add(pid_t tgid)
  */
 int procft_filter_add_atomic(pid_t tgid)
 {
-	return xa_err(xa_store(&procft_tgids, tgid, xa_mk_value(PROCFT_DUP), GFP_ATOMIC));
+	return procft_filter_store(tgid, PROCFT_DUP, GFP_ATOMIC);
 }
 
 /** procft_filter_remove - mark @tgid unprotected; atomic-safe */
 void procft_filter_remove(pid_t tgid)
 {
-	xa_erase(&procft_tgids, tgid);
+	unsigned long flags;
+
+	xa_lock_irqsave(&procft_tgids, flags);
+	__xa_erase(&procft_tgids, tgid);
+	xa_unlock_irqrestore(&procft_tgids, flags);
 }
 
 /* ---- /proc/<pid>/ft_level (needs kernel/patches/0001) ------------------- */
