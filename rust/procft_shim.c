@@ -720,17 +720,28 @@ static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
 		flags = vma->vm_flags;
 		anon = vma->anon_vma;
 		cow = vma_is_cow_mapping(vma) && !(flags & (VM_IO | VM_PFNMAP));
+		mmap_read_unlock(mm);
 		nr_vmas++;
+		/*
+		 * The peer's mapping is looked at without holding ours: two
+		 * mmap_locks are never held at once.  Ours cannot change
+		 * meanwhile (only the caller, single-threaded and here, maps).
+		 */
 		if (!procft_peer_vma(from_mm, start, &peer_end, &peer_flags, &peer_anon) ||
 		    peer_end != end ||
-		    (flags & PROCFT_VM_LAYOUT) != (peer_flags & PROCFT_VM_LAYOUT)) {
-			mmap_read_unlock(mm);
+		    (flags & PROCFT_VM_LAYOUT) != (peer_flags & PROCFT_VM_LAYOUT))
 			return -ESTALE;
-		}
 		cow = cow && (anon || peer_anon);
-		if (apply && cow)
+		if (apply && cow) {
+			mmap_read_lock(mm);
+			vma = vma_lookup(mm, start);
+			if (!vma || vma->vm_start != start || vma->vm_end != end) {
+				mmap_read_unlock(mm);
+				return -EIO;
+			}
 			zap_vma_range(vma, start, end - start);
-		mmap_read_unlock(mm);
+			mmap_read_unlock(mm);
+		}
 		for (addr = start; !apply && cow && peer_anon && addr < end; addr += PAGE_SIZE) {
 			if (procft_page_poisoned(from_mm, addr))
 				return -EHWPOISON;
