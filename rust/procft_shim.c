@@ -1056,9 +1056,13 @@ void procft_kill(struct task_struct *task)
 /*
  * Duplicates wait in procft_task_work_fn(), i.e. in module text.  Each
  * queued callback holds procft_unload_sem for reading from the moment it
- * is queued; the callback's last act is the tail call to up_read(), so by
- * the time module exit obtains the semaphore for writing, no task is in,
- * or about to enter, module text through a task_work.
+ * is queued; the callback's last act is the tail call to
+ * up_read_non_owner(), so by the time module exit obtains the semaphore
+ * for writing, no task is in, or about to enter, module text through a
+ * task_work.  The read side belongs to the callback, not to a task: it is
+ * taken by whoever queues it (often another task) and released in the
+ * target, so it is taken and released as a non-owner (lockdep does not
+ * follow it; the write side it does).
  */
 static DECLARE_RWSEM(procft_unload_sem);
 static DECLARE_WAIT_QUEUE_HEAD(procft_wq);
@@ -1067,7 +1071,7 @@ static void procft_task_work_fn(struct callback_head *cb)
 {
 	kfree(cb);
 	procft_rs_task_work();
-	up_read(&procft_unload_sem);
+	up_read_non_owner(&procft_unload_sem);
 }
 
 /*
@@ -1079,7 +1083,7 @@ static int procft_add_task_work(struct task_struct *task, struct callback_head *
 {
 	init_task_work(cb, fn);
 	if (task_work_add(task, cb, mode)) {
-		up_read(&procft_unload_sem);
+		up_read_non_owner(&procft_unload_sem);
 		kfree(cb);
 		return -ESRCH;
 	}
@@ -1098,7 +1102,7 @@ int procft_queue_task_work(void)
 
 	if (!cb)
 		return -ENOMEM;
-	down_read(&procft_unload_sem);
+	down_read_non_owner(&procft_unload_sem);
 	return procft_add_task_work(current, cb, procft_task_work_fn, TWA_RESUME);
 }
 
@@ -1117,6 +1121,8 @@ static int procft_queue_atomic(struct task_struct *task, task_work_func_t fn,
 		kfree(cb);
 		return -EBUSY;
 	}
+	/* There is no non-owner trylock: the hold is handed over to the callback. */
+	rwsem_release(&procft_unload_sem.dep_map, _THIS_IP_);
 	return procft_add_task_work(task, cb, fn, mode);
 }
 
@@ -1124,7 +1130,7 @@ static int procft_queue_atomic(struct task_struct *task, task_work_func_t fn,
 static void procft_kick_fn(struct callback_head *cb)
 {
 	kfree(cb);
-	up_read(&procft_unload_sem);
+	up_read_non_owner(&procft_unload_sem);
 }
 
 /**
