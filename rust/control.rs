@@ -76,9 +76,7 @@ pub(crate) fn check_level_change(leader: &Task, level: u32) -> Result {
         return Err(EPERM);
     }
     if level > 0 {
-        let why = if group::lookup_dup(leader.tgid()).is_some() {
-            Some("it is a duplicate of a protected process")
-        } else if shim::nr_threads(leader) > 1 {
+        let why = if shim::nr_threads(leader) > 1 {
             Some("it is multi-threaded")
         } else if shim::is_ptraced(leader) {
             Some("it is being traced")

@@ -571,14 +571,6 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     let mut kills = Kills::none();
     let old = {
         let mut table = GROUPS.lock();
-        // A process is a primary or a duplicate, never both: a duplicate
-        // only replays its primary's calls, and procft's lock order rests
-        // on it (`Documentation/procft.rst`, "Locking").
-        if table.dups.as_ref().is_some_and(|d| d.get(&tgid).is_some()) {
-            drop(table);
-            shim::filter::release(tgid);
-            return Err(EOPNOTSUPP);
-        }
         let Some(tree) = table.tree.as_mut() else {
             drop(table);
             shim::filter::release(tgid);
@@ -708,11 +700,6 @@ pub(crate) fn add_dup(
 ) -> bool {
     let tgid = child.tgid();
     let mut table = GROUPS.lock();
-    // Someone made the new child a primary before this probe ran: it
-    // cannot be a duplicate as well.
-    if table.tree.as_ref().is_some_and(|t| t.get(&tgid).is_some()) {
-        return false;
-    }
     let Some(dups) = table.dups.as_mut() else {
         return false;
     };

@@ -181,7 +181,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	tap_plan(27);
+	tap_plan(26);
 
 	tap_ok(ft_open() >= 0, "/dev/procft opens");
 	tap_ok(access("/proc/procft", R_OK) == 0, "/proc/procft exists");
@@ -289,33 +289,6 @@ int main(int argc, char **argv)
 	tap_ok(run_cmd(FTCTL " run -l 1 -- /nonexistent 2>/dev/null") == 127 &&
 	       run_cmd(FTCTL " run -l 9 -- /bin/true 2>/dev/null") == 1,
 	       "ftctl run: 127 for a missing command, 1 for a refused level");
-
-	/*
-	 * A duplicate is part of its process, not a process to protect: it is
-	 * refused (so no process is ever a primary and a duplicate at once),
-	 * and its group does not change.
-	 */
-	{
-		char before[256] = "", after[256] = "";
-		pid_t reps[8] = { 0 };
-		int r1, r2;
-
-		a = spawn_sleeper();
-		ok = ioctl_set(a, 1) == 0 && wait_duplicates(a, 1, reps) &&
-		     procft_line(a, before, sizeof(before)) == 1;
-		r1 = proc_write(reps[1], "1");
-		r2 = ioctl_set(reps[1], 2);
-		ok = ok && procft_line(a, after, sizeof(after)) == 1 && !strcmp(before, after) &&
-		     procft_line(reps[1], after, sizeof(after)) == 0 && proc_read(reps[1]) == 0;
-		tap_ok(ok && r1 == -EOPNOTSUPP && r2 == -EOPNOTSUPP &&
-		       run_cmd("dmesg | grep -q 'procft: pid %d: refusing protection: it is a duplicate of a protected process'",
-			       reps[1]) == 0,
-		       "a duplicate: EOPNOTSUPP through each interface, logged, its group unchanged (%d %d)",
-		       r1, r2);
-		if (strcmp(before, after))
-			tap_diag("before '%s', after '%s'", before, after);
-		reap(a);
-	}
 
 	/* Multi-threaded processes are refused, and nothing changes. */
 	{
