@@ -4,6 +4,9 @@
 #
 #   make check   set up everything on a fresh Debian 12 machine, boot the
 #                test VM and run every test (non-zero exit on any failure)
+#   make check-debug
+#                the same suite on the debug test kernel (lockdep, KASAN,
+#                debug objects, list debugging, KFENCE); any report fails
 #   make run     same set-up, then the demo in the test VM
 #   make module  build procft.ko (KDIR=<kernel build dir> to use your own
 #                Rust-enabled 7.x kernel; default: the cached test kernel)
@@ -24,7 +27,8 @@ KMAKE ?= LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	BINDGEN=$(CACHE)/tools/bin/bindgen \
 	RUST_LIB_SRC=/usr/lib/rustlib/src/rust/library
 
-.PHONY: all setup kernel module ftctl selftests bench lint check run fmt clean
+.PHONY: all setup kernel module ftctl selftests bench lint check run fmt clean \
+	kernel-debug module-debug check-debug
 
 all: module ftctl selftests
 
@@ -53,6 +57,41 @@ lint: module ftctl
 
 check: module ftctl selftests lint
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" test
+
+# The debug test kernel (scripts/build-kernel.sh debug) and procft.ko built
+# for it: module objects belong to one kernel, so it is built from a copy
+# of the module's sources in build/debug/src (Kbuild's MO= refuses a
+# source tree that holds a build, as the tree does after `make module`).
+DEBUG := $(BUILD)/debug
+MODULE_SRCS := Kbuild $(wildcard rust/*.rs rust/*.c) $(shell find include -name '*.h')
+
+$(DEBUG)/kdir: setup FORCE
+	@mkdir -p $(DEBUG)
+	@scripts/build-kernel.sh debug > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+kernel-debug: $(DEBUG)/kdir
+
+module-debug: $(DEBUG)/kdir
+	@for f in $(MODULE_SRCS); do \
+		mkdir -p $(DEBUG)/src/$$(dirname $$f) && cp -pu $$f $(DEBUG)/src/$$f || exit 1; \
+	done
+	$(MAKE) -C "$$(cat $(DEBUG)/kdir)" M=$(DEBUG)/src $(KMAKE) modules
+
+# A real machine check switches lockdep off for the rest of the boot, so
+# the suite runs in two boots: the tests without machine checks (lockdep
+# must still be on at the end), then those with them.  PROCFT_TESTS=<...>
+# runs one boot with just those.
+DEBUG_VM = scripts/vm.py --kdir "$$(cat $(DEBUG)/kdir)" --module $(DEBUG)/src/procft.ko \
+	--timeout 3600
+
+check-debug: module-debug ftctl selftests
+ifeq ($(PROCFT_TESTS),)
+	$(DEBUG_VM) --out $(DEBUG)/vm-nomce --filter @nomce --expect-lockdep test
+	$(DEBUG_VM) --out $(DEBUG)/vm-mce --filter @mce test
+else
+	$(DEBUG_VM) --out $(DEBUG)/vm test
+endif
 
 run: module ftctl selftests
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" demo

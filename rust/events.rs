@@ -76,10 +76,13 @@ struct Log {
     next: u64,
 }
 
+// Taken under a primary's siglock too (a poisoned primary's SIGBUS), so it
+// keeps interrupts off while held; see `Documentation/procft.rst`,
+// "Locking".
 kernel::sync::global_lock! {
     // SAFETY: `init` initialises the lock in module init, before any hook
     // that records events is registered.
-    unsafe(uninit) static LOG: SpinLock<Log> = Log {
+    unsafe(uninit) static LOG: SpinLockIrq<Log> = Log {
         ring: [None; CAPACITY],
         next: 0,
     };

@@ -13,15 +13,20 @@
 //! Locking: the registry's spinlock, then a group's spinlock, never the
 //! other way round. Both are taken from tracepoint probes, so nothing under
 //! them sleeps; allocations happen before they are taken and records are
-//! freed after they are dropped.
+//! freed after they are dropped. Both are also taken under a primary's
+//! siglock (the signal probes), which interrupt handlers take (a timer's
+//! signal): they keep interrupts off while held, or an interrupt sending
+//! the primary a signal on the CPU holding one of them would wait for a
+//! siglock whose holder waits for that lock. The whole order is in
+//! `Documentation/procft.rst` ("Locking").
 
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
-    new_spinlock,
+    new_spinlock_irq,
     pid_namespace::PidNamespace,
     prelude::*,
     rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
-    sync::{aref::ARef, lock::spinlock::SpinLockBackend, lock::Guard, Arc, SpinLock},
+    sync::{aref::ARef, lock::spinlock::SpinLockIrqBackend, lock::Guard, Arc, SpinLockIrq},
     task::{Pid, Task},
     time::{delay::fsleep, Delta},
 };
@@ -356,7 +361,7 @@ pub(crate) struct Group {
     /// Thread-group leader of the primary: the process the world sees.
     primary: ARef<Task>,
     #[pin]
-    state: SpinLock<State>,
+    state: SpinLockIrq<State>,
 }
 
 impl Group {
@@ -365,7 +370,7 @@ impl Group {
         Arc::pin_init(
             pin_init!(Self {
                 primary,
-                state <- new_spinlock!(State {
+                state <- new_spinlock_irq!(State {
                     level,
                     counters: Counters::default(),
                     dups: [const { None }; MAX_DUPS],
@@ -406,7 +411,7 @@ impl Group {
     }
 
     /// Locks the group's state.
-    pub(crate) fn lock(&self) -> Guard<'_, State, SpinLockBackend> {
+    pub(crate) fn lock(&self) -> Guard<'_, State, SpinLockIrqBackend> {
         self.state.lock()
     }
 
@@ -484,7 +489,7 @@ struct Table {
 kernel::sync::global_lock! {
     // SAFETY: `Registry::init` initialises the lock in module init, before
     // any other use.
-    unsafe(uninit) static GROUPS: SpinLock<Table> = Table {
+    unsafe(uninit) static GROUPS: SpinLockIrq<Table> = Table {
         tree: None,
         dups: None,
         created: 0,

@@ -728,17 +728,28 @@ static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
 		flags = vma->vm_flags;
 		anon = vma->anon_vma;
 		cow = vma_is_cow_mapping(vma) && !(flags & (VM_IO | VM_PFNMAP));
+		mmap_read_unlock(mm);
 		nr_vmas++;
+		/*
+		 * The peer's mapping is looked at without holding ours: two
+		 * mmap_locks are never held at once.  Ours cannot change
+		 * meanwhile (only the caller, single-threaded and here, maps).
+		 */
 		if (!procft_peer_vma(from_mm, start, &peer_end, &peer_flags, &peer_anon) ||
 		    peer_end != end ||
-		    (flags & PROCFT_VM_LAYOUT) != (peer_flags & PROCFT_VM_LAYOUT)) {
-			mmap_read_unlock(mm);
+		    (flags & PROCFT_VM_LAYOUT) != (peer_flags & PROCFT_VM_LAYOUT))
 			return -ESTALE;
-		}
 		cow = cow && (anon || peer_anon);
-		if (apply && cow)
+		if (apply && cow) {
+			mmap_read_lock(mm);
+			vma = vma_lookup(mm, start);
+			if (!vma || vma->vm_start != start || vma->vm_end != end) {
+				mmap_read_unlock(mm);
+				return -EIO;
+			}
 			zap_vma_range(vma, start, end - start);
-		mmap_read_unlock(mm);
+			mmap_read_unlock(mm);
+		}
 		for (addr = start; !apply && cow && peer_anon && addr < end; addr += PAGE_SIZE) {
 			if (procft_page_poisoned(from_mm, addr))
 				return -EHWPOISON;
@@ -917,13 +928,19 @@ void procft_sigstate_free(void *state)
  * @from: a duplicate standing at a system call; the caller holds the group
  *	lock under which it is listed, so it has not passed the exit probe
  *	and its sighand is still there.  Does not sleep.
+ *
+ * A duplicate's siglock comes after the group lock, a primary's before it
+ * (the signal probes): one lock class, two ranks.  No task is both (the
+ * registry refuses it), and nothing takes a procft lock under a
+ * duplicate's siglock, so the two never meet in a cycle; lockdep is told
+ * the rank with a subclass.  See Documentation/procft.rst, "Locking".
  */
 void procft_copy_signals(struct task_struct *from, void *state)
 {
 	struct procft_sigstate *st = state;
 	unsigned long flags;
 
-	spin_lock_irqsave(&from->sighand->siglock, flags);
+	spin_lock_irqsave_nested(&from->sighand->siglock, flags, SINGLE_DEPTH_NESTING);
 	memcpy(st->action, from->sighand->action, sizeof(st->action));
 	st->blocked = from->blocked;
 	spin_unlock_irqrestore(&from->sighand->siglock, flags);
@@ -1373,20 +1390,26 @@ void procft_drain(void)
  * Tgids of protected processes.  The syscall probes run for every system
  * call in the system; this lockless xa_load() is all an unprotected
  * process pays.  The Rust registry is authoritative and keeps this set in
- * step with it (under its own lock).
+ * step with it (under its own lock).  Its lock is taken under the
+ * registry's, which a primary's siglock may hold (a signal probe), so it
+ * keeps interrupts off too (XA_FLAGS_LOCK_IRQ; irqsave where the caller
+ * already has them off).
  */
-static DEFINE_XARRAY(procft_tgids);
+static DEFINE_XARRAY_FLAGS(procft_tgids, XA_FLAGS_LOCK_IRQ);
 
 /** procft_filter_reserve - make room for @tgid; may sleep.  0 or -ENOMEM. */
 int procft_filter_reserve(pid_t tgid)
 {
-	return xa_reserve(&procft_tgids, tgid, GFP_KERNEL);
+	return xa_reserve_irq(&procft_tgids, tgid, GFP_KERNEL);
 }
 
-/** procft_filter_release - drop a reservation procft_filter_add() did not use */
+/**
+ * procft_filter_release - drop a reservation procft_filter_add() did not
+ * use (as xa_release()); interrupts on.
+ */
 void procft_filter_release(pid_t tgid)
 {
-	xa_release(&procft_tgids, tgid);
+	xa_cmpxchg_irq(&procft_tgids, tgid, XA_ZERO_ENTRY, NULL, 0);
 }
 
 /*
@@ -1398,6 +1421,22 @@ void procft_filter_release(pid_t tgid)
 #define PROCFT_PRIMARY	1
 #define PROCFT_DUP	2
 #define PROCFT_RESTORE	8
+
+/*
+ * Stores @entry for @tgid (the array's lock keeps interrupts off: the
+ * signal probes read it under a siglock); returns the entry it replaced,
+ * or an error entry.
+ */
+static void *procft_filter_store(pid_t tgid, void *entry, gfp_t gfp)
+{
+	unsigned long flags;
+	void *old;
+
+	xa_lock_irqsave(&procft_tgids, flags);
+	old = __xa_store(&procft_tgids, tgid, entry, gfp);
+	xa_unlock_irqrestore(&procft_tgids, flags);
+	return old;
+}
 
 /* The policy a filter value gives back, or -1. */
 static int procft_restore_policy(void *entry)
@@ -1415,12 +1454,15 @@ static int procft_restore_policy(void *entry)
 static bool procft_filter_restore(struct task_struct *task, void *entry)
 {
 	int policy = procft_restore_policy(entry);
+	unsigned long flags;
 
 	if (policy < 0)
 		return false;
 	if (task == current)
 		procft_set_mce_policy(current, policy);
-	xa_cmpxchg(&procft_tgids, task->tgid, entry, NULL, GFP_ATOMIC);
+	xa_lock_irqsave(&procft_tgids, flags);
+	__xa_cmpxchg(&procft_tgids, task->tgid, entry, NULL, GFP_ATOMIC);
+	xa_unlock_irqrestore(&procft_tgids, flags);
 	return true;
 }
 
@@ -1432,8 +1474,8 @@ static bool procft_filter_restore(struct task_struct *task, void *entry)
  */
 int procft_filter_add(pid_t tgid)
 {
-	return procft_restore_policy(xa_store(&procft_tgids, tgid,
-					      xa_mk_value(PROCFT_PRIMARY), GFP_NOWAIT));
+	return procft_restore_policy(procft_filter_store(tgid, xa_mk_value(PROCFT_PRIMARY),
+							 GFP_NOWAIT));
 }
 
 /**
@@ -1442,7 +1484,7 @@ int procft_filter_add(pid_t tgid)
  */
 int procft_filter_add_atomic(pid_t tgid)
 {
-	return xa_err(xa_store(&procft_tgids, tgid, xa_mk_value(PROCFT_DUP), GFP_ATOMIC));
+	return xa_err(procft_filter_store(tgid, xa_mk_value(PROCFT_DUP), GFP_ATOMIC));
 }
 
 /**
@@ -1453,10 +1495,15 @@ int procft_filter_add_atomic(pid_t tgid)
  */
 void procft_filter_remove(pid_t tgid, int policy)
 {
-	if (policy < 0 ||
-	    xa_is_err(xa_store(&procft_tgids, tgid, xa_mk_value(PROCFT_RESTORE + policy),
-			       GFP_ATOMIC)))
-		xa_erase(&procft_tgids, tgid);
+	unsigned long flags;
+
+	if (policy >= 0 &&
+	    !xa_is_err(procft_filter_store(tgid, xa_mk_value(PROCFT_RESTORE + policy),
+					   GFP_ATOMIC)))
+		return;
+	xa_lock_irqsave(&procft_tgids, flags);
+	__xa_erase(&procft_tgids, tgid);
+	xa_unlock_irqrestore(&procft_tgids, flags);
 }
 
 /* ---- /proc/<pid>/ft_level (needs kernel/patches/0001) ------------------- */

@@ -3,14 +3,51 @@
 # Build (or reuse) the test kernel: Debian's linux-source-7.3, tinyconfig
 # plus kernel/procft.config, plus kernel/patches/*.patch.
 #
+# Usage: build-kernel.sh [debug]
+#   debug: the debug test kernel, kernel/debug.config merged on top
+#   (lockdep, KASAN, debug objects, list debugging, KFENCE).
+#
 # Prints the kernel build directory on stdout.  The build is cached under
-# $PROCFT_CACHE/kernel/<version>-<key>; a changed fragment, patch or
-# compiler gives a new key and a fresh build.
+# $PROCFT_CACHE/kernel/<version>[-<variant>]-<key>; a changed fragment,
+# patch or compiler gives a new key and a fresh build.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
+VARIANT=${1:-}
+kernel_fragments "$VARIANT" >/dev/null # an unknown variant ends here
+mapfile -t FRAGMENTS < <(kernel_fragments "$VARIANT")
+NAME="test kernel${VARIANT:+ ($VARIANT)}"
+
 DL=$PROCFT_CACHE/download
 mkdir -p "$DL"
+
+# The build directory for the downloaded source, if it is there.
+build_dir() {
+	local deb srcver
+	deb=$(ls -t "$DL"/linux-source-${KVER_SERIES}_*.deb 2>/dev/null | head -n1)
+	[ -n "$deb" ] || return 1
+	srcver=$(dpkg-deb -f "$deb" Version)
+	echo "$PROCFT_CACHE/kernel/$srcver${VARIANT:+-$VARIANT}-$(kernel_key "$srcver" "$VARIANT")"
+}
+
+# A finished build is never removed, so it is used without waiting for
+# the lock (another variant may be building meanwhile).
+if KDIR=$(build_dir) && [ -f "$KDIR/.procft-built" ]; then
+	log "$NAME is cached in $KDIR"
+	echo "$KDIR"
+	exit 0
+fi
+
+# One build at a time per cache (parallel `make` invocations share it).
+exec 9>"$PROCFT_CACHE/.lock"
+flock 9
+# Holding the lock, any build without its marker was interrupted: remove it.
+for d in "$PROCFT_CACHE"/kernel/*/; do
+	if [ -d "$d" ] && [ ! -f "$d/.procft-built" ]; then
+		log "removing unfinished build ${d%/}"
+		rm -rf "$d"
+	fi
+done
 
 fetch_source() {
 	local tarball=$DL/linux-source-$KVER_SERIES.tar.xz
@@ -44,31 +81,17 @@ SRC
 tarball=$(fetch_source)
 deb=$(ls -t "$DL"/linux-source-${KVER_SERIES}_*.deb | head -n1)
 srcver=$(dpkg-deb -f "$deb" Version)
-key=$(kernel_key "$srcver")
-KDIR=$PROCFT_CACHE/kernel/$srcver-$key
+key=$(kernel_key "$srcver" "$VARIANT")
+KDIR=$PROCFT_CACHE/kernel/$srcver${VARIANT:+-$VARIANT}-$key
 
-cached() {
-	if [ -f "$KDIR/.procft-built" ]; then
-		log "test kernel $srcver (key $key) is cached in $KDIR"
-		echo "$KDIR"
-		exit 0
-	fi
-}
-# A finished build is used without waiting for a build of another one.
-cached
-# One build at a time per cache (parallel `make` invocations share it).
-exec 9>"$PROCFT_CACHE/.lock"
-flock 9
-cached
-# Holding the lock, any build without its marker was interrupted: remove it.
-for d in "$PROCFT_CACHE"/kernel/*/; do
-	if [ -d "$d" ] && [ ! -f "$d/.procft-built" ]; then
-		log "removing unfinished build ${d%/}"
-		rm -rf "$d"
-	fi
-done
+if [ -f "$KDIR/.procft-built" ]; then
+	log "$NAME $srcver (key $key) is cached in $KDIR"
+	echo "$KDIR"
+	exit 0
+fi
 
-log "building test kernel $srcver (key $key) in $KDIR"
+log "building $NAME $srcver (key $key) in $KDIR"
+start=$(date +%s)
 # Built in place (Kbuild output records absolute paths); the marker file
 # is written last, so an interrupted build is redone from scratch.
 rm -rf "$KDIR"
@@ -85,22 +108,28 @@ shopt -u nullglob
 make -s $(kmake_vars) tinyconfig >/dev/null
 # shellcheck disable=SC2046
 KCONFIG_CONFIG=.config scripts/kconfig/merge_config.sh -m .config \
-	"$PROCFT_ROOT/kernel/procft.config" >/dev/null
+	"${FRAGMENTS[@]}" >/dev/null
 # shellcheck disable=SC2046
 make -s $(kmake_vars) olddefconfig >/dev/null
-# Every option of the fragment must have survived (a silently dropped
-# dependency would otherwise surface as a confusing test failure).
+# Every option of the fragments must have survived (a silently dropped
+# dependency would otherwise surface as a confusing test failure); where
+# two fragments set an option, the later one's value is wanted.
+declare -A want
+for f in "${FRAGMENTS[@]}"; do
+	while IFS= read -r line; do
+		case "$line" in
+		CONFIG_*=*) want[${line%%=*}]=$line ;;
+		esac
+	done < "$f"
+done
 bad=0
-while IFS= read -r line; do
-	case "$line" in
-	CONFIG_*=*)
-		grep -qx "$line" .config || { log "config: wanted $line, got: $(grep "^${line%%=*}=" .config || echo unset)"; bad=1; }
-		;;
-	esac
-done < "$PROCFT_ROOT/kernel/procft.config"
-[ $bad = 0 ] || die "kernel/procft.config does not apply cleanly"
+for opt in "${!want[@]}"; do
+	line=${want[$opt]}
+	grep -qx "$line" .config || { log "config: wanted $line, got: $(grep "^$opt=" .config || echo unset)"; bad=1; }
+done
+[ $bad = 0 ] || die "$(basename -a "${FRAGMENTS[@]}" | paste -sd+) does not apply cleanly"
 # shellcheck disable=SC2046
 make -s -j"$(($(nproc) + 1))" $(kmake_vars) bzImage modules >&2
 touch .procft-built
-log "test kernel ready in $KDIR"
+log "$NAME ready in $KDIR (built in $(( $(date +%s) - start )) s)"
 echo "$KDIR"

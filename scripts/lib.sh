@@ -22,14 +22,28 @@ kmake_vars() {
 	echo "LLVM=$LLVM_SUFFIX RUSTC=$KRUSTC RUSTDOC=$KRUSTDOC BINDGEN=$BINDGEN RUST_LIB_SRC=$RUST_LIB_SRC"
 }
 
+# The config fragments of a kernel variant, in merge order: the test
+# kernel (no variant) has kernel/procft.config; the debug kernel
+# (`debug`) has kernel/debug.config on top of it.
+kernel_fragments() {
+	echo "$PROCFT_ROOT/kernel/procft.config"
+	case "${1:-}" in
+	"") ;;
+	debug) echo "$PROCFT_ROOT/kernel/debug.config" ;;
+	*) die "unknown kernel variant '$1' (known: debug)" ;;
+	esac
+}
+
 # The kernel build is keyed by the kernel source version, the config
-# fragment, the patches and the Rust compiler (a module's .rmeta must come
+# fragments, the patches and the Rust compiler (a module's .rmeta must come
 # from the same rustc as the kernel's).
 kernel_key() {
-	local srcver=$1
+	local srcver=$1 variant=${2:-} f
 	{
 		echo "$srcver"
-		cat "$PROCFT_ROOT/kernel/procft.config"
+		while IFS= read -r f; do
+			cat "$f"
+		done < <(kernel_fragments "$variant")
 		cat "$PROCFT_ROOT"/kernel/patches/*.patch 2>/dev/null
 		"$KRUSTC" --version 2>/dev/null
 		echo "llvm$LLVM_SUFFIX bindgen$BINDGEN_VERSION"

@@ -13,8 +13,9 @@ guest:
 * the QEMU monitor, on a unix socket, used by the host for those requests.
 
 In ``test`` mode the exit code is 0 only if every TAP test passed and the
-kernel log shows no BUG/WARNING/Oops/panic.  The serial log is kept in
-build/vm/serial.log.
+kernel log shows no BUG/WARNING/Oops/panic (nor any report of the debug
+kernel's checkers: lockdep, KASAN, KFENCE, debug objects, list debugging).
+The serial log is kept in build/vm/serial.log (``--out`` to change).
 """
 
 import argparse
@@ -41,10 +42,15 @@ MCE_MCG_STATUS = "0x5"
 MCE_MISC = "0x86"
 MCE_BANK = 9
 
+# Lockdep, KASAN, KFENCE, debug objects and list debugging report through
+# BUG: or WARNING: lines; their own markers are listed too, so that a
+# report is caught whatever its first line.
 BAD_KERNEL_LOG = re.compile(
     r"BUG:|WARNING:|Oops|Kernel panic|general protection fault|Call Trace:|"
-    r"UBSAN:|KASAN:|kernel BUG|RCU stall|rcu_.*detected stall|hung_task|"
-    r"blocked for more than"
+    r"UBSAN:|KASAN:|KFENCE:|kernel BUG|RCU stall|rcu_.*detected stall|hung_task|"
+    r"blocked for more than|possible (circular|recursive) locking|"
+    r"inconsistent lock state|lock inversion|suspicious RCU usage|"
+    r"Invalid wait context|ODEBUG:|list_(add|del) corruption"
 )
 
 INIT = r"""#!/bin/busybox sh
@@ -77,6 +83,10 @@ probe) ;;
 	fi
 	;;
 esac
+# Whether lockdep is still checking (it stops after its first report, or
+# when the kernel is tainted by a machine check).
+[ -r /proc/lockdep_stats ] &&
+	echo "PROCFT-LOCKDEP $(sed -n 's/^ *debug_locks: *//p' /proc/lockdep_stats)"
 echo PROCFT-DMESG-BEGIN
 dmesg
 echo PROCFT-DMESG-END
@@ -104,7 +114,7 @@ def add_host_binary(stage, path, dest):
         shutil.copy2(os.path.realpath(lib), target)
 
 
-def build_initramfs(kdir, dest, script=None):
+def build_initramfs(kdir, module, dest, script=None):
     stage = tempfile.mkdtemp(prefix="initramfs.", dir=OUT)
     os.chmod(stage, 0o755)  # the guest's / (mkdtemp makes it 0700)
     try:
@@ -113,7 +123,7 @@ def build_initramfs(kdir, dest, script=None):
             os.makedirs(os.path.join(stage, d), exist_ok=True)
         shutil.copy2("/bin/busybox", os.path.join(stage, "bin/busybox"))
         shutil.copy2(os.path.join(BUILD, "bin/ftctl"), os.path.join(stage, "bin/ftctl"))
-        shutil.copy2(os.path.join(ROOT, "procft.ko"), os.path.join(stage, "lib/modules/procft.ko"))
+        shutil.copy2(module, os.path.join(stage, "lib/modules/procft.ko"))
         sel = os.path.join(BUILD, "selftests")
         for f in os.listdir(sel):
             shutil.copy2(os.path.join(sel, f), os.path.join(stage, "selftests", f))
@@ -309,7 +319,7 @@ def run_vm(args, mode):
     os.makedirs(OUT, exist_ok=True)
     initrd = os.path.join(OUT, "initramfs.cpio.gz")
     disk = os.path.join(OUT, "disk.ext4")
-    build_initramfs(args.kdir, initrd, args.script)
+    build_initramfs(args.kdir, args.module, initrd, args.script)
     build_disk(disk, bench=mode == "bench")
 
     accel = args.accel
@@ -345,7 +355,7 @@ def run_vm(args, mode):
     return lines, serial_log, elapsed, timed_out
 
 
-def verdict(lines, mode, elapsed, timed_out, serial_log):
+def verdict(lines, mode, elapsed, timed_out, serial_log, expect_lockdep=False):
     problems = []
     done = [l for l in lines if l.startswith("PROCFT-DONE")]
     if timed_out:
@@ -355,6 +365,10 @@ def verdict(lines, mode, elapsed, timed_out, serial_log):
     elif done[-1] != "PROCFT-DONE rc=0":
         problems.append(f"the guest reported failure ({done[-1]})")
     bad = [l for l in lines if BAD_KERNEL_LOG.search(l)]
+    if expect_lockdep and "PROCFT-LOCKDEP 1" not in lines:
+        problems.append("lockdep was not on to the end of the run (" +
+                        next((l for l in lines if l.startswith("PROCFT-LOCKDEP")),
+                             "not in this kernel") + ")")
     if bad:
         problems.append("kernel log shows: " + " | ".join(bad[:5]))
     if mode == "test":
@@ -377,11 +391,17 @@ def verdict(lines, mode, elapsed, timed_out, serial_log):
 
 
 def main():
+    global OUT
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("mode", choices=["test", "demo", "script", "bench"],
                     help="script: run --script FILE in the guest instead of the tests")
     ap.add_argument("--script", help="shell script to run in the guest (mode script)")
     ap.add_argument("--kdir", required=True, help="test kernel build directory")
+    ap.add_argument("--module", default=os.path.join(ROOT, "procft.ko"),
+                    help="procft.ko built for that kernel (default: the tree's)")
+    ap.add_argument("--out", default=OUT, help="work directory (initramfs, disk, serial log)")
+    ap.add_argument("--expect-lockdep", action="store_true",
+                    help="fail unless lockdep is still on at the end (debug kernel)")
     ap.add_argument("--accel", default=os.environ.get("PROCFT_ACCEL", "auto"),
                     choices=["auto", "tcg", "kvm"])
     ap.add_argument("--filter", default=os.environ.get("PROCFT_TESTS", ""),
@@ -389,8 +409,9 @@ def main():
     ap.add_argument("--timeout", type=int, default=2400, help="seconds")
     ap.add_argument("--quiet", action="store_true", help="do not echo the console")
     args = ap.parse_args()
+    OUT = os.path.abspath(args.out)
     lines, serial_log, elapsed, timed_out = run_vm(args, args.mode)
-    sys.exit(verdict(lines, args.mode, elapsed, timed_out, serial_log))
+    sys.exit(verdict(lines, args.mode, elapsed, timed_out, serial_log, args.expect_lockdep))
 
 
 if __name__ == "__main__":

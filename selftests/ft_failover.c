@@ -81,6 +81,12 @@ static void workload(int ctl, int out, const struct run *r, const char *path)
 		write(log, line, strlen(line));
 		if (r->all_hit && n == 5)
 			read(ctl, line, 1);
+		/*
+		 * A byte flipped after the last round would change no output:
+		 * wait until the parent has flipped it.
+		 */
+		if (r->how == PROCFT_FAIL_CORRUPT && n == r->fail_round)
+			read(ctl, line, 1);
 	}
 	/* Blocked until the parent has looked at the frames. */
 	read(ctl, line, 1);
@@ -136,6 +142,8 @@ static void run(struct run *r, const char *name)
 		read_until(out[0], r->out, sizeof(r->out), &got, want);
 		if (ioctl(ft_open(), PROCFT_IOC_FAIL, &f))
 			tap_diag("PROCFT_IOC_FAIL: %s", strerror(errno));
+		if (r->how == PROCFT_FAIL_CORRUPT)
+			write(ctl[0], "g", 1);
 	}
 	if (r->all_hit) {
 		read_until(out[0], r->out, sizeof(r->out), &got, "round 5 ");

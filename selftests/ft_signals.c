@@ -8,11 +8,15 @@
  * interrupt's return, where no record can carry it) makes procft re-create
  * the duplicates from the primary at its next call: afterwards every
  * replica's memory agrees again and the output is still the primary's.  A
- * fatal signal from outside ends the whole group with the primary's status.
+ * timer's SIGALRM, sent from the timer interrupt, is handled the same way
+ * (on the debug kernel, lockdep checks procft's locks against the siglock
+ * that interrupt takes).  A fatal signal from outside ends the whole group
+ * with the primary's status.
  */
 #include "ft_test.h"
 
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 /* Touched by the handler: accessed atomically, read back through /proc/<pid>/mem. */
@@ -188,15 +192,79 @@ static void computing(void)
 		tap_diag("got '%s'", text);
 }
 
+/*
+ * Three SIGALRMs from a one-shot interval timer the process arms itself,
+ * each meant to land while it waits in read() (should one land between
+ * calls, the duplicate is re-created: the outcomes checked are the same).
+ */
+static void timer_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct itimerval it = { .it_value = { .tv_usec = 200000 } };
+	int ctl[2], out[2], i, st, a = -1, b = -1, ok;
+	pid_t pid, reps[8] = { 0 };
+	char text[256], c, path[32];
+	const int *addr;
+	size_t got = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		close(ctl[0]);
+		ioctl_set(0, 1);
+		sigaction(SIGALRM, &sa, NULL);
+		addr = &handled;
+		write(ctl[1], &addr, sizeof(addr));
+		read(ctl[1], &c, 1);
+		for (i = 1; i <= 3; i++) {
+			setitimer(ITIMER_REAL, &it, NULL);
+			while (__atomic_load_n(&handled, __ATOMIC_SEQ_CST) < i)
+				read(ctl[1], &c, 1);
+		}
+		write(ctl[1], "d", 1);
+		read(ctl[1], &c, 1);
+		_exit(__atomic_load_n(&handled, __ATOMIC_SEQ_CST));
+	}
+	close(out[1]);
+	close(ctl[1]);
+	read(ctl[0], &addr, sizeof(addr));
+	ok = wait_duplicates(pid, 1, reps);
+	write(ctl[0], "g", 1);
+	read(ctl[0], &c, 1);
+	ok = ok && wait_duplicates(pid, 1, reps);
+	snprintf(path, sizeof(path), "/proc/%d/mem", reps[0]);
+	i = open(path, O_RDONLY);
+	pread(i, &a, sizeof(a), (off_t)(uintptr_t)addr);
+	close(i);
+	snprintf(path, sizeof(path), "/proc/%d/mem", reps[1]);
+	i = open(path, O_RDONLY);
+	pread(i, &b, sizeof(b), (off_t)(uintptr_t)addr);
+	close(i);
+	tap_ok(ok && a == 3 && b == 3 && procft_field(pid, "divergences=") == 0,
+	       "SIGALRM from a timer: handled 3 times in every replica (%d %d), no divergence",
+	       a, b);
+	write(ctl[0], "q", 1);
+	read_to_eof(out[0], text, sizeof(text), &got);
+	waitpid(pid, &st, 0);
+	tap_ok(!strcmp(text, "handled 1\nhandled 2\nhandled 3\n") && WIFEXITED(st) &&
+	       WEXITSTATUS(st) == 3, "output once, exit status 3");
+	if (strcmp(text, "handled 1\nhandled 2\nhandled 3\n"))
+		tap_diag("got '%s'", text);
+}
+
 int main(void)
 {
 	pid_t pid, reps[8] = { 0 };
 	int st, i, ok;
 
-	tap_plan(11);
+	tap_plan(13);
 	run(0);
 	run(1);
 	computing();
+	timer_signals();
 
 	pid = fork();
 	if (pid == 0) {
