@@ -747,6 +747,77 @@ static unsigned long procft_next_page(struct mm_struct *mm, unsigned long addr,
 	return addr;
 }
 
+/**
+ * procft_read_stop - where a read of the caller's memory that went on from
+ * @addr must have stopped
+ * @addr: the first byte the kernel did not use
+ * @end: the end of the buffer it was reading
+ * @lost: set if the page the read stopped at is an entry of a poisoned frame
+ *
+ * The kernel reads a buffer in order and stops at the first page it cannot
+ * read; it may drop what it read of the last chunk (a page-cache folio, a
+ * socket buffer), so that page can lie a little past @addr.  Goes forward
+ * from @addr's page over pages the kernel read: in a readable mapping and
+ * held by the page tables (a swapped-out one is brought back).  Work is
+ * bounded by what is resident, not by @end; may sleep.
+ *
+ * Return: the page the read stopped at, or @end if it could have read
+ * every page up to @end (or a fatal signal came).
+ */
+unsigned long procft_read_stop(unsigned long addr, unsigned long end, bool *lost)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	unsigned long next, pfn;
+	struct page *page;
+	long got;
+
+	*lost = false;
+	if (!mm)
+		return end;
+	mmap_read_lock(mm);
+	for (addr &= PAGE_MASK; addr < end; addr += PAGE_SIZE) {
+		if (fatal_signal_pending(current)) {
+			addr = end;
+			break;
+		}
+		cond_resched();
+		vma = vma_lookup(mm, addr);
+		if (!vma || !(vma->vm_flags & VM_READ))
+			break;
+		switch (procft_entry(mm, addr, end, &next, &pfn)) {
+		case PROCFT_PAGE:
+			continue;
+		case PROCFT_POISON:
+			*lost = true;
+			goto out;
+		case PROCFT_OTHER:
+			got = get_user_pages_remote(mm, addr, 1, FOLL_HWPOISON, &page, NULL);
+			if (got == 1) {
+				put_page(page);
+				continue;
+			}
+			*lost = got == -EHWPOISON;
+			goto out;
+		case PROCFT_NONE:
+			goto out;
+		}
+	}
+out:
+	mmap_read_unlock(mm);
+	return min(addr, end);
+}
+
+/**
+ * procft_keep_going - for long loops in the caller's context: reschedule if
+ * needed; may the caller go on (no fatal signal pending)?  May sleep.
+ */
+bool procft_keep_going(void)
+{
+	cond_resched();
+	return !fatal_signal_pending(current);
+}
+
 /* VMA attributes two replicas in step must share. */
 #define PROCFT_VM_LAYOUT (VM_READ | VM_WRITE | VM_EXEC | VM_SHARED | VM_MAYWRITE)
 
