@@ -315,6 +315,9 @@ pub(crate) struct Snapshot {
     pub(crate) ready: usize,
     /// Event counters.
     pub(crate) counters: Counters,
+    /// Bytes of output the ring holds for the duplicates, and the most it
+    /// held at once.
+    pub(crate) buffered: (usize, usize),
 }
 
 impl Snapshot {
@@ -329,6 +332,7 @@ impl Snapshot {
             nr_replicas: 1,
             ready: 0,
             counters: Counters::default(),
+            buffered: (0, 0),
         }
     }
 }
@@ -404,6 +408,7 @@ impl Group {
         let mut snap = Snapshot::unprotected(pid);
         snap.level = state.level;
         snap.counters = state.counters;
+        snap.buffered = state.ring.bytes();
         for d in state.dups.iter().flatten().filter(|d| !d.leaving) {
             snap.replicas[snap.nr_replicas] = d.task.tgid_nr_ns(None);
             snap.nr_replicas += 1;

@@ -68,7 +68,9 @@ impl fmt::Display for Snapshot {
             f,
             " duplicates={}/{} sync=lockstep failovers={} respawns={} mce_events={} divergences={}",
             self.ready, self.level, c.failovers, c.respawns, c.mce_events, c.divergences
-        )
+        )?;
+        let (bytes, peak) = self.buffered;
+        write!(f, " buffered={bytes} buffered_peak={peak}")
     }
 }
 
@@ -125,11 +127,12 @@ mod tests {
         s.counters.respawns = 2;
         s.counters.mce_events = 3;
         s.counters.divergences = 4;
+        s.buffered = (4096, 65536);
         let line = CString::try_from_fmt(fmt!("{}", s))?;
         assert_eq!(
             line.to_bytes(),
             b"pid=100 level=2 replicas=100,101,102 duplicates=2/2 sync=lockstep failovers=1 \
-              respawns=2 mce_events=3 divergences=4"
+              respawns=2 mce_events=3 divergences=4 buffered=4096 buffered_peak=65536"
         );
         Ok(())
     }

@@ -35,7 +35,7 @@ use crate::{
     failover,
     group::{self, DupWork, Group, Kills, Spawn, Vote},
     replica,
-    ring::{Record, CAPACITY},
+    ring::{Output, Record, CAPACITY},
     shim::{self, Regs},
     syscalls::{self, Class, Input, Len, Out, Outputs},
     vote,
@@ -413,7 +413,7 @@ fn record(group: &Arc<Group>, ret: isize) {
             signal: None,
             outputs,
         },
-        GFP_KERNEL,
+        GFP_KERNEL_ACCOUNT,
     ) else {
         control::end_protection(group, "out of memory for a record");
         return;
@@ -752,22 +752,8 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
     Ok(hash)
 }
 
-/// Reads `len` bytes of the caller's memory at `addr`.
-fn read_user(addr: usize, len: usize) -> Result<KVec<u8>> {
-    let mut buf = KVec::with_capacity(len, GFP_KERNEL)?;
-    buf.resize(len, 0, GFP_KERNEL)?;
-    UserSlice::new(UserPtr::from_addr(addr), len)
-        .reader()
-        .read_slice(&mut buf)?;
-    Ok(buf)
-}
-
 /// The buffers a successful call wrote, read back from the primary.
-fn capture(
-    nr: i64,
-    args: &[usize; 6],
-    ret: isize,
-) -> Result<KVec<(usize, KVec<u8>)>, &'static str> {
+fn capture(nr: i64, args: &[usize; 6], ret: isize) -> Result<KVec<Output>, &'static str> {
     let mut out = KVec::new();
     if ret < 0 {
         return Ok(out);
@@ -844,8 +830,14 @@ fn capture(
         if len > MAX_OUTPUT {
             return Err("a call with an output too large to replicate");
         }
-        let bytes = read_user(addr, len).map_err(|_| "an output procft could not read")?;
-        out.push((addr, bytes), GFP_KERNEL).map_err(|_| oom)?;
+        let output = Output::read(addr, len).map_err(|e| {
+            if e == ENOMEM {
+                oom
+            } else {
+                "an output procft could not read"
+            }
+        })?;
+        out.push(output, GFP_KERNEL_ACCOUNT).map_err(|_| oom)?;
     }
     Ok(out)
 }
@@ -1045,11 +1037,8 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
         diverge(group, task, "other bytes", syscalls::classify(nr).name);
         return true;
     }
-    for (addr, bytes) in record.outputs.iter() {
-        let wrote = UserSlice::new(UserPtr::from_addr(*addr), bytes.len())
-            .writer()
-            .write_slice(bytes);
-        if wrote.is_err() {
+    for output in record.outputs.iter() {
+        if output.write().is_err() {
             diverge(
                 group,
                 task,
@@ -1133,10 +1122,8 @@ pub(crate) extern "C" fn procft_rs_task_work() {
             // The page is mended from a duplicate in the state before this
             // call; the call's own writes are then made again on top.
             repair(&group, task);
-            for (addr, bytes) in record.outputs.iter() {
-                let _ = UserSlice::new(UserPtr::from_addr(*addr), bytes.len())
-                    .writer()
-                    .write_slice(bytes);
+            for output in record.outputs.iter() {
+                let _ = output.write();
             }
             publish(&group, record);
             return;
