@@ -336,6 +336,9 @@ pub(crate) struct Snapshot {
     pub(crate) lag: u64,
     /// Event counters.
     pub(crate) counters: Counters,
+    /// Bytes of output the ring holds for the duplicates, and the most it
+    /// held at once.
+    pub(crate) buffered: (usize, usize),
 }
 
 impl Snapshot {
@@ -351,6 +354,7 @@ impl Snapshot {
             ready: 0,
             lag: 0,
             counters: Counters::default(),
+            buffered: (0, 0),
         }
     }
 }
@@ -435,6 +439,7 @@ impl Group {
         let mut snap = Snapshot::unprotected(pid);
         snap.level = state.level;
         snap.counters = state.counters;
+        snap.buffered = state.ring.bytes();
         for d in state.dups.iter().flatten().filter(|d| !d.leaving) {
             snap.ready += usize::from(d.ready);
             let nr = d.task.tgid_nr_ns(ns);

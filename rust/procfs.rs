@@ -78,7 +78,9 @@ impl fmt::Display for Snapshot {
             c.mce_events,
             c.divergences,
             self.lag
-        )
+        )?;
+        let (bytes, peak) = self.buffered;
+        write!(f, " buffered={bytes} buffered_peak={peak}")
     }
 }
 
@@ -149,11 +151,12 @@ mod tests {
         s.counters.mce_events = 3;
         s.counters.divergences = 4;
         s.lag = 5;
+        s.buffered = (4096, 65536);
         let line = CString::try_from_fmt(fmt!("{}", s))?;
         assert_eq!(
             line.to_bytes(),
             b"pid=100 level=2 replicas=100,101,102 duplicates=2/2 sync=lockstep failovers=1 \
-              respawns=2 mce_events=3 divergences=4 lag=5"
+              respawns=2 mce_events=3 divergences=4 lag=5 buffered=4096 buffered_peak=65536"
         );
         Ok(())
     }

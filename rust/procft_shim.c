@@ -332,6 +332,99 @@ void procft_restart_call(long nr)
 	regs->ip -= 2;
 }
 
+/* ---- reading page tables: work bounded by what is mapped --------------- */
+
+/* What a replica's page tables hold for an address. */
+enum procft_entry {
+	PROCFT_NONE,	/* nothing: the page was never touched, or was dropped */
+	PROCFT_PAGE,	/* a present page (or huge page) */
+	PROCFT_POISON,	/* the entry memory_failure() left for a poisoned frame */
+	PROCFT_OTHER,	/* swap, migration or marker entry, or a bad table */
+};
+
+/*
+ * What @mm's page tables hold for @addr (below @end).  *@next is where the
+ * next entry may be: the end of an empty table, or of a huge mapping, is
+ * skipped whole, so that walking a sparse mapping costs what is mapped,
+ * not its size.  For a poisoned-page entry *@pfn is the frame.  Reads the
+ * tables as pte_offset_map() does: the pmd once, under RCU, which keeps a
+ * page table khugepaged retracts from being freed; the caller holds the
+ * mmap lock for reading (an anonymous collapse takes it for writing).
+ */
+static enum procft_entry procft_entry(struct mm_struct *mm, unsigned long addr,
+				      unsigned long end, unsigned long *next,
+				      unsigned long *pfn)
+{
+	pgd_t *pgd = pgd_offset(mm, addr);
+	enum procft_entry kind = PROCFT_OTHER;
+	p4d_t *p4d;
+	pud_t *pud;
+	pmd_t pmd;
+	pte_t pte;
+	softleaf_t entry;
+
+	*next = pgd_addr_end(addr, end);
+	if (pgd_none(*pgd))
+		return PROCFT_NONE;
+	if (pgd_bad(*pgd))
+		return PROCFT_OTHER;
+	p4d = p4d_offset(pgd, addr);
+	*next = p4d_addr_end(addr, end);
+	if (p4d_none(*p4d))
+		return PROCFT_NONE;
+	if (p4d_bad(*p4d))
+		return PROCFT_OTHER;
+	pud = pud_offset(p4d, addr);
+	*next = pud_addr_end(addr, end);
+	if (pud_none(*pud))
+		return PROCFT_NONE;
+	if (pud_leaf(*pud))
+		return PROCFT_PAGE;
+	if (pud_bad(*pud))
+		return PROCFT_OTHER;
+	rcu_read_lock();
+	pmd = pmdp_get_lockless(pmd_offset(pud, addr));
+	*next = pmd_addr_end(addr, end);
+	if (pmd_none(pmd)) {
+		kind = PROCFT_NONE;
+	} else if (!pmd_present(pmd) || pmd_bad(pmd)) {
+		kind = PROCFT_OTHER;
+	} else if (pmd_leaf(pmd)) {
+		kind = PROCFT_PAGE;
+	} else {
+		*next = addr + PAGE_SIZE;
+		pte = ptep_get_lockless(pte_offset_kernel(&pmd, addr));
+		entry = softleaf_from_pte(pte);
+		if (pte_none(pte)) {
+			kind = PROCFT_NONE;
+		} else if (pte_present(pte)) {
+			kind = PROCFT_PAGE;
+		} else if (softleaf_is_hwpoison(entry)) {
+			kind = PROCFT_POISON;
+			*pfn = softleaf_to_pfn(entry);
+		}
+	}
+	rcu_read_unlock();
+	return kind;
+}
+
+/*
+ * The first page at or after @addr, below @end, for which @mm's page
+ * tables hold anything (see procft_entry()), or @end.  The caller holds the
+ * mmap lock for reading; may sleep.
+ */
+static unsigned long procft_skip_empty(struct mm_struct *mm, unsigned long addr,
+				       unsigned long end)
+{
+	unsigned long next, pfn;
+
+	while (addr < end && procft_entry(mm, addr, end, &next, &pfn) == PROCFT_NONE) {
+		addr = next;
+		cond_resched();
+	}
+	return min(addr, end);
+}
+
 /**
  * procft_unshare_memory - give the calling task its own copy of every
  * anonymous page it shares copy-on-write
@@ -339,8 +432,9 @@ void procft_restart_call(long nr)
  * Walks the caller's private writable (CoW) mappings and write-faults
  * every present anonymous page, which copies it unless it is already
  * exclusive.  Pages not present stay absent (a sparse mapping is not
- * populated), and clean page-cache pages stay shared: memory failure
- * recovers those by re-reading the file.
+ * populated, and its empty page tables are skipped whole), and clean
+ * page-cache pages stay shared: memory failure recovers those by
+ * re-reading the file.
  *
  * Return: the number of pages written, or -EINTR if a fatal signal came.
  */
@@ -365,6 +459,10 @@ long procft_unshare_memory(void)
 				n = -EINTR;
 				goto out;
 			}
+			cond_resched();
+			addr = procft_skip_empty(mm, addr, vma->vm_end);
+			if (addr >= vma->vm_end)
+				break;
 			/* Present and not special (the zero page is shared by all)? */
 			if (get_user_pages_fast_only(addr, 1, 0, &page) != 1)
 				continue;
@@ -446,8 +544,10 @@ void procft_set_mce_policy(struct task_struct *task, int policy)
 /**
  * procft_find_pfn - where does @task map page frame @pfn?
  *
- * Walks the task's mappings page by page (a memory error is rare and only
- * the replicas of protected processes are asked); may sleep.
+ * Walks the pages the task's page tables hold (a memory error is rare and
+ * only the replicas of protected processes are asked; empty tables are
+ * skipped whole, so a sparse reservation costs what is mapped in it);
+ * may sleep.
  *
  * Return: the user address of the page, or 0 if @task does not map @pfn.
  */
@@ -466,6 +566,10 @@ unsigned long procft_find_pfn(struct task_struct *task, unsigned long pfn)
 		for (addr = vma->vm_start; addr < vma->vm_end && !found; addr += PAGE_SIZE) {
 			struct page *page;
 
+			cond_resched();
+			addr = procft_skip_empty(mm, addr, vma->vm_end);
+			if (addr >= vma->vm_end)
+				break;
 			if (get_user_pages_remote(mm, addr, 1, FOLL_NOFAULT, &page, NULL) != 1)
 				continue;
 			if (page_to_pfn(page) == pfn)
@@ -476,42 +580,6 @@ unsigned long procft_find_pfn(struct task_struct *task, unsigned long pfn)
 	mmap_read_unlock(mm);
 	mmput(mm);
 	return found;
-}
-
-/*
- * The frame of the poisoned-page entry for @addr in @mm, or 0; *@next is
- * where the next entry may be (the end of an empty table is skipped).
- * Reads the tables as pte_offset_map() does: the pmd once, under RCU, which
- * keeps a page table khugepaged retracts from being freed; the caller holds
- * the mmap lock for reading and the RCU read lock.
- */
-static unsigned long procft_poison_entry(struct mm_struct *mm, unsigned long addr,
-					 unsigned long end, unsigned long *next)
-{
-	pgd_t *pgd = pgd_offset(mm, addr);
-	p4d_t *p4d;
-	pud_t *pud;
-	pmd_t pmd;
-	softleaf_t entry;
-
-	*next = pgd_addr_end(addr, end);
-	if (pgd_none(*pgd) || pgd_bad(*pgd))
-		return 0;
-	p4d = p4d_offset(pgd, addr);
-	*next = p4d_addr_end(addr, end);
-	if (p4d_none(*p4d) || p4d_bad(*p4d))
-		return 0;
-	pud = pud_offset(p4d, addr);
-	*next = pud_addr_end(addr, end);
-	if (pud_none(*pud) || pud_bad(*pud) || pud_leaf(*pud))
-		return 0;
-	pmd = pmdp_get_lockless(pmd_offset(pud, addr));
-	*next = pmd_addr_end(addr, end);
-	if (pmd_none(pmd) || !pmd_present(pmd) || pmd_leaf(pmd) || pmd_bad(pmd))
-		return 0;
-	*next = addr + PAGE_SIZE;
-	entry = softleaf_from_pte(ptep_get_lockless(pte_offset_kernel(&pmd, addr)));
-	return softleaf_is_hwpoison(entry) ? softleaf_to_pfn(entry) : 0;
 }
 
 /**
@@ -527,7 +595,7 @@ unsigned long procft_find_poisoned(struct task_struct *task, unsigned long pfn)
 {
 	struct mm_struct *mm = get_task_mm(task);
 	struct vm_area_struct *vma;
-	unsigned long addr, next, found = 0;
+	unsigned long addr, next, frame, found = 0;
 
 	if (!mm)
 		return 0;
@@ -536,10 +604,9 @@ unsigned long procft_find_poisoned(struct task_struct *task, unsigned long pfn)
 		if (!vma->anon_vma)
 			continue;
 		for (addr = vma->vm_start; addr < vma->vm_end && !found; addr = next) {
-			rcu_read_lock();
-			if (procft_poison_entry(mm, addr, vma->vm_end, &next) == pfn)
+			if (procft_entry(mm, addr, vma->vm_end, &next, &frame) == PROCFT_POISON &&
+			    frame == pfn)
 				found = addr;
-			rcu_read_unlock();
 			cond_resched();
 		}
 	}
@@ -674,6 +741,91 @@ bool procft_page_lost(struct task_struct *task, unsigned long addr)
 	return lost;
 }
 
+/*
+ * The first page at or after @addr, below @end, that @mm's tables hold
+ * anything for, or @end (procft_skip_empty() under @mm's mmap lock).
+ */
+static unsigned long procft_next_page(struct mm_struct *mm, unsigned long addr,
+				      unsigned long end)
+{
+	cond_resched();
+	mmap_read_lock(mm);
+	addr = procft_skip_empty(mm, addr, end);
+	mmap_read_unlock(mm);
+	return addr;
+}
+
+/**
+ * procft_read_stop - where a read of the caller's memory that went on from
+ * @addr must have stopped
+ * @addr: the first byte the kernel did not use
+ * @end: the end of the buffer it was reading
+ * @lost: set if the page the read stopped at is an entry of a poisoned frame
+ *
+ * The kernel reads a buffer in order and stops at the first page it cannot
+ * read; it may drop what it read of the last chunk (a page-cache folio, a
+ * socket buffer), so that page can lie a little past @addr.  Goes forward
+ * from @addr's page over pages the kernel read: in a readable mapping and
+ * held by the page tables (a swapped-out one is brought back).  Work is
+ * bounded by what is resident, not by @end; may sleep.
+ *
+ * Return: the page the read stopped at, or @end if it could have read
+ * every page up to @end (or a fatal signal came).
+ */
+unsigned long procft_read_stop(unsigned long addr, unsigned long end, bool *lost)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	unsigned long next, pfn;
+	struct page *page;
+	long got;
+
+	*lost = false;
+	if (!mm)
+		return end;
+	mmap_read_lock(mm);
+	for (addr &= PAGE_MASK; addr < end; addr += PAGE_SIZE) {
+		if (fatal_signal_pending(current)) {
+			addr = end;
+			break;
+		}
+		cond_resched();
+		vma = vma_lookup(mm, addr);
+		if (!vma || !(vma->vm_flags & VM_READ))
+			break;
+		switch (procft_entry(mm, addr, end, &next, &pfn)) {
+		case PROCFT_PAGE:
+			continue;
+		case PROCFT_POISON:
+			*lost = true;
+			goto out;
+		case PROCFT_OTHER:
+			got = get_user_pages_remote(mm, addr, 1, FOLL_HWPOISON, &page, NULL);
+			if (got == 1) {
+				put_page(page);
+				continue;
+			}
+			*lost = got == -EHWPOISON;
+			goto out;
+		case PROCFT_NONE:
+			goto out;
+		}
+	}
+out:
+	mmap_read_unlock(mm);
+	return min(addr, end);
+}
+
+/**
+ * procft_keep_going - for long loops in the caller's context: reschedule if
+ * needed; may the caller go on (no fatal signal pending)?  May sleep.
+ */
+bool procft_keep_going(void)
+{
+	cond_resched();
+	return !fatal_signal_pending(current);
+}
+
 /* VMA attributes two replicas in step must share. */
 #define PROCFT_VM_LAYOUT (VM_READ | VM_WRITE | VM_EXEC | VM_SHARED | VM_MAYWRITE)
 
@@ -750,13 +902,20 @@ static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
 			zap_vma_range(vma, start, end - start);
 			mmap_read_unlock(mm);
 		}
-		for (addr = start; !apply && cow && peer_anon && addr < end; addr += PAGE_SIZE) {
+		/* Only the pages @from_mm's tables hold: the rest stay absent. */
+		for (addr = start; !apply && cow && peer_anon; addr += PAGE_SIZE) {
+			addr = procft_next_page(from_mm, addr, end);
+			if (addr >= end)
+				break;
 			if (procft_page_poisoned(from_mm, addr))
 				return -EHWPOISON;
 			if (fatal_signal_pending(current))
 				return -EINTR;
 		}
-		for (addr = start; apply && cow && addr < end; addr += PAGE_SIZE) {
+		for (addr = start; apply && cow; addr += PAGE_SIZE) {
+			addr = procft_next_page(from_mm, addr, end);
+			if (addr >= end)
+				break;
 			ret = procft_adopt_page(from_mm, addr, buf);
 			if (ret < 0)
 				return ret;
@@ -793,6 +952,9 @@ static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
  * touched, or still the file's) are left absent and fault in as @from's
  * would.  Shared and read-only mappings are left alone: their pages are
  * the page cache's, which memory failure recovers by re-reading the file.
+ * Both passes visit only the pages @from's page tables hold (empty tables
+ * are skipped whole), so a sparse reservation costs what is mapped in it
+ * and is not populated.
  *
  * Return: pages copied, -ESTALE if the layouts differ (nothing changed),
  * -EHWPOISON if a page of @from is on a poisoned frame too (found before

@@ -5,13 +5,65 @@
 //!
 //! The primary appends a record at the `sys_exit` of each call that only it
 //! runs; a record is dropped once every duplicate has consumed it. When
-//! [`CAPACITY`] records are waiting for the slowest duplicate, the primary
-//! waits before its next such call (back-pressure); the ring never grows.
+//! [`CAPACITY`] records, or [`MAX_BYTES`] bytes of their outputs, are
+//! waiting for the slowest duplicate, the primary waits before its next
+//! such call (back-pressure); the ring never grows.
+//!
+//! Outputs are kept in page-sized pieces of kmalloc memory charged to the
+//! primary's memory cgroup (`__GFP_ACCOUNT`): no large physically
+//! contiguous allocation, and a record may still be freed under a spinlock
+//! (which `vfree()` forbids).
 
-use kernel::{prelude::*, sync::Arc};
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    uaccess::{UserPtr, UserSlice},
+};
 
 /// Records a duplicate may lag behind the primary.
 pub(crate) const CAPACITY: usize = 64;
+
+/// Bytes of output the held records may carry before the primary waits for
+/// the slowest duplicate. One call adds at most its own output (see
+/// `MAX_OUTPUT` in `sync.rs`) past this budget.
+pub(crate) const MAX_BYTES: usize = 8 << 20;
+
+/// The size of the pieces an output is kept in.
+const CHUNK: usize = 4096;
+
+/// What a call wrote into the primary's memory at one address.
+pub(crate) struct Output {
+    addr: usize,
+    len: usize,
+    /// The bytes, in pieces of [`CHUNK`] bytes (the last one shorter).
+    chunks: KVec<KVec<u8>>,
+}
+
+impl Output {
+    /// Reads `len` bytes of the caller's memory at `addr`, charged to the
+    /// caller's memory cgroup.
+    pub(crate) fn read(addr: usize, len: usize) -> Result<Self> {
+        let mut chunks = KVec::with_capacity(len.div_ceil(CHUNK), GFP_KERNEL_ACCOUNT)?;
+        let mut reader = UserSlice::new(UserPtr::from_addr(addr), len).reader();
+        while !reader.is_empty() {
+            let n = reader.len().min(CHUNK);
+            let mut chunk = KVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
+            chunk.resize(n, 0, GFP_KERNEL_ACCOUNT)?;
+            reader.read_slice(&mut chunk)?;
+            chunks.push(chunk, GFP_KERNEL_ACCOUNT)?;
+        }
+        Ok(Self { addr, len, chunks })
+    }
+
+    /// Writes the bytes into the caller's memory at the same address.
+    pub(crate) fn write(&self) -> Result {
+        let mut writer = UserSlice::new(UserPtr::from_addr(self.addr), self.len).writer();
+        for chunk in self.chunks.iter() {
+            writer.write_slice(chunk)?;
+        }
+        Ok(())
+    }
+}
 
 /// One system call as the primary made it.
 pub(crate) struct Record {
@@ -30,9 +82,15 @@ pub(crate) struct Record {
     /// A signal the primary handled on its way back from this call, to be
     /// delivered to each duplicate at the same point.
     pub(crate) signal: Option<(i32, crate::shim::SigInfo)>,
-    /// What it wrote into the primary's memory: address and bytes. (Plain
-    /// kmalloc memory, so a record may be freed under a spinlock.)
-    pub(crate) outputs: KVec<(usize, KVec<u8>)>,
+    /// What it wrote into the primary's memory.
+    pub(crate) outputs: KVec<Output>,
+}
+
+impl Record {
+    /// Bytes of output it carries.
+    fn bytes(&self) -> usize {
+        self.outputs.iter().map(|o| o.len).sum()
+    }
 }
 
 /// The bounded ring: [`CAPACITY`] slots, allocated once; the record with
@@ -42,6 +100,10 @@ pub(crate) struct Ring {
     base: u64,
     /// How many records are held.
     len: usize,
+    /// Bytes of output they carry.
+    bytes: usize,
+    /// The most bytes of output held at once.
+    peak: usize,
     slots: KVec<Option<Arc<Record>>>,
 }
 
@@ -55,6 +117,8 @@ impl Ring {
         Ok(Self {
             base: 0,
             len: 0,
+            bytes: 0,
+            peak: 0,
             slots,
         })
     }
@@ -69,17 +133,28 @@ impl Ring {
         self.base + self.len as u64
     }
 
-    /// Whether the primary must wait for the slowest duplicate.
+    /// Whether the primary must wait for the slowest duplicate: every slot
+    /// is taken, or the byte budget is spent.
     pub(crate) fn is_full(&self) -> bool {
-        self.len >= CAPACITY
+        self.len >= CAPACITY || self.bytes >= MAX_BYTES
     }
 
-    /// Appends a record; fails (giving it back) only if the ring is full.
+    /// Bytes of output held now, and the most held at once.
+    pub(crate) fn bytes(&self) -> (usize, usize) {
+        (self.bytes, self.peak)
+    }
+
+    /// Appends a record; fails (giving it back) only if every slot is
+    /// taken. (The byte budget is enforced before a call, by
+    /// [`Ring::is_full`]: the call's output is already made when it is
+    /// recorded.)
     pub(crate) fn push(&mut self, record: Arc<Record>) -> Result<(), Arc<Record>> {
-        if self.is_full() {
+        if self.len >= CAPACITY {
             return Err(record);
         }
         let i = Self::slot(self.head());
+        self.bytes += record.bytes();
+        self.peak = self.peak.max(self.bytes);
         self.slots[i] = Some(record);
         self.len += 1;
         Ok(())
@@ -97,7 +172,9 @@ impl Ring {
     /// past them).
     pub(crate) fn trim(&mut self, upto: u64) {
         while self.base < upto && self.len > 0 {
-            self.slots[Self::slot(self.base)] = None;
+            if let Some(record) = self.slots[Self::slot(self.base)].take() {
+                self.bytes -= record.bytes();
+            }
             self.base += 1;
             self.len -= 1;
         }
@@ -167,6 +244,52 @@ mod tests {
             assert_eq!(ring.get(ring.head() - 1).map(|r| r.nr), Some(nr));
         }
         assert!(ring.get(0).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn the_bytes_are_bounded() -> Result {
+        const MIB: usize = 1 << 20;
+        let mut ring = Ring::new()?;
+        let sized = |nr: i64, len: usize| -> Result<Arc<Record>> {
+            let mut outputs = KVec::new();
+            outputs.push(
+                Output {
+                    addr: 0,
+                    len,
+                    chunks: KVec::new(),
+                },
+                GFP_KERNEL,
+            )?;
+            Ok(Arc::new(
+                Record {
+                    nr,
+                    args: [0; 6],
+                    ret: 0,
+                    input_hash: None,
+                    ip: 0,
+                    signal: None,
+                    outputs,
+                },
+                GFP_KERNEL,
+            )?)
+        };
+        for nr in 0..(MAX_BYTES / MIB) as i64 {
+            assert!(!ring.is_full());
+            assert!(ring.push(sized(nr, MIB)?).is_ok());
+        }
+        // The budget is spent: the primary waits, with slots to spare.
+        assert!(ring.is_full());
+        assert_eq!(ring.bytes(), (MAX_BYTES, MAX_BYTES));
+        ring.trim(2);
+        assert!(!ring.is_full());
+        assert_eq!(ring.bytes(), (MAX_BYTES - 2 * MIB, MAX_BYTES));
+        // A record past the budget is still taken (its call is made).
+        assert!(ring.push(sized(100, 3 * MIB)?).is_ok());
+        assert!(ring.is_full());
+        assert_eq!(ring.bytes(), (MAX_BYTES + MIB, MAX_BYTES + MIB));
+        ring.clear();
+        assert_eq!(ring.bytes(), (0, MAX_BYTES + MIB));
         Ok(())
     }
 }

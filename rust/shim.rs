@@ -81,6 +81,8 @@ extern "C" {
     fn procft_set_signals(state: *const c_void);
     fn procft_corrupt_byte(task: *mut bindings::task_struct, addr: usize) -> c_int;
     fn procft_page_lost(task: *mut bindings::task_struct, addr: usize) -> bool;
+    fn procft_read_stop(addr: usize, end: usize, lost: *mut bool) -> usize;
+    fn procft_keep_going() -> bool;
     fn procft_kill_self_sigbus();
     fn procft_wait_killable(
         cond: unsafe extern "C" fn(*const c_void) -> bool,
@@ -552,6 +554,25 @@ pub(crate) fn corrupt_byte(task: &Task, addr: usize) -> Result {
 pub(crate) fn page_lost(task: &Task, addr: usize) -> bool {
     // SAFETY: `task` is valid for the duration of the call.
     unsafe { procft_page_lost(task.as_ptr(), addr) }
+}
+
+/// Where a read of the caller's memory that went on from `addr` (the first
+/// byte the kernel did not use) towards `end` stopped: the first page from
+/// there the kernel could not read, and whether that page is lost to memory
+/// failure; `None` if it could read every page up to `end`. Costs what is
+/// resident in the range, not its length. May sleep.
+pub(crate) fn read_stop(addr: usize, end: usize) -> Option<(usize, bool)> {
+    let mut lost = false;
+    // SAFETY: Reads the caller's own page tables; `lost` is a valid bool.
+    let stop = unsafe { procft_read_stop(addr, end, &mut lost) };
+    (stop < end).then_some((stop, lost))
+}
+
+/// For long loops in the caller's context: lets others run, and says
+/// whether the caller may go on (no fatal signal is pending). May sleep.
+pub(crate) fn keep_going() -> bool {
+    // SAFETY: Acts on the calling task only.
+    unsafe { procft_keep_going() }
 }
 
 /// A replica's signal state (handlers, blocked mask, alternate stack),

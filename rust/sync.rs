@@ -37,7 +37,7 @@ use crate::{
     failover,
     group::{self, DupWork, Group, Kills, Spawn, Vote},
     replica,
-    ring::{Record, CAPACITY},
+    ring::{Output, Record, CAPACITY},
     shim::{self, Regs},
     syscalls::{self, Abi, Class, Input, Len, Out, Outputs},
     vote,
@@ -214,7 +214,7 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
         return;
     }
     if vote::wanted(group, nr) {
-        if let Ok(hash) = hash_input(nr, args) {
+        if let Ok(hash) = hash_input(nr, args, None) {
             let mine = Vote {
                 nr,
                 args: *args,
@@ -309,7 +309,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         };
         if published {
             shim::suppress(regs);
-            if take(group, task, nr, args, hash_input(nr, args).ok()) {
+            if take(group, task, nr, args) {
                 return;
             }
             // Gone since (the group is closing, or the duplicate leaving):
@@ -425,10 +425,10 @@ fn record(group: &Arc<Group>, ret: isize) {
     };
     let input_hash = if lost.is_some() {
         None
-    } else if let Ok(hash) = hash_input(nr, &args) {
+    } else if let Ok(hash) = hash_input(nr, &args, Some(ret)) {
         Some(hash)
     } else {
-        control::end_protection(group, "an unreadable output buffer");
+        control::end_protection(group, "a call whose bytes procft could not hash");
         return;
     };
     let Ok(record) = UniqueArc::new(
@@ -441,7 +441,7 @@ fn record(group: &Arc<Group>, ret: isize) {
             signal: None,
             outputs,
         },
-        GFP_KERNEL,
+        GFP_KERNEL_ACCOUNT,
     ) else {
         control::end_protection(group, "out of memory for a record");
         return;
@@ -482,9 +482,15 @@ fn record(group: &Arc<Group>, ret: isize) {
 }
 
 /// For a call that sends bytes and failed (`-EFAULT`) or sent fewer than
-/// asked: the first page the kernel read on the primary's behalf (its
-/// descriptors or its bytes) that the primary has lost to memory failure,
-/// if any.
+/// asked: the page the kernel's read of the primary's memory (its
+/// descriptors or its bytes) stopped at, if the primary has lost that page
+/// to memory failure.
+///
+/// The kernel reads in order and stops at the first page it cannot read,
+/// so only that page matters: after a short count, the first unreadable
+/// page from the first byte not sent; after `-EFAULT`, the first one of
+/// everything it reads. The work is bounded by what is resident there, not
+/// by the length the caller passed.
 fn lost_input(nr: i64, args: &[usize; 6], ret: isize) -> Option<usize> {
     const EFAULT_RET: isize = -14;
     syscalls::input(nr)?;
@@ -492,13 +498,27 @@ fn lost_input(nr: i64, args: &[usize; 6], ret: isize) -> Option<usize> {
     if ret != EFAULT_RET && !(ret >= 0 && (ret as usize) < sent.bytes) {
         return None;
     }
-    sent.ranges.iter().find_map(|r| {
-        let first = r.addr & !(PAGE - 1);
+    // With a count, every descriptor was read and `ret` bytes were sent.
+    let mut skip = usize::try_from(ret).ok();
+    for r in sent.ranges.iter() {
+        let mut start = r.addr;
+        if let Some(left) = skip.as_mut() {
+            if !r.payload {
+                continue;
+            }
+            if *left >= r.len {
+                *left -= r.len;
+                continue;
+            }
+            start += *left;
+            *left = 0;
+        }
         let end = r.addr.checked_add(r.len)?;
-        (first..end)
-            .step_by(PAGE)
-            .find(|&page| shim::page_lost(current!(), page))
-    })
+        if let Some((page, lost)) = shim::read_stop(start, end) {
+            return lost.then_some(page);
+        }
+    }
+    None
 }
 
 /// A range of user memory the kernel reads for a call that sends bytes.
@@ -508,13 +528,16 @@ struct Range {
     /// A descriptor (`struct user_msghdr`, iovec array) rather than bytes
     /// sent.
     desc: bool,
+    /// Bytes the call's count is made of (not a destination address or
+    /// control data, which are read in full before any byte is sent).
+    payload: bool,
 }
 
 /// What a call that sends bytes has the kernel read, in the order it reads
 /// it: descriptors before what they point to.
 struct Sent {
     ranges: KVec<Range>,
-    /// How many data bytes it asks to send.
+    /// How many payload bytes it asks to send.
     bytes: usize,
     /// Whether every descriptor could be read (else `ranges` ends at the
     /// first unreadable one).
@@ -550,28 +573,34 @@ impl Sent {
                     sent.complete = false;
                     return Ok(sent);
                 };
-                sent.data(hdr[0], hdr[1] & 0xffff_ffff)?;
+                sent.push(hdr[0], hdr[1] & 0xffff_ffff, false, false)?;
                 sent.iov(hdr[2], hdr[3])?;
-                sent.data(hdr[4], hdr[5])?;
+                sent.push(hdr[4], hdr[5], false, false)?;
             }
         }
         Ok(sent)
     }
 
-    fn push(&mut self, addr: usize, len: usize, desc: bool) -> Result {
+    fn push(&mut self, addr: usize, len: usize, desc: bool, payload: bool) -> Result {
         if addr != 0 && len != 0 {
-            self.ranges.push(Range { addr, len, desc }, GFP_KERNEL)?;
+            let range = Range {
+                addr,
+                len,
+                desc,
+                payload,
+            };
+            self.ranges.push(range, GFP_KERNEL)?;
         }
         Ok(())
     }
 
     fn desc(&mut self, addr: usize, len: usize) -> Result {
-        self.push(addr, len, true)
+        self.push(addr, len, true, false)
     }
 
     fn data(&mut self, addr: usize, len: usize) -> Result {
         self.bytes = self.bytes.saturating_add(len);
-        self.push(addr, len, false)
+        self.push(addr, len, false, true)
     }
 
     fn iov(&mut self, addr: usize, count: usize) -> Result {
@@ -592,8 +621,6 @@ impl Sent {
         Ok(())
     }
 }
-
-const PAGE: usize = 4096;
 
 /// Called by the `signal_deliver` probe when a protected process is about
 /// to run a signal handler (under its siglock, interrupts off: no
@@ -687,48 +714,74 @@ pub(crate) fn publish(group: &Arc<Group>, record: Arc<Record>) {
     shim::wake_all();
 }
 
+const PAGE: usize = 4096;
+/// `MAX_RW_COUNT`: the most bytes the kernel transfers in one call (it
+/// shortens longer writes, sends and iovec arrays to this).
+const MAX_RW_COUNT: usize = i32::MAX as usize & !(PAGE - 1);
+
 /// FNV-1a over the bytes a call sends out (0 for calls that send none), so
 /// duplicates can be checked against what the primary sent without keeping
-/// a copy.
-fn hash_input(nr: i64, args: &[usize; 6]) -> Result<u64> {
+/// a copy. `ret` is the call's result once it is made: only what it sent
+/// is hashed then (its first `ret` bytes, with their destination and
+/// control data; nothing if it failed). `None` before the call (a vote):
+/// everything it asks to send.
+///
+/// The bytes are read as the kernel reads them: in order, at most
+/// [`MAX_RW_COUNT`] of them, up to the first page that cannot be read
+/// (where the kernel stops too; how far it got is hashed instead of what
+/// follows). So the work is at most what the kernel itself may do for the
+/// call, and a call that fails with `-EFAULT` or a short count is checked
+/// like any other. Fails only without memory or on a fatal signal.
+fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
+    fn fnv(hash: u64, bytes: &[u8]) -> u64 {
+        bytes.iter().fold(hash, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     if syscalls::input(nr).is_none() {
         return Ok(0);
     }
     let sent = Sent::of(nr, args)?;
-    if !sent.complete {
-        return Err(EFAULT);
-    }
-    for r in sent.ranges.iter().filter(|r| !r.desc) {
-        let mut reader = UserSlice::new(UserPtr::from_addr(r.addr), r.len).reader();
-        let mut chunk = [0u8; 256];
-        while !reader.is_empty() {
-            let n = reader.len().min(chunk.len());
-            reader.read_slice(&mut chunk[..n])?;
-            for &b in &chunk[..n] {
-                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    // What may have been sent: payload bytes, and whether anything was.
+    let (mut payload, any) = match ret {
+        None => (MAX_RW_COUNT, true),
+        Some(ret) => usize::try_from(ret).map_or((0, false), |n| (n, true)),
+    };
+    let mut left = MAX_RW_COUNT;
+    let mut done = 0usize;
+    let mut chunk = [0u8; 256];
+    'ranges: for r in sent.ranges.iter().filter(|r| !r.desc && any) {
+        let (mut addr, mut len) = (r.addr, r.len.min(left));
+        if r.payload {
+            len = len.min(payload);
+            payload -= len;
+        }
+        left -= len;
+        while len > 0 {
+            // Never across a page: a failed read is an unreadable page.
+            let n = len.min(chunk.len()).min(PAGE - addr % PAGE);
+            let mut reader = UserSlice::new(UserPtr::from_addr(addr), n).reader();
+            if reader.read_slice(&mut chunk[..n]).is_err() {
+                hash = fnv(hash ^ 0xff, &done.to_le_bytes());
+                break 'ranges;
+            }
+            hash = fnv(hash, &chunk[..n]);
+            (addr, len, done) = (addr + n, len - n, done + n);
+            if addr % PAGE == 0 && !shim::keep_going() {
+                return Err(EINTR);
             }
         }
+    }
+    if !sent.complete {
+        // A descriptor could not be read: nothing after it is sent.
+        hash = fnv(hash ^ 0xfe, &done.to_le_bytes());
     }
     Ok(hash)
 }
 
-/// Reads `len` bytes of the caller's memory at `addr`.
-fn read_user(addr: usize, len: usize) -> Result<KVec<u8>> {
-    let mut buf = KVec::with_capacity(len, GFP_KERNEL)?;
-    buf.resize(len, 0, GFP_KERNEL)?;
-    UserSlice::new(UserPtr::from_addr(addr), len)
-        .reader()
-        .read_slice(&mut buf)?;
-    Ok(buf)
-}
-
 /// The buffers a successful call wrote, read back from the primary.
-fn capture(
-    nr: i64,
-    args: &[usize; 6],
-    ret: isize,
-) -> Result<KVec<(usize, KVec<u8>)>, &'static str> {
+fn capture(nr: i64, args: &[usize; 6], ret: isize) -> Result<KVec<Output>, &'static str> {
     let mut out = KVec::new();
     if ret < 0 {
         return Ok(out);
@@ -805,8 +858,14 @@ fn capture(
         if len > MAX_OUTPUT {
             return Err("a call with an output too large to replicate");
         }
-        let bytes = read_user(addr, len).map_err(|_| "an output procft could not read")?;
-        out.push((addr, bytes), GFP_KERNEL).map_err(|_| oom)?;
+        let output = Output::read(addr, len).map_err(|e| {
+            if e == ENOMEM {
+                oom
+            } else {
+                "an output procft could not read"
+            }
+        })?;
+        out.push(output, GFP_KERNEL_ACCOUNT).map_err(|_| oom)?;
     }
     Ok(out)
 }
@@ -1013,9 +1072,8 @@ fn repair(group: &Group, task: &Task) {
 fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     let tgid = task.tgid();
     let w = Waiter { group, tgid };
-    // Its vote, should the primary put this call to one (and the check
-    // against the record below).
-    let hash = hash_input(nr, args).ok();
+    // Its vote, should the primary put this call to one.
+    let hash = hash_input(nr, args, None).ok();
     {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
@@ -1040,13 +1098,13 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     if waited.is_err() {
         return;
     }
-    take(group, task, nr, args, hash);
+    take(group, task, nr, args);
 }
 
-/// Takes the primary's record of call `nr` if it is published (`hash`:
-/// the caller's own bytes to send, if any). Returns false, changing
+/// Takes the primary's record of call `nr` if it is published, checking
+/// that the caller would have sent the same bytes. Returns false, changing
 /// nothing, if it is not (or the duplicate is to die).
-fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], hash: Option<u64>) -> bool {
+fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
     let tgid = task.tgid();
     let (record, seq) = {
         let mut st = group.lock();
@@ -1073,15 +1131,15 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], hash: Option<u64
         diverge(group, task, ours, theirs);
         return true;
     }
-    if record.input_hash.is_some_and(|h| hash != Some(h)) {
+    if record
+        .input_hash
+        .is_some_and(|h| hash_input(nr, args, Some(record.ret)).ok() != Some(h))
+    {
         diverge(group, task, "other bytes", syscalls::classify(nr).name);
         return true;
     }
-    for (addr, bytes) in record.outputs.iter() {
-        let wrote = UserSlice::new(UserPtr::from_addr(*addr), bytes.len())
-            .writer()
-            .write_slice(bytes);
-        if wrote.is_err() {
+    for output in record.outputs.iter() {
+        if output.write().is_err() {
             diverge(
                 group,
                 task,
@@ -1165,10 +1223,8 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
             // The page is mended from a duplicate in the state before this
             // call; the call's own writes are then made again on top.
             repair(&group, task);
-            for (addr, bytes) in record.outputs.iter() {
-                let _ = UserSlice::new(UserPtr::from_addr(*addr), bytes.len())
-                    .writer()
-                    .write_slice(bytes);
+            for output in record.outputs.iter() {
+                let _ = output.write();
             }
             publish(&group, record);
             return;
