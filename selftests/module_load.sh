@@ -72,7 +72,7 @@ lines='i=0; while [ $i -lt 1500 ]; do echo "line $i"; i=$((i + 1)); done'
 sh -c "$lines" > /tmp/lines.want
 i=0
 busy_ok=0
-while [ $i -lt 12 ]; do
+while [ $i -lt 8 ]; do
 	insmod $KO || busy_ok=1
 	chmod 0666 /dev/procft
 	ftctl run -l 2 -- sh -c "$lines" > /tmp/lines.1 & w1=$!
@@ -91,7 +91,7 @@ while [ $i -lt 12 ]; do
 	done
 	i=$((i + 1))
 done
-ok $busy_ok "12 unloads under load (levels 1 and 2): every process finishes with its whole output"
+ok $busy_ok "8 unloads under load (levels 1 and 2): every process finishes with its whole output"
 kill $s1 $s2 $s3
 wait 2>/dev/null
 # Fault injection is off unless asked for at load time.
