@@ -16,6 +16,7 @@
 #include "ft_test.h"
 
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -61,7 +62,7 @@ static int run(int restart)
 	int ctl[2], out[2], i, st, ok, want_eintr;
 	pid_t pid, reps[8] = { 0 };
 	const int *addr;
-	char text[1024], expect[1024];
+	char text[1024] = "", expect[1024];
 	size_t got = 0, n = 0;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
@@ -79,12 +80,22 @@ static int run(int restart)
 	close(ctl[1]);
 	read(ctl[0], &addr, sizeof(addr));
 	ok = wait_duplicates(pid, 2, reps);
-	usleep(100000);
 	for (i = 1; i <= 5; i++) {
+		/* Each lands while it waits in read(), however slow the machine. */
+		ok = wait_blocked_in(pid, __NR_read) && ok;
 		kill(pid, SIGUSR1);
-		usleep(150000);
 		n += snprintf(expect + n, sizeof(expect) - n, "handled %d\n", i);
+		/* Its handler has run once its line is out. */
+		while (got < sizeof(text) - 1 && !strstr(text, expect + n - strlen("handled 5\n"))) {
+			ssize_t r = read(out[0], text + got, sizeof(text) - 1 - got);
+
+			if (r <= 0)
+				break;
+			got += r;
+			text[got] = 0;
+		}
 	}
+	ok = wait_blocked_in(pid, __NR_read) && wait_caught_up(pid) && ok;
 	{
 		int a = -1, b = -1, c = -1;
 		char path[32];
@@ -234,7 +245,7 @@ static void timer_signals(void)
 	ok = wait_duplicates(pid, 1, reps);
 	write(ctl[0], "g", 1);
 	read(ctl[0], &c, 1);
-	ok = ok && wait_duplicates(pid, 1, reps);
+	ok = ok && wait_duplicates(pid, 1, reps) && wait_caught_up(pid);
 	snprintf(path, sizeof(path), "/proc/%d/mem", reps[0]);
 	i = open(path, O_RDONLY);
 	pread(i, &a, sizeof(a), (off_t)(uintptr_t)addr);
