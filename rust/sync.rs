@@ -195,6 +195,9 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
         _ => {}
     }
     replica::maybe_spawn(group, regs);
+    if class == Class::Mmap {
+        note_mapping(group, args);
+    }
     if !matches!(class, Class::Primary | Class::Fork) {
         return;
     }
@@ -232,7 +235,11 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
         st.call = None;
         return;
     }
-    if st.repair.is_some() {
+    if let Some((lo, hi)) = releases_fds(nr, args).filter(|&(lo, hi)| st.mapping_pending(lo, hi)) {
+        // A duplicate may still have to map a file through a descriptor
+        // this call releases: it must find the same file there.
+        st.fd_barrier = Some((nr, lo, hi));
+    } else if st.repair.is_some() {
         // A page of the primary is on a failed frame: the duplicates will
         // stop at this very call, in the state the primary is in now.
         st.repairing = Some(nr);
@@ -255,7 +262,112 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
         let mut st = group.lock();
         st.repairing = None;
         st.wait_space = None;
+        st.fd_barrier = None;
     }
+}
+
+const MAP_ANONYMOUS: usize = 0x20;
+const NR_CLOSE: i64 = 3;
+const NR_DUP2: i64 = 33;
+const NR_DUP3: i64 = 292;
+const NR_CLOSE_RANGE: i64 = 436;
+
+/// At the primary's `mmap` (not turned into a `clone3`): a file mapped
+/// through a descriptor is noted until every duplicate has mapped it too
+/// ([`group::Mapped`]).
+fn note_mapping(group: &Group, args: &[usize; 6]) {
+    let fd = args[4] as i32;
+    if args[3] & MAP_ANONYMOUS != 0 || fd < 0 {
+        return;
+    }
+    let mut st = group.lock();
+    if matches!(st.spawn, Spawn::Idle) && st.dups.iter().flatten().next().is_some() {
+        let head = st.ring.head();
+        st.mapped.note(fd as usize, head);
+    }
+}
+
+/// The descriptors call `nr` may release (close, or replace with another
+/// file), if it is one that does.
+fn releases_fds(nr: i64, args: &[usize; 6]) -> Option<(usize, usize)> {
+    let fd = |a: usize| a as u32 as usize;
+    match nr {
+        NR_CLOSE => Some((fd(args[0]), fd(args[0]))),
+        NR_DUP2 | NR_DUP3 => Some((fd(args[1]), fd(args[1]))),
+        NR_CLOSE_RANGE => Some((fd(args[0]), fd(args[1]))),
+        _ => None,
+    }
+}
+
+/// How long the primary waits at a call releasing a descriptor for the
+/// duplicates to map their files through it.
+const FD_BARRIER_MS: u32 = 2000;
+
+/// What a primary waiting at a descriptor barrier waits for.
+struct Barrier<'a> {
+    group: &'a Group,
+    lo: usize,
+    hi: usize,
+}
+
+/// Whether the primary waiting at a descriptor barrier (in `arg`, a
+/// [`Barrier`]) can go on: every duplicate has mapped its files through
+/// those descriptors.
+///
+/// # Safety
+///
+/// `arg` must point to a live [`Barrier`].
+unsafe extern "C" fn files_mapped(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let b = unsafe { &*arg.cast::<Barrier<'_>>() };
+    let mut st = b.group.lock();
+    st.closed || !st.mapping_pending(b.lo, b.hi)
+}
+
+/// The primary's task_work at a call releasing descriptors `lo..=hi`
+/// that a duplicate may still have to map a file through: it waits until
+/// every duplicate has (a duplicate that does not come in time is
+/// replaced: it would find another file there), then re-issues call `nr`.
+fn fd_barrier(group: &Group, nr: i64, lo: usize, hi: usize) {
+    let b = Barrier { group, lo, hi };
+    let waited =
+        shim::wait_killable_timeout(files_mapped, core::ptr::from_ref(&b).cast(), FD_BARRIER_MS);
+    if waited.is_err_and(|e| e == kernel::error::code::ERESTARTSYS) {
+        // A fatal signal: it is dying.
+        return;
+    }
+    let kills = {
+        let mut st = group.lock();
+        if st.mapping_pending(lo, hi) {
+            // The latest of those mappings: a duplicate short of it has
+            // not made one of them.
+            let latest = st
+                .mapped
+                .slots
+                .iter()
+                .flatten()
+                .filter(|(fd, _)| (lo..=hi).contains(fd))
+                .map(|&(_, seq)| seq)
+                .fold(st.mapped.overflow.unwrap_or(0), u64::max);
+            let late = st.replace_where(|d| !d.passed(latest));
+            st.mapped = group::Mapped::default();
+            late
+        } else {
+            (Kills::none(), 0)
+        }
+    };
+    let (kills, n) = kills;
+    kills.send();
+    if n > 0 {
+        pr_info!(
+            "pid {}: {} duplicate(s) did not map their files before the primary released \
+             descriptor {}; replacing them\n",
+            group.pid(),
+            n,
+            lo
+        );
+    }
+    shim::restart_call(nr);
 }
 
 fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6]) {
@@ -965,15 +1077,28 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], hash: Option<u64
         }
     };
     if record.nr != nr || record.args != *args {
-        let (ours, theirs) = (
-            syscalls::classify(nr).name,
-            syscalls::classify(record.nr).name,
+        diverge(
+            group,
+            task,
+            format_args!(
+                "it made {} where the primary made {}",
+                Call(nr, args),
+                Call(record.nr, &record.args)
+            ),
         );
-        diverge(group, task, ours, theirs);
         return true;
     }
     if record.input_hash.is_some_and(|h| hash != Some(h)) {
-        diverge(group, task, "other bytes", syscalls::classify(nr).name);
+        diverge(
+            group,
+            task,
+            format_args!(
+                "{} with other bytes than the primary's (hash {:#x}, the primary's {:#x})",
+                Call(nr, args),
+                hash.unwrap_or(0),
+                record.input_hash.unwrap_or(0)
+            ),
+        );
         return true;
     }
     for (addr, bytes) in record.outputs.iter() {
@@ -984,8 +1109,12 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], hash: Option<u64
             diverge(
                 group,
                 task,
-                "an unwritable buffer",
-                syscalls::classify(nr).name,
+                format_args!(
+                    "{}: it cannot take the primary's {} bytes at {:#x}",
+                    Call(nr, args),
+                    bytes.len(),
+                    addr
+                ),
             );
             return true;
         }
@@ -1015,9 +1144,32 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], hash: Option<u64
     true
 }
 
-/// The calling duplicate disagrees with the primary: count it, log it, and
-/// let it die (it is then replaced like any lost duplicate).
-fn diverge(group: &Group, task: &Task, ours: &str, theirs: &str) {
+/// A system call and its six argument registers, as log lines show it:
+/// `close(0x3, 0x0, 0x7ffc5ab0, 0x0, 0x0, 0x0)`. Every register is shown,
+/// because every one is compared.
+pub(crate) struct Call<'a>(pub(crate) i64, pub(crate) &'a [usize; 6]);
+
+impl core::fmt::Display for Call<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let a = self.1;
+        write!(
+            f,
+            "{}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x})",
+            syscalls::classify(self.0).name,
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            a[4],
+            a[5]
+        )
+    }
+}
+
+/// The calling duplicate disagrees with the primary (`how`: both calls,
+/// with their arguments): count it, log it, and let it die (it is then
+/// replaced like any lost duplicate).
+fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>) {
     {
         let mut st = group.lock();
         st.counters.divergences += 1;
@@ -1029,11 +1181,10 @@ fn diverge(group: &Group, task: &Task, ours: &str, theirs: &str) {
         },
     );
     pr_info!(
-        "pid {}: duplicate {} diverged ({} where the primary made {}); replacing it\n",
+        "pid {}: duplicate {} diverged ({}); replacing it\n",
         group.pid(),
         task.tgid_nr_ns(None),
-        ours,
-        theirs
+        how
     );
     shim::kill(task);
 }
@@ -1070,6 +1221,11 @@ pub(crate) extern "C" fn procft_rs_task_work() {
                     .write_slice(bytes);
             }
             publish(&group, record);
+            return;
+        }
+        let barrier = group.lock().fd_barrier.take();
+        if let Some((nr, lo, hi)) = barrier {
+            fd_barrier(&group, nr, lo, hi);
             return;
         }
         let Some(nr) = group.lock().wait_space.take() else {
