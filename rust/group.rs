@@ -113,6 +113,9 @@ pub(crate) enum DupWork {
     Birth,
     /// Wait for the primary's record of this call and take its result.
     Consume { nr: i64, args: [usize; 6] },
+    /// Wait for the primary's record of this call that changes the
+    /// address-space layout, then make it itself.
+    Follow { nr: i64, args: [usize; 6] },
     /// Wait until it is killed (it reached an exit or exec that is the
     /// primary's to make).
     Park,

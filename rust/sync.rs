@@ -126,10 +126,12 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
 
 fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
     let class = syscalls::classify(nr).class;
-    let recorded = matches!(
-        class,
-        Class::Primary | Class::Fork | Class::Exit | Class::Exec
-    );
+    let reshape = reshapes(nr, args);
+    let recorded = reshape
+        || matches!(
+            class,
+            Class::Primary | Class::Fork | Class::Exit | Class::Exec
+        );
     let (stale, promote, held) = {
         let mut st = group.lock();
         // Duplicates a signal handler left out of step are re-created
@@ -195,10 +197,7 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
         _ => {}
     }
     replica::maybe_spawn(group, regs);
-    if class == Class::Mmap {
-        note_mapping(group, args);
-    }
-    if !matches!(class, Class::Primary | Class::Fork) {
+    if !reshape && !matches!(class, Class::Primary | Class::Fork) {
         return;
     }
     if vote::wanted(group, nr) {
@@ -247,6 +246,9 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, nr: i64, args: &[usize; 6]) {
         st.trim_ring();
         if !st.ring.is_full() {
             st.call = Some((nr, *args));
+            if class == Class::Mmap {
+                note_mapping(&mut st, args);
+            }
             return;
         }
         // Back-pressure: the slowest duplicate must catch up first.
@@ -272,18 +274,15 @@ const NR_DUP2: i64 = 33;
 const NR_DUP3: i64 = 292;
 const NR_CLOSE_RANGE: i64 = 436;
 
-/// At the primary's `mmap` (not turned into a `clone3`): a file mapped
-/// through a descriptor is noted until every duplicate has mapped it too
-/// ([`group::Mapped`]).
-fn note_mapping(group: &Group, args: &[usize; 6]) {
+/// At the primary's `mmap` that is to be recorded (at ring position
+/// `head`): a file mapped through a descriptor is noted until every
+/// duplicate has made its own `mmap`, that is, until it stands at the
+/// primary's next call or beyond ([`group::Mapped`]).
+fn note_mapping(st: &mut group::State, args: &[usize; 6]) {
     let fd = args[4] as i32;
-    if args[3] & MAP_ANONYMOUS != 0 || fd < 0 {
-        return;
-    }
-    let mut st = group.lock();
-    if matches!(st.spawn, Spawn::Idle) && st.dups.iter().flatten().next().is_some() {
-        let head = st.ring.head();
-        st.mapped.note(fd as usize, head);
+    if args[3] & MAP_ANONYMOUS == 0 && fd >= 0 {
+        let next = st.ring.head() + 1;
+        st.mapped.note(fd as usize, next);
     }
 }
 
@@ -370,6 +369,15 @@ fn fd_barrier(group: &Group, nr: i64, lo: usize, hi: usize) {
     shim::restart_call(nr);
 }
 
+/// Whether call `nr` with `args` changes the address-space layout and is
+/// recorded ([`syscalls::reshapes`]). Error injection into the primary
+/// (`madvise(MADV_HWPOISON)`, `MADV_SOFT_OFFLINE`) is not: a duplicate
+/// skips it.
+fn reshapes(nr: i64, args: &[usize; 6]) -> bool {
+    syscalls::reshapes(nr)
+        && !(nr == NR_MADVISE && matches!(args[2], MADV_HWPOISON | MADV_SOFT_OFFLINE))
+}
+
 fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6]) {
     if nr == NR_MADVISE && matches!(args[2], MADV_HWPOISON | MADV_SOFT_OFFLINE) {
         // Error injection into the primary's frame: the duplicates' own
@@ -380,10 +388,15 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6])
         return;
     }
     let work = match syscalls::classify(nr).class {
+        Class::Local | Class::Mmap if reshapes(nr, args) => DupWork::Follow { nr, args: *args },
         Class::Local | Class::Mmap => return,
         Class::Exit | Class::Exec => DupWork::Park,
         Class::Primary | Class::Fork | Class::Unsupported => DupWork::Consume { nr, args: *args },
     };
+    if matches!(work, DupWork::Follow { .. }) && follow(group, task, nr, args) {
+        // The primary has made it: so does the duplicate, now.
+        return;
+    }
     if matches!(work, DupWork::Consume { .. }) {
         // A duplicate behind the primary finds its record published: it
         // takes it right here (the tracepoint may fault and take locks; it
@@ -1022,11 +1035,26 @@ fn repair(group: &Group, task: &Task) {
 
 /// A duplicate's task_work: take the primary's record of call `nr`.
 fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
-    let tgid = task.tgid();
-    let w = Waiter { group, tgid };
     // Its vote, should the primary put this call to one (and the check
     // against the record below).
     let hash = hash_input(nr, args).ok();
+    if wait_record(group, task, nr, args, hash).is_ok() {
+        take(group, task, nr, args, hash);
+    }
+}
+
+/// A duplicate waits (killable) until the primary's record of its next
+/// call (`nr`, `args`, bytes hashed to `hash`) is published, or it is to
+/// die; meanwhile it stands at that call, with its vote.
+fn wait_record(
+    group: &Group,
+    task: &Task,
+    nr: i64,
+    args: &[usize; 6],
+    hash: Option<u64>,
+) -> Result {
+    let tgid = task.tgid();
+    let w = Waiter { group, tgid };
     {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
@@ -1048,10 +1076,58 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
             d.vote = None;
         }
     }
-    if waited.is_err() {
-        return;
+    waited
+}
+
+/// At a duplicate's `sys_enter` of call `nr` that changes its address-space
+/// layout ([`syscalls::reshapes`]): if the primary's record of it is
+/// published, checks it (a different call is a divergence) and moves past
+/// it; the duplicate then makes the call itself. False if the record is
+/// not published yet (or the duplicate is to die): it waits for it first.
+fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
+    let tgid = task.tgid();
+    let record = {
+        let mut st = group.lock();
+        if st.closed {
+            return false;
+        }
+        let Some(d) = st.dup_mut(tgid) else {
+            return false;
+        };
+        if d.leaving {
+            return false;
+        }
+        let seq = d.next_seq;
+        match st.ring.get(seq) {
+            Some(r) => r,
+            None => return false,
+        }
+    };
+    if record.nr != nr || record.args != *args {
+        diverge(
+            group,
+            task,
+            format_args!(
+                "it made {} where the primary made {}",
+                Call(nr, args),
+                Call(record.nr, &record.args)
+            ),
+        );
+        return true;
     }
-    take(group, task, nr, args, hash);
+    if let Some((sig, info)) = &record.signal {
+        // Handled on the way back to user space, as in the primary.
+        let _ = shim::send_self(*sig, info);
+    }
+    {
+        let mut st = group.lock();
+        if let Some(d) = st.dup_mut(tgid) {
+            d.next_seq += 1;
+        }
+        st.trim_ring();
+    }
+    shim::wake_all();
+    true
 }
 
 /// Takes the primary's record of call `nr` if it is published (`hash`:
@@ -1261,6 +1337,13 @@ pub(crate) extern "C" fn procft_rs_task_work() {
         DupWork::None => {}
         DupWork::Birth => replica::birth(&group, task),
         DupWork::Consume { nr, args } => consume(&group, task, nr, &args),
+        DupWork::Follow { nr, args } => {
+            // Once the primary has made it, make it again (the record is
+            // then taken at its sys_enter, by `follow`).
+            if wait_record(&group, task, nr, &args, None).is_ok() {
+                shim::restart_call(nr);
+            }
+        }
         DupWork::Park => {
             // The primary's exit or exec will kill it.
             shim::wake_all();
