@@ -64,6 +64,13 @@ pub(crate) struct Dup {
     /// taken over from or counted in a vote, and replaced at the primary's
     /// next system call.
     pub(crate) stale: bool,
+    /// A memory error was reported on one of its frames: it is about to
+    /// be replaced, and may meanwhile run the program's `SIGBUS` handler
+    /// (the kernel's early kill). It never takes over or votes, and what
+    /// it does then is not counted as a divergence.
+    /// (`Some`: whether it was in step then, restored if the kernel
+    /// does not act on the error.)
+    pub(crate) hit: Option<bool>,
     /// Sequence number of the next ring record it consumes.
     pub(crate) next_seq: u64,
     /// It waits at an exit or exec for the primary to make it (and holds
@@ -809,6 +816,7 @@ pub(crate) fn add_dup(
         ready: false,
         leaving: false,
         stale: false,
+        hit: None,
         next_seq,
         parked: false,
         waiting_for: None,

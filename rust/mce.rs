@@ -125,11 +125,30 @@ pub(crate) extern "C" fn procft_rs_memory_error(pfn: c_ulong) {
             }
         }
     }
+    // A duplicate on the frame is out of the game from now on: the
+    // kernel's early kill may make it run the program's SIGBUS handler
+    // before it is killed.
+    for hit in found.iter().filter(|h| !h.primary) {
+        mark_hit(hit, true);
+    }
     // Whatever is left from a record whose second call never came (the
     // chain stops early only if a notifier says so) is stale: replaced,
     // and dropped after the lock.
     let stale = core::mem::replace(&mut *PENDING.lock(), found);
     drop(stale);
+}
+
+/// Marks (or unmarks) the duplicate of `hit` as hit by a memory error.
+fn mark_hit(hit: &Hit, on: bool) {
+    let mut st = hit.group.lock();
+    if let Some(d) = st.dup_mut(hit.task.tgid()) {
+        if on {
+            d.hit = d.hit.or(Some(d.ready));
+            d.ready = false;
+        } else if let Some(ready) = d.hit.take() {
+            d.ready = ready;
+        }
+    }
 }
 
 /// Drops the hits still noted (module exit, after the notifiers are
@@ -151,6 +170,9 @@ pub(crate) extern "C" fn procft_rs_memory_error_done(pfn: c_ulong, handled: bool
         let group = &hit.group;
         let replica = hit.pid;
         if !handled {
+            if !hit.primary {
+                mark_hit(&hit, false);
+            }
             pr_info!(
                 "pid {}: memory error at frame {:#x} of replica {} not acted on by the kernel; \
                  procft leaves it too\n",

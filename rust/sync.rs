@@ -1246,9 +1246,22 @@ impl core::fmt::Display for Call<'_> {
 /// with their arguments): count it, log it, and let it die (it is then
 /// replaced like any lost duplicate).
 fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>) {
-    {
+    let hit = {
         let mut st = group.lock();
-        st.counters.divergences += 1;
+        let hit = st.dup_mut(task.tgid()).is_some_and(|d| d.hit.is_some());
+        st.counters.divergences += u64::from(!hit);
+        hit
+    };
+    if hit {
+        // A memory error hit it, and the program's SIGBUS handler ran.
+        pr_info!(
+            "pid {}: duplicate {}, hit by a memory error, went its own way ({}); replacing it\n",
+            group.pid(),
+            task.tgid_nr_ns(None),
+            how
+        );
+        shim::kill(task);
+        return;
     }
     events::emit(
         group.pid(),
