@@ -4,7 +4,7 @@
 # per test program, its own TAP output indented as comments.
 # Usage: run_tests.sh [filter]   (a substring of the test names to run)
 cd "$(dirname "$0")"
-TESTS="module_load.sh ft_interfaces ft_lifecycle ft_refuse ft_replicas ft_numa ft_sync ft_signals ft_blocked ft_equiv.sh mce_roundtrip mce_replica mce_primary mce_inject ft_failover ft_kernel_read ft_trace.sh ft_soak ft_storm.sh leftovers.sh"
+TESTS="module_load.sh ft_interfaces ft_lifecycle ft_refuse ft_replicas ft_numa ft_sync ft_signals ft_blocked ft_equiv.sh mce_roundtrip mce_replica mce_primary mce_inject ft_failover ft_kernel_read ft_trace.sh ft_soak ft_storm.sh ft_real leftovers.sh"
 filter=$1
 set -- 
 for t in $TESTS; do
