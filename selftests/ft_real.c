@@ -434,6 +434,91 @@ static int run_lighttpd(int level, const char *out, int max, struct tally *t, in
 	return st;
 }
 
+/* 400 KiB of stack, more than a fresh process has: its stack mapping grows. */
+static unsigned long deep(int n)
+{
+	char pad[4000];
+	unsigned long r;
+
+	if (!n)
+		return 0;
+	memset(pad, n, sizeof(pad));
+	/* The frame must be there, with its bytes, at every level. */
+	asm volatile("" : : "r"(pad) : "memory");
+	r = deep(n - 1);
+	asm volatile("" : : "r"(pad) : "memory");
+	return r + pad[0] + pad[sizeof(pad) - 1];
+}
+
+/* ---- a primary behind its duplicate's layout ---------------------------------- */
+
+/*
+ * At level 1 (`ftctl run -l 1 -- ft_real --merge`): maps a region, waits
+ * for its duplicate, maps another one right below it and grows the heap;
+ * then consumes poison (MADV_HWPOISON) in the new region, uses 400 KiB of
+ * stack and prints a checksum of it all.
+ */
+static int merge_child(void)
+{
+	size_t len = 64 * 4096;
+	char *a, *b;
+	unsigned long sum = 0, i;
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+
+	a = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a == MAP_FAILED)
+		return 91;
+	munmap(a, len);
+	a += len;
+	memset(a, 1, len);
+	/* Time for the duplicate to be created and separated. */
+	for (i = 0; i < 10; i++)
+		nanosleep(&ts, NULL);
+	b = mmap(a - len, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (b != a - len)
+		return 92;
+	memset(b, 2, len);
+	memset(sbrk(256 * 1024), 3, 256 * 1024);
+	madvise(b + 4096, 4096, MADV_HWPOISON);
+	/*
+	 * The duplicate goes on to the next call (printf's write) and grows
+	 * its stack on the way; the primary takes its state at once.
+	 */
+	sum += deep(100);
+	for (i = 0; i < 2 * len; i++)
+		sum += b[i] * (i + 1);
+	printf("%lu\n", sum);
+	return 0;
+}
+
+/*
+ * A primary that consumes poison between two calls is behind its
+ * duplicate, which stands at the next call: its stack may have grown
+ * further, its new mappings may be merged otherwise. The duplicate takes
+ * over all the same, and the program goes on.
+ */
+static void check_merge(const char *self)
+{
+	char line[64] = "";
+	FILE *f;
+	int st = 0;
+	pid_t pid;
+
+	pid = start(1, NULL, DIR "/merge.out", self, "--merge", NULL);
+	waitpid(pid, &st, 0);
+	f = fopen(DIR "/merge.out", "re");
+	if (f) {
+		if (!fgets(line, sizeof(line), f))
+			line[0] = 0;
+		fclose(f);
+	}
+	line[strcspn(line, "\n")] = 0;
+	tap_ok(WIFEXITED(st) && !WEXITSTATUS(st) && !strcmp(line, "171799095156"),
+	       "a primary behind its duplicate's stack and mappings consumes poison: the duplicate takes over (status %#x, sum %s)",
+	       st, line);
+}
+
 /* ---- checks ------------------------------------------------------------------------ */
 
 static int died(int st)
@@ -446,6 +531,8 @@ int main(int argc, char **argv)
 	int st, st0, cst, i, want = 0, runs, dv;
 	struct tally t;
 
+	if (argc > 1 && !strcmp(argv[1], "--merge"))
+		return merge_child();
 	if (argc > 2 && !strcmp(argv[1], "--soak")) {
 		soak = 1;
 		want = atoi(argv[2]);
@@ -464,7 +551,7 @@ int main(int argc, char **argv)
 	write_sql();
 	write_site();
 	follow_events();
-	tap_plan(soak ? 4 : 10);
+	tap_plan(soak ? 4 : 11);
 
 	/* References, unprotected. */
 	st0 = run_sqlite(0, DIR "/sqlite.ref", 0, 0, NULL);
@@ -494,6 +581,7 @@ int main(int argc, char **argv)
 		if (!dv)
 			run_cmd("dmesg | grep diverged | head -5 | sed 's/^/# /'");
 		tap_ok(dv != 0, "no divergence in the three programs (event log)");
+		check_merge(argv[0]);
 	}
 
 	/*
