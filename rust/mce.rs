@@ -269,18 +269,20 @@ pub(crate) extern "C" fn procft_rs_memory_failure(pfn: c_ulong) {
         return;
     }
     for group in group::all().iter() {
+        // Read before the page tables: a promotion that replaces the page
+        // after they were read is then seen by `primary_hit`.
+        let promotions = group.lock().promotions;
         let Some(addr) = shim::find_poisoned(group.primary(), pfn) else {
             continue;
         };
-        let promotions = {
+        {
             let st = group.lock();
-            if st.promote.is_some() || st.promoting {
+            if st.promote.is_some() || st.promoting || st.promotions != promotions {
                 // The primary consumed the page (action required): the
                 // promotion that replaces it has counted the error.
                 continue;
             }
-            st.promotions
-        };
+        }
         events::emit(
             group.pid(),
             What::MemoryError {
