@@ -589,7 +589,7 @@ int main(int argc, char **argv)
 	 * the time.
 	 */
 	memset(&t, 0, sizeof(t));
-	runs = soak ? 10 : 3;
+	runs = soak ? 4 : 3;
 	for (i = 0; i < runs; i++) {
 		st = run_sqlite(2, DIR "/sqlite.out", soak ? 40 : 6, 1, &t);
 		t.runs++;
