@@ -27,7 +27,7 @@ KMAKE ?= LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	BINDGEN=$(CACHE)/tools/bin/bindgen \
 	RUST_LIB_SRC=/usr/lib/rustlib/src/rust/library
 
-.PHONY: all setup kernel module ftctl selftests bench lint check run fmt clean \
+.PHONY: all setup kernel module ftctl selftests bench lint check run soak fmt clean \
 	kernel-debug module-debug check-debug
 
 all: module ftctl selftests
@@ -101,6 +101,14 @@ bench: module ftctl selftests
 	$(MAKE) -C bench OUT=$(BUILD)/bench
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet bench
 	@grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH //' 
+
+# The long run of the machine-check tests on real programs: at least
+# PROCFT_SOAK (default 500) machine checks into sqlite3, lighttpd and
+# python3.11 at level 2 (selftests/ft_real.c; `make check` runs a short one).
+PROCFT_SOAK ?= 500
+soak: module ftctl selftests
+	@printf '#!/bin/sh\nexec /selftests/soak.sh %s\n' "$(PROCFT_SOAK)" > $(BUILD)/soak-run.sh
+	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --timeout 14400 script --script $(BUILD)/soak-run.sh
 
 fmt:
 	rustfmt --edition 2021 --config-path $(ROOT)/.rustfmt.toml rust/procft_main.rs

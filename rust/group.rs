@@ -70,6 +70,13 @@ pub(crate) struct Dup {
     /// taken over from or counted in a vote, and replaced at the primary's
     /// next system call.
     pub(crate) stale: bool,
+    /// A memory error was reported on one of its frames: it is about to
+    /// be replaced, and may meanwhile run the program's `SIGBUS` handler
+    /// (the kernel's early kill). It never takes over or votes, and what
+    /// it does then is not counted as a divergence.
+    /// (`Some`: whether it was in step then, restored if the kernel
+    /// does not act on the error.)
+    pub(crate) hit: Option<bool>,
     /// Sequence number of the next ring record it consumes.
     pub(crate) next_seq: u64,
     /// It waits at an exit or exec for the primary to make it (and holds
@@ -95,6 +102,13 @@ pub(crate) struct Vote {
 }
 
 impl Dup {
+    /// Whether it has made its own calls (those every replica makes, such
+    /// as `mmap`) up to the primary's recorded call at ring position
+    /// `seq`: it consumed that record, stands at it, or is parked.
+    pub(crate) fn passed(&self, seq: u64) -> bool {
+        self.next_seq > seq || self.waiting_for == Some(seq) || self.parked
+    }
+
     /// Whether it stands before the call whose record will have sequence
     /// number `head` (it consumed every earlier record and waits, or is
     /// parked at an exit or exec with nothing left to consume).
@@ -112,9 +126,49 @@ pub(crate) enum DupWork {
     Birth,
     /// Wait for the primary's record of this call and take its result.
     Consume { nr: i64, args: [usize; 6] },
+    /// Wait for the primary's record of this call that changes the
+    /// address-space layout, then make it itself.
+    Follow { nr: i64, args: [usize; 6] },
     /// Wait until it is killed (it reached an exit or exec that is the
     /// primary's to make).
     Park,
+}
+
+/// Files the primary mapped (`mmap` of a descriptor) that a duplicate may
+/// not have mapped yet.
+///
+/// Every replica makes its own `mmap`, on the descriptor table they all
+/// share, and a duplicate makes it later than the primary: when it gets
+/// there, the primary may have closed the descriptor (the duplicate's
+/// `mmap` fails with `EBADF`) or opened another file on the same number
+/// (it would map the wrong file). So the primary's calls that release a
+/// descriptor (`close`, `dup2`, `dup3`, `close_range`) wait while a
+/// duplicate may still have to map a file through it ([`crate::sync`]).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Mapped {
+    /// Descriptor, and the ring position of the primary's next record when
+    /// it mapped the file: a duplicate that consumed up to that record or
+    /// stands at it has made its `mmap`.
+    pub(crate) slots: [Option<(usize, u64)>; 8],
+    /// More files than slots: the latest such position, whatever the
+    /// descriptor.
+    pub(crate) overflow: Option<u64>,
+}
+
+impl Mapped {
+    /// The primary mapped a file through `fd` before its recorded call at
+    /// ring position `seq`.
+    pub(crate) fn note(&mut self, fd: usize, seq: u64) {
+        if let Some(slot) = self
+            .slots
+            .iter_mut()
+            .find(|s| s.is_none() || s.is_some_and(|(f, _)| f == fd))
+        {
+            *slot = Some((fd, seq));
+        } else {
+            self.overflow = Some(seq);
+        }
+    }
 }
 
 /// Registers of a primary whose system call was turned into a `clone3`.
@@ -179,6 +233,12 @@ pub(crate) struct State {
     /// The ring position of the last call that passed a vote (it is then
     /// made without voting again).
     pub(crate) voted: Option<u64>,
+    /// Files the primary mapped that a duplicate may not have mapped yet
+    /// ([`Mapped`]).
+    pub(crate) mapped: Mapped,
+    /// The primary waits until every duplicate has mapped the files it is
+    /// about to close (descriptors `lo..=hi`), then re-issues this call.
+    pub(crate) fd_barrier: Option<(i64, usize, usize)>,
     /// The record of the call the primary just made, held back because a
     /// signal is pending: if the primary handles it on its way back to
     /// user space, the record carries it to the duplicates.
@@ -214,6 +274,42 @@ impl State {
             .find(|d| Some(d.tgid) == self.successor)
             .or(first)
             .map(|d| (d.task.clone(), d.at))
+    }
+
+    /// Whether every live duplicate has [passed](Dup::passed) ring
+    /// position `seq`.
+    pub(crate) fn dups_passed(&self, seq: u64) -> bool {
+        self.dups
+            .iter()
+            .flatten()
+            .filter(|d| !d.leaving)
+            .all(|d| d.passed(seq))
+    }
+
+    /// Whether a file the primary mapped through a descriptor in
+    /// `lo..=hi` may not be mapped by every duplicate yet. Forgets the
+    /// files every duplicate has mapped.
+    pub(crate) fn mapping_pending(&mut self, lo: usize, hi: usize) -> bool {
+        let mut pending = false;
+        let mut slots = self.mapped.slots;
+        for slot in slots.iter_mut() {
+            if let Some((fd, seq)) = *slot {
+                if self.dups_passed(seq) {
+                    *slot = None;
+                } else if (lo..=hi).contains(&fd) {
+                    pending = true;
+                }
+            }
+        }
+        self.mapped.slots = slots;
+        if let Some(seq) = self.mapped.overflow {
+            if self.dups_passed(seq) {
+                self.mapped.overflow = None;
+            } else {
+                pending = true;
+            }
+        }
+        pending
     }
 
     /// Whether a duplicate is on its own frames, in step, and staying: one
@@ -398,6 +494,8 @@ impl Group {
                     resync: false,
                     voting: None,
                     voted: None,
+                    mapped: Mapped::default(),
+                    fd_barrier: None,
                 }, "procft_group"),
             }),
             GFP_KERNEL,
@@ -827,6 +925,7 @@ pub(crate) fn add_dup(
         ready: false,
         leaving: false,
         stale: false,
+        hit: None,
         next_seq,
         parked: false,
         waiting_for: None,

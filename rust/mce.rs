@@ -197,11 +197,30 @@ pub(crate) extern "C" fn procft_rs_memory_error(pfn: c_ulong) {
             }
         }
     }
+    // A duplicate on the frame is out of the game from now on: the
+    // kernel's early kill may make it run the program's SIGBUS handler
+    // before it is killed.
+    for hit in found.iter().filter(|h| !h.primary) {
+        mark_hit(hit, true);
+    }
     // Whatever is left from a record whose second call never came (the
     // chain stops early only if a notifier says so) is stale: replaced,
     // and dropped after the lock.
     let stale = core::mem::replace(&mut *PENDING.lock(), found);
     drop(stale);
+}
+
+/// Marks (or unmarks) the duplicate of `hit` as hit by a memory error.
+fn mark_hit(hit: &Hit, on: bool) {
+    let mut st = hit.group.lock();
+    if let Some(d) = st.dup_mut(hit.task.tgid()) {
+        if on {
+            d.hit = d.hit.or(Some(d.ready));
+            d.ready = false;
+        } else if let Some(ready) = d.hit.take() {
+            d.ready = ready;
+        }
+    }
 }
 
 /// Drops the hits still noted (module exit, after the notifiers are
@@ -223,6 +242,9 @@ pub(crate) extern "C" fn procft_rs_memory_error_done(pfn: c_ulong, handled: bool
         let group = &hit.group;
         let replica = hit.pid;
         if !handled {
+            if !hit.primary {
+                mark_hit(&hit, false);
+            }
             pr_info!(
                 "pid {}: memory error at frame {:#x} of replica {} not acted on by the kernel; \
                  procft leaves it too\n",
@@ -319,18 +341,20 @@ pub(crate) extern "C" fn procft_rs_memory_failure(pfn: c_ulong) {
         return;
     }
     for group in group::all().iter() {
+        // Read before the page tables: a promotion that replaces the page
+        // after they were read is then seen by `primary_hit`.
+        let promotions = group.lock().promotions;
         let Some(addr) = shim::find_poisoned(group.primary(), pfn) else {
             continue;
         };
-        let promotions = {
+        {
             let st = group.lock();
-            if st.promote.is_some() || st.promoting {
+            if st.promote.is_some() || st.promoting || st.promotions != promotions {
                 // The primary consumed the page (action required): the
                 // promotion that replaces it has counted the error.
                 continue;
             }
-            st.promotions
-        };
+        }
         events::emit(
             group.pid(),
             What::MemoryError {

@@ -830,40 +830,120 @@ bool procft_keep_going(void)
 #define PROCFT_VM_LAYOUT (VM_READ | VM_WRITE | VM_EXEC | VM_SHARED | VM_MAYWRITE)
 
 /*
- * The mapping of @from_mm that starts at @start: its end, flags and
- * whether it has private pages (anon_vma).  False if none starts there.
+ * Whether @b maps all of [@start, @end), with mappings one after another
+ * whose layout flags are @flags: two replicas have the same layout even if
+ * the kernel merged adjacent mappings in one and not in the other (their
+ * anon_vma chains differ after a fork).  Sets *@anon if one of them has
+ * private pages.
  */
-static bool procft_peer_vma(struct mm_struct *from_mm, unsigned long start,
-			    unsigned long *end, vm_flags_t *flags, bool *anon)
+static bool procft_covers(struct mm_struct *b, unsigned long start, unsigned long end,
+			  vm_flags_t flags, bool *anon)
 {
 	struct vm_area_struct *vma;
-	bool found;
+	unsigned long addr = start;
+	bool ok = true;
 
-	mmap_read_lock(from_mm);
-	vma = find_vma(from_mm, start);
-	found = vma && vma->vm_start == start;
-	if (found) {
-		*end = vma->vm_end;
-		*flags = vma->vm_flags;
-		*anon = vma->anon_vma;
+	mmap_read_lock(b);
+	while (ok && addr < end) {
+		vma = find_vma(b, addr);
+		ok = vma && vma->vm_start <= addr &&
+		     (vma->vm_flags & PROCFT_VM_LAYOUT) == (flags & PROCFT_VM_LAYOUT);
+		if (ok) {
+			*anon |= !!vma->anon_vma;
+			addr = vma->vm_end;
+		}
 	}
+	mmap_read_unlock(b);
+	return ok;
+}
+
+/* Whether every mapping of @a is covered by @b (procft_covers()). */
+static bool procft_covered(struct mm_struct *a, struct mm_struct *b)
+{
+	struct vm_area_struct *vma;
+	unsigned long addr = 0, start, end;
+	vm_flags_t flags;
+	bool anon = false;
+
+	for (;;) {
+		mmap_read_lock(a);
+		vma = find_vma(a, addr);
+		if (vma) {
+			start = vma->vm_start;
+			end = vma->vm_end;
+			flags = vma->vm_flags;
+		}
+		mmap_read_unlock(a);
+		if (!vma)
+			return true;
+		if (!procft_covers(b, start, end, flags, &anon))
+			return false;
+		addr = end;
+	}
+}
+
+/*
+ * A duplicate standing at the caller's next call may have grown its stack
+ * further down than the caller, which failed between two calls on the way
+ * there: the caller's stack grows as far, each page written with the
+ * duplicate's bytes from the top down, so that the page fault path extends
+ * the stack as it would have.  Returns 0 or -errno (-EHWPOISON if a page
+ * of @from_mm is lost).
+ */
+static int procft_grow_stack(struct mm_struct *from_mm, void *buf)
+{
+	struct mm_struct *mm = current->mm;
+	unsigned long ours = 0, theirs = 0, top = 0, addr;
+	struct vm_area_struct *vma;
+	struct page *page;
+	long got;
+
+	mmap_read_lock(mm);
+	vma = find_vma(mm, mm->start_stack);
+	if (vma && (vma->vm_flags & VM_GROWSDOWN) && vma->vm_start <= mm->start_stack) {
+		ours = vma->vm_start;
+		top = vma->vm_end;
+	}
+	mmap_read_unlock(mm);
+	if (!ours)
+		return 0;
+	mmap_read_lock(from_mm);
+	vma = find_vma(from_mm, top - 1);
+	if (vma && (vma->vm_flags & VM_GROWSDOWN) && vma->vm_end == top && vma->vm_start < ours)
+		theirs = vma->vm_start;
 	mmap_read_unlock(from_mm);
-	return found;
+	for (addr = ours; theirs && addr > theirs;) {
+		addr -= PAGE_SIZE;
+		got = procft_get_page(from_mm, addr, &page);
+		if (got == -EHWPOISON)
+			return -EHWPOISON;
+		if (got == 1) {
+			memcpy_from_page(buf, page, 0, PAGE_SIZE);
+			put_page(page);
+		} else {
+			memset(buf, 0, PAGE_SIZE);
+		}
+		if (copy_to_user((void __user *)addr, buf, PAGE_SIZE))
+			return -EFAULT;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+	}
+	return 0;
 }
 
 /*
  * Walks the caller's mappings; with @apply false only checks that @from_mm
- * has the same ones, with @apply true replaces the caller's private pages
- * by copies of @from_mm's.  Returns pages copied or -errno.
+ * has the same layout, with @apply true replaces the caller's private
+ * pages by copies of @from_mm's.  Returns pages copied or -errno.
  */
 static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
 {
 	struct mm_struct *mm = current->mm;
-	unsigned long addr = 0, start, end, peer_end;
-	vm_flags_t flags, peer_flags;
+	unsigned long addr = 0, start, end;
+	vm_flags_t flags;
 	bool anon, peer_anon, cow;
-	long n = 0, nr_vmas = 0, peer_vmas = 0;
 	struct vm_area_struct *vma;
+	long n = 0;
 	int ret;
 
 	for (;;) {
@@ -881,15 +961,13 @@ static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
 		anon = vma->anon_vma;
 		cow = vma_is_cow_mapping(vma) && !(flags & (VM_IO | VM_PFNMAP));
 		mmap_read_unlock(mm);
-		nr_vmas++;
 		/*
-		 * The peer's mapping is looked at without holding ours: two
+		 * The peer's mappings are looked at without holding ours: two
 		 * mmap_locks are never held at once.  Ours cannot change
 		 * meanwhile (only the caller, single-threaded and here, maps).
 		 */
-		if (!procft_peer_vma(from_mm, start, &peer_end, &peer_flags, &peer_anon) ||
-		    peer_end != end ||
-		    (flags & PROCFT_VM_LAYOUT) != (peer_flags & PROCFT_VM_LAYOUT))
+		peer_anon = false;
+		if (!procft_covers(from_mm, start, end, flags, &peer_anon))
 			return -ESTALE;
 		cow = cow && (anon || peer_anon);
 		if (apply && cow) {
@@ -925,26 +1003,22 @@ static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
 		}
 		addr = end;
 	}
-	if (!apply) {
-		VMA_ITERATOR(vmi, from_mm, 0);
-
-		mmap_read_lock(from_mm);
-		for_each_vma(vmi, vma)
-			peer_vmas++;
-		mmap_read_unlock(from_mm);
-		if (peer_vmas != nr_vmas)
-			return -ESTALE;
-	}
+	if (!apply && !procft_covered(from_mm, mm))
+		return -ESTALE;
 	return n;
 }
 
 /**
  * procft_adopt_memory - make the caller's private memory a copy of @from's
  * @from: a duplicate stopped at a system-call boundary; it must have
- *	exactly the caller's mappings (same ranges and protections)
+ *	the caller's mappings (same ranges and protections, however the
+ *	kernel merged adjacent ones), except that its stack may reach
+ *	further down
  *
- * First checks, without changing anything, that the layouts match and that
- * none of @from's private pages is lost to memory failure.  Then, for
+ * First grows the caller's stack as far as @from's (procft_grow_stack();
+ * nothing the caller can see: those pages are below its stack pointer),
+ * then checks, without changing anything else, that the layouts match and
+ * that none of @from's private pages is lost to memory failure.  Then, for
  * every private writable mapping (where anonymous pages live), drops all
  * the caller's pages there, including entries of frames that memory
  * failure poisoned, and writes each anonymous page present in @from into
@@ -956,7 +1030,7 @@ static long procft_adopt_walk(struct mm_struct *from_mm, void *buf, bool apply)
  * are skipped whole), so a sparse reservation costs what is mapped in it
  * and is not populated.
  *
- * Return: pages copied, -ESTALE if the layouts differ (nothing changed),
+ * Return: pages copied, -ESTALE if the layouts differ (nothing else changed),
  * -EHWPOISON if a page of @from is on a poisoned frame too (found before
  * anything changed, or while copying, when an error struck @from
  * meanwhile: adopting another replica's memory then redoes every page),
@@ -981,7 +1055,9 @@ long procft_adopt_memory(struct task_struct *from)
 		mmput(from_mm);
 		return -ENOMEM;
 	}
-	ret = procft_adopt_walk(from_mm, buf, false);
+	ret = procft_grow_stack(from_mm, buf);
+	if (!ret)
+		ret = procft_adopt_walk(from_mm, buf, false);
 	if (ret >= 0)
 		ret = procft_adopt_walk(from_mm, buf, true);
 	free_page((unsigned long)buf);

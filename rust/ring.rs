@@ -55,6 +55,16 @@ impl Output {
         Ok(Self { addr, len, chunks })
     }
 
+    /// Where the bytes go.
+    pub(crate) fn addr(&self) -> usize {
+        self.addr
+    }
+
+    /// How many bytes there are.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Writes the bytes into the caller's memory at the same address.
     pub(crate) fn write(&self) -> Result {
         let mut writer = UserSlice::new(UserPtr::from_addr(self.addr), self.len).writer();

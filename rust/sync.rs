@@ -137,7 +137,9 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
     // The duplicates stop at such a call too (see `dup_enter`), so a
     // failed primary takes a duplicate's state there first, like at an
     // exit.
+    let reshape = abi == Abi::X64 && reshapes(nr, args);
     let recorded = abi != Abi::X64
+        || reshape
         || matches!(
             class,
             Class::Primary | Class::Fork | Class::Exit | Class::Exec
@@ -210,7 +212,7 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
         _ => {}
     }
     replica::maybe_spawn(group, regs);
-    if !matches!(class, Class::Primary | Class::Fork) {
+    if !reshape && !matches!(class, Class::Primary | Class::Fork) {
         return;
     }
     if vote::wanted(group, nr) {
@@ -247,7 +249,11 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
         st.call = None;
         return;
     }
-    if st.repair.is_some() {
+    if let Some((lo, hi)) = releases_fds(nr, args).filter(|&(lo, hi)| st.mapping_pending(lo, hi)) {
+        // A duplicate may still have to map a file through a descriptor
+        // this call releases: it must find the same file there.
+        st.fd_barrier = Some((nr, lo, hi));
+    } else if st.repair.is_some() {
         // A page of the primary is on a failed frame: the duplicates will
         // stop at this very call, in the state the primary is in now.
         st.repairing = Some(nr);
@@ -255,6 +261,9 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
         st.trim_ring();
         if !st.ring.is_full() {
             st.call = Some((nr, *args));
+            if class == Class::Mmap {
+                note_mapping(&mut st, args);
+            }
             return;
         }
         // Back-pressure: the slowest duplicate must catch up first.
@@ -270,7 +279,118 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
         let mut st = group.lock();
         st.repairing = None;
         st.wait_space = None;
+        st.fd_barrier = None;
     }
+}
+
+const MAP_ANONYMOUS: usize = 0x20;
+const NR_CLOSE: i64 = 3;
+const NR_DUP2: i64 = 33;
+const NR_DUP3: i64 = 292;
+const NR_CLOSE_RANGE: i64 = 436;
+
+/// At the primary's `mmap` that is to be recorded (at ring position
+/// `head`): a file mapped through a descriptor is noted until every
+/// duplicate has made its own `mmap`, that is, until it stands at the
+/// primary's next call or beyond ([`group::Mapped`]).
+fn note_mapping(st: &mut group::State, args: &[usize; 6]) {
+    let fd = args[4] as i32;
+    if args[3] & MAP_ANONYMOUS == 0 && fd >= 0 {
+        let next = st.ring.head() + 1;
+        st.mapped.note(fd as usize, next);
+    }
+}
+
+/// The descriptors call `nr` may release (close, or replace with another
+/// file), if it is one that does.
+fn releases_fds(nr: i64, args: &[usize; 6]) -> Option<(usize, usize)> {
+    let fd = |a: usize| a as u32 as usize;
+    match nr {
+        NR_CLOSE => Some((fd(args[0]), fd(args[0]))),
+        NR_DUP2 | NR_DUP3 => Some((fd(args[1]), fd(args[1]))),
+        NR_CLOSE_RANGE => Some((fd(args[0]), fd(args[1]))),
+        _ => None,
+    }
+}
+
+/// How long the primary waits at a call releasing a descriptor for the
+/// duplicates to map their files through it.
+const FD_BARRIER_MS: u32 = 2000;
+
+/// What a primary waiting at a descriptor barrier waits for.
+struct Barrier<'a> {
+    group: &'a Group,
+    lo: usize,
+    hi: usize,
+}
+
+/// Whether the primary waiting at a descriptor barrier (in `arg`, a
+/// [`Barrier`]) can go on: every duplicate has mapped its files through
+/// those descriptors.
+///
+/// # Safety
+///
+/// `arg` must point to a live [`Barrier`].
+unsafe extern "C" fn files_mapped(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let b = unsafe { &*arg.cast::<Barrier<'_>>() };
+    let mut st = b.group.lock();
+    st.closed || !st.mapping_pending(b.lo, b.hi)
+}
+
+/// The primary's task_work at a call releasing descriptors `lo..=hi`
+/// that a duplicate may still have to map a file through: it waits until
+/// every duplicate has (a duplicate that does not come in time is
+/// replaced: it would find another file there), then re-issues call `nr`.
+fn fd_barrier(group: &Group, nr: i64, lo: usize, hi: usize) {
+    let b = Barrier { group, lo, hi };
+    let waited =
+        shim::wait_killable_timeout(files_mapped, core::ptr::from_ref(&b).cast(), FD_BARRIER_MS);
+    if waited.is_err_and(|e| e == kernel::error::code::ERESTARTSYS) {
+        // A fatal signal: it is dying.
+        return;
+    }
+    let kills = {
+        let mut st = group.lock();
+        if st.mapping_pending(lo, hi) {
+            // The latest of those mappings: a duplicate short of it has
+            // not made one of them.
+            let latest = st
+                .mapped
+                .slots
+                .iter()
+                .flatten()
+                .filter(|(fd, _)| (lo..=hi).contains(fd))
+                .map(|&(_, seq)| seq)
+                .fold(st.mapped.overflow.unwrap_or(0), u64::max);
+            let late = st.replace_where(|d| !d.passed(latest));
+            st.mapped = group::Mapped::default();
+            late
+        } else {
+            (Kills::none(), 0)
+        }
+    };
+    let (kills, n) = kills;
+    kills.send();
+    if n > 0 {
+        pr_info!(
+            "pid {}: {} duplicate(s) did not map their files before the primary released \
+             descriptor {}; replacing them\n",
+            group.pid(),
+            n,
+            lo
+        );
+    }
+    shim::restart_call(nr);
+}
+
+/// Whether call `nr` with `args` changes the address-space layout and is
+/// recorded ([`syscalls::reshapes`]). Error injection into the primary
+/// (`madvise(MADV_HWPOISON)`, `MADV_SOFT_OFFLINE`) is not: a duplicate
+/// skips it.
+fn reshapes(nr: i64, args: &[usize; 6]) -> bool {
+    syscalls::reshapes(nr)
+        && !(nr == NR_MADVISE && matches!(args[2], MADV_HWPOISON | MADV_SOFT_OFFLINE))
 }
 
 fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[usize; 6]) {
@@ -292,12 +412,19 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         // or has diverged: either way the duplicate never makes it, and
         // waits to be killed, as at an exit.
         (Abi::Ia32 | Abi::X32, _) => DupWork::Park,
+        (Abi::X64, Class::Local | Class::Mmap) if reshapes(nr, args) => {
+            DupWork::Follow { nr, args: *args }
+        }
         (Abi::X64, Class::Local | Class::Mmap) => return,
         (Abi::X64, Class::Exit | Class::Exec) => DupWork::Park,
         (Abi::X64, Class::Primary | Class::Fork | Class::Unsupported) => {
             DupWork::Consume { nr, args: *args }
         }
     };
+    if matches!(work, DupWork::Follow { .. }) && follow(group, task, nr, args) {
+        // The primary has made it: so does the duplicate, now.
+        return;
+    }
     if matches!(work, DupWork::Consume { .. }) {
         // A duplicate behind the primary finds its record published: it
         // takes it right here (the tracepoint may fault and take locks; it
@@ -1070,10 +1197,25 @@ fn repair(group: &Group, task: &Task) {
 
 /// A duplicate's task_work: take the primary's record of call `nr`.
 fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
-    let tgid = task.tgid();
-    let w = Waiter { group, tgid };
     // Its vote, should the primary put this call to one.
     let hash = hash_input(nr, args, None).ok();
+    if wait_record(group, task, nr, args, hash).is_ok() {
+        take(group, task, nr, args);
+    }
+}
+
+/// A duplicate waits (killable) until the primary's record of its next
+/// call (`nr`, `args`, bytes hashed to `hash`) is published, or it is to
+/// die; meanwhile it stands at that call, with its vote.
+fn wait_record(
+    group: &Group,
+    task: &Task,
+    nr: i64,
+    args: &[usize; 6],
+    hash: Option<u64>,
+) -> Result {
+    let tgid = task.tgid();
+    let w = Waiter { group, tgid };
     {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
@@ -1095,10 +1237,58 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
             d.vote = None;
         }
     }
-    if waited.is_err() {
-        return;
+    waited
+}
+
+/// At a duplicate's `sys_enter` of call `nr` that changes its address-space
+/// layout ([`syscalls::reshapes`]): if the primary's record of it is
+/// published, checks it (a different call is a divergence) and moves past
+/// it; the duplicate then makes the call itself. False if the record is
+/// not published yet (or the duplicate is to die): it waits for it first.
+fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
+    let tgid = task.tgid();
+    let record = {
+        let mut st = group.lock();
+        if st.closed {
+            return false;
+        }
+        let Some(d) = st.dup_mut(tgid) else {
+            return false;
+        };
+        if d.leaving {
+            return false;
+        }
+        let seq = d.next_seq;
+        match st.ring.get(seq) {
+            Some(r) => r,
+            None => return false,
+        }
+    };
+    if record.nr != nr || record.args != *args {
+        diverge(
+            group,
+            task,
+            format_args!(
+                "it made {} where the primary made {}",
+                Call(nr, args),
+                Call(record.nr, &record.args)
+            ),
+        );
+        return true;
     }
-    take(group, task, nr, args);
+    if let Some((sig, info)) = &record.signal {
+        // Handled on the way back to user space, as in the primary.
+        let _ = shim::send_self(*sig, info);
+    }
+    {
+        let mut st = group.lock();
+        if let Some(d) = st.dup_mut(tgid) {
+            d.next_seq += 1;
+        }
+        st.trim_ring();
+    }
+    shim::wake_all();
+    true
 }
 
 /// Takes the primary's record of call `nr` if it is published, checking
@@ -1124,27 +1314,45 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
         }
     };
     if record.nr != nr || record.args != *args {
-        let (ours, theirs) = (
-            syscalls::classify(nr).name,
-            syscalls::classify(record.nr).name,
+        diverge(
+            group,
+            task,
+            format_args!(
+                "it made {} where the primary made {}",
+                Call(nr, args),
+                Call(record.nr, &record.args)
+            ),
         );
-        diverge(group, task, ours, theirs);
         return true;
     }
-    if record
-        .input_hash
-        .is_some_and(|h| hash_input(nr, args, Some(record.ret)).ok() != Some(h))
-    {
-        diverge(group, task, "other bytes", syscalls::classify(nr).name);
-        return true;
+    if let Some(h) = record.input_hash {
+        // As far as the kernel read for the primary.
+        let ours = hash_input(nr, args, Some(record.ret)).ok();
+        if ours != Some(h) {
+            diverge(
+                group,
+                task,
+                format_args!(
+                    "{} with other bytes than the primary's (hash {:#x}, the primary's {:#x})",
+                    Call(nr, args),
+                    ours.unwrap_or(0),
+                    h
+                ),
+            );
+            return true;
+        }
     }
     for output in record.outputs.iter() {
         if output.write().is_err() {
             diverge(
                 group,
                 task,
-                "an unwritable buffer",
-                syscalls::classify(nr).name,
+                format_args!(
+                    "{}: it cannot take the primary's {} bytes at {:#x}",
+                    Call(nr, args),
+                    output.len(),
+                    output.addr()
+                ),
             );
             return true;
         }
@@ -1174,12 +1382,48 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
     true
 }
 
-/// The calling duplicate disagrees with the primary: count it, log it, and
-/// let it die (it is then replaced like any lost duplicate).
-fn diverge(group: &Group, task: &Task, ours: &str, theirs: &str) {
-    {
+/// A system call and its six argument registers, as log lines show it:
+/// `close(0x3, 0x0, 0x7ffc5ab0, 0x0, 0x0, 0x0)`. Every register is shown,
+/// because every one is compared.
+pub(crate) struct Call<'a>(pub(crate) i64, pub(crate) &'a [usize; 6]);
+
+impl core::fmt::Display for Call<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let a = self.1;
+        write!(
+            f,
+            "{}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x})",
+            syscalls::classify(self.0).name,
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            a[4],
+            a[5]
+        )
+    }
+}
+
+/// The calling duplicate disagrees with the primary (`how`: both calls,
+/// with their arguments): count it, log it, and let it die (it is then
+/// replaced like any lost duplicate).
+fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>) {
+    let hit = {
         let mut st = group.lock();
-        st.counters.divergences += 1;
+        let hit = st.dup_mut(task.tgid()).is_some_and(|d| d.hit.is_some());
+        st.counters.divergences += u64::from(!hit);
+        hit
+    };
+    if hit {
+        // A memory error hit it, and the program's SIGBUS handler ran.
+        pr_info!(
+            "pid {}: duplicate {}, hit by a memory error, went its own way ({}); replacing it\n",
+            group.pid(),
+            task.tgid_nr_ns(None),
+            how
+        );
+        shim::kill(task);
+        return;
     }
     events::emit(
         group.pid(),
@@ -1188,11 +1432,10 @@ fn diverge(group: &Group, task: &Task, ours: &str, theirs: &str) {
         },
     );
     pr_info!(
-        "pid {}: duplicate {} diverged ({} where the primary made {}); replacing it\n",
+        "pid {}: duplicate {} diverged ({}); replacing it\n",
         group.pid(),
         task.tgid_nr_ns(None),
-        ours,
-        theirs
+        how
     );
     shim::kill(task);
 }
@@ -1227,6 +1470,11 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
                 let _ = output.write();
             }
             publish(&group, record);
+            return;
+        }
+        let barrier = group.lock().fd_barrier.take();
+        if let Some((nr, lo, hi)) = barrier {
+            fd_barrier(&group, nr, lo, hi);
             return;
         }
         let Some(nr) = group.lock().wait_space.take() else {
@@ -1279,6 +1527,13 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
         DupWork::None => {}
         DupWork::Birth => replica::birth(&group, task),
         DupWork::Consume { nr, args } => consume(&group, task, nr, &args),
+        DupWork::Follow { nr, args } => {
+            // Once the primary has made it, make it again (the record is
+            // then taken at its sys_enter, by `follow`).
+            if wait_record(&group, task, nr, &args, None).is_ok() {
+                shim::restart_call(nr);
+            }
+        }
         DupWork::Park => {
             // The primary's exit or exec will kill it.
             shim::wake_all();

@@ -623,6 +623,18 @@ pub(crate) const fn outputs(nr: i64) -> Outputs {
     })
 }
 
+/// Whether call `nr` (of class `Local` or `Mmap`: every replica makes it)
+/// changes the layout of the address space: `mmap`, `munmap`, `mremap`,
+/// `brk`, `mprotect`, `pkey_mprotect`, `madvise`, `mlock`, `munlock`,
+/// `mlock2` (the last four can split mappings). The primary records them
+/// and a duplicate makes each only once the primary has, so a duplicate
+/// never has mappings the primary has not made yet: whenever it stands at
+/// the primary's next call, its layout is the primary's, and a failed
+/// primary can take its state (see `crate::failover`).
+pub(crate) const fn reshapes(nr: i64) -> bool {
+    matches!(nr, 9 | 10 | 11 | 12 | 25 | 28 | 149 | 150 | 325 | 329)
+}
+
 /// How a call that blocks behaves when its task is woken for a task_work
 /// with nothing to deliver (`TWA_SIGNAL`): whether the kernel makes it
 /// again without the program seeing anything (`-ERESTARTSYS`,

@@ -114,6 +114,39 @@ def add_host_binary(stage, path, dest):
         shutil.copy2(os.path.realpath(lib), target)
 
 
+# Real programs for the machine-check tests (selftests/ft_real.c): Debian's
+# sqlite3, lighttpd and python3.11, installed by scripts/setup-host.sh.
+REAL_PROGRAMS = {"/usr/bin/sqlite3": "bin/sqlite3", "/usr/sbin/lighttpd": "bin/lighttpd",
+                 "/usr/bin/python3.11": "usr/bin/python3.11"}
+
+
+def add_python(stage, script):
+    """Copies the standard-library modules `script` imports (and Python's
+    start-up imports), with their compiled forms, to the same paths: what
+    the host's python3.11 loads running it is what the guest's will."""
+    dump = ("import runpy, sys\n"
+            "sys.argv = [sys.argv[1], '1']\n"
+            "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+            "files = [getattr(m, '__file__', None) for m in list(sys.modules.values())]\n"
+            "sys.stderr.write('\\n'.join(sorted(set(f for f in files if f))))\n")
+    out = subprocess.run(["/usr/bin/python3.11", "-I", "-c", dump, script], check=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True).stderr
+    for path in out.split("\n"):
+        if not path.startswith("/usr/lib/python3.11/"):
+            continue
+        found = [path]
+        base = os.path.basename(path)
+        if base.endswith(".py"):
+            pyc = os.path.join(os.path.dirname(path), "__pycache__",
+                               base[:-3] + ".cpython-311.pyc")
+            if os.path.exists(pyc):
+                found.append(pyc)
+        for f in found:
+            target = os.path.join(stage, f.lstrip("/"))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(f, target)
+
+
 def build_initramfs(kdir, module, dest, script=None):
     stage = tempfile.mkdtemp(prefix="initramfs.", dir=OUT)
     os.chmod(stage, 0o755)  # the guest's / (mkdtemp makes it 0700)
@@ -136,6 +169,12 @@ def build_initramfs(kdir, module, dest, script=None):
         criu = shutil.which("criu") or ("/usr/sbin/criu" if os.path.exists("/usr/sbin/criu") else None)
         if criu:
             add_host_binary(stage, criu, "bin/criu")
+        for path, dest_path in REAL_PROGRAMS.items():
+            if os.path.exists(path):
+                os.makedirs(os.path.dirname(os.path.join(stage, dest_path)), exist_ok=True)
+                add_host_binary(stage, path, dest_path)
+        if os.path.exists("/usr/bin/python3.11"):
+            add_python(stage, os.path.join(sel, "ft_real_work.py"))
         if script:
             shutil.copy2(script, os.path.join(stage, "selftests/script.sh"))
             os.chmod(os.path.join(stage, "selftests/script.sh"), 0o755)
