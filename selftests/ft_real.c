@@ -23,6 +23,7 @@
  *
  * Usage: ft_real                 (the short run of `make check`)
  *        ft_real --soak N        (at least N machine checks in all)
+ *        ft_real --lighttpd N    (N lighttpd runs under machine checks)
  */
 #include "ft_test.h"
 
@@ -431,6 +432,8 @@ static int run_lighttpd(int level, const char *out, int max, struct tally *t, in
 	waitpid(pid, &st, 0);
 	tap_diag("lighttpd at level %d: %.1f s, %d machine checks, status %#x", level, now() - t0,
 		 t ? t->shots - before : 0, st);
+	if (st)
+		run_cmd("tail -5 " DIR "/lighttpd.out " DIR "/lighttpd.log | sed 's/^/# /'");
 	return st;
 }
 
@@ -533,6 +536,16 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--merge"))
 		return merge_child();
+	if (argc > 2 && !strcmp(argv[1], "--lighttpd")) {
+		/* Experiments: lighttpd alone, N runs under machine checks. */
+		memset(&t, 0, sizeof(t));
+		run_cmd("rm -rf " DIR "; mkdir -p " DIR);
+		write_site();
+		expected_bodies(DIR "/lighttpd.ref", client_requests());
+		for (i = 0; i < atoi(argv[2]); i++)
+			run_lighttpd(2, DIR "/lighttpd.got", 40, &t, &cst);
+		return 0;
+	}
 	if (argc > 2 && !strcmp(argv[1], "--soak")) {
 		soak = 1;
 		want = atoi(argv[2]);
