@@ -205,8 +205,10 @@ def kvm_works(kdir, initrd):
     return booted
 
 
-def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl):
+def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra=""):
     append = f"console=ttyS0 loglevel=5 panic=-1 ftmode={mode}"
+    if extra:
+        append += " " + extra
     if mode == "bench" or os.environ.get("PROCFT_NO_VDSO"):
         # Debian's criu (3.17) cannot parse this kernel's vDSO and refuses
         # to start; without one, every run in the VM (protected or not)
@@ -327,7 +329,7 @@ def run_vm(args, mode):
     start = time.time()
     with open(serial_log, "w") as logf:
         qemu = subprocess.Popen(qemu_cmd(args.kdir, initrd, disk, accel, mode, args.filter,
-                                         mon, ctl),
+                                         mon, ctl, args.append),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         threading.Thread(target=serve_requests, args=(ctl, mon, logf), daemon=True).start()
@@ -394,6 +396,7 @@ def main():
     ap.add_argument("--module", default=os.path.join(ROOT, "procft.ko"),
                     help="procft.ko built for that kernel (default: the tree's)")
     ap.add_argument("--out", default=OUT, help="work directory (initramfs, disk, serial log)")
+    ap.add_argument("--append", default="", help="more kernel command-line arguments")
     ap.add_argument("--expect-lockdep", action="store_true",
                     help="fail unless lockdep is still on at the end (debug kernel)")
     ap.add_argument("--accel", default=os.environ.get("PROCFT_ACCEL", "auto"),
