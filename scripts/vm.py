@@ -244,7 +244,7 @@ def kvm_works(kdir, initrd):
     return booted
 
 
-def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl):
+def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra=""):
     # tsc=reliable: under TCG the guest's TSC follows the host's clock and
     # the clocksource watchdog compares it with emulated timers that lag
     # whenever the host is busy; on some hosts it then declares the TSC
@@ -252,6 +252,8 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl):
     # middle of a test. The guest keeps one clocksource whatever the host
     # does (ft_sync changes it on purpose, to test that case).
     append = f"console=ttyS0 loglevel=5 panic=-1 tsc=reliable ftmode={mode}"
+    if extra:
+        append += " " + extra
     if mode == "bench" or os.environ.get("PROCFT_NO_VDSO"):
         # Debian's criu (3.17) cannot parse this kernel's vDSO and refuses
         # to start; without one, every run in the VM (protected or not)
@@ -372,7 +374,7 @@ def run_vm(args, mode):
     start = time.time()
     with open(serial_log, "w") as logf:
         qemu = subprocess.Popen(qemu_cmd(args.kdir, initrd, disk, accel, mode, args.filter,
-                                         mon, ctl),
+                                         mon, ctl, args.append),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         threading.Thread(target=serve_requests, args=(ctl, mon, logf), daemon=True).start()
@@ -439,6 +441,7 @@ def main():
     ap.add_argument("--module", default=os.path.join(ROOT, "procft.ko"),
                     help="procft.ko built for that kernel (default: the tree's)")
     ap.add_argument("--out", default=OUT, help="work directory (initramfs, disk, serial log)")
+    ap.add_argument("--append", default="", help="more kernel command-line arguments")
     ap.add_argument("--expect-lockdep", action="store_true",
                     help="fail unless lockdep is still on at the end (debug kernel)")
     ap.add_argument("--accel", default=os.environ.get("PROCFT_ACCEL", "auto"),
