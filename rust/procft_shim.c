@@ -765,9 +765,9 @@ static unsigned long procft_next_page(struct mm_struct *mm, unsigned long addr,
  * The kernel reads a buffer in order and stops at the first page it cannot
  * read; it may drop what it read of the last chunk (a page-cache folio, a
  * socket buffer), so that page can lie a little past @addr.  Goes forward
- * from @addr's page over pages the kernel read: in a readable mapping and
- * held by the page tables (a swapped-out one is brought back).  Work is
- * bounded by what is resident, not by @end; may sleep.
+ * from @addr's page over pages the kernel read: in a mapping that is not
+ * PROT_NONE and held by the page tables (a swapped-out one is brought
+ * back).  Work is bounded by what is resident, not by @end; may sleep.
  *
  * Return: the page the read stopped at, or @end if it could have read
  * every page up to @end (or a fatal signal came).
@@ -791,7 +791,8 @@ unsigned long procft_read_stop(unsigned long addr, unsigned long end, bool *lost
 		}
 		cond_resched();
 		vma = vma_lookup(mm, addr);
-		if (!vma || !(vma->vm_flags & VM_READ))
+		/* PROT_NONE: unreadable (any access right implies reading on x86). */
+		if (!vma || !(vma->vm_flags & VM_ACCESS_FLAGS))
 			break;
 		switch (procft_entry(mm, addr, end, &next, &pfn)) {
 		case PROCFT_PAGE:

@@ -14,7 +14,8 @@
  *   populating the reservation (VmRSS and VmPTE of every replica stay
  *   small, the promotion copies a few pages).
  * - With its duplicate stopped, a primary reading 1 MiB per call holds at
- *   most the ring's byte budget plus one call's output for it, then waits.
+ *   most the ring's byte budget plus one call's output for it, then waits;
+ *   that memory is charged to its memory cgroup (where there is one).
  *
  * Every step must finish: one that does not within its deadline fails
  * (without the bounds they take hours under emulation).
@@ -66,7 +67,7 @@ struct result {
 	int err;
 };
 
-#define NR_WRITES 5
+#define NR_WRITES 6
 
 /* One write of BIG_WRITE bytes from @addr. */
 static struct result big_write(int fd, const char *addr)
@@ -81,8 +82,8 @@ static struct result big_write(int fd, const char *addr)
 static void writer(int ctl)
 {
 	struct result r[NR_WRITES];
+	char *buf, *high, *none;
 	int file, null, p[2];
-	char *buf, *high;
 
 	/*
 	 * One page, and nothing mapped after it; low enough that the whole
@@ -92,11 +93,17 @@ static void writer(int ctl)
 	buf = mmap((void *)(1UL << 32), 2 * 4096, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	high = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* And a page followed by a present one made unreadable. */
+	none = mmap((void *)(1UL << 33), 2 * 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	file = open("/tmp/ft_bounds.data", O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	null = open("/dev/null", O_WRONLY);
-	if (buf == MAP_FAILED || high == MAP_FAILED || file < 0 || null < 0 || pipe(p))
+	if (buf == MAP_FAILED || high == MAP_FAILED || none == MAP_FAILED || file < 0 ||
+	    null < 0 || pipe(p))
 		_exit(90);
 	munmap(buf + 4096, 4096);
+	memset(none, 'z', 2 * 4096);
+	mprotect(none + 4096, 4096, PROT_NONE);
 	memset(buf, 'x', 4096);
 	memset(high, 'y', 4096);
 	write(ctl, "r", 1);
@@ -106,6 +113,7 @@ static void writer(int ctl)
 	r[2] = big_write(file, buf + 4096);	/* EFAULT: nothing there */
 	r[3] = big_write(p[1], buf);		/* short, through a pipe */
 	r[4] = big_write(file, high);		/* EFAULT: past user space */
+	r[5] = big_write(file, none);		/* short: before PROT_NONE */
 	write(ctl, r, sizeof(r));
 	wait_go(ctl);
 	_exit(7);
@@ -317,10 +325,35 @@ static void reader(int ctl)
 	_exit(7);
 }
 
+#define CG "/sys/fs/cgroup/ft_bounds"
+
+/* A cgroup with the memory controller for the reader, or 0 if there is none. */
+static int make_cgroup(void)
+{
+	run_cmd("mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup");
+	return run_cmd("echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir -p " CG
+		       " && [ -f " CG "/memory.stat ]") == 0;
+}
+
+/* Bytes of unreclaimable slab charged to the reader's cgroup. */
+static long cgroup_slab(void)
+{
+	char line[128];
+	long v = -1;
+	FILE *f = fopen(CG "/memory.stat", "re");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "slab_unreclaimable ", 19))
+			v = atol(line + 19);
+	if (f)
+		fclose(f);
+	return v;
+}
+
 static void budget(void)
 {
-	long peak, held, sum = 0;
-	int ctl[2], st, ok, i;
+	long peak, held, slab, sum = 0;
+	int ctl[2], st, ok, i, cg;
 	pid_t pid, reps[8];
 	char c;
 
@@ -332,6 +365,8 @@ static void budget(void)
 		reader(ctl[1]);
 	}
 	close(ctl[1]);
+	/* Its duplicates are created in the cgroup it is in. */
+	cg = make_cgroup() && run_cmd("echo %d > " CG "/cgroup.procs", pid) == 0;
 	ok = recv_within(ctl[0], &c, 1, 10) == 0 && ioctl_set(pid, 1) == 0 &&
 	     wait_duplicates(pid, 1, reps);
 	/* The duplicate stops at its next return to user space. */
@@ -343,9 +378,16 @@ static void budget(void)
 	usleep(500000);
 	peak = procft_field(pid, "buffered_peak=");
 	held = procft_field(pid, "buffered=");
+	slab = cg ? cgroup_slab() : -1;
 	tap_ok(ok && peak >= (long)RING_BYTES && peak < (long)(RING_BYTES + MAX_OUTPUT),
 	       "duplicate stopped: the primary holds %ld bytes for it (peak %ld), at most %lu, and waits",
 	       held, peak, RING_BYTES + MAX_OUTPUT);
+	if (cg)
+		tap_ok(held > 0 && slab >= held,
+		       "what it holds is charged to its memory cgroup (%ld bytes of slab for %ld held)",
+		       slab, held);
+	else
+		tap_skip("no memory cgroup controller");
 	kill(reps[1], SIGCONT);
 	ok = recv_within(ctl[0], &sum, sizeof(sum), 120) == 0 && sum == READS * (MIB / 4096);
 	if (!ok)
@@ -356,6 +398,8 @@ static void budget(void)
 	ok = waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 7;
 	tap_ok(ok, "the process exited with its own status (%#x)", st);
 	close(ctl[0]);
+	if (cg)
+		run_cmd("rmdir " CG);
 }
 
 int main(void)
@@ -364,13 +408,14 @@ int main(void)
 	char line[256];
 	int ok, i;
 
-	tap_plan(12);
+	tap_plan(13);
 
 	ok = run_writes(0, r0, line) == 0;
 	tap_ok(ok && r0[0].ret == 4096 && r0[1].ret == (long)MAX_RW && r0[2].ret == -1 &&
-	       r0[2].err == EFAULT && r0[3].ret == 4096 && r0[4].ret == -1 && r0[4].err == EFAULT,
-	       "unprotected: write(fd, buf, 1 << 40) gives %ld (file), %ld (/dev/null), %ld (unmapped), %ld (pipe), %ld (high buffer)",
-	       r0[0].ret, r0[1].ret, r0[2].ret, r0[3].ret, r0[4].ret);
+	       r0[2].err == EFAULT && r0[3].ret == 4096 && r0[4].ret == -1 && r0[4].err == EFAULT &&
+	       r0[5].ret == 4096,
+	       "unprotected: write(fd, buf, 1 << 40) gives %ld (file), %ld (/dev/null), %ld (unmapped), %ld (pipe), %ld (high buffer), %ld (before PROT_NONE)",
+	       r0[0].ret, r0[1].ret, r0[2].ret, r0[3].ret, r0[4].ret, r0[5].ret);
 	ok = run_writes(1, r1, line) == 0;
 	for (i = 0; ok && i < NR_WRITES; i++) {
 		tap_diag("write %d: %ld (%s), unprotected %ld (%s)", i, r1[i].ret,
