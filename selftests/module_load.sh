@@ -77,8 +77,12 @@ while [ $i -lt 8 ]; do
 	chmod 0666 /dev/procft
 	ftctl run -l 2 -- sh -c "$lines" > /tmp/lines.1 & w1=$!
 	ftctl run -l 1 -- sh -c "$lines" > /tmp/lines.2 & w2=$!
+	# Both protected and exec'd (ftctl's descriptor of /dev/procft, which
+	# would keep the module busy, is closed on exec).
 	j=0
-	while [ $j -lt 500 ] && [ "$(grep -c "^pid=\($w1\|$w2\) " /proc/procft)" != 2 ]; do
+	while [ $j -lt 500 ] && { [ "$(grep -c "^pid=\($w1\|$w2\) " /proc/procft)" != 2 ] ||
+		[ "$(readlink /proc/$w1/exe)" != /bin/busybox ] ||
+		[ "$(readlink /proc/$w2/exe)" != /bin/busybox ]; }; do
 		usleep 2000
 		j=$((j + 1))
 	done
