@@ -67,13 +67,17 @@ static void workload(int ctl, int out, int level, char how)
 	_exit(n == LEN ? 0 : 1);
 }
 
-/* With early_restore (the default): procft notes the error before the workload goes on. */
-static int early = 1;
+/*
+ * Set while procft is loaded with early_restore=1: run() then lets the
+ * workload write only once procft has noted the error (it learns of it
+ * in a worker, after memory_failure() returns).
+ */
+static int early_restore = 1;
 
 /* Runs the workload at @level; fills what it wrote, write()'s result and its status. */
 static void run(int level, char how, char *got, size_t *len, long *n, int *status, pid_t *pidp)
 {
-	int ctl[2], out[2], i;
+	int ctl[2], out[2];
 	pid_t pid, reps[8];
 	char *buf = NULL;
 	uint64_t pfn;
@@ -93,14 +97,13 @@ static void run(int level, char how, char *got, size_t *len, long *n, int *statu
 	pfn = pfn_of(pid, buf);
 	if (!pfn || corrupt_pfn(pfn))
 		tap_diag("corrupt-pfn on %#llx failed", (unsigned long long)pfn);
-	/*
-	 * procft hears of the retired frame in a worker; the primary must not
-	 * race it to its next call, which is the documented window where a
-	 * promotion, not a restore, follows.  Wait (10 s at most) until the
-	 * error is counted: the restore is then due at that call.
-	 */
-	for (i = 0; level && early && i < 1000 && procft_field(pid, "mce_events=") < 1; i++)
-		usleep(10000);
+	if (level && early_restore) {
+		int i;
+
+		/* Counted when the restore is arranged, under the same lock. */
+		for (i = 0; i < 1000 && procft_field(pid, "mce_events=") < 1; i++)
+			usleep(10000);
+	}
 	write(ctl[0], "g", 1);
 	*len = 0;
 	read_to_eof(out[0], got, LEN + 1, len);
@@ -163,7 +166,7 @@ int main(void)
 	/* Learning of the error only when the kernel fails to read the page. */
 	if (reload_procft("fault_injection=1 early_restore=0"))
 		die("reloading procft with early_restore=0");
-	early = 0;
+	early_restore = 0;
 	run(0, 'w', got, &len, &n, &status, &pid);
 	tap_ok(n == -EFAULT && len == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
 	       "unprotected: write() of a buffer on a poisoned frame fails with EFAULT (%ld), nothing sent",

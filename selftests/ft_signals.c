@@ -16,9 +16,7 @@
 #include "ft_test.h"
 
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
-#include <time.h>
 
 /* Touched by the handler: accessed atomically, read back through /proc/<pid>/mem. */
 static int handled;
@@ -57,12 +55,63 @@ static void workload(int ctl, int restart)
 	_exit(__atomic_load_n(&handled, __ATOMIC_SEQ_CST));
 }
 
+/*
+ * The handler's counter in @pid's memory at @addr, once it is @want or
+ * after 10 s: a duplicate may still be replaying the primary's last
+ * records when the primary reports it is done.
+ */
+static int counter_of(pid_t pid, const int *addr, int want)
+{
+	char path[32];
+	int i, fd, v = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDONLY);
+	for (i = 0; i < 1000; i++, usleep(10000))
+		if (pread(fd, &v, sizeof(v), (off_t)(uintptr_t)addr) != sizeof(v) || v == want)
+			break;
+	close(fd);
+	return v;
+}
+
+/* Waits (10 s at most) until @pid sleeps in read(): a signal then interrupts that call. */
+static void wait_in_read(pid_t pid)
+{
+	char path[32], buf[64];
+	int i, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
+	for (i = 0; i < 1000; i++, usleep(10000)) {
+		fd = open(path, O_RDONLY);
+		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n > 2 && !strncmp(buf, "0 ", 2))
+			return;
+	}
+	tap_diag("pid %d is not in read()", pid);
+}
+
+/* Appends what @fd gives to @text (which holds @*got) until it holds @want. */
+static void read_until(int fd, char *text, size_t len, size_t *got, const char *want)
+{
+	while (*got < len - 1 && !strstr(text, want)) {
+		ssize_t n = read(fd, text + *got, len - 1 - *got);
+
+		if (n <= 0)
+			break;
+		*got += n;
+		text[*got] = 0;
+	}
+}
+
 static int run(int restart)
 {
 	int ctl[2], out[2], i, st, ok, want_eintr;
 	pid_t pid, reps[8] = { 0 };
 	const int *addr;
-	char text[1024] = "", expect[1024];
+	char text[1024], expect[1024], want[32];
 	size_t got = 0, n = 0;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
@@ -80,33 +129,19 @@ static int run(int restart)
 	close(ctl[1]);
 	read(ctl[0], &addr, sizeof(addr));
 	ok = wait_duplicates(pid, 2, reps);
+	text[0] = 0;
+	/* Each signal once the process sleeps in read(), after the last one's handler ran. */
 	for (i = 1; i <= 5; i++) {
-		/* Each lands while it waits in read(), however slow the machine. */
-		ok = wait_blocked_in(pid, __NR_read) && ok;
+		wait_in_read(pid);
 		kill(pid, SIGUSR1);
 		n += snprintf(expect + n, sizeof(expect) - n, "handled %d\n", i);
-		/* Its handler has run once its line is out. */
-		while (got < sizeof(text) - 1 && !strstr(text, expect + n - strlen("handled 5\n"))) {
-			ssize_t r = read(out[0], text + got, sizeof(text) - 1 - got);
-
-			if (r <= 0)
-				break;
-			got += r;
-			text[got] = 0;
-		}
+		snprintf(want, sizeof(want), "handled %d\n", i);
+		read_until(out[0], text, sizeof(text), &got, want);
 	}
-	ok = wait_blocked_in(pid, __NR_read) && wait_caught_up(pid) && ok;
 	{
-		int a = -1, b = -1, c = -1;
-		char path[32];
-		int fd;
+		int a = counter_of(reps[0], addr, 5), b = counter_of(reps[1], addr, 5),
+		    c = counter_of(reps[2], addr, 5);
 
-		for (i = 0; i < 3; i++) {
-			snprintf(path, sizeof(path), "/proc/%d/mem", reps[i]);
-			fd = open(path, O_RDONLY);
-			pread(fd, i == 0 ? &a : i == 1 ? &b : &c, sizeof(int), (off_t)(uintptr_t)addr);
-			close(fd);
-		}
 		tap_ok(ok && a == 5 && b == 5 && c == 5,
 		       "%s: the handler ran 5 times in every replica (%d %d %d)",
 		       restart ? "SA_RESTART" : "no SA_RESTART", a, b, c);
@@ -123,17 +158,6 @@ static int run(int restart)
 	if (strcmp(text, expect))
 		tap_diag("got '%s'", text);
 	return 0;
-}
-
-/* Computes for @ms milliseconds without a system call (the vDSO clock). */
-static void spin(int ms)
-{
-	struct timespec a, b;
-
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	do
-		clock_gettime(CLOCK_MONOTONIC, &b);
-	while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
 }
 
 /* Signals that arrive while the primary computes. */
@@ -160,7 +184,9 @@ static void computing(void)
 		read(ctl[1], &c, 1);
 		for (i = 0; i < 3; i++) {
 			write(ctl[1], "r", 1);
-			spin(1000);
+			/* Computes (no system call) until the signal has been handled. */
+			while (__atomic_load_n(&handled, __ATOMIC_SEQ_CST) <= i)
+				;
 		}
 		write(ctl[1], "d", 1);
 		read(ctl[1], &c, 1);
@@ -174,7 +200,7 @@ static void computing(void)
 	for (i = 0; i < 3; i++) {
 		read(ctl[0], &c, 1);
 		usleep(150000);
-		/* Well inside spin() (1 s): delivered on an interrupt's return. */
+		/* It computes until it has handled it: delivered on an interrupt's return. */
 		kill(pid, SIGUSR1);
 	}
 	/* Done computing, at its next calls: the duplicate is re-created. */
@@ -201,25 +227,6 @@ static void computing(void)
 	       WEXITSTATUS(st) == 3, "output once, exit status 3");
 	if (strcmp(text, "handled 1\nhandled 2\nhandled 3\n"))
 		tap_diag("got '%s'", text);
-}
-
-/*
- * The handler's counter in @pid's memory at @addr, once it is @want or
- * after 10 s: a duplicate may still be replaying the primary's last
- * records when the primary reports it is done.
- */
-static int counter_of(pid_t pid, const int *addr, int want)
-{
-	char path[32];
-	int i, fd, v = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	fd = open(path, O_RDONLY);
-	for (i = 0; i < 1000; i++, usleep(10000))
-		if (pread(fd, &v, sizeof(v), (off_t)(uintptr_t)addr) != sizeof(v) || v == want)
-			break;
-	close(fd);
-	return v;
 }
 
 /*
@@ -264,7 +271,7 @@ static void timer_signals(void)
 	ok = wait_duplicates(pid, 1, reps);
 	write(ctl[0], "g", 1);
 	read(ctl[0], &c, 1);
-	ok = ok && wait_duplicates(pid, 1, reps) && wait_caught_up(pid);
+	ok = ok && wait_duplicates(pid, 1, reps);
 	a = counter_of(reps[0], addr, 3);
 	b = counter_of(reps[1], addr, 3);
 	tap_ok(ok && a == 3 && b == 3 && procft_field(pid, "divergences=") == 0,

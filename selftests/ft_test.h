@@ -314,33 +314,6 @@ static inline int wait_caught_up(pid_t pid)
 	return 0;
 }
 
-/*
- * Waits (30 s at most) until process @pid sleeps in system call @nr
- * (/proc/<pid>/syscall), whatever the speed of the machine.
- */
-static inline int wait_blocked_in(pid_t pid, long nr)
-{
-	char path[48], buf[64];
-	int i, fd;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
-	for (i = 0; i < 3000; i++, usleep(10000)) {
-		fd = open(path, O_RDONLY);
-		if (fd < 0)
-			return 0;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n > 0) {
-			buf[n] = 0;
-			if (strtol(buf, NULL, 10) == nr && strchr(buf, ' '))
-				return 1;
-		}
-	}
-	tap_diag("pid %d: not blocked in system call %ld", pid, nr);
-	return 0;
-}
-
 /* Waits (10 s at most) until process @pid is gone (no zombie either). */
 static inline int wait_gone(pid_t pid)
 {
