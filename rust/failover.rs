@@ -211,6 +211,21 @@ pub(crate) fn promote(group: &Arc<Group>, task: &Task) {
 
 fn take_over(group: &Arc<Group>, task: &Task) {
     let start = Instant::<Monotonic>::now();
+    let claimed = group.lock().promote;
+    if let Some(Cause::Poison(addr)) = claimed {
+        if !shim::page_lost(task, addr) {
+            // Nothing is lost there: the SIGBUS was sent, not caused by a
+            // memory error (a program may send itself any siginfo). It is
+            // delivered as sent, and no duplicate takes over.
+            group.lock().promote = None;
+            pr_info!(
+                "pid {}: SIGBUS for poison at {:#x}, but the page is not lost; delivered as sent\n",
+                group.pid(),
+                addr
+            );
+            return;
+        }
+    }
     let (cause, held, held_sig) = {
         let mut st = group.lock();
         let Some(cause) = st.promote.take() else {

@@ -277,6 +277,41 @@ static void fpu_promotions(void)
 	close(ctl[0]);
 }
 
+/*
+ * A program may send itself SIGBUS with any siginfo, BUS_MCEERR_AR
+ * included: nothing is lost, so no duplicate takes over and the signal
+ * does what the program asked (here, end it).
+ */
+static void self_sent_sigbus(void)
+{
+	pid_t pid, reps[8] = { 0 };
+	int ctl[2], st, ok;
+	char c;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		siginfo_t si = { .si_signo = SIGBUS, .si_code = BUS_MCEERR_AR };
+
+		close(ctl[0]);
+		ioctl_set(0, 1);
+		while (recv(ctl[1], &c, 1, MSG_DONTWAIT) != 1)
+			usleep(5000);
+		si.si_addr = &c;
+		syscall(SYS_rt_tgsigqueueinfo, getpid(), getpid(), SIGBUS, &si);
+		_exit(0);
+	}
+	close(ctl[1]);
+	ok = wait_duplicates(pid, 1, reps);
+	write(ctl[0], "g", 1);
+	waitpid(pid, &st, 0);
+	tap_ok(ok && WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS,
+	       "level 1, a SIGBUS BUS_MCEERR_AR the program sends itself: no takeover, it dies of it (%#x)",
+	       st);
+	close(ctl[0]);
+}
+
 int main(void)
 {
 	static struct run ref = NEW_RUN(0, -1, -1, -1, 0), bare = NEW_RUN(0, 12, -1, -1, 0),
@@ -290,7 +325,7 @@ int main(void)
 	int e1, e2;
 	pid_t s;
 
-	tap_plan(21);
+	tap_plan(22);
 	/* The unprotected poisoned run dies before it reads its last byte. */
 	signal(SIGPIPE, SIG_IGN);
 	if (ft_open() < 0)
@@ -403,5 +438,6 @@ int main(void)
 	tap_ok(e1 == ESRCH && e2 == EINVAL, "an unprotected process is ESRCH (%d), a bad pid EINVAL (%d)",
 	       e1, e2);
 	fpu_promotions();
+	self_sent_sigbus();
 	return tap_finish();
 }
