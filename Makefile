@@ -5,6 +5,9 @@
 #   make check   set up everything on a fresh Debian 12 machine, boot the
 #                test VM and run every test (non-zero exit on any failure)
 #   make run     same set-up, then the demo in the test VM
+#   make soak    the fuzzer (selftests/ft_fuzz.c) alone in the test VM for
+#                PROCFT_FUZZ_SECS seconds (default 900; PROCFT_FUZZ_SEED
+#                replays a seed)
 #   make module  build procft.ko (KDIR=<kernel build dir> to use your own
 #                Rust-enabled 7.x kernel; default: the cached test kernel)
 #
@@ -24,7 +27,7 @@ KMAKE ?= LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	BINDGEN=$(CACHE)/tools/bin/bindgen \
 	RUST_LIB_SRC=/usr/lib/rustlib/src/rust/library
 
-.PHONY: all setup kernel module ftctl selftests bench lint check run fmt clean
+.PHONY: all setup kernel module ftctl selftests bench lint check soak run fmt clean
 
 all: module ftctl selftests
 
@@ -53,6 +56,10 @@ lint: module ftctl
 
 check: module ftctl selftests lint
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" test
+
+soak: module ftctl selftests
+	PROCFT_TESTS=ft_fuzz PROCFT_FUZZ_SECS=$${PROCFT_FUZZ_SECS:-900} \
+		scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" test
 
 run: module ftctl selftests
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" demo

@@ -210,6 +210,10 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl):
         append += " vdso=0"
     if filt:
         append += f" ftfilter={filt}"
+    # The fuzzer's duration and seed (selftests/ft_fuzz.c), for `make soak`.
+    for var, param in (("PROCFT_FUZZ_SECS", "ftfuzz"), ("PROCFT_FUZZ_SEED", "ftfuzzseed")):
+        if os.environ.get(var):
+            append += f" {param}={int(os.environ[var], 0)}"
     cmd = ["qemu-system-x86_64", "-accel", accel, "-cpu", "Skylake-Server-v4",
            # The benchmarks hold 256 MiB in three replicas.
            "-smp", "2", "-m", "2G" if mode == "bench" else "1G"]
@@ -389,6 +393,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=2400, help="seconds")
     ap.add_argument("--quiet", action="store_true", help="do not echo the console")
     args = ap.parse_args()
+    # A long fuzzer run (make soak) gets its duration on top.
+    args.timeout += int(os.environ.get("PROCFT_FUZZ_SECS") or 0)
     lines, serial_log, elapsed, timed_out = run_vm(args, args.mode)
     sys.exit(verdict(lines, args.mode, elapsed, timed_out, serial_log))
 
