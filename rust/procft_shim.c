@@ -661,17 +661,25 @@ static bool procft_page_poisoned(struct mm_struct *from_mm, unsigned long addr)
  * procft_page_lost - whether @task's page at @addr is an entry of a
  * poisoned frame (memory failure unmapped it and nothing replaced it yet);
  * an absent page is faulted in for reading to find out.  May sleep.
+ *
+ * Return: 1 if it is lost, 0 if the page is there (or faulted in), -EFAULT
+ * if @task has no memory or nothing readable at @addr.
  */
-bool procft_page_lost(struct task_struct *task, unsigned long addr)
+int procft_page_lost(struct task_struct *task, unsigned long addr)
 {
 	struct mm_struct *mm = get_task_mm(task);
-	bool lost;
+	struct page *page;
+	long got;
 
 	if (!mm)
-		return false;
-	lost = procft_page_poisoned(mm, addr);
+		return -EFAULT;
+	got = procft_get_page(mm, addr, &page);
 	mmput(mm);
-	return lost;
+	if (got == 1) {
+		put_page(page);
+		return 0;
+	}
+	return got == -EHWPOISON ? 1 : -EFAULT;
 }
 
 /* VMA attributes two replicas in step must share. */
@@ -1001,6 +1009,12 @@ int procft_corrupt_byte(struct task_struct *task, unsigned long addr)
 size_t procft_siginfo_size(void)
 {
 	return sizeof(kernel_siginfo_t);
+}
+
+/** procft_fatal_signal_pending - is the caller being killed? */
+bool procft_fatal_signal_pending(void)
+{
+	return fatal_signal_pending(current);
 }
 
 /** procft_signal_pending - will the caller handle a signal before user code runs? */

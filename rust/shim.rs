@@ -52,6 +52,7 @@ extern "C" {
     fn procft_mce_policy() -> c_int;
     fn procft_set_mce_policy(task: *mut bindings::task_struct, policy: c_int);
     fn procft_siginfo_size() -> usize;
+    fn procft_fatal_signal_pending() -> bool;
     fn procft_signal_pending() -> bool;
     fn procft_user_ip() -> usize;
     fn procft_user_sp() -> usize;
@@ -80,7 +81,7 @@ extern "C" {
     fn procft_copy_signals(from: *mut bindings::task_struct, state: *mut c_void);
     fn procft_set_signals(state: *const c_void);
     fn procft_corrupt_byte(task: *mut bindings::task_struct, addr: usize) -> c_int;
-    fn procft_page_lost(task: *mut bindings::task_struct, addr: usize) -> bool;
+    fn procft_page_lost(task: *mut bindings::task_struct, addr: usize) -> c_int;
     fn procft_kill_self_sigbus();
     fn procft_wait_killable(
         cond: unsafe extern "C" fn(*const c_void) -> bool,
@@ -380,6 +381,12 @@ pub(crate) fn siginfo_size() -> usize {
     unsafe { procft_siginfo_size() }
 }
 
+/// Whether the caller has been sent a fatal signal.
+pub(crate) fn fatal_signal_pending() -> bool {
+    // SAFETY: Reads the calling task's pending signals.
+    unsafe { procft_fatal_signal_pending() }
+}
+
 /// Whether the caller will handle a signal before running user code.
 pub(crate) fn signal_pending() -> bool {
     // SAFETY: Reads the calling task's flags.
@@ -548,10 +555,21 @@ pub(crate) fn corrupt_byte(task: &Task, addr: usize) -> Result {
 }
 
 /// Whether `task`'s page at `addr` is lost to memory failure (an entry of
-/// a poisoned frame, not replaced yet). May sleep.
-pub(crate) fn page_lost(task: &Task, addr: usize) -> bool {
+/// a poisoned frame, not replaced yet): `Ok(true)`; `Ok(false)` if it is
+/// there (an absent page is faulted in for reading to find out); `EFAULT`
+/// if nothing readable is mapped there. May sleep.
+pub(crate) fn page_state(task: &Task, addr: usize) -> Result<bool> {
     // SAFETY: `task` is valid for the duration of the call.
-    unsafe { procft_page_lost(task.as_ptr(), addr) }
+    match unsafe { procft_page_lost(task.as_ptr(), addr) } {
+        1 => Ok(true),
+        0 => Ok(false),
+        _ => Err(EFAULT),
+    }
+}
+
+/// Whether `task`'s page at `addr` is lost to memory failure. May sleep.
+pub(crate) fn page_lost(task: &Task, addr: usize) -> bool {
+    matches!(page_state(task, addr), Ok(true))
 }
 
 /// A replica's signal state (handlers, blocked mask, alternate stack),

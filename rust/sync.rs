@@ -481,10 +481,18 @@ fn record(group: &Arc<Group>, ret: isize) {
     }
 }
 
+/// `MAX_RW_COUNT`: the most bytes the kernel moves in one call.
+const MAX_RW_COUNT: usize = i32::MAX as usize & !(PAGE - 1);
+
 /// For a call that sends bytes and failed (`-EFAULT`) or sent fewer than
 /// asked: the first page the kernel read on the primary's behalf (its
 /// descriptors or its bytes) that the primary has lost to memory failure,
 /// if any.
+///
+/// The lengths are the caller's, up to 2^64: the search covers what the
+/// kernel can have read, in its order, and no more. It stops at the first
+/// page with nothing readable (the kernel's copy stopped there too), after
+/// `MAX_RW_COUNT` bytes, and on a fatal signal.
 fn lost_input(nr: i64, args: &[usize; 6], ret: isize) -> Option<usize> {
     const EFAULT_RET: isize = -14;
     syscalls::input(nr)?;
@@ -492,13 +500,23 @@ fn lost_input(nr: i64, args: &[usize; 6], ret: isize) -> Option<usize> {
     if ret != EFAULT_RET && !(ret >= 0 && (ret as usize) < sent.bytes) {
         return None;
     }
-    sent.ranges.iter().find_map(|r| {
+    let mut budget = MAX_RW_COUNT / PAGE;
+    for r in sent.ranges.iter() {
         let first = r.addr & !(PAGE - 1);
         let end = r.addr.checked_add(r.len)?;
-        (first..end)
-            .step_by(PAGE)
-            .find(|&page| shim::page_lost(current!(), page))
-    })
+        for page in (first..end).step_by(PAGE) {
+            if budget == 0 || shim::fatal_signal_pending() {
+                return None;
+            }
+            budget -= 1;
+            match shim::page_state(current!(), page) {
+                Ok(true) => return Some(page),
+                Ok(false) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+    None
 }
 
 /// A range of user memory the kernel reads for a call that sends bytes.
