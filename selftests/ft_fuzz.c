@@ -234,9 +234,20 @@ struct report {
 
 static struct report rep;
 static int pool[MAXPOOL], npool, nbase;
-static char scratch[65536];
-static char craft[8192];
-static char strings[1024];
+/*
+ * Buffers the kernel may write through random pointers and lengths: each
+ * in its own mapping with nothing after it, so that an overlong write
+ * stops there instead of running over the fuzzer's own variables.
+ */
+#define scratch	((char *)0x300000000000UL)	/* 64 KiB */
+#define craft	((char *)0x300000100000UL)	/* 8 KiB: structures the fuzzer builds */
+#define strings	((char *)0x300000200000UL)	/* 4 KiB: the paths */
+#define SCRATCH_SIZE 65536
+
+/* The call being made, for the driver to read if the process is stuck. */
+static struct {
+	long nr, args[6], n;
+} cur;
 static const char * const paths[] = {
 	"f0", "f1", "d0", "d0/f2", "/tmp/fuzz/f3", "/mnt/disk/fuzz/f4", "/mnt/disk/fuzz/d1",
 	"/proc/self/ft_level", "/proc/self/mem", "/proc/procft", "/nonexistent/x", "", ".",
@@ -297,7 +308,7 @@ static long gen_ptr(void)
 	case 6 ... 12:
 		return (long)(ARENA + (below(2) ? below(ARENA_PAGES) * 4096 : below(ARENA_SIZE)));
 	default:
-		return (long)(scratch + (below(2) ? below(16) * 4096 : below(sizeof(scratch))));
+		return (long)(scratch + (below(2) ? below(16) * 4096 : below(SCRATCH_SIZE)));
 	}
 }
 
@@ -341,7 +352,7 @@ static long gen_sigset(void)
 	uint64_t *set = (uint64_t *)(craft + 1024);
 
 	if (!below(10))
-		return below(2) ? 0 : gen_ptr();
+		return 0;
 	*set = rnd() & ~(1ULL << (SIGALRM - 1));
 	return (long)set;
 }
@@ -788,7 +799,14 @@ static void fuzz_child(uint64_t seed, int report, int slot)
 	add_fd(syscall(SYS_memfd_create, "fuzz", 0));
 	add_fd(syscall(SYS_pidfd_open, me, 0));
 	nbase = npool;
-	for (i = 0; i < (int)sizeof(scratch); i++)
+	if (mmap(scratch, SCRATCH_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != scratch ||
+	    mmap(craft, 8192, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != craft ||
+	    mmap(strings, 4096, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != strings)
+		_exit(72);
+	for (i = 0; i < (int)SCRATCH_SIZE; i++)
 		scratch[i] = rnd();
 	if (mmap(ARENA, ARENA_SIZE, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != ARENA)
@@ -812,7 +830,10 @@ static void fuzz_child(uint64_t seed, int report, int slot)
 		const struct call *c = &calls[below(ARRAY_SIZE(calls))];
 
 		set_strings();
+		cur.n = n;
+		cur.nr = c->nr;
 		if (c->flags & SPECIAL) {
+			memset(cur.args, 0, sizeof(cur.args));
 			r = special(c, args);
 		} else {
 			int len = strlen(c->args);
@@ -821,8 +842,12 @@ static void fuzz_child(uint64_t seed, int report, int slot)
 				args[i] = i < len ? gen(c->args[i], i ? args[i - 1] : 0) : any();
 			if (c->nr == SYS_close && args[0] == REPORT_FD)
 				args[0] = -1;
+			memcpy(cur.args, args, sizeof(cur.args));
 			r = syscall(c->nr, args[0], args[1], args[2], args[3], args[4], args[5]);
 		}
+		/* alarm() and setitimer() may have stopped the timer. */
+		if (c->nr == SYS_alarm || c->nr == SYS_setitimer)
+			arm_timer();
 		rep.calls[c->kind]++;
 		if (r == -1)
 			rep.failed++;
@@ -834,10 +859,9 @@ static void fuzz_child(uint64_t seed, int report, int slot)
 			write(REPORT_FD, &rep, sizeof(rep));
 		}
 		if (n % 256 == 255) {
-			/* Bound what it holds: descriptors made since the start, the timer. */
+			/* Bound what it holds: descriptors made since the start. */
 			syscall(SYS_close_range, 3 + nbase + 8, REPORT_FD - 1, 0);
 			npool = nbase;
-			arm_timer();
 		}
 	}
 	write(REPORT_FD, &rep, sizeof(rep));
@@ -1091,7 +1115,14 @@ static void drain(struct proc *p)
 	int got = 0;
 
 	while (read(p->rfd, &r, sizeof(r)) == sizeof(r)) {
-		p->last = r;
+		uint64_t sum = 0;
+		int k;
+
+		for (k = 0; k < NKINDS; k++)
+			sum += r.calls[k];
+		/* Counts from a process that wrote over its own memory are no counts. */
+		if (sum <= 100000)
+			p->last = r;
 		got = 1;
 	}
 	if (got) {
@@ -1149,6 +1180,8 @@ static pid_t start_proc(struct proc *p, int which)
 }
 
 /* Kills @p (it is stuck, or the run is over); 0, or -1 if it does not die. */
+static void dump_task(pid_t pid);
+
 static int finish(struct proc *p)
 {
 	int st, i;
@@ -1162,14 +1195,28 @@ static int finish(struct proc *p)
 		usleep(10000);
 	}
 	snprintf(stuck_msg, sizeof(stuck_msg), "pid %d does not die of SIGKILL in 20 s", p->pid);
+	dump_task(p->pid);
 	return -1;
 }
 
 static void dump_task(pid_t pid)
 {
+	char path[64];
+	int fd, i;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDONLY);
+	if (fd >= 0 && pread(fd, &cur, sizeof(cur), (off_t)(uintptr_t)&cur) == sizeof(cur))
+		tap_diag("pid %d: call #%ld: %ld (%#lx, %#lx, %#lx, %#lx, %#lx, %#lx)", pid, cur.n,
+			 cur.nr, cur.args[0], cur.args[1], cur.args[2], cur.args[3], cur.args[4],
+			 cur.args[5]);
+	if (fd >= 0)
+		close(fd);
+	for (i = 0; i < 5; i++, usleep(200000))
+		run_cmd("echo \"# $(cat /proc/%d/syscall 2>&1)\"; sed 's/^/#   /' /proc/%d/stack",
+			pid, pid);
 	run_cmd("for f in stat wchan stack; do echo \"# %d $f: $(cat /proc/%d/$f 2>&1)\"; done",
 		pid, pid);
-	run_cmd("echo w > /proc/sysrq-trigger 2>/dev/null");
 }
 
 static void continue_stopped(int all)
