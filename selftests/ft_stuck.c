@@ -140,7 +140,5 @@ int main(void)
 	if (reload_procft("fault_injection=1"))
 		die("reload");
 	takeover();
-	if (reload_procft(""))
-		die("reload");
 	return tap_finish();
 }
