@@ -199,7 +199,7 @@ static const struct call calls[] = {
 	{ 425, "np", K_IPC, FDRET }, { 426, "fiiipl", K_IPC }, { 427, "fipn", K_IPC },
 	{ 428, "osi", K_FS, FDRET }, { 434, "Pi", K_PROC, FDRET }, { 435, "", K_PROC, SPECIAL },
 	{ 436, "", K_FS, SPECIAL }, { 437, "ospl", K_FS, FDRET }, { 438, "fii", K_PROC, FDRET },
-	{ 439, "osii", K_FS }, { 440, "fqnii", K_MEM }, { 441, "fpnTpl", K_FS },
+	{ 439, "osii", K_FS }, { 440, "fqnii", K_MEM }, { 441, "fpntel", K_FS },
 	{ 443, "ifpi", K_FS }, { 444, "pli", K_MISC, FDRET }, { 445, "fpi", K_MISC },
 	{ 446, "ii", K_MISC }, { 447, "i", K_MEM, FDRET }, { 448, "fi", K_MEM },
 	{ 449, "pnitl", K_IPC }, { 450, "amii", K_MEM }, { 451, "fppi", K_FS },
