@@ -8,6 +8,10 @@
 #                the same suite on the debug test kernel (lockdep, KASAN,
 #                debug objects, list debugging, KFENCE); any report fails
 #   make run     same set-up, then the demo in the test VM
+#   make soak    the long pass of the machine-check tests on real programs
+#   make fuzz    the fuzzer (selftests/ft_fuzz.c) alone in the test VM for
+#                PROCFT_FUZZ_SECS seconds (default 900; PROCFT_FUZZ_SEED
+#                replays a seed)
 #   make module  build procft.ko (KDIR=<kernel build dir> to use your own
 #                Rust-enabled 7.x kernel; default: the cached test kernel)
 #
@@ -27,7 +31,7 @@ KMAKE ?= LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	BINDGEN=$(CACHE)/tools/bin/bindgen \
 	RUST_LIB_SRC=/usr/lib/rustlib/src/rust/library
 
-.PHONY: all setup kernel module ftctl selftests bench lint check run soak fmt clean \
+.PHONY: all setup kernel module ftctl selftests bench lint check run soak fuzz fmt clean \
 	kernel-debug module-debug check-debug
 
 all: module ftctl selftests
@@ -96,6 +100,10 @@ ifeq ($(PROCFT_TESTS),)
 else
 	$(DEBUG_VM) --out $(DEBUG)/vm test
 endif
+
+fuzz: module ftctl selftests
+	PROCFT_TESTS=ft_fuzz PROCFT_FUZZ_SECS=$${PROCFT_FUZZ_SECS:-900} \
+		scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" test
 
 run: module ftctl selftests
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" demo

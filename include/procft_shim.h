@@ -89,7 +89,7 @@ void procft_copy_signals(struct task_struct *from, void *state);
 void procft_set_signals(const void *state);
 void procft_flush_sigbus(void);
 int procft_corrupt_byte(struct task_struct *task, unsigned long addr);
-bool procft_page_lost(struct task_struct *task, unsigned long addr);
+int procft_page_lost(struct task_struct *task, unsigned long addr);
 unsigned long procft_read_stop(unsigned long addr, unsigned long end, bool *lost);
 bool procft_keep_going(void);
 void procft_kill_self_sigbus(void);

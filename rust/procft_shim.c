@@ -728,17 +728,25 @@ static bool procft_page_poisoned(struct mm_struct *from_mm, unsigned long addr)
  * procft_page_lost - whether @task's page at @addr is an entry of a
  * poisoned frame (memory failure unmapped it and nothing replaced it yet);
  * an absent page is faulted in for reading to find out.  May sleep.
+ *
+ * Return: 1 if it is lost, 0 if the page is there (or faulted in), -EFAULT
+ * if @task has no memory or nothing readable at @addr.
  */
-bool procft_page_lost(struct task_struct *task, unsigned long addr)
+int procft_page_lost(struct task_struct *task, unsigned long addr)
 {
 	struct mm_struct *mm = get_task_mm(task);
-	bool lost;
+	struct page *page;
+	long got;
 
 	if (!mm)
-		return false;
-	lost = procft_page_poisoned(mm, addr);
+		return -EFAULT;
+	got = procft_get_page(mm, addr, &page);
 	mmput(mm);
-	return lost;
+	if (got == 1) {
+		put_page(page);
+		return 0;
+	}
+	return got == -EHWPOISON ? 1 : -EFAULT;
 }
 
 /*

@@ -80,7 +80,7 @@ extern "C" {
     fn procft_copy_signals(from: *mut bindings::task_struct, state: *mut c_void);
     fn procft_set_signals(state: *const c_void);
     fn procft_corrupt_byte(task: *mut bindings::task_struct, addr: usize) -> c_int;
-    fn procft_page_lost(task: *mut bindings::task_struct, addr: usize) -> bool;
+    fn procft_page_lost(task: *mut bindings::task_struct, addr: usize) -> c_int;
     fn procft_read_stop(addr: usize, end: usize, lost: *mut bool) -> usize;
     fn procft_keep_going() -> bool;
     fn procft_kill_self_sigbus();
@@ -550,10 +550,21 @@ pub(crate) fn corrupt_byte(task: &Task, addr: usize) -> Result {
 }
 
 /// Whether `task`'s page at `addr` is lost to memory failure (an entry of
-/// a poisoned frame, not replaced yet). May sleep.
-pub(crate) fn page_lost(task: &Task, addr: usize) -> bool {
+/// a poisoned frame, not replaced yet): `Ok(true)`; `Ok(false)` if it is
+/// there (an absent page is faulted in for reading to find out); `EFAULT`
+/// if nothing readable is mapped there. May sleep.
+pub(crate) fn page_state(task: &Task, addr: usize) -> Result<bool> {
     // SAFETY: `task` is valid for the duration of the call.
-    unsafe { procft_page_lost(task.as_ptr(), addr) }
+    match unsafe { procft_page_lost(task.as_ptr(), addr) } {
+        1 => Ok(true),
+        0 => Ok(false),
+        _ => Err(EFAULT),
+    }
+}
+
+/// Whether `task`'s page at `addr` is lost to memory failure. May sleep.
+pub(crate) fn page_lost(task: &Task, addr: usize) -> bool {
+    matches!(page_state(task, addr), Ok(true))
 }
 
 /// Where a read of the caller's memory that went on from `addr` (the first

@@ -261,6 +261,10 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra=""):
         append += " vdso=0"
     if filt:
         append += f" ftfilter={filt}"
+    # The fuzzer's duration and seed (selftests/ft_fuzz.c), for `make soak`.
+    for var, param in (("PROCFT_FUZZ_SECS", "ftfuzz"), ("PROCFT_FUZZ_SEED", "ftfuzzseed")):
+        if os.environ.get(var):
+            append += f" {param}={int(os.environ[var], 0)}"
     cmd = ["qemu-system-x86_64", "-accel", accel, "-cpu", "Skylake-Server-v4",
            # The benchmarks hold 256 MiB in three replicas.
            "-smp", "2", "-m", "2G" if mode == "bench" else "1G"]
@@ -452,6 +456,8 @@ def main():
     ap.add_argument("--quiet", action="store_true", help="do not echo the console")
     args = ap.parse_args()
     OUT = os.path.abspath(args.out)
+    # A long fuzzer run (make fuzz) gets its duration on top.
+    args.timeout += int(os.environ.get("PROCFT_FUZZ_SECS") or 0)
     lines, serial_log, elapsed, timed_out = run_vm(args, args.mode)
     sys.exit(verdict(lines, args.mode, elapsed, timed_out, serial_log, args.expect_lockdep))
 

@@ -19,9 +19,15 @@
  * memory_failure() and restores the primary's page from a duplicate
  * before its next call: the write then simply succeeds, and no promotion
  * is needed.
+ *
+ * Last, a sendmsg() whose iovec runs 1 << 40 bytes from a one-page buffer
+ * (found by ft_fuzz): procft looks for a lost page only where the kernel
+ * can have read, so the call returns as it does unprotected (the search
+ * once went on over 2^28 absent pages, for hours, deaf to SIGKILL).
  */
 #include "ft_test.h"
 
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -139,15 +145,59 @@ static void iovec_call(char how, const char *name)
 	       name, len, n);
 }
 
+/*
+ * sendmsg() of a one-page buffer with an iovec of 1 << 40 bytes, at
+ * @level, in a child; its result (or errno, negated) in @n. 0 if it
+ * returned within 60 s.
+ */
+static int long_iovec(int level, long *n)
+{
+	struct pollfd pfd;
+	int sv[2], p[2], ok;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || pipe(p))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		char *buf = mmap(NULL, 8192, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct iovec iov = { .iov_base = buf, .iov_len = 1UL << 40 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		pid_t reps[8];
+		long r;
+
+		/* Nothing mapped after the buffer. */
+		munmap(buf + 4096, 4096);
+		memset(buf, 7, 4096);
+		if (level && (ioctl_set(0, level) || !wait_duplicates(getpid(), level, reps)))
+			_exit(90);
+		r = sendmsg(sv[1], &mh, MSG_DONTWAIT);
+		r = r < 0 ? -errno : r;
+		write(p[1], &r, sizeof(r));
+		_exit(0);
+	}
+	close(p[1]);
+	pfd.fd = p[0];
+	pfd.events = POLLIN;
+	ok = poll(&pfd, 1, 60000) == 1 && read(p[0], n, sizeof(*n)) == sizeof(*n);
+	reap(pid);
+	close(p[0]);
+	close(sv[0]);
+	close(sv[1]);
+	return ok ? 0 : -1;
+}
+
 int main(void)
 {
+	long plain = 0, prot = 0;
 	static char got[LEN + 1];
 	int status, ok, i;
 	size_t len;
 	pid_t pid;
 	long n;
 
-	tap_plan(10);
+	tap_plan(11);
 
 	/* Default: the page is restored as soon as the kernel retires its frame. */
 	run(1, 'w', got, &len, &n, &status, &pid);
@@ -190,5 +240,9 @@ int main(void)
 	iovec_call('m', "sendmsg");
 	if (reload_procft("fault_injection=1"))
 		die("reloading procft");
+
+	tap_ok(long_iovec(0, &plain) == 0 && long_iovec(1, &prot) == 0 && prot == plain,
+	       "a sendmsg() of 1 << 40 bytes from a one-page buffer returns at level 1 as unprotected (%ld, %ld)",
+	       prot, plain);
 	return tap_finish();
 }

@@ -10,9 +10,9 @@
 # rest of the boot, so the debug kernel runs the suite as the two groups,
 # one boot each (make check-debug).
 cd "$(dirname "$0")"
-TESTS="module_load.sh ft_interfaces ft_lifecycle ft_refuse ft_replicas ft_numa ft_sync ft_signals ft_blocked ft_stuck ft_equiv.sh mce_roundtrip mce_replica mce_primary mce_inject ft_failover ft_kernel_read ft_bounds ft_trace.sh ft_soak ft_storm.sh ft_real leftovers.sh"
+TESTS="module_load.sh ft_interfaces ft_lifecycle ft_refuse ft_replicas ft_numa ft_sync ft_signals ft_blocked ft_stuck ft_equiv.sh mce_roundtrip mce_replica mce_primary mce_inject ft_failover ft_kernel_read ft_bounds ft_trace.sh ft_soak ft_storm.sh ft_real ft_fuzz leftovers.sh"
 # The tests that ask the host for a machine check (host_inject_mce()).
-MCE_TESTS="mce_roundtrip mce_replica mce_primary mce_inject ft_bounds ft_soak ft_storm.sh ft_real"
+MCE_TESTS="mce_roundtrip mce_replica mce_primary mce_inject ft_bounds ft_soak ft_storm.sh ft_real ft_fuzz"
 filter=$1
 set --
 for t in $TESTS; do
@@ -32,9 +32,12 @@ for t in "$@"; do
 	echo "# selftests: procft: $t"
 	start=$(cut -d' ' -f1 /proc/uptime)
 	# A hung test is killed and fails, instead of hanging the whole run.
-	timeout 600 ./$t > /tmp/$t.out 2>&1
+	# The fuzzer runs for ftfuzz= seconds (kernel command line) if given.
+	limit=600
+	[ "$t" = ft_fuzz ] && limit=$((${ftfuzz:-75} + 600))
+	timeout $limit ./$t > /tmp/$t.out 2>&1
 	st=$?
-	[ $st = 143 ] && echo "# $t: killed after 600 s" >> /tmp/$t.out
+	[ $st = 143 ] && echo "# $t: killed after $limit s" >> /tmp/$t.out
 	end=$(cut -d' ' -f1 /proc/uptime)
 	sed 's/^/# /' /tmp/$t.out
 	# A test's own plan must match the results it printed.
