@@ -1240,31 +1240,27 @@ fn wait_record(
     waited
 }
 
-/// At a duplicate's `sys_enter` of call `nr` that changes its address-space
-/// layout ([`syscalls::reshapes`]): if the primary's record of it is
-/// published, checks it (a different call is a divergence) and moves past
-/// it; the duplicate then makes the call itself. False if the record is
-/// not published yet (or the duplicate is to die): it waits for it first.
-fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
-    let tgid = task.tgid();
-    let record = {
-        let mut st = group.lock();
-        if st.closed {
-            return false;
-        }
-        let Some(d) = st.dup_mut(tgid) else {
-            return false;
-        };
-        if d.leaving {
-            return false;
-        }
-        let seq = d.next_seq;
-        match st.ring.get(seq) {
-            Some(r) => r,
-            None => return false,
-        }
-    };
-    if record.nr != nr || record.args != *args {
+/// The published record the duplicate `tgid` of `group` takes next, and
+/// its position in the ring; `None` if it is not published yet, or the
+/// duplicate is to die.
+fn next_record(group: &Group, tgid: Pid) -> Option<(Arc<Record>, u64)> {
+    let mut st = group.lock();
+    if st.closed {
+        return None;
+    }
+    let d = st.dup_mut(tgid)?;
+    if d.leaving {
+        return None;
+    }
+    let seq = d.next_seq;
+    st.ring.get(seq).map(|r| (r, seq))
+}
+
+/// Whether the calling duplicate makes the call `record` holds (`nr` with
+/// `args`); if not, it has diverged and is replaced.
+fn same_call(group: &Group, task: &Task, record: &Record, nr: i64, args: &[usize; 6]) -> bool {
+    let same = record.nr == nr && record.args == *args;
+    if !same {
         diverge(
             group,
             task,
@@ -1274,6 +1270,21 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
                 Call(record.nr, &record.args)
             ),
         );
+    }
+    same
+}
+
+/// At a duplicate's `sys_enter` of call `nr` that changes its address-space
+/// layout ([`syscalls::reshapes`]): if the primary's record of it is
+/// published, checks it (a different call is a divergence) and moves past
+/// it; the duplicate then makes the call itself. False if the record is
+/// not published yet (or the duplicate is to die): it waits for it first.
+fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
+    let tgid = task.tgid();
+    let Some((record, _)) = next_record(group, tgid) else {
+        return false;
+    };
+    if !same_call(group, task, &record, nr, args) {
         return true;
     }
     if let Some((sig, info)) = &record.signal {
@@ -1296,33 +1307,10 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
 /// nothing, if it is not (or the duplicate is to die).
 fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
     let tgid = task.tgid();
-    let (record, seq) = {
-        let mut st = group.lock();
-        if st.closed {
-            return false;
-        }
-        let Some(d) = st.dup_mut(tgid) else {
-            return false;
-        };
-        if d.leaving {
-            return false;
-        }
-        let seq = d.next_seq;
-        match st.ring.get(seq) {
-            Some(r) => (r, seq),
-            None => return false,
-        }
+    let Some((record, seq)) = next_record(group, tgid) else {
+        return false;
     };
-    if record.nr != nr || record.args != *args {
-        diverge(
-            group,
-            task,
-            format_args!(
-                "it made {} where the primary made {}",
-                Call(nr, args),
-                Call(record.nr, &record.args)
-            ),
-        );
+    if !same_call(group, task, &record, nr, args) {
         return true;
     }
     if let Some(h) = record.input_hash {
