@@ -97,19 +97,6 @@ static void workload(int ctl, int fin, int out, const struct run *r, const char 
 	_exit(3);
 }
 
-/* Reads @fd until it holds @want (or EOF) into @text. */
-static void read_until(int fd, char *text, size_t len, size_t *got, const char *want)
-{
-	while (*got < len - 1 && !strstr(text, want)) {
-		ssize_t n = read(fd, text + *got, len - 1 - *got);
-
-		if (n <= 0)
-			break;
-		*got += n;
-		text[*got] = 0;
-	}
-}
-
 static void run(struct run *r, const char *name)
 {
 	char path[64], want[32];

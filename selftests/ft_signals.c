@@ -93,19 +93,6 @@ static void wait_in_read(pid_t pid)
 	tap_diag("pid %d is not in read()", pid);
 }
 
-/* Appends what @fd gives to @text (which holds @*got) until it holds @want. */
-static void read_until(int fd, char *text, size_t len, size_t *got, const char *want)
-{
-	while (*got < len - 1 && !strstr(text, want)) {
-		ssize_t n = read(fd, text + *got, len - 1 - *got);
-
-		if (n <= 0)
-			break;
-		*got += n;
-		text[*got] = 0;
-	}
-}
-
 static int run(int restart)
 {
 	int ctl[2], out[2], i, st, ok, want_eintr;

@@ -231,6 +231,19 @@ static inline void read_to_eof(int fd, char *buf, size_t len, size_t *got)
 	buf[*got] = 0;
 }
 
+/* Appends what @fd gives to @text (which holds @*got) until it holds @want or EOF. */
+static inline void read_until(int fd, char *text, size_t len, size_t *got, const char *want)
+{
+	while (*got < len - 1 && !strstr(text, want)) {
+		ssize_t n = read(fd, text + *got, len - 1 - *got);
+
+		if (n <= 0)
+			break;
+		*got += n;
+		text[*got] = 0;
+	}
+}
+
 /*
  * Reloads procft with module parameters @params, /dev/procft open to all
  * (as a udev rule would make it).  Nothing may be protected meanwhile.

@@ -169,14 +169,8 @@ int main(void)
 		       pid, (unsigned long long)bad) == 0, "logged");
 
 	/* The ticks end; then it blocks in read() and a second frame fails. */
-	while (got < sizeof(text) - 1 && !strstr(text, "tick 39\n")) {
-		ssize_t r = read(out[0], text + got, sizeof(text) - 1 - got);
-
-		if (r <= 0)
-			break;
-		got += r;
-		text[got] = 0;
-	}
+	text[0] = 0;
+	read_until(out[0], text, sizeof(text), &got, "tick 39\n");
 	usleep(100000);
 	bad = pfn_of(pid, buf + 11 * 4096);
 	tap_ok(bad && host_inject_mce(bad * 4096) == 0,
