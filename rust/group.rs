@@ -187,6 +187,25 @@ pub(crate) enum Spawn {
 }
 
 /// Mutable state of a group.
+///
+/// # Invariants
+///
+/// Under the group's lock:
+/// - a duplicate in `dups` that is not `leaving` has not passed its exit
+///   probe (its task, sighand and registers may be read);
+/// - `ring` holds every record from the oldest `next_seq` of the
+///   duplicates that are neither `leaving` nor `parked` up to its head
+///   (`trim_ring` drops only what all of them took);
+/// - `spawn` is not `Idle` exactly while the primary is inside the
+///   `clone3()` procft injected; no injection starts once `closed` or the
+///   module is stopping;
+/// - `mce_wish` is set exactly while procft holds the primary to late
+///   memory-error kill, and holds the program's own policy.
+///
+/// Under the registry's lock (taken before a group's): a tgid is in the
+/// tree iff the C filter marks it a primary (or, once ended, holds the
+/// policy it takes back), and in the duplicate index iff the filter marks
+/// it a duplicate; a task is never both.
 pub(crate) struct State {
     pub(crate) level: u32,
     pub(crate) counters: Counters,
@@ -699,32 +718,33 @@ pub(crate) fn quiesce() {
     // SIGKILL'd, each is gone within a scheduling round or two; one
     // stuck in an uninterruptible sleep is waited for (it cannot return
     // to user space meanwhile either).
-    for i in 1u64.. {
-        let left = GROUPS.lock().dups.as_ref().map_or(0, |d| d.iter().count());
-        if left == 0 {
-            return;
-        }
-        if i % 200 == 0 {
-            pr_warn!("unloading: waiting for {} duplicate(s) to exit\n", left);
-        }
-        fsleep(Delta::from_millis(10));
-    }
+    wait_for_none("duplicate(s) to exit", || {
+        GROUPS.lock().dups.as_ref().map_or(0, |d| d.iter().count())
+    });
 }
 
 /// Stops the creation of duplicates; waits until none is in flight.
 fn wait_no_spawn() {
     STOPPING.store(true, Ordering::Relaxed);
-    for i in 1u64.. {
+    wait_for_none("duplicate creation(s) in flight", || {
         let mut busy = 0;
-        for_each(|g| busy += u32::from(!matches!(g.lock().spawn, Spawn::Idle)));
-        if busy == 0 {
+        for_each(|g| busy += usize::from(!matches!(g.lock().spawn, Spawn::Idle)));
+        busy
+    });
+}
+
+/// At unload: polls `left` every 10 ms until it is zero, saying every two
+/// seconds how many `what` it still waits for.
+fn wait_for_none(what: &str, left: impl Fn() -> usize) {
+    let mut polls = 0u32;
+    loop {
+        let n = left();
+        if n == 0 {
             return;
         }
-        if i % 200 == 0 {
-            pr_warn!(
-                "unloading: waiting for {} duplicate creation(s) in flight\n",
-                busy
-            );
+        polls = polls.wrapping_add(1);
+        if polls % 200 == 0 {
+            pr_warn!("unloading: waiting for {} {}\n", n, what);
         }
         fsleep(Delta::from_millis(10));
     }
