@@ -7,6 +7,7 @@
 #   make check-debug
 #                the same suite on the debug test kernel (lockdep, KASAN,
 #                debug objects, list debugging, KFENCE); any report fails
+#                (KDIR_DEBUG=<debug kernel build dir> to use your own)
 #   make run     same set-up, then the demo in the test VM
 #   make soak    the long pass of the machine-check tests on real programs
 #   make fuzz    the fuzzer (selftests/ft_fuzz.c) alone in the test VM for
@@ -71,7 +72,8 @@ MODULE_SRCS := Kbuild $(wildcard rust/*.rs rust/*.c) $(shell find include -name 
 
 $(DEBUG)/kdir: setup FORCE
 	@mkdir -p $(DEBUG)
-	@scripts/build-kernel.sh debug > $@.tmp
+	@if [ -n "$(KDIR_DEBUG)" ]; then echo "$(KDIR_DEBUG)"; \
+		else scripts/build-kernel.sh debug; fi > $@.tmp
 	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
 kernel-debug: $(DEBUG)/kdir
