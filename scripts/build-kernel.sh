@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Build (or reuse) the test kernel: Debian's linux-source-7.3, tinyconfig
-# plus kernel/procft.config, plus kernel/patches/*.patch.
+# plus kernel/procft.config (and kernel/profile.config: the function tracer),
+# plus kernel/patches/*.patch.
 #
 # Usage: build-kernel.sh [debug]
 #   debug: the debug test kernel, kernel/debug.config merged on top

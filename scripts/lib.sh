@@ -28,7 +28,7 @@ kmake_vars() {
 kernel_fragments() {
 	echo "$PROCFT_ROOT/kernel/procft.config"
 	case "${1:-}" in
-	"") ;;
+	"") echo "$PROCFT_ROOT/kernel/profile.config" ;;
 	debug) echo "$PROCFT_ROOT/kernel/debug.config" ;;
 	*) die "unknown kernel variant '$1' (known: debug)" ;;
 	esac
