@@ -40,16 +40,19 @@ pub fn record_to_json(r: &Record) -> String {
     format!("{{{}}}", fields.join(","))
 }
 
-/// `ftctl status`: every protected process.
-pub fn all(json: bool) {
-    let text = match std::fs::read_to_string("/proc/procft") {
+fn read_proc_procft() -> String {
+    match std::fs::read_to_string("/proc/procft") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("ftctl: /proc/procft: {e} (is the procft module loaded?)");
             exit(3)
         }
-    };
-    let records = parse(&text);
+    }
+}
+
+/// `ftctl status`: every protected process.
+pub fn all(json: bool) {
+    let records = parse(&read_proc_procft());
     if json {
         let items: Vec<String> = records.iter().map(record_to_json).collect();
         println!("[{}]", items.join(","));
@@ -155,6 +158,165 @@ pub fn print_info(i: &Info, json: bool) {
     }
 }
 
+/// Escapes a Prometheus label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// One metric family: its HELP and TYPE lines, then its samples.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    samples: Vec<(String, String)>,
+}
+
+impl Family {
+    fn new(name: &'static str, kind: &'static str, help: &'static str) -> Self {
+        Family {
+            name,
+            kind,
+            help,
+            samples: Vec::new(),
+        }
+    }
+
+    fn write(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
+        let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind);
+        for (labels, value) in &self.samples {
+            let _ = writeln!(out, "{}{} {}", self.name, labels, value);
+        }
+    }
+}
+
+/// The metrics of /proc/procft's `records` and the module's `info`, in the
+/// Prometheus text exposition format (version 0.0.4).
+pub fn metrics(records: &[Record], info: &Info, comm: impl Fn(&str) -> Option<String>) -> String {
+    // Per process: (metric, type, help, /proc/procft field).
+    const PER_PROCESS: [(&str, &str, &str, &str); 6] = [
+        (
+            "procft_level",
+            "gauge",
+            "Fault-tolerance level of a protected process (duplicates wanted).",
+            "level",
+        ),
+        (
+            "procft_duplicates_ready",
+            "gauge",
+            "Duplicates of a protected process running in step with it.",
+            "duplicates",
+        ),
+        (
+            "procft_failovers_total",
+            "counter",
+            "Primaries of a protected process replaced by a duplicate.",
+            "failovers",
+        ),
+        (
+            "procft_respawns_total",
+            "counter",
+            "Duplicates created for a protected process to restore its level.",
+            "respawns",
+        ),
+        (
+            "procft_memory_errors_total",
+            "counter",
+            "Memory errors (machine checks, memory_failure()) that hit a replica of a protected process.",
+            "mce_events",
+        ),
+        (
+            "procft_divergences_total",
+            "counter",
+            "Replicas of a protected process found to disagree with the others.",
+            "divergences",
+        ),
+    ];
+    let mut families = Vec::new();
+    for (name, kind, help, field) in PER_PROCESS {
+        let mut f = Family::new(name, kind, help);
+        for r in records {
+            let get = |k: &str| r.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+            let (Some(pid), Some(v)) = (get("pid"), get(field)) else {
+                continue;
+            };
+            // `duplicates` reads ready/wanted.
+            let v = v.split('/').next().unwrap_or(v);
+            let labels = match comm(pid) {
+                Some(c) => format!("{{pid=\"{}\",comm=\"{}\"}}", label(pid), label(&c)),
+                None => format!("{{pid=\"{}\"}}", label(pid)),
+            };
+            f.samples.push((labels, v.to_string()));
+        }
+        families.push(f);
+    }
+    let module: [(&'static str, &'static str, &'static str, u64); 4] = [
+        (
+            "procft_protected_processes",
+            "gauge",
+            "Processes procft protects now.",
+            info.nr_groups.into(),
+        ),
+        (
+            "procft_protections_started_total",
+            "counter",
+            "Protected-process records created since the module was loaded.",
+            info.groups_created,
+        ),
+        (
+            "procft_protections_ended_total",
+            "counter",
+            "Protected-process records released since the module was loaded.",
+            info.groups_released,
+        ),
+        (
+            "procft_max_level",
+            "gauge",
+            "Highest fault-tolerance level the module accepts.",
+            info.max_level.into(),
+        ),
+    ];
+    for (name, kind, help, v) in module {
+        let mut f = Family::new(name, kind, help);
+        f.samples.push((String::new(), v.to_string()));
+        families.push(f);
+    }
+    let mut f = Family::new(
+        "procft_info",
+        "gauge",
+        "The procft module: interface version and kernel features (always 1).",
+    );
+    f.samples.push((
+        format!(
+            "{{version=\"{}\",proc_pid_ft_level=\"{}\",ptrace_may_access=\"{}\"}}",
+            info.version,
+            u8::from(info.features & FEAT_PROC_PID_FT_LEVEL != 0),
+            u8::from(info.features & FEAT_PTRACE_MAY_ACCESS != 0)
+        ),
+        "1".to_string(),
+    ));
+    families.push(f);
+    let mut out = String::new();
+    for f in &families {
+        f.write(&mut out);
+    }
+    out
+}
+
+/// `ftctl status --prometheus`.
+pub fn prometheus(info: &Info) {
+    let records = parse(&read_proc_procft());
+    let comm = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()
+            .map(|c| c.trim_end_matches('\n').to_string())
+    };
+    print!("{}", metrics(&records, info, comm));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +334,40 @@ mod tests {
             "{\"pid\":10,\"level\":2,\"replicas\":[10,11,12],\"duplicates\":\"2/2\",\
              \"failovers\":0,\"respawns\":1,\"mce_events\":0,\"divergences\":0}"
         );
+    }
+
+    #[test]
+    fn prometheus_exposition() {
+        let recs = parse(
+            "pid=10 level=2 replicas=10,11,12 duplicates=1/2 failovers=3 respawns=4 \
+             mce_events=5 divergences=6 lag=0\n",
+        );
+        let info = Info {
+            version: 1,
+            max_level: 4,
+            nr_groups: 1,
+            groups_created: 7,
+            groups_released: 6,
+            features: FEAT_PROC_PID_FT_LEVEL,
+            ..Default::default()
+        };
+        let text = metrics(&recs, &info, |_| Some("a\"b".to_string()));
+        for want in [
+            "# TYPE procft_level gauge\nprocft_level{pid=\"10\",comm=\"a\\\"b\"} 2\n",
+            "procft_duplicates_ready{pid=\"10\",comm=\"a\\\"b\"} 1\n",
+            "# TYPE procft_failovers_total counter\n",
+            "procft_divergences_total{pid=\"10\",comm=\"a\\\"b\"} 6\n",
+            "procft_protections_started_total 7\n",
+            "procft_info{version=\"1\",proc_pid_ft_level=\"1\",ptrace_may_access=\"0\"} 1\n",
+        ] {
+            assert!(text.contains(want), "{want} not in\n{text}");
+        }
+        // Every family has HELP and TYPE; counters end in _total.
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let mut w = line.split(' ').skip(2);
+            let (name, kind) = (w.next().unwrap(), w.next().unwrap());
+            assert_eq!(name.ends_with("_total"), kind == "counter", "{line}");
+            assert!(text.contains(&format!("# HELP {name} ")));
+        }
     }
 }
