@@ -157,6 +157,16 @@ def build_initramfs(kdir, module, dest, script=None):
         shutil.copy2("/bin/busybox", os.path.join(stage, "bin/busybox"))
         shutil.copy2(os.path.join(BUILD, "bin/ftctl"), os.path.join(stage, "bin/ftctl"))
         shutil.copy2(module, os.path.join(stage, "lib/modules/procft.ko"))
+        # The module as `dkms build` built it (scripts/dkms-check.sh), for
+        # selftests/dkms_load.sh, when it was built for this kernel.
+        try:
+            with open(os.path.join(BUILD, "dkms/kdir")) as f:
+                dkms_kdir = f.read().strip()
+        except OSError:
+            dkms_kdir = None
+        if dkms_kdir and os.path.realpath(dkms_kdir) == os.path.realpath(kdir):
+            shutil.copy2(os.path.join(BUILD, "dkms/procft.ko"),
+                         os.path.join(stage, "lib/modules/procft-dkms.ko"))
         sel = os.path.join(BUILD, "selftests")
         for f in os.listdir(sel):
             shutil.copy2(os.path.join(sel, f), os.path.join(stage, "selftests", f))
