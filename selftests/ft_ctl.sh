@@ -20,7 +20,7 @@ wait_line() {
 field() { sed -n "s/^pid=$1 .* $2=\([^ ]*\).*/\1/p" /proc/procft; }
 
 echo "TAP version 13"
-echo "1..16"
+echo "1..18"
 
 # The command line.
 v=$(ftctl --version); st=$?
@@ -173,6 +173,37 @@ cmd=$(echo "$cmd" | sed 's|^/usr/sbin/ftctl|ftctl|; s| -- .*| -- /bin/cat /proc/
 out=$($cmd); st=$?
 [ $st = 0 ] && [ "$out" = 2 ]
 ok $? "the drop-in's ExecStart= ($cmd) runs the command at level 2"
+
+# ftctl info without the module: what the kernel offers, exit 3. The test
+# kernel has Rust and /proc/<pid>/ft_level, and no build tree or installed
+# module in the VM: then a modules.dep and a Module.symvers as DKMS and
+# kernel headers would leave them.
+mods=/lib/modules/$(uname -r)
+if [ -s /proc/procft ] || [ -e $mods ]; then
+	ok 1 "procft has protected processes left, or $mods exists: not run"
+	ok 1 "procft has protected processes left, or $mods exists: not run"
+else
+	rmmod procft
+	ftctl info > $W/info 2>&1; st=$?
+	mkdir -p $mods/build
+	echo "updates/dkms/procft.ko.xz:" > $mods/modules.dep
+	printf '0x12345678\tptrace_may_access\tvmlinux\tEXPORT_SYMBOL_GPL\t\n' > $mods/build/Module.symvers
+	ftctl info > $W/info2 2>&1; st2=$?
+	ftctl info --json > $W/info3 2>&1
+	rm -rf $mods
+	insmod /lib/modules/procft.ko fault_injection=1 && chmod 0666 /dev/procft
+	[ $st = 3 ] && grep -qx 'procft module: *not loaded' $W/info &&
+		grep -qx 'Rust support: *yes' $W/info &&
+		grep -qx '/proc/<pid>/ft_level: yes' $W/info &&
+		grep -q '^ptrace_may_access: *unknown' $W/info &&
+		grep -q '^installed module: *none' $W/info
+	ok $? "ftctl info without the module: exit $st, Rust support and /proc/<pid>/ft_level seen"
+	[ $st2 = 3 ] && grep -qx "installed module: *$mods/updates/dkms/procft.ko.xz" $W/info2 &&
+		grep -q '^ptrace_may_access: *exported' $W/info2 &&
+		grep -q "^{\"loaded\":false,.*\"installed_module\":\"$mods/updates/dkms/procft.ko.xz\",\"rust\":true,\"proc_pid_ft_level\":true,\"ptrace_may_access\":true}$" $W/info3
+	ok $? "... and the installed module (modules.dep) and ptrace_may_access (Module.symvers), also as JSON"
+	[ $fails = 0 ] || sed 's/^/# /' $W/info $W/info2 $W/info3
+fi
 
 rm -rf $W
 [ $fails = 0 ]

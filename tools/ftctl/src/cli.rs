@@ -126,6 +126,12 @@ pub enum Command {
         prometheus: bool,
     },
     /// Show module-wide information and what the kernel supports
+    ///
+    /// With procft loaded: its interface version, maximum level, protected
+    /// processes and which optional kernel patches it found. Without it
+    /// (exit status 3): whether the running kernel could load it: its Rust
+    /// support, /proc/<pid>/ft_level, the ptrace_may_access() export, and
+    /// the procft.ko installed for it (modules.dep).
     Info {
         /// Print JSON
         #[arg(long)]

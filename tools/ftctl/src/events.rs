@@ -34,7 +34,8 @@ pub fn fields(line: &str) -> Vec<(&str, &str)> {
     out
 }
 
-fn json_string(s: &str) -> String {
+/// `s` as a JSON string literal.
+pub fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

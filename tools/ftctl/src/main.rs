@@ -130,7 +130,17 @@ fn main() {
             Ok(s) => status::print_one(&s, json),
             Err(e) => fail(e, &pid.to_string()),
         },
-        Command::Info { json } => status::print_info(&info(), json),
+        Command::Info { json } => match Device::open() {
+            // What can be known without the module: whether it could load.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                status::print_unloaded(&status::Kernel::probe(), json);
+                exit(EXIT_NOT_LOADED)
+            }
+            r => match opened(r).info() {
+                Ok(i) => status::print_info(&i, json),
+                Err(e) => fail(e, "-"),
+            },
+        },
         Command::Events { follow, json } => events::run(follow, json),
         Command::Fail {
             pid,

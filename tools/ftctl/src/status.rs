@@ -3,6 +3,7 @@
 
 use std::process::exit;
 
+use crate::events::json_string;
 use crate::uapi::{Info, Status, FEAT_PROC_PID_FT_LEVEL, FEAT_PTRACE_MAY_ACCESS};
 
 /// One protected process as listed in /proc/procft: `key=value` fields.
@@ -158,6 +159,112 @@ pub fn print_info(i: &Info, json: bool) {
     }
 }
 
+/// What `ftctl info` reports of the running kernel when procft is not
+/// loaded: enough to tell whether it could be.
+pub struct Kernel {
+    pub release: String,
+    /// The installed procft.ko for this kernel, as modules.dep lists it.
+    pub module: Option<String>,
+    /// Rust support (CONFIG_RUST): the kernel has its Rust helpers.
+    pub rust: bool,
+    /// /proc/<pid>/ft_level exists (kernel/patches/0001).
+    pub proc_pid_ft_level: bool,
+    /// ptrace_may_access() is exported to modules (kernel/patches/0002),
+    /// as the kernel's Module.symvers says (None: no build tree to ask).
+    pub ptrace_may_access: Option<bool>,
+}
+
+impl Kernel {
+    pub fn probe() -> Self {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|r| r.trim().to_string())
+            .unwrap_or_default();
+        let deps = std::fs::read_to_string(format!("/lib/modules/{release}/modules.dep"))
+            .unwrap_or_default();
+        let module = deps
+            .lines()
+            .filter_map(|l| l.split(':').next())
+            .find(|m| {
+                let name = m.rsplit('/').next().unwrap_or(m);
+                name == "procft.ko" || name.starts_with("procft.ko.")
+            })
+            .map(|m| format!("/lib/modules/{release}/{m}"));
+        let syms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+        // /proc/kallsyms lists the export tables only with KALLSYMS_ALL:
+        // the build tree's Module.symvers, where DKMS builds, tells.
+        let ptrace_may_access =
+            std::fs::read_to_string(format!("/lib/modules/{release}/build/Module.symvers"))
+                .ok()
+                .map(|t| {
+                    t.lines()
+                        .any(|l| l.split('\t').nth(1) == Some("ptrace_may_access"))
+                });
+        Kernel {
+            module,
+            rust: syms.lines().any(|l| {
+                l.split(' ')
+                    .nth(2)
+                    .is_some_and(|s| s.starts_with("rust_helper_"))
+            }),
+            proc_pid_ft_level: std::path::Path::new("/proc/self/ft_level").exists(),
+            ptrace_may_access,
+            release,
+        }
+    }
+}
+
+/// `ftctl info` without the module.
+pub fn print_unloaded(k: &Kernel, json: bool) {
+    if json {
+        let module = k.module.as_deref().map_or("null".to_string(), json_string);
+        println!(
+            "{{\"loaded\":false,\"kernel\":{},\"installed_module\":{},\"rust\":{},\
+             \"proc_pid_ft_level\":{},\"ptrace_may_access\":{}}}",
+            json_string(&k.release),
+            module,
+            k.rust,
+            k.proc_pid_ft_level,
+            k.ptrace_may_access
+                .map_or("null".to_string(), |b| b.to_string())
+        );
+        return;
+    }
+    println!("procft module:       not loaded");
+    println!("kernel:              {}", k.release);
+    println!(
+        "installed module:    {}",
+        k.module
+            .as_deref()
+            .unwrap_or("none for this kernel (see dkms.conf)")
+    );
+    println!(
+        "Rust support:        {}",
+        if k.rust {
+            "yes"
+        } else {
+            "not seen (CONFIG_RUST=y is needed; /proc/kallsyms may be hidden)"
+        }
+    );
+    println!(
+        "/proc/<pid>/ft_level: {}",
+        if k.proc_pid_ft_level {
+            "yes"
+        } else {
+            "no (kernel lacks the patch)"
+        }
+    );
+    println!(
+        "ptrace_may_access:   {}",
+        match k.ptrace_may_access {
+            Some(true) => "exported (permission follows ptrace-attach rules)",
+            Some(false) => {
+                "not exported (kernel lacks the patch: other processes need CAP_SYS_PTRACE)"
+            }
+            None => "unknown (no build tree with Module.symvers)",
+        }
+    );
+}
+
 /// Escapes a Prometheus label value.
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -235,21 +342,29 @@ pub fn metrics(records: &[Record], info: &Info, comm: impl Fn(&str) -> Option<St
             "divergences",
         ),
     ];
+    let field = |r: &'_ Record, k: &str| -> Option<String> {
+        r.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+    };
+    // Each process's labels, once (its comm is read from /proc).
+    let labels: Vec<Option<String>> = records
+        .iter()
+        .map(|r| {
+            field(r, "pid").map(|pid| match comm(&pid) {
+                Some(c) => format!("{{pid=\"{}\",comm=\"{}\"}}", label(&pid), label(&c)),
+                None => format!("{{pid=\"{}\"}}", label(&pid)),
+            })
+        })
+        .collect();
     let mut families = Vec::new();
-    for (name, kind, help, field) in PER_PROCESS {
+    for (name, kind, help, key) in PER_PROCESS {
         let mut f = Family::new(name, kind, help);
-        for r in records {
-            let get = |k: &str| r.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-            let (Some(pid), Some(v)) = (get("pid"), get(field)) else {
+        for (r, l) in records.iter().zip(&labels) {
+            let (Some(l), Some(v)) = (l, field(r, key)) else {
                 continue;
             };
             // `duplicates` reads ready/wanted.
-            let v = v.split('/').next().unwrap_or(v);
-            let labels = match comm(pid) {
-                Some(c) => format!("{{pid=\"{}\",comm=\"{}\"}}", label(pid), label(&c)),
-                None => format!("{{pid=\"{}\"}}", label(pid)),
-            };
-            f.samples.push((labels, v.to_string()));
+            let v = v.split('/').next().unwrap_or(&v).to_string();
+            f.samples.push((l.clone(), v));
         }
         families.push(f);
     }
