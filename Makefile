@@ -32,7 +32,7 @@ KMAKE ?= LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	BINDGEN=$(CACHE)/tools/bin/bindgen \
 	RUST_LIB_SRC=/usr/lib/rustlib/src/rust/library
 
-.PHONY: all setup kernel module ftctl selftests bench lint check run soak fuzz fmt clean \
+.PHONY: all setup kernel module ftctl selftests bench lint dkms check run soak fuzz fmt clean \
 	kernel-debug module-debug check-debug
 
 all: module ftctl selftests
@@ -60,7 +60,11 @@ selftests: setup
 lint: module ftctl
 	scripts/lint.sh "$$(cat $(BUILD)/kdir)"
 
-check: module ftctl selftests lint
+# `dkms build` of dkms.conf against the same kernel; the VM loads its result.
+dkms: $(BUILD)/kdir
+	scripts/dkms-check.sh "$$(cat $(BUILD)/kdir)"
+
+check: module ftctl selftests lint dkms
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" test
 
 # The debug test kernel (scripts/build-kernel.sh debug) and procft.ko built

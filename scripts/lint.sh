@@ -26,7 +26,7 @@ fi
 
 log "clippy (ftctl)"
 (cd tools/ftctl && CARGO_TARGET_DIR=$PROCFT_ROOT/build/ftctl-clippy \
-	cargo clippy --quiet --release -- -D warnings) || fail=1
+	cargo clippy --quiet --release --all-targets --features gen -- -D warnings) || fail=1
 
 log "system call table"
 scripts/check-syscalls.py "$KDIR" || fail=1

@@ -157,6 +157,16 @@ def build_initramfs(kdir, module, dest, script=None):
         shutil.copy2("/bin/busybox", os.path.join(stage, "bin/busybox"))
         shutil.copy2(os.path.join(BUILD, "bin/ftctl"), os.path.join(stage, "bin/ftctl"))
         shutil.copy2(module, os.path.join(stage, "lib/modules/procft.ko"))
+        # The module as `dkms build` built it (scripts/dkms-check.sh), for
+        # selftests/dkms_load.sh, when it was built for this kernel.
+        try:
+            with open(os.path.join(BUILD, "dkms/kdir")) as f:
+                dkms_kdir = f.read().strip()
+        except OSError:
+            dkms_kdir = None
+        if dkms_kdir and os.path.realpath(dkms_kdir) == os.path.realpath(kdir):
+            shutil.copy2(os.path.join(BUILD, "dkms/procft.ko"),
+                         os.path.join(stage, "lib/modules/procft-dkms.ko"))
         sel = os.path.join(BUILD, "selftests")
         for f in os.listdir(sel):
             shutil.copy2(os.path.join(sel, f), os.path.join(stage, "selftests", f))
@@ -244,6 +254,22 @@ def kvm_works(kdir, initrd):
     return booted
 
 
+# The guest CPU: an Intel model (the machine-check tests need Intel's MCA
+# banks and the kernel's Intel MCE code). Under TCG without the features
+# TCG cannot provide: QEMU drops them anyway, warning about each on every
+# vCPU; naming them off gives the guest the same CPUID without the
+# warnings.
+CPU_MODEL = "Skylake-Server-v4"
+TCG_LACKS = ("pcid", "x2apic", "tsc-deadline", "invpcid", "avx512f", "avx512dq", "rdseed",
+             "avx512cd", "avx512bw", "avx512vl", "spec-ctrl", "3dnowprefetch", "xsavec")
+
+
+def cpu_model(accel):
+    if accel != "tcg":
+        return CPU_MODEL
+    return ",".join([CPU_MODEL] + ["-" + f for f in TCG_LACKS])
+
+
 def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra=""):
     # tsc=reliable: under TCG the guest's TSC follows the host's clock and
     # the clocksource watchdog compares it with emulated timers that lag
@@ -252,6 +278,10 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra=""):
     # middle of a test. The guest keeps one clocksource whatever the host
     # does (ft_sync changes it on purpose, to test that case).
     append = f"console=ttyS0 loglevel=5 panic=-1 tsc=reliable ftmode={mode}"
+    if mode == "demo":
+        # The demo's own lines only on the console: the kernel log stays in
+        # the serial log, from the dmesg the guest prints at the end.
+        append += " loglevel=1"
     if extra:
         append += " " + extra
     if mode == "bench" or os.environ.get("PROCFT_NO_VDSO"):
@@ -265,7 +295,7 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra=""):
     for var, param in (("PROCFT_FUZZ_SECS", "ftfuzz"), ("PROCFT_FUZZ_SEED", "ftfuzzseed")):
         if os.environ.get(var):
             append += f" {param}={int(os.environ[var], 0)}"
-    cmd = ["qemu-system-x86_64", "-accel", accel, "-cpu", "Skylake-Server-v4",
+    cmd = ["qemu-system-x86_64", "-accel", accel, "-cpu", cpu_model(accel),
            # The benchmarks hold 256 MiB in three replicas.
            "-smp", "2", "-m", "2G" if mode == "bench" else "1G"]
     if mode != "bench":
@@ -327,7 +357,7 @@ def connect(path, timeout=30):
             time.sleep(0.1)
 
 
-def serve_requests(ctl_path, mon_path, logf):
+def serve_requests(ctl_path, mon_path, logf, echo=True):
     """Answers guest requests on the control serial port."""
     try:
         ctl = connect(ctl_path)
@@ -356,8 +386,26 @@ def serve_requests(ctl_path, mon_path, logf):
             msg = f"[host] {cmd}" + (f" -> {err}" if err else "")
             logf.write(msg + "\n")
             logf.flush()
-            log(msg)
+            if echo:
+                log(msg)
             ctl.sendall(b"error " + err.encode() + b"\n" if err else b"ok\n")
+
+
+class GuestLog:
+    """Tells the guest's own bookkeeping from the demo's lines: its boot
+    marker, the dmesg it prints at the end, its exit status and what
+    follows. The demo keeps those to the serial log."""
+
+    def __init__(self):
+        self.hiding = False
+
+    def hides(self, line):
+        if line.startswith("PROCFT-DMESG-BEGIN") or line.startswith("PROCFT-DONE"):
+            self.hiding = True
+        elif line.startswith("PROCFT-DMESG-END"):
+            self.hiding = False
+            return True
+        return self.hiding or line.startswith("PROCFT-")
 
 
 def run_vm(args, mode):
@@ -381,16 +429,18 @@ def run_vm(args, mode):
                                          mon, ctl, args.append),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
-        threading.Thread(target=serve_requests, args=(ctl, mon, logf), daemon=True).start()
+        threading.Thread(target=serve_requests, args=(ctl, mon, logf, mode != "demo"),
+                         daemon=True).start()
         timer = threading.Timer(args.timeout, qemu.kill)
         timer.start()
         lines = []
+        guest_log = GuestLog()
         for raw in qemu.stdout:
             line = raw.decode(errors="replace").rstrip("\r\n")
             lines.append(line)
             logf.write(line + "\n")
             logf.flush()
-            if not args.quiet:
+            if not args.quiet and not (mode == "demo" and guest_log.hides(line)):
                 print(line, flush=True)
         qemu.wait()
         timer.cancel()

@@ -127,6 +127,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--workload"))
 		return workload();
+	/* Line by line even into a pipe (demo.sh's tee), in order with run_cmd()'s. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	printf("\n=== 1. reference: the workload, unprotected, no error\n");
 	run(argv[0], 0, none, ref, sizeof(ref));
