@@ -66,12 +66,17 @@ mkdir -p /mnt/disk
 mount -t ext4 /dev/vda /mnt/disk || echo "PROCFT-WARN: no ext4 disk"
 echo "PROCFT-BOOTED $(uname -r)"
 rc=0
+# Parameters for every load of procft.ko (the tests reload it too).
+PROCFT_MODARGS=$(echo "$ftmodargs" | tr , ' ')
+export PROCFT_MODARGS
 case "$ftmode" in
 probe) ;;
 *)
-	insmod /lib/modules/procft.ko || rc=1
-	# Like a udev rule would: permission is checked per request.
-	chmod 0666 /dev/procft
+	if [ "$ftnomodule" != 1 ]; then
+		insmod /lib/modules/procft.ko $PROCFT_MODARGS || rc=1
+		# Like a udev rule would: permission is checked per request.
+		chmod 0666 /dev/procft
+	fi
 	if [ "$ftmode" = demo ]; then
 		/selftests/demo.sh || rc=1
 	elif [ "$ftmode" = script ]; then
@@ -446,6 +451,11 @@ def main():
                     help="procft.ko built for that kernel (default: the tree's)")
     ap.add_argument("--out", default=OUT, help="work directory (initramfs, disk, serial log)")
     ap.add_argument("--append", default="", help="more kernel command-line arguments")
+    ap.add_argument("--modargs", default="",
+                    help="parameters for every load of procft.ko in the guest, e.g. "
+                         "'syscall_tracepoints=1' (the tests that reload it keep them)")
+    ap.add_argument("--no-module", action="store_true",
+                    help="do not load procft.ko at boot (script, demo, bench: a baseline)")
     ap.add_argument("--expect-lockdep", action="store_true",
                     help="fail unless lockdep is still on at the end (debug kernel)")
     ap.add_argument("--accel", default=os.environ.get("PROCFT_ACCEL", "auto"),
@@ -458,6 +468,10 @@ def main():
     OUT = os.path.abspath(args.out)
     # A long fuzzer run (make fuzz) gets its duration on top.
     args.timeout += int(os.environ.get("PROCFT_FUZZ_SECS") or 0)
+    if args.modargs:
+        args.append += f" ftmodargs={','.join(args.modargs.split())}"
+    if args.no_module:
+        args.append += " ftnomodule=1"
     lines, serial_log, elapsed, timed_out = run_vm(args, args.mode)
     sys.exit(verdict(lines, args.mode, elapsed, timed_out, serial_log, args.expect_lockdep))
 
