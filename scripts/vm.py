@@ -249,7 +249,7 @@ def kvm_works(kdir, initrd):
     return booted
 
 
-def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra=""):
+def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra="", icount=None):
     # tsc=reliable: under TCG the guest's TSC follows the host's clock and
     # the clocksource watchdog compares it with emulated timers that lag
     # whenever the host is busy; on some hosts it then declares the TSC
@@ -273,6 +273,10 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra=""):
     cmd = ["qemu-system-x86_64", "-accel", accel, "-cpu", "Skylake-Server-v4",
            # The benchmarks hold 256 MiB in three replicas.
            "-smp", "2", "-m", "2G" if mode == "bench" else "1G"]
+    if icount is not None:
+        # Guest time from the instruction count (one vCPU at a time):
+        # timings that the host's load does not move.
+        cmd += ["-icount", f"shift={icount}"]
     if mode != "bench":
         # Two NUMA nodes, one vCPU and half the memory each: duplicates
         # prefer the node the primary is not on. Not for the benchmarks:
@@ -383,7 +387,7 @@ def run_vm(args, mode):
     start = time.time()
     with open(serial_log, "w") as logf:
         qemu = subprocess.Popen(qemu_cmd(args.kdir, initrd, disk, accel, mode, args.filter,
-                                         mon, ctl, args.append),
+                                         mon, ctl, args.append, args.icount),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         threading.Thread(target=serve_requests, args=(ctl, mon, logf), daemon=True).start()
@@ -454,6 +458,9 @@ def main():
     ap.add_argument("--modargs", default="",
                     help="parameters for every load of procft.ko in the guest, e.g. "
                          "'syscall_tracepoints=1' (the tests that reload it keep them)")
+    ap.add_argument("--icount", type=int, metavar="SHIFT",
+                    help="TCG only: guest time advances 2^SHIFT ns per instruction "
+                         "(-icount), for measurements the host's load does not move")
     ap.add_argument("--no-module", action="store_true",
                     help="do not load procft.ko at boot (script, demo, bench: a baseline)")
     ap.add_argument("--expect-lockdep", action="store_true",
