@@ -16,8 +16,12 @@ struct task_struct;
 struct seq_file;
 struct pid_namespace;
 
-/* Set up and tear down every C-side hook.  Called once from module init/exit. */
-int procft_shim_init(void);
+/*
+ * Set up and tear down every C-side hook.  Called once from module
+ * init/exit.  @force_tps: system calls from the tracepoints, even if the
+ * kernel has the system-call hook.
+ */
+int procft_shim_init(bool force_tps);
 void procft_shim_exit(void);
 
 /* sizeof(struct task_struct) and offsetof(tgid), for a layout check. */
@@ -108,6 +112,10 @@ void procft_trace_promotion(pid_t pid, pid_t from, int cause, unsigned long page
 bool procft_have_proc_ft_level(void);
 /* Whether procft_may_attach() is the kernel's ptrace_may_access() (kernel/patches/0002). */
 bool procft_have_ptrace_may_access(void);
+/* Whether system calls come from the kernel's hook (kernel/patches/0003), not tracepoints. */
+bool procft_uses_syscall_hook(void);
+/* System calls of unprotected processes that reached procft's probes. */
+u64 procft_unprotected_calls_sum(void);
 
 /* Implemented in Rust. */
 int procft_rs_level_show(struct task_struct *task);

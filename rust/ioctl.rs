@@ -123,7 +123,11 @@ impl MiscDevice for ControlFile {
                     ) | feature(
                         shim::have_ptrace_may_access(),
                         uapi::PROCFT_FEAT_PTRACE_MAY_ACCESS,
+                    ) | feature(
+                        shim::Hooks::syscall_hook(),
+                        uapi::PROCFT_FEAT_SYSCALL_HOOK,
                     ),
+                    unprotected_calls: shim::Hooks::unprotected_calls(),
                     ..Default::default()
                 };
                 write_sized(ptr, size, &mut out, |s, n| s.size = n)?;

@@ -71,6 +71,10 @@ module! {
             default: 5000,
             description: "How long the primary waits for a duplicate that keeps it from going on (stopped, frozen, traced or stuck) before declaring it lost and replacing it; 100 at least",
         },
+        syscall_tracepoints: bool {
+            default: false,
+            description: "Take system calls from the sys_enter/sys_exit tracepoints (every system call in the system pays) even if the kernel has the system-call hook",
+        },
         hide_vdso: bool {
             default: true,
             description: "Hide the vDSO from programs exec'd under protection, so that their time reads are recorded calls",
@@ -95,17 +99,22 @@ impl kernel::InPlaceModule for Procft {
         mce::init();
         try_pin_init!(Self {
             _groups: group::Registry::init(),
-            _hooks: shim::Hooks::register()?,
+            _hooks: shim::Hooks::register(module_parameters::syscall_tracepoints.value())?,
             _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"procft" }),
         })
         .pin_chain(|_| {
             pr_info!(
-                "loaded: max level {}, /proc/<pid>/ft_level {}\n",
+                "loaded: max level {}, /proc/<pid>/ft_level {}, system calls from {}\n",
                 group::MAX_LEVEL,
                 if shim::have_proc_ft_level() {
                     "available"
                 } else {
                     "unavailable (kernel lacks the ft_level patch)"
+                },
+                if shim::Hooks::syscall_hook() {
+                    "the kernel's hook (protected processes only)"
+                } else {
+                    "the sys_enter/sys_exit tracepoints (every process)"
                 }
             );
             Ok(())

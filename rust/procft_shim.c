@@ -4,8 +4,9 @@
  * here, each function a trampoline into Rust or one mechanism the Rust
  * side decides to use:
  *
- * - glue: /proc/procft and /proc/<pid>/ft_level, the tracepoint probes
- *   (sys_enter, sys_exit, sched_process_fork/exit, signal_deliver,
+ * - glue: /proc/procft and /proc/<pid>/ft_level, the kernel's system-call
+ *   hook (kernel/patches/0003) or else the sys_enter/sys_exit tracepoint
+ *   probes, the other probes (sched_process_fork/exit, signal_deliver,
  *   signal_generate), the two machine-check decode-chain notifiers,
  *   procft's own tracepoints;
  * - questions about a task: pid lookup, the ptrace-attach permission
@@ -51,6 +52,11 @@
 #include <linux/string.h>
 #include <linux/tracepoint.h>
 #include <linux/xarray.h>
+#include <linux/percpu.h>
+#include <linux/pid_namespace.h>
+#ifdef PROCFT_HAVE_SYSCALL_HOOK
+#include <linux/syscall_hook.h>
+#endif
 
 #include <linux/highmem.h>
 #include <linux/regset.h>
@@ -1634,15 +1640,86 @@ void procft_drain(void)
 /* ---- which processes the syscall probes look at ------------------------ */
 
 /*
- * Tgids of protected processes.  The syscall probes run for every system
- * call in the system; this lockless xa_load() is all an unprotected
- * process pays.  The Rust registry is authoritative and keeps this set in
- * step with it (under its own lock).  Its lock is taken under the
- * registry's, which a primary's siglock may hold (a signal probe), so it
- * keeps interrupts off too (XA_FLAGS_LOCK_IRQ; irqsave where the caller
- * already has them off).
+ * Tgids of protected processes.  The Rust registry is authoritative and
+ * keeps this set in step with it (under its own lock).  Its lock is taken
+ * under the registry's, which a primary's siglock may hold (a signal
+ * probe), so it keeps interrupts off too (XA_FLAGS_LOCK_IRQ; irqsave
+ * where the caller already has them off).
+ *
+ * With the kernel's system-call hook (kernel/patches/0003), the threads
+ * of a process with an entry carry the hook's mark, and only they enter
+ * procft's system-call code; the mark is set and cleared with the entry,
+ * under the array's lock, so that the two never disagree for long (a
+ * thread that fork was copying meanwhile is put right at its first call,
+ * procft_filter_sync_mark()).  With the sys_enter/sys_exit tracepoints,
+ * every system call of every task reaches the probes, and this lockless
+ * xa_load() is what an unprotected process pays there.
  */
 static DEFINE_XARRAY_FLAGS(procft_tgids, XA_FLAGS_LOCK_IRQ);
+
+/* System calls of processes without an entry that reached procft's probes. */
+static DEFINE_PER_CPU(unsigned long, procft_unprotected_calls);
+
+/* Whether the system-call hook is in use (else the tracepoints). */
+static bool procft_use_hook;
+
+/*
+ * Marks (@mark) or unmarks every thread of the process whose global tgid
+ * is @tgid for the system-call hook.  Under the array's lock.
+ */
+static void procft_mark_tgid(pid_t tgid, bool mark)
+{
+#ifdef PROCFT_HAVE_SYSCALL_HOOK
+	struct task_struct *p, *t;
+
+	lockdep_assert_held(&procft_tgids.xa_lock);
+	if (!procft_use_hook)
+		return;
+	rcu_read_lock();
+	p = pid_task(find_pid_ns(tgid, &init_pid_ns), PIDTYPE_TGID);
+	if (p) {
+		for_each_thread(p, t) {
+			if (mark)
+				syscall_hook_mark_task(t);
+			else
+				syscall_hook_unmark_task(t);
+		}
+	}
+	rcu_read_unlock();
+#endif
+}
+
+/* Does @task carry the hook's mark? */
+static bool procft_task_marked(struct task_struct *task)
+{
+#ifdef PROCFT_HAVE_SYSCALL_HOOK
+	return procft_use_hook && syscall_hook_task_marked(task);
+#else
+	return false;
+#endif
+}
+
+/**
+ * procft_filter_sync_mark - make @task's hook mark say whether its process
+ * has an entry: for a child that fork copied from a marked parent, and for
+ * a thread that fork was copying while its process was (un)marked.
+ * @task: the calling task, or a new child that has not run yet
+ */
+static void procft_filter_sync_mark(struct task_struct *task)
+{
+#ifdef PROCFT_HAVE_SYSCALL_HOOK
+	unsigned long flags;
+
+	if (!procft_use_hook)
+		return;
+	xa_lock_irqsave(&procft_tgids, flags);
+	if (xa_load(&procft_tgids, task->tgid))
+		syscall_hook_mark_task(task);
+	else
+		syscall_hook_unmark_task(task);
+	xa_unlock_irqrestore(&procft_tgids, flags);
+#endif
+}
 
 /** procft_filter_reserve - make room for @tgid; may sleep.  0 or -ENOMEM. */
 int procft_filter_reserve(pid_t tgid)
@@ -1681,6 +1758,8 @@ static void *procft_filter_store(pid_t tgid, void *entry, gfp_t gfp)
 
 	xa_lock_irqsave(&procft_tgids, flags);
 	old = __xa_store(&procft_tgids, tgid, entry, gfp);
+	if (!xa_is_err(old))
+		procft_mark_tgid(tgid, true);
 	xa_unlock_irqrestore(&procft_tgids, flags);
 	return old;
 }
@@ -1708,7 +1787,8 @@ static bool procft_filter_restore(struct task_struct *task, void *entry)
 	if (task == current)
 		procft_set_mce_policy(current, policy);
 	xa_lock_irqsave(&procft_tgids, flags);
-	__xa_cmpxchg(&procft_tgids, task->tgid, entry, NULL, GFP_ATOMIC);
+	if (__xa_cmpxchg(&procft_tgids, task->tgid, entry, NULL, GFP_ATOMIC) == entry)
+		procft_mark_tgid(task->tgid, false);
 	xa_unlock_irqrestore(&procft_tgids, flags);
 	return true;
 }
@@ -1750,6 +1830,7 @@ void procft_filter_remove(pid_t tgid, int policy)
 		return;
 	xa_lock_irqsave(&procft_tgids, flags);
 	__xa_erase(&procft_tgids, tgid);
+	procft_mark_tgid(tgid, false);
 	xa_unlock_irqrestore(&procft_tgids, flags);
 }
 
@@ -1791,25 +1872,47 @@ static int procft_proc_show(struct seq_file *m, void *v)
  */
 static void procft_probe_exit(void *data, struct task_struct *p, bool group_dead)
 {
+	void *entry;
+
 	if (!group_dead)
 		return;
-	if (unlikely(procft_filter_restore(p, xa_load(&procft_tgids, p->tgid))))
+	/*
+	 * Every process the Rust side tracks (a primary, including one
+	 * inside the clone3() procft injected, and a duplicate) has an
+	 * entry for as long as it does; a pending restore is settled here.
+	 */
+	entry = xa_load(&procft_tgids, p->tgid);
+	if (likely(!entry) || procft_filter_restore(p, entry))
 		return;
 	procft_rs_process_exit(p);
 }
 
 /*
- * sys_enter runs for every system call of every task.  It is a faultable
- * tracepoint: the Rust side may read the caller's memory and take its
- * mmap lock, but must not block for long (see Documentation/procft.rst).
+ * A system call of a task whose process has no entry reached a probe: with
+ * the tracepoints, any system call in the system; with the hook, only a
+ * thread whose mark is stale (see procft_filter_sync_mark()).
  */
-static void procft_probe_sys_enter(void *data, struct pt_regs *regs, long id)
+static void procft_unprotected_call(void)
+{
+	this_cpu_inc(procft_unprotected_calls);
+	procft_filter_sync_mark(current);
+}
+
+/*
+ * System-call entry of a task with the hook's mark or, with the sys_enter
+ * tracepoint, of every task.  Both may fault: the Rust side may read the
+ * caller's memory and take its mmap lock, but must not block for long
+ * (see Documentation/procft.rst).
+ */
+static void procft_sys_enter(struct pt_regs *regs, long id)
 {
 	void *role = xa_load(&procft_tgids, current->tgid);
 	unsigned long args[6];
 
-	if (likely(!role))
+	if (unlikely(!role)) {
+		procft_unprotected_call();
 		return;
+	}
 	if (unlikely(procft_filter_restore(current, role)))
 		return;
 	syscall_get_arguments(current, regs, args);
@@ -1817,13 +1920,47 @@ static void procft_probe_sys_enter(void *data, struct pt_regs *regs, long id)
 }
 
 /* Also runs in a new child before its first user instruction (ret_from_fork). */
-static void procft_probe_sys_exit(void *data, struct pt_regs *regs, long ret)
+static void procft_sys_exit(struct pt_regs *regs, long ret)
 {
 	void *role = xa_load(&procft_tgids, current->tgid);
 
-	if (likely(!role) || procft_restore_policy(role) >= 0)
+	if (unlikely(!role)) {
+		procft_unprotected_call();
+		return;
+	}
+	if (procft_restore_policy(role) >= 0)
 		return;
 	procft_rs_sys_exit(regs, ret, role == xa_mk_value(PROCFT_DUP));
+}
+
+static void procft_probe_sys_enter(void *data, struct pt_regs *regs, long id)
+{
+	procft_sys_enter(regs, id);
+}
+
+static void procft_probe_sys_exit(void *data, struct pt_regs *regs, long ret)
+{
+	procft_sys_exit(regs, ret);
+}
+
+/**
+ * procft_unprotected_calls_sum - system calls of processes procft does not
+ * protect that reached its probes since the module was loaded
+ */
+u64 procft_unprotected_calls_sum(void)
+{
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += per_cpu(procft_unprotected_calls, cpu);
+	return sum;
+}
+
+/** procft_uses_syscall_hook - does procft use the kernel's system-call hook? */
+bool procft_uses_syscall_hook(void)
+{
+	return procft_use_hook;
 }
 
 /*
@@ -1869,9 +2006,14 @@ static void procft_probe_signal_generate(void *data, int sig, struct kernel_sigi
 static void procft_probe_fork(void *data, struct task_struct *parent,
 			      struct task_struct *child)
 {
-	if (likely(!xa_load(&procft_tgids, parent->tgid)))
-		return;
-	procft_rs_fork(parent, child);
+	if (unlikely(xa_load(&procft_tgids, parent->tgid)))
+		procft_rs_fork(parent, child);
+	/*
+	 * A child has its parent's hook mark: it keeps it only as a thread
+	 * or a new duplicate (to which the Rust side just gave an entry).
+	 */
+	if (procft_task_marked(child) && child->tgid != parent->tgid)
+		procft_filter_sync_mark(child);
 }
 
 /*
@@ -1964,16 +2106,30 @@ static void procft_probe_memory_failure(void *data, unsigned long pfn, int type,
 				    pfn);
 }
 
+/*
+ * The system calls of the tasks procft marks, with the kernel's hook
+ * (kernel/patches/0003): the same functions the sys_enter/sys_exit probes
+ * call, under the same Tasks Trace RCU section.
+ */
+#ifdef PROCFT_HAVE_SYSCALL_HOOK
+static const struct syscall_hook procft_syscall_hook = {
+	.owner = THIS_MODULE,
+	.enter = procft_sys_enter,
+	.exit = procft_sys_exit,
+};
+#endif
+
 struct procft_tp {
 	const char *name;
 	void *probe;
+	bool syscall;	/* not wanted with the hook */
 	struct tracepoint *tp;
 };
 
 static struct procft_tp procft_tps[] = {
 	{ .name = "sched_process_exit", .probe = procft_probe_exit },
-	{ .name = "sys_enter", .probe = procft_probe_sys_enter },
-	{ .name = "sys_exit", .probe = procft_probe_sys_exit },
+	{ .name = "sys_enter", .probe = procft_probe_sys_enter, .syscall = true },
+	{ .name = "sys_exit", .probe = procft_probe_sys_exit, .syscall = true },
 	{ .name = "sched_process_fork", .probe = procft_probe_fork },
 	{ .name = "signal_deliver", .probe = procft_probe_signal_deliver },
 	{ .name = "signal_generate", .probe = procft_probe_signal_generate },
@@ -2001,22 +2157,44 @@ static void procft_unregister_tps(void)
 	}
 	/* No probe may still be running once the module text goes away. */
 	tracepoint_synchronize_unregister();
+#ifdef PROCFT_HAVE_SYSCALL_HOOK
+	/* Unmarks every task, and waits for calls in progress. */
+	if (procft_use_hook)
+		syscall_hook_unregister(&procft_syscall_hook);
+#endif
+	procft_use_hook = false;
 }
 
-static int procft_register_tps(void)
+/*
+ * The system-call hook, unless @force_tps or the kernel lacks it (then
+ * the sys_enter/sys_exit tracepoints), and the other probes.
+ */
+static int procft_register_tps(bool force_tps)
 {
 	int i, ret;
 
+#ifdef PROCFT_HAVE_SYSCALL_HOOK
+	if (!force_tps) {
+		ret = syscall_hook_register(&procft_syscall_hook);
+		if (ret) {
+			pr_err("procft: cannot register the system-call hook: %d\n", ret);
+			return ret;
+		}
+		procft_use_hook = true;
+	}
+#endif
 	for_each_kernel_tracepoint(procft_find_tp, NULL);
 	for (i = 0; i < ARRAY_SIZE(procft_tps); i++) {
 		struct tracepoint *tp = procft_tps[i].tp;
 
+		procft_tps[i].tp = NULL;
+		if (procft_tps[i].syscall && procft_use_hook)
+			continue;
 		if (!tp) {
 			pr_err("procft: tracepoint %s not found\n", procft_tps[i].name);
 			ret = -ENOENT;
 			goto fail;
 		}
-		procft_tps[i].tp = NULL;
 		ret = tracepoint_probe_register(tp, procft_tps[i].probe, NULL);
 		if (ret) {
 			pr_err("procft: cannot attach to %s: %d\n", procft_tps[i].name, ret);
@@ -2037,15 +2215,17 @@ static struct proc_dir_entry *procft_proc_entry;
 /**
  * procft_shim_init - create /proc/procft, attach the probes and register
  * the /proc/<pid>/ft_level handlers.  Undoes everything on failure.
+ * @force_tps: take system calls from the sys_enter/sys_exit tracepoints
+ *	       even if the kernel has the system-call hook
  */
-int procft_shim_init(void)
+int procft_shim_init(bool force_tps)
 {
 	int ret;
 
 	procft_proc_entry = proc_create_single("procft", 0444, NULL, procft_proc_show);
 	if (!procft_proc_entry)
 		return -ENOMEM;
-	ret = procft_register_tps();
+	ret = procft_register_tps(force_tps);
 	if (ret)
 		goto err_proc;
 #ifdef PROCFT_HAVE_PROC_FT_LEVEL

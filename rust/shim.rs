@@ -23,7 +23,7 @@ use kernel::{
 #[expect(improper_ctypes)]
 extern "C" {
     fn procft_task_layout(size: *mut usize, tgid_offset: *mut usize);
-    fn procft_shim_init() -> c_int;
+    fn procft_shim_init(force_tps: bool) -> c_int;
     fn procft_shim_exit();
     fn procft_get_task(nr: Pid) -> *mut bindings::task_struct;
     fn procft_get_leader(task: *mut bindings::task_struct) -> *mut bindings::task_struct;
@@ -33,6 +33,8 @@ extern "C" {
     fn procft_nr_threads(task: *mut bindings::task_struct) -> c_int;
     fn procft_have_proc_ft_level() -> bool;
     fn procft_have_ptrace_may_access() -> bool;
+    fn procft_uses_syscall_hook() -> bool;
+    fn procft_unprotected_calls_sum() -> u64;
     fn procft_is_ptraced(task: *mut bindings::task_struct) -> bool;
     fn procft_has_shared_writable(task: *mut bindings::task_struct) -> bool;
     fn procft_range_is_shared(start: usize, len: usize) -> bool;
@@ -111,19 +113,39 @@ const _: unsafe extern "C" fn(*mut bindings::task_struct, c_uint) -> c_int =
     crate::procfs::procft_rs_level_store;
 
 /// The C side's hooks into the kernel (`/proc/procft`, the
-/// `/proc/<pid>/ft_level` handlers, tracepoint probes).  Registered for as
-/// long as this value lives.
+/// `/proc/<pid>/ft_level` handlers, the system-call hook or tracepoints,
+/// the other tracepoint probes).  Registered for as long as this value
+/// lives.
 pub(crate) struct Hooks(());
 
 impl Hooks {
     /// Registers every C-side hook; on failure nothing stays registered.
-    /// First checks that Rust and C agree on `struct task_struct`.
-    pub(crate) fn register() -> Result<Self> {
+    /// First checks that Rust and C agree on `struct task_struct`. System
+    /// calls come from the kernel's hook (only those of the processes
+    /// procft marks), or from the `sys_enter`/`sys_exit` tracepoints (every
+    /// system call in the system) if the kernel lacks it or `force_tps`.
+    pub(crate) fn register(force_tps: bool) -> Result<Self> {
         check_task_layout()?;
         // SAFETY: Called once from module init; the shim undoes its own
         // partial work on failure.
-        kernel::error::to_result(unsafe { procft_shim_init() })?;
+        kernel::error::to_result(unsafe { procft_shim_init(force_tps) })?;
         Ok(Self(()))
+    }
+
+    /// Whether system calls come from the kernel's system-call hook
+    /// (`kernel/patches/0003`) rather than the tracepoints.
+    pub(crate) fn syscall_hook() -> bool {
+        // SAFETY: Reads a flag set once at registration.
+        unsafe { procft_uses_syscall_hook() }
+    }
+
+    /// System calls of processes procft does not protect that reached its
+    /// system-call probes since the module was loaded: with the hook, only
+    /// a thread whose mark had yet to be put right; with the tracepoints,
+    /// every system call of every other process.
+    pub(crate) fn unprotected_calls() -> u64 {
+        // SAFETY: Sums per-CPU counters; callable any time.
+        unsafe { procft_unprotected_calls_sum() }
     }
 }
 

@@ -66,12 +66,17 @@ mkdir -p /mnt/disk
 mount -t ext4 /dev/vda /mnt/disk || echo "PROCFT-WARN: no ext4 disk"
 echo "PROCFT-BOOTED $(uname -r)"
 rc=0
+# Parameters for every load of procft.ko (the tests reload it too).
+PROCFT_MODARGS=$(echo "$ftmodargs" | tr , ' ')
+export PROCFT_MODARGS
 case "$ftmode" in
 probe) ;;
 *)
-	insmod /lib/modules/procft.ko || rc=1
-	# Like a udev rule would: permission is checked per request.
-	chmod 0666 /dev/procft
+	if [ "$ftnomodule" != 1 ]; then
+		insmod /lib/modules/procft.ko $PROCFT_MODARGS || rc=1
+		# Like a udev rule would: permission is checked per request.
+		chmod 0666 /dev/procft
+	fi
 	if [ "$ftmode" = demo ]; then
 		/selftests/demo.sh || rc=1
 	elif [ "$ftmode" = script ]; then
@@ -270,7 +275,7 @@ def cpu_model(accel):
     return ",".join([CPU_MODEL] + ["-" + f for f in TCG_LACKS])
 
 
-def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra=""):
+def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra="", icount=None):
     # tsc=reliable: under TCG the guest's TSC follows the host's clock and
     # the clocksource watchdog compares it with emulated timers that lag
     # whenever the host is busy; on some hosts it then declares the TSC
@@ -298,6 +303,10 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra=""):
     cmd = ["qemu-system-x86_64", "-accel", accel, "-cpu", cpu_model(accel),
            # The benchmarks hold 256 MiB in three replicas.
            "-smp", "2", "-m", "2G" if mode == "bench" else "1G"]
+    if icount is not None:
+        # Guest time from the instruction count (one vCPU at a time):
+        # timings that the host's load does not move.
+        cmd += ["-icount", f"shift={icount}"]
     if mode != "bench":
         # Two NUMA nodes, one vCPU and half the memory each: duplicates
         # prefer the node the primary is not on. Not for the benchmarks:
@@ -426,7 +435,7 @@ def run_vm(args, mode):
     start = time.time()
     with open(serial_log, "w") as logf:
         qemu = subprocess.Popen(qemu_cmd(args.kdir, initrd, disk, accel, mode, args.filter,
-                                         mon, ctl, args.append),
+                                         mon, ctl, args.append, args.icount),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         threading.Thread(target=serve_requests, args=(ctl, mon, logf, mode != "demo"),
@@ -496,6 +505,14 @@ def main():
                     help="procft.ko built for that kernel (default: the tree's)")
     ap.add_argument("--out", default=OUT, help="work directory (initramfs, disk, serial log)")
     ap.add_argument("--append", default="", help="more kernel command-line arguments")
+    ap.add_argument("--modargs", default="",
+                    help="parameters for every load of procft.ko in the guest, e.g. "
+                         "'syscall_tracepoints=1' (the tests that reload it keep them)")
+    ap.add_argument("--icount", type=int, metavar="SHIFT",
+                    help="TCG only: guest time advances 2^SHIFT ns per instruction "
+                         "(-icount), for measurements the host's load does not move")
+    ap.add_argument("--no-module", action="store_true",
+                    help="do not load procft.ko at boot (script, demo, bench: a baseline)")
     ap.add_argument("--expect-lockdep", action="store_true",
                     help="fail unless lockdep is still on at the end (debug kernel)")
     ap.add_argument("--accel", default=os.environ.get("PROCFT_ACCEL", "auto"),
@@ -508,6 +525,10 @@ def main():
     OUT = os.path.abspath(args.out)
     # A long fuzzer run (make fuzz) gets its duration on top.
     args.timeout += int(os.environ.get("PROCFT_FUZZ_SECS") or 0)
+    if args.modargs:
+        args.append += f" ftmodargs={','.join(args.modargs.split())}"
+    if args.no_module:
+        args.append += " ftnomodule=1"
     lines, serial_log, elapsed, timed_out = run_vm(args, args.mode)
     sys.exit(verdict(lines, args.mode, elapsed, timed_out, serial_log, args.expect_lockdep))
 

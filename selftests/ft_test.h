@@ -245,12 +245,14 @@ static inline void read_until(int fd, char *text, size_t len, size_t *got, const
 }
 
 /*
- * Reloads procft with module parameters @params, /dev/procft open to all
- * (as a udev rule would make it).  Nothing may be protected meanwhile.
+ * Reloads procft with module parameters @params, and those every load in
+ * this run gets ($PROCFT_MODARGS, scripts/vm.py --modargs), /dev/procft
+ * open to all (as a udev rule would make it).  Nothing may be protected
+ * meanwhile.
  */
 static inline int reload_procft(const char *params)
 {
-	return run_cmd("rmmod procft && insmod /lib/modules/procft.ko %s && chmod 0666 /dev/procft",
+	return run_cmd("rmmod procft && insmod /lib/modules/procft.ko %s $PROCFT_MODARGS && chmod 0666 /dev/procft",
 		       params);
 }
 

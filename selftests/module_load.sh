@@ -23,7 +23,7 @@ check "unloads when idle" unloaded
 check "/proc/self/ft_level reads 0 without the module" sh -c '[ "$(cat /proc/self/ft_level)" = 0 ]'
 check "writing /proc/self/ft_level without the module fails (ENODEV)" \
 	sh -c '! echo 1 > /proc/self/ft_level && echo 1 2>&1 > /proc/self/ft_level | grep -q "No such device"'
-check "loads" insmod $KO
+check "loads" insmod $KO $PROCFT_MODARGS
 check "/dev/procft and /proc/procft appear" sh -c '[ -c /dev/procft ] && [ -r /proc/procft ]'
 chmod 0666 /dev/procft
 for suite in procft_control procft_procfs procft_syscalls procft_ring procft_vote; do
@@ -57,7 +57,7 @@ ok $gone "the duplicates are gone"
 i=0
 cycle_ok=0
 while [ $i -lt 20 ]; do
-	insmod $KO || cycle_ok=1
+	insmod $KO $PROCFT_MODARGS || cycle_ok=1
 	chmod 0666 /dev/procft
 	ftctl set $s1 $((i % 4 + 1)) || cycle_ok=1
 	[ "$(cat /proc/$s2/ft_level)" = 0 ] || cycle_ok=1
@@ -73,7 +73,7 @@ sh -c "$lines" > /tmp/lines.want
 i=0
 busy_ok=0
 while [ $i -lt 8 ]; do
-	insmod $KO || busy_ok=1
+	insmod $KO $PROCFT_MODARGS || busy_ok=1
 	chmod 0666 /dev/procft
 	ftctl run -l 2 -- sh -c "$lines" > /tmp/lines.1 & w1=$!
 	ftctl run -l 1 -- sh -c "$lines" > /tmp/lines.2 & w2=$!
@@ -99,7 +99,7 @@ ok $busy_ok "8 unloads under load (levels 1 and 2): every process finishes with 
 kill $s1 $s2 $s3
 wait 2>/dev/null
 # Fault injection is off unless asked for at load time.
-insmod $KO && chmod 0666 /dev/procft
+insmod $KO $PROCFT_MODARGS && chmod 0666 /dev/procft
 sleep 1000 & s1=$!
 ftctl set $s1 1
 check "PROCFT_IOC_FAIL is refused (EPERM) without fault_injection=1" \
@@ -108,5 +108,5 @@ kill $s1
 wait 2>/dev/null
 rmmod procft
 # The remaining tests drive failover through it.
-insmod $KO fault_injection=1 && chmod 0666 /dev/procft
+insmod $KO $PROCFT_MODARGS fault_injection=1 && chmod 0666 /dev/procft
 [ $fails = 0 ]

@@ -64,16 +64,30 @@ struct procft_info {
 	__u64 groups_released;	/* out: ... and released */
 	__u32 features;		/* out: PROCFT_FEAT_* */
 	__u32 __reserved;
+	/*
+	 * out: system calls of unprotected processes that reached procft's
+	 * probes since it was loaded: every one in the system with the
+	 * tracepoints, next to none with PROCFT_FEAT_SYSCALL_HOOK.
+	 */
+	__u64 unprotected_calls;
 };
 
 #define PROCFT_INFO_VERSION	1
 #define PROCFT_INFO_SIZE_VER0	40
+#define PROCFT_INFO_SIZE_VER1	48	/* unprotected_calls */
 #define PROCFT_FEAT_PROC_PID_FT_LEVEL	(1U << 0)	/* /proc/<pid>/ft_level exists */
 /*
  * Changes to another process's level follow ptrace_may_access(), LSMs
  * included; without it they need CAP_SYS_PTRACE.
  */
 #define PROCFT_FEAT_PTRACE_MAY_ACCESS	(1U << 1)
+/*
+ * System calls come from the kernel's system-call hook, only for the
+ * processes procft protects; without it (a kernel without the hook, or
+ * the module parameter syscall_tracepoints=1) from the sys_enter/sys_exit
+ * tracepoints, for every process in the system.
+ */
+#define PROCFT_FEAT_SYSCALL_HOOK	(1U << 2)
 #define PROCFT_IOC_GET_INFO	_IOWR(PROCFT_IOC_MAGIC, 0x04, __u32)
 
 /*

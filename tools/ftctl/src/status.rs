@@ -4,7 +4,9 @@
 use std::process::exit;
 
 use crate::events::json_string;
-use crate::uapi::{Info, Status, FEAT_PROC_PID_FT_LEVEL, FEAT_PTRACE_MAY_ACCESS};
+use crate::uapi::{
+    Info, Status, FEAT_PROC_PID_FT_LEVEL, FEAT_PTRACE_MAY_ACCESS, FEAT_SYSCALL_HOOK,
+};
 
 /// One protected process as listed in /proc/procft: `key=value` fields.
 pub type Record = Vec<(String, String)>;
@@ -122,17 +124,21 @@ pub fn print_one(s: &Status, json: bool) {
 pub fn print_info(i: &Info, json: bool) {
     let proc_entry = i.features & FEAT_PROC_PID_FT_LEVEL != 0;
     let ptrace_check = i.features & FEAT_PTRACE_MAY_ACCESS != 0;
+    let hook = i.features & FEAT_SYSCALL_HOOK != 0;
     if json {
         println!(
             "{{\"version\":{},\"max_level\":{},\"protected\":{},\"groups_created\":{},\
-             \"groups_released\":{},\"proc_pid_ft_level\":{},\"ptrace_may_access\":{}}}",
+             \"groups_released\":{},\"proc_pid_ft_level\":{},\"ptrace_may_access\":{},\
+             \"syscall_hook\":{},\"unprotected_calls\":{}}}",
             i.version,
             i.max_level,
             i.nr_groups,
             i.groups_created,
             i.groups_released,
             proc_entry,
-            ptrace_check
+            ptrace_check,
+            hook,
+            i.unprotected_calls
         );
     } else {
         println!("interface version:   {}", i.version);
@@ -156,6 +162,15 @@ pub fn print_info(i: &Info, json: bool) {
                 "CAP_SYS_PTRACE for other processes (kernel lacks the patch)"
             }
         );
+        println!(
+            "system calls from:   {}",
+            if hook {
+                "the kernel's hook (protected processes only)"
+            } else {
+                "sys_enter/sys_exit tracepoints (every process pays)"
+            }
+        );
+        println!("unprotected calls:   {}", i.unprotected_calls);
     }
 }
 

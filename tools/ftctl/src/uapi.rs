@@ -47,6 +47,7 @@ pub struct Info {
     pub groups_released: u64,
     pub features: u32,
     pub reserved: u32,
+    pub unprotected_calls: u64,
 }
 
 #[repr(C)]
@@ -64,6 +65,7 @@ pub const FAIL_CORRUPT: u32 = 1;
 
 pub const FEAT_PROC_PID_FT_LEVEL: u32 = 1;
 pub const FEAT_PTRACE_MAY_ACCESS: u32 = 2;
+pub const FEAT_SYSCALL_HOOK: u32 = 4;
 
 const SET_LEVEL: u64 = ioc(WRITE, 0x01, std::mem::size_of::<Level>());
 const GET_LEVEL: u64 = ioc(READ | WRITE, 0x02, std::mem::size_of::<Level>());
@@ -152,7 +154,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Level>(), 8);
         assert_eq!(std::mem::size_of::<Fail>(), 24);
         assert_eq!(std::mem::size_of::<Status>(), 80);
-        assert_eq!(std::mem::size_of::<Info>(), 40);
+        assert_eq!(std::mem::size_of::<Info>(), 48);
     }
 
     #[test]
