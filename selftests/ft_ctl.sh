@@ -196,11 +196,12 @@ else
 		grep -qx 'Rust support: *yes' $W/info &&
 		grep -qx '/proc/<pid>/ft_level: yes' $W/info &&
 		grep -q '^ptrace_may_access: *unknown' $W/info &&
+		grep -q '^system-call hook: *yes' $W/info &&
 		grep -q '^installed module: *none' $W/info
-	ok $? "ftctl info without the module: exit $st, Rust support and /proc/<pid>/ft_level seen"
+	ok $? "ftctl info without the module: exit $st, Rust support, /proc/<pid>/ft_level and the system-call hook seen"
 	[ $st2 = 3 ] && grep -qx "installed module: *$mods/updates/dkms/procft.ko.xz" $W/info2 &&
 		grep -q '^ptrace_may_access: *exported' $W/info2 &&
-		grep -q "^{\"loaded\":false,.*\"installed_module\":\"$mods/updates/dkms/procft.ko.xz\",\"rust\":true,\"proc_pid_ft_level\":true,\"ptrace_may_access\":true}$" $W/info3
+		grep -q "^{\"loaded\":false,.*\"installed_module\":\"$mods/updates/dkms/procft.ko.xz\",\"rust\":true,\"proc_pid_ft_level\":true,\"ptrace_may_access\":true,\"syscall_hook\":true}$" $W/info3
 	ok $? "... and the installed module (modules.dep) and ptrace_may_access (Module.symvers), also as JSON"
 	[ $fails = 0 ] || sed 's/^/# /' $W/info $W/info2 $W/info3
 fi

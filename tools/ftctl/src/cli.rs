@@ -130,8 +130,8 @@ pub enum Command {
     /// With procft loaded: its interface version, maximum level, protected
     /// processes and which optional kernel patches it found. Without it
     /// (exit status 3): whether the running kernel could load it: its Rust
-    /// support, /proc/<pid>/ft_level, the ptrace_may_access() export, and
-    /// the procft.ko installed for it (modules.dep).
+    /// support, /proc/<pid>/ft_level, the ptrace_may_access() export, the
+    /// system-call hook, and the procft.ko installed for it (modules.dep).
     Info {
         /// Print JSON
         #[arg(long)]

@@ -187,6 +187,9 @@ pub struct Kernel {
     /// ptrace_may_access() is exported to modules (kernel/patches/0002),
     /// as the kernel's Module.symvers says (None: no build tree to ask).
     pub ptrace_may_access: Option<bool>,
+    /// The kernel's per-task system-call hook (kernel/patches/0003):
+    /// syscall_hook_register() exists only with it, and it exports it.
+    pub syscall_hook: bool,
 }
 
 impl Kernel {
@@ -223,6 +226,9 @@ impl Kernel {
             }),
             proc_pid_ft_level: std::path::Path::new("/proc/self/ft_level").exists(),
             ptrace_may_access,
+            syscall_hook: syms
+                .lines()
+                .any(|l| l.split(' ').nth(2) == Some("syscall_hook_register")),
             release,
         }
     }
@@ -234,13 +240,14 @@ pub fn print_unloaded(k: &Kernel, json: bool) {
         let module = k.module.as_deref().map_or("null".to_string(), json_string);
         println!(
             "{{\"loaded\":false,\"kernel\":{},\"installed_module\":{},\"rust\":{},\
-             \"proc_pid_ft_level\":{},\"ptrace_may_access\":{}}}",
+             \"proc_pid_ft_level\":{},\"ptrace_may_access\":{},\"syscall_hook\":{}}}",
             json_string(&k.release),
             module,
             k.rust,
             k.proc_pid_ft_level,
             k.ptrace_may_access
-                .map_or("null".to_string(), |b| b.to_string())
+                .map_or("null".to_string(), |b| b.to_string()),
+            k.syscall_hook
         );
         return;
     }
@@ -276,6 +283,14 @@ pub fn print_unloaded(k: &Kernel, json: bool) {
                 "not exported (kernel lacks the patch: other processes need CAP_SYS_PTRACE)"
             }
             None => "unknown (no build tree with Module.symvers)",
+        }
+    );
+    println!(
+        "system-call hook:    {}",
+        if k.syscall_hook {
+            "yes (only protected processes pay for procft)"
+        } else {
+            "no (kernel lacks the patch: procft takes every process's calls from tracepoints)"
         }
     );
 }
