@@ -131,8 +131,9 @@ bench: module ftctl selftests
 profile: module ftctl selftests
 	$(MAKE) -C bench OUT=$(BUILD)/bench
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 3600 profile
-	@rm -rf $(BUILD)/profile && mkdir -p $(BUILD)/profile
-	@debugfs -R "rdump /profile $(BUILD)" $(BUILD)/vm/disk.ext4 2>/dev/null
+	@rm -rf $(BUILD)/profile
+	@debugfs -R "rdump /profile $(BUILD)" $(BUILD)/vm/disk.ext4 > /dev/null 2>&1; \
+	[ -d $(BUILD)/profile ] || { echo "no traces on the VM disk"; exit 1; }
 	bench/profile.py $(BUILD)/profile | tee $(BUILD)/profile.txt
 
 # The long run of the machine-check tests on real programs: at least

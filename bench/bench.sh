@@ -305,6 +305,12 @@ rollup() { awk -v k="$2:" '$1 == k { print $2 }' /proc/$1/smaps_rollup; }
 # The kernel memory besides the replicas' pages, in KiB: slab, page
 # tables, kernel stacks.
 kmem() { echo $(($(meminfo Slab) + $(meminfo PageTables) + $(meminfo KernelStack))); }
+# Free memory in KiB: MemFree and the pages on the per-CPU free lists,
+# which MemFree does not count (and which hold tens of MiB after a large
+# process exits).
+free_kib() {
+	echo $(($(meminfo MemFree) + $(awk '$1 == "count:" { c += $2 } END { print c * 4 }' /proc/zoneinfo)))
+}
 kib() { awk -v v="$1" 'BEGIN { if (v >= 10240) printf "%d MiB", v / 1024; else printf "%d KiB", v }'; }
 
 # Starts "bench hold $1" at level $2 (0: unprotected) and waits until its
@@ -322,7 +328,7 @@ hold() {
 	# Steady state: the duplicates have copied their pages.
 	sleep 1
 }
-echo "BENCH memory: bench hold MIB | level | Rss, each replica | Rss sum | Pss sum | Private (clean+dirty) sum | Shared (clean+dirty) sum | Anonymous sum | N x level-0 Private | freed at exit (MemFree) | slab+page tables+stacks, delta | procft buffered"
+echo "BENCH memory: bench hold MIB | level | Rss, each replica | Rss sum | Pss sum | Private (clean+dirty) sum | Shared (clean+dirty) sum | Anonymous sum | N x level-0 Private | freed at exit (MemFree + per-CPU lists) | slab+page tables+stacks, delta | procft buffered"
 for mib in 1 16 256; do
 	for l in 0 1 2; do
 		k0=$(kmem)
@@ -342,11 +348,11 @@ for mib in 1 16 256; do
 		[ $l = 0 ] && priv0=$spriv
 		kd=$(($(kmem) - k0))
 		buf=$([ $l = 0 ] && echo - || echo "$(field $p buffered) B")
-		# What the whole group held: MemFree before and after it exits.
-		free1=$(meminfo MemFree)
+		# What the whole group held: free memory before and after it exits.
+		free1=$(free_kib)
 		stop_hold $p "$(replicas $p $l)"
 		sleep 1
-		freed=$(($(meminfo MemFree) - free1))
+		freed=$(($(free_kib) - free1))
 		echo "BENCH $mib MiB | $l | $rss | $(kib $srss) | $(kib $spss) | $(kib $spriv) | $(kib $sshr) | $(kib $sanon) | $(kib $((priv0 * n))) | $(kib $freed) | $(kib $kd) | $buf"
 	done
 done

@@ -33,6 +33,8 @@ class Stats:
         self.self_ = defaultdict(float)
         self.roots = 0
         self.root_time = 0.0
+        self.edges = defaultdict(float)  # (parent, child) -> inclusive time
+        self.edge_calls = defaultdict(int)
 
 
 def parse(path):
@@ -80,6 +82,8 @@ def account(s, stack, name, dur, children):
     s.self_[name] += dur - children
     if stack:
         stack[-1][1] += dur
+        s.edges[(stack[-1][0], name)] += dur
+        s.edge_calls[(stack[-1][0], name)] += 1
     if name == ROOT:
         s.roots += 1
         s.root_time += dur
@@ -92,9 +96,25 @@ def merge(stats):
             out.calls[k] += s.calls[k]
             out.incl[k] += s.incl[k]
             out.self_[k] += s.self_[k]
+        for k in s.edges:
+            out.edges[k] += s.edges[k]
+            out.edge_calls[k] += s.edge_calls[k]
         out.roots += s.roots
         out.root_time += s.root_time
     return out
+
+
+def tree(s, ops, name, depth, share, path):
+    """The call tree under `name`: children above `share` of the call."""
+    kids = sorted(((t, c) for (p, c), t in s.edges.items() if p == name), reverse=True)
+    for t, c in kids:
+        if t < share * s.root_time or c in path:
+            continue
+        print(f"    {'  ' * depth}{c[:60 - 2 * depth]:<{60 - 2 * depth}} "
+              f"{s.edge_calls[(name, c)] / ops:>8.2f} {t / ops:>10.2f} "
+              f"{100 * t / s.root_time:>5.1f}%")
+        if depth < 6:
+            tree(s, ops, c, depth + 1, share, path | {c})
 
 
 def report(title, s, ops, top):
@@ -103,12 +123,17 @@ def report(title, s, ops, top):
         return
     print(f"  {title}: {s.roots / ops:.2f} system calls per operation, "
           f"{s.root_time / ops:.2f} us per operation in {ROOT}")
+    print(f"    call tree (children above 2% of the time):")
+    print(f"    {'function':<60} {'calls/op':>8} {'us/op':>10} {'share':>6}")
+    print(f"    {ROOT:<60} {s.roots / ops:>8.2f} {s.root_time / ops:>10.2f} {100.0:>5.1f}%")
+    tree(s, ops, ROOT, 1, 0.02, {ROOT})
+    print(f"    top functions by inclusive time:")
     print(f"    {'function':<44} {'calls/op':>8} {'incl us/op':>10} {'self us/op':>10} "
           f"{'avg us':>8}")
     for name in sorted(s.incl, key=lambda k: -s.incl[k])[:top]:
         print(f"    {name[:44]:<44} {s.calls[name] / ops:>8.2f} {s.incl[name] / ops:>10.2f} "
               f"{s.self_[name] / ops:>10.2f} {s.incl[name] / s.calls[name]:>8.2f}")
-    print(f"    top self time:")
+    print(f"    top functions by self time (not in the functions they call):")
     for name in sorted(s.self_, key=lambda k: -s.self_[k])[:top // 2]:
         print(f"    {name[:44]:<44} {s.calls[name] / ops:>8.2f} {s.incl[name] / ops:>10.2f} "
               f"{s.self_[name] / ops:>10.2f} {s.incl[name] / s.calls[name]:>8.2f}")
