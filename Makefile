@@ -120,9 +120,12 @@ run: module ftctl selftests
 PROCFT_BENCH_ROUNDS ?= 5
 bench: module ftctl selftests
 	$(MAKE) -C bench OUT=$(BUILD)/bench
-	@rc=0; scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 7200 \
+	@rc=0; load0=$$(cut -d' ' -f1-3 /proc/loadavg); \
+	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 7200 \
 		--append benchrounds=$(PROCFT_BENCH_ROUNDS) bench || rc=$$?; \
-	grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH //' | tee $(BUILD)/bench.txt; \
+	{ grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH //'; \
+	  echo; echo "host: $$(nproc) CPUs, load average $$load0 before, $$(cut -d' ' -f1-3 /proc/loadavg) after"; \
+	} | tee $(BUILD)/bench.txt; \
 	exit $$rc
 
 # Per-call cost breakdown of getppid() and a 4 KiB pipe write+read at
