@@ -123,7 +123,7 @@ bench: module ftctl selftests
 	@rc=0; load0=$$(cut -d' ' -f1-3 /proc/loadavg); \
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 7200 \
 		--append benchrounds=$(PROCFT_BENCH_ROUNDS) bench || rc=$$?; \
-	{ grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH //'; \
+	{ grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH *//'; \
 	  echo; echo "host: $$(nproc) CPUs, load average $$load0 before, $$(cut -d' ' -f1-3 /proc/loadavg) after"; \
 	} | tee $(BUILD)/bench.txt; \
 	exit $$rc
