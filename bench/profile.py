@@ -5,10 +5,11 @@
 For each trace (workload x level), only the lines between the primary's
 "procft-profile begin N" and "procft-profile end N" marks count; the
 primary is the task that wrote the marks, every other task traced is one
-of its duplicates.  Per role it prints the time of one call (do_syscall_64,
-inclusive) and the functions under it by total time per call: calls per
-call, inclusive and self time (inclusive less the functions it called) per
-call, and the average of one invocation.
+of its duplicates.  Per role it prints the traced time of one operation
+(the graphs under do_syscall_64, which is not traceable itself), the call
+tree, and the functions by total time per operation: calls per operation,
+inclusive and self time (inclusive less the functions it called) per
+operation, and the average of one invocation.
 
 Usage: profile.py DIR [TOP]   (DIR holds <workload>.l<level>.txt)
 """
@@ -23,7 +24,11 @@ from collections import defaultdict
 LINE = re.compile(r"^\s*(\d+)\)\s+(.+?)-(\d+)\s+\|\s*(?:[-+!#*@$]\s*)?([\d.]+) us\s*\|\s?(.*)$"
                   r"|^\s*(\d+)\)\s+(.+?)-(\d+)\s+\|\s+\|\s?(.*)$")
 MARK = re.compile(r"procft-profile (begin|end) (\d+)")
-ROOT = "do_syscall_64"
+# do_syscall_64() is noinstr: the graphs start at the functions it calls
+# (bench/profile.sh lists them); their sum is the traced time of a call.
+ROOT = "(system calls)"
+# A system call, counted: the sys_enter probe runs once for each.
+CALL = "procft_probe_sys_enter"
 
 
 class Stats:
@@ -33,7 +38,7 @@ class Stats:
         self.self_ = defaultdict(float)
         self.roots = 0
         self.root_time = 0.0
-        self.edges = defaultdict(float)  # (parent, child) -> inclusive time
+        self.edges = defaultdict(float)  # call path -> inclusive time
         self.edge_calls = defaultdict(int)
 
 
@@ -80,13 +85,15 @@ def account(s, stack, name, dur, children):
     s.calls[name] += 1
     s.incl[name] += dur
     s.self_[name] += dur - children
+    path = (ROOT,) + tuple(f[0] for f in stack) + (name,)
     if stack:
         stack[-1][1] += dur
-        s.edges[(stack[-1][0], name)] += dur
-        s.edge_calls[(stack[-1][0], name)] += 1
-    if name == ROOT:
-        s.roots += 1
+    else:
         s.root_time += dur
+    s.edges[path] += dur
+    s.edge_calls[path] += 1
+    if name.startswith(CALL) and not stack:
+        s.roots += 1
 
 
 def merge(stats):
@@ -104,29 +111,32 @@ def merge(stats):
     return out
 
 
-def tree(s, ops, name, depth, share, path):
-    """The call tree under `name`: children above `share` of the call."""
-    kids = sorted(((t, c) for (p, c), t in s.edges.items() if p == name), reverse=True)
-    for t, c in kids:
-        if t < share * s.root_time or c in path:
+def tree(s, ops, path, share):
+    """The call tree under `path`: callees above `share` of the time."""
+    kids = sorted(((t, p) for p, t in s.edges.items()
+                   if len(p) == len(path) + 1 and p[:len(path)] == path), reverse=True)
+    depth = len(path)
+    for t, p in kids:
+        if t < share * s.root_time:
             continue
-        print(f"    {'  ' * depth}{c[:60 - 2 * depth]:<{60 - 2 * depth}} "
-              f"{s.edge_calls[(name, c)] / ops:>8.2f} {t / ops:>10.2f} "
+        name = p[-1]
+        print(f"    {'  ' * depth}{name[:60 - 2 * depth]:<{60 - 2 * depth}} "
+              f"{s.edge_calls[p] / ops:>8.2f} {t / ops:>10.2f} "
               f"{100 * t / s.root_time:>5.1f}%")
-        if depth < 6:
-            tree(s, ops, c, depth + 1, share, path | {c})
+        if depth < 8:
+            tree(s, ops, p, share)
 
 
 def report(title, s, ops, top):
-    if not s.roots:
+    if not s.root_time:
         print(f"  {title}: no system call traced")
         return
     print(f"  {title}: {s.roots / ops:.2f} system calls per operation, "
-          f"{s.root_time / ops:.2f} us per operation in {ROOT}")
+          f"{s.root_time / ops:.2f} us per operation traced")
     print(f"    call tree (children above 2% of the time):")
     print(f"    {'function':<60} {'calls/op':>8} {'us/op':>10} {'share':>6}")
-    print(f"    {ROOT:<60} {s.roots / ops:>8.2f} {s.root_time / ops:>10.2f} {100.0:>5.1f}%")
-    tree(s, ops, ROOT, 1, 0.02, {ROOT})
+    print(f"    {ROOT:<60} {'':>8} {s.root_time / ops:>10.2f} {100.0:>5.1f}%")
+    tree(s, ops, (ROOT,), 0.02)
     print(f"    top functions by inclusive time:")
     print(f"    {'function':<44} {'calls/op':>8} {'incl us/op':>10} {'self us/op':>10} "
           f"{'avg us':>8}")
@@ -152,7 +162,7 @@ def main():
         n, primary, stats = parse(os.path.join(d, f))
         prim = stats.get(primary, Stats())
         dups = merge(s for pid, s in stats.items() if pid != primary)
-        ndup = sum(1 for pid, s in stats.items() if pid != primary and s.roots)
+        ndup = sum(1 for pid, s in stats.items() if pid != primary and s.root_time)
         print(f"== {names.get(work, work)}, level {level} ({'procft loaded, unprotected' if level == 0 else f'{ndup} duplicate(s)'}), "
               f"{n} operations")
         report(f"primary (pid {primary})", prim, n, top)

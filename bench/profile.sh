@@ -1,9 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # Per-call cost breakdown, in the test VM (scripts/vm.py profile): the
-# function_graph tracer on every system call (do_syscall_64 and all it
-# calls: the sys_enter/sys_exit probes, the call, task_work and signal
-# work on the way out) of one benchmark process and its duplicates, for
+# function_graph tracer on every system call (what do_syscall_64 calls:
+# the sys_enter/sys_exit probes, the call, task_work and signal work on
+# the way out) of one benchmark process and its duplicates, for
 # getppid() and a 4 KiB pipe write+read at level 0 (procft loaded, the
 # process unprotected), 1 and 2.  Only the calls between the process's
 # "procft-profile begin/end" marks count.  The raw traces go to the ext4
@@ -30,7 +30,22 @@ mkdir -p $OUT || die "no ext4 disk"
 
 echo 0 > $T/tracing_on
 echo function_graph > $T/current_tracer || die "function_graph"
-echo do_syscall_64 > $T/set_graph_function || die "set_graph_function"
+# do_syscall_64() and the entry code inlined in it are noinstr: the graphs
+# start at what it calls, where the tracer can see them: the tracepoint
+# iterators and procft's probes (sys_enter/sys_exit), the call itself
+# (__x64_sys_*), and the work on the way out (task_work, signals, a
+# reschedule).
+: > $T/set_graph_function
+roots=""
+for f in __traceiter_sys_enter __traceiter_sys_exit procft_probe_sys_enter procft_probe_sys_exit \
+	'__x64_sys_*' task_work_run arch_do_signal_or_restart schedule; do
+	echo "$f" >> $T/set_graph_function 2>/dev/null && roots="$roots $f"
+done
+echo "PROFILE graph roots:$roots"
+case "$roots" in
+*procft_probe_sys_enter*__x64_sys_*) ;;
+*) die "cannot trace the probes and the calls (roots:$roots)" ;;
+esac
 echo 65536 > $T/buffer_size_kb
 for o in funcgraph-proc funcgraph-tail function-fork; do
 	echo 1 > $T/options/$o || die "option $o"
