@@ -154,7 +154,7 @@ def add_python(stage, script):
             shutil.copy2(f, target)
 
 
-def build_initramfs(kdir, module, dest, script=None):
+def build_initramfs(kdir, module, dest, script=None, bench=False):
     stage = tempfile.mkdtemp(prefix="initramfs.", dir=OUT)
     os.chmod(stage, 0o755)  # the guest's / (mkdtemp makes it 0700)
     try:
@@ -176,7 +176,8 @@ def build_initramfs(kdir, module, dest, script=None):
         criu = shutil.which("criu") or ("/usr/sbin/criu" if os.path.exists("/usr/sbin/criu") else None)
         if criu:
             add_host_binary(stage, criu, "bin/criu")
-        for path, dest_path in {**REAL_PROGRAMS, **BENCH_PROGRAMS}.items():
+        programs = {**REAL_PROGRAMS, **BENCH_PROGRAMS} if bench else REAL_PROGRAMS
+        for path, dest_path in programs.items():
             if os.path.exists(path):
                 os.makedirs(os.path.dirname(os.path.join(stage, dest_path)), exist_ok=True)
                 add_host_binary(stage, path, dest_path)
@@ -367,7 +368,7 @@ def run_vm(args, mode):
     os.makedirs(OUT, exist_ok=True)
     initrd = os.path.join(OUT, "initramfs.cpio.gz")
     disk = os.path.join(OUT, "disk.ext4")
-    build_initramfs(args.kdir, args.module, initrd, args.script)
+    build_initramfs(args.kdir, args.module, initrd, args.script, bench=mode in BENCH_MODES)
     build_disk(disk, bench=mode in BENCH_MODES)
 
     accel = args.accel
