@@ -207,6 +207,7 @@ judged() {
 		if (b <= 0 || a <= 0) { print "-"; exit }
 		r = a / b
 		if (k == "min") r = b / a
+		r = sprintf("%.2f", r) + 0	# judged as printed
 		ok = k == "min" ? r >= t : r <= t
 		printf "%.2fx (%s %sx, %s)", r, k == "min" ? ">=" : "<=", t, ok ? "met" : "missed"
 	}'
