@@ -9,6 +9,10 @@
 #                debug objects, list debugging, KFENCE); any report fails
 #                (KDIR_DEBUG=<debug kernel build dir> to use your own)
 #   make run     same set-up, then the demo in the test VM
+#   make bench   the benchmarks in the test VM (bench/bench.sh: ratios to
+#                the same workloads without procft.ko, memory, recovery)
+#   make profile per-call cost breakdown (function_graph) of getppid() and
+#                a 4 KiB pipe write+read at levels 0, 1 and 2
 #   make soak    the long pass of the machine-check tests on real programs
 #   make fuzz    the fuzzer (selftests/ft_fuzz.c) alone in the test VM for
 #                PROCFT_FUZZ_SECS seconds (default 900; PROCFT_FUZZ_SEED
@@ -32,7 +36,7 @@ KMAKE ?= LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	BINDGEN=$(CACHE)/tools/bin/bindgen \
 	RUST_LIB_SRC=/usr/lib/rustlib/src/rust/library
 
-.PHONY: all setup kernel module ftctl selftests bench lint dkms check run soak fuzz fmt clean \
+.PHONY: all setup kernel module ftctl selftests bench profile lint dkms check run soak fuzz fmt clean \
 	kernel-debug module-debug check-debug
 
 all: module ftctl selftests
@@ -121,11 +125,30 @@ fuzz: module ftctl selftests
 run: module ftctl selftests
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" demo
 
-# Benchmarks, printed as ratios to an unprotected run in the same VM.
+# Benchmarks, printed as ratios to a run of the same workload in the same
+# VM without procft.ko (bench/bench.sh loads it after that run), medians of
+# PROCFT_BENCH_ROUNDS rounds; the table also goes to build/bench.txt.
+PROCFT_BENCH_ROUNDS ?= 5
 bench: module ftctl selftests
 	$(MAKE) -C bench OUT=$(BUILD)/bench
-	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet bench
-	@grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH //' 
+	@rc=0; load0=$$(cut -d' ' -f1-3 /proc/loadavg); \
+	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 7200 \
+		--append benchrounds=$(PROCFT_BENCH_ROUNDS) bench || rc=$$?; \
+	{ grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH *//'; \
+	  echo; echo "host: $$(nproc) CPUs, load average $$load0 before, $$(cut -d' ' -f1-3 /proc/loadavg) after"; \
+	} | tee $(BUILD)/bench.txt; \
+	exit $$rc
+
+# Per-call cost breakdown of getppid() and a 4 KiB pipe write+read at
+# levels 0 (procft loaded), 1 and 2: function_graph traces taken in the VM
+# (bench/profile.sh), summed up by bench/profile.py into build/profile.txt.
+profile: module ftctl selftests
+	$(MAKE) -C bench OUT=$(BUILD)/bench
+	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 3600 profile
+	@rm -rf $(BUILD)/profile
+	@debugfs -R "rdump /profile $(BUILD)" $(BUILD)/vm/disk.ext4 > /dev/null 2>&1; \
+	[ -d $(BUILD)/profile ] || { echo "no traces on the VM disk"; exit 1; }
+	bench/profile.py $(BUILD)/profile | tee $(BUILD)/profile.txt
 
 # The long run of the machine-check tests on real programs: at least
 # PROCFT_SOAK (default 500) machine checks into sqlite3, lighttpd and

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * procft benchmark workloads.  Each prints the wall time it took, in
- * microseconds, on its last line; bench.sh runs them at levels 0, 1 and 2
- * in the same VM and prints ratios.
+ * procft benchmark workloads.  Each prints the wall time it took and its
+ * own CPU time (user + system, getrusage()), in microseconds, on its last
+ * line; bench.sh runs them without procft, with it loaded, and at levels 1
+ * and 2 in the same VM and prints ratios.
  *
  *   bench compute MIB   memory-heavy loop over MIB MiB
  *   bench getppid N     N getppid() calls
  *   bench pipe N        N 4 KiB write+read round trips through a pipe
+ *   bench fork N        N fork() + _exit() + waitpid()
+ *   bench busy N        forever: N getppid() calls, then 20 ms asleep
+ *   bench run CMD...    run CMD (stdin and stdout inherited) and print its
+ *                       wall time; fails if CMD does not exit with 0
  *   bench hold MIB      touch MIB MiB, print its address, then wait
  *   bench mce PID ADDR  raise a machine check on PID's page at ADDR and
  *                       print how long until procft restored it
@@ -14,6 +19,7 @@
 #include "../selftests/ft_test.h"
 
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -26,10 +32,43 @@ static uint64_t now_us(void)
 	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
 }
 
+static uint64_t cpu_us(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000ull +
+	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
+/*
+ * With BENCH_MARK set (bench/profile.sh), write "procft-profile begin N"
+ * and "... end N" into the trace, around the measured loop.  The first
+ * mark is preceded by a few calls, so that the duplicates exist (they are
+ * made at the primary's first calls) and run in step.
+ */
+static void mark(long n, const char *what)
+{
+	static int fd = -1;
+	char buf[64];
+	int i, len;
+
+	if (!getenv("BENCH_MARK"))
+		return;
+	if (fd < 0) {
+		fd = open("/sys/kernel/tracing/trace_marker", O_WRONLY);
+		for (i = 0; i < 200; i++)
+			syscall(SYS_getppid);
+	}
+	len = snprintf(buf, sizeof(buf), "procft-profile %s %ld\n", what, n);
+	if (fd >= 0)
+		write(fd, buf, len);
+}
+
 int main(int argc, char **argv)
 {
 	long n = argc > 2 ? atol(argv[2]) : 0;
-	uint64_t t0, sum = 0;
+	uint64_t t0, c0, sum = 0;
 	char page[4096];
 	int fds[2];
 	long i, j;
@@ -37,7 +76,25 @@ int main(int argc, char **argv)
 	if (argc < 3)
 		return 2;
 	t0 = now_us();
-	if (!strcmp(argv[1], "compute")) {
+	c0 = cpu_us();
+	if (!strcmp(argv[1], "run")) {
+		pid_t pid = fork();
+		int st;
+
+		if (pid == 0) {
+			execvp(argv[2], argv + 2);
+			_exit(127);
+		}
+		if (pid < 0 || waitpid(pid, &st, 0) != pid)
+			return 1;
+		t0 = now_us() - t0;
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			fprintf(stderr, "bench run %s: status %#x\n", argv[2], st);
+			return 1;
+		}
+		fprintf(stderr, "%s: %llu us\n", argv[2], (unsigned long long)t0);
+		return 0;
+	} else if (!strcmp(argv[1], "compute")) {
 		size_t len = n << 20;
 		uint32_t *a = malloc(len);
 
@@ -47,15 +104,35 @@ int main(int argc, char **argv)
 			for (i = 0; i < (long)(len / 4); i++)
 				sum += a[(a[i] ^ j) % (len / 4)];
 	} else if (!strcmp(argv[1], "getppid")) {
+		mark(n, "begin");
 		for (i = 0; i < n; i++)
 			sum += syscall(SYS_getppid);
+		mark(n, "end");
 	} else if (!strcmp(argv[1], "pipe")) {
 		if (pipe(fds))
 			return 1;
 		memset(page, 1, sizeof(page));
+		mark(n, "begin");
 		for (i = 0; i < n; i++) {
 			write(fds[1], page, sizeof(page));
 			sum += read(fds[0], page, sizeof(page));
+		}
+		mark(n, "end");
+	} else if (!strcmp(argv[1], "fork")) {
+		for (i = 0; i < n; i++) {
+			pid_t pid = fork();
+
+			if (pid == 0)
+				_exit(0);
+			if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+				return 1;
+			sum++;
+		}
+	} else if (!strcmp(argv[1], "busy")) {
+		for (;;) {
+			for (i = 0; i < n; i++)
+				sum += syscall(SYS_getppid);
+			usleep(20000);
 		}
 	} else if (!strcmp(argv[1], "hold")) {
 		char *m = malloc(n << 20);
@@ -110,7 +187,8 @@ int main(int argc, char **argv)
 	} else {
 		return 2;
 	}
-	printf("%s %ld: %llu us (sum %llu)\n", argv[1], n,
-	       (unsigned long long)(now_us() - t0), (unsigned long long)sum);
+	printf("%s %ld: %llu us, cpu %llu us (sum %llu)\n", argv[1], n,
+	       (unsigned long long)(now_us() - t0), (unsigned long long)(cpu_us() - c0),
+	       (unsigned long long)sum);
 	return 0;
 }

@@ -1,67 +1,385 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# procft benchmarks, in the test VM: each workload at levels 0, 1 and 2,
-# printed as time ratios to the unprotected run; then memory, respawn time
-# (a duplicate killed until its replacement is on its own frames, level 1),
-# page restore after an action-optional machine check on the primary's page
-# (level 2, the primary waiting in usleep(): the early warning), promotion
-# after the primary consumed poison (MADV_HWPOISON, level 1: its whole state
-# taken from the duplicate), what a restart from scratch redoes, and a
-# restore from a CRIU checkpoint.  Timings under TCG emulation: compare
-# ratios, not absolute times.
+# procft benchmarks, in the test VM (scripts/vm.py bench boots it without
+# procft.ko; this script loads and unloads it).
+#
+# 1. Each workload without procft (the baseline), with procft loaded but
+#    the workload unprotected, the same with another process protected and
+#    busy, and protected at levels 1 and 2: medians of PROCFT_BENCH_ROUNDS
+#    (default 5) rounds, each round every configuration once (the module
+#    unloaded and loaded again between rounds), so that drift hits all
+#    alike. Printed as ratios to the baseline, each beside its target.
+# 2. Memory at steady state, per level: each replica's smaps_rollup, the
+#    sums, and what the kernel spent besides (slab, page tables, procft's
+#    buffered output).
+# 3. Recovery: respawn time (a duplicate killed until its replacement is on
+#    its own frames, level 1), page restore after an action-optional
+#    machine check on the primary's page (level 2, the primary waiting in
+#    usleep(): the early warning), promotion after the primary consumed
+#    poison (MADV_HWPOISON, level 1: its whole state taken from the
+#    duplicate), what a restart from scratch redoes, and a restore from a
+#    CRIU checkpoint.
+#
+# Timings under TCG emulation: compare ratios, not absolute times.  Any
+# workload that cannot run (or gives a wrong result) fails the script:
+# "BENCH FAILED: ..." and a non-zero exit.
 B=/bench/bench
+ROUNDS=${benchrounds:-5}
+NCPU=$(grep -c '^processor' /proc/cpuinfo)
+PORT=8086
+W=/tmp/bench
+mkdir -p $W
+
+die() {
+	echo "BENCH FAILED: $*"
+	exit 1
+}
 us() { sed -n 's/.*: \([0-9]*\) us.*/\1/p' | tail -1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 field() { sed -n "s/.*$2=\\([0-9]*\\).*/\\1/p" /proc/procft | head -1; }
+# Busy time of all CPUs of the VM (user, nice, system, irq, softirq,
+# steal), in USER_HZ ticks (10 ms).
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 
-# One timed run, in microseconds.
-run1() {
-	l=$1; shift
-	if [ "$1" = gzip ]; then
-		a=$(cut -d' ' -f1 /proc/uptime)
-		ftctl run -l $l -- gzip -c /mnt/disk/text.bin > /dev/null
-		b=$(cut -d' ' -f1 /proc/uptime)
-		awk -v a=$a -v b=$b 'BEGIN { printf "%d\n", (b - a) * 1000000 }'
-	else
-		ftctl run -l $l -- $B "$@" | us
-	fi
+load_module() {
+	[ -e /dev/procft ] && return
+	insmod /lib/modules/procft.ko || die "insmod procft.ko"
+	chmod 0666 /dev/procft
 }
-# The median of three runs (levels interleaved, so drift hits all alike).
-median3() { sort -n | sed -n 2p; }
+unload_module() {
+	[ -e /dev/procft ] || return
+	i=0
+	while ! rmmod procft 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 500 ] && die "rmmod procft: still busy after 10 s"
+		usleep 20000
+	done
+}
 
-echo "BENCH workload | level 0 | level 1 | level 2 | ratio L1 | ratio L2"
-for w in "compute 16" "getppid 20000" "pipe 2000" "gzip"; do
-	: > /tmp/b0; : > /tmp/b1; : > /tmp/b2
-	for rep in 1 2 3; do
-		for l in 0 1 2; do
-			run1 $l $w >> /tmp/b$l
+# Stops the holder $1 and waits until its replicas $2 are gone (their
+# memory freed).
+stop_hold() {
+	kill $1
+	wait $1 2>/dev/null
+	for r in $2; do
+		i=0
+		while [ -d /proc/$r ]; do
+			i=$((i + 1))
+			[ $i -gt 1000 ] && die "replica $r of $1 still there 10 s after it was stopped"
+			usleep 10000
 		done
 	done
-	m0=$(median3 < /tmp/b0); m1=$(median3 < /tmp/b1); m2=$(median3 < /tmp/b2)
-	name=$w; [ "$w" = gzip ] && name="gzip 64 MiB of text (busybox)"
-	echo "BENCH $name | $((m0 / 1000)) ms | $((m1 / 1000)) ms | $((m2 / 1000)) ms | $(ratio $m1 $m0) | $(ratio $m2 $m0)"
+}
+replicas() {
+	if [ $2 = 0 ]; then
+		echo $1
+	else
+		sed -n "s/^pid=$1 .*replicas=\\([0-9,]*\\) .*/\\1/p" /proc/procft | tr , ' '
+	fi
+}
+
+# ---- the workloads ------------------------------------------------------
+
+# The SQL workload (the one selftests/ft_real.c runs), on a file database
+# on the ext4 disk.
+cat > $W/work.sql <<'EOF'
+PRAGMA cache_size = -16000;
+CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, b TEXT);
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 40000)
+  INSERT INTO t SELECT x, (x * 7919) % 1000, printf('row %d %x', x, x * x) FROM c;
+CREATE INDEX ta ON t(a);
+SELECT a, count(*), sum(id), min(b), max(b) FROM t GROUP BY a ORDER BY a LIMIT 25;
+SELECT count(*), sum(length(b)), total(a) FROM t WHERE a BETWEEN 100 AND 300;
+SELECT a % 10, count(*), avg(id) FROM t GROUP BY a % 10 ORDER BY 1;
+SELECT b FROM t WHERE a = 777 ORDER BY id DESC LIMIT 10;
+EOF
+DB=/mnt/disk/bench.db
+[ -d /mnt/disk ] && touch $DB 2>/dev/null || die "no ext4 disk for the database"
+
+# The web site: one 16 KiB file.
+mkdir -p $W/www
+i=0
+while [ $i -lt 512 ]; do
+	printf 'line %05d of the benchmark file\n' $i
+	i=$((i + 1))
+done > $W/www/f
+cat > $W/lighttpd.conf <<EOF
+server.document-root = "$W/www"
+server.bind = "127.0.0.1"
+server.port = $PORT
+server.errorlog = "$W/lighttpd.log"
+EOF
+REQS=300
+command -v sqlite3 > /dev/null || die "no sqlite3 in the VM"
+command -v lighttpd > /dev/null || die "no lighttpd in the VM"
+command -v ab > /dev/null || die "no ab (apache2-utils) in the VM"
+
+# The command prefix of a configuration: off (no procft.ko), on (loaded,
+# unprotected), other (loaded, unprotected, another process protected),
+# l1 and l2 (protected at that level).
+prefix() {
+	case $1 in
+	l1) echo "ftctl run -l 1 --" ;;
+	l2) echo "ftctl run -l 2 --" ;;
+	esac
+}
+
+# How many operations a run of workload $1 makes in configuration $2:
+# fewer when protected (where each costs tens of times more under TCG),
+# so that a round stays within minutes; figures are per operation.
+count() {
+	case $1.$2 in
+	getppid.l*) echo 10000 ;;
+	getppid.*) echo 200000 ;;
+	pipe.l*) echo 2000 ;;
+	pipe.*) echo 10000 ;;
+	fork.*) echo 300 ;;
+	*) echo 1 ;;
+	esac
+}
+
+# One run of workload $2 in configuration $1; appends "WALL CPU OWN" to
+# $W/$1.$2, in ns per operation (per run for compute, sqlite, lighttpd):
+# WALL the wall time (lighttpd: ab's time for $REQS requests), CPU the
+# busy time of all the VM's CPUs meanwhile, OWN the workload's own CPU
+# time (its primary's), "-" where not known.
+measure() {
+	cfg=$1 w=$2 pre=$(prefix $1) n=$(count $2 $1)
+	t0=$(busy_ticks)
+	case $w in
+	getppid | pipe | fork) out=$($pre $B $w $n) ;;
+	compute) out=$($pre $B compute 16) ;;
+	sqlite)
+		rm -f $DB $DB-journal
+		out=$($B run $pre sqlite3 $DB < $W/work.sql 2>&1 > $W/sqlite.out) ||
+			die "sqlite3 ($cfg): $out"
+		[ -s $W/sqlite.ref ] || cp $W/sqlite.out $W/sqlite.ref
+		cmp -s $W/sqlite.out $W/sqlite.ref || die "sqlite3 ($cfg): output differs from the first run's"
+		;;
+	lighttpd)
+		rm -f $W/lighttpd.log
+		$pre lighttpd -D -f $W/lighttpd.conf > $W/lighttpd.out 2>&1 &
+		p=$!
+		i=0
+		until wget -q -O $W/got http://127.0.0.1:$PORT/f 2>/dev/null; do
+			i=$((i + 1))
+			[ $i -gt 1000 ] && die "lighttpd ($cfg) not answering after 20 s: $(cat $W/lighttpd.out $W/lighttpd.log 2>/dev/null)"
+			usleep 20000
+		done
+		cmp -s $W/got $W/www/f || die "lighttpd ($cfg) served a wrong file"
+		t0=$(busy_ticks)
+		ab -n $REQS -c 2 http://127.0.0.1:$PORT/f > $W/ab.out 2>&1 ||
+			die "ab against lighttpd ($cfg) failed: $(tail -3 $W/ab.out)"
+		grep -q "^Complete requests: *$REQS\$" $W/ab.out && grep -q '^Failed requests: *0$' $W/ab.out ||
+			die "ab against lighttpd ($cfg): $(grep -E '^(Complete|Failed) requests' $W/ab.out)"
+		out="ab: $(awk '/^Time taken for tests:/ { printf "%d", $5 * 1000000 }' $W/ab.out) us"
+		;;
+	esac
+	t1=$(busy_ticks)
+	[ $w = lighttpd ] && { kill $p; wait $p 2>/dev/null; }
+	val=$(echo "$out" | us)
+	[ -n "$val" ] || die "$w ($cfg) printed no time: $out"
+	own=$(echo "$out" | sed -n 's/.* cpu \([0-9]*\) us.*/\1/p' | tail -1)
+	awk -v v=$val -v t=$((t1 - t0)) -v o=${own:--} -v n=$n 'BEGIN {
+		printf "%.0f %.0f %s\n", v * 1000 / n, t * 10000000 / n, o == "-" ? "-" : sprintf("%.0f", o * 1000 / n)
+	}' >> $W/$cfg.$w
+}
+
+# A protected (level 1) process making system calls: 100 getppid() calls
+# then 20 ms asleep, over and over.
+start_other() {
+	ftctl run -l 1 -- $B busy 100 & other=$!
+	i=0
+	until grep -q "^pid=$other .*duplicates=1/1" /proc/procft; do
+		i=$((i + 1))
+		[ $i -gt 1000 ] && die "the busy protected process got no duplicate"
+		usleep 10000
+	done
+}
+stop_other() { stop_hold $other "$(replicas $other 1)"; }
+
+# The median of column $2 of file $1 (rounds of one configuration).
+median() { awk -v c=$2 '{ print $c }' $1 | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# "1.23x (<= 2x, met)" for a ratio $1/$2 against the bound $3 ($4: "max"
+# for a time that must stay below, "min" for a throughput above).
+judged() {
+	awk -v a="$1" -v b="$2" -v t="$3" -v k="$4" 'BEGIN {
+		if (b <= 0 || a <= 0) { print "-"; exit }
+		r = a / b
+		if (k == "min") r = b / a
+		r = sprintf("%.2f", r) + 0	# judged as printed
+		ok = k == "min" ? r >= t : r <= t
+		printf "%.2fx (%s %sx, %s)", r, k == "min" ? ">=" : "<=", t, ok ? "met" : "missed"
+	}'
+}
+
+WORKLOADS="getppid pipe fork compute sqlite lighttpd"
+SMALL="getppid pipe fork"
+rm -f $W/off.* $W/on.* $W/other.* $W/l1.* $W/l2.* $W/sqlite.ref
+# Once, untimed, to warm caches (and to get the reference SQL output).
+unload_module
+for w in $WORKLOADS; do measure off $w; done
+rm -f $W/off.*
+r=1
+while [ $r -le $ROUNDS ]; do
+	unload_module
+	for w in $WORKLOADS; do measure off $w; done
+	load_module
+	for w in $WORKLOADS; do measure on $w; done
+	start_other
+	for w in $SMALL; do measure other $w; done
+	stop_other
+	for w in $WORKLOADS; do
+		measure l1 $w
+		measure l2 $w
+	done
+	r=$((r + 1))
 done
 
+name() {
+	case $1 in
+	getppid) echo "getppid(), per call" ;;
+	pipe) echo "4 KiB pipe write+read, per pair" ;;
+	fork) echo "fork+exit+wait, per fork" ;;
+	compute) echo "compute, 16 MiB memory" ;;
+	sqlite) echo "sqlite3 SQL, 40000 rows, file db" ;;
+	lighttpd) echo "lighttpd, ab: $REQS x 16 KiB, 2 conc." ;;
+	esac
+}
+# A time in ns, printed in us per operation or ms per run.
+t() {
+	case " $SMALL " in
+	*" $1 "*) awk -v v="$2" 'BEGIN { printf "%.2f us", v / 1000 }' ;;
+	*) awk -v v="$2" 'BEGIN { printf "%d ms", v / 1000000 }' ;;
+	esac
+}
+
+echo "BENCH Medians of $ROUNDS rounds; ratios to the same workload without procft.ko in the same boot; $NCPU vCPUs."
 echo "BENCH"
+echo "BENCH unprotected workload | no procft | procft loaded | ratio | another process protected (level 1, busy) | ratio, wall | ratio, own CPU time"
+for w in $WORKLOADS; do
+	off=$(median $W/off.$w 1) on=$(median $W/on.$w 1)
+	case " $SMALL " in
+	*" $w "*) line="$(name $w) | $(t $w $off) | $(t $w $on) | $(judged $on $off 1.02 max)" ;;
+	*) line="$(name $w) | $(t $w $off) | $(t $w $on) | $(ratio $on $off)" ;;
+	esac
+	if [ -s $W/other.$w ]; then
+		oth=$(median $W/other.$w 1)
+		line="$line | $(t $w $oth) | $(judged $oth $off 1.02 max) | $(judged $(median $W/other.$w 3) $(median $W/off.$w 3) 1.02 max)"
+	else
+		line="$line | - | - | -"
+	fi
+	echo "BENCH $line"
+done
+echo "BENCH"
+echo "BENCH protected workload | no procft | level 1 | level 2 | ratio L1 | ratio L2 | L2, wall x $NCPU/3 | L2, VM CPU time / 3"
+for w in $WORKLOADS; do
+	off=$(median $W/off.$w 1) l1=$(median $W/l1.$w 1) l2=$(median $W/l2.$w 1)
+	c0=$(median $W/off.$w 2) c2=$(median $W/l2.$w 2)
+	case $w in
+	getppid) t1=2 t2=3 k=max ;;
+	pipe) t1=1.3 t2=1.6 k=max ;;
+	compute) t1=1.02 t2=- k=max ;;
+	sqlite) t1=1.15 t2=1.4 k=max ;;
+	lighttpd) t1=0.85 t2=0.7 k=min ;;
+	*) t1=- t2=- k=max ;;
+	esac
+	if [ $t1 = - ]; then r1=$(ratio $l1 $off); else r1=$(judged $l1 $off $t1 $k); fi
+	if [ $t2 = - ]; then r2=$(ratio $l2 $off); else r2=$(judged $l2 $off $t2 $k); fi
+	if [ $k = min ]; then
+		# Throughput: the ratio is baseline time / protected time; the
+		# VM's CPU time includes ab's, so it is not normalised.
+		n2=$(awk -v a=$l2 -v b=$off -v n=$NCPU 'BEGIN { printf "%.2fx", b / (a * n / 3) }')
+		cn=-
+	else
+		n2=$(awk -v a=$l2 -v b=$off -v n=$NCPU 'BEGIN { printf "%.2fx", a * n / 3 / b }')
+		cn=$(awk -v a=$c2 -v b=$c0 'BEGIN { if (b > 0) printf "%.2fx", a / 3 / b; else print "-" }')
+	fi
+	echo "BENCH $(name $w) | $(t $w $off) | $(t $w $l1) | $(t $w $l2) | $r1 | $r2 | $n2 | $cn"
+done
+echo "BENCH"
+
+# ---- memory ---------------------------------------------------------------
+
+meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
+rollup() { awk -v k="$2:" '$1 == k { print $2 }' /proc/$1/smaps_rollup; }
+# The kernel memory besides the replicas' pages, in KiB: slab, page
+# tables, kernel stacks.
+kmem() { echo $(($(meminfo Slab) + $(meminfo PageTables) + $(meminfo KernelStack))); }
+# Free memory in KiB: MemFree and the pages on the per-CPU free lists,
+# which MemFree does not count (and which hold tens of MiB after a large
+# process exits).
+free_kib() {
+	echo $(($(meminfo MemFree) + $(awk '$1 == "count:" { c += $2 } END { print c * 4 }' /proc/zoneinfo)))
+}
+kib() { awk -v v="$1" 'BEGIN { if (v >= 10240) printf "%d MiB", v / 1024; else printf "%d KiB", v }'; }
+
+# Starts "bench hold $1" at level $2 (0: unprotected) and waits until its
+# duplicates run on their own frames; sets $p.
+hold() {
+	$B hold $1 > $W/hold.out & p=$!
+	while ! grep -q ready $W/hold.out 2>/dev/null; do usleep 10000; done
+	[ $2 -gt 0 ] && ftctl set $p $2
+	i=0
+	while [ $2 -gt 0 ] && ! grep -q "^pid=$p .*duplicates=$2/$2" /proc/procft; do
+		i=$((i + 1))
+		[ $i -gt 3000 ] && die "hold $1 MiB at level $2: duplicates not ready"
+		usleep 10000
+	done
+	# Steady state: the duplicates have copied their pages.
+	sleep 1
+}
+echo "BENCH memory: bench hold MIB | level | Rss, each replica | Rss sum | Pss sum | Private (clean+dirty) sum | Shared (clean+dirty) sum | Anonymous sum | N x level-0 Private | freed at exit (MemFree + per-CPU lists) | slab+page tables+stacks, delta | procft buffered"
+for mib in 1 16 256; do
+	for l in 0 1 2; do
+		k0=$(kmem)
+		hold $mib $l
+		rss="" srss=0 spss=0 spriv=0 sshr=0 sanon=0 n=0
+		for r in $(replicas $p $l); do
+			a=$(rollup $r Rss)
+			rss="$rss${rss:+ + }$(kib $a)"
+			srss=$((srss + a))
+			spss=$((spss + $(rollup $r Pss)))
+			spriv=$((spriv + $(rollup $r Private_Clean) + $(rollup $r Private_Dirty)))
+			sshr=$((sshr + $(rollup $r Shared_Clean) + $(rollup $r Shared_Dirty)))
+			sanon=$((sanon + $(rollup $r Anonymous)))
+			n=$((n + 1))
+		done
+		[ $n = $((l + 1)) ] || die "hold $mib MiB at level $l: $n replicas"
+		[ $l = 0 ] && priv0=$spriv
+		kd=$(($(kmem) - k0))
+		buf=$([ $l = 0 ] && echo - || echo "$(field $p buffered) B")
+		# What the whole group held: free memory before and after it exits.
+		free1=$(free_kib)
+		stop_hold $p "$(replicas $p $l)"
+		sleep 1
+		freed=$(($(free_kib) - free1))
+		echo "BENCH $mib MiB | $l | $rss | $(kib $srss) | $(kib $spss) | $(kib $spriv) | $(kib $sshr) | $(kib $sanon) | $(kib $((priv0 * n))) | $(kib $freed) | $(kib $kd) | $buf"
+	done
+done
+echo "BENCH"
+
+# ---- recovery ---------------------------------------------------------------
+
 # Without procft: restore from a checkpoint taken by CRIU (criu dump, which
 # stops the process, then criu restore), when criu is in the VM and works.
 ms_since() { awk -v a="$1" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%d", (b - a) * 1000 }'; }
 criu_restore() {
 	command -v criu > /dev/null || { echo "no criu"; return; }
 	# Its own session, no terminal: what criu dumps without --shell-job.
-	setsid $B hold $1 > /tmp/hold.out 2> /dev/null < /dev/null & p=$!
-	while ! grep -q ready /tmp/hold.out 2>/dev/null; do usleep 10000; done
-	rm -rf /tmp/ck && mkdir -p /tmp/ck
+	setsid $B hold $1 > $W/hold.out 2> /dev/null < /dev/null & p=$!
+	while ! grep -q ready $W/hold.out 2>/dev/null; do usleep 10000; done
+	rm -rf $W/ck && mkdir -p $W/ck
 	t=$(cut -d' ' -f1 /proc/uptime)
-	if ! criu dump -t $p -D /tmp/ck -o dump.log 2> /dev/null; then
+	if ! criu dump -t $p -D $W/ck -o dump.log 2> /dev/null; then
 		kill $p; wait $p 2>/dev/null
-		echo "criu dump failed: $(grep -m1 Error /tmp/ck/dump.log)"; return
+		echo "criu dump failed: $(grep -m1 Error $W/ck/dump.log)"; return
 	fi
 	dump=$(ms_since $t)
 	wait $p 2>/dev/null
 	t=$(cut -d' ' -f1 /proc/uptime)
-	if ! criu restore -D /tmp/ck -d -o restore.log 2> /dev/null; then
-		echo "criu restore failed: $(grep -m1 Error /tmp/ck/restore.log)"; return
+	if ! criu restore -D $W/ck -d -o restore.log 2> /dev/null; then
+		echo "criu restore failed: $(grep -m1 Error $W/ck/restore.log)"; return
 	fi
 	restore=$(ms_since $t)
 	# The restored process has its old pid and its memory: alive?
@@ -71,43 +389,32 @@ criu_restore() {
 	else
 		echo "criu restore: process did not come back"
 	fi
-	rm -rf /tmp/ck
+	rm -rf $W/ck
 }
 
-echo "BENCH resident size | RSS level 0 | RSS sum level 1 | RSS sum level 2 | respawn (L1) | page restore, AO (L2) | promotion, AR (L1) | restart from scratch | CRIU restore"
+echo "BENCH resident size | respawn (L1) | page restore, AO (L2) | promotion, AR (L1) | restart from scratch | CRIU restore"
 for mib in 1 16 256; do
-	rss=""
-	for l in 0 1 2; do
-		$B hold $mib > /tmp/hold.out & p=$!
-		while ! grep -q ready /tmp/hold.out 2>/dev/null; do usleep 10000; done
-		[ $l -gt 0 ] && ftctl set $p $l
-		i=0
-		while [ $l -gt 0 ] && ! grep -q "^pid=$p .*duplicates=$l/$l" /proc/procft && [ $i -lt 3000 ]; do
-			usleep 10000; i=$((i + 1))
-		done
-		total=0
-		for r in $(sed -n "s/^pid=$p .*replicas=\\([0-9,]*\\) .*/\\1/p" /proc/procft | tr , ' ') $([ $l = 0 ] && echo $p); do
-			kb=$(awk '/^VmRSS/ { print $2 }' /proc/$r/status)
-			total=$((total + kb))
-		done
-		rss="$rss | $((total / 1024)) MiB"
-		if [ $l = 1 ]; then
-			d=$(sed -n "s/^pid=$p .*replicas=$p,\\([0-9]*\\) .*/\\1/p" /proc/procft)
-			t0=$(cut -d' ' -f1 /proc/uptime)
-			kill -9 $d
-			while ! grep -q "^pid=$p .*duplicates=1/1 .*respawns=1" /proc/procft; do usleep 2000; done
-			t1=$(cut -d' ' -f1 /proc/uptime)
-			respawn=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%d ms", (b - a) * 1000 }')
-		fi
-		if [ $l = 2 ]; then
-			addr=$(sed -n 's/ready //p' /tmp/hold.out)
-			failover=$($B mce $p $addr | sed -n 's/restored after \([0-9]*\) us/\1/p')
-			failover="$((failover / 1000)) ms"
-		fi
-		kill $p; wait $p 2>/dev/null
+	hold $mib 1
+	d=$(sed -n "s/^pid=$p .*replicas=$p,\\([0-9]*\\) .*/\\1/p" /proc/procft)
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	kill -9 $d
+	i=0
+	while ! grep -q "^pid=$p .*duplicates=1/1 .*respawns=1" /proc/procft; do
+		i=$((i + 1))
+		[ $i -gt 15000 ] && die "no respawn after 30 s"
+		usleep 2000
 	done
+	t1=$(cut -d' ' -f1 /proc/uptime)
+	respawn=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%d ms", (b - a) * 1000 }')
+	stop_hold $p "$(replicas $p 1)"
+	hold $mib 2
+	addr=$(sed -n 's/ready //p' $W/hold.out)
+	failover=$($B mce $p $addr | sed -n 's/restored after \([0-9]*\) us/\1/p')
+	[ -n "$failover" ] || die "page restore at $mib MiB did not run"
+	stop_hold $p "$(replicas $p 2)"
 	promote=$(ftctl run -l 1 -- $B promote $mib | sed -n 's/promoted after \([0-9]*\) us/\1/p')
-	restart=$(run1 0 restart $mib)
+	[ -n "$promote" ] || die "promotion at $mib MiB did not run"
+	restart=$($B restart $mib | us)
 	criu=$(criu_restore $mib)
-	echo "BENCH $mib MiB$rss | $respawn | $failover | $((promote / 1000)) ms | $((restart / 1000)) ms + the lost work | $criu"
+	echo "BENCH $mib MiB | $respawn | $((failover / 1000)) ms | $((promote / 1000)) ms | $((restart / 1000)) ms + the lost work | $criu"
 done

@@ -20,7 +20,6 @@ The serial log is kept in build/vm/serial.log (``--out`` to change).
 
 import argparse
 import os
-import random
 import re
 import shutil
 import socket
@@ -71,6 +70,11 @@ PROCFT_MODARGS=$(echo "$ftmodargs" | tr , ' ')
 export PROCFT_MODARGS
 case "$ftmode" in
 probe) ;;
+bench|profile)
+	# These measure the system without procft first and load it
+	# themselves (bench/bench.sh, bench/profile.sh).
+	/bench/$ftmode.sh || rc=1
+	;;
 *)
 	if [ "$ftnomodule" != 1 ]; then
 		insmod /lib/modules/procft.ko $PROCFT_MODARGS || rc=1
@@ -81,8 +85,6 @@ probe) ;;
 		/selftests/demo.sh || rc=1
 	elif [ "$ftmode" = script ]; then
 		/selftests/script.sh || rc=1
-	elif [ "$ftmode" = bench ]; then
-		/bench/bench.sh || rc=1
 	else
 		/selftests/run_tests.sh "$ftfilter" || rc=1
 	fi
@@ -125,6 +127,11 @@ REAL_PROGRAMS = {"/usr/bin/sqlite3": "bin/sqlite3", "/usr/sbin/lighttpd": "bin/l
                  "/usr/bin/python3.11": "usr/bin/python3.11"}
 
 
+# The benchmarks' load generator for lighttpd (bench/bench.sh): ab, from
+# Debian's apache2-utils, installed by scripts/setup-host.sh.
+BENCH_PROGRAMS = {"/usr/bin/ab": "bin/ab"}
+
+
 def add_python(stage, script):
     """Copies the standard-library modules `script` imports (and Python's
     start-up imports), with their compiled forms, to the same paths: what
@@ -152,7 +159,7 @@ def add_python(stage, script):
             shutil.copy2(f, target)
 
 
-def build_initramfs(kdir, module, dest, script=None):
+def build_initramfs(kdir, module, dest, script=None, bench=False):
     stage = tempfile.mkdtemp(prefix="initramfs.", dir=OUT)
     os.chmod(stage, 0o755)  # the guest's / (mkdtemp makes it 0700)
     try:
@@ -184,7 +191,8 @@ def build_initramfs(kdir, module, dest, script=None):
         criu = shutil.which("criu") or ("/usr/sbin/criu" if os.path.exists("/usr/sbin/criu") else None)
         if criu:
             add_host_binary(stage, criu, "bin/criu")
-        for path, dest_path in REAL_PROGRAMS.items():
+        programs = {**REAL_PROGRAMS, **BENCH_PROGRAMS} if bench else REAL_PROGRAMS
+        for path, dest_path in programs.items():
             if os.path.exists(path):
                 os.makedirs(os.path.dirname(os.path.join(stage, dest_path)), exist_ok=True)
                 add_host_binary(stage, path, dest_path)
@@ -215,26 +223,18 @@ def build_initramfs(kdir, module, dest, script=None):
 
 def build_disk(dest, bench=False):
     """An ext4 image with the test programs on it (file-backed pages); for
-    the benchmarks also 64 MiB of text to compress."""
+    the benchmarks a larger one (the SQL workload's database, the traces
+    of bench/profile.sh, read back by the host)."""
     stage = tempfile.mkdtemp(prefix="disk.", dir=OUT)
     os.chmod(stage, 0o755)
     try:
         shutil.copytree(os.path.join(BUILD, "selftests"), os.path.join(stage, "selftests"))
         with open(os.path.join(stage, "data.bin"), "wb") as f:
             f.write(bytes(range(256)) * 4096 * 4)  # 4 MiB of a known pattern
-        if bench:
-            # Text-like data (gzip gets about 3:1), the same every time.
-            rng = random.Random(1)
-            words = ["".join(rng.choice("etaoinshrdlucmfwypvbgkqjxz")
-                             for _ in range(rng.randint(2, 9))) for _ in range(5000)]
-            block = " ".join(rng.choice(words) for _ in range(180000)).encode()[:1 << 20]
-            with open(os.path.join(stage, "text.bin"), "wb") as f:
-                for i in range(64):
-                    f.write(block[i * 1024:] + block[:i * 1024])
         if os.path.exists(dest):
             os.unlink(dest)
         subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "procft", "-d", stage, dest,
-                        "256M" if bench else "128M"], check=True)
+                        "512M" if bench else "128M"], check=True)
     finally:
         shutil.rmtree(stage)
 
@@ -275,6 +275,10 @@ def cpu_model(accel):
     return ",".join([CPU_MODEL] + ["-" + f for f in TCG_LACKS])
 
 
+# Modes whose script loads procft.ko itself, after measuring without it.
+BENCH_MODES = ("bench", "profile")
+
+
 def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra="", icount=None):
     # tsc=reliable: under TCG the guest's TSC follows the host's clock and
     # the clocksource watchdog compares it with emulated timers that lag
@@ -289,7 +293,7 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra="", icount=N
         append += " loglevel=1"
     if extra:
         append += " " + extra
-    if mode == "bench" or os.environ.get("PROCFT_NO_VDSO"):
+    if mode in BENCH_MODES or os.environ.get("PROCFT_NO_VDSO"):
         # Debian's criu (3.17) cannot parse this kernel's vDSO and refuses
         # to start; without one, every run in the VM (protected or not)
         # makes its time calls as system calls, so ratios stay comparable.
@@ -302,12 +306,12 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra="", icount=N
             append += f" {param}={int(os.environ[var], 0)}"
     cmd = ["qemu-system-x86_64", "-accel", accel, "-cpu", cpu_model(accel),
            # The benchmarks hold 256 MiB in three replicas.
-           "-smp", "2", "-m", "2G" if mode == "bench" else "1G"]
+           "-smp", "2", "-m", "2G" if mode in BENCH_MODES else "1G"]
     if icount is not None:
         # Guest time from the instruction count (one vCPU at a time):
         # timings that the host's load does not move.
         cmd += ["-icount", f"shift={icount}"]
-    if mode != "bench":
+    if mode not in BENCH_MODES:
         # Two NUMA nodes, one vCPU and half the memory each: duplicates
         # prefer the node the primary is not on. Not for the benchmarks:
         # under TCG, guest memory split into per-node backends made a
@@ -421,8 +425,8 @@ def run_vm(args, mode):
     os.makedirs(OUT, exist_ok=True)
     initrd = os.path.join(OUT, "initramfs.cpio.gz")
     disk = os.path.join(OUT, "disk.ext4")
-    build_initramfs(args.kdir, args.module, initrd, args.script)
-    build_disk(disk, bench=mode == "bench")
+    build_initramfs(args.kdir, args.module, initrd, args.script, bench=mode in BENCH_MODES)
+    build_disk(disk, bench=mode in BENCH_MODES)
 
     accel = args.accel
     if accel == "auto":
@@ -497,8 +501,10 @@ def verdict(lines, mode, elapsed, timed_out, serial_log, expect_lockdep=False):
 def main():
     global OUT
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("mode", choices=["test", "demo", "script", "bench"],
-                    help="script: run --script FILE in the guest instead of the tests")
+    ap.add_argument("mode", choices=["test", "demo", "script", *BENCH_MODES],
+                    help="script: run --script FILE in the guest instead of the tests; "
+                    "bench, profile: bench/bench.sh or bench/profile.sh, which load procft.ko "
+                    "themselves")
     ap.add_argument("--script", help="shell script to run in the guest (mode script)")
     ap.add_argument("--kdir", required=True, help="test kernel build directory")
     ap.add_argument("--module", default=os.path.join(ROOT, "procft.ko"),
