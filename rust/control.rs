@@ -238,6 +238,6 @@ mod tests {
         assert_eq!(s.level, 0);
         assert_eq!(s.nr_replicas, 1);
         assert_eq!(s.replicas[0], 42);
-        assert_eq!(s.counters, group::Counters::default());
+        assert_eq!(s.counters, crate::types::Counters::default());
     }
 }

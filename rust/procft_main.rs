@@ -49,6 +49,7 @@ mod ring;
 mod shim;
 mod sync;
 mod syscalls;
+mod types;
 mod uapi;
 mod vote;
 

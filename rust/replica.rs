@@ -32,9 +32,10 @@ use kernel::{
 
 use crate::{
     events::{self, What},
-    group::{self, DupWork, Group, SavedRegs, Spawn},
-    shim::{self, Regs},
+    group::{self, Group, Spawn},
+    shim::{self, Regs, SavedRegs},
     syscalls::{self, Interrupt},
+    types::DupWork,
 };
 
 /// Consecutive failed creations after which the group stops trying until

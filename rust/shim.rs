@@ -9,7 +9,6 @@
 //! the synchronisation and failover code uses (see the top of
 //! `procft_shim.c`).
 
-use crate::group::SavedRegs;
 use kernel::{
     bindings,
     ffi::{c_int, c_long, c_uint, c_ulong, c_void},
@@ -323,6 +322,11 @@ impl Regs {
         Self(ptr)
     }
 }
+
+/// Registers of a primary whose system call was turned into a `clone3`
+/// (a copy of a `struct pt_regs`; its size is checked at load).
+#[derive(Clone, Copy)]
+pub(crate) struct SavedRegs(pub(crate) [u64; 32]);
 
 /// Turns the system call being entered into `clone3()` of a duplicate,
 /// keeping the registers in `saved` (see `procft_inject_clone`). May fault
