@@ -38,7 +38,7 @@
 //! dies of SIGBUS as an unprotected process would.
 
 use kernel::{
-    ffi::{c_ulong, c_void},
+    ffi::c_void,
     prelude::*,
     sync::Arc,
     task::Task,
@@ -57,8 +57,7 @@ use crate::{
 /// sending the primary SIGBUS for poisoned memory it consumed. Returns
 /// true if a duplicate can take over; the caller then queues the task_work
 /// that does it, which runs before the signal is dequeued.
-#[no_mangle]
-pub(crate) extern "C" fn procft_rs_primary_poisoned(addr: c_ulong) -> bool {
+pub(crate) fn primary_poisoned(addr: usize) -> bool {
     let task = current!();
     let Some(group) = group::lookup(task.tgid()) else {
         return false;

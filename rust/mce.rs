@@ -6,10 +6,10 @@
 //! address, in a kworker, one record at a time:
 //!
 //! 1. Before the kernel's own uncorrected-error handler
-//!    ([`procft_rs_memory_error`]): the replicas mapping the frame are found
+//!    ([`memory_error`]): the replicas mapping the frame are found
 //!    while their mappings still exist (only protected replicas are walked,
 //!    never every process) and noted.
-//! 2. After it ([`procft_rs_memory_error_done`]): if that handler retired the
+//! 2. After it ([`memory_error_done`]): if that handler retired the
 //!    frame (`memory_failure()` succeeded: the frame is poisoned, never
 //!    reused, and unmapped from everyone), procft acts on the noted hits;
 //!    if it did not (the error's severity needs no action, or
@@ -32,7 +32,7 @@
 //! (hwpoison injection, firmware-first reports through GHES, ...) end, like
 //! all others, in its `memory_failure_event` tracepoint, once the frame is
 //! retired and unmapped. A worker then looks for the frame's poisoned-page
-//! entry in the primaries' page tables ([`procft_rs_memory_failure`]): a
+//! entry in the primaries' page tables ([`memory_failure`]): a
 //! primary that had it mapped gets the page back from a duplicate, as for
 //! an action-optional machine check, before it can use the page. A
 //! duplicate on such a frame dies of the kernel's early kill (duplicates
@@ -49,7 +49,6 @@
 //! are early kill, so that they are replaced before they use a lost page.
 
 use kernel::{
-    ffi::c_ulong,
     prelude::*,
     sync::{aref::ARef, Arc},
     task::{Pid, Task},
@@ -153,7 +152,7 @@ pub(crate) fn init() {
 }
 
 /// The frames the decode chain reported lately (a small ring), which the
-/// [`procft_rs_memory_failure`] path leaves to it.
+/// [`memory_failure`] path leaves to it.
 struct Recent {
     pfns: [usize; 16],
     next: usize,
@@ -167,8 +166,7 @@ kernel::sync::global_lock! {
 
 /// Before the kernel's handler: notes every replica that maps frame `pfn`.
 /// Process context; may sleep.
-#[no_mangle]
-pub(crate) extern "C" fn procft_rs_memory_error(pfn: c_ulong) {
+pub(crate) fn memory_error(pfn: usize) {
     {
         let mut recent = RECENT.lock();
         let i = recent.next;
@@ -232,8 +230,7 @@ pub(crate) fn clear() {
 
 /// After the kernel's handler: acts on the replicas noted for frame `pfn`
 /// if the kernel retired it (`handled`). Process context; may sleep.
-#[no_mangle]
-pub(crate) extern "C" fn procft_rs_memory_error_done(pfn: c_ulong, handled: bool) {
+pub(crate) fn memory_error_done(pfn: usize, handled: bool) {
     let hits = {
         let mut pending = PENDING.lock();
         core::mem::take(&mut *pending)
@@ -335,8 +332,7 @@ fn primary_hit(group: &Group, pfn: usize, addr: usize, promotions: u64) {
 /// before it uses the page and before a duplicate could be copied from it.
 /// Frames the decode chain reported are its business; a duplicate on the
 /// frame died of the kernel's early kill and is being replaced.
-#[no_mangle]
-pub(crate) extern "C" fn procft_rs_memory_failure(pfn: c_ulong) {
+pub(crate) fn memory_failure(pfn: usize) {
     if !crate::module_parameters::early_restore.value() || RECENT.lock().pfns.contains(&pfn) {
         return;
     }

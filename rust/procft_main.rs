@@ -41,6 +41,7 @@ mod determinism;
 mod events;
 mod failover;
 mod group;
+mod hooks;
 mod ioctl;
 mod mce;
 mod procfs;

@@ -103,12 +103,6 @@ extern "C" {
     fn procft_drain();
 }
 
-// The Rust entry points the shim calls, checked against its prototypes.
-const _: unsafe extern "C" fn(*mut bindings::task_struct) -> c_int =
-    crate::procfs::procft_rs_level_show;
-const _: unsafe extern "C" fn(*mut bindings::task_struct, c_uint) -> c_int =
-    crate::procfs::procft_rs_level_store;
-
 /// The C side's hooks into the kernel (`/proc/procft`, the
 /// `/proc/<pid>/ft_level` handlers, tracepoint probes).  Registered for as
 /// long as this value lives.
