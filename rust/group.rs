@@ -610,8 +610,6 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        // Memory errors noted but not yet acted on hold group references.
-        crate::mce::clear();
         // Unlink everything under the lock; the records are freed after it
         // is released.
         let (tree, dups) = {

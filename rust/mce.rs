@@ -138,17 +138,36 @@ struct Hit {
 }
 
 kernel::sync::global_lock! {
-    // SAFETY: `init` initialises the lock in module init, before the
-    // decode-chain notifiers are registered.
+    // SAFETY: `Reports::init` initialises the lock in module init, before
+    // the decode-chain notifiers are registered.
     unsafe(uninit) static PENDING: Mutex<KVec<Hit>> = KVec::new();
 }
 
-/// Initialises the list of pending hits. Called once from module init.
-pub(crate) fn init() {
-    // SAFETY: Called once, from module init, before any other use.
-    unsafe { PENDING.init() };
-    // SAFETY: As above.
-    unsafe { RECENT.init() };
+/// Ownership of the memory-error state that lives as long as the module:
+/// created in module init before the notifiers and probes that report
+/// errors are registered, and dropped after they are gone and before the
+/// registry (the hits still noted hold group references).
+pub(crate) struct Reports(());
+
+impl Reports {
+    /// Initialises the memory-error state. Must be called exactly once,
+    /// from module init.
+    pub(crate) fn init() -> Self {
+        // SAFETY: Called once, from module init, before any other use.
+        unsafe { PENDING.init() };
+        // SAFETY: As above.
+        unsafe { RECENT.init() };
+        Self(())
+    }
+}
+
+impl Drop for Reports {
+    fn drop(&mut self) {
+        // Nothing reports errors any more: drop the hits whose second
+        // call never came, releasing their references.
+        let stale = core::mem::take(&mut *PENDING.lock());
+        drop(stale);
+    }
 }
 
 /// The frames the decode chain reported lately (a small ring), which the
@@ -159,8 +178,8 @@ struct Recent {
 }
 
 kernel::sync::global_lock! {
-    // SAFETY: `init` initialises the lock in module init, before the
-    // decode-chain notifiers and the probes are registered.
+    // SAFETY: `Reports::init` initialises the lock in module init, before
+    // the decode-chain notifiers and the probes are registered.
     unsafe(uninit) static RECENT: Mutex<Recent> = Recent { pfns: [usize::MAX; 16], next: 0 };
 }
 
@@ -219,13 +238,6 @@ fn mark_hit(hit: &Hit, on: bool) {
             d.ready = ready;
         }
     }
-}
-
-/// Drops the hits still noted (module exit, after the notifiers are
-/// gone), releasing their references.
-pub(crate) fn clear() {
-    let stale = core::mem::take(&mut *PENDING.lock());
-    drop(stale);
 }
 
 /// After the kernel's handler: acts on the replicas noted for frame `pfn`

@@ -81,22 +81,24 @@ module! {
 }
 
 /// The loaded module.  Fields are dropped in declaration order on unload:
-/// first every entry point from the kernel (procfs, tracepoints), then the
-/// misc device, and last the protected-process records themselves.
+/// first every entry point from the kernel (procfs, tracepoints,
+/// notifiers), then the misc device, then the memory errors still noted,
+/// and last the protected-process records themselves.
 #[pin_data(PinnedDrop)]
 struct Procft {
     _hooks: shim::Hooks,
     #[pin]
     _dev: MiscDeviceRegistration<ioctl::ControlFile>,
+    _mce: mce::Reports,
     _groups: group::Registry,
 }
 
 impl kernel::InPlaceModule for Procft {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         events::init();
-        mce::init();
         try_pin_init!(Self {
             _groups: group::Registry::init(),
+            _mce: mce::Reports::init(),
             _hooks: shim::Hooks::register()?,
             _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"procft" }),
         })
