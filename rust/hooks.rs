@@ -112,9 +112,10 @@ extern "C" fn procft_rs_memory_error_done(pfn: c_ulong, handled: bool) {
     mce::memory_error_done(pfn, handled);
 }
 
-/// In a worker, for a frame `pfn` that `memory_failure()` retired
-/// ([`mce::memory_failure`]).
+/// The `memory_failure_event` probe, for a frame `pfn` that
+/// `memory_failure()` retired while something is protected: queued for
+/// [`mce::memory_failure`] in a worker ([`mce::retired`]). Must not sleep.
 #[no_mangle]
 extern "C" fn procft_rs_memory_failure(pfn: c_ulong) {
-    mce::memory_failure(pfn);
+    mce::retired(pfn);
 }

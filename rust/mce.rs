@@ -49,9 +49,11 @@
 //! are early kill, so that they are replaced before they use a lost page.
 
 use kernel::{
+    bindings, impl_has_work, new_work,
     prelude::*,
     sync::{aref::ARef, Arc},
     task::{Pid, Task},
+    workqueue::{self, Work, WorkItem},
 };
 
 use crate::{
@@ -152,17 +154,32 @@ pub(crate) struct Reports(());
 impl Reports {
     /// Initialises the memory-error state. Must be called exactly once,
     /// from module init.
-    pub(crate) fn init() -> Self {
+    pub(crate) fn init() -> Result<Self> {
         // SAFETY: Called once, from module init, before any other use.
         unsafe { PENDING.init() };
         // SAFETY: As above.
         unsafe { RECENT.init() };
-        Self(())
+        // SAFETY: As above.
+        unsafe { RETIRED.init() };
+        let worker = Arc::pin_init(
+            pin_init!(Worker { work <- new_work!("procft_mf") }),
+            GFP_KERNEL,
+        )?;
+        RETIRED.lock().worker = Some(worker);
+        Ok(Self(()))
     }
 }
 
 impl Drop for Reports {
     fn drop(&mut self) {
+        // The probe that queues frames is gone: wait for the worker's last
+        // run (it empties the queue).
+        let worker = RETIRED.lock().worker.take();
+        if let Some(worker) = worker {
+            // SAFETY: `worker.work` is an initialised work item, kept
+            // alive by `worker` for the call.
+            unsafe { bindings::flush_work(Work::raw_get(&worker.work)) };
+        }
         // Nothing reports errors any more: drop the hits whose second
         // call never came, releasing their references.
         let stale = core::mem::take(&mut *PENDING.lock());
@@ -172,6 +189,11 @@ impl Drop for Reports {
 
 /// The frames the decode chain reported lately (a small ring), which the
 /// [`memory_failure`] path leaves to it.
+///
+/// # Invariants
+///
+/// `next < pfns.len()` is the slot the next report overwrites; a slot never
+/// written holds `usize::MAX`, which is no frame.
 struct Recent {
     pfns: [usize; 16],
     next: usize,
@@ -334,6 +356,94 @@ fn primary_hit(group: &Group, pfn: usize, addr: usize, promotions: u64) {
             group.pid(),
             pfn
         );
+    }
+}
+
+/// Frames `memory_failure()` retired, waiting for the worker.
+///
+/// # Invariants
+///
+/// `pfns[..count]` are the queued frames (`count <= pfns.len()`); `worker`
+/// is there from module init until the probes are gone.
+struct Retired {
+    pfns: [usize; 32],
+    count: usize,
+    /// Frames dropped because the queue was full, not reported yet.
+    dropped: usize,
+    worker: Option<Arc<Worker>>,
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: `Reports::init` initialises the lock in module init, before
+    // the probes are registered.
+    unsafe(uninit) static RETIRED: SpinLockIrq<Retired> = Retired {
+        pfns: [0; 32],
+        count: 0,
+        dropped: 0,
+        worker: None,
+    };
+}
+
+/// The work item that runs [`memory_failure`] for the queued frames.
+#[pin_data]
+struct Worker {
+    #[pin]
+    work: Work<Worker>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Worker { self.work }
+}
+
+impl WorkItem for Worker {
+    type Pointer = Arc<Worker>;
+
+    fn run(_this: Arc<Worker>) {
+        loop {
+            // The lock is dropped before the frame is looked at (which
+            // sleeps).
+            let (next, dropped) = {
+                let mut retired = RETIRED.lock();
+                let next = retired.count.checked_sub(1).map(|i| {
+                    retired.count = i;
+                    retired.pfns[i]
+                });
+                (next, core::mem::take(&mut retired.dropped))
+            };
+            if dropped > 0 {
+                pr_warn!("{} memory failure(s) not looked at (queue full)\n", dropped);
+            }
+            let Some(pfn) = next else {
+                return;
+            };
+            memory_failure(pfn);
+        }
+    }
+}
+
+/// From the `memory_failure_event` probe, for a frame `pfn` that
+/// `memory_failure()` retired while something is protected: queues it for
+/// [`memory_failure`] in a worker. Does not sleep or allocate.
+pub(crate) fn retired(pfn: usize) {
+    let worker = {
+        let mut retired = RETIRED.lock();
+        let i = retired.count;
+        if i < retired.pfns.len() {
+            retired.pfns[i] = pfn;
+            retired.count = i + 1;
+        } else {
+            retired.dropped += 1;
+        }
+        retired.worker.clone()
+    };
+    if let Some(worker) = worker {
+        // `schedule_work()`'s queue; `system_wq`, which
+        // `workqueue::system()` returns, is deprecated.
+        // SAFETY: `system_percpu_wq` is a C global, set up at boot and
+        // never freed.
+        let queue = unsafe { workqueue::Queue::from_raw(bindings::system_percpu_wq) };
+        // Already queued (`Err`): that run takes this frame too.
+        let _ = queue.enqueue(worker);
     }
 }
 

@@ -98,7 +98,7 @@ impl kernel::InPlaceModule for Procft {
         events::init();
         try_pin_init!(Self {
             _groups: group::Registry::init(),
-            _mce: mce::Reports::init(),
+            _mce: mce::Reports::init()?,
             _hooks: shim::Hooks::register()?,
             _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"procft" }),
         })

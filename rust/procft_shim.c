@@ -43,7 +43,6 @@
 #include <linux/task_work.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
-#include <linux/workqueue.h>
 #include <linux/leafops.h>
 #include <linux/rcupdate.h>
 #include <uapi/linux/sched.h>
@@ -1917,51 +1916,16 @@ static struct notifier_block procft_mce_done_nb = {
  * Every memory failure the kernel handles, whatever reported it (the
  * machine-check decode chain, firmware-first GHES, hwpoison injection,
  * madvise), ends in the memory_failure_event tracepoint, after the frame
- * was unmapped from everyone.  A retired frame's pfn is queued for a
- * worker, which looks for it in the protected primaries' page tables
- * (procft_rs_memory_failure()); the probe itself may not sleep.
+ * was unmapped from everyone.  The Rust side queues a retired frame's pfn
+ * for a worker, which looks for it in the protected primaries' page
+ * tables; the probe itself may not sleep.
  */
-static DEFINE_SPINLOCK(procft_mf_lock);
-static unsigned long procft_mf_pfns[32];
-static unsigned int procft_mf_count;
-
-static void procft_mf_work_fn(struct work_struct *work)
-{
-	unsigned long flags, pfn;
-
-	for (;;) {
-		spin_lock_irqsave(&procft_mf_lock, flags);
-		if (!procft_mf_count) {
-			spin_unlock_irqrestore(&procft_mf_lock, flags);
-			return;
-		}
-		pfn = procft_mf_pfns[--procft_mf_count];
-		spin_unlock_irqrestore(&procft_mf_lock, flags);
-		procft_rs_memory_failure(pfn);
-	}
-}
-
-static DECLARE_WORK(procft_mf_work, procft_mf_work_fn);
-
 static void procft_probe_memory_failure(void *data, unsigned long pfn, int type, int result)
 {
-	unsigned long flags;
-	bool queued = false;
-
 	/* Only frames the kernel retired; only if anything is protected. */
 	if ((result != MF_RECOVERED && result != MF_DELAYED) || xa_empty(&procft_tgids))
 		return;
-	spin_lock_irqsave(&procft_mf_lock, flags);
-	if (procft_mf_count < ARRAY_SIZE(procft_mf_pfns)) {
-		procft_mf_pfns[procft_mf_count++] = pfn;
-		queued = true;
-	}
-	spin_unlock_irqrestore(&procft_mf_lock, flags);
-	if (queued)
-		schedule_work(&procft_mf_work);
-	else
-		pr_warn_ratelimited("procft: memory failure at frame %#lx not looked at (queue full)\n",
-				    pfn);
+	procft_rs_memory_failure(pfn);
 }
 
 struct procft_tp {
@@ -2080,8 +2044,6 @@ void procft_shim_exit(void)
 	proc_ft_level_unregister(&procft_level_ops);
 #endif
 	procft_unregister_tps();
-	/* No probe queues work any more; none may run once this returns. */
-	cancel_work_sync(&procft_mf_work);
 	proc_remove(procft_proc_entry);
 	/* No probe reads the filter any more; the registry is dropped next. */
 	xa_destroy(&procft_tgids);
