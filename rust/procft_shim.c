@@ -262,32 +262,26 @@ size_t procft_regs_size(void)
  * procft_inject_clone - turn the system call being entered into the
  * creation of a duplicate
  * @regs: the primary's registers at sys_enter
- * @saved: where to keep them (procft_regs_size() bytes) for the restart
+ * @args: the clone3() arguments (flags and exit signal are the Rust side's)
+ * @saved: where to keep @regs (procft_regs_size() bytes) for the restart
  *
- * The call becomes clone3() with CLONE_FILES | CLONE_FS (the duplicate
- * shares the descriptor table and cwd, so a promoted duplicate keeps them),
- * exit_signal 0 and CLONE_AUTOREAP (it is invisible to wait() and never a
- * zombie), and CLONE_UNTRACED.  Its struct clone_args is written below the
- * primary's red zone, which is scratch space to any interrupting code.
- * Both parent and child then undo the substitution at sys_exit with
+ * The call becomes clone3(@args).  @args is written below the primary's
+ * red zone, which is scratch space to any interrupting code.  Both parent
+ * and child then undo the substitution at sys_exit with
  * procft_regs_restart(), so the original call is made afresh.
  *
  * Return: 0, or -EFAULT if the stack is not writable (nothing changed).
  */
-int procft_inject_clone(struct pt_regs *regs, void *saved)
+int procft_inject_clone(struct pt_regs *regs, const struct clone_args *args, void *saved)
 {
-	struct clone_args args = {
-		.flags = CLONE_FILES | CLONE_FS | CLONE_UNTRACED | CLONE_AUTOREAP,
-		.exit_signal = 0,
-	};
-	unsigned long uargs = (regs->sp - 128 - sizeof(args)) & ~15UL;
+	unsigned long uargs = (regs->sp - 128 - sizeof(*args)) & ~15UL;
 
-	if (copy_to_user((void __user *)uargs, &args, sizeof(args)))
+	if (copy_to_user((void __user *)uargs, args, sizeof(*args)))
 		return -EFAULT;
 	memcpy(saved, regs, sizeof(*regs));
 	regs->orig_ax = __NR_clone3;
 	regs->di = uargs;
-	regs->si = sizeof(args);
+	regs->si = sizeof(*args);
 	return 0;
 }
 
