@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * procft C shim.  Only what rust/kernel/ offers no abstraction for lives
- * here, each function a trampoline into Rust or one mechanism the Rust
- * side decides to use:
+ * here, each function a trampoline into Rust (rust/hooks.rs) or one
+ * mechanism the Rust side decides to use:
  *
  * - glue: /proc/procft and /proc/<pid>/ft_level, the tracepoint probes
  *   (sys_enter, sys_exit, sched_process_fork/exit, signal_deliver,
- *   signal_generate), the two machine-check decode-chain notifiers,
- *   procft's own tracepoints;
+ *   signal_generate, memory_failure_event), the two machine-check
+ *   decode-chain notifiers, procft's own tracepoints;
  * - questions about a task: pid lookup, the ptrace-attach permission
  *   check (the kernel's own, with kernel/patches/0002), threads, shared
  *   mappings, where a frame is mapped, whether a page is lost to memory
@@ -18,8 +18,26 @@
  *   task_work queueing and waiting (with the unload drain), the tgid
  *   filter the syscall probes use.
  *
+ * Why each is still C (rust/kernel/ of this kernel):
+ *
+ * - procfs entries, foreign tracepoints (found by name, not exported),
+ *   the decode chain and procft's own TRACE_EVENTs have no Rust binding.
+ * - mm: the kernel crate has mmap_read_lock() and vma_lookup() of one
+ *   address, but no VMA iteration, page-table walk, get_user_pages,
+ *   swap/poison entry test or page-table-entry zap: every walk here
+ *   (shared mappings, finding a frame or a poisoned entry, unsharing,
+ *   repair, adoption, read_stop) stays C.
+ * - pt_regs, the FPU, sighand/siginfo, task flags, task_work and the
+ *   tgid filter's XArray (value entries, read by the C probes): no
+ *   abstraction.  Task::signal_pending() is signal_pending(), also true
+ *   for TIF_NOTIFY_SIGNAL (a task_work, not a signal the task handles),
+ *   where procft_signal_pending() is task_sigpending(); and
+ *   Task::group_leader() is for current only, procft_get_leader() takes
+ *   any task.
+ *
  * The decisions (group state, the synchronisation protocol, voting,
- * failover and respawn) are made in Rust.
+ * failover and respawn, the clone flags of a duplicate) and the
+ * memory-failure queue and its worker are in Rust.
  */
 
 #include <linux/mm.h>
