@@ -53,7 +53,8 @@ int procft_filter_add_atomic(pid_t tgid);
 /* Replicas: creation, memory separation, waiting, killing. */
 struct pt_regs;
 size_t procft_regs_size(void);
-int procft_inject_clone(struct pt_regs *regs, void *saved);
+struct clone_args;
+int procft_inject_clone(struct pt_regs *regs, const struct clone_args *args, void *saved);
 void procft_regs_restart(struct pt_regs *regs, const void *saved);
 long procft_unshare_memory(void);
 void procft_suppress(struct pt_regs *regs);

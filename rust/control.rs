@@ -196,6 +196,23 @@ pub(crate) fn inject_failure(pid: Pid, replica: u32, how: u32, addr: usize) -> R
     Ok(())
 }
 
+/// At the exit of `task`, the last thread of a process (from the
+/// `sched_process_exit` probe; must not sleep): a duplicate is forgotten
+/// (and replaced if it was lost); a primary's protection ends.
+pub(crate) fn on_exit(task: &Task) {
+    if crate::replica::on_dup_exit(task) {
+        return;
+    }
+    let level = group::remove_exiting(task.tgid());
+    if level > 0 {
+        pr_info!(
+            "pid {}: exited, protection (level {}) ended\n",
+            task.tgid_nr_ns(None),
+            level
+        );
+    }
+}
+
 /// Ends the protection of `group`'s process because it is doing something
 /// procft cannot replicate (`why`), with one log line.
 pub(crate) fn end_protection(group: &Group, why: &'static str) {
@@ -238,6 +255,6 @@ mod tests {
         assert_eq!(s.level, 0);
         assert_eq!(s.nr_replicas, 1);
         assert_eq!(s.replicas[0], 42);
-        assert_eq!(s.counters, group::Counters::default());
+        assert_eq!(s.counters, crate::types::Counters::default());
     }
 }

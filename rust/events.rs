@@ -22,7 +22,7 @@ use kernel::{
     time::{ClockSource, Monotonic},
 };
 
-use crate::{failover::Cause, shim};
+use crate::{shim, types::Cause};
 
 /// Events kept for readers.
 pub(crate) const CAPACITY: usize = 256;

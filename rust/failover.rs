@@ -38,7 +38,7 @@
 //! dies of SIGBUS as an unprotected process would.
 
 use kernel::{
-    ffi::{c_ulong, c_void},
+    ffi::c_void,
     prelude::*,
     sync::Arc,
     task::Task,
@@ -49,51 +49,15 @@ use crate::{
     events::{self, What},
     group::{self, Group, Kills},
     shim, syscalls,
+    types::Cause,
 };
-
-/// Why a primary is replaced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Cause {
-    /// It consumed poisoned memory at this address (action-required memory
-    /// error): the kernel has queued SIGBUS, which procft discards once a
-    /// duplicate has taken over.
-    Poison(usize),
-    /// Test-only fault injection (`PROCFT_IOC_FAIL`): its memory is
-    /// treated as lost.
-    Injected,
-    /// A majority of duplicates disagreed with it on a call that sends
-    /// bytes out ([`crate::vote`]).
-    Outvoted,
-}
-
-impl Cause {
-    /// Its name in the event log and the tracepoint.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Cause::Poison(_) => "poison",
-            Cause::Outvoted => "outvoted",
-            Cause::Injected => "injected",
-        }
-    }
-
-    /// Its `PROCFT_CAUSE_*` code for the `procft_promotion` tracepoint
-    /// (`include/procft_trace.h`).
-    pub(crate) fn trace_code(self) -> i32 {
-        match self {
-            Cause::Poison(_) => 0,
-            Cause::Outvoted => 1,
-            Cause::Injected => 2,
-        }
-    }
-}
 
 /// From the `signal_generate` probe (the primary's own context, under its
 /// siglock, interrupts off: no sleeping, no allocation): the kernel is
 /// sending the primary SIGBUS for poisoned memory it consumed. Returns
 /// true if a duplicate can take over; the caller then queues the task_work
 /// that does it, which runs before the signal is dequeued.
-#[no_mangle]
-pub(crate) extern "C" fn procft_rs_primary_poisoned(addr: c_ulong) -> bool {
+pub(crate) fn primary_poisoned(addr: usize) -> bool {
     let task = current!();
     let Some(group) = group::lookup(task.tgid()) else {
         return false;

@@ -31,24 +31,16 @@ use kernel::{
     time::{delay::fsleep, Delta},
 };
 
-use crate::{ring::Ring, shim, uapi};
+use crate::{
+    ring::Ring,
+    shim::{self, SavedRegs},
+    types::{Cause, Counters, DupWork, Vote},
+    uapi,
+};
 
 /// Highest accepted level; see `PROCFT_MAX_LEVEL` in the UAPI header.
 pub(crate) const MAX_LEVEL: u32 = uapi::PROCFT_MAX_LEVEL;
 pub(crate) const MAX_DUPS: usize = MAX_LEVEL as usize;
-
-/// Event counters of a group, as shown in `/proc/procft`.
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
-pub(crate) struct Counters {
-    /// Primaries replaced by a duplicate.
-    pub(crate) failovers: u64,
-    /// Duplicates created to replace lost ones.
-    pub(crate) respawns: u64,
-    /// Memory errors that hit one of the group's replicas.
-    pub(crate) mce_events: u64,
-    /// Replicas that disagreed with the others.
-    pub(crate) divergences: u64,
-}
 
 /// A duplicate replica.
 pub(crate) struct Dup {
@@ -92,15 +84,6 @@ pub(crate) struct Dup {
     pub(crate) work: DupWork,
 }
 
-/// A replica's vote on the call it stands before: the call, its
-/// arguments and an FNV-1a hash of the bytes it would send out.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Vote {
-    pub(crate) nr: i64,
-    pub(crate) args: [usize; 6],
-    pub(crate) hash: u64,
-}
-
 impl Dup {
     /// Whether it has made its own calls (those every replica makes, such
     /// as `mmap`) up to the primary's recorded call at ring position
@@ -115,23 +98,6 @@ impl Dup {
     pub(crate) fn stands_at(&self, head: u64) -> bool {
         self.waiting_for == Some(head) || (self.parked && self.next_seq == head)
     }
-}
-
-/// What a duplicate's task_work does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum DupWork {
-    /// Nothing queued.
-    None,
-    /// Separate its memory (first return to user space).
-    Birth,
-    /// Wait for the primary's record of this call and take its result.
-    Consume { nr: i64, args: [usize; 6] },
-    /// Wait for the primary's record of this call that changes the
-    /// address-space layout, then make it itself.
-    Follow { nr: i64, args: [usize; 6] },
-    /// Wait until it is killed (it reached an exit or exec that is the
-    /// primary's to make).
-    Park,
 }
 
 /// Files the primary mapped (`mmap` of a descriptor) that a duplicate may
@@ -170,10 +136,6 @@ impl Mapped {
         }
     }
 }
-
-/// Registers of a primary whose system call was turned into a `clone3`.
-#[derive(Clone, Copy)]
-pub(crate) struct SavedRegs(pub(crate) [u64; 32]);
 
 /// Creation of a duplicate in progress.
 pub(crate) enum Spawn {
@@ -237,7 +199,7 @@ pub(crate) struct State {
     pub(crate) held: Option<Arc<crate::ring::Record>>,
     /// The primary has failed: at its next entry into procft it takes the
     /// state of a duplicate ([`crate::failover`]).
-    pub(crate) promote: Option<crate::failover::Cause>,
+    pub(crate) promote: Option<Cause>,
     /// Promotions started so far, and whether one is under way (a memory
     /// error noted before a promotion must not be mended after it).
     pub(crate) promotions: u64,
@@ -648,8 +610,6 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        // Memory errors noted but not yet acted on hold group references.
-        crate::mce::clear();
         // Unlink everything under the lock; the records are freed after it
         // is released.
         let (tree, dups) = {

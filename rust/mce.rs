@@ -6,10 +6,10 @@
 //! address, in a kworker, one record at a time:
 //!
 //! 1. Before the kernel's own uncorrected-error handler
-//!    ([`procft_rs_memory_error`]): the replicas mapping the frame are found
+//!    ([`memory_error`]): the replicas mapping the frame are found
 //!    while their mappings still exist (only protected replicas are walked,
 //!    never every process) and noted.
-//! 2. After it ([`procft_rs_memory_error_done`]): if that handler retired the
+//! 2. After it ([`memory_error_done`]): if that handler retired the
 //!    frame (`memory_failure()` succeeded: the frame is poisoned, never
 //!    reused, and unmapped from everyone), procft acts on the noted hits;
 //!    if it did not (the error's severity needs no action, or
@@ -32,7 +32,7 @@
 //! (hwpoison injection, firmware-first reports through GHES, ...) end, like
 //! all others, in its `memory_failure_event` tracepoint, once the frame is
 //! retired and unmapped. A worker then looks for the frame's poisoned-page
-//! entry in the primaries' page tables ([`procft_rs_memory_failure`]): a
+//! entry in the primaries' page tables ([`memory_failure`]): a
 //! primary that had it mapped gets the page back from a duplicate, as for
 //! an action-optional machine check, before it can use the page. A
 //! duplicate on such a frame dies of the kernel's early kill (duplicates
@@ -49,10 +49,11 @@
 //! are early kill, so that they are replaced before they use a lost page.
 
 use kernel::{
-    ffi::c_ulong,
+    bindings, impl_has_work, new_work,
     prelude::*,
     sync::{aref::ARef, Arc},
     task::{Pid, Task},
+    workqueue::{self, Work, WorkItem},
 };
 
 use crate::{
@@ -139,36 +140,74 @@ struct Hit {
 }
 
 kernel::sync::global_lock! {
-    // SAFETY: `init` initialises the lock in module init, before the
-    // decode-chain notifiers are registered.
+    // SAFETY: `Reports::init` initialises the lock in module init, before
+    // the decode-chain notifiers are registered.
     unsafe(uninit) static PENDING: Mutex<KVec<Hit>> = KVec::new();
 }
 
-/// Initialises the list of pending hits. Called once from module init.
-pub(crate) fn init() {
-    // SAFETY: Called once, from module init, before any other use.
-    unsafe { PENDING.init() };
-    // SAFETY: As above.
-    unsafe { RECENT.init() };
+/// Ownership of the memory-error state that lives as long as the module:
+/// created in module init before the notifiers and probes that report
+/// errors are registered, and dropped after they are gone and before the
+/// registry (the hits still noted hold group references).
+pub(crate) struct Reports(());
+
+impl Reports {
+    /// Initialises the memory-error state. Must be called exactly once,
+    /// from module init.
+    pub(crate) fn init() -> Result<Self> {
+        // SAFETY: Called once, from module init, before any other use.
+        unsafe { PENDING.init() };
+        // SAFETY: As above.
+        unsafe { RECENT.init() };
+        // SAFETY: As above.
+        unsafe { RETIRED.init() };
+        let worker = Arc::pin_init(
+            pin_init!(Worker { work <- new_work!("procft_mf") }),
+            GFP_KERNEL,
+        )?;
+        RETIRED.lock().worker = Some(worker);
+        Ok(Self(()))
+    }
+}
+
+impl Drop for Reports {
+    fn drop(&mut self) {
+        // The probe that queues frames is gone: wait for the worker's last
+        // run (it empties the queue).
+        let worker = RETIRED.lock().worker.take();
+        if let Some(worker) = worker {
+            // SAFETY: `worker.work` is an initialised work item, kept
+            // alive by `worker` for the call.
+            unsafe { bindings::flush_work(Work::raw_get(&worker.work)) };
+        }
+        // Nothing reports errors any more: drop the hits whose second
+        // call never came, releasing their references.
+        let stale = core::mem::take(&mut *PENDING.lock());
+        drop(stale);
+    }
 }
 
 /// The frames the decode chain reported lately (a small ring), which the
-/// [`procft_rs_memory_failure`] path leaves to it.
+/// [`memory_failure`] path leaves to it.
+///
+/// # Invariants
+///
+/// `next < pfns.len()` is the slot the next report overwrites; a slot never
+/// written holds `usize::MAX`, which is no frame.
 struct Recent {
     pfns: [usize; 16],
     next: usize,
 }
 
 kernel::sync::global_lock! {
-    // SAFETY: `init` initialises the lock in module init, before the
-    // decode-chain notifiers and the probes are registered.
+    // SAFETY: `Reports::init` initialises the lock in module init, before
+    // the decode-chain notifiers and the probes are registered.
     unsafe(uninit) static RECENT: Mutex<Recent> = Recent { pfns: [usize::MAX; 16], next: 0 };
 }
 
 /// Before the kernel's handler: notes every replica that maps frame `pfn`.
 /// Process context; may sleep.
-#[no_mangle]
-pub(crate) extern "C" fn procft_rs_memory_error(pfn: c_ulong) {
+pub(crate) fn memory_error(pfn: usize) {
     {
         let mut recent = RECENT.lock();
         let i = recent.next;
@@ -223,17 +262,9 @@ fn mark_hit(hit: &Hit, on: bool) {
     }
 }
 
-/// Drops the hits still noted (module exit, after the notifiers are
-/// gone), releasing their references.
-pub(crate) fn clear() {
-    let stale = core::mem::take(&mut *PENDING.lock());
-    drop(stale);
-}
-
 /// After the kernel's handler: acts on the replicas noted for frame `pfn`
 /// if the kernel retired it (`handled`). Process context; may sleep.
-#[no_mangle]
-pub(crate) extern "C" fn procft_rs_memory_error_done(pfn: c_ulong, handled: bool) {
+pub(crate) fn memory_error_done(pfn: usize, handled: bool) {
     let hits = {
         let mut pending = PENDING.lock();
         core::mem::take(&mut *pending)
@@ -328,6 +359,94 @@ fn primary_hit(group: &Group, pfn: usize, addr: usize, promotions: u64) {
     }
 }
 
+/// Frames `memory_failure()` retired, waiting for the worker.
+///
+/// # Invariants
+///
+/// `pfns[..count]` are the queued frames (`count <= pfns.len()`); `worker`
+/// is there from module init until the probes are gone.
+struct Retired {
+    pfns: [usize; 32],
+    count: usize,
+    /// Frames dropped because the queue was full, not reported yet.
+    dropped: usize,
+    worker: Option<Arc<Worker>>,
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: `Reports::init` initialises the lock in module init, before
+    // the probes are registered.
+    unsafe(uninit) static RETIRED: SpinLockIrq<Retired> = Retired {
+        pfns: [0; 32],
+        count: 0,
+        dropped: 0,
+        worker: None,
+    };
+}
+
+/// The work item that runs [`memory_failure`] for the queued frames.
+#[pin_data]
+struct Worker {
+    #[pin]
+    work: Work<Worker>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Worker { self.work }
+}
+
+impl WorkItem for Worker {
+    type Pointer = Arc<Worker>;
+
+    fn run(_this: Arc<Worker>) {
+        loop {
+            // The lock is dropped before the frame is looked at (which
+            // sleeps).
+            let (next, dropped) = {
+                let mut retired = RETIRED.lock();
+                let next = retired.count.checked_sub(1).map(|i| {
+                    retired.count = i;
+                    retired.pfns[i]
+                });
+                (next, core::mem::take(&mut retired.dropped))
+            };
+            if dropped > 0 {
+                pr_warn!("{} memory failure(s) not looked at (queue full)\n", dropped);
+            }
+            let Some(pfn) = next else {
+                return;
+            };
+            memory_failure(pfn);
+        }
+    }
+}
+
+/// From the `memory_failure_event` probe, for a frame `pfn` that
+/// `memory_failure()` retired while something is protected: queues it for
+/// [`memory_failure`] in a worker. Does not sleep or allocate.
+pub(crate) fn retired(pfn: usize) {
+    let worker = {
+        let mut retired = RETIRED.lock();
+        let i = retired.count;
+        if i < retired.pfns.len() {
+            retired.pfns[i] = pfn;
+            retired.count = i + 1;
+        } else {
+            retired.dropped += 1;
+        }
+        retired.worker.clone()
+    };
+    if let Some(worker) = worker {
+        // `schedule_work()`'s queue; `system_wq`, which
+        // `workqueue::system()` returns, is deprecated.
+        // SAFETY: `system_percpu_wq` is a C global, set up at boot and
+        // never freed.
+        let queue = unsafe { workqueue::Queue::from_raw(bindings::system_percpu_wq) };
+        // Already queued (`Err`): that run takes this frame too.
+        let _ = queue.enqueue(worker);
+    }
+}
+
 /// After any memory failure the kernel handled and retired frame `pfn` for
 /// (hwpoison injection, firmware-first reports, ...), in a worker: a
 /// primary the frame was unmapped from (its page table holds the poisoned
@@ -335,8 +454,7 @@ fn primary_hit(group: &Group, pfn: usize, addr: usize, promotions: u64) {
 /// before it uses the page and before a duplicate could be copied from it.
 /// Frames the decode chain reported are its business; a duplicate on the
 /// frame died of the kernel's early kill and is being replaced.
-#[no_mangle]
-pub(crate) extern "C" fn procft_rs_memory_failure(pfn: c_ulong) {
+pub(crate) fn memory_failure(pfn: usize) {
     if !crate::module_parameters::early_restore.value() || RECENT.lock().pfns.contains(&pfn) {
         return;
     }

@@ -3,53 +3,12 @@
 //! procfs: `/proc/<pid>/ft_level` and `/proc/procft`.
 //!
 //! The entries themselves are created by the C shim (procfs has no Rust
-//! abstraction); these are the handlers it calls.
+//! abstraction), which calls the handlers in [`crate::hooks`]; this is the
+//! format of `/proc/procft`.
 
-use kernel::{
-    bindings,
-    ffi::{c_int, c_uint},
-    fmt,
-    pid_namespace::PidNamespace,
-    prelude::*,
-    seq_file::SeqFile,
-    seq_print,
-};
+use kernel::{fmt, pid_namespace::PidNamespace, prelude::*, seq_file::SeqFile, seq_print};
 
-use crate::{control, group, group::Snapshot, shim};
-
-/// Reads `/proc/<pid>/ft_level`: the level, or a negative errno.
-///
-/// # Safety
-///
-/// `task` must be a valid task for the duration of the call (procfs holds
-/// a reference).
-#[no_mangle]
-pub(crate) unsafe extern "C" fn procft_rs_level_show(task: *mut bindings::task_struct) -> c_int {
-    // SAFETY: Valid for the call, by the function's contract.
-    let task = unsafe { shim::task_ref(task) };
-    // The level is at most `MAX_LEVEL`, far below `c_int::MAX`.
-    control::level(&shim::leader(task)) as c_int
-}
-
-/// Writes `/proc/<pid>/ft_level` (procfs has parsed the number): 0 or a
-/// negative errno.
-///
-/// # Safety
-///
-/// `task` must be a valid task for the duration of the call (procfs holds
-/// a reference).
-#[no_mangle]
-pub(crate) unsafe extern "C" fn procft_rs_level_store(
-    task: *mut bindings::task_struct,
-    level: c_uint,
-) -> c_int {
-    // SAFETY: Valid for the call, by the function's contract.
-    let task = unsafe { shim::task_ref(task) };
-    match control::set_level(&shim::leader(task), level) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
-}
+use crate::{group, group::Snapshot};
 
 /// One line of `/proc/procft`: space-separated `key=value` fields.
 /// `replicas` lists the primary and every live duplicate; `duplicates`
@@ -84,53 +43,16 @@ impl fmt::Display for Snapshot {
     }
 }
 
-/// Shows `/proc/procft`: one line per protected process that has a pid in
-/// `ns`, the pid namespace of the proc mount it is read through (as for
-/// `/proc/<pid>` directories), with the pids it has there.
-///
-/// # Safety
-///
-/// `m` must be the seq_file of a `/proc/procft` read in progress and `ns`
-/// the pid namespace of its proc mount (held by the mount).
-#[no_mangle]
-pub(crate) unsafe extern "C" fn procft_rs_status_show(
-    m: *mut bindings::seq_file,
-    ns: *mut bindings::pid_namespace,
-) {
-    // SAFETY: A valid seq_file, used only by this thread during the show
-    // callback, by the function's contract.
-    let m = unsafe { SeqFile::from_raw(m) };
-    // SAFETY: Valid while the file is open, by the function's contract.
-    let ns = unsafe { PidNamespace::from_ptr(ns) };
+/// Shows `/proc/procft` in `m`: one line per protected process that has a
+/// pid in `ns`, the pid namespace of the proc mount it is read through (as
+/// for `/proc/<pid>` directories), with the pids it has there.
+pub(crate) fn status_show(m: &SeqFile, ns: &PidNamespace) {
     group::for_each(|g| {
         let snap = g.snapshot_in(Some(ns));
         if snap.pid != 0 {
             seq_print!(m, "{}\n", snap);
         }
     });
-}
-
-/// Called by the `sched_process_exit` probe when the last thread of a
-/// process exits: releases its record.  Must not sleep.
-///
-/// # Safety
-///
-/// `task` must be the exiting task (valid for the call).
-#[no_mangle]
-pub(crate) unsafe extern "C" fn procft_rs_process_exit(task: *mut bindings::task_struct) {
-    // SAFETY: Valid for the call, by the function's contract.
-    let task = unsafe { shim::task_ref(task) };
-    if crate::replica::on_dup_exit(task) {
-        return;
-    }
-    let level = group::remove_exiting(task.tgid());
-    if level > 0 {
-        pr_info!(
-            "pid {}: exited, protection (level {}) ended\n",
-            task.tgid_nr_ns(None),
-            level
-        );
-    }
 }
 
 #[kunit_tests(procft_procfs)]

@@ -4,32 +4,49 @@
 //!
 //! A protected process has a fault-tolerance level N: the number of
 //! duplicate replicas procft keeps beside it.  The module is laid out one
-//! file per concept:
+//! file per concept, in layers; a module uses only modules of its own layer
+//! or of the layers below it.  From the bottom up:
 //!
-//! - [`group`]: the per-process record (primary, duplicates, level,
-//!   counters) and the registry of protected processes.
-//! - [`replica`]: creating duplicates, separating their memory, replacing
-//!   lost ones.
-//! - [`control`]: the single entry point that every interface uses to read
-//!   or change a level, with its validation and permission rules.
-//! - [`events`]: the log of what happened to protected processes, read
-//!   from `/dev/procft`.
-//! - [`procfs`]: `/proc/<pid>/ft_level` and `/proc/procft`, reached through
-//!   the C shim.
-//! - [`ioctl`]: the `/dev/procft` misc device.
-//! - [`syscalls`]: the classification of every x86-64 system call.
-//! - [`sync`]: the system-call synchronisation of a group.
-//! - [`ring`]: the bounded buffer of the primary's records.
-//! - [`determinism`]: sources of divergence the kernel does not see
-//!   (the vDSO), removed where procft can.
-//! - [`vote`]: majority voting on outgoing calls with two or more
-//!   duplicates.
-//! - [`failover`]: a duplicate taking over from a failed primary.
-//! - [`mce`]: memory errors reported by the machine-check decode chain.
-//! - [`uapi`]: the ioctl ABI, mirrored from `include/uapi/linux/procft.h`.
-//! - [`shim`]: declarations of the small C shim (`procft_shim.c`).
+//! 1. The C shim and the vocabulary, which import nothing of the crate:
+//!    - [`shim`]: declarations of the small C shim (`procft_shim.c`) and
+//!      their safe wrappers, with the types that stand for C objects.
+//!    - [`types`]: plain types every layer names.
+//!    - [`syscalls`]: the classification of every x86-64 system call.
+//!    - [`uapi`]: the ioctl ABI, mirrored from `include/uapi/linux/procft.h`.
+//! 2. The ring and the event log:
+//!    - [`ring`]: the bounded buffer of the primary's records.
+//!    - [`events`]: the log of what happened to protected processes, read
+//!      from `/dev/procft`, and procft's tracepoints.
+//! 3. [`group`]: the per-process record (primary, duplicates, level,
+//!    counters), the registry of protected processes and its state changes.
+//! 4. The policies:
+//!    - [`mce`]: memory errors reported by the machine-check decode chain
+//!      or `memory_failure()`.
+//!    - [`failover`]: a duplicate taking over from a failed primary.
+//!    - [`replica`]: creating duplicates, separating their memory,
+//!      replacing lost ones.
+//!    - [`vote`]: majority voting on outgoing calls with two or more
+//!      duplicates.
+//!    - [`determinism`]: sources of divergence the kernel does not see
+//!      (the vDSO), removed where procft can.
+//! 5. The protocol and the rules, and the interfaces built on them:
+//!    - [`sync`]: the system-call synchronisation of a group.
+//!    - [`control`]: the single entry point that every interface uses to
+//!      read or change a level, with its validation and permission rules.
+//!    - [`ioctl`]: the `/dev/procft` misc device.
+//!    - [`procfs`]: the format of `/proc/procft`.
+//! 6. [`hooks`]: the entry points the C shim calls, each a thin call into
+//!    one of the layers below.
 //!
-//! See `Documentation/procft.rst` for the design and its current status.
+//! One edge goes up: [`failover`] uses `sync::publish` and
+//! `sync::wait_for_dups` (a promotion publishes the records the failed
+//! primary held back and waits for a duplicate at its next call), and the
+//! protocol's own entry points (`procft_rs_sys_enter`, `_sys_exit`,
+//! `_fork`, `_signal_deliver`, `_task_work`) are still in [`sync`]; both
+//! move with the protocol's rework.
+//!
+//! See `Documentation/procft.rst` ("Code layout") for the `use crate::`
+//! graph, and for the design and its current status.
 
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
@@ -41,6 +58,7 @@ mod determinism;
 mod events;
 mod failover;
 mod group;
+mod hooks;
 mod ioctl;
 mod mce;
 mod procfs;
@@ -49,6 +67,7 @@ mod ring;
 mod shim;
 mod sync;
 mod syscalls;
+mod types;
 mod uapi;
 mod vote;
 
@@ -83,22 +102,24 @@ module! {
 }
 
 /// The loaded module.  Fields are dropped in declaration order on unload:
-/// first every entry point from the kernel (procfs, tracepoints), then the
-/// misc device, and last the protected-process records themselves.
+/// first every entry point from the kernel (procfs, tracepoints,
+/// notifiers), then the misc device, then the memory errors still noted,
+/// and last the protected-process records themselves.
 #[pin_data(PinnedDrop)]
 struct Procft {
     _hooks: shim::Hooks,
     #[pin]
     _dev: MiscDeviceRegistration<ioctl::ControlFile>,
+    _mce: mce::Reports,
     _groups: group::Registry,
 }
 
 impl kernel::InPlaceModule for Procft {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         events::init();
-        mce::init();
         try_pin_init!(Self {
             _groups: group::Registry::init(),
+            _mce: mce::Reports::init()?,
             _hooks: shim::Hooks::register(module_parameters::syscall_tracepoints.value())?,
             _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"procft" }),
         })

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * procft C shim.  Only what rust/kernel/ offers no abstraction for lives
- * here, each function a trampoline into Rust or one mechanism the Rust
- * side decides to use:
+ * here, each function a trampoline into Rust (rust/hooks.rs) or one
+ * mechanism the Rust side decides to use:
  *
  * - glue: /proc/procft and /proc/<pid>/ft_level, the kernel's system-call
  *   hook (kernel/patches/0003) or else the sys_enter/sys_exit tracepoint
  *   probes, the other probes (sched_process_fork/exit, signal_deliver,
- *   signal_generate), the two machine-check decode-chain notifiers,
- *   procft's own tracepoints;
+ *   signal_generate, memory_failure_event), the two machine-check
+ *   decode-chain notifiers, procft's own tracepoints;
  * - questions about a task: pid lookup, the ptrace-attach permission
  *   check (the kernel's own, with kernel/patches/0002), threads, shared
  *   mappings, where a frame is mapped, whether a page is lost to memory
@@ -19,8 +19,26 @@
  *   task_work queueing and waiting (with the unload drain), the tgid
  *   filter the syscall probes use.
  *
+ * Why each is still C (rust/kernel/ of this kernel):
+ *
+ * - procfs entries, foreign tracepoints (found by name, not exported),
+ *   the decode chain and procft's own TRACE_EVENTs have no Rust binding.
+ * - mm: the kernel crate has mmap_read_lock() and vma_lookup() of one
+ *   address, but no VMA iteration, page-table walk, get_user_pages,
+ *   swap/poison entry test or page-table-entry zap: every walk here
+ *   (shared mappings, finding a frame or a poisoned entry, unsharing,
+ *   repair, adoption, read_stop) stays C.
+ * - pt_regs, the FPU, sighand/siginfo, task flags, task_work and the
+ *   tgid filter's XArray (value entries, read by the C probes): no
+ *   abstraction.  Task::signal_pending() is signal_pending(), also true
+ *   for TIF_NOTIFY_SIGNAL (a task_work, not a signal the task handles),
+ *   where procft_signal_pending() is task_sigpending(); and
+ *   Task::group_leader() is for current only, procft_get_leader() takes
+ *   any task.
+ *
  * The decisions (group state, the synchronisation protocol, voting,
- * failover and respawn) are made in Rust.
+ * failover and respawn, the clone flags of a duplicate) and the
+ * memory-failure queue and its worker are in Rust.
  */
 
 #include <linux/mm.h>
@@ -44,7 +62,6 @@
 #include <linux/task_work.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
-#include <linux/workqueue.h>
 #include <linux/leafops.h>
 #include <linux/rcupdate.h>
 #include <uapi/linux/sched.h>
@@ -269,32 +286,26 @@ size_t procft_regs_size(void)
  * procft_inject_clone - turn the system call being entered into the
  * creation of a duplicate
  * @regs: the primary's registers at sys_enter
- * @saved: where to keep them (procft_regs_size() bytes) for the restart
+ * @args: the clone3() arguments (flags and exit signal are the Rust side's)
+ * @saved: where to keep @regs (procft_regs_size() bytes) for the restart
  *
- * The call becomes clone3() with CLONE_FILES | CLONE_FS (the duplicate
- * shares the descriptor table and cwd, so a promoted duplicate keeps them),
- * exit_signal 0 and CLONE_AUTOREAP (it is invisible to wait() and never a
- * zombie), and CLONE_UNTRACED.  Its struct clone_args is written below the
- * primary's red zone, which is scratch space to any interrupting code.
- * Both parent and child then undo the substitution at sys_exit with
+ * The call becomes clone3(@args).  @args is written below the primary's
+ * red zone, which is scratch space to any interrupting code.  Both parent
+ * and child then undo the substitution at sys_exit with
  * procft_regs_restart(), so the original call is made afresh.
  *
  * Return: 0, or -EFAULT if the stack is not writable (nothing changed).
  */
-int procft_inject_clone(struct pt_regs *regs, void *saved)
+int procft_inject_clone(struct pt_regs *regs, const struct clone_args *args, void *saved)
 {
-	struct clone_args args = {
-		.flags = CLONE_FILES | CLONE_FS | CLONE_UNTRACED | CLONE_AUTOREAP,
-		.exit_signal = 0,
-	};
-	unsigned long uargs = (regs->sp - 128 - sizeof(args)) & ~15UL;
+	unsigned long uargs = (regs->sp - 128 - sizeof(*args)) & ~15UL;
 
-	if (copy_to_user((void __user *)uargs, &args, sizeof(args)))
+	if (copy_to_user((void __user *)uargs, args, sizeof(*args)))
 		return -EFAULT;
 	memcpy(saved, regs, sizeof(*regs));
 	regs->orig_ax = __NR_clone3;
 	regs->di = uargs;
-	regs->si = sizeof(args);
+	regs->si = sizeof(*args);
 	return 0;
 }
 
@@ -2059,51 +2070,16 @@ static struct notifier_block procft_mce_done_nb = {
  * Every memory failure the kernel handles, whatever reported it (the
  * machine-check decode chain, firmware-first GHES, hwpoison injection,
  * madvise), ends in the memory_failure_event tracepoint, after the frame
- * was unmapped from everyone.  A retired frame's pfn is queued for a
- * worker, which looks for it in the protected primaries' page tables
- * (procft_rs_memory_failure()); the probe itself may not sleep.
+ * was unmapped from everyone.  The Rust side queues a retired frame's pfn
+ * for a worker, which looks for it in the protected primaries' page
+ * tables; the probe itself may not sleep.
  */
-static DEFINE_SPINLOCK(procft_mf_lock);
-static unsigned long procft_mf_pfns[32];
-static unsigned int procft_mf_count;
-
-static void procft_mf_work_fn(struct work_struct *work)
-{
-	unsigned long flags, pfn;
-
-	for (;;) {
-		spin_lock_irqsave(&procft_mf_lock, flags);
-		if (!procft_mf_count) {
-			spin_unlock_irqrestore(&procft_mf_lock, flags);
-			return;
-		}
-		pfn = procft_mf_pfns[--procft_mf_count];
-		spin_unlock_irqrestore(&procft_mf_lock, flags);
-		procft_rs_memory_failure(pfn);
-	}
-}
-
-static DECLARE_WORK(procft_mf_work, procft_mf_work_fn);
-
 static void procft_probe_memory_failure(void *data, unsigned long pfn, int type, int result)
 {
-	unsigned long flags;
-	bool queued = false;
-
 	/* Only frames the kernel retired; only if anything is protected. */
 	if ((result != MF_RECOVERED && result != MF_DELAYED) || xa_empty(&procft_tgids))
 		return;
-	spin_lock_irqsave(&procft_mf_lock, flags);
-	if (procft_mf_count < ARRAY_SIZE(procft_mf_pfns)) {
-		procft_mf_pfns[procft_mf_count++] = pfn;
-		queued = true;
-	}
-	spin_unlock_irqrestore(&procft_mf_lock, flags);
-	if (queued)
-		schedule_work(&procft_mf_work);
-	else
-		pr_warn_ratelimited("procft: memory failure at frame %#lx not looked at (queue full)\n",
-				    pfn);
+	procft_rs_memory_failure(pfn);
 }
 
 /*
@@ -2260,8 +2236,6 @@ void procft_shim_exit(void)
 	proc_ft_level_unregister(&procft_level_ops);
 #endif
 	procft_unregister_tps();
-	/* No probe queues work any more; none may run once this returns. */
-	cancel_work_sync(&procft_mf_work);
 	proc_remove(procft_proc_entry);
 	/* No probe reads the filter any more; the registry is dropped next. */
 	xa_destroy(&procft_tgids);

@@ -6,10 +6,10 @@
 //! Life of a duplicate:
 //!
 //! 1. At a `sys_enter` of the primary, if the group has fewer duplicates
-//!    than its level, the call is turned into `clone3()` (see
-//!    `procft_inject_clone`): the child shares the descriptor table and
-//!    cwd, has exit signal 0 and `CLONE_AUTOREAP`, so it never shows up in
-//!    anyone's `wait()`.
+//!    than its level, the call is turned into `clone3()` with
+//!    [`DUP_CLONE`]: the child shares the descriptor table and cwd, has
+//!    exit signal 0 and `CLONE_AUTOREAP`, so it never shows up in anyone's
+//!    `wait()`.
 //! 2. The fork probe (in the primary, before the child can run) indexes the
 //!    child as a duplicate and gives it a copy of the primary's registers.
 //! 3. At the `sys_exit` of the `clone3()`, the primary's registers are
@@ -24,6 +24,7 @@
 //! is replaced at the primary's next system call and counted in `respawns`.
 
 use kernel::{
+    bindings,
     prelude::*,
     rbtree::RBTreeNodeReservation,
     sync::Arc,
@@ -32,9 +33,31 @@ use kernel::{
 
 use crate::{
     events::{self, What},
-    group::{self, DupWork, Group, SavedRegs, Spawn},
-    shim::{self, Regs},
+    group::{self, Group, Spawn},
+    shim::{self, Regs, SavedRegs},
     syscalls::{self, Interrupt},
+    types::DupWork,
+};
+
+/// How a duplicate is created: it shares the primary's descriptor table
+/// and cwd (`CLONE_FILES | CLONE_FS`: a promoted duplicate keeps them), is
+/// invisible to `wait()` and never a zombie (exit signal 0 and
+/// `CLONE_AUTOREAP`), and is not traced with the primary
+/// (`CLONE_UNTRACED`). Everything else is copied, memory included, which
+/// the duplicate then separates ([`shim::unshare_memory`]).
+const DUP_CLONE: bindings::clone_args = bindings::clone_args {
+    flags: (bindings::CLONE_FILES | bindings::CLONE_FS | bindings::CLONE_UNTRACED) as u64
+        | bindings::CLONE_AUTOREAP,
+    pidfd: 0,
+    child_tid: 0,
+    parent_tid: 0,
+    exit_signal: 0,
+    stack: 0,
+    stack_size: 0,
+    tls: 0,
+    set_tid: 0,
+    set_tid_size: 0,
+    cgroup: 0,
 };
 
 /// Consecutive failed creations after which the group stops trying until
@@ -100,7 +123,7 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
     }
     // Writing the clone3 arguments may fault: outside the lock.
     let mut saved = SavedRegs([0; 32]);
-    let injected = shim::inject_clone(regs, &mut saved);
+    let injected = shim::inject_clone(regs, &DUP_CLONE, &mut saved);
     let mut st = group.lock();
     match injected {
         Ok(()) => st.saved = saved,

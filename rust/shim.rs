@@ -9,7 +9,6 @@
 //! the synchronisation and failover code uses (see the top of
 //! `procft_shim.c`).
 
-use crate::group::SavedRegs;
 use kernel::{
     bindings,
     ffi::{c_int, c_long, c_uint, c_ulong, c_void},
@@ -44,7 +43,11 @@ extern "C" {
     fn procft_filter_remove(tgid: Pid, policy: c_int);
     fn procft_filter_add_atomic(tgid: Pid) -> c_int;
     fn procft_regs_size() -> usize;
-    fn procft_inject_clone(regs: *mut bindings::pt_regs, saved: *mut u64) -> c_int;
+    fn procft_inject_clone(
+        regs: *mut bindings::pt_regs,
+        args: *const bindings::clone_args,
+        saved: *mut u64,
+    ) -> c_int;
     fn procft_regs_restart(regs: *mut bindings::pt_regs, saved: *const u64);
     fn procft_unshare_memory() -> c_long;
     fn procft_suppress(regs: *mut bindings::pt_regs);
@@ -105,12 +108,6 @@ extern "C" {
     fn procft_trace_promotion(pid: Pid, from: Pid, cause: c_int, pages: usize, us: usize);
     fn procft_drain();
 }
-
-// The Rust entry points the shim calls, checked against its prototypes.
-const _: unsafe extern "C" fn(*mut bindings::task_struct) -> c_int =
-    crate::procfs::procft_rs_level_show;
-const _: unsafe extern "C" fn(*mut bindings::task_struct, c_uint) -> c_int =
-    crate::procfs::procft_rs_level_store;
 
 /// The C side's hooks into the kernel (`/proc/procft`, the
 /// `/proc/<pid>/ft_level` handlers, the system-call hook or tracepoints,
@@ -346,13 +343,23 @@ impl Regs {
     }
 }
 
-/// Turns the system call being entered into `clone3()` of a duplicate,
+/// Registers of a primary whose system call was turned into a `clone3`
+/// (a copy of a `struct pt_regs`; its size is checked at load).
+#[derive(Clone, Copy)]
+pub(crate) struct SavedRegs(pub(crate) [u64; 32]);
+
+/// Turns the system call being entered into `clone3()` with `args`,
 /// keeping the registers in `saved` (see `procft_inject_clone`). May fault
 /// (writes the primary's stack): not under a spinlock.
-pub(crate) fn inject_clone(regs: Regs, saved: &mut SavedRegs) -> Result {
-    // SAFETY: `regs` is valid during the probe (type invariant); `saved`
-    // has room for a `pt_regs` (checked at load).
-    kernel::error::to_result(unsafe { procft_inject_clone(regs.0, saved.0.as_mut_ptr()) })
+pub(crate) fn inject_clone(
+    regs: Regs,
+    args: &bindings::clone_args,
+    saved: &mut SavedRegs,
+) -> Result {
+    // SAFETY: `regs` is valid during the probe (type invariant); `args` is
+    // a whole `struct clone_args`; `saved` has room for a `pt_regs`
+    // (checked at load).
+    kernel::error::to_result(unsafe { procft_inject_clone(regs.0, args, saved.0.as_mut_ptr()) })
 }
 
 /// Restores `saved` into `regs` and makes the task re-issue its call.

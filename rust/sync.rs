@@ -35,11 +35,12 @@ use crate::{
     control, determinism,
     events::{self, What},
     failover,
-    group::{self, DupWork, Group, Kills, Spawn, Vote},
+    group::{self, Group, Kills, Spawn},
     replica,
     ring::{Output, Record, CAPACITY},
     shim::{self, Regs},
     syscalls::{self, Abi, Class, Input, Len, Out, Outputs},
+    types::{DupWork, Vote},
     vote,
 };
 

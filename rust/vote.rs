@@ -27,9 +27,10 @@ use kernel::{ffi::c_void, prelude::*, sync::Arc, task::Task};
 
 use crate::{
     events::{self, What},
-    failover::{self, Cause},
-    group::{Group, Vote},
+    failover,
+    group::Group,
     shim, syscalls,
+    types::{Cause, Vote},
 };
 
 /// How long the primary waits for the duplicates' votes.
