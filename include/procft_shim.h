@@ -93,7 +93,8 @@ int procft_page_lost(struct task_struct *task, unsigned long addr);
 unsigned long procft_read_stop(unsigned long addr, unsigned long end, bool *lost);
 bool procft_keep_going(void);
 void procft_kill_self_sigbus(void);
-int procft_wait_killable(bool (*cond)(const void *arg), const void *arg);
+int procft_wait_killable(bool (*cond)(const void *arg), bool (*ready)(const void *arg),
+			 const void *arg);
 int procft_wait_interruptible(bool (*cond)(const void *arg), const void *arg);
 int procft_wait_killable_timeout(bool (*cond)(const void *arg), const void *arg,
 				 unsigned int ms);

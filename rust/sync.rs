@@ -812,6 +812,7 @@ pub(crate) unsafe extern "C" fn procft_rs_signal_deliver(
         r => r,
     };
     let _ = st.ring.push(record.into());
+    group.set_published(st.ring.head());
     drop(st);
     shim::wake_all();
 }
@@ -828,6 +829,7 @@ pub(crate) fn publish(group: &Arc<Group>, record: Arc<Record>) {
     let (overflow, kills) = {
         let mut st = group.lock();
         let overflow = st.ring.push(record).is_err();
+        group.set_published(st.ring.head());
         // A duplicate waiting at an exit or exec the primary did not make
         // has diverged.
         let (kills, diverged) = st.replace_where(|d| d.parked);
@@ -1062,21 +1064,43 @@ pub(crate) fn wait_for_dups(
 /// How many [`wait_for_dups`] timeouts a duplicate that computes is given.
 pub(crate) const LAG_ROUNDS: u32 = 12;
 
-/// What a duplicate waits for.
-struct Waiter<'a> {
+/// What a duplicate waits for: its next record (sequence number `seq`).
+struct DupWaiter<'a> {
     group: &'a Group,
     tgid: Pid,
+    seq: u64,
 }
 
-/// Whether the duplicate in `arg` (a [`Waiter`]) can go on: its next
+/// Whether the duplicate in `arg` (a [`DupWaiter`]) may go on: its next
+/// record is published. Lock-free, for polling; [`take`] then checks
+/// everything under the group's lock.
+///
+/// # Safety
+///
+/// `arg` must point to a live [`DupWaiter`].
+unsafe extern "C" fn dup_record_ready(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let w = unsafe { &*arg.cast::<DupWaiter<'_>>() };
+    w.group.is_published(w.seq)
+}
+
+/// What the primary waits for.
+struct Waiter<'a> {
+    group: &'a Group,
+}
+
+/// Whether the duplicate in `arg` (a [`DupWaiter`]) can go on: its next
 /// record exists, or it is to die.
 ///
 /// # Safety
 ///
-/// `arg` must point to a live [`Waiter`].
+/// `arg` must point to a live [`DupWaiter`].
 unsafe extern "C" fn dup_can_go(arg: *const c_void) -> bool {
     // SAFETY: By the function's contract.
-    let w = unsafe { &*arg.cast::<Waiter<'_>>() };
+    let w = unsafe { &*arg.cast::<DupWaiter<'_>>() };
+    if w.group.is_published(w.seq) {
+        return true;
+    }
     let mut st = w.group.lock();
     if st.closed {
         return true;
@@ -1090,7 +1114,9 @@ unsafe extern "C" fn dup_can_go(arg: *const c_void) -> bool {
     }
 }
 
-/// Whether the primary waiting for room (in `arg`, a [`Waiter`]) can go on.
+/// Whether the primary waiting for room (in `arg`, a [`Waiter`]) can go
+/// on: the ring is low again (see [`Ring::is_low`](crate::ring::Ring)),
+/// or no duplicate needs it.
 ///
 /// # Safety
 ///
@@ -1100,7 +1126,7 @@ unsafe extern "C" fn primary_can_go(arg: *const c_void) -> bool {
     let w = unsafe { &*arg.cast::<Waiter<'_>>() };
     let mut st = w.group.lock();
     st.trim_ring();
-    st.closed || !st.ring.is_full() || st.dups.iter().flatten().next().is_none()
+    st.closed || st.ring.is_low() || st.dups.iter().flatten().next().is_none()
 }
 
 /// Never: a parked duplicate waits until it is killed.
@@ -1131,11 +1157,8 @@ unsafe extern "C" fn dup_in_step(arg: *const c_void) -> bool {
 /// The primary's task_work when one of its pages is on a failed frame:
 /// wait for a duplicate in the same state, then take that duplicate's copy
 /// of the page on a fresh frame.
-fn repair(group: &Group, task: &Task) {
-    let w = Waiter {
-        group,
-        tgid: task.tgid(),
-    };
+fn repair(group: &Group) {
+    let w = Waiter { group };
     // Ready duplicates not at the primary's point lag.
     let waited = wait_for_dups(
         group,
@@ -1215,10 +1238,15 @@ fn wait_record(
     hash: Option<u64>,
 ) -> Result {
     let tgid = task.tgid();
-    let w = Waiter { group, tgid };
+    let mut w = DupWaiter {
+        group,
+        tgid,
+        seq: u64::MAX,
+    };
     {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
+            w.seq = d.next_seq;
             d.waiting_for = Some(d.next_seq);
             d.vote = Some(Vote {
                 nr,
@@ -1229,7 +1257,11 @@ fn wait_record(
     }
     // The primary may be waiting for a duplicate to stop here.
     shim::wake_all();
-    let waited = shim::wait_killable(dup_can_go, core::ptr::from_ref(&w).cast());
+    let waited = shim::wait_killable(
+        dup_can_go,
+        Some(dup_record_ready),
+        core::ptr::from_ref(&w).cast(),
+    );
     {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
@@ -1291,15 +1323,27 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
         // Handled on the way back to user space, as in the primary.
         let _ = shim::send_self(*sig, info);
     }
-    {
+    let wake = {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
             d.next_seq += 1;
         }
-        st.trim_ring();
+        consumed(&mut st)
+    };
+    if wake {
+        shim::wake_all();
     }
-    shim::wake_all();
     true
+}
+
+/// After a duplicate consumed a record (under the group's lock): drops
+/// what every duplicate consumed; whether the primary may be waiting for
+/// this duplicate to get where it is now. A primary waiting for room in
+/// the ring waits until the ring is low: it is woken once, then, not for
+/// every record.
+fn consumed(st: &mut group::State) -> bool {
+    st.trim_ring();
+    !st.space_wait || st.ring.is_low()
 }
 
 /// Takes the primary's record of call `nr` if it is published, checking
@@ -1359,14 +1403,16 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
         // Handled on the way back to user space, as in the primary.
         let _ = shim::send_self(*sig, info);
     }
-    {
+    let wake = {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
             d.next_seq = seq + 1;
         }
-        st.trim_ring();
+        consumed(&mut st)
+    };
+    if wake {
+        shim::wake_all();
     }
-    shim::wake_all();
     true
 }
 
@@ -1445,7 +1491,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
         }
         let repairing = group.lock().repairing.take();
         if let Some(nr) = repairing {
-            repair(&group, task);
+            repair(&group);
             shim::restart_call(nr);
             return;
         }
@@ -1453,7 +1499,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
         if let Some(record) = held {
             // The page is mended from a duplicate in the state before this
             // call; the call's own writes are then made again on top.
-            repair(&group, task);
+            repair(&group);
             for output in record.outputs.iter() {
                 let _ = output.write();
             }
@@ -1465,13 +1511,16 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
             fd_barrier(&group, nr, lo, hi);
             return;
         }
-        let Some(nr) = group.lock().wait_space.take() else {
+        let wait_space = {
+            let mut st = group.lock();
+            let nr = st.wait_space.take();
+            st.space_wait = nr.is_some();
+            nr
+        };
+        let Some(nr) = wait_space else {
             return;
         };
-        let w = Waiter {
-            group: &group,
-            tgid: task.tgid(),
-        };
+        let w = Waiter { group: &group };
         // Those holding the oldest record the ring keeps lag.
         let waited = wait_for_dups(
             &group,
@@ -1480,6 +1529,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
             core::ptr::from_ref(&w).cast(),
             |d, _, oldest| !d.parked && d.next_seq == oldest,
         );
+        group.lock().space_wait = false;
         // Made again (and waiting again if the ring is still full), unless
         // a fatal signal ends the task first.
         let _ = waited;
@@ -1525,7 +1575,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
         DupWork::Park => {
             // The primary's exit or exec will kill it.
             shim::wake_all();
-            let _ = shim::wait_killable(never, core::ptr::null());
+            let _ = shim::wait_killable(never, None, core::ptr::null());
         }
     }
 }
