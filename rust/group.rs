@@ -255,6 +255,9 @@ pub(crate) struct State {
     /// The ring position of the last call that passed a vote (it is then
     /// made without voting again).
     pub(crate) voted: Option<u64>,
+    /// The primary's vote on that call: its hash of the bytes is the
+    /// record's if the call sends them all (they are hashed once).
+    pub(crate) passed: Option<Vote>,
     /// Files the primary mapped that a duplicate may not have mapped yet
     /// ([`Mapped`]).
     pub(crate) mapped: Mapped,
@@ -523,6 +526,7 @@ impl Group {
                     resync: false,
                     voting: None,
                     voted: None,
+                    passed: None,
                     mapped: Mapped::default(),
                     fd_barrier: None,
                 }, "procft_group"),

@@ -436,7 +436,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         };
         if published {
             shim::suppress(regs);
-            if take(group, task, nr, args) {
+            if take(group, task, nr, args, None) {
                 return;
             }
             // Gone since (the group is closing, or the duplicate leaving):
@@ -522,9 +522,17 @@ fn is_restart(ret: isize) -> bool {
 
 /// At the primary's `sys_exit`: appends the call in flight to the ring.
 fn record(group: &Arc<Group>, ret: isize) {
-    let Some((nr, args)) = group.lock().call.take() else {
+    let (call, passed) = {
+        let mut st = group.lock();
+        (st.call.take(), st.passed.take())
+    };
+    let Some((nr, args)) = call else {
         return;
     };
+    // The hash of everything the call asked to send, if it passed a vote.
+    let whole = passed
+        .filter(|v| v.nr == nr && v.args == args)
+        .map(|v| v.hash);
     let signal = shim::signal_pending();
     if is_restart(ret) && !signal && ret != ERESTART_RESTARTBLOCK {
         // Interrupted without a signal to handle: the same call is made
@@ -552,7 +560,7 @@ fn record(group: &Arc<Group>, ret: isize) {
     };
     let input_hash = if lost.is_some() {
         None
-    } else if let Ok(hash) = hash_input(nr, &args, Some(ret)) {
+    } else if let Ok(hash) = hash_after(nr, &args, ret, whole) {
         Some(hash)
     } else {
         control::end_protection(group, "a call whose bytes procft could not hash");
@@ -909,6 +917,38 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
     Ok(hash)
 }
 
+/// The hash [`hash_input`] gives for call `nr` with `args` made with result
+/// `ret`. `whole`, if given, is its hash before the call (of everything
+/// it asks to send, taken since without the caller running): the same
+/// when the call sent every byte it asked to (or sends none), so the
+/// bytes are hashed once.
+fn hash_after(nr: i64, args: &[usize; 6], ret: isize, whole: Option<u64>) -> Result<u64> {
+    match whole {
+        Some(hash) if sent_all(nr, args, ret) => Ok(hash),
+        _ => hash_input(nr, args, Some(ret)),
+    }
+}
+
+/// Whether call `nr` with `args`, having returned `ret`, sent every byte it
+/// asked to (as many as the kernel sends in one call), or sends none:
+/// [`hash_input`] then hashes the same bytes with and without `ret`.
+fn sent_all(nr: i64, args: &[usize; 6], ret: isize) -> bool {
+    let Some(input) = syscalls::input(nr) else {
+        return true;
+    };
+    let Ok(sent) = usize::try_from(ret) else {
+        return false;
+    };
+    let asked = match input {
+        Input::Buf(_, len) => args[len],
+        Input::Iov(..) | Input::Msg(_) => match Sent::of(nr, args) {
+            Ok(s) if s.complete => s.bytes,
+            _ => return false,
+        },
+    };
+    sent >= asked.min(MAX_RW_COUNT)
+}
+
 /// The buffers a successful call wrote, read back from the primary.
 fn capture(nr: i64, args: &[usize; 6], ret: isize) -> Result<KVec<Output>, &'static str> {
     let mut out = KVec::new();
@@ -1223,7 +1263,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     // Its vote, should the primary put this call to one.
     let hash = hash_input(nr, args, None).ok();
     if wait_record(group, task, nr, args, hash).is_ok() {
-        take(group, task, nr, args);
+        take(group, task, nr, args, hash);
     }
 }
 
@@ -1347,9 +1387,10 @@ fn consumed(st: &mut group::State) -> bool {
 }
 
 /// Takes the primary's record of call `nr` if it is published, checking
-/// that the caller would have sent the same bytes. Returns false, changing
-/// nothing, if it is not (or the duplicate is to die).
-fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
+/// that the caller would have sent the same bytes (`whole`: their hash
+/// before the call, if the caller has it already). Returns false,
+/// changing nothing, if it is not (or the duplicate is to die).
+fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u64>) -> bool {
     let tgid = task.tgid();
     let Some((record, seq)) = next_record(group, tgid) else {
         return false;
@@ -1359,7 +1400,7 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
     }
     if let Some(h) = record.input_hash {
         // As far as the kernel read for the primary.
-        let ours = hash_input(nr, args, Some(record.ret)).ok();
+        let ours = hash_after(nr, args, record.ret, whole).ok();
         if ours != Some(h) {
             diverge(
                 group,

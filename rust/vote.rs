@@ -119,7 +119,10 @@ pub(crate) fn tally(group: &Arc<Group>, task: &Task, mine: Vote) {
     let name = syscalls::classify(mine.nr).name;
     match decide(&mine, &votes[..n]) {
         Verdict::Primary => {
-            group.lock().voted = Some(head);
+            let mut st = group.lock();
+            st.voted = Some(head);
+            st.passed = Some(mine);
+            drop(st);
             shim::restart_call(mine.nr);
         }
         Verdict::NoMajority => {
@@ -130,7 +133,10 @@ pub(crate) fn tally(group: &Arc<Group>, task: &Task, mine: Vote) {
                 head,
                 name
             );
-            group.lock().voted = Some(head);
+            let mut st = group.lock();
+            st.voted = Some(head);
+            st.passed = Some(mine);
+            drop(st);
             shim::restart_call(mine.nr);
         }
         Verdict::Outvoted(i) => {
