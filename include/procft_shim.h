@@ -118,7 +118,7 @@ void procft_rs_process_exit(struct task_struct *task);
 void procft_rs_sys_enter(struct pt_regs *regs, long nr, const unsigned long *args, bool dup);
 void procft_rs_sys_exit(struct pt_regs *regs, long ret, bool dup);
 void procft_rs_fork(struct task_struct *parent, struct task_struct *child);
-void procft_rs_task_work(long nr);
+void procft_rs_task_work(long nr, bool dup);
 void procft_rs_memory_error(unsigned long pfn);
 void procft_rs_memory_error_done(unsigned long pfn, bool handled);
 void procft_rs_memory_failure(unsigned long pfn);

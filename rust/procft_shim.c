@@ -1417,13 +1417,15 @@ struct procft_work {
 	long nr;	/* the caller's system call when it was queued */
 };
 
+static bool procft_current_is_dup(void);
+
 static void procft_task_work_fn(struct callback_head *cb)
 {
 	struct procft_work *w = container_of(cb, struct procft_work, cb);
 	long nr = w->nr;
 
 	kfree(w);
-	procft_rs_task_work(nr);
+	procft_rs_task_work(nr, procft_current_is_dup());
 	procft_work_put();
 }
 
@@ -1677,6 +1679,12 @@ void procft_filter_release(pid_t tgid)
 #define PROCFT_PRIMARY	1
 #define PROCFT_DUP	2
 #define PROCFT_RESTORE	8
+
+/* Whether the filter marks the caller a duplicate (lockless, as the probes). */
+static bool procft_current_is_dup(void)
+{
+	return xa_load(&procft_tgids, current->tgid) == xa_mk_value(PROCFT_DUP);
+}
 
 /*
  * Stores @entry for @tgid (the array's lock keeps interrupts off: the

@@ -425,23 +425,13 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         // The primary has made it: so does the duplicate, now.
         return;
     }
-    if matches!(work, DupWork::Consume { .. }) {
-        // A duplicate behind the primary finds its record published: it
-        // takes it right here (the tracepoint may fault and take locks; it
-        // only must not wait), without a task_work.
-        let published = {
-            let mut st = group.lock();
-            let seq = st.dup_mut(task.tgid()).map(|d| d.next_seq);
-            seq.is_some_and(|s| st.ring.get(s).is_some())
-        };
-        if published {
-            shim::suppress(regs);
-            if take(group, task, nr, args, None) {
-                return;
-            }
-            // Gone since (the group is closing, or the duplicate leaving):
-            // it waits in the task_work like any other, and is killed.
-        }
+    if matches!(work, DupWork::Consume { .. }) && take(group, task, nr, args, None) {
+        // A duplicate behind the primary found its record published and
+        // took it right here (the tracepoint may fault and take locks; it
+        // only must not wait), without a task_work. (If not, nothing
+        // changed: it waits in the task_work, or, leaving, is killed.)
+        shim::suppress(regs);
+        return;
     }
     {
         let mut st = group.lock();
@@ -590,25 +580,29 @@ fn record(group: &Arc<Group>, ret: isize) {
         }
     }
     let record: Arc<Record> = record.into();
-    {
+    let appended = {
         let mut st = group.lock();
         if st.repair.is_some() && st.held.is_none() {
             // A page of the primary failed while it was in this call: mend
             // it before it returns to user space, from a duplicate waiting
             // for this very record, then publish the record.
             st.held = Some(record);
-            drop(st);
-            if shim::queue_task_work().is_ok() {
-                return;
-            }
-            let Some(record) = group.lock().held.take() else {
-                return;
-            };
-            publish(group, record);
+            None
+        } else {
+            Some(append(group, &mut st, record))
+        }
+    };
+    let Some(appended) = appended else {
+        if shim::queue_task_work().is_ok() {
             return;
         }
-    }
-    publish(group, record);
+        let Some(record) = group.lock().held.take() else {
+            return;
+        };
+        publish(group, record);
+        return;
+    };
+    published(group, appended);
     if let Some(addr) = lost {
         // A short count: what was sent is recorded; the duplicates go on
         // to the next call, where one of them takes over.
@@ -834,16 +828,25 @@ const EINTR_RET: isize = 4;
 
 /// Appends `record` to the ring and wakes the duplicates.
 pub(crate) fn publish(group: &Arc<Group>, record: Arc<Record>) {
-    let (overflow, kills) = {
-        let mut st = group.lock();
-        let overflow = st.ring.push(record).is_err();
-        group.set_published(st.ring.head());
-        // A duplicate waiting at an exit or exec the primary did not make
-        // has diverged.
-        let (kills, diverged) = st.replace_where(|d| d.parked);
-        st.counters.divergences += u64::from(diverged);
-        (overflow, kills)
-    };
+    let appended = append(group, &mut group.lock(), record);
+    published(group, appended);
+}
+
+/// [`publish`], under the group's lock (`st`): appends `record`. Whether
+/// the ring overflowed, and the duplicates to kill.
+fn append(group: &Group, st: &mut group::State, record: Arc<Record>) -> (bool, Kills) {
+    let overflow = st.ring.push(record).is_err();
+    group.set_published(st.ring.head());
+    // A duplicate waiting at an exit or exec the primary did not make
+    // has diverged.
+    let (kills, diverged) = st.replace_where(|d| d.parked);
+    st.counters.divergences += u64::from(diverged);
+    (overflow, kills)
+}
+
+/// [`publish`], the group's lock dropped: acts on what [`append`] found,
+/// and wakes the duplicates.
+fn published(group: &Arc<Group>, (overflow, kills): (bool, Kills)) {
     kills.send();
     if overflow {
         control::end_protection(group, "a synchronisation buffer overflow");
@@ -1516,11 +1519,13 @@ fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>) {
 }
 
 /// Runs in a replica on its way back to user space (or as it exits), for
-/// whatever its probe queued while in system call `nr`.
+/// whatever its probe queued while in system call `nr`; `dup` is the C
+/// filter's word on its role (a duplicate, or a primary), so one lookup
+/// is enough.
 #[no_mangle]
-pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
+pub(crate) extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
     let task = current!();
-    if let Some(group) = group::lookup(task.tgid()) {
+    if let Some(group) = (!dup).then(|| group::lookup(task.tgid())).flatten() {
         if group.lock().promote.is_some() {
             failover::promote(&group, task);
             return;
@@ -1577,7 +1582,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
         shim::restart_call(nr);
         return;
     }
-    let Some(group) = group::lookup_dup(task.tgid()) else {
+    let Some(group) = dup.then(|| group::lookup_dup(task.tgid())).flatten() else {
         if shim::syscall_nr() == -1 && nr >= 0 {
             // A primary whose protection ended (or whose module is being
             // unloaded) after procft held its call back: the call is
