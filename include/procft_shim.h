@@ -98,7 +98,8 @@ int procft_page_lost(struct task_struct *task, unsigned long addr);
 unsigned long procft_read_stop(unsigned long addr, unsigned long end, bool *lost);
 bool procft_keep_going(void);
 void procft_kill_self_sigbus(void);
-int procft_wait_killable(bool (*cond)(const void *arg), const void *arg);
+int procft_wait_killable(bool (*cond)(const void *arg), bool (*ready)(const void *arg),
+			 const void *arg);
 int procft_wait_interruptible(bool (*cond)(const void *arg), const void *arg);
 int procft_wait_killable_timeout(bool (*cond)(const void *arg), const void *arg,
 				 unsigned int ms);
@@ -126,7 +127,7 @@ void procft_rs_process_exit(struct task_struct *task);
 void procft_rs_sys_enter(struct pt_regs *regs, long nr, const unsigned long *args, bool dup);
 void procft_rs_sys_exit(struct pt_regs *regs, long ret, bool dup);
 void procft_rs_fork(struct task_struct *parent, struct task_struct *child);
-void procft_rs_task_work(long nr);
+void procft_rs_task_work(long nr, bool dup);
 void procft_rs_memory_error(unsigned long pfn);
 void procft_rs_memory_error_done(unsigned long pfn, bool handled);
 void procft_rs_memory_failure(unsigned long pfn);

@@ -20,7 +20,7 @@
 //! siglock whose holder waits for that lock. The whole order is in
 //! `Documentation/procft.rst` ("Locking").
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::{
     new_spinlock_irq,
     pid_namespace::PidNamespace,
@@ -187,6 +187,9 @@ pub(crate) struct State {
     pub(crate) call: Option<(i64, [usize; 6])>,
     /// The primary waits for room in the ring, then re-issues this call.
     pub(crate) wait_space: Option<i64>,
+    /// The primary is waiting for room in the ring: a duplicate taking a
+    /// record wakes it only once the ring is low ([`Ring::is_low`]).
+    pub(crate) space_wait: bool,
     /// A page of the primary on a failed frame (address, frame), to be
     /// re-established from a duplicate at its next recorded call.
     pub(crate) repair: Option<(usize, usize)>,
@@ -214,6 +217,9 @@ pub(crate) struct State {
     /// The ring position of the last call that passed a vote (it is then
     /// made without voting again).
     pub(crate) voted: Option<u64>,
+    /// The primary's vote on that call: its hash of the bytes is the
+    /// record's if the call sends them all (they are hashed once).
+    pub(crate) passed: Option<Vote>,
     /// Files the primary mapped that a duplicate may not have mapped yet
     /// ([`Mapped`]).
     pub(crate) mapped: Mapped,
@@ -441,6 +447,11 @@ impl Snapshot {
 pub(crate) struct Group {
     /// Thread-group leader of the primary: the process the world sees.
     primary: ARef<Task>,
+    /// The ring's head as of its last append: every record before it has
+    /// been published. Stored under the group's lock after each append
+    /// (release), read without it (acquire) by a duplicate polling for
+    /// its next record; it only grows.
+    published: AtomicU64,
     #[pin]
     state: SpinLockIrq<State>,
 }
@@ -451,6 +462,7 @@ impl Group {
         Arc::pin_init(
             pin_init!(Self {
                 primary,
+                published: AtomicU64::new(0),
                 state <- new_spinlock_irq!(State {
                     level,
                     counters: Counters::default(),
@@ -463,6 +475,7 @@ impl Group {
                     ring,
                     call: None,
                     wait_space: None,
+                    space_wait: false,
                     repair: None,
                     repairing: None,
                     held: None,
@@ -475,6 +488,7 @@ impl Group {
                     resync: false,
                     voting: None,
                     voted: None,
+                    passed: None,
                     mapped: Mapped::default(),
                     fd_barrier: None,
                 }, "procft_group"),
@@ -491,6 +505,18 @@ impl Group {
     /// Pid of the process as the caller sees it.
     pub(crate) fn pid(&self) -> Pid {
         self.primary.tgid_nr_ns(None)
+    }
+
+    /// After an append to the ring, under the group's lock: every record
+    /// before `head` is published.
+    pub(crate) fn set_published(&self, head: u64) {
+        self.published.store(head, Ordering::Release);
+    }
+
+    /// Whether the record with sequence number `seq` has been published
+    /// (it may be consumed, or dropped with the ring, since). Lock-free.
+    pub(crate) fn is_published(&self, seq: u64) -> bool {
+        self.published.load(Ordering::Acquire) > seq
     }
 
     /// Locks the group's state.

@@ -1434,13 +1434,15 @@ struct procft_work {
 	long nr;	/* the caller's system call when it was queued */
 };
 
+static bool procft_current_is_dup(void);
+
 static void procft_task_work_fn(struct callback_head *cb)
 {
 	struct procft_work *w = container_of(cb, struct procft_work, cb);
 	long nr = w->nr;
 
 	kfree(w);
-	procft_rs_task_work(nr);
+	procft_rs_task_work(nr, procft_current_is_dup());
 	procft_work_put();
 }
 
@@ -1571,19 +1573,19 @@ unsigned int procft_fd_type(struct task_struct *task, unsigned int fd)
 }
 
 /*
- * How long a waiter polls its condition before it sleeps: a duplicate
- * close behind its primary usually gets the next record within a few
- * microseconds, and a wakeup costs more than that (an IPI and two context
- * switches).  Bounded, and cut short if the CPU is wanted.
+ * How long a waiter polls before it sleeps: a duplicate close behind its
+ * primary usually gets the next record within a few microseconds, and a
+ * wakeup costs more than that (an IPI and two context switches).  Bounded,
+ * and cut short if the CPU is wanted.
  */
 #define PROCFT_SPIN_NS 20000
 
-static bool procft_spin(bool (*cond)(const void *arg), const void *arg)
+static bool procft_spin(bool (*ready)(const void *arg), const void *arg)
 {
 	u64 end = ktime_get_ns() + PROCFT_SPIN_NS;
 
 	do {
-		if (cond(arg))
+		if (ready(arg))
 			return true;
 		cpu_relax();
 	} while (ktime_get_ns() < end && !need_resched());
@@ -1592,13 +1594,22 @@ static bool procft_spin(bool (*cond)(const void *arg), const void *arg)
 
 /**
  * procft_wait_killable - sleep until @cond(@arg) holds or a fatal signal
- * arrives; procft_wake_all() makes waiters re-check.  0 or -ERESTARTSYS.
+ * arrives; procft_wake_all() makes waiters re-check.
+ * @cond: the condition, checked before each sleep
+ * @ready: NULL, or a lock-free check polled for a few microseconds before
+ *	   the first sleep; once it holds the wait ends (it implies @cond,
+ *	   or something the caller re-checks)
+ * @arg: their argument
+ *
  * A waiting replica is idle, not busy: it does not count in the load
  * average (TASK_NOLOAD).
+ *
+ * Return: 0 or -ERESTARTSYS.
  */
-int procft_wait_killable(bool (*cond)(const void *arg), const void *arg)
+int procft_wait_killable(bool (*cond)(const void *arg), bool (*ready)(const void *arg),
+			 const void *arg)
 {
-	if (procft_spin(cond, arg))
+	if (ready && procft_spin(ready, arg))
 		return 0;
 	return wait_event_state(procft_wq, cond(arg), TASK_KILLABLE | TASK_NOLOAD);
 }
@@ -1756,6 +1767,12 @@ void procft_filter_release(pid_t tgid)
 #define PROCFT_PRIMARY	1
 #define PROCFT_DUP	2
 #define PROCFT_RESTORE	8
+
+/* Whether the filter marks the caller a duplicate (lockless, as the probes). */
+static bool procft_current_is_dup(void)
+{
+	return xa_load(&procft_tgids, current->tgid) == xa_mk_value(PROCFT_DUP);
+}
 
 /*
  * Stores @entry for @tgid (the array's lock keeps interrupts off: the

@@ -7,7 +7,10 @@
 //! runs; a record is dropped once every duplicate has consumed it. When
 //! [`CAPACITY`] records, or [`MAX_BYTES`] bytes of their outputs, are
 //! waiting for the slowest duplicate, the primary waits before its next
-//! such call (back-pressure); the ring never grows.
+//! such call (back-pressure) until the ring is half empty
+//! ([`Ring::is_low`]): one sleep and one wakeup per half a ring, not one
+//! per record, when the duplicates are slower than the primary. The ring
+//! never grows.
 //!
 //! Outputs are kept in page-sized pieces of kmalloc memory charged to the
 //! primary's memory cgroup (`__GFP_ACCOUNT`): no large physically
@@ -149,6 +152,12 @@ impl Ring {
         self.len >= CAPACITY || self.bytes >= MAX_BYTES
     }
 
+    /// Whether a primary waiting for room may go on: at most half the
+    /// slots and half the byte budget are taken.
+    pub(crate) fn is_low(&self) -> bool {
+        self.len <= CAPACITY / 2 && self.bytes <= MAX_BYTES / 2
+    }
+
     /// Bytes of output held now, and the most held at once.
     pub(crate) fn bytes(&self) -> (usize, usize) {
         (self.bytes, self.peak)
@@ -245,6 +254,9 @@ mod tests {
         assert!(ring.push(record(-1)?).is_err());
         ring.trim(1);
         assert!(!ring.is_full());
+        assert!(!ring.is_low());
+        ring.trim((CAPACITY / 2) as u64);
+        assert!(ring.is_low());
         assert!(ring.push(record(99)?).is_ok());
         assert_eq!(ring.get(CAPACITY as u64).map(|r| r.nr), Some(99));
         // Around the ring many times: sequence numbers keep their records.

@@ -91,6 +91,7 @@ extern "C" {
     fn procft_kill_self_sigbus();
     fn procft_wait_killable(
         cond: unsafe extern "C" fn(*const c_void) -> bool,
+        ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
         arg: *const c_void,
     ) -> c_int;
     fn procft_wait_killable_timeout(
@@ -710,14 +711,17 @@ pub(crate) fn fd_type(task: &Task, fd: usize) -> u32 {
 }
 
 /// Sleeps until `cond(arg)` holds or a fatal signal arrives; [`wake_all`]
-/// makes sleepers re-check.
+/// makes sleepers re-check. `ready`, if given, is a lock-free check polled
+/// for a few microseconds before the first sleep: once it holds, the wait
+/// ends (the caller then checks what it needs under its locks).
 pub(crate) fn wait_killable(
     cond: unsafe extern "C" fn(*const c_void) -> bool,
+    ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
     arg: *const c_void,
 ) -> Result {
-    // SAFETY: `cond` may be called with `arg` any number of times while
-    // this runs (the caller's contract for `cond`).
-    kernel::error::to_result(unsafe { procft_wait_killable(cond, arg) })
+    // SAFETY: `cond` and `ready` may be called with `arg` any number of
+    // times while this runs (the caller's contract for both).
+    kernel::error::to_result(unsafe { procft_wait_killable(cond, ready, arg) })
 }
 
 /// [`wait_killable`] for at most `ms` milliseconds (`ETIMEDOUT`).

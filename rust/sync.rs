@@ -426,23 +426,13 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         // The primary has made it: so does the duplicate, now.
         return;
     }
-    if matches!(work, DupWork::Consume { .. }) {
-        // A duplicate behind the primary finds its record published: it
-        // takes it right here (the tracepoint may fault and take locks; it
-        // only must not wait), without a task_work.
-        let published = {
-            let mut st = group.lock();
-            let seq = st.dup_mut(task.tgid()).map(|d| d.next_seq);
-            seq.is_some_and(|s| st.ring.get(s).is_some())
-        };
-        if published {
-            shim::suppress(regs);
-            if take(group, task, nr, args) {
-                return;
-            }
-            // Gone since (the group is closing, or the duplicate leaving):
-            // it waits in the task_work like any other, and is killed.
-        }
+    if matches!(work, DupWork::Consume { .. }) && take(group, task, nr, args, None) {
+        // A duplicate behind the primary found its record published and
+        // took it right here (the tracepoint may fault and take locks; it
+        // only must not wait), without a task_work. (If not, nothing
+        // changed: it waits in the task_work, or, leaving, is killed.)
+        shim::suppress(regs);
+        return;
     }
     {
         let mut st = group.lock();
@@ -523,9 +513,17 @@ fn is_restart(ret: isize) -> bool {
 
 /// At the primary's `sys_exit`: appends the call in flight to the ring.
 fn record(group: &Arc<Group>, ret: isize) {
-    let Some((nr, args)) = group.lock().call.take() else {
+    let (call, passed) = {
+        let mut st = group.lock();
+        (st.call.take(), st.passed.take())
+    };
+    let Some((nr, args)) = call else {
         return;
     };
+    // The hash of everything the call asked to send, if it passed a vote.
+    let whole = passed
+        .filter(|v| v.nr == nr && v.args == args)
+        .map(|v| v.hash);
     let signal = shim::signal_pending();
     if is_restart(ret) && !signal && ret != ERESTART_RESTARTBLOCK {
         // Interrupted without a signal to handle: the same call is made
@@ -553,7 +551,7 @@ fn record(group: &Arc<Group>, ret: isize) {
     };
     let input_hash = if lost.is_some() {
         None
-    } else if let Ok(hash) = hash_input(nr, &args, Some(ret)) {
+    } else if let Ok(hash) = hash_after(nr, &args, ret, whole) {
         Some(hash)
     } else {
         control::end_protection(group, "a call whose bytes procft could not hash");
@@ -583,25 +581,29 @@ fn record(group: &Arc<Group>, ret: isize) {
         }
     }
     let record: Arc<Record> = record.into();
-    {
+    let appended = {
         let mut st = group.lock();
         if st.repair.is_some() && st.held.is_none() {
             // A page of the primary failed while it was in this call: mend
             // it before it returns to user space, from a duplicate waiting
             // for this very record, then publish the record.
             st.held = Some(record);
-            drop(st);
-            if shim::queue_task_work().is_ok() {
-                return;
-            }
-            let Some(record) = group.lock().held.take() else {
-                return;
-            };
-            publish(group, record);
+            None
+        } else {
+            Some(append(group, &mut st, record))
+        }
+    };
+    let Some(appended) = appended else {
+        if shim::queue_task_work().is_ok() {
             return;
         }
-    }
-    publish(group, record);
+        let Some(record) = group.lock().held.take() else {
+            return;
+        };
+        publish(group, record);
+        return;
+    };
+    published(group, appended);
     if let Some(addr) = lost {
         // A short count: what was sent is recorded; the duplicates go on
         // to the next call, where one of them takes over.
@@ -813,6 +815,7 @@ pub(crate) unsafe extern "C" fn procft_rs_signal_deliver(
         r => r,
     };
     let _ = st.ring.push(record.into());
+    group.set_published(st.ring.head());
     drop(st);
     shim::wake_all();
 }
@@ -826,15 +829,25 @@ const EINTR_RET: isize = 4;
 
 /// Appends `record` to the ring and wakes the duplicates.
 pub(crate) fn publish(group: &Arc<Group>, record: Arc<Record>) {
-    let (overflow, kills) = {
-        let mut st = group.lock();
-        let overflow = st.ring.push(record).is_err();
-        // A duplicate waiting at an exit or exec the primary did not make
-        // has diverged.
-        let (kills, diverged) = st.replace_where(|d| d.parked);
-        st.counters.divergences += u64::from(diverged);
-        (overflow, kills)
-    };
+    let appended = append(group, &mut group.lock(), record);
+    published(group, appended);
+}
+
+/// [`publish`], under the group's lock (`st`): appends `record`. Whether
+/// the ring overflowed, and the duplicates to kill.
+fn append(group: &Group, st: &mut group::State, record: Arc<Record>) -> (bool, Kills) {
+    let overflow = st.ring.push(record).is_err();
+    group.set_published(st.ring.head());
+    // A duplicate waiting at an exit or exec the primary did not make
+    // has diverged.
+    let (kills, diverged) = st.replace_where(|d| d.parked);
+    st.counters.divergences += u64::from(diverged);
+    (overflow, kills)
+}
+
+/// [`publish`], the group's lock dropped: acts on what [`append`] found,
+/// and wakes the duplicates.
+fn published(group: &Arc<Group>, (overflow, kills): (bool, Kills)) {
     kills.send();
     if overflow {
         control::end_protection(group, "a synchronisation buffer overflow");
@@ -906,6 +919,38 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
         hash = fnv(hash ^ 0xfe, &done.to_le_bytes());
     }
     Ok(hash)
+}
+
+/// The hash [`hash_input`] gives for call `nr` with `args` made with result
+/// `ret`. `whole`, if given, is its hash before the call (of everything
+/// it asks to send, taken since without the caller running): the same
+/// when the call sent every byte it asked to (or sends none), so the
+/// bytes are hashed once.
+fn hash_after(nr: i64, args: &[usize; 6], ret: isize, whole: Option<u64>) -> Result<u64> {
+    match whole {
+        Some(hash) if sent_all(nr, args, ret) => Ok(hash),
+        _ => hash_input(nr, args, Some(ret)),
+    }
+}
+
+/// Whether call `nr` with `args`, having returned `ret`, sent every byte it
+/// asked to (as many as the kernel sends in one call), or sends none:
+/// [`hash_input`] then hashes the same bytes with and without `ret`.
+fn sent_all(nr: i64, args: &[usize; 6], ret: isize) -> bool {
+    let Some(input) = syscalls::input(nr) else {
+        return true;
+    };
+    let Ok(sent) = usize::try_from(ret) else {
+        return false;
+    };
+    let asked = match input {
+        Input::Buf(_, len) => args[len],
+        Input::Iov(..) | Input::Msg(_) => match Sent::of(nr, args) {
+            Ok(s) if s.complete => s.bytes,
+            _ => return false,
+        },
+    };
+    sent >= asked.min(MAX_RW_COUNT)
 }
 
 /// The buffers a successful call wrote, read back from the primary.
@@ -1063,21 +1108,43 @@ pub(crate) fn wait_for_dups(
 /// How many [`wait_for_dups`] timeouts a duplicate that computes is given.
 pub(crate) const LAG_ROUNDS: u32 = 12;
 
-/// What a duplicate waits for.
-struct Waiter<'a> {
+/// What a duplicate waits for: its next record (sequence number `seq`).
+struct DupWaiter<'a> {
     group: &'a Group,
     tgid: Pid,
+    seq: u64,
 }
 
-/// Whether the duplicate in `arg` (a [`Waiter`]) can go on: its next
+/// Whether the duplicate in `arg` (a [`DupWaiter`]) may go on: its next
+/// record is published. Lock-free, for polling; [`take`] then checks
+/// everything under the group's lock.
+///
+/// # Safety
+///
+/// `arg` must point to a live [`DupWaiter`].
+unsafe extern "C" fn dup_record_ready(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let w = unsafe { &*arg.cast::<DupWaiter<'_>>() };
+    w.group.is_published(w.seq)
+}
+
+/// What the primary waits for.
+struct Waiter<'a> {
+    group: &'a Group,
+}
+
+/// Whether the duplicate in `arg` (a [`DupWaiter`]) can go on: its next
 /// record exists, or it is to die.
 ///
 /// # Safety
 ///
-/// `arg` must point to a live [`Waiter`].
+/// `arg` must point to a live [`DupWaiter`].
 unsafe extern "C" fn dup_can_go(arg: *const c_void) -> bool {
     // SAFETY: By the function's contract.
-    let w = unsafe { &*arg.cast::<Waiter<'_>>() };
+    let w = unsafe { &*arg.cast::<DupWaiter<'_>>() };
+    if w.group.is_published(w.seq) {
+        return true;
+    }
     let mut st = w.group.lock();
     if st.closed {
         return true;
@@ -1091,7 +1158,9 @@ unsafe extern "C" fn dup_can_go(arg: *const c_void) -> bool {
     }
 }
 
-/// Whether the primary waiting for room (in `arg`, a [`Waiter`]) can go on.
+/// Whether the primary waiting for room (in `arg`, a [`Waiter`]) can go
+/// on: the ring is low again (see [`Ring::is_low`](crate::ring::Ring)),
+/// or no duplicate needs it.
 ///
 /// # Safety
 ///
@@ -1101,7 +1170,7 @@ unsafe extern "C" fn primary_can_go(arg: *const c_void) -> bool {
     let w = unsafe { &*arg.cast::<Waiter<'_>>() };
     let mut st = w.group.lock();
     st.trim_ring();
-    st.closed || !st.ring.is_full() || st.dups.iter().flatten().next().is_none()
+    st.closed || st.ring.is_low() || st.dups.iter().flatten().next().is_none()
 }
 
 /// Never: a parked duplicate waits until it is killed.
@@ -1132,11 +1201,8 @@ unsafe extern "C" fn dup_in_step(arg: *const c_void) -> bool {
 /// The primary's task_work when one of its pages is on a failed frame:
 /// wait for a duplicate in the same state, then take that duplicate's copy
 /// of the page on a fresh frame.
-fn repair(group: &Group, task: &Task) {
-    let w = Waiter {
-        group,
-        tgid: task.tgid(),
-    };
+fn repair(group: &Group) {
+    let w = Waiter { group };
     // Ready duplicates not at the primary's point lag.
     let waited = wait_for_dups(
         group,
@@ -1201,7 +1267,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     // Its vote, should the primary put this call to one.
     let hash = hash_input(nr, args, None).ok();
     if wait_record(group, task, nr, args, hash).is_ok() {
-        take(group, task, nr, args);
+        take(group, task, nr, args, hash);
     }
 }
 
@@ -1216,10 +1282,15 @@ fn wait_record(
     hash: Option<u64>,
 ) -> Result {
     let tgid = task.tgid();
-    let w = Waiter { group, tgid };
+    let mut w = DupWaiter {
+        group,
+        tgid,
+        seq: u64::MAX,
+    };
     {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
+            w.seq = d.next_seq;
             d.waiting_for = Some(d.next_seq);
             d.vote = Some(Vote {
                 nr,
@@ -1230,7 +1301,11 @@ fn wait_record(
     }
     // The primary may be waiting for a duplicate to stop here.
     shim::wake_all();
-    let waited = shim::wait_killable(dup_can_go, core::ptr::from_ref(&w).cast());
+    let waited = shim::wait_killable(
+        dup_can_go,
+        Some(dup_record_ready),
+        core::ptr::from_ref(&w).cast(),
+    );
     {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
@@ -1292,21 +1367,34 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
         // Handled on the way back to user space, as in the primary.
         let _ = shim::send_self(*sig, info);
     }
-    {
+    let wake = {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
             d.next_seq += 1;
         }
-        st.trim_ring();
+        consumed(&mut st)
+    };
+    if wake {
+        shim::wake_all();
     }
-    shim::wake_all();
     true
 }
 
+/// After a duplicate consumed a record (under the group's lock): drops
+/// what every duplicate consumed; whether the primary may be waiting for
+/// this duplicate to get where it is now. A primary waiting for room in
+/// the ring waits until the ring is low: it is woken once, then, not for
+/// every record.
+fn consumed(st: &mut group::State) -> bool {
+    st.trim_ring();
+    !st.space_wait || st.ring.is_low()
+}
+
 /// Takes the primary's record of call `nr` if it is published, checking
-/// that the caller would have sent the same bytes. Returns false, changing
-/// nothing, if it is not (or the duplicate is to die).
-fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
+/// that the caller would have sent the same bytes (`whole`: their hash
+/// before the call, if the caller has it already). Returns false,
+/// changing nothing, if it is not (or the duplicate is to die).
+fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u64>) -> bool {
     let tgid = task.tgid();
     let Some((record, seq)) = next_record(group, tgid) else {
         return false;
@@ -1316,7 +1404,7 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
     }
     if let Some(h) = record.input_hash {
         // As far as the kernel read for the primary.
-        let ours = hash_input(nr, args, Some(record.ret)).ok();
+        let ours = hash_after(nr, args, record.ret, whole).ok();
         if ours != Some(h) {
             diverge(
                 group,
@@ -1360,14 +1448,16 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
         // Handled on the way back to user space, as in the primary.
         let _ = shim::send_self(*sig, info);
     }
-    {
+    let wake = {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
             d.next_seq = seq + 1;
         }
-        st.trim_ring();
+        consumed(&mut st)
+    };
+    if wake {
+        shim::wake_all();
     }
-    shim::wake_all();
     true
 }
 
@@ -1430,11 +1520,13 @@ fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>) {
 }
 
 /// Runs in a replica on its way back to user space (or as it exits), for
-/// whatever its probe queued while in system call `nr`.
+/// whatever its probe queued while in system call `nr`; `dup` is the C
+/// filter's word on its role (a duplicate, or a primary), so one lookup
+/// is enough.
 #[no_mangle]
-pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
+pub(crate) extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
     let task = current!();
-    if let Some(group) = group::lookup(task.tgid()) {
+    if let Some(group) = (!dup).then(|| group::lookup(task.tgid())).flatten() {
         if group.lock().promote.is_some() {
             failover::promote(&group, task);
             return;
@@ -1446,7 +1538,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
         }
         let repairing = group.lock().repairing.take();
         if let Some(nr) = repairing {
-            repair(&group, task);
+            repair(&group);
             shim::restart_call(nr);
             return;
         }
@@ -1454,7 +1546,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
         if let Some(record) = held {
             // The page is mended from a duplicate in the state before this
             // call; the call's own writes are then made again on top.
-            repair(&group, task);
+            repair(&group);
             for output in record.outputs.iter() {
                 let _ = output.write();
             }
@@ -1466,13 +1558,16 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
             fd_barrier(&group, nr, lo, hi);
             return;
         }
-        let Some(nr) = group.lock().wait_space.take() else {
+        let wait_space = {
+            let mut st = group.lock();
+            let nr = st.wait_space.take();
+            st.space_wait = nr.is_some();
+            nr
+        };
+        let Some(nr) = wait_space else {
             return;
         };
-        let w = Waiter {
-            group: &group,
-            tgid: task.tgid(),
-        };
+        let w = Waiter { group: &group };
         // Those holding the oldest record the ring keeps lag.
         let waited = wait_for_dups(
             &group,
@@ -1481,13 +1576,14 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
             core::ptr::from_ref(&w).cast(),
             |d, _, oldest| !d.parked && d.next_seq == oldest,
         );
+        group.lock().space_wait = false;
         // Made again (and waiting again if the ring is still full), unless
         // a fatal signal ends the task first.
         let _ = waited;
         shim::restart_call(nr);
         return;
     }
-    let Some(group) = group::lookup_dup(task.tgid()) else {
+    let Some(group) = dup.then(|| group::lookup_dup(task.tgid())).flatten() else {
         if shim::syscall_nr() == -1 && nr >= 0 {
             // A primary whose protection ended (or whose module is being
             // unloaded) after procft held its call back: the call is
@@ -1526,7 +1622,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long) {
         DupWork::Park => {
             // The primary's exit or exec will kill it.
             shim::wake_all();
-            let _ = shim::wait_killable(never, core::ptr::null());
+            let _ = shim::wait_killable(never, None, core::ptr::null());
         }
     }
 }

@@ -120,7 +120,10 @@ pub(crate) fn tally(group: &Arc<Group>, task: &Task, mine: Vote) {
     let name = syscalls::classify(mine.nr).name;
     match decide(&mine, &votes[..n]) {
         Verdict::Primary => {
-            group.lock().voted = Some(head);
+            let mut st = group.lock();
+            st.voted = Some(head);
+            st.passed = Some(mine);
+            drop(st);
             shim::restart_call(mine.nr);
         }
         Verdict::NoMajority => {
@@ -131,7 +134,10 @@ pub(crate) fn tally(group: &Arc<Group>, task: &Task, mine: Vote) {
                 head,
                 name
             );
-            group.lock().voted = Some(head);
+            let mut st = group.lock();
+            st.voted = Some(head);
+            st.passed = Some(mine);
+            drop(st);
             shim::restart_call(mine.nr);
         }
         Verdict::Outvoted(i) => {
