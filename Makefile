@@ -146,6 +146,7 @@ bench: module ftctl selftests
 	  echo; echo "host: $$(nproc) CPUs, load average $$load0 before, $$(cut -d' ' -f1-3 /proc/loadavg) after"; \
 	  echo "guest time: $(if $(PROCFT_BENCH_ICOUNT),instruction count (-icount shift=$(PROCFT_BENCH_ICOUNT)),wall clock)"; \
 	} | tee $(BUILD)/bench.txt; \
+	bench/svg.py $(BUILD)/bench.txt $(BUILD)/bench.svg && echo "chart: $(BUILD)/bench.svg"; \
 	exit $$rc
 
 # Per-call cost breakdown of getppid() and a 4 KiB pipe write+read at

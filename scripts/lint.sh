@@ -31,6 +31,11 @@ log "clippy (ftctl)"
 log "system call table"
 scripts/check-syscalls.py "$KDIR" || fail=1
 
+log "bench chart (bench/svg.py on the recorded results)"
+for f in bench/results/bench-*.txt; do
+	bench/svg.py "$f" "$PROCFT_ROOT/build/lint-bench.svg" || fail=1
+done
+
 log "checkpatch (C shim and headers)"
 "$KDIR/scripts/checkpatch.pl" --no-tree --quiet --show-types -f \
 	rust/procft_shim.c include/procft_shim.h include/uapi/linux/procft.h \
