@@ -27,8 +27,9 @@ MARK = re.compile(r"procft-profile (begin|end) (\d+)")
 # do_syscall_64() is noinstr: the graphs start at the functions it calls
 # (bench/profile.sh lists them); their sum is the traced time of a call.
 ROOT = "(system calls)"
-# A system call, counted: the sys_enter probe runs once for each.
-CALL = "procft_probe_sys_enter"
+# A system call, counted: procft's entry runs once for each (from the
+# kernel's system-call hook, or from the sys_enter tracepoint probe).
+CALL = ("procft_probe_sys_enter", "procft_sys_enter")
 
 
 class Stats:
@@ -169,7 +170,10 @@ def main():
         if level:
             report("duplicates, together", dups, n, top)
         print()
-        probe = sum(prim.incl[k] for k in prim.incl if k.startswith("procft_probe_sys_"))
+        # procft's time: its tracepoint probes, or (with the hook, where
+        # the kernel calls them directly) procft_sys_enter/exit.
+        probe = sum(prim.incl[k] for k in prim.incl if k.startswith("procft_probe_sys_")) or \
+            sum(prim.incl[k] for k in prim.incl if k.startswith("procft_sys_"))
         summary.append((names.get(work, work), level, prim.root_time / n, probe / n,
                         dups.root_time / n if level else 0.0))
     print("== summary: us per operation (function_graph times, inflated by the tracer)")

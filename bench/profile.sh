@@ -37,14 +37,17 @@ echo function_graph > $T/current_tracer || die "function_graph"
 # reschedule).
 : > $T/set_graph_function
 roots=""
+# procft_sys_enter/exit: what the kernel's system-call hook calls
+# (kernel/patches/0003), and what the tracepoint probes call without it.
 for f in __traceiter_sys_enter __traceiter_sys_exit procft_probe_sys_enter procft_probe_sys_exit \
-	'__x64_sys_*' task_work_run arch_do_signal_or_restart schedule; do
+	procft_sys_enter procft_sys_exit '__x64_sys_*' task_work_run arch_do_signal_or_restart \
+	schedule; do
 	echo "$f" >> $T/set_graph_function 2>/dev/null && roots="$roots $f"
 done
 echo "PROFILE graph roots:$roots"
 case "$roots" in
-*procft_probe_sys_enter*__x64_sys_*) ;;
-*) die "cannot trace the probes and the calls (roots:$roots)" ;;
+*procft_sys_enter*__x64_sys_* | *procft_probe_sys_enter*__x64_sys_*) ;;
+*) die "cannot trace procft's entry and the calls (roots:$roots)" ;;
 esac
 echo 65536 > $T/buffer_size_kb
 for o in funcgraph-proc funcgraph-tail function-fork; do
