@@ -23,8 +23,9 @@ kmake_vars() {
 }
 
 # The config fragments of a kernel variant, in merge order: the test
-# kernel (no variant) has kernel/procft.config; the debug kernel
-# (`debug`) has kernel/debug.config on top of it.
+# kernel (no variant) has kernel/procft.config and kernel/profile.config
+# (the function tracer, for make profile); the debug kernel (`debug`) has
+# kernel/debug.config on top of kernel/procft.config.
 kernel_fragments() {
 	echo "$PROCFT_ROOT/kernel/procft.config"
 	case "${1:-}" in
