@@ -448,8 +448,8 @@ pub(crate) struct Group {
     /// Thread-group leader of the primary: the process the world sees.
     primary: ARef<Task>,
     /// The ring's head as of its last append: every record before it has
-    /// been published. Stored under the group's lock after each append
-    /// (release), read without it (acquire) by a duplicate polling for
+    /// been published. Stored under the group's lock by every append
+    /// ([`Group::push`], release), read without it (acquire) by a duplicate polling for
     /// its next record; it only grows.
     published: AtomicU64,
     #[pin]
@@ -507,10 +507,18 @@ impl Group {
         self.primary.tgid_nr_ns(None)
     }
 
-    /// After an append to the ring, under the group's lock: every record
-    /// before `head` is published.
-    pub(crate) fn set_published(&self, head: u64) {
-        self.published.store(head, Ordering::Release);
+    /// Appends `record` to the ring (`st`, this group's state under its
+    /// lock) and publishes it to duplicates polling without the lock:
+    /// every append goes through here, so `published` never lags the ring.
+    /// Fails, giving the record back, only if every slot is taken.
+    pub(crate) fn push(
+        &self,
+        st: &mut State,
+        record: Arc<crate::ring::Record>,
+    ) -> Result<(), Arc<crate::ring::Record>> {
+        let pushed = st.ring.push(record);
+        self.published.store(st.ring.head(), Ordering::Release);
+        pushed
     }
 
     /// Whether the record with sequence number `seq` has been published

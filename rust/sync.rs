@@ -814,8 +814,7 @@ pub(crate) unsafe extern "C" fn procft_rs_signal_deliver(
         ERESTARTSYS => ERESTARTNOINTR,
         r => r,
     };
-    let _ = st.ring.push(record.into());
-    group.set_published(st.ring.head());
+    let _ = group.push(&mut st, record.into());
     drop(st);
     shim::wake_all();
 }
@@ -836,8 +835,7 @@ pub(crate) fn publish(group: &Arc<Group>, record: Arc<Record>) {
 /// [`publish`], under the group's lock (`st`): appends `record`. Whether
 /// the ring overflowed, and the duplicates to kill.
 fn append(group: &Group, st: &mut group::State, record: Arc<Record>) -> (bool, Kills) {
-    let overflow = st.ring.push(record).is_err();
-    group.set_published(st.ring.head());
+    let overflow = group.push(st, record).is_err();
     // A duplicate waiting at an exit or exec the primary did not make
     // has diverged.
     let (kills, diverged) = st.replace_where(|d| d.parked);
