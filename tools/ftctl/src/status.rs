@@ -29,7 +29,7 @@ fn json_value(key: &str, value: &str) -> String {
     if key == "replicas" {
         format!("[{value}]")
     } else if key == "duplicates" || value.parse::<i64>().is_err() {
-        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+        json_string(value)
     } else {
         value.to_string()
     }
