@@ -126,31 +126,24 @@ static void writer(int ctl)
 static int run_writes(int level, struct result *r, char *line)
 {
 	pid_t pid, reps[8];
-	int ctl[2], st, ok;
+	int ctl, st, ok;
 	char c;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl))
-		die("socketpair");
-	pid = fork();
-	if (pid == 0) {
-		close(ctl[0]);
-		writer(ctl[1]);
-	}
-	close(ctl[1]);
-	ok = recv_within(ctl[0], &c, 1, 10) == 0;
+	pid = spawn_with_ctl(writer, &ctl);
+	ok = recv_within(ctl, &c, 1, 10) == 0;
 	if (ok && level)
 		ok = ioctl_set(pid, level) == 0 && wait_duplicates(pid, level, reps);
-	write(ctl[0], "g", 1);
-	ok = ok && recv_within(ctl[0], r, NR_WRITES * sizeof(*r), 120) == 0;
+	write(ctl, "g", 1);
+	ok = ok && recv_within(ctl, r, NR_WRITES * sizeof(*r), 120) == 0;
 	if (procft_line(pid, line, 256) != 1)
 		snprintf(line, 256, "(unprotected)");
-	write(ctl[0], "q", 1);
+	write(ctl, "q", 1);
 	if (!ok)
 		kill(pid, SIGKILL);
 	ok = ok && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 7;
 	if (!ok)
 		waitpid(pid, NULL, WNOHANG);
-	close(ctl[0]);
+	close(ctl);
 	return ok ? 0 : -1;
 }
 
@@ -248,21 +241,14 @@ static long wait_field(pid_t pid, const char *key, long want, int secs)
 
 static void sparse(void)
 {
-	int ctl[2], st, ok;
+	int ctl, st, ok;
 	pid_t pid, reps[8];
 	uint64_t pfn;
 	char *p, c;
 	long v;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl))
-		die("socketpair");
-	pid = fork();
-	if (pid == 0) {
-		close(ctl[0]);
-		reserver(ctl[1]);
-	}
-	close(ctl[1]);
-	ok = recv_within(ctl[0], &p, sizeof(p), 10) == 0;
+	pid = spawn_with_ctl(reserver, &ctl);
+	ok = recv_within(ctl, &p, sizeof(p), 10) == 0;
 	ok = ok && ioctl_set(pid, 1) == 0;
 	tap_ok(ok && replicas_small(pid, 1),
 	       "64 TiB reservation, 4 pages touched: a duplicate made, every replica small");
@@ -281,22 +267,22 @@ static void sparse(void)
 	}
 
 	/* The primary consumes poison: a promotion from the duplicate. */
-	write(ctl[0], "p", 1);
+	write(ctl, "p", 1);
 	v = wait_field(pid, "failovers=", 1, 120);
 	tap_ok(v == 1 && replicas_small(pid, 1),
 	       "poison consumed by the primary: promoted (failovers=%ld), replicas small", v);
 	tap_ok(run_cmd("ftctl events > /tmp/ev") == 0 &&
 	       run_cmd("grep ' pid=%d event=promotion ' /tmp/ev | grep -Eq ' pages=[0-9]{1,2} '", pid) == 0,
 	       "the promotion copied a few pages, not the reservation");
-	write(ctl[0], "c", 1);
-	ok = recv_within(ctl[0], &c, 1, 60) == 0 && c == 'y';
+	write(ctl, "c", 1);
+	ok = recv_within(ctl, &c, 1, 60) == 0 && c == 'y';
 	tap_ok(ok, "every touched page intact after the promotion");
-	write(ctl[0], "q", 1);
+	write(ctl, "q", 1);
 	if (!ok)
 		kill(pid, SIGKILL);
 	ok = waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 7;
 	tap_ok(ok, "the process exited with its own status (%#x)", st);
-	close(ctl[0]);
+	close(ctl);
 }
 
 /* ---- the ring's byte budget ---------------------------------------------- */
@@ -353,25 +339,18 @@ static long cgroup_slab(void)
 static void budget(void)
 {
 	long peak, held, slab, sum = 0;
-	int ctl[2], st, ok, i, cg;
+	int ctl, st, ok, i, cg;
 	pid_t pid, reps[8];
 	char c;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl))
-		die("socketpair");
-	pid = fork();
-	if (pid == 0) {
-		close(ctl[0]);
-		reader(ctl[1]);
-	}
-	close(ctl[1]);
+	pid = spawn_with_ctl(reader, &ctl);
 	/* Its duplicates are created in the cgroup it is in. */
 	cg = make_cgroup() && run_cmd("echo %d > " CG "/cgroup.procs", pid) == 0;
-	ok = recv_within(ctl[0], &c, 1, 10) == 0 && ioctl_set(pid, 1) == 0 &&
+	ok = recv_within(ctl, &c, 1, 10) == 0 && ioctl_set(pid, 1) == 0 &&
 	     wait_duplicates(pid, 1, reps);
 	/* The duplicate stops at its next return to user space. */
 	ok = ok && kill(reps[1], SIGSTOP) == 0;
-	write(ctl[0], "g", 1);
+	write(ctl, "g", 1);
 	/* The ring fills up to its budget, then the primary waits. */
 	for (i = 0; i < 2000 && procft_field(pid, "buffered_peak=") < (long)RING_BYTES; i++)
 		usleep(10000);
@@ -389,15 +368,15 @@ static void budget(void)
 	else
 		tap_skip("no memory cgroup controller");
 	kill(reps[1], SIGCONT);
-	ok = recv_within(ctl[0], &sum, sizeof(sum), 120) == 0 && sum == READS * (MIB / 4096);
+	ok = recv_within(ctl, &sum, sizeof(sum), 120) == 0 && sum == READS * (MIB / 4096);
 	if (!ok)
 		kill(pid, SIGKILL);
 	tap_ok(ok && procft_field(pid, "divergences=") == 0,
 	       "resumed: the duplicate caught up, no divergence, the reads gave what they give");
-	write(ctl[0], "q", 1);
+	write(ctl, "q", 1);
 	ok = waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 7;
 	tap_ok(ok, "the process exited with its own status (%#x)", st);
-	close(ctl[0]);
+	close(ctl);
 	if (cg)
 		run_cmd("rmdir " CG);
 }

@@ -201,7 +201,7 @@ int main(int argc, char **argv)
 {
 	static struct shared a, b;
 	struct shared *addr = NULL;
-	int ctl[2], i, ok, lines;
+	int ctl, i, ok, lines;
 	pid_t pid, reps[8] = { 0 };
 	char c, text[65536];
 
@@ -233,19 +233,12 @@ int main(int argc, char **argv)
 	}
 
 	tap_plan(11);
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl))
-		die("socketpair");
-	pid = fork();
-	if (pid == 0) {
-		close(ctl[0]);
-		workload(ctl[1]);
-	}
-	close(ctl[1]);
-	read(ctl[0], &addr, sizeof(addr));
+	pid = spawn_with_ctl(workload, &ctl);
+	read(ctl, &addr, sizeof(addr));
 	ok = ioctl_set(pid, 2) == 0 && wait_duplicates(pid, 2, reps);
 	tap_ok(ok, "level 2: duplicates %d and %d", reps[1], reps[2]);
-	write(ctl[0], "g", 1);
-	read(ctl[0], &c, 1);
+	write(ctl, "g", 1);
+	read(ctl, &c, 1);
 
 	/*
 	 * The duplicates follow at their own pace (a loaded host may hold a

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -265,6 +266,28 @@ static inline pid_t spawn_sleeper(void)
 		for (;;)
 			pause();
 	}
+	return pid;
+}
+
+/*
+ * A child running @child(its end of a new socket pair), which it never
+ * returns from; *@ctl is the parent's end.
+ */
+static inline pid_t spawn_with_ctl(void (*child)(int ctl), int *ctl)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		child(sv[1]);
+		_exit(1);
+	}
+	close(sv[1]);
+	*ctl = sv[0];
 	return pid;
 }
 
