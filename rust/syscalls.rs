@@ -275,7 +275,11 @@ pub(crate) const fn entry(nr: i64) -> Option<Syscall> {
         215 => sys("epoll_wait_old", Primary),
         216 => sys("remap_file_pages", Unsupported),
         217 => sys("getdents64", Primary),
-        218 => sys("set_tid_address", Local),
+        // The primary's calls (`Primary`): a duplicate never has a
+        // clear_child_tid or a robust list, so that its exit writes nothing
+        // to its memory, which a promotion may have given to the primary
+        // (`procft_take_memory`); it receives the primary's tid.
+        218 => sys("set_tid_address", Primary),
         219 => sys("restart_syscall", Primary),
         220 => sys("semtimedop", Primary),
         221 => sys("fadvise64", Primary),
@@ -330,8 +334,8 @@ pub(crate) const fn entry(nr: i64) -> Option<Syscall> {
         270 => sys("pselect6", Primary),
         271 => sys("ppoll", Primary),
         272 => sys("unshare", Unsupported),
-        273 => sys("set_robust_list", Local),
-        274 => sys("get_robust_list", Local),
+        273 => sys("set_robust_list", Primary),
+        274 => sys("get_robust_list", Primary),
         275 => sys("splice", Primary),
         276 => sys("tee", Primary),
         277 => sys("sync_file_range", Primary),
@@ -694,8 +698,17 @@ mod tests {
 
     #[test]
     fn address_space_and_signal_state_run_everywhere() {
-        for nr in [12, 10, 11, 25, 28, 13, 14, 15, 131, 158, 218, 273, 334] {
+        for nr in [12, 10, 11, 25, 28, 13, 14, 15, 131, 158, 334] {
             assert_eq!(classify(nr).class, Local);
+        }
+    }
+
+    #[test]
+    fn duplicates_have_no_exit_writes() {
+        // set_tid_address, set_robust_list, get_robust_list: a duplicate's
+        // exit must write nothing to its memory (a promotion may take it).
+        for nr in [218, 273, 274] {
+            assert_eq!(classify(nr).class, Primary);
         }
     }
 
