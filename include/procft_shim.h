@@ -85,6 +85,7 @@ unsigned int procft_fd_type(struct task_struct *task, unsigned int fd);
 int procft_queue_task_work_atomic(void);
 /* Promotion: the primary takes a duplicate's memory and registers. */
 long procft_adopt_memory(struct task_struct *from);
+int procft_take_memory(struct task_struct *from);
 void procft_copy_regs(struct task_struct *from, void *saved);
 void procft_set_regs(const void *saved);
 int procft_adopt_fpu(struct task_struct *from);
@@ -114,6 +115,7 @@ void procft_trace_promotion(pid_t pid, pid_t from, int cause, unsigned long page
 bool procft_have_proc_ft_level(void);
 /* Whether procft_may_attach() is the kernel's ptrace_may_access() (kernel/patches/0002). */
 bool procft_have_ptrace_may_access(void);
+bool procft_have_replace_mm(void);
 /* Whether system calls come from the kernel's hook (kernel/patches/0003), not tracepoints. */
 bool procft_uses_syscall_hook(void);
 /* System calls of unprotected processes that reached procft's probes. */

@@ -19,23 +19,32 @@
 //! 3. It waits until a duplicate stands at that call (it has consumed
 //!    every record and waits for the next one, or is parked at an exit or
 //!    exec).
-//! 4. It checks that the duplicate has the same mappings, drops all its
-//!    own private pages (poisoned ones included) and copies each of the
-//!    duplicate's into fresh frames; then it takes the duplicate's general
-//!    registers, FPU/extended state and signal state (handlers, blocked
-//!    mask, alternate stack: the duplicate may have changed them since the
-//!    last record with calls the primary had not made yet)
-//!    ([`shim::adopt_memory`], [`shim::set_regs`], [`shim::adopt_fpu`],
-//!    [`shim::SigState`]).
+//! 4. It takes the duplicate's memory and then its general registers,
+//!    FPU/extended state and signal state (handlers, blocked mask,
+//!    alternate stack: the duplicate may have changed them since the last
+//!    record with calls the primary had not made yet) ([`shim::set_regs`],
+//!    [`shim::adopt_fpu`], [`shim::SigState`]). The memory, two ways:
+//!    - *Takeover* (a kernel with `replace_mm()`, kernel/patches/0004, the
+//!      default there): the primary's task continues on the duplicate's
+//!      address space, switched as `execve()` switches, and its own,
+//!      poisoned frames included, is released ([`shim::take_memory`]). No
+//!      page is copied: the cost is a pass over the mappings (the check
+//!      that the duplicate has the primary's), whatever the process's
+//!      size. The duplicate, left without memory of its own, is killed at
+//!      once and replaced at the primary's next call, like any lost
+//!      duplicate; until its replacement has separated its memory, the
+//!      group has one duplicate fewer (at level 1, none).
+//!    - *Copy* (kernels without it, or `copy_promotion=1`): the primary
+//!      drops its private pages and copies each of the duplicate's into
+//!      fresh frames ([`shim::adopt_memory`]), in time that grows with the
+//!      resident size; the duplicate goes on as a duplicate.
 //! 5. It re-issues the duplicate's pending call, as the primary: the
 //!    record of that call lets every duplicate go on. No output is lost
 //!    (the duplicate computed everything up to the call) and none is
 //!    repeated (the primary had not made it).
 //!
-//! The duplicate keeps running as a duplicate on its own frames, so the
-//! group never has fewer than N duplicates and no respawn is needed. If no
-//! duplicate can take over (none left, or the layouts differ), the primary
-//! dies of SIGBUS as an unprotected process would.
+//! If no duplicate can take over (none left, or the layouts differ), the
+//! primary dies of SIGBUS as an unprotected process would.
 
 use kernel::{
     ffi::c_void,
@@ -220,6 +229,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         give_up(group, cause, "no memory to take a duplicate's state");
         return;
     };
+    let takeover = takes_over();
     // Each try that fails without changing anything rules one duplicate
     // out; at most every slot once.
     let mut tries = 0;
@@ -257,7 +267,12 @@ fn take_over(group: &Arc<Group>, task: &Task) {
                 }
             }
         };
-        match shim::adopt_memory(&from) {
+        let took = if takeover {
+            shim::take_memory(&from).map(|()| 0)
+        } else {
+            shim::adopt_memory(&from)
+        };
+        match took {
             Ok(pages) => break (from, nr, seq, regs, pages),
             Err(e) if e == ESRCH || e == ESTALE || e == EHWPOISON => {
                 // It is exiting, it is not the primary's twin (then it has
@@ -295,6 +310,13 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     shim::set_regs(&regs);
     let fpu = shim::adopt_fpu(&from);
     sigstate.set();
+    if takeover {
+        // `from` gave its address space: it must never run again. It is
+        // killed before the primary's next call can publish a record that
+        // would let it go on, and replaced (its exit writes nothing to that
+        // memory: a duplicate has no clear_child_tid or robust list).
+        group.lock().retire(from.tgid()).send();
+    }
     shim::restart_call(nr);
     if matches!(cause, Cause::Poison(_)) {
         shim::flush_sigbus();
@@ -325,24 +347,23 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     match cause {
         Cause::Poison(addr) => pr_info!(
             "pid {}: primary consumed poisoned memory at {:#x}; took over duplicate {}'s state \
-             at call #{} ({}): {} pages in {} us\n",
+             at call #{} ({}): {} in {} us\n",
             group.pid(),
             addr,
             from.tgid_nr_ns(None),
             seq,
             syscalls::classify(nr).name,
-            pages,
+            Memory(takeover, pages),
             us
         ),
         Cause::Injected | Cause::Outvoted => pr_info!(
-            "pid {}: {} primary; took over duplicate {}'s state at call #{} ({}): {} pages in \
-             {} us\n",
+            "pid {}: {} primary; took over duplicate {}'s state at call #{} ({}): {} in {} us\n",
             group.pid(),
             what,
             from.tgid_nr_ns(None),
             seq,
             syscalls::classify(nr).name,
-            pages,
+            Memory(takeover, pages),
             us
         ),
     }
@@ -354,6 +375,26 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             e
         );
     }
+}
+
+/// How the primary came by a duplicate's memory, for the log: its address
+/// space whole, or that many pages copied.
+struct Memory(bool, usize);
+
+impl kernel::fmt::Display for Memory {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        match self {
+            Memory(true, _) => f.write_str("its address space taken over"),
+            Memory(false, pages) => write!(f, "{pages} pages copied"),
+        }
+    }
+}
+
+/// Whether a promotion takes the duplicate's address space whole
+/// (`replace_mm()`) rather than copying its pages: when the kernel has it,
+/// unless the `copy_promotion` parameter asks for the copy.
+pub(crate) fn takes_over() -> bool {
+    shim::have_replace_mm() && !crate::module_parameters::copy_promotion.value()
 }
 
 /// No duplicate could take over: the process ends as it would have

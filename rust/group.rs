@@ -323,6 +323,18 @@ impl State {
         (kills, n)
     }
 
+    /// Duplicate `tgid` gave its address space to the primary in a
+    /// promotion: it is killed, and replaced at the primary's next call
+    /// like a lost one, but not counted as lost (the failover counts).
+    pub(crate) fn retire(&mut self, tgid: Pid) -> Kills {
+        let mut kills = Kills::none();
+        if let Some(d) = self.dup_mut(tgid).filter(|d| !d.leaving) {
+            d.leaving = true;
+            kills.add(d.task.clone());
+        }
+        kills
+    }
+
     /// Whether some duplicate may still come to stand at the primary's
     /// next call.
     pub(crate) fn dup_may_come(&self) -> bool {

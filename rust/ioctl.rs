@@ -126,6 +126,9 @@ impl MiscDevice for ControlFile {
                     ) | feature(
                         shim::Hooks::syscall_hook(),
                         uapi::PROCFT_FEAT_SYSCALL_HOOK,
+                    ) | feature(
+                        crate::failover::takes_over(),
+                        uapi::PROCFT_FEAT_MM_TAKEOVER,
                     ),
                     unprotected_calls: shim::Hooks::unprotected_calls(),
                     ..Default::default()

@@ -94,6 +94,10 @@ module! {
             default: false,
             description: "Take system calls from the sys_enter/sys_exit tracepoints (every system call in the system pays) even if the kernel has the system-call hook",
         },
+        copy_promotion: bool {
+            default: false,
+            description: "Promote a duplicate by copying its pages into the primary even if the kernel lets the primary take over its address space (replace_mm(), kernel/patches/0004)",
+        },
         hide_vdso: bool {
             default: true,
             description: "Hide the vDSO from programs exec'd under protection, so that their time reads are recorded calls",
@@ -125,7 +129,7 @@ impl kernel::InPlaceModule for Procft {
         })
         .pin_chain(|_| {
             pr_info!(
-                "loaded: max level {}, /proc/<pid>/ft_level {}, system calls from {}\n",
+                "loaded: max level {}, /proc/<pid>/ft_level {}, system calls from {}, promotion {}\n",
                 group::MAX_LEVEL,
                 if shim::have_proc_ft_level() {
                     "available"
@@ -136,6 +140,11 @@ impl kernel::InPlaceModule for Procft {
                     "the kernel's hook (protected processes only)"
                 } else {
                     "the sys_enter/sys_exit tracepoints (every process)"
+                },
+                if failover::takes_over() {
+                    "takes over the duplicate's address space"
+                } else {
+                    "copies the duplicate's pages"
                 }
             );
             Ok(())

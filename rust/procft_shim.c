@@ -188,6 +188,19 @@ bool procft_have_ptrace_may_access(void)
 #endif
 }
 
+/**
+ * procft_have_replace_mm - can a promotion take over a duplicate's address
+ * space (replace_mm(), kernel/patches/0004) instead of copying its pages?
+ */
+bool procft_have_replace_mm(void)
+{
+#ifdef PROCFT_HAVE_REPLACE_MM
+	return true;
+#else
+	return false;
+#endif
+}
+
 /** procft_is_kthread - is @task a kernel thread? */
 bool procft_is_kthread(struct task_struct *task)
 {
@@ -1089,6 +1102,45 @@ long procft_adopt_memory(struct task_struct *from)
 	free_page((unsigned long)buf);
 	mmput(from_mm);
 	return ret;
+}
+
+/**
+ * procft_take_memory - continue the caller on @from's address space
+ * @from: a duplicate standing at the caller's next system call, held there
+ *	by procft; the caller kills it before it can run again.  Its exit
+ *	writes nothing to its memory: a duplicate never has clear_child_tid
+ *	or a robust list (set_tid_address() and set_robust_list() are the
+ *	primary's calls)
+ *
+ * The caller's own address space, poisoned pages included, is released.
+ * Cost: one pass over the mappings of both (the layout check), whatever
+ * their size.
+ *
+ * Return: 0; -ESTALE if @from lacks one of the caller's mappings (it has
+ * diverged; nothing changed); -ESRCH if @from has no memory left
+ * (exiting); -EOPNOTSUPP without replace_mm(); -EINVAL or -EINTR from
+ * replace_mm().
+ */
+int procft_take_memory(struct task_struct *from)
+{
+#ifdef PROCFT_HAVE_REPLACE_MM
+	struct mm_struct *mm = get_task_mm(from);
+	int ret;
+
+	if (!mm)
+		return -ESRCH;
+	if (!current->mm || mm == current->mm)
+		ret = -EINVAL;
+	else if (!procft_covered(current->mm, mm))
+		ret = -ESTALE;
+	else
+		ret = replace_mm(mm);
+	if (ret)
+		mmput(mm);
+	return ret;
+#else
+	return -EOPNOTSUPP;
+#endif
 }
 
 /**

@@ -32,6 +32,7 @@ extern "C" {
     fn procft_nr_threads(task: *mut bindings::task_struct) -> c_int;
     fn procft_have_proc_ft_level() -> bool;
     fn procft_have_ptrace_may_access() -> bool;
+    fn procft_have_replace_mm() -> bool;
     fn procft_uses_syscall_hook() -> bool;
     fn procft_unprotected_calls_sum() -> u64;
     fn procft_is_ptraced(task: *mut bindings::task_struct) -> bool;
@@ -76,6 +77,7 @@ extern "C" {
     fn procft_blocked_call(task: *mut bindings::task_struct, arg0: *mut c_ulong) -> c_long;
     fn procft_fd_type(task: *mut bindings::task_struct, fd: c_uint) -> c_uint;
     fn procft_adopt_memory(from: *mut bindings::task_struct) -> c_long;
+    fn procft_take_memory(from: *mut bindings::task_struct) -> c_int;
     fn procft_copy_regs(from: *mut bindings::task_struct, saved: *mut u64);
     fn procft_set_regs(saved: *const u64);
     fn procft_adopt_fpu(from: *mut bindings::task_struct) -> c_int;
@@ -547,6 +549,25 @@ pub(crate) fn adopt_memory(from: &Task) -> Result<usize> {
     } else {
         Ok(n as usize)
     }
+}
+
+/// The caller (a primary, in its own context) continues on `from`'s
+/// address space, which the kernel switches to as `execve()` would, and
+/// releases its own: no page is copied. `from` must stand at the caller's
+/// next system call and be killed before it can run again (see
+/// `procft_take_memory`). `ESTALE` if `from` lacks one of the caller's
+/// mappings, `ESRCH` if it is exiting, `EOPNOTSUPP` if the kernel lacks
+/// `replace_mm()`; nothing changed then.
+pub(crate) fn take_memory(from: &Task) -> Result {
+    // SAFETY: Acts on the caller's own address space; `from` is valid.
+    kernel::error::to_result(unsafe { procft_take_memory(from.as_ptr()) })
+}
+
+/// Whether the kernel lets a promotion take over a duplicate's address
+/// space (`replace_mm()`, kernel/patches/0004).
+pub(crate) fn have_replace_mm() -> bool {
+    // SAFETY: Reads a compile-time constant.
+    unsafe { procft_have_replace_mm() }
 }
 
 /// A copy of `from`'s user registers. `from` must be stopped in procft

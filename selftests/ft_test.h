@@ -141,6 +141,18 @@ static inline int ioctl_info(struct procft_info *i)
 	return ioctl(ft_open(), PROCFT_IOC_GET_INFO, i) ? -errno : 0;
 }
 
+/*
+ * Whether a promotion takes over the duplicate's address space (then the
+ * duplicate is gone, and replaced as part of the failover) rather than
+ * copying it.
+ */
+static inline int takes_over(void)
+{
+	struct procft_info i;
+
+	return !ioctl_info(&i) && (i.features & PROCFT_FEAT_MM_TAKEOVER);
+}
+
 /* Writes @text (exactly, no newline added) to /proc/<pid>/ft_level. */
 static inline int proc_write(pid_t pid, const char *text)
 {

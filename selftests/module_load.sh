@@ -41,7 +41,7 @@ ftctl set $s1 2 && ftctl set $s2 4
 sh -c 'while true; do usleep 10000; done' & s3=$!
 ftctl set $s3 2
 i=0
-while [ $i -lt 500 ] && ! grep -q "^pid=$s3 .*duplicates=2/2" /proc/procft; do usleep 10000; i=$((i + 1)); done
+while [ $i -lt 3000 ] && ! grep -q "^pid=$s3 .*duplicates=2/2" /proc/procft; do usleep 10000; i=$((i + 1)); done
 dups=$(sed -n "s/^pid=$s3 .*replicas=$s3,\([0-9,]*\) .*/\1/p" /proc/procft | tr , ' ')
 check "three processes protected, one with two duplicates ($dups)" \
 	sh -c "[ \$(wc -l < /proc/procft) = 3 ] && [ \$(echo $dups | wc -w) = 2 ]"

@@ -88,6 +88,13 @@ struct procft_info {
  * tracepoints, for every process in the system.
  */
 #define PROCFT_FEAT_SYSCALL_HOOK	(1U << 2)
+/*
+ * A promotion continues the primary on the duplicate's address space
+ * (the kernel's replace_mm()); without it (a kernel without replace_mm(),
+ * or the module parameter copy_promotion=1) it copies the duplicate's
+ * pages, in time that grows with the process's memory.
+ */
+#define PROCFT_FEAT_MM_TAKEOVER		(1U << 3)
 #define PROCFT_IOC_GET_INFO	_IOWR(PROCFT_IOC_MAGIC, 0x04, __u32)
 
 /*

@@ -5,7 +5,8 @@ use std::process::exit;
 
 use crate::events::json_string;
 use crate::uapi::{
-    Info, Status, FEAT_PROC_PID_FT_LEVEL, FEAT_PTRACE_MAY_ACCESS, FEAT_SYSCALL_HOOK,
+    Info, Status, FEAT_MM_TAKEOVER, FEAT_PROC_PID_FT_LEVEL, FEAT_PTRACE_MAY_ACCESS,
+    FEAT_SYSCALL_HOOK,
 };
 
 /// One protected process as listed in /proc/procft: `key=value` fields.
@@ -125,11 +126,12 @@ pub fn print_info(i: &Info, json: bool) {
     let proc_entry = i.features & FEAT_PROC_PID_FT_LEVEL != 0;
     let ptrace_check = i.features & FEAT_PTRACE_MAY_ACCESS != 0;
     let hook = i.features & FEAT_SYSCALL_HOOK != 0;
+    let takeover = i.features & FEAT_MM_TAKEOVER != 0;
     if json {
         println!(
             "{{\"version\":{},\"max_level\":{},\"protected\":{},\"groups_created\":{},\
              \"groups_released\":{},\"proc_pid_ft_level\":{},\"ptrace_may_access\":{},\
-             \"syscall_hook\":{},\"unprotected_calls\":{}}}",
+             \"syscall_hook\":{},\"mm_takeover\":{},\"unprotected_calls\":{}}}",
             i.version,
             i.max_level,
             i.nr_groups,
@@ -138,6 +140,7 @@ pub fn print_info(i: &Info, json: bool) {
             proc_entry,
             ptrace_check,
             hook,
+            takeover,
             i.unprotected_calls
         );
     } else {
@@ -170,6 +173,14 @@ pub fn print_info(i: &Info, json: bool) {
                 "sys_enter/sys_exit tracepoints (every process pays)"
             }
         );
+        println!(
+            "promotion:           {}",
+            if takeover {
+                "takes over the duplicate's address space"
+            } else {
+                "copies the duplicate's pages (kernel lacks replace_mm, or copy_promotion=1)"
+            }
+        );
         println!("unprotected calls:   {}", i.unprotected_calls);
     }
 }
@@ -190,6 +201,8 @@ pub struct Kernel {
     /// The kernel's per-task system-call hook (kernel/patches/0003):
     /// syscall_hook_register() exists only with it, and it exports it.
     pub syscall_hook: bool,
+    /// replace_mm(), for promotion without copying (kernel/patches/0004).
+    pub replace_mm: bool,
 }
 
 impl Kernel {
@@ -229,6 +242,9 @@ impl Kernel {
             syscall_hook: syms
                 .lines()
                 .any(|l| l.split(' ').nth(2) == Some("syscall_hook_register")),
+            replace_mm: syms
+                .lines()
+                .any(|l| l.split(' ').nth(2) == Some("replace_mm")),
             release,
         }
     }
@@ -240,14 +256,16 @@ pub fn print_unloaded(k: &Kernel, json: bool) {
         let module = k.module.as_deref().map_or("null".to_string(), json_string);
         println!(
             "{{\"loaded\":false,\"kernel\":{},\"installed_module\":{},\"rust\":{},\
-             \"proc_pid_ft_level\":{},\"ptrace_may_access\":{},\"syscall_hook\":{}}}",
+             \"proc_pid_ft_level\":{},\"ptrace_may_access\":{},\"syscall_hook\":{},\
+             \"replace_mm\":{}}}",
             json_string(&k.release),
             module,
             k.rust,
             k.proc_pid_ft_level,
             k.ptrace_may_access
                 .map_or("null".to_string(), |b| b.to_string()),
-            k.syscall_hook
+            k.syscall_hook,
+            k.replace_mm
         );
         return;
     }
@@ -291,6 +309,14 @@ pub fn print_unloaded(k: &Kernel, json: bool) {
             "yes (only protected processes pay for procft)"
         } else {
             "no (kernel lacks the patch: procft takes every process's calls from tracepoints)"
+        }
+    );
+    println!(
+        "replace_mm:          {}",
+        if k.replace_mm {
+            "yes (a promotion takes over the duplicate's address space)"
+        } else {
+            "no (kernel lacks the patch: a promotion copies the duplicate's pages)"
         }
     );
 }
