@@ -130,6 +130,9 @@ run: module ftctl selftests
 # VM without procft.ko (bench/bench.sh loads it after that run), medians of
 # PROCFT_BENCH_ROUNDS rounds; the table also goes to build/bench.txt.
 PROCFT_BENCH_ROUNDS ?= 5
+# The parts of bench/bench.sh to run, comma-separated: workloads, memory,
+# recovery (default all three).
+PROCFT_BENCH_PARTS ?= workloads,memory,recovery
 # Guest time for the benchmarks: by default the instruction count (QEMU
 # -icount, shift 0: one nanosecond per instruction, the vCPUs taking turns
 # on one host thread), which the host's load and speed do not move; it
@@ -142,12 +145,12 @@ bench: module ftctl selftests
 	$(MAKE) -C bench OUT=$(BUILD)/bench
 	@rc=0; load0=$$(cut -d' ' -f1-3 /proc/loadavg); \
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 7200 $(BENCH_CLOCK) \
-		--append benchrounds=$(PROCFT_BENCH_ROUNDS) bench || rc=$$?; \
+		--append "benchrounds=$(PROCFT_BENCH_ROUNDS) benchparts=$(PROCFT_BENCH_PARTS)" bench || rc=$$?; \
 	{ grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH *//'; \
 	  echo; echo "host: $$(nproc) CPUs, load average $$load0 before, $$(cut -d' ' -f1-3 /proc/loadavg) after"; \
 	  echo "guest time: $(if $(PROCFT_BENCH_ICOUNT),instruction count (-icount shift=$(PROCFT_BENCH_ICOUNT)),wall clock)"; \
 	} | tee $(BUILD)/bench.txt; \
-	bench/svg.py $(BUILD)/bench.txt $(BUILD)/bench.svg && echo "chart: $(BUILD)/bench.svg"; \
+	$(if $(findstring workloads,$(PROCFT_BENCH_PARTS)),bench/svg.py $(BUILD)/bench.txt $(BUILD)/bench.svg && echo "chart: $(BUILD)/bench.svg";) \
 	exit $$rc
 
 # Per-call cost breakdown of getppid() and a 4 KiB pipe write+read at

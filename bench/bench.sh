@@ -20,11 +20,15 @@
 #    duplicate), what a restart from scratch redoes, and a restore from a
 #    CRIU checkpoint.
 #
+# The parts run are those of benchparts (PROCFT_BENCH_PARTS of the
+# Makefile), comma-separated: workloads, memory, recovery (default all).
+#
 # Timings under TCG emulation: compare ratios, not absolute times.  Any
 # workload that cannot run (or gives a wrong result) fails the script:
 # "BENCH FAILED: ..." and a non-zero exit.
 B=/bench/bench
 ROUNDS=${benchrounds:-5}
+PARTS=$(echo "${benchparts:-workloads,memory,recovery}" | tr , ' ')
 NCPU=$(grep -c '^processor' /proc/cpuinfo)
 PORT=8086
 W=/tmp/bench
@@ -215,27 +219,6 @@ judged() {
 
 WORKLOADS="getppid pipe fork compute sqlite lighttpd"
 SMALL="getppid pipe fork"
-rm -f $W/off.* $W/on.* $W/other.* $W/l1.* $W/l2.* $W/sqlite.ref
-# Once, untimed, to warm caches (and to get the reference SQL output).
-unload_module
-for w in $WORKLOADS; do measure off $w; done
-rm -f $W/off.*
-r=1
-while [ $r -le $ROUNDS ]; do
-	unload_module
-	for w in $WORKLOADS; do measure off $w; done
-	load_module
-	for w in $WORKLOADS; do measure on $w; done
-	start_other
-	for w in $SMALL; do measure other $w; done
-	stop_other
-	for w in $WORKLOADS; do
-		measure l1 $w
-		measure l2 $w
-	done
-	r=$((r + 1))
-done
-
 name() {
 	case $1 in
 	getppid) echo "getppid(), per call" ;;
@@ -254,50 +237,75 @@ t() {
 	esac
 }
 
-echo "BENCH Medians of $ROUNDS rounds; ratios to the same workload without procft.ko in the same boot; $NCPU vCPUs."
-echo "BENCH"
-echo "BENCH unprotected workload | no procft | procft loaded | ratio | another process protected (level 1, busy) | ratio, wall | ratio, own CPU time"
-for w in $WORKLOADS; do
-	off=$(median $W/off.$w 1) on=$(median $W/on.$w 1)
-	case " $SMALL " in
-	*" $w "*) line="$(name $w) | $(t $w $off) | $(t $w $on) | $(judged $on $off 1.02 max)" ;;
-	*) line="$(name $w) | $(t $w $off) | $(t $w $on) | $(ratio $on $off)" ;;
-	esac
-	if [ -s $W/other.$w ]; then
-		oth=$(median $W/other.$w 1)
-		line="$line | $(t $w $oth) | $(judged $oth $off 1.02 max) | $(judged $(median $W/other.$w 3) $(median $W/off.$w 3) 1.02 max)"
-	else
-		line="$line | - | - | -"
-	fi
-	echo "BENCH $line"
-done
-echo "BENCH"
-echo "BENCH protected workload | no procft | level 1 | level 2 | ratio L1 | ratio L2 | L2, wall x $NCPU/3 | L2, VM CPU time / 3"
-for w in $WORKLOADS; do
-	off=$(median $W/off.$w 1) l1=$(median $W/l1.$w 1) l2=$(median $W/l2.$w 1)
-	c0=$(median $W/off.$w 2) c2=$(median $W/l2.$w 2)
-	case $w in
-	getppid) t1=2 t2=3 k=max ;;
-	pipe) t1=1.3 t2=1.6 k=max ;;
-	compute) t1=1.02 t2=- k=max ;;
-	sqlite) t1=1.15 t2=1.4 k=max ;;
-	lighttpd) t1=0.85 t2=0.7 k=min ;;
-	*) t1=- t2=- k=max ;;
-	esac
-	if [ $t1 = - ]; then r1=$(ratio $l1 $off); else r1=$(judged $l1 $off $t1 $k); fi
-	if [ $t2 = - ]; then r2=$(ratio $l2 $off); else r2=$(judged $l2 $off $t2 $k); fi
-	if [ $k = min ]; then
-		# Throughput: the ratio is baseline time / protected time; the
-		# VM's CPU time includes ab's, so it is not normalised.
-		n2=$(awk -v a=$l2 -v b=$off -v n=$NCPU 'BEGIN { printf "%.2fx", b / (a * n / 3) }')
-		cn=-
-	else
-		n2=$(awk -v a=$l2 -v b=$off -v n=$NCPU 'BEGIN { printf "%.2fx", a * n / 3 / b }')
-		cn=$(awk -v a=$c2 -v b=$c0 'BEGIN { if (b > 0) printf "%.2fx", a / 3 / b; else print "-" }')
-	fi
-	echo "BENCH $(name $w) | $(t $w $off) | $(t $w $l1) | $(t $w $l2) | $r1 | $r2 | $n2 | $cn"
-done
-echo "BENCH"
+# Part "workloads": every workload in every configuration, then the two
+# tables.
+workloads() {
+	rm -f $W/off.* $W/on.* $W/other.* $W/l1.* $W/l2.* $W/sqlite.ref
+	# Once, untimed, to warm caches (and to get the reference SQL output).
+	unload_module
+	for w in $WORKLOADS; do measure off $w; done
+	rm -f $W/off.*
+	r=1
+	while [ $r -le $ROUNDS ]; do
+		unload_module
+		for w in $WORKLOADS; do measure off $w; done
+		load_module
+		for w in $WORKLOADS; do measure on $w; done
+		start_other
+		for w in $SMALL; do measure other $w; done
+		stop_other
+		for w in $WORKLOADS; do
+			measure l1 $w
+			measure l2 $w
+		done
+		r=$((r + 1))
+	done
+
+	echo "BENCH Medians of $ROUNDS rounds; ratios to the same workload without procft.ko in the same boot; $NCPU vCPUs."
+	echo "BENCH"
+	echo "BENCH unprotected workload | no procft | procft loaded | ratio | another process protected (level 1, busy) | ratio, wall | ratio, own CPU time"
+	for w in $WORKLOADS; do
+		off=$(median $W/off.$w 1) on=$(median $W/on.$w 1)
+		case " $SMALL " in
+		*" $w "*) line="$(name $w) | $(t $w $off) | $(t $w $on) | $(judged $on $off 1.02 max)" ;;
+		*) line="$(name $w) | $(t $w $off) | $(t $w $on) | $(ratio $on $off)" ;;
+		esac
+		if [ -s $W/other.$w ]; then
+			oth=$(median $W/other.$w 1)
+			line="$line | $(t $w $oth) | $(judged $oth $off 1.02 max) | $(judged $(median $W/other.$w 3) $(median $W/off.$w 3) 1.02 max)"
+		else
+			line="$line | - | - | -"
+		fi
+		echo "BENCH $line"
+	done
+	echo "BENCH"
+	echo "BENCH protected workload | no procft | level 1 | level 2 | ratio L1 | ratio L2 | L2, wall x $NCPU/3 | L2, VM CPU time / 3"
+	for w in $WORKLOADS; do
+		off=$(median $W/off.$w 1) l1=$(median $W/l1.$w 1) l2=$(median $W/l2.$w 1)
+		c0=$(median $W/off.$w 2) c2=$(median $W/l2.$w 2)
+		case $w in
+		getppid) t1=2 t2=3 k=max ;;
+		pipe) t1=1.3 t2=1.6 k=max ;;
+		compute) t1=1.02 t2=- k=max ;;
+		sqlite) t1=1.15 t2=1.4 k=max ;;
+		lighttpd) t1=0.85 t2=0.7 k=min ;;
+		*) t1=- t2=- k=max ;;
+		esac
+		if [ $t1 = - ]; then r1=$(ratio $l1 $off); else r1=$(judged $l1 $off $t1 $k); fi
+		if [ $t2 = - ]; then r2=$(ratio $l2 $off); else r2=$(judged $l2 $off $t2 $k); fi
+		if [ $k = min ]; then
+			# Throughput: the ratio is baseline time / protected time; the
+			# VM's CPU time includes ab's, so it is not normalised.
+			n2=$(awk -v a=$l2 -v b=$off -v n=$NCPU 'BEGIN { printf "%.2fx", b / (a * n / 3) }')
+			cn=-
+		else
+			n2=$(awk -v a=$l2 -v b=$off -v n=$NCPU 'BEGIN { printf "%.2fx", a * n / 3 / b }')
+			cn=$(awk -v a=$c2 -v b=$c0 'BEGIN { if (b > 0) printf "%.2fx", a / 3 / b; else print "-" }')
+		fi
+		echo "BENCH $(name $w) | $(t $w $off) | $(t $w $l1) | $(t $w $l2) | $r1 | $r2 | $n2 | $cn"
+	done
+	echo "BENCH"
+}
 
 # ---- memory ---------------------------------------------------------------
 
@@ -329,35 +337,39 @@ hold() {
 	# Steady state: the duplicates have copied their pages.
 	sleep 1
 }
-echo "BENCH memory: bench hold MIB | level | Rss, each replica | Rss sum | Pss sum | Private (clean+dirty) sum | Shared (clean+dirty) sum | Anonymous sum | N x level-0 Private | freed at exit (MemFree + per-CPU lists) | slab+page tables+stacks, delta | procft buffered"
-for mib in 1 16 256; do
-	for l in 0 1 2; do
-		k0=$(kmem)
-		hold $mib $l
-		rss="" srss=0 spss=0 spriv=0 sshr=0 sanon=0 n=0
-		for r in $(replicas $p $l); do
-			a=$(rollup $r Rss)
-			rss="$rss${rss:+ + }$(kib $a)"
-			srss=$((srss + a))
-			spss=$((spss + $(rollup $r Pss)))
-			spriv=$((spriv + $(rollup $r Private_Clean) + $(rollup $r Private_Dirty)))
-			sshr=$((sshr + $(rollup $r Shared_Clean) + $(rollup $r Shared_Dirty)))
-			sanon=$((sanon + $(rollup $r Anonymous)))
-			n=$((n + 1))
+# Part "memory": each replica's memory at steady state, per size and level.
+memory() {
+	load_module
+	echo "BENCH memory: bench hold MIB | level | Rss, each replica | Rss sum | Pss sum | Private (clean+dirty) sum | Shared (clean+dirty) sum | Anonymous sum | N x level-0 Private | freed at exit (MemFree + per-CPU lists) | slab+page tables+stacks, delta | procft buffered"
+	for mib in 1 16 256; do
+		for l in 0 1 2; do
+			k0=$(kmem)
+			hold $mib $l
+			rss="" srss=0 spss=0 spriv=0 sshr=0 sanon=0 n=0
+			for r in $(replicas $p $l); do
+				a=$(rollup $r Rss)
+				rss="$rss${rss:+ + }$(kib $a)"
+				srss=$((srss + a))
+				spss=$((spss + $(rollup $r Pss)))
+				spriv=$((spriv + $(rollup $r Private_Clean) + $(rollup $r Private_Dirty)))
+				sshr=$((sshr + $(rollup $r Shared_Clean) + $(rollup $r Shared_Dirty)))
+				sanon=$((sanon + $(rollup $r Anonymous)))
+				n=$((n + 1))
+			done
+			[ $n = $((l + 1)) ] || die "hold $mib MiB at level $l: $n replicas"
+			[ $l = 0 ] && priv0=$spriv
+			kd=$(($(kmem) - k0))
+			buf=$([ $l = 0 ] && echo - || echo "$(field $p buffered) B")
+			# What the whole group held: free memory before and after it exits.
+			free1=$(free_kib)
+			stop_hold $p "$(replicas $p $l)"
+			sleep 1
+			freed=$(($(free_kib) - free1))
+			echo "BENCH $mib MiB | $l | $rss | $(kib $srss) | $(kib $spss) | $(kib $spriv) | $(kib $sshr) | $(kib $sanon) | $(kib $((priv0 * n))) | $(kib $freed) | $(kib $kd) | $buf"
 		done
-		[ $n = $((l + 1)) ] || die "hold $mib MiB at level $l: $n replicas"
-		[ $l = 0 ] && priv0=$spriv
-		kd=$(($(kmem) - k0))
-		buf=$([ $l = 0 ] && echo - || echo "$(field $p buffered) B")
-		# What the whole group held: free memory before and after it exits.
-		free1=$(free_kib)
-		stop_hold $p "$(replicas $p $l)"
-		sleep 1
-		freed=$(($(free_kib) - free1))
-		echo "BENCH $mib MiB | $l | $rss | $(kib $srss) | $(kib $spss) | $(kib $spriv) | $(kib $sshr) | $(kib $sanon) | $(kib $((priv0 * n))) | $(kib $freed) | $(kib $kd) | $buf"
 	done
-done
-echo "BENCH"
+	echo "BENCH"
+}
 
 # ---- recovery ---------------------------------------------------------------
 
@@ -392,29 +404,40 @@ criu_restore() {
 	rm -rf $W/ck
 }
 
-echo "BENCH resident size | respawn (L1) | page restore, AO (L2) | promotion, AR (L1) | restart from scratch | CRIU restore"
-for mib in 1 16 256; do
-	hold $mib 1
-	d=$(sed -n "s/^pid=$p .*replicas=$p,\\([0-9]*\\) .*/\\1/p" /proc/procft)
-	t0=$(cut -d' ' -f1 /proc/uptime)
-	kill -9 $d
-	i=0
-	while ! grep -q "^pid=$p .*duplicates=1/1 .*respawns=1" /proc/procft; do
-		i=$((i + 1))
-		[ $i -gt 15000 ] && die "no respawn after 30 s"
-		usleep 2000
+# Part "recovery": how long each way back from a failure takes, per size.
+recovery() {
+	load_module
+	echo "BENCH resident size | respawn (L1) | page restore, AO (L2) | promotion, AR (L1) | restart from scratch | CRIU restore"
+	for mib in 1 16 256; do
+		hold $mib 1
+		d=$(sed -n "s/^pid=$p .*replicas=$p,\\([0-9]*\\) .*/\\1/p" /proc/procft)
+		t0=$(cut -d' ' -f1 /proc/uptime)
+		kill -9 $d
+		i=0
+		while ! grep -q "^pid=$p .*duplicates=1/1 .*respawns=1" /proc/procft; do
+			i=$((i + 1))
+			[ $i -gt 15000 ] && die "no respawn after 30 s"
+			usleep 2000
+		done
+		t1=$(cut -d' ' -f1 /proc/uptime)
+		respawn=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%d ms", (b - a) * 1000 }')
+		stop_hold $p "$(replicas $p 1)"
+		hold $mib 2
+		addr=$(sed -n 's/ready //p' $W/hold.out)
+		failover=$($B mce $p $addr | sed -n 's/restored after \([0-9]*\) us/\1/p')
+		[ -n "$failover" ] || die "page restore at $mib MiB did not run"
+		stop_hold $p "$(replicas $p 2)"
+		promote=$(ftctl run -l 1 -- $B promote $mib | sed -n 's/promoted after \([0-9]*\) us/\1/p')
+		[ -n "$promote" ] || die "promotion at $mib MiB did not run"
+		restart=$($B restart $mib | us)
+		criu=$(criu_restore $mib)
+		echo "BENCH $mib MiB | $respawn | $((failover / 1000)) ms | $((promote / 1000)) ms | $((restart / 1000)) ms + the lost work | $criu"
 	done
-	t1=$(cut -d' ' -f1 /proc/uptime)
-	respawn=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%d ms", (b - a) * 1000 }')
-	stop_hold $p "$(replicas $p 1)"
-	hold $mib 2
-	addr=$(sed -n 's/ready //p' $W/hold.out)
-	failover=$($B mce $p $addr | sed -n 's/restored after \([0-9]*\) us/\1/p')
-	[ -n "$failover" ] || die "page restore at $mib MiB did not run"
-	stop_hold $p "$(replicas $p 2)"
-	promote=$(ftctl run -l 1 -- $B promote $mib | sed -n 's/promoted after \([0-9]*\) us/\1/p')
-	[ -n "$promote" ] || die "promotion at $mib MiB did not run"
-	restart=$($B restart $mib | us)
-	criu=$(criu_restore $mib)
-	echo "BENCH $mib MiB | $respawn | $((failover / 1000)) ms | $((promote / 1000)) ms | $((restart / 1000)) ms + the lost work | $criu"
+}
+
+for part in $PARTS; do
+	case $part in
+	workloads | memory | recovery) $part ;;
+	*) die "no benchmark part $part (workloads, memory, recovery)" ;;
+	esac
 done

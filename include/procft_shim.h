@@ -74,6 +74,8 @@ unsigned long procft_syscall_arg(unsigned int i);
 u64 procft_runtime_ns(struct task_struct *task);
 void procft_forget_auxv(unsigned long type);
 int procft_send_self(int sig, const void *info);
+int procft_frame_owner(struct task_struct *task, unsigned long pfn, bool poisoned,
+		       unsigned long *addr);
 unsigned long procft_find_pfn(struct task_struct *task, unsigned long pfn);
 int procft_prefer_other_node(struct task_struct *primary);
 unsigned long procft_find_poisoned(struct task_struct *task, unsigned long pfn);

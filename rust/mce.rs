@@ -7,8 +7,10 @@
 //!
 //! 1. Before the kernel's own uncorrected-error handler
 //!    ([`memory_error`]): the replicas mapping the frame are found
-//!    while their mappings still exist (only protected replicas are walked,
-//!    never every process) and noted.
+//!    while their mappings still exist and noted. Only protected replicas
+//!    are asked, never every process, and each answers from the frame's
+//!    page offset, as the kernel's reverse map does: one page-table
+//!    lookup per mapping, whatever the process's size ([`locate`]).
 //! 2. After it ([`memory_error_done`]): if that handler retired the
 //!    frame (`memory_failure()` succeeded: the frame is poisoned, never
 //!    reused, and unmapped from everyone), procft acts on the noted hits;
@@ -32,9 +34,10 @@
 //! (hwpoison injection, firmware-first reports through GHES, ...) end, like
 //! all others, in its `memory_failure_event` tracepoint, once the frame is
 //! retired and unmapped. A worker then looks for the frame's poisoned-page
-//! entry in the primaries' page tables ([`memory_failure`]): a
-//! primary that had it mapped gets the page back from a duplicate, as for
-//! an action-optional machine check, before it can use the page. A
+//! entry in the primaries' page tables, at the one address per mapping
+//! the frame's page offset gives ([`memory_failure`]): a primary that had
+//! it mapped gets the page back from a duplicate, as for an
+//! action-optional machine check, before it can use the page. A
 //! duplicate on such a frame dies of the kernel's early kill (duplicates
 //! ask for it, see [`crate::replica`]) and is replaced. A primary that
 //! consumes poison (`MADV_HWPOISON`, an action-required machine check:
@@ -47,6 +50,8 @@
 //! ends one without a handler. A primary's frame is one procft restores,
 //! so a protected primary is held to late kill ([`policy`]); duplicates
 //! are early kill, so that they are replaced before they use a lost page.
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use kernel::{
     bindings, impl_has_work, new_work,
@@ -205,6 +210,38 @@ kernel::sync::global_lock! {
     unsafe(uninit) static RECENT: Mutex<Recent> = Recent { pfns: [usize::MAX; 16], next: 0 };
 }
 
+/// How many times [`locate`] walked a replica's pages since the module was
+/// loaded.
+static WALKS: AtomicU64 = AtomicU64::new(0);
+
+/// Where `task` maps frame `pfn`, or (`poisoned`) has the poisoned-page
+/// entry memory failure left for it. The frame's page offset says it for
+/// anonymous and page-cache pages, at a cost independent of the process's
+/// size ([`shim::frame_owner`]); for a frame that does not say (a KSM or
+/// hugetlb page, a page-cache page already taken out of its file, ...)
+/// the task's pages are walked, which is counted and logged.
+fn locate(task: &Task, pfn: usize, poisoned: bool) -> Option<usize> {
+    match shim::frame_owner(task, pfn, poisoned) {
+        shim::Owner::At(addr) => Some(addr),
+        shim::Owner::Nowhere => None,
+        shim::Owner::Unknown => {
+            let n = WALKS.fetch_add(1, Ordering::Relaxed) + 1;
+            pr_info!(
+                "frame {:#x} does not say where it is mapped; walking the pages of pid {} \
+                 (walk {} since load)\n",
+                pfn,
+                task.tgid_nr_ns(None),
+                n
+            );
+            if poisoned {
+                shim::find_poisoned(task, pfn)
+            } else {
+                shim::find_pfn(task, pfn)
+            }
+        }
+    }
+}
+
 /// Before the kernel's handler: notes every replica that maps frame `pfn`.
 /// Process context; may sleep.
 pub(crate) fn memory_error(pfn: usize) {
@@ -220,7 +257,7 @@ pub(crate) fn memory_error(pfn: usize) {
             let Some(task) = task else {
                 continue;
             };
-            let Some(addr) = shim::find_pfn(task, pfn) else {
+            let Some(addr) = locate(task, pfn, false) else {
                 continue;
             };
             let hit = Hit {
@@ -296,22 +333,28 @@ pub(crate) fn memory_error_done(pfn: usize, handled: bool) {
         let promotions = group.lock().promotions;
         if hit.primary && !shim::page_lost(&hit.task, hit.addr) {
             // The primary consumed the page in the meantime and took a
-            // duplicate's whole state (promotion): nothing left to mend.
+            // duplicate's whole state (promotion), or the page was a
+            // clean one of a file, which the kernel dropped and reads
+            // again: nothing left to mend.
             group.lock().counters.mce_events += 1;
             pr_info!(
-                "pid {}: memory error at frame {:#x} in the primary, already replaced\n",
+                "pid {}: memory error at frame {:#x} in the primary (address {:#x}), \
+                 already replaced\n",
                 group.pid(),
-                pfn
+                pfn,
+                hit.addr
             );
         } else if hit.primary {
             primary_hit(group, pfn, hit.addr, promotions);
         } else {
             group.lock().counters.mce_events += 1;
             pr_info!(
-                "pid {}: memory error at frame {:#x} in duplicate {}; replacing it\n",
+                "pid {}: memory error at frame {:#x} in duplicate {}; replacing it \
+                 (its page at {:#x})\n",
                 group.pid(),
                 pfn,
-                replica
+                replica,
+                hit.addr
             );
             shim::kill(&hit.task);
         }
@@ -462,7 +505,7 @@ pub(crate) fn memory_failure(pfn: usize) {
         // Read before the page tables: a promotion that replaces the page
         // after they were read is then seen by `primary_hit`.
         let promotions = group.lock().promotions;
-        let Some(addr) = shim::find_poisoned(group.primary(), pfn) else {
+        let Some(addr) = locate(group.primary(), pfn, true) else {
             continue;
         };
         {

@@ -376,10 +376,12 @@ enum procft_entry {
  * What @mm's page tables hold for @addr (below @end).  *@next is where the
  * next entry may be: the end of an empty table, or of a huge mapping, is
  * skipped whole, so that walking a sparse mapping costs what is mapped,
- * not its size.  For a poisoned-page entry *@pfn is the frame.  Reads the
- * tables as pte_offset_map() does: the pmd once, under RCU, which keeps a
- * page table khugepaged retracts from being freed; the caller holds the
- * mmap lock for reading (an anonymous collapse takes it for writing).
+ * not its size.  For a present page and for a poisoned-page entry *@pfn
+ * is the frame of the page at @addr (in a huge mapping, the frame of the
+ * small page at @addr).  Reads the tables as pte_offset_map() does: the
+ * pmd once, under RCU, which keeps a page table khugepaged retracts from
+ * being freed; the caller holds the mmap lock for reading (an anonymous
+ * collapse takes it for writing).
  */
 static enum procft_entry procft_entry(struct mm_struct *mm, unsigned long addr,
 				      unsigned long end, unsigned long *next,
@@ -408,8 +410,10 @@ static enum procft_entry procft_entry(struct mm_struct *mm, unsigned long addr,
 	*next = pud_addr_end(addr, end);
 	if (pud_none(*pud))
 		return PROCFT_NONE;
-	if (pud_leaf(*pud))
+	if (pud_leaf(*pud)) {
+		*pfn = pud_pfn(*pud) + ((addr & ~PUD_MASK) >> PAGE_SHIFT);
 		return PROCFT_PAGE;
+	}
 	if (pud_bad(*pud))
 		return PROCFT_OTHER;
 	rcu_read_lock();
@@ -421,6 +425,7 @@ static enum procft_entry procft_entry(struct mm_struct *mm, unsigned long addr,
 		kind = PROCFT_OTHER;
 	} else if (pmd_leaf(pmd)) {
 		kind = PROCFT_PAGE;
+		*pfn = pmd_pfn(pmd) + ((addr & ~PMD_MASK) >> PAGE_SHIFT);
 	} else {
 		*next = addr + PAGE_SIZE;
 		pte = ptep_get_lockless(pte_offset_kernel(&pmd, addr));
@@ -429,6 +434,7 @@ static enum procft_entry procft_entry(struct mm_struct *mm, unsigned long addr,
 			kind = PROCFT_NONE;
 		} else if (pte_present(pte)) {
 			kind = PROCFT_PAGE;
+			*pfn = pte_pfn(pte);
 		} else if (softleaf_is_hwpoison(entry)) {
 			kind = PROCFT_POISON;
 			*pfn = softleaf_to_pfn(entry);
@@ -571,13 +577,139 @@ void procft_set_mce_policy(struct task_struct *task, int policy)
 		task->flags |= PF_MCE_PROCESS;
 }
 
+/*
+ * The address at which @vma holds page offset @pgoff of its object, if
+ * any, or 0; @start is the page offset @vma starts at (__vma_address() of
+ * mm/internal.h, for one page).
+ */
+static unsigned long procft_vma_address(struct vm_area_struct *vma, pgoff_t pgoff,
+					pgoff_t start)
+{
+	if (pgoff < start || pgoff - start >= vma_pages(vma))
+		return 0;
+	return vma->vm_start + ((pgoff - start) << PAGE_SHIFT);
+}
+
 /**
- * procft_find_pfn - where does @task map page frame @pfn?
+ * procft_frame_owner - where @task maps frame @pfn, found from the frame's
+ * page offset instead of a walk of the task's pages
+ * @task: the task asked about
+ * @pfn: the frame
+ * @poisoned: look for the poisoned-page entry memory_failure() left for
+ *	      @pfn when it unmapped the frame, not for a present page
+ * @addr: set to the user address of the page when it is found
  *
- * Walks the pages the task's page tables hold (a memory error is rare and
- * only the replicas of protected processes are asked; empty tables are
- * skipped whole, so a sparse reservation costs what is mapped in it);
- * may sleep.
+ * What the kernel's reverse map does (rmap_walk(), page_address_in_vma()),
+ * for the VMAs of one address space: a folio keeps its page offset
+ * (folio->index, the offset it had in the VMA that first faulted it, which
+ * mremap() and stack growth keep in step with the VMA's vm_pgoff), so in
+ * each VMA that can map it there is one address where the frame can be:
+ * for an anonymous folio, in each VMA with an anon_vma, at its anonymous
+ * page offset (vma_start_anon_pgoff(): a private file mapping's copied
+ * pages keep the offset they were copied at); for a page-cache folio, in
+ * each VMA of its file, at the file offset.  Only that page-table entry
+ * is read, and it decides: a present page of @pfn (a huge mapping holding
+ * it included), or with @poisoned the poisoned-page entry of @pfn.  The
+ * anon_vma root is not compared (rmap walks only the VMAs of the folio's
+ * anon_vma tree): the entry test is exact, and once memory_failure() has
+ * unmapped the folio its anon_vma may be gone.  The folio's fields are read
+ * with a reference held and under @task's mmap lock, which keeps its VMAs
+ * (and an mremap() of them) still; only UFFDIO_MOVE gives an anonymous
+ * folio a new index, and a folio it moves at that moment can be missed.
+ * Work is one page-table lookup per VMA, whatever the size of the
+ * process.  May sleep.
+ *
+ * memory_failure() splits a large folio before it unmaps it, and keeps
+ * (for ever) the reference and the anonymous mapping of the folio it
+ * retires, so the index and anon_vma of an anonymous page are there when
+ * the poisoned entry is asked for; a page-cache folio is taken out of its
+ * file, and its mapping cleared.
+ *
+ * Return: 1 if @task maps @pfn (*@addr is set), 0 if it does not, or
+ * -EOPNOTSUPP if the frame's folio does not say where it is mapped: a KSM
+ * or hugetlb folio, the zero page, a page a driver or a special mapping
+ * inserted, a page-cache folio memory_failure() removed from its file, or a
+ * folio split under the lookup.  Only a walk of @task's pages can tell
+ * then (procft_find_pfn(), procft_find_poisoned()).
+ */
+int procft_frame_owner(struct task_struct *task, unsigned long pfn, bool poisoned,
+		       unsigned long *addr)
+{
+	struct page *page = pfn_to_online_page(pfn);
+	struct address_space *mapping = NULL;
+	struct vm_area_struct *vma;
+	unsigned long at, next, frame;
+	enum procft_entry want = poisoned ? PROCFT_POISON : PROCFT_PAGE;
+	struct mm_struct *mm;
+	struct folio *folio;
+	pgoff_t pgoff;
+	bool anon;
+	int ret = 0;
+
+	/* No struct page (device memory): no VMA procft looks at maps it. */
+	if (!page)
+		return 0;
+	if (is_zero_pfn(pfn))
+		return -EOPNOTSUPP;
+	folio = page_folio(page);
+	/* Free, or frozen to be split or migrated: in no page table. */
+	if (!folio_try_get(folio))
+		return 0;
+	if (folio != page_folio(page)) {
+		folio_put(folio);
+		return -EOPNOTSUPP;
+	}
+	mm = get_task_mm(task);
+	if (!mm) {
+		folio_put(folio);
+		return 0;
+	}
+	mmap_read_lock(mm);
+	anon = folio_test_anon(folio);
+	if (folio_test_ksm(folio) || folio_test_hugetlb(folio)) {
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+	if (!anon) {
+		mapping = READ_ONCE(folio->mapping);
+		if (!mapping) {
+			if (poisoned || folio_mapped(folio))
+				ret = -EOPNOTSUPP;
+			goto out;
+		}
+	}
+	pgoff = folio->index + folio_page_idx(folio, page);
+	for (vma = find_vma(mm, 0); vma; vma = find_vma(mm, vma->vm_end)) {
+		if (vma->vm_flags & (VM_IO | VM_PFNMAP))
+			continue;
+		if (anon && vma->anon_vma)
+			at = procft_vma_address(vma, pgoff, vma_start_anon_pgoff(vma));
+		else if (!anon && vma->vm_file && vma->vm_file->f_mapping == mapping)
+			at = procft_vma_address(vma, pgoff, vma_start_pgoff(vma));
+		else
+			continue;
+		if (at && procft_entry(mm, at, at + PAGE_SIZE, &next, &frame) == want &&
+		    frame == pfn) {
+			*addr = at;
+			ret = 1;
+			break;
+		}
+		cond_resched();
+	}
+out:
+	mmap_read_unlock(mm);
+	mmput(mm);
+	folio_put(folio);
+	return ret;
+}
+
+/**
+ * procft_find_pfn - where does @task map page frame @pfn? (a walk)
+ *
+ * What procft_frame_owner() answers, for the frames it cannot place:
+ * walks the pages the task's page tables hold (empty tables are skipped
+ * whole, so a sparse reservation costs what is mapped in it; the work
+ * grows with the resident size); may sleep.
  *
  * Return: the user address of the page, or 0 if @task does not map @pfn.
  */
@@ -614,10 +746,11 @@ unsigned long procft_find_pfn(struct task_struct *task, unsigned long pfn)
 
 /**
  * procft_find_poisoned - where @task has the poisoned-page entry that
- * memory_failure() left when it unmapped frame @pfn from it
+ * memory_failure() left when it unmapped frame @pfn from it (a walk)
  *
- * Reads the page tables of the task's private mappings (only those of
- * protected primaries are asked, after a memory failure); may sleep.
+ * What procft_frame_owner() answers with @poisoned, for the frames it
+ * cannot place: reads the page tables of the task's private mappings
+ * (the work grows with the resident size); may sleep.
  *
  * Return: the user address of the page, or 0.
  */

@@ -68,6 +68,12 @@ extern "C" {
     fn procft_call_from_vdso() -> bool;
     fn procft_forget_auxv(kind: c_ulong);
     fn procft_send_self(sig: c_int, info: *const u64) -> c_int;
+    fn procft_frame_owner(
+        task: *mut bindings::task_struct,
+        pfn: usize,
+        poisoned: bool,
+        addr: *mut usize,
+    ) -> c_int;
     fn procft_find_pfn(task: *mut bindings::task_struct, pfn: usize) -> usize;
     fn procft_prefer_other_node(primary: *mut bindings::task_struct) -> c_int;
     fn procft_find_poisoned(task: *mut bindings::task_struct, pfn: usize) -> usize;
@@ -502,8 +508,39 @@ pub(crate) fn set_child_mce_policy(child: &Task, policy: i32) {
     unsafe { procft_set_mce_policy(child.as_ptr(), policy) }
 }
 
-/// The user address at which `task` maps page frame `pfn`, if it does.
-/// May sleep.
+/// Where a task maps a frame, as the frame's own page offset tells
+/// ([`frame_owner`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// At this user address.
+    At(usize),
+    /// Nowhere.
+    Nowhere,
+    /// The frame does not say where it is mapped (a KSM or hugetlb page,
+    /// the zero page, a page-cache page memory failure took out of its
+    /// file, ...): only a walk of the task's pages can tell
+    /// ([`find_pfn`], [`find_poisoned`]).
+    Unknown,
+}
+
+/// Where `task` maps frame `pfn` (with `poisoned`: where it has the
+/// poisoned-page entry memory failure left for it), found from the
+/// frame's page offset: one page-table lookup per mapping of the task,
+/// whatever its size. May sleep.
+pub(crate) fn frame_owner(task: &Task, pfn: usize, poisoned: bool) -> Owner {
+    let mut addr = 0;
+    // SAFETY: `task` is valid for the duration of the call and `addr` is
+    // a valid place for the address.
+    match unsafe { procft_frame_owner(task.as_ptr(), pfn, poisoned, &mut addr) } {
+        1 => Owner::At(addr),
+        0 => Owner::Nowhere,
+        _ => Owner::Unknown,
+    }
+}
+
+/// The user address at which `task` maps page frame `pfn`, if it does,
+/// by a walk of its pages (work grows with its resident size; for the
+/// frames [`frame_owner`] cannot place). May sleep.
 pub(crate) fn find_pfn(task: &Task, pfn: usize) -> Option<usize> {
     // SAFETY: `task` is valid for the duration of the call.
     let addr = unsafe { procft_find_pfn(task.as_ptr(), pfn) };
@@ -521,7 +558,8 @@ pub(crate) fn prefer_other_node(primary: &Task) -> Option<i32> {
 }
 
 /// Where `task` has the poisoned-page entry memory failure left when it
-/// unmapped frame `pfn` from it. May sleep.
+/// unmapped frame `pfn` from it, by a walk of its pages (for the frames
+/// [`frame_owner`] cannot place). May sleep.
 pub(crate) fn find_poisoned(task: &Task, pfn: usize) -> Option<usize> {
     // SAFETY: `task` is valid for the duration of the call.
     let addr = unsafe { procft_find_poisoned(task.as_ptr(), pfn) };
