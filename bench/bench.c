@@ -15,6 +15,16 @@
  *   bench hold MIB      touch MIB MiB, print its address, then wait
  *   bench mce PID ADDR  raise a machine check on PID's page at ADDR and
  *                       print how long until procft restored it
+ *   bench promote MIB   (protected at level 1) consume poison in MIB MiB;
+ *                       print how long until the successor runs, and
+ *                       until the level is back (a duplicate in step)
+ *   bench stall MIB     touch MIB MiB, print its address, then loop (a
+ *                       getppid() and a write to one of its pages per
+ *                       turn) until a file stall.stop appears in the
+ *                       current directory; print the longest turn since
+ *                       the start or since it last found (and removed)
+ *                       a file stall.reset
+ *   bench memcpy MIB    time one memcpy() of MIB MiB (both buffers touched)
  */
 #include "../selftests/ft_test.h"
 
@@ -22,6 +32,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
+
 
 static uint64_t now_us(void)
 {
@@ -162,8 +173,58 @@ int main(int argc, char **argv)
 		if (madvise((void *)(((uintptr_t)m + (n << 19)) & ~4095UL), 4096, MADV_HWPOISON))
 			return 1;
 		t1 = now_us();
-		printf("promoted after %llu us\n", (unsigned long long)(t1 - t0));
+		/*
+		 * Back at level 1: a duplicate in step again (after a takeover,
+		 * a new one: respawns=1; after a copy, still the same one).
+		 */
+		for (i = 0; i < 300000; i++) {
+			if (procft_line(getpid(), line, sizeof(line)) == 1 &&
+			    strstr(line, "duplicates=1/1") &&
+			    (!strstr(line, "respawns=0") || !strstr(argv[3] ? argv[3] : "", "takeover")))
+				break;
+			usleep(100);
+		}
+		printf("promoted after %llu us, level back after %llu us\n",
+		       (unsigned long long)(t1 - t0), (unsigned long long)(now_us() - t0));
 		return 0;
+	} else if (!strcmp(argv[1], "stall")) {
+		/*
+		 * A primary that goes on working while its duplicate is replaced:
+		 * the longest turn of the loop is its longest stall (a turn
+		 * takes microseconds when nothing stops it).
+		 */
+		size_t len = n << 20;
+		char *m = malloc(len);
+		uint64_t prev, t, worst = 0;
+		unsigned long k = 0;
+
+		memset(m, 7, len);
+		printf("ready %p\n", m);
+		fflush(stdout);
+		prev = now_us();
+		while (access("stall.stop", F_OK)) {
+			syscall(SYS_getppid);
+			k = k * 6364136223846793005ul + 1442695040888963407ul;
+			m[(k >> 16) % len] ^= 1;
+			t = now_us();
+			if (!unlink("stall.reset"))
+				worst = 0;
+			else if (t - prev > worst)
+				worst = t - prev;
+			prev = t;
+		}
+		printf("longest stall %llu us\n", (unsigned long long)worst);
+		return 0;
+	} else if (!strcmp(argv[1], "memcpy")) {
+		size_t len = n << 20;
+		char *a = malloc(len), *b = malloc(len);
+
+		memset(a, 7, len);
+		memset(b, 8, len);
+		t0 = now_us();
+		memcpy(b, a, len);
+		printf("memcpy %llu us\n", (unsigned long long)(now_us() - t0));
+		return b[len / 2] != 7;
 	} else if (!strcmp(argv[1], "restart")) {
 		/* What a restart from scratch redoes before it is where it was. */
 		char *m = malloc(n << 20);

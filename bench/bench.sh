@@ -39,6 +39,7 @@ die() {
 	exit 1
 }
 us() { sed -n 's/.*: \([0-9]*\) us.*/\1/p' | tail -1; }
+ms() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 field() { sed -n "s/.*$2=\\([0-9]*\\).*/\\1/p" /proc/procft | head -1; }
 # Busy time of all CPUs of the VM (user, nice, system, irq, softirq,
@@ -407,10 +408,26 @@ criu_restore() {
 # Part "recovery": how long each way back from a failure takes, per size.
 recovery() {
 	load_module
-	echo "BENCH resident size | respawn (L1) | page restore, AO (L2) | promotion, AR (L1) | restart from scratch | CRIU restore"
+	# How a promotion takes the duplicate's memory (kernel/patches/0004).
+	ftctl info --json | grep -q '"mm_takeover":true' && how=takeover || how=copy
+	echo "BENCH recovery: promotion by $how of the duplicate's memory"
+	echo "BENCH resident size | respawn (L1) | primary's longest stall in it | page restore, AO (L2) | promotion, AR (L1): running | back at level 1 | memcpy of the size | restart from scratch | CRIU restore"
 	for mib in 1 16 256; do
-		hold $mib 1
+		# The primary keeps working (a call and a page written per turn)
+		# while its killed duplicate is replaced.
+		rm -f $W/stall.stop $W/stall.reset
+		(cd $W && exec $B stall $mib > $W/stall.out) & p=$!
+		while ! grep -q ready $W/stall.out 2>/dev/null; do usleep 10000; done
+		ftctl set $p 1
+		i=0
+		while ! grep -q "^pid=$p .*duplicates=1/1" /proc/procft; do
+			i=$((i + 1))
+			[ $i -gt 3000 ] && die "stall $mib MiB: duplicate not ready"
+			usleep 10000
+		done
+		sleep 1
 		d=$(sed -n "s/^pid=$p .*replicas=$p,\\([0-9]*\\) .*/\\1/p" /proc/procft)
+		touch $W/stall.reset
 		t0=$(cut -d' ' -f1 /proc/uptime)
 		kill -9 $d
 		i=0
@@ -421,17 +438,23 @@ recovery() {
 		done
 		t1=$(cut -d' ' -f1 /proc/uptime)
 		respawn=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%d ms", (b - a) * 1000 }')
-		stop_hold $p "$(replicas $p 1)"
+		touch $W/stall.stop
+		wait $p
+		stall=$(sed -n 's/longest stall \([0-9]*\) us/\1/p' $W/stall.out)
+		[ -n "$stall" ] || die "stall at $mib MiB did not run"
 		hold $mib 2
 		addr=$(sed -n 's/ready //p' $W/hold.out)
 		failover=$($B mce $p $addr | sed -n 's/restored after \([0-9]*\) us/\1/p')
 		[ -n "$failover" ] || die "page restore at $mib MiB did not run"
 		stop_hold $p "$(replicas $p 2)"
-		promote=$(ftctl run -l 1 -- $B promote $mib | sed -n 's/promoted after \([0-9]*\) us/\1/p')
-		[ -n "$promote" ] || die "promotion at $mib MiB did not run"
+		out=$(ftctl run -l 1 -- $B promote $mib $how)
+		promote=$(echo "$out" | sed -n 's/promoted after \([0-9]*\) us.*/\1/p')
+		back=$(echo "$out" | sed -n 's/.*level back after \([0-9]*\) us/\1/p')
+		[ -n "$promote" ] && [ -n "$back" ] || die "promotion at $mib MiB did not run"
+		copy=$($B memcpy $mib | sed -n 's/memcpy \([0-9]*\) us/\1/p')
 		restart=$($B restart $mib | us)
 		criu=$(criu_restore $mib)
-		echo "BENCH $mib MiB | $respawn | $((failover / 1000)) ms | $((promote / 1000)) ms | $((restart / 1000)) ms + the lost work | $criu"
+		echo "BENCH $mib MiB | $respawn | $(ms $stall) | $((failover / 1000)) ms | $(ms $promote) | $((back / 1000)) ms | $(ms $copy) | $((restart / 1000)) ms + the lost work | $criu"
 	done
 }
 
