@@ -145,6 +145,7 @@ bench: module ftctl selftests
 	$(MAKE) -C bench OUT=$(BUILD)/bench
 	@rc=0; load0=$$(cut -d' ' -f1-3 /proc/loadavg); \
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 7200 $(BENCH_CLOCK) \
+		$(if $(PROCFT_MODARGS),--modargs "$(PROCFT_MODARGS)") \
 		--append "benchrounds=$(PROCFT_BENCH_ROUNDS) benchparts=$(PROCFT_BENCH_PARTS)" bench || rc=$$?; \
 	{ grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH *//'; \
 	  echo; echo "host: $$(nproc) CPUs, load average $$load0 before, $$(cut -d' ' -f1-3 /proc/loadavg) after"; \

@@ -48,7 +48,7 @@ busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/s
 
 load_module() {
 	[ -e /dev/procft ] && return
-	insmod /lib/modules/procft.ko || die "insmod procft.ko"
+	insmod /lib/modules/procft.ko $PROCFT_MODARGS || die "insmod procft.ko $PROCFT_MODARGS"
 	chmod 0666 /dev/procft
 }
 unload_module() {
