@@ -315,7 +315,9 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         // killed before the primary's next call can publish a record that
         // would let it go on, and replaced (its exit writes nothing to that
         // memory: a duplicate has no clear_child_tid or robust list).
-        group.lock().retire(from.tgid()).send();
+        // The signal is sent after the group lock is dropped.
+        let kills = group.lock().retire(from.tgid());
+        kills.send();
     }
     shim::restart_call(nr);
     if matches!(cause, Cause::Poison(_)) {
