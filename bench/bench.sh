@@ -440,7 +440,7 @@ recovery() {
 		respawn=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%d ms", (b - a) * 1000 }')
 		touch $W/stall.stop
 		wait $p
-		stall=$(sed -n 's/longest stall \([0-9]*\) us/\1/p' $W/stall.out)
+		stall=$(sed -n 's/longest stall \([0-9]*\) us.*/\1/p' $W/stall.out)
 		[ -n "$stall" ] || die "stall at $mib MiB did not run"
 		hold $mib 2
 		addr=$(sed -n 's/ready //p' $W/hold.out)
