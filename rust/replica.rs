@@ -67,7 +67,7 @@ const MAX_SPAWN_FAILURES: u32 = 8;
 /// Whether the group should create a duplicate at its primary's next
 /// system call. Never from a primary known to have lost a page: the copy
 /// would carry the poisoned entry. It is mended (or replaced) first.
-fn wants(st: &group::State) -> bool {
+pub(crate) fn wants(st: &group::State) -> bool {
     !st.closed
         && !group::stopping()
         && st.repair.is_none()

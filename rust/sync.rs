@@ -37,7 +37,7 @@ use crate::{
     failover,
     group::{self, Group, Kills, Spawn},
     replica,
-    ring::{Output, Record, CAPACITY},
+    ring::{Record, CAPACITY},
     shim::{self, Regs},
     syscalls::{self, Abi, Class, Input, Len, Out, Outputs},
     types::{DupWork, Vote},
@@ -145,6 +145,15 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
             class,
             Class::Primary | Class::Fork | Class::Exit | Class::Exec
         );
+    // What needs no lock (some of it reads the caller's memory), acted on
+    // below in the order of its importance.
+    let why = if shim::is_ptraced(current!()) {
+        Some("being traced")
+    } else if let Some(why) = abi.unreplicable() {
+        Some(why)
+    } else {
+        unreplicable(nr, args)
+    };
     let (stale, promote, held) = {
         let mut st = group.lock();
         crate::mce::policy::primary(&mut st);
@@ -160,6 +169,27 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
         // A record held for a signal that was not handled after all (a
         // promotion publishes it itself).
         let held = if promote { None } else { st.held_sig.take() };
+        if stale.1 == 0
+            && !promote
+            && held.is_none()
+            && why.is_none()
+            && !matches!(class, Class::Exec | Class::Exit)
+            && !replica::wants(&st)
+        {
+            // The common case, in this one taking of the lock: no
+            // duplicate to create, nothing held back.
+            if !reshape && !matches!(class, Class::Primary | Class::Fork) {
+                return;
+            }
+            if !vote::wanted_in(&st, nr) {
+                let wait = arm(&mut st, nr, args, class);
+                drop(st);
+                if wait {
+                    wait_in_task_work(group, regs);
+                }
+                return;
+            }
+        }
         (stale, promote, held)
     };
     let (kills, n) = stale;
@@ -186,13 +216,6 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
     if let Some(record) = held {
         publish(group, record.into());
     }
-    let why = if shim::is_ptraced(current!()) {
-        Some("being traced")
-    } else if let Some(why) = abi.unreplicable() {
-        Some(why)
-    } else {
-        unreplicable(nr, args)
-    };
     if let Some(why) = why {
         control::end_protection(group, why);
         return;
@@ -243,12 +266,22 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
             }
         }
     }
-    let mut st = group.lock();
+    let wait = arm(&mut group.lock(), nr, args, class);
+    if wait {
+        wait_in_task_work(group, regs);
+    }
+}
+
+/// At the primary's call `nr` that is recorded, under the group's lock
+/// (`st`): arms its record (made at its `sys_exit`), or notes what the
+/// primary must wait for before it makes the call. True if it must wait
+/// ([`wait_in_task_work`]).
+fn arm(st: &mut group::State, nr: i64, args: &[usize; 6], class: Class) -> bool {
     if !matches!(st.spawn, Spawn::Idle) || st.dups.iter().flatten().next().is_none() {
         // This call became a clone3() and will be made again, or nobody
         // needs a record of it.
         st.call = None;
-        return;
+        return false;
     }
     if let Some((lo, hi)) = releases_fds(nr, args).filter(|&(lo, hi)| st.mapping_pending(lo, hi)) {
         // A duplicate may still have to map a file through a descriptor
@@ -263,17 +296,20 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
         if !st.ring.is_full() {
             st.call = Some((nr, *args));
             if class == Class::Mmap {
-                note_mapping(&mut st, args);
+                note_mapping(st, args);
             }
-            return;
+            return false;
         }
         // Back-pressure: the slowest duplicate must catch up first.
         st.wait_space = Some(nr);
     }
     st.call = None;
-    drop(st);
-    // Wait outside the tracepoint, in a task_work; the call is then made
-    // again.
+    true
+}
+
+/// After [`arm`] asked the primary to wait: it waits outside the
+/// tracepoint, in a task_work, and its call is then made again.
+fn wait_in_task_work(group: &Group, regs: Regs) {
     if shim::queue_task_work().is_ok() {
         shim::suppress(regs);
     } else {
@@ -478,9 +514,15 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
         }
     } else if let Some(group) = group::lookup(task.tgid()) {
         crate::mce::policy::after_call(&group, false, ret);
-        if !replica::primary_spawn_exit(&group, regs, ret) {
-            record(&group, ret);
-        } else if group.lock().closed {
+        // One taking of the lock: the call to record, unless this is the
+        // return of an injected clone3().
+        let call = {
+            let mut st = group.lock();
+            matches!(st.spawn, Spawn::Idle).then(|| Pending::take(&mut st))
+        };
+        if let Some(call) = call {
+            record(&group, ret, call);
+        } else if replica::primary_spawn_exit(&group, regs, ret) && group.lock().closed {
             // Its protection ended while its clone3() was in flight.
             group::remove(task.tgid());
             return;
@@ -511,12 +553,35 @@ fn is_restart(ret: isize) -> bool {
     (-516..=-512).contains(&ret)
 }
 
+/// The primary's call in flight, taken at its `sys_exit` with a record
+/// from the ring's pool to hold it.
+struct Pending {
+    call: Option<(i64, [usize; 6])>,
+    passed: Option<Vote>,
+    record: Option<UniqueArc<Record>>,
+}
+
+impl Pending {
+    /// Takes the call in flight from `st` (the group's state, locked), and
+    /// a pooled record if there is one.
+    fn take(st: &mut group::State) -> Self {
+        let call = st.call.take();
+        let record = call.and_then(|_| st.ring.take_record());
+        Self {
+            call,
+            passed: st.passed.take(),
+            record,
+        }
+    }
+}
+
 /// At the primary's `sys_exit`: appends the call in flight to the ring.
-fn record(group: &Arc<Group>, ret: isize) {
-    let (call, passed) = {
-        let mut st = group.lock();
-        (st.call.take(), st.passed.take())
-    };
+fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
+    let Pending {
+        call,
+        passed,
+        record,
+    } = pending;
     let Some((nr, args)) = call else {
         return;
     };
@@ -542,14 +607,17 @@ fn record(group: &Arc<Group>, ret: isize) {
             return;
         }
     }
-    let outputs = match capture(nr, &args, if is_restart(ret) { -1 } else { ret }) {
-        Ok(o) => o,
-        Err(why) => {
-            control::end_protection(group, why);
-            return;
-        }
+    // A record from the pool, or (the pool is empty) a new one.
+    let Some(mut record) = record.or_else(|| Record::new().ok()) else {
+        control::end_protection(group, "out of memory for a record");
+        return;
     };
-    let input_hash = if lost.is_some() {
+    record.start(nr, args);
+    if let Err(why) = capture(&mut record, if is_restart(ret) { -1 } else { ret }) {
+        control::end_protection(group, why);
+        return;
+    }
+    record.input_hash = if lost.is_some() {
         None
     } else if let Ok(hash) = hash_after(nr, &args, ret, whole) {
         Some(hash)
@@ -557,21 +625,8 @@ fn record(group: &Arc<Group>, ret: isize) {
         control::end_protection(group, "a call whose bytes procft could not hash");
         return;
     };
-    let Ok(record) = UniqueArc::new(
-        Record {
-            nr,
-            args,
-            ret,
-            input_hash,
-            ip: shim::user_ip(),
-            signal: None,
-            outputs,
-        },
-        GFP_KERNEL_ACCOUNT,
-    ) else {
-        control::end_protection(group, "out of memory for a record");
-        return;
-    };
+    record.ret = ret;
+    record.ip = shim::user_ip();
     if signal {
         let mut st = group.lock();
         if st.repair.is_none() && st.held_sig.is_none() {
@@ -832,25 +887,44 @@ pub(crate) fn publish(group: &Arc<Group>, record: Arc<Record>) {
     published(group, appended);
 }
 
-/// [`publish`], under the group's lock (`st`): appends `record`. Whether
-/// the ring overflowed, and the duplicates to kill.
-fn append(group: &Group, st: &mut group::State, record: Arc<Record>) -> (bool, Kills) {
+/// What [`append`] found, acted on by [`published`] once the group's lock
+/// is dropped.
+struct Appended {
+    /// Every slot of the ring was taken.
+    overflow: bool,
+    /// Duplicates that diverged, to kill.
+    kills: Kills,
+    /// A duplicate of the group waits for a record.
+    wake: bool,
+}
+
+/// [`publish`], under the group's lock (`st`): appends `record`.
+fn append(group: &Group, st: &mut group::State, record: Arc<Record>) -> Appended {
     let overflow = group.push(st, record).is_err();
     // A duplicate waiting at an exit or exec the primary did not make
     // has diverged.
     let (kills, diverged) = st.replace_where(|d| d.parked);
     st.counters.divergences += u64::from(diverged);
-    (overflow, kills)
+    // A duplicate sets `waiting_for` under this lock before it sleeps:
+    // one that sets it later sees the record published.
+    let wake = st.dups.iter().flatten().any(|d| d.waiting_for.is_some());
+    Appended {
+        overflow,
+        kills,
+        wake,
+    }
 }
 
 /// [`publish`], the group's lock dropped: acts on what [`append`] found,
-/// and wakes the duplicates.
-fn published(group: &Arc<Group>, (overflow, kills): (bool, Kills)) {
-    kills.send();
-    if overflow {
+/// and wakes the duplicates if one waits.
+fn published(group: &Arc<Group>, appended: Appended) {
+    appended.kills.send();
+    if appended.overflow {
         control::end_protection(group, "a synchronisation buffer overflow");
     }
-    shim::wake_all();
+    if appended.wake {
+        shim::wake_all();
+    }
 }
 
 const PAGE: usize = 4096;
@@ -951,18 +1025,22 @@ fn sent_all(nr: i64, args: &[usize; 6], ret: isize) -> bool {
     sent >= asked.min(MAX_RW_COUNT)
 }
 
-/// The buffers a successful call wrote, read back from the primary.
-fn capture(nr: i64, args: &[usize; 6], ret: isize) -> Result<KVec<Output>, &'static str> {
-    let mut out = KVec::new();
+/// The buffers a successful call (`record`'s, which returned `ret`)
+/// wrote, read back from the primary into `record`.
+fn capture(record: &mut Record, ret: isize) -> Result<(), &'static str> {
     if ret < 0 {
-        return Ok(out);
+        return Ok(());
     }
+    let (nr, args) = (record.nr, record.args);
+    let args = &args;
     let ret = ret as usize;
-    let mut bufs: KVec<(usize, usize)> = KVec::new();
     let oom = "out of memory for a record";
     let mut add = |addr: usize, len: usize| -> Result<(), &'static str> {
+        if len > MAX_OUTPUT {
+            return Err("a call with an output too large to replicate");
+        }
         if addr != 0 && len != 0 {
-            bufs.push((addr, len), GFP_KERNEL).map_err(|_| oom)?;
+            record.add_output(addr, len).map_err(|_| oom)?;
         }
         Ok(())
     };
@@ -1025,20 +1103,13 @@ fn capture(nr: i64, args: &[usize; 6], ret: isize) -> Result<KVec<Output>, &'sta
             add(args[2], n)?;
         }
     }
-    for (addr, len) in bufs.iter().copied() {
-        if len > MAX_OUTPUT {
-            return Err("a call with an output too large to replicate");
+    record.read_outputs().map_err(|e| {
+        if e == ENOMEM {
+            oom
+        } else {
+            "an output procft could not read"
         }
-        let output = Output::read(addr, len).map_err(|e| {
-            if e == ENOMEM {
-                oom
-            } else {
-                "an output procft could not read"
-            }
-        })?;
-        out.push(output, GFP_KERNEL_ACCOUNT).map_err(|_| oom)?;
-    }
-    Ok(out)
+    })
 }
 
 /// Waits, killably, until `cond(arg)` holds for the primary of `group`,
@@ -1417,20 +1488,18 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
             return true;
         }
     }
-    for output in record.outputs.iter() {
-        if output.write().is_err() {
-            diverge(
-                group,
-                task,
-                format_args!(
-                    "{}: it cannot take the primary's {} bytes at {:#x}",
-                    Call(nr, args),
-                    output.len(),
-                    output.addr()
-                ),
-            );
-            return true;
-        }
+    if let Err(output) = record.write_outputs() {
+        diverge(
+            group,
+            task,
+            format_args!(
+                "{}: it cannot take the primary's {} bytes at {:#x}",
+                Call(nr, args),
+                output.len,
+                output.addr
+            ),
+        );
+        return true;
     }
     if record.ret == ERESTART_RESTARTBLOCK {
         // The primary's call was interrupted and goes on as
@@ -1545,9 +1614,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
             // The page is mended from a duplicate in the state before this
             // call; the call's own writes are then made again on top.
             repair(&group);
-            for output in record.outputs.iter() {
-                let _ = output.write();
-            }
+            let _ = record.write_outputs();
             publish(&group, record);
             return;
         }
