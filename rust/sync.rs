@@ -470,7 +470,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         shim::suppress(regs);
         return;
     }
-    {
+    let own = {
         let mut st = group.lock();
         let Some(dup) = st.dup_mut(task.tgid()) else {
             return;
@@ -483,8 +483,9 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
             args: *args,
             hash: 0,
         });
-    }
-    if shim::queue_task_work().is_ok() {
+        dup.own_work.as_ref().map(|w| w.handle())
+    };
+    if group::Dup::queue_work(own).is_ok() {
         shim::suppress(regs);
     } else {
         shim::kill(task);
