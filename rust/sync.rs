@@ -53,6 +53,7 @@ const PROT_WRITE: c_ulong = 0x2;
 const NR_MPROTECT: i64 = 10;
 const NR_PKEY_MPROTECT: i64 = 329;
 const NR_CLONE3: i64 = 435;
+const NR_PRCTL: i64 = 157;
 const NR_MADVISE: i64 = 28;
 const MADV_HWPOISON: usize = 100;
 const MADV_SOFT_OFFLINE: usize = 101;
@@ -509,6 +510,13 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
     let regs = unsafe { Regs::from_raw(regs) };
     let task = current!();
     if dup {
+        // A duplicate's return needs procft only at its first (from
+        // `ret_from_fork`, the primary's injected clone3()) and after a
+        // prctl() (its memory-error policy); its own clone3() calls are
+        // never made (suppressed, their number is -1).
+        if !matches!(shim::syscall_nr(), NR_CLONE3 | NR_PRCTL) {
+            return;
+        }
         if let Some(group) = group::lookup_dup(task.tgid()) {
             replica::dup_first_exit(&group, task, regs);
             crate::mce::policy::after_call(&group, true, ret);
@@ -1437,6 +1445,9 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
         // Handled on the way back to user space, as in the primary.
         let _ = shim::send_self(*sig, info);
     }
+    // Let go of it first: the last duplicate to consume it then puts it
+    // back in the ring's pool.
+    drop(record);
     let wake = {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
@@ -1516,6 +1527,9 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
         // Handled on the way back to user space, as in the primary.
         let _ = shim::send_self(*sig, info);
     }
+    // Let go of it first: the last duplicate to consume it then puts it
+    // back in the ring's pool.
+    drop(record);
     let wake = {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
