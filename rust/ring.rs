@@ -142,11 +142,11 @@ impl Record {
                     self.chunks.push(chunk, GFP_KERNEL_ACCOUNT)?;
                 }
                 let chunk = &mut self.chunks[ci];
-                let used = chunk.len();
-                let n = reader.len().min(CHUNK - used);
-                // The chunk's capacity is CHUNK: no allocation.
-                chunk.resize(used + n, 0, GFP_KERNEL_ACCOUNT)?;
-                reader.read_slice(&mut chunk[used..])?;
+                let n = reader.len().min(CHUNK - chunk.len());
+                reader.read_raw(&mut chunk.spare_capacity_mut()[..n])?;
+                // SAFETY: The `n` bytes after the chunk's length were
+                // just written, within its capacity (`CHUNK`).
+                unsafe { chunk.inc_len(n) };
                 self.bytes += n;
                 if chunk.len() == CHUNK {
                     ci += 1;
