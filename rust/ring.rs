@@ -187,6 +187,11 @@ impl Record {
         failed.map_or(Ok(()), Err)
     }
 
+    /// Whether the call wrote anything into the primary's memory.
+    pub(crate) fn has_outputs(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
     /// Bytes of output it carries.
     fn bytes(&self) -> usize {
         self.bytes
@@ -310,10 +315,15 @@ impl Ring {
 
     /// The record with sequence number `seq`, if it is (still) in the ring.
     pub(crate) fn get(&self, seq: u64) -> Option<Arc<Record>> {
+        self.peek(seq).cloned()
+    }
+
+    /// [`Ring::get`], borrowed.
+    pub(crate) fn peek(&self, seq: u64) -> Option<&Arc<Record>> {
         if seq < self.base || seq >= self.head() {
             return None;
         }
-        self.slots[Self::slot(seq)].clone()
+        self.slots[Self::slot(seq)].as_ref()
     }
 
     /// Drops the records before sequence number `upto` (every duplicate is

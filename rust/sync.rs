@@ -523,11 +523,22 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
         }
     } else if let Some(group) = group::lookup(task.tgid()) {
         crate::mce::policy::after_call(&group, false, ret);
+        let signal = shim::signal_pending();
         // One taking of the lock: the call to record, unless this is the
-        // return of an injected clone3().
+        // return of an injected clone3(); a call that wrote nothing is
+        // recorded right there.
         let call = {
             let mut st = group.lock();
-            matches!(st.spawn, Spawn::Idle).then(|| Pending::take(&mut st))
+            if !matches!(st.spawn, Spawn::Idle) {
+                None
+            } else if let Some(appended) = record_plain(&group, &mut st, ret, signal) {
+                drop(st);
+                published(&group, appended);
+                determinism::after_call(ret);
+                return;
+            } else {
+                Some(Pending::take(&mut st))
+            }
         };
         if let Some(call) = call {
             record(&group, ret, call);
@@ -582,6 +593,36 @@ impl Pending {
             record,
         }
     }
+}
+
+/// At the primary's `sys_exit`, under the group's lock (`st`): if the call
+/// in flight needs nothing read from the primary's memory (it sends no
+/// bytes and wrote none) and nothing else is pending (a signal, a repair,
+/// a restart), records it from the ring's pool and appends it; what
+/// [`append`] found, to act on once the lock is dropped.
+fn record_plain(
+    group: &Group,
+    st: &mut group::State,
+    ret: isize,
+    signal: bool,
+) -> Option<Appended> {
+    let (nr, args) = st.call?;
+    if signal || is_restart(ret) || st.repair.is_some() || syscalls::input(nr).is_some() {
+        return None;
+    }
+    // `capture` reads nothing after a failure.
+    if ret >= 0 && !matches!(syscalls::outputs(nr), Outputs::Bufs([])) {
+        return None;
+    }
+    let mut record = st.ring.take_record()?;
+    st.call = None;
+    st.passed = None;
+    record.start(nr, args);
+    record.ret = ret;
+    // What `hash_input` gives a call that sends nothing.
+    record.input_hash = Some(0);
+    record.ip = shim::user_ip();
+    Some(append(group, st, record.into()))
 }
 
 /// At the primary's `sys_exit`: appends the call in flight to the ring.
@@ -1542,8 +1583,41 @@ fn consumed(st: &mut group::State) -> bool {
 /// changing nothing, if it is not (or the duplicate is to die).
 fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u64>) -> bool {
     let tgid = task.tgid();
-    let Some((record, seq)) = next_record(group, tgid) else {
-        return false;
+    let (record, seq) = {
+        let mut guard = group.lock();
+        let st = &mut *guard;
+        if st.closed {
+            return false;
+        }
+        let Some(d) = st.dups.iter_mut().flatten().find(|d| d.tgid == tgid) else {
+            return false;
+        };
+        if d.leaving {
+            return false;
+        }
+        let seq = d.next_seq;
+        let Some(record) = st.ring.peek(seq) else {
+            return false;
+        };
+        if record.nr == nr
+            && record.args == *args
+            && !record.has_outputs()
+            && record.signal.is_none()
+            && syscalls::input(nr).is_none()
+        {
+            // Nothing to check or write in the duplicate's memory: the
+            // record is taken in this one critical section.
+            let ret = record.ret;
+            d.next_seq = seq + 1;
+            let wake = consumed(st);
+            drop(guard);
+            set_result(nr, ret);
+            if wake {
+                shim::wake_all();
+            }
+            return true;
+        }
+        (record.clone(), seq)
     };
     if !same_call(group, task, &record, nr, args) {
         return true;
@@ -1578,16 +1652,7 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
         );
         return true;
     }
-    if record.ret == ERESTART_RESTARTBLOCK {
-        // The primary's call was interrupted and goes on as
-        // restart_syscall(), whose record comes next.
-        shim::restart_call(NR_RESTART_SYSCALL);
-    } else if is_restart(record.ret) {
-        // The primary's call was interrupted and is made again.
-        shim::restart_call(nr);
-    } else {
-        shim::set_return(record.ret);
-    }
+    set_result(nr, record.ret);
     if let Some((sig, info)) = &record.signal {
         // Handled on the way back to user space, as in the primary.
         let _ = shim::send_self(*sig, info);
@@ -1606,6 +1671,21 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
         shim::wake_all();
     }
     true
+}
+
+/// Gives the calling duplicate, at its call `nr`, the result `ret` of the
+/// primary's.
+fn set_result(nr: i64, ret: isize) {
+    if ret == ERESTART_RESTARTBLOCK {
+        // The primary's call was interrupted and goes on as
+        // restart_syscall(), whose record comes next.
+        shim::restart_call(NR_RESTART_SYSCALL);
+    } else if is_restart(ret) {
+        // The primary's call was interrupted and is made again.
+        shim::restart_call(nr);
+    } else {
+        shim::set_return(ret);
+    }
 }
 
 /// A system call and its six argument registers, as log lines show it:
