@@ -37,6 +37,14 @@ use kernel::{
 /// Records a duplicate may lag behind the primary.
 pub(crate) const CAPACITY: usize = 64;
 
+/// Records made ready at group creation; the pool keeps up to
+/// [`CAPACITY`] (records made when it ran dry go back to it).
+const POOL_INIT: usize = CAPACITY;
+
+/// Pieces of output memory the records in the pool may keep, together
+/// (64 KiB).
+const POOL_CHUNKS: usize = 16;
+
 /// Bytes of output the held records may carry before the primary waits for
 /// the slowest duplicate. One call adds at most its own output (see
 /// `MAX_OUTPUT` in `sync.rs`) past this budget.
@@ -197,15 +205,17 @@ impl Record {
         self.bytes
     }
 
-    /// Before it goes back to the pool: frees what it keeps beyond
-    /// [`KEEP_CHUNKS`] pieces and [`KEEP_OUTPUTS`] descriptors. Does not
-    /// allocate (may run under a spinlock).
-    fn recycle(&mut self) {
-        self.chunks.truncate(KEEP_CHUNKS);
+    /// Before it goes back to the pool: frees what it keeps beyond `keep`
+    /// pieces (at most [`KEEP_CHUNKS`]) and [`KEEP_OUTPUTS`] descriptors;
+    /// how many pieces it keeps. Does not allocate (may run under a
+    /// spinlock).
+    fn recycle(&mut self, keep: usize) -> usize {
+        self.chunks.truncate(keep.min(KEEP_CHUNKS));
         if self.outputs.capacity() > KEEP_OUTPUTS {
             self.outputs = KVec::new();
         }
         self.signal = None;
+        self.chunks.len()
     }
 }
 
@@ -219,7 +229,8 @@ impl Record {
 ///   the others `None`; `len <= CAPACITY`;
 /// - `bytes` is the sum of their outputs' bytes, `peak` the most it was;
 /// - `pool` holds records no one else references, and never grows past
-///   the capacity it was made with (putting one back does not allocate).
+///   the capacity it was made with (putting one back does not allocate);
+///   `pool_chunks` counts the pieces of output memory they keep.
 pub(crate) struct Ring {
     /// Sequence number of the oldest record held.
     base: u64,
@@ -232,18 +243,22 @@ pub(crate) struct Ring {
     slots: KVec<Option<Arc<Record>>>,
     /// Records to reuse.
     pool: KVec<UniqueArc<Record>>,
+    /// Pieces of output memory the records in `pool` keep (at most
+    /// [`POOL_CHUNKS`]).
+    pool_chunks: usize,
 }
 
 impl Ring {
-    /// An empty ring with room for [`CAPACITY`] records, and as many
-    /// records ready in its pool, charged to the caller's memory cgroup.
+    /// An empty ring with room for [`CAPACITY`] records, and
+    /// [`POOL_INIT`] records ready in its pool, charged to the caller's
+    /// memory cgroup.
     pub(crate) fn new() -> Result<Self> {
-        let mut slots = KVec::with_capacity(CAPACITY, GFP_KERNEL)?;
+        let mut slots = KVec::with_capacity(CAPACITY, GFP_KERNEL_ACCOUNT)?;
         for _ in 0..CAPACITY {
-            slots.push(None, GFP_KERNEL)?;
+            slots.push(None, GFP_KERNEL_ACCOUNT)?;
         }
         let mut pool = KVec::with_capacity(CAPACITY, GFP_KERNEL_ACCOUNT)?;
-        for _ in 0..CAPACITY {
+        for _ in 0..POOL_INIT {
             pool.push(Record::new()?, GFP_KERNEL_ACCOUNT)?;
         }
         Ok(Self {
@@ -253,6 +268,7 @@ impl Ring {
             peak: 0,
             slots,
             pool,
+            pool_chunks: 0,
         })
     }
 
@@ -263,15 +279,19 @@ impl Ring {
 
     /// A record from the pool, if one is left (see [`Record::start`]).
     pub(crate) fn take_record(&mut self) -> Option<UniqueArc<Record>> {
-        self.pool.pop()
+        let record = self.pool.pop()?;
+        self.pool_chunks -= record.chunks.len();
+        Some(record)
     }
 
     /// Gives a record that was not published back to the pool (or frees
     /// it, if the pool is full).
     pub(crate) fn put_record(&mut self, mut record: UniqueArc<Record>) {
-        record.recycle();
+        let kept = record.recycle(POOL_CHUNKS - self.pool_chunks);
         // A full pool drops it here: `pool` never reallocates.
-        let _ = self.pool.push_within_capacity(record);
+        if self.pool.push_within_capacity(record).is_ok() {
+            self.pool_chunks += kept;
+        }
     }
 
     /// Sequence number the next record will get.
@@ -410,24 +430,40 @@ mod tests {
     #[test]
     fn records_go_back_to_the_pool() -> Result {
         let mut ring = Ring::new()?;
-        assert_eq!(ring.pool.len(), CAPACITY);
+        assert_eq!(ring.pool.len(), POOL_INIT);
         let mut r = ring.take_record().ok_or(ENOMEM)?;
         r.start(1, [0; 6]);
         assert!(ring.push(r.into()).is_ok());
-        assert_eq!(ring.pool.len(), CAPACITY - 1);
+        assert_eq!(ring.pool.len(), POOL_INIT - 1);
         // Held elsewhere when it leaves the ring: freed by its holder.
         let held = ring.get(0);
         ring.trim(1);
-        assert_eq!(ring.pool.len(), CAPACITY - 1);
+        assert_eq!(ring.pool.len(), POOL_INIT - 1);
         drop(held);
         let r = ring.take_record().ok_or(ENOMEM)?;
         assert!(ring.push(r.into()).is_ok());
         ring.trim(2);
-        assert_eq!(ring.pool.len(), CAPACITY - 1);
-        // A new record goes back too while the pool has room.
-        assert!(ring.push(record(3)?).is_ok());
+        assert_eq!(ring.pool.len(), POOL_INIT - 1);
+        // Records go back keeping at most POOL_CHUNKS pieces of output
+        // memory between them.
+        while let Some(mut r) = ring.take_record() {
+            r.start(2, [0; 6]);
+            r.chunks
+                .push(KVec::with_capacity(CHUNK, GFP_KERNEL)?, GFP_KERNEL)?;
+            r.chunks
+                .push(KVec::with_capacity(CHUNK, GFP_KERNEL)?, GFP_KERNEL)?;
+            assert!(ring.push(r.into()).is_ok());
+        }
         ring.clear();
-        assert_eq!(ring.pool.len(), CAPACITY);
+        assert_eq!(ring.pool.len(), POOL_INIT - 1);
+        assert_eq!(ring.pool_chunks, POOL_CHUNKS);
+        // A new record goes back while the pool has room, not beyond.
+        assert!(ring.push(record(3)?).is_ok());
+        assert!(ring.push(record(4)?).is_ok());
+        ring.clear();
+        assert_eq!(ring.pool.len(), POOL_INIT);
+        let kept: usize = ring.pool.iter().map(|r| r.chunks.len()).sum();
+        assert_eq!(kept, POOL_CHUNKS);
         Ok(())
     }
 
