@@ -14,13 +14,14 @@
 //!
 //! Records are not allocated per call: the ring keeps a pool of them, made
 //! at group creation ([`Ring::new`]), and a record whose last reader is
-//! done goes back to the pool when it is dropped from the ring, with the
-//! pieces of memory its outputs were kept in (one piece per record is kept
-//! for the next call's output; more are freed). A record still held
-//! elsewhere when it leaves the ring (a duplicate copying its bytes) is
-//! freed by its last holder instead, and the pool makes a new one when it
-//! runs dry: so a call needs an allocation only when its output is larger
-//! than what its record kept, or in that rare case.
+//! done goes back to the pool when it is dropped from the ring, keeping
+//! one of the pieces of memory its outputs were kept in for the next
+//! call's output ([`POOL_CHUNKS`] between the records of the pool; the
+//! others are freed). A record still held elsewhere when it leaves the
+//! ring (a duplicate copying its bytes) is freed by its last holder
+//! instead, and a new one is made when the pool runs dry: so a call needs
+//! an allocation only when its output is larger than what its record
+//! kept, or in that rare case.
 //!
 //! Outputs are kept in page-sized pieces of kmalloc memory charged to the
 //! primary's memory cgroup (`__GFP_ACCOUNT`): no large physically
