@@ -82,6 +82,27 @@ pub(crate) struct Dup {
     pub(crate) vote: Option<Vote>,
     /// What its task_work is to do next.
     pub(crate) work: DupWork,
+    /// Its task_work, allocated at its first return ([`None`] until then,
+    /// or if there was no memory: each call then allocates one).
+    pub(crate) own_work: Option<shim::OwnWork>,
+}
+
+impl Dup {
+    /// Queues the duplicate's task_work: `own`, its preallocated one, if
+    /// it has one ([`Dup::own_work`], taken under the group's lock).
+    ///
+    /// Must be called by the duplicate itself, from a probe or task_work
+    /// (where its exit probe, which drops the work, cannot run).
+    pub(crate) fn queue_work(own: Option<shim::OwnWorkRef>) -> Result {
+        match own {
+            // SAFETY: Only the duplicate queues its own work, and it is
+            // dropped by its exit probe (or with the group, once the
+            // duplicate is gone), which cannot run meanwhile: by the
+            // function's contract.
+            Some(w) => unsafe { w.queue() },
+            None => shim::queue_task_work(),
+        }
+    }
 }
 
 impl Dup {
@@ -958,6 +979,7 @@ pub(crate) fn add_dup(
         at: -1,
         vote: None,
         work: DupWork::None,
+        own_work: None,
     });
     let _ = dups.insert(reservation.into_node(tgid, group.clone()));
     true

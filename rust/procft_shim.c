@@ -1684,6 +1684,87 @@ int procft_queue_task_work_atomic(void)
 	return procft_queue_work(GFP_ATOMIC);
 }
 
+/*
+ * A task's own preallocated work (a duplicate's), used instead of a
+ * kmalloc'd one for each call.  Its owner (the duplicate's record in its
+ * group) may be freed while the work is queued: the exit probe runs
+ * before exit_task_work(), which then runs it.  So the owner and a queued
+ * work each hold a claim (@state: PROCFT_OWN_ORPHAN once the owner dropped
+ * its own, PROCFT_OWN_QUEUED while queued), each dropped with one fully
+ * ordered atomic operation that also says whether the other is still
+ * held: whichever drops the last one frees it, and neither touches it
+ * after dropping its own.
+ */
+struct procft_own_work {
+	struct procft_work w;
+	atomic_long_t state;
+};
+
+#define PROCFT_OWN_QUEUED	1L
+#define PROCFT_OWN_ORPHAN	2L
+
+static void procft_own_work_fn(struct callback_head *cb)
+{
+	struct procft_own_work *o = container_of(cb, struct procft_own_work, w.cb);
+	long nr = o->w.nr;
+
+	/* From here on it may be queued again (or freed by its owner). */
+	if (atomic_long_fetch_andnot(PROCFT_OWN_QUEUED, &o->state) & PROCFT_OWN_ORPHAN)
+		kfree(o);
+	procft_rs_task_work(nr, procft_current_is_dup());
+	procft_work_put();
+}
+
+/**
+ * procft_own_work_alloc - a work for procft_queue_own_work(), charged to
+ * the caller's memory cgroup, or NULL
+ */
+void *procft_own_work_alloc(void)
+{
+	return kzalloc(sizeof(struct procft_own_work), GFP_KERNEL_ACCOUNT);
+}
+
+/**
+ * procft_own_work_free - drop the owner's claim on @work
+ *
+ * Frees it now, or, if it is queued, leaves that to its callback.  Does
+ * not sleep.
+ */
+void procft_own_work_free(void *work)
+{
+	struct procft_own_work *o = work;
+
+	if (!(atomic_long_fetch_or(PROCFT_OWN_ORPHAN, &o->state) & PROCFT_OWN_QUEUED))
+		kfree(o);
+}
+
+/**
+ * procft_queue_own_work - procft_queue_task_work() with @work, the
+ * caller's own preallocated work (from procft_own_work_alloc(), whose
+ * owner has not dropped it); a kmalloc'd one if @work is already queued
+ *
+ * Return: as procft_queue_task_work().
+ */
+int procft_queue_own_work(void *work)
+{
+	struct procft_own_work *o = work;
+
+	if (atomic_long_fetch_or(PROCFT_OWN_QUEUED, &o->state) & PROCFT_OWN_QUEUED)
+		return procft_queue_work(GFP_KERNEL);
+	if (!procft_work_get()) {
+		atomic_long_andnot(PROCFT_OWN_QUEUED, &o->state);
+		return -EBUSY;
+	}
+	o->w.nr = syscall_get_nr(current, task_pt_regs(current));
+	init_task_work(&o->w.cb, procft_own_work_fn);
+	if (task_work_add(current, &o->w.cb, TWA_RESUME)) {
+		atomic_long_andnot(PROCFT_OWN_QUEUED, &o->state);
+		procft_work_put();
+		return -ESRCH;
+	}
+	return 0;
+}
+
 /* The kick's work: nothing to do but let the task restart its call. */
 static void procft_kick_fn(struct callback_head *cb)
 {

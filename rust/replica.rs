@@ -67,7 +67,7 @@ const MAX_SPAWN_FAILURES: u32 = 8;
 /// Whether the group should create a duplicate at its primary's next
 /// system call. Never from a primary known to have lost a page: the copy
 /// would carry the poisoned entry. It is mended (or replaced) first.
-fn wants(st: &group::State) -> bool {
+pub(crate) fn wants(st: &group::State) -> bool {
     !st.closed
         && !group::stopping()
         && st.repair.is_none()
@@ -201,7 +201,7 @@ pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool 
 /// primary's registers, so that it makes the same call, and separate its
 /// memory before its first user instruction.
 pub(crate) fn dup_first_exit(group: &Group, task: &Task, regs: Regs) {
-    let saved = {
+    let (saved, own) = {
         let mut st = group.lock();
         let Some(dup) = st.dup_mut(task.tgid()) else {
             return;
@@ -211,10 +211,23 @@ pub(crate) fn dup_first_exit(group: &Group, task: &Task, regs: Regs) {
         }
         dup.born = true;
         dup.work = DupWork::Birth;
-        dup.saved
+        (dup.saved, dup.own_work.is_none())
     };
     shim::regs_restart(regs, &saved);
-    if shim::queue_task_work().is_err() {
+    // Its task_work for every call from now on (without it, each call
+    // allocates one).
+    let own = if own {
+        shim::OwnWork::new().ok().and_then(|w| {
+            let mut st = group.lock();
+            let dup = st.dup_mut(task.tgid())?;
+            let handle = w.handle();
+            dup.own_work = Some(w);
+            Some(handle)
+        })
+    } else {
+        None
+    };
+    if group::Dup::queue_work(own).is_err() {
         shim::kill(task);
     }
 }

@@ -12,19 +12,39 @@
 //! per record, when the duplicates are slower than the primary. The ring
 //! never grows.
 //!
+//! Records are not allocated per call: the ring keeps a pool of them, made
+//! at group creation ([`Ring::new`]), and a record whose last reader is
+//! done goes back to the pool when it is dropped from the ring, keeping
+//! one of the pieces of memory its outputs were kept in for the next
+//! call's output ([`POOL_CHUNKS`] between the records of the pool; the
+//! others are freed). A record still held elsewhere when it leaves the
+//! ring (a duplicate copying its bytes) is freed by its last holder
+//! instead, and a new one is made when the pool runs dry: so a call needs
+//! an allocation only when its output is larger than what its record
+//! kept, or in that rare case.
+//!
 //! Outputs are kept in page-sized pieces of kmalloc memory charged to the
 //! primary's memory cgroup (`__GFP_ACCOUNT`): no large physically
 //! contiguous allocation, and a record may still be freed under a spinlock
 //! (which `vfree()` forbids).
 
+use core::pin::Pin;
 use kernel::{
     prelude::*,
-    sync::Arc,
+    sync::{Arc, UniqueArc},
     uaccess::{UserPtr, UserSlice},
 };
 
 /// Records a duplicate may lag behind the primary.
 pub(crate) const CAPACITY: usize = 64;
+
+/// Records made ready at group creation; the pool keeps up to
+/// [`CAPACITY`] (records made when it ran dry go back to it).
+const POOL_INIT: usize = CAPACITY;
+
+/// Pieces of output memory the records in the pool may keep, together
+/// (64 KiB).
+const POOL_CHUNKS: usize = 16;
 
 /// Bytes of output the held records may carry before the primary waits for
 /// the slowest duplicate. One call adds at most its own output (see
@@ -34,48 +54,18 @@ pub(crate) const MAX_BYTES: usize = 8 << 20;
 /// The size of the pieces an output is kept in.
 const CHUNK: usize = 4096;
 
-/// What a call wrote into the primary's memory at one address.
+/// Pieces a record keeps for its next use when it goes back to the pool.
+const KEEP_CHUNKS: usize = 1;
+
+/// Output descriptors a record keeps room for when it goes back to the
+/// pool (most calls write one or two buffers).
+const KEEP_OUTPUTS: usize = 8;
+
+/// Where a call wrote into the primary's memory, and how many bytes.
+#[derive(Clone, Copy)]
 pub(crate) struct Output {
-    addr: usize,
-    len: usize,
-    /// The bytes, in pieces of [`CHUNK`] bytes (the last one shorter).
-    chunks: KVec<KVec<u8>>,
-}
-
-impl Output {
-    /// Reads `len` bytes of the caller's memory at `addr`, charged to the
-    /// caller's memory cgroup.
-    pub(crate) fn read(addr: usize, len: usize) -> Result<Self> {
-        let mut chunks = KVec::with_capacity(len.div_ceil(CHUNK), GFP_KERNEL_ACCOUNT)?;
-        let mut reader = UserSlice::new(UserPtr::from_addr(addr), len).reader();
-        while !reader.is_empty() {
-            let n = reader.len().min(CHUNK);
-            let mut chunk = KVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
-            chunk.resize(n, 0, GFP_KERNEL_ACCOUNT)?;
-            reader.read_slice(&mut chunk)?;
-            chunks.push(chunk, GFP_KERNEL_ACCOUNT)?;
-        }
-        Ok(Self { addr, len, chunks })
-    }
-
-    /// Where the bytes go.
-    pub(crate) fn addr(&self) -> usize {
-        self.addr
-    }
-
-    /// How many bytes there are.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Writes the bytes into the caller's memory at the same address.
-    pub(crate) fn write(&self) -> Result {
-        let mut writer = UserSlice::new(UserPtr::from_addr(self.addr), self.len).writer();
-        for chunk in self.chunks.iter() {
-            writer.write_slice(chunk)?;
-        }
-        Ok(())
-    }
+    pub(crate) addr: usize,
+    pub(crate) len: usize,
 }
 
 /// One system call as the primary made it.
@@ -95,19 +85,153 @@ pub(crate) struct Record {
     /// A signal the primary handled on its way back from this call, to be
     /// delivered to each duplicate at the same point.
     pub(crate) signal: Option<(i32, crate::shim::SigInfo)>,
-    /// What it wrote into the primary's memory.
-    pub(crate) outputs: KVec<Output>,
+    /// What it wrote into the primary's memory, in order.
+    outputs: KVec<Output>,
+    /// The bytes of all outputs one after the other, in pieces of
+    /// [`CHUNK`] bytes (only the last one used may be shorter).
+    chunks: KVec<KVec<u8>>,
+    /// How many bytes `chunks` holds.
+    bytes: usize,
 }
 
 impl Record {
+    /// An empty record.
+    fn empty() -> Self {
+        Self {
+            nr: -1,
+            args: [0; 6],
+            ret: 0,
+            input_hash: None,
+            ip: 0,
+            signal: None,
+            outputs: KVec::new(),
+            chunks: KVec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// A new empty record, charged to the caller's memory cgroup.
+    pub(crate) fn new() -> Result<UniqueArc<Self>> {
+        Ok(UniqueArc::new(Self::empty(), GFP_KERNEL_ACCOUNT)?)
+    }
+
+    /// Makes it the record of call `nr` with `args`, with no output yet;
+    /// keeps the memory it has.
+    pub(crate) fn start(&mut self, nr: i64, args: [usize; 6]) {
+        self.nr = nr;
+        self.args = args;
+        self.ret = 0;
+        self.input_hash = None;
+        self.ip = 0;
+        self.signal = None;
+        self.outputs.clear();
+        for c in self.chunks.iter_mut() {
+            c.clear();
+        }
+        self.bytes = 0;
+    }
+
+    /// Notes that the call wrote `len` bytes at `addr` (read later by
+    /// [`Record::read_outputs`]).
+    pub(crate) fn add_output(&mut self, addr: usize, len: usize) -> Result {
+        self.outputs
+            .push(Output { addr, len }, GFP_KERNEL_ACCOUNT)?;
+        Ok(())
+    }
+
+    /// Reads the bytes of every output noted from the caller's memory.
+    pub(crate) fn read_outputs(&mut self) -> Result {
+        let mut ci = 0;
+        for i in 0..self.outputs.len() {
+            let Output { addr, len } = self.outputs[i];
+            let mut reader = UserSlice::new(UserPtr::from_addr(addr), len).reader();
+            while !reader.is_empty() {
+                if ci == self.chunks.len() {
+                    let chunk = KVec::with_capacity(CHUNK, GFP_KERNEL_ACCOUNT)?;
+                    self.chunks.push(chunk, GFP_KERNEL_ACCOUNT)?;
+                }
+                let chunk = &mut self.chunks[ci];
+                let n = reader.len().min(CHUNK - chunk.len());
+                reader.read_raw(&mut chunk.spare_capacity_mut()[..n])?;
+                // SAFETY: The `n` bytes after the chunk's length were
+                // just written, within its capacity (`CHUNK`).
+                unsafe { chunk.inc_len(n) };
+                self.bytes += n;
+                if chunk.len() == CHUNK {
+                    ci += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every output into the caller's memory at the same address
+    /// (all of them, even past one that cannot be written); on failure,
+    /// the first output that could not be written.
+    pub(crate) fn write_outputs(&self) -> Result<(), Output> {
+        let mut chunks = self.chunks.iter();
+        let mut cur: &[u8] = &[];
+        let mut failed = None;
+        for &out in self.outputs.iter() {
+            let mut writer = UserSlice::new(UserPtr::from_addr(out.addr), out.len).writer();
+            let mut left = out.len;
+            let mut ok = true;
+            while left > 0 {
+                if cur.is_empty() {
+                    match chunks.next() {
+                        Some(c) if !c.is_empty() => cur = c,
+                        // Fewer bytes than outputs: never read in full.
+                        _ => return Err(failed.unwrap_or(out)),
+                    }
+                }
+                let n = left.min(cur.len());
+                if ok && writer.write_slice(&cur[..n]).is_err() {
+                    ok = false;
+                    failed.get_or_insert(out);
+                }
+                cur = &cur[n..];
+                left -= n;
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Whether the call wrote anything into the primary's memory.
+    pub(crate) fn has_outputs(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
     /// Bytes of output it carries.
     fn bytes(&self) -> usize {
-        self.outputs.iter().map(|o| o.len).sum()
+        self.bytes
+    }
+
+    /// Before it goes back to the pool: frees what it keeps beyond `keep`
+    /// pieces (at most [`KEEP_CHUNKS`]) and [`KEEP_OUTPUTS`] descriptors;
+    /// how many pieces it keeps. Does not allocate (may run under a
+    /// spinlock).
+    fn recycle(&mut self, keep: usize) -> usize {
+        self.chunks.truncate(keep.min(KEEP_CHUNKS));
+        if self.outputs.capacity() > KEEP_OUTPUTS {
+            self.outputs = KVec::new();
+        }
+        self.signal = None;
+        self.chunks.len()
     }
 }
 
 /// The bounded ring: [`CAPACITY`] slots, allocated once; the record with
 /// sequence number `seq` lives in slot `seq % CAPACITY` while it is held.
+///
+/// # Invariants
+///
+/// Under the group's lock (the ring is part of its state):
+/// - the slots `base..base + len` (modulo [`CAPACITY`]) hold records,
+///   the others `None`; `len <= CAPACITY`;
+/// - `bytes` is the sum of their outputs' bytes, `peak` the most it was;
+/// - `pool` holds records no one else references, and never grows past
+///   the capacity it was made with (putting one back does not allocate);
+///   `pool_chunks` counts the pieces of output memory they keep.
 pub(crate) struct Ring {
     /// Sequence number of the oldest record held.
     base: u64,
@@ -118,14 +242,25 @@ pub(crate) struct Ring {
     /// The most bytes of output held at once.
     peak: usize,
     slots: KVec<Option<Arc<Record>>>,
+    /// Records to reuse.
+    pool: KVec<UniqueArc<Record>>,
+    /// Pieces of output memory the records in `pool` keep (at most
+    /// [`POOL_CHUNKS`]).
+    pool_chunks: usize,
 }
 
 impl Ring {
-    /// An empty ring with room for [`CAPACITY`] records.
+    /// An empty ring with room for [`CAPACITY`] records, and
+    /// [`POOL_INIT`] records ready in its pool, charged to the caller's
+    /// memory cgroup.
     pub(crate) fn new() -> Result<Self> {
-        let mut slots = KVec::with_capacity(CAPACITY, GFP_KERNEL)?;
+        let mut slots = KVec::with_capacity(CAPACITY, GFP_KERNEL_ACCOUNT)?;
         for _ in 0..CAPACITY {
-            slots.push(None, GFP_KERNEL)?;
+            slots.push(None, GFP_KERNEL_ACCOUNT)?;
+        }
+        let mut pool = KVec::with_capacity(CAPACITY, GFP_KERNEL_ACCOUNT)?;
+        for _ in 0..POOL_INIT {
+            pool.push(Record::new()?, GFP_KERNEL_ACCOUNT)?;
         }
         Ok(Self {
             base: 0,
@@ -133,12 +268,31 @@ impl Ring {
             bytes: 0,
             peak: 0,
             slots,
+            pool,
+            pool_chunks: 0,
         })
     }
 
     fn slot(seq: u64) -> usize {
         // The remainder is below CAPACITY, which fits a usize.
         (seq % CAPACITY as u64) as usize
+    }
+
+    /// A record from the pool, if one is left (see [`Record::start`]).
+    pub(crate) fn take_record(&mut self) -> Option<UniqueArc<Record>> {
+        let record = self.pool.pop()?;
+        self.pool_chunks -= record.chunks.len();
+        Some(record)
+    }
+
+    /// Gives a record that was not published back to the pool (or frees
+    /// it, if the pool is full).
+    pub(crate) fn put_record(&mut self, mut record: UniqueArc<Record>) {
+        let kept = record.recycle(POOL_CHUNKS - self.pool_chunks);
+        // A full pool drops it here: `pool` never reallocates.
+        if self.pool.push_within_capacity(record).is_ok() {
+            self.pool_chunks += kept;
+        }
     }
 
     /// Sequence number the next record will get.
@@ -174,6 +328,7 @@ impl Ring {
         let i = Self::slot(self.head());
         self.bytes += record.bytes();
         self.peak = self.peak.max(self.bytes);
+        // INVARIANT: slot `head` was empty; it is now the last held.
         self.slots[i] = Some(record);
         self.len += 1;
         Ok(())
@@ -181,19 +336,30 @@ impl Ring {
 
     /// The record with sequence number `seq`, if it is (still) in the ring.
     pub(crate) fn get(&self, seq: u64) -> Option<Arc<Record>> {
+        self.peek(seq).cloned()
+    }
+
+    /// [`Ring::get`], borrowed.
+    pub(crate) fn peek(&self, seq: u64) -> Option<&Arc<Record>> {
         if seq < self.base || seq >= self.head() {
             return None;
         }
-        self.slots[Self::slot(seq)].clone()
+        self.slots[Self::slot(seq)].as_ref()
     }
 
     /// Drops the records before sequence number `upto` (every duplicate is
-    /// past them).
+    /// past them); those nobody else holds go back to the pool. Does not
+    /// allocate.
     pub(crate) fn trim(&mut self, upto: u64) {
         while self.base < upto && self.len > 0 {
             if let Some(record) = self.slots[Self::slot(self.base)].take() {
                 self.bytes -= record.bytes();
+                if let Some(unique) = Arc::into_unique_or_drop(record) {
+                    // `Record` is `Unpin`.
+                    self.put_record(Pin::into_inner(unique));
+                }
             }
+            // INVARIANT: the oldest slot was emptied above.
             self.base += 1;
             self.len -= 1;
         }
@@ -210,18 +376,11 @@ mod tests {
     use super::*;
 
     fn record(nr: i64) -> Result<Arc<Record>> {
-        Ok(Arc::new(
-            Record {
-                nr,
-                args: [0; 6],
-                ret: nr as isize,
-                input_hash: Some(0),
-                ip: 0,
-                signal: None,
-                outputs: KVec::new(),
-            },
-            GFP_KERNEL,
-        )?)
+        let mut r = Record::new()?;
+        r.start(nr, [0; 6]);
+        r.ret = nr as isize;
+        r.input_hash = Some(0);
+        Ok(r.into())
     }
 
     #[test]
@@ -270,31 +429,56 @@ mod tests {
     }
 
     #[test]
+    fn records_go_back_to_the_pool() -> Result {
+        let mut ring = Ring::new()?;
+        assert_eq!(ring.pool.len(), POOL_INIT);
+        let mut r = ring.take_record().ok_or(ENOMEM)?;
+        r.start(1, [0; 6]);
+        assert!(ring.push(r.into()).is_ok());
+        assert_eq!(ring.pool.len(), POOL_INIT - 1);
+        // Held elsewhere when it leaves the ring: freed by its holder.
+        let held = ring.get(0);
+        ring.trim(1);
+        assert_eq!(ring.pool.len(), POOL_INIT - 1);
+        drop(held);
+        let r = ring.take_record().ok_or(ENOMEM)?;
+        assert!(ring.push(r.into()).is_ok());
+        ring.trim(2);
+        assert_eq!(ring.pool.len(), POOL_INIT - 1);
+        // Records go back keeping at most POOL_CHUNKS pieces of output
+        // memory between them.
+        while let Some(mut r) = ring.take_record() {
+            r.start(2, [0; 6]);
+            r.chunks
+                .push(KVec::with_capacity(CHUNK, GFP_KERNEL)?, GFP_KERNEL)?;
+            r.chunks
+                .push(KVec::with_capacity(CHUNK, GFP_KERNEL)?, GFP_KERNEL)?;
+            assert!(ring.push(r.into()).is_ok());
+        }
+        ring.clear();
+        assert_eq!(ring.pool.len(), POOL_INIT - 1);
+        assert_eq!(ring.pool_chunks, POOL_CHUNKS);
+        // A new record goes back while the pool has room, not beyond.
+        assert!(ring.push(record(3)?).is_ok());
+        assert!(ring.push(record(4)?).is_ok());
+        ring.clear();
+        assert_eq!(ring.pool.len(), POOL_INIT);
+        let kept: usize = ring.pool.iter().map(|r| r.chunks.len()).sum();
+        assert_eq!(kept, POOL_CHUNKS);
+        Ok(())
+    }
+
+    #[test]
     fn the_bytes_are_bounded() -> Result {
         const MIB: usize = 1 << 20;
         let mut ring = Ring::new()?;
         let sized = |nr: i64, len: usize| -> Result<Arc<Record>> {
-            let mut outputs = KVec::new();
-            outputs.push(
-                Output {
-                    addr: 0,
-                    len,
-                    chunks: KVec::new(),
-                },
-                GFP_KERNEL,
-            )?;
-            Ok(Arc::new(
-                Record {
-                    nr,
-                    args: [0; 6],
-                    ret: 0,
-                    input_hash: None,
-                    ip: 0,
-                    signal: None,
-                    outputs,
-                },
-                GFP_KERNEL,
-            )?)
+            let mut r = Record::new()?;
+            r.start(nr, [0; 6]);
+            r.add_output(0, len)?;
+            // The bytes themselves are not read: only their count matters.
+            r.bytes = len;
+            Ok(r.into())
         };
         for nr in 0..(MAX_BYTES / MIB) as i64 {
             assert!(!ring.is_full());

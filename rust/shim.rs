@@ -79,6 +79,9 @@ extern "C" {
     fn procft_find_poisoned(task: *mut bindings::task_struct, pfn: usize) -> usize;
     fn procft_repair_page(addr: usize, pfn: usize, from: *mut bindings::task_struct) -> c_int;
     fn procft_queue_task_work() -> c_int;
+    fn procft_own_work_alloc() -> *mut c_void;
+    fn procft_own_work_free(work: *mut c_void);
+    fn procft_queue_own_work(work: *mut c_void) -> c_int;
     fn procft_kick(task: *mut bindings::task_struct) -> c_int;
     fn procft_blocked_call(task: *mut bindings::task_struct, arg0: *mut c_ulong) -> c_long;
     fn procft_fd_type(task: *mut bindings::task_struct, fd: c_uint) -> c_uint;
@@ -740,6 +743,63 @@ pub(crate) fn kill(task: &Task) {
 pub(crate) fn queue_task_work() -> Result {
     // SAFETY: Acts on the calling task.
     kernel::error::to_result(unsafe { procft_queue_task_work() })
+}
+
+/// A duplicate's own task_work, allocated once: [`OwnWork::queue`] is
+/// [`queue_task_work`] without an allocation per call. Dropping it while it
+/// is queued (the exit probe forgets a duplicate before the task runs its
+/// works) leaves it to be freed by the work itself, once it has run.
+pub(crate) struct OwnWork(*mut c_void);
+
+// SAFETY: The work is only queued on the task that calls `queue`, and
+// `procft_own_work_free` may be called from any context.
+unsafe impl Send for OwnWork {}
+
+impl OwnWork {
+    /// A new work, charged to the caller's memory cgroup. May sleep.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: No preconditions.
+        let p = unsafe { procft_own_work_alloc() };
+        if p.is_null() {
+            Err(ENOMEM)
+        } else {
+            Ok(Self(p))
+        }
+    }
+
+    /// A handle to queue the work with, valid while `self` lives.
+    pub(crate) fn handle(&self) -> OwnWorkRef {
+        OwnWorkRef(self.0)
+    }
+}
+
+impl Drop for OwnWork {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from `procft_own_work_alloc`; the owner's
+        // claim is dropped once.
+        unsafe { procft_own_work_free(self.0) }
+    }
+}
+
+/// A copy of an [`OwnWork`]'s pointer, taken under the group's lock, to
+/// queue the work once the lock is dropped.
+#[derive(Clone, Copy)]
+pub(crate) struct OwnWorkRef(*mut c_void);
+
+impl OwnWorkRef {
+    /// [`queue_task_work`], with this work unless it is queued already.
+    ///
+    /// # Safety
+    ///
+    /// The [`OwnWork`] it came from must not have been dropped, and the
+    /// caller must be the only task that queues it. (A duplicate's work is
+    /// dropped only by that duplicate's exit probe, or with its group once
+    /// it is gone: never while the duplicate is in a probe or task_work.)
+    pub(crate) unsafe fn queue(self) -> Result {
+        // SAFETY: Not dropped, and queued by this task only, by the
+        // function's contract.
+        kernel::error::to_result(unsafe { procft_queue_own_work(self.0) })
+    }
 }
 
 /// Brings `task`, blocked in a system call that the kernel restarts

@@ -37,7 +37,7 @@ use crate::{
     failover,
     group::{self, Group, Kills, Spawn},
     replica,
-    ring::{Output, Record, CAPACITY},
+    ring::{Record, CAPACITY},
     shim::{self, Regs},
     syscalls::{self, Abi, Class, Input, Len, Out, Outputs},
     types::{DupWork, Vote},
@@ -53,6 +53,7 @@ const PROT_WRITE: c_ulong = 0x2;
 const NR_MPROTECT: i64 = 10;
 const NR_PKEY_MPROTECT: i64 = 329;
 const NR_CLONE3: i64 = 435;
+const NR_PRCTL: i64 = 157;
 const NR_MADVISE: i64 = 28;
 const MADV_HWPOISON: usize = 100;
 const MADV_SOFT_OFFLINE: usize = 101;
@@ -145,6 +146,15 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
             class,
             Class::Primary | Class::Fork | Class::Exit | Class::Exec
         );
+    // What needs no lock (some of it reads the caller's memory), acted on
+    // below in the order of its importance.
+    let why = if shim::is_ptraced(current!()) {
+        Some("being traced")
+    } else if let Some(why) = abi.unreplicable() {
+        Some(why)
+    } else {
+        unreplicable(nr, args)
+    };
     let (stale, promote, held) = {
         let mut st = group.lock();
         crate::mce::policy::primary(&mut st);
@@ -160,6 +170,27 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
         // A record held for a signal that was not handled after all (a
         // promotion publishes it itself).
         let held = if promote { None } else { st.held_sig.take() };
+        if stale.1 == 0
+            && !promote
+            && held.is_none()
+            && why.is_none()
+            && !matches!(class, Class::Exec | Class::Exit)
+            && !replica::wants(&st)
+        {
+            // The common case, in this one taking of the lock: no
+            // duplicate to create, nothing held back.
+            if !reshape && !matches!(class, Class::Primary | Class::Fork) {
+                return;
+            }
+            if !vote::wanted_in(&st, nr) {
+                let wait = arm(&mut st, nr, args, class);
+                drop(st);
+                if wait {
+                    wait_in_task_work(group, regs);
+                }
+                return;
+            }
+        }
         (stale, promote, held)
     };
     let (kills, n) = stale;
@@ -186,13 +217,6 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
     if let Some(record) = held {
         publish(group, record.into());
     }
-    let why = if shim::is_ptraced(current!()) {
-        Some("being traced")
-    } else if let Some(why) = abi.unreplicable() {
-        Some(why)
-    } else {
-        unreplicable(nr, args)
-    };
     if let Some(why) = why {
         control::end_protection(group, why);
         return;
@@ -243,12 +267,22 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
             }
         }
     }
-    let mut st = group.lock();
+    let wait = arm(&mut group.lock(), nr, args, class);
+    if wait {
+        wait_in_task_work(group, regs);
+    }
+}
+
+/// At the primary's call `nr` that is recorded, under the group's lock
+/// (`st`): arms its record (made at its `sys_exit`), or notes what the
+/// primary must wait for before it makes the call. True if it must wait
+/// ([`wait_in_task_work`]).
+fn arm(st: &mut group::State, nr: i64, args: &[usize; 6], class: Class) -> bool {
     if !matches!(st.spawn, Spawn::Idle) || st.dups.iter().flatten().next().is_none() {
         // This call became a clone3() and will be made again, or nobody
         // needs a record of it.
         st.call = None;
-        return;
+        return false;
     }
     if let Some((lo, hi)) = releases_fds(nr, args).filter(|&(lo, hi)| st.mapping_pending(lo, hi)) {
         // A duplicate may still have to map a file through a descriptor
@@ -263,17 +297,20 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
         if !st.ring.is_full() {
             st.call = Some((nr, *args));
             if class == Class::Mmap {
-                note_mapping(&mut st, args);
+                note_mapping(st, args);
             }
-            return;
+            return false;
         }
         // Back-pressure: the slowest duplicate must catch up first.
         st.wait_space = Some(nr);
     }
     st.call = None;
-    drop(st);
-    // Wait outside the tracepoint, in a task_work; the call is then made
-    // again.
+    true
+}
+
+/// After [`arm`] asked the primary to wait: it waits outside the
+/// tracepoint, in a task_work, and its call is then made again.
+fn wait_in_task_work(group: &Group, regs: Regs) {
     if shim::queue_task_work().is_ok() {
         shim::suppress(regs);
     } else {
@@ -434,7 +471,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         shim::suppress(regs);
         return;
     }
-    {
+    let own = {
         let mut st = group.lock();
         let Some(dup) = st.dup_mut(task.tgid()) else {
             return;
@@ -447,8 +484,9 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
             args: *args,
             hash: 0,
         });
-    }
-    if shim::queue_task_work().is_ok() {
+        dup.own_work.as_ref().map(|w| w.handle())
+    };
+    if group::Dup::queue_work(own).is_ok() {
         shim::suppress(regs);
     } else {
         shim::kill(task);
@@ -472,15 +510,39 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
     let regs = unsafe { Regs::from_raw(regs) };
     let task = current!();
     if dup {
+        // A duplicate's return needs procft only at its first (from
+        // `ret_from_fork`, the primary's injected clone3()) and after a
+        // prctl() (its memory-error policy); its own clone3() calls are
+        // never made (suppressed, their number is -1).
+        if !matches!(shim::syscall_nr(), NR_CLONE3 | NR_PRCTL) {
+            return;
+        }
         if let Some(group) = group::lookup_dup(task.tgid()) {
             replica::dup_first_exit(&group, task, regs);
             crate::mce::policy::after_call(&group, true, ret);
         }
     } else if let Some(group) = group::lookup(task.tgid()) {
         crate::mce::policy::after_call(&group, false, ret);
-        if !replica::primary_spawn_exit(&group, regs, ret) {
-            record(&group, ret);
-        } else if group.lock().closed {
+        let signal = shim::signal_pending();
+        // One taking of the lock: the call to record, unless this is the
+        // return of an injected clone3(); a call that wrote nothing is
+        // recorded right there.
+        let call = {
+            let mut st = group.lock();
+            if !matches!(st.spawn, Spawn::Idle) {
+                None
+            } else if let Some(appended) = record_plain(&group, &mut st, ret, signal) {
+                drop(st);
+                published(&group, appended);
+                determinism::after_call(ret);
+                return;
+            } else {
+                Some(Pending::take(&mut st))
+            }
+        };
+        if let Some(call) = call {
+            record(&group, ret, call);
+        } else if replica::primary_spawn_exit(&group, regs, ret) && group.lock().closed {
             // Its protection ended while its clone3() was in flight.
             group::remove(task.tgid());
             return;
@@ -511,12 +573,65 @@ fn is_restart(ret: isize) -> bool {
     (-516..=-512).contains(&ret)
 }
 
+/// The primary's call in flight, taken at its `sys_exit` with a record
+/// from the ring's pool to hold it.
+struct Pending {
+    call: Option<(i64, [usize; 6])>,
+    passed: Option<Vote>,
+    record: Option<UniqueArc<Record>>,
+}
+
+impl Pending {
+    /// Takes the call in flight from `st` (the group's state, locked), and
+    /// a pooled record if there is one.
+    fn take(st: &mut group::State) -> Self {
+        let call = st.call.take();
+        let record = call.and_then(|_| st.ring.take_record());
+        Self {
+            call,
+            passed: st.passed.take(),
+            record,
+        }
+    }
+}
+
+/// At the primary's `sys_exit`, under the group's lock (`st`): if the call
+/// in flight needs nothing read from the primary's memory (it sends no
+/// bytes and wrote none) and nothing else is pending (a signal, a repair,
+/// a restart), records it from the ring's pool and appends it; what
+/// [`append`] found, to act on once the lock is dropped.
+fn record_plain(
+    group: &Group,
+    st: &mut group::State,
+    ret: isize,
+    signal: bool,
+) -> Option<Appended> {
+    let (nr, args) = st.call?;
+    if signal || is_restart(ret) || st.repair.is_some() || syscalls::input(nr).is_some() {
+        return None;
+    }
+    // `capture` reads nothing after a failure.
+    if ret >= 0 && !matches!(syscalls::outputs(nr), Outputs::Bufs([])) {
+        return None;
+    }
+    let mut record = st.ring.take_record()?;
+    st.call = None;
+    st.passed = None;
+    record.start(nr, args);
+    record.ret = ret;
+    // What `hash_input` gives a call that sends nothing.
+    record.input_hash = Some(0);
+    record.ip = shim::user_ip();
+    Some(append(group, st, record.into()))
+}
+
 /// At the primary's `sys_exit`: appends the call in flight to the ring.
-fn record(group: &Arc<Group>, ret: isize) {
-    let (call, passed) = {
-        let mut st = group.lock();
-        (st.call.take(), st.passed.take())
-    };
+fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
+    let Pending {
+        call,
+        passed,
+        record,
+    } = pending;
     let Some((nr, args)) = call else {
         return;
     };
@@ -542,14 +657,17 @@ fn record(group: &Arc<Group>, ret: isize) {
             return;
         }
     }
-    let outputs = match capture(nr, &args, if is_restart(ret) { -1 } else { ret }) {
-        Ok(o) => o,
-        Err(why) => {
-            control::end_protection(group, why);
-            return;
-        }
+    // A record from the pool, or (the pool is empty) a new one.
+    let Some(mut record) = record.or_else(|| Record::new().ok()) else {
+        control::end_protection(group, "out of memory for a record");
+        return;
     };
-    let input_hash = if lost.is_some() {
+    record.start(nr, args);
+    if let Err(why) = capture(&mut record, if is_restart(ret) { -1 } else { ret }) {
+        control::end_protection(group, why);
+        return;
+    }
+    record.input_hash = if lost.is_some() {
         None
     } else if let Ok(hash) = hash_after(nr, &args, ret, whole) {
         Some(hash)
@@ -557,21 +675,8 @@ fn record(group: &Arc<Group>, ret: isize) {
         control::end_protection(group, "a call whose bytes procft could not hash");
         return;
     };
-    let Ok(record) = UniqueArc::new(
-        Record {
-            nr,
-            args,
-            ret,
-            input_hash,
-            ip: shim::user_ip(),
-            signal: None,
-            outputs,
-        },
-        GFP_KERNEL_ACCOUNT,
-    ) else {
-        control::end_protection(group, "out of memory for a record");
-        return;
-    };
+    record.ret = ret;
+    record.ip = shim::user_ip();
     if signal {
         let mut st = group.lock();
         if st.repair.is_none() && st.held_sig.is_none() {
@@ -832,25 +937,44 @@ pub(crate) fn publish(group: &Arc<Group>, record: Arc<Record>) {
     published(group, appended);
 }
 
-/// [`publish`], under the group's lock (`st`): appends `record`. Whether
-/// the ring overflowed, and the duplicates to kill.
-fn append(group: &Group, st: &mut group::State, record: Arc<Record>) -> (bool, Kills) {
+/// What [`append`] found, acted on by [`published`] once the group's lock
+/// is dropped.
+struct Appended {
+    /// Every slot of the ring was taken.
+    overflow: bool,
+    /// Duplicates that diverged, to kill.
+    kills: Kills,
+    /// A duplicate of the group waits for a record.
+    wake: bool,
+}
+
+/// [`publish`], under the group's lock (`st`): appends `record`.
+fn append(group: &Group, st: &mut group::State, record: Arc<Record>) -> Appended {
     let overflow = group.push(st, record).is_err();
     // A duplicate waiting at an exit or exec the primary did not make
     // has diverged.
     let (kills, diverged) = st.replace_where(|d| d.parked);
     st.counters.divergences += u64::from(diverged);
-    (overflow, kills)
+    // A duplicate sets `waiting_for` under this lock before it sleeps:
+    // one that sets it later sees the record published.
+    let wake = st.dups.iter().flatten().any(|d| d.waiting_for.is_some());
+    Appended {
+        overflow,
+        kills,
+        wake,
+    }
 }
 
 /// [`publish`], the group's lock dropped: acts on what [`append`] found,
-/// and wakes the duplicates.
-fn published(group: &Arc<Group>, (overflow, kills): (bool, Kills)) {
-    kills.send();
-    if overflow {
+/// and wakes the duplicates if one waits.
+fn published(group: &Arc<Group>, appended: Appended) {
+    appended.kills.send();
+    if appended.overflow {
         control::end_protection(group, "a synchronisation buffer overflow");
     }
-    shim::wake_all();
+    if appended.wake {
+        shim::wake_all();
+    }
 }
 
 const PAGE: usize = 4096;
@@ -858,7 +982,77 @@ const PAGE: usize = 4096;
 /// shortens longer writes, sends and iovec arrays to this).
 const MAX_RW_COUNT: usize = i32::MAX as usize & !(PAGE - 1);
 
-/// FNV-1a over the bytes a call sends out (0 for calls that send none), so
+/// A 64-bit hash of a stream of bytes, eight at a time: each word is
+/// mixed in by `h = (rotl(h, 5) ^ word) * K` with an odd `K` (FxHash's
+/// step). For a given word the step is a bijection of `h`, so two streams
+/// of the same length that differ in one word never hash alike; what it
+/// is for is telling replicas' bytes apart, not resisting an adversary.
+/// The result does not depend on how the stream is cut into pieces.
+struct Hash {
+    h: u64,
+    /// Bytes not yet mixed in (fewer than eight), little-endian.
+    tail: u64,
+    ntail: u32,
+}
+
+impl Hash {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn new() -> Self {
+        Self {
+            h: 0xcbf2_9ce4_8422_2325,
+            tail: 0,
+            ntail: 0,
+        }
+    }
+
+    fn mix(&mut self, word: u64) {
+        self.h = (self.h.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+
+    fn write(&mut self, mut bytes: &[u8]) {
+        while self.ntail != 0 && !bytes.is_empty() {
+            self.tail |= u64::from(bytes[0]) << (8 * self.ntail);
+            self.ntail += 1;
+            bytes = &bytes[1..];
+            if self.ntail == 8 {
+                let word = self.tail;
+                self.mix(word);
+                (self.tail, self.ntail) = (0, 0);
+            }
+        }
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.mix(u64::from_le_bytes(b));
+        }
+        for &b in words.remainder() {
+            self.tail |= u64::from(b) << (8 * self.ntail);
+            self.ntail += 1;
+        }
+    }
+
+    /// Marks where the bytes stopped (`tag`, after `done` bytes), so that
+    /// it is told apart from bytes that went on.
+    fn mark(&mut self, tag: u64, done: usize) {
+        let word = self.tail ^ (tag << 56) ^ u64::from(self.ntail);
+        self.mix(word);
+        self.mix(done as u64);
+        (self.tail, self.ntail) = (0, 0);
+    }
+
+    fn finish(mut self) -> u64 {
+        // The length of the tail is mixed in with it: a stream ending in
+        // zero bytes differs from a shorter one.
+        let word = self.tail;
+        self.mix(word);
+        self.mix(u64::from(self.ntail));
+        self.h
+    }
+}
+
+/// A [`Hash`] of the bytes a call sends out (0 for calls that send none), so
 /// duplicates can be checked against what the primary sent without keeping
 /// a copy. `ret` is the call's result once it is made: only what it sent
 /// is hashed then (its first `ret` bytes, with their destination and
@@ -872,12 +1066,7 @@ const MAX_RW_COUNT: usize = i32::MAX as usize & !(PAGE - 1);
 /// call, and a call that fails with `-EFAULT` or a short count is checked
 /// like any other. Fails only without memory or on a fatal signal.
 fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
-    fn fnv(hash: u64, bytes: &[u8]) -> u64 {
-        bytes.iter().fold(hash, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
-    }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash = Hash::new();
     if syscalls::input(nr).is_none() {
         return Ok(0);
     }
@@ -902,10 +1091,10 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
             let n = len.min(chunk.len()).min(PAGE - addr % PAGE);
             let mut reader = UserSlice::new(UserPtr::from_addr(addr), n).reader();
             if reader.read_slice(&mut chunk[..n]).is_err() {
-                hash = fnv(hash ^ 0xff, &done.to_le_bytes());
+                hash.mark(0xff, done);
                 break 'ranges;
             }
-            hash = fnv(hash, &chunk[..n]);
+            hash.write(&chunk[..n]);
             (addr, len, done) = (addr + n, len - n, done + n);
             if addr % PAGE == 0 && !shim::keep_going() {
                 return Err(EINTR);
@@ -914,9 +1103,9 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
     }
     if !sent.complete {
         // A descriptor could not be read: nothing after it is sent.
-        hash = fnv(hash ^ 0xfe, &done.to_le_bytes());
+        hash.mark(0xfe, done);
     }
-    Ok(hash)
+    Ok(hash.finish())
 }
 
 /// The hash [`hash_input`] gives for call `nr` with `args` made with result
@@ -951,18 +1140,22 @@ fn sent_all(nr: i64, args: &[usize; 6], ret: isize) -> bool {
     sent >= asked.min(MAX_RW_COUNT)
 }
 
-/// The buffers a successful call wrote, read back from the primary.
-fn capture(nr: i64, args: &[usize; 6], ret: isize) -> Result<KVec<Output>, &'static str> {
-    let mut out = KVec::new();
+/// The buffers a successful call (`record`'s, which returned `ret`)
+/// wrote, read back from the primary into `record`.
+fn capture(record: &mut Record, ret: isize) -> Result<(), &'static str> {
     if ret < 0 {
-        return Ok(out);
+        return Ok(());
     }
+    let (nr, args) = (record.nr, record.args);
+    let args = &args;
     let ret = ret as usize;
-    let mut bufs: KVec<(usize, usize)> = KVec::new();
     let oom = "out of memory for a record";
     let mut add = |addr: usize, len: usize| -> Result<(), &'static str> {
+        if len > MAX_OUTPUT {
+            return Err("a call with an output too large to replicate");
+        }
         if addr != 0 && len != 0 {
-            bufs.push((addr, len), GFP_KERNEL).map_err(|_| oom)?;
+            record.add_output(addr, len).map_err(|_| oom)?;
         }
         Ok(())
     };
@@ -1025,20 +1218,13 @@ fn capture(nr: i64, args: &[usize; 6], ret: isize) -> Result<KVec<Output>, &'sta
             add(args[2], n)?;
         }
     }
-    for (addr, len) in bufs.iter().copied() {
-        if len > MAX_OUTPUT {
-            return Err("a call with an output too large to replicate");
+    record.read_outputs().map_err(|e| {
+        if e == ENOMEM {
+            oom
+        } else {
+            "an output procft could not read"
         }
-        let output = Output::read(addr, len).map_err(|e| {
-            if e == ENOMEM {
-                oom
-            } else {
-                "an output procft could not read"
-            }
-        })?;
-        out.push(output, GFP_KERNEL_ACCOUNT).map_err(|_| oom)?;
-    }
-    Ok(out)
+    })
 }
 
 /// Waits, killably, until `cond(arg)` holds for the primary of `group`,
@@ -1365,6 +1551,9 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
         // Handled on the way back to user space, as in the primary.
         let _ = shim::send_self(*sig, info);
     }
+    // Let go of it first: the last duplicate to consume it then puts it
+    // back in the ring's pool.
+    drop(record);
     let wake = {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
@@ -1394,8 +1583,41 @@ fn consumed(st: &mut group::State) -> bool {
 /// changing nothing, if it is not (or the duplicate is to die).
 fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u64>) -> bool {
     let tgid = task.tgid();
-    let Some((record, seq)) = next_record(group, tgid) else {
-        return false;
+    let (record, seq) = {
+        let mut guard = group.lock();
+        let st = &mut *guard;
+        if st.closed {
+            return false;
+        }
+        let Some(d) = st.dups.iter_mut().flatten().find(|d| d.tgid == tgid) else {
+            return false;
+        };
+        if d.leaving {
+            return false;
+        }
+        let seq = d.next_seq;
+        let Some(record) = st.ring.peek(seq) else {
+            return false;
+        };
+        if record.nr == nr
+            && record.args == *args
+            && !record.has_outputs()
+            && record.signal.is_none()
+            && syscalls::input(nr).is_none()
+        {
+            // Nothing to check or write in the duplicate's memory: the
+            // record is taken in this one critical section.
+            let ret = record.ret;
+            d.next_seq = seq + 1;
+            let wake = consumed(st);
+            drop(guard);
+            set_result(nr, ret);
+            if wake {
+                shim::wake_all();
+            }
+            return true;
+        }
+        (record.clone(), seq)
     };
     if !same_call(group, task, &record, nr, args) {
         return true;
@@ -1417,35 +1639,27 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
             return true;
         }
     }
-    for output in record.outputs.iter() {
-        if output.write().is_err() {
-            diverge(
-                group,
-                task,
-                format_args!(
-                    "{}: it cannot take the primary's {} bytes at {:#x}",
-                    Call(nr, args),
-                    output.len(),
-                    output.addr()
-                ),
-            );
-            return true;
-        }
+    if let Err(output) = record.write_outputs() {
+        diverge(
+            group,
+            task,
+            format_args!(
+                "{}: it cannot take the primary's {} bytes at {:#x}",
+                Call(nr, args),
+                output.len,
+                output.addr
+            ),
+        );
+        return true;
     }
-    if record.ret == ERESTART_RESTARTBLOCK {
-        // The primary's call was interrupted and goes on as
-        // restart_syscall(), whose record comes next.
-        shim::restart_call(NR_RESTART_SYSCALL);
-    } else if is_restart(record.ret) {
-        // The primary's call was interrupted and is made again.
-        shim::restart_call(nr);
-    } else {
-        shim::set_return(record.ret);
-    }
+    set_result(nr, record.ret);
     if let Some((sig, info)) = &record.signal {
         // Handled on the way back to user space, as in the primary.
         let _ = shim::send_self(*sig, info);
     }
+    // Let go of it first: the last duplicate to consume it then puts it
+    // back in the ring's pool.
+    drop(record);
     let wake = {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
@@ -1457,6 +1671,21 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
         shim::wake_all();
     }
     true
+}
+
+/// Gives the calling duplicate, at its call `nr`, the result `ret` of the
+/// primary's.
+fn set_result(nr: i64, ret: isize) {
+    if ret == ERESTART_RESTARTBLOCK {
+        // The primary's call was interrupted and goes on as
+        // restart_syscall(), whose record comes next.
+        shim::restart_call(NR_RESTART_SYSCALL);
+    } else if is_restart(ret) {
+        // The primary's call was interrupted and is made again.
+        shim::restart_call(nr);
+    } else {
+        shim::set_return(ret);
+    }
 }
 
 /// A system call and its six argument registers, as log lines show it:
@@ -1545,9 +1774,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
             // The page is mended from a duplicate in the state before this
             // call; the call's own writes are then made again on top.
             repair(&group);
-            for output in record.outputs.iter() {
-                let _ = output.write();
-            }
+            let _ = record.write_outputs();
             publish(&group, record);
             return;
         }

@@ -19,7 +19,7 @@ pub(crate) struct Counters {
 }
 
 /// A replica's vote on the call it stands before: the call, its
-/// arguments and an FNV-1a hash of the bytes it would send out.
+/// arguments and a hash of the bytes it would send out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Vote {
     pub(crate) nr: i64,

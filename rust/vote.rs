@@ -28,7 +28,7 @@ use kernel::{ffi::c_void, prelude::*, sync::Arc, task::Task};
 use crate::{
     events::{self, What},
     failover,
-    group::Group,
+    group::{self, Group},
     shim, syscalls,
     types::{Cause, Vote},
 };
@@ -67,11 +67,14 @@ pub(crate) fn decide(primary: &Vote, dups: &[Vote]) -> Verdict {
 /// Whether the primary's call `nr` is put to the vote: it sends bytes
 /// out, and at least two duplicates are in step to vote.
 pub(crate) fn wanted(group: &Group, nr: i64) -> bool {
-    if syscalls::input(nr).is_none() {
-        return false;
-    }
-    let st = group.lock();
-    st.voted != Some(st.ring.head()) && st.dups.iter().flatten().filter(|d| d.ready).count() >= 2
+    syscalls::input(nr).is_some() && wanted_in(&group.lock(), nr)
+}
+
+/// [`wanted`], under the group's lock (`st`).
+pub(crate) fn wanted_in(st: &group::State, nr: i64) -> bool {
+    syscalls::input(nr).is_some()
+        && st.voted != Some(st.ring.head())
+        && st.dups.iter().flatten().filter(|d| d.ready).count() >= 2
 }
 
 /// Whether every duplicate in step has voted on the primary's next call
