@@ -15,9 +15,12 @@
  *   bench hold MIB      touch MIB MiB, print its address, then wait
  *   bench mce PID ADDR  raise a machine check on PID's page at ADDR and
  *                       print how long until procft restored it
- *   bench promote MIB   (protected at level 1) consume poison in MIB MiB;
- *                       print how long until the successor runs, and
- *                       until the level is back (a duplicate in step)
+ *   bench promote MIB HOW
+ *                       (protected at level 1; HOW: takeover or copy, as
+ *                       ftctl info says) consume poison in MIB MiB; print
+ *                       how long until the successor runs, and until the
+ *                       level is back (a duplicate in step: after a
+ *                       takeover, a new one)
  *   bench stall MIB     touch MIB MiB, print its address, then loop (a
  *                       getppid(), a write to one of its pages and a
  *                       1 ms sleep per turn) until a file stall.stop
@@ -160,8 +163,10 @@ int main(int argc, char **argv)
 		 * action required) and a duplicate's whole state is taken.
 		 * Timed from before the error to the successor's first call.
 		 */
-		char *m = malloc(n << 20), line[256];
+		char *m = malloc(n << 20), line[256] = "";
+		int takeover = argc > 3 && !strcmp(argv[3], "takeover");
 		uint64_t t1;
+		long dup;
 
 		memset(m, 7, n << 20);
 		for (i = 0; i < 100000; i++) {
@@ -170,20 +175,23 @@ int main(int argc, char **argv)
 				break;
 			usleep(1000);
 		}
+		/* Its duplicate: "replicas=<primary>,<duplicate> ". */
+		dup = strstr(line, "replicas=") ? strtol(strchr(strstr(line, "replicas="), ',') + 1,
+							 NULL, 10) : 0;
 		t0 = now_us();
 		if (madvise((void *)(((uintptr_t)m + (n << 19)) & ~4095UL), 4096, MADV_HWPOISON))
 			return 1;
 		t1 = now_us();
 		/*
 		 * Back at level 1: a duplicate in step again (after a takeover,
-		 * a new one: respawns=1; after a copy, still the same one).
+		 * a new one; after a copy, still the same one).
 		 */
-		for (i = 0; i < 300000; i++) {
+		for (i = 0; i < 30000; i++) {
 			if (procft_line(getpid(), line, sizeof(line)) == 1 &&
 			    strstr(line, "duplicates=1/1") &&
-			    (!strstr(line, "respawns=0") || !strstr(argv[3] ? argv[3] : "", "takeover")))
+			    (!takeover || strtol(strchr(strstr(line, "replicas="), ',') + 1, NULL, 10) != dup))
 				break;
-			usleep(100);
+			usleep(1000);
 		}
 		printf("promoted after %llu us, level back after %llu us\n",
 		       (unsigned long long)(t1 - t0), (unsigned long long)(now_us() - t0));
