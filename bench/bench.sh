@@ -326,6 +326,9 @@ kib() { awk -v v="$1" 'BEGIN { if (v >= 10240) printf "%d MiB", v / 1024; else p
 # Starts "bench hold $1" at level $2 (0: unprotected) and waits until its
 # duplicates run on their own frames; sets $p.
 hold() {
+	# Removed first: the background job may truncate it only after the
+	# loop below has read the last run's "ready".
+	rm -f $W/hold.out
 	$B hold $1 > $W/hold.out & p=$!
 	while ! grep -q ready $W/hold.out 2>/dev/null; do usleep 10000; done
 	[ $2 -gt 0 ] && ftctl set $p $2
@@ -415,7 +418,7 @@ recovery() {
 	for mib in 1 16 256; do
 		# The primary keeps working (a call and a page written per turn)
 		# while its killed duplicate is replaced.
-		rm -f $W/stall.stop $W/stall.reset
+		rm -f $W/stall.stop $W/stall.reset $W/stall.out
 		(cd $W && exec $B stall $mib > $W/stall.out) & p=$!
 		while ! grep -q ready $W/stall.out 2>/dev/null; do usleep 10000; done
 		ftctl set $p 1
