@@ -383,6 +383,7 @@ ms_since() { awk -v a="$1" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf 
 criu_restore() {
 	command -v criu > /dev/null || { echo "no criu"; return; }
 	# Its own session, no terminal: what criu dumps without --shell-job.
+	rm -f $W/hold.out
 	setsid $B hold $1 > $W/hold.out 2> /dev/null < /dev/null & p=$!
 	while ! grep -q ready $W/hold.out 2>/dev/null; do usleep 10000; done
 	rm -rf $W/ck && mkdir -p $W/ck
