@@ -15,6 +15,7 @@
 struct task_struct;
 struct seq_file;
 struct pid_namespace;
+struct wait_queue_head;
 
 /*
  * Set up and tear down every C-side hook.  Called once from module
@@ -104,12 +105,12 @@ int procft_page_lost(struct task_struct *task, unsigned long addr);
 unsigned long procft_read_stop(unsigned long addr, unsigned long end, bool *lost);
 bool procft_keep_going(void);
 void procft_kill_self_sigbus(void);
-int procft_wait_killable(bool (*cond)(const void *arg), bool (*ready)(const void *arg),
-			 const void *arg);
+int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *arg),
+			 bool (*ready)(const void *arg), const void *arg);
 int procft_wait_interruptible(bool (*cond)(const void *arg), const void *arg);
-int procft_wait_killable_timeout(bool (*cond)(const void *arg), const void *arg,
-				 unsigned int ms);
-void procft_wake_all(void);
+int procft_wait_killable_timeout(struct wait_queue_head *wq, bool (*cond)(const void *arg),
+				 const void *arg, unsigned int ms);
+void procft_wake(struct wait_queue_head *wq);
 void procft_drain(void);
 /* Tracepoints of procft's own (include/procft_trace.h). */
 void procft_trace_memory_error(pid_t pid, pid_t replica, bool primary, unsigned long pfn);

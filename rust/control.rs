@@ -185,7 +185,11 @@ pub(crate) fn inject_failure(pid: Pid, replica: u32, how: u32, addr: usize) -> R
         return Ok(());
     }
     if replica == 0 {
-        return crate::failover::inject(&group);
+        crate::failover::inject(&group)?;
+        // The primary may be waiting for its duplicates: it takes the
+        // failure at once.
+        group.wake();
+        return Ok(());
     }
     pr_info!(
         "pid {}: failure of duplicate {} injected\n",

@@ -485,6 +485,12 @@ pub(crate) struct Group {
     /// ([`Group::push`], release), read without it (acquire) by a duplicate polling for
     /// its next record; it only grows.
     published: AtomicU64,
+    /// What the group's replicas wait on: duplicates for a record, the
+    /// primary for its duplicates (room in the ring, a vote, a barrier, a
+    /// successor); woken ([`Group::wake`]) by the changes of this group
+    /// only.
+    #[pin]
+    pub(crate) wq: shim::WaitQueue,
     #[pin]
     state: SpinLockIrq<State>,
 }
@@ -496,6 +502,7 @@ impl Group {
             pin_init!(Self {
                 primary,
                 published: AtomicU64::new(0),
+                wq <- shim::WaitQueue::new(),
                 state <- new_spinlock_irq!(State {
                     level,
                     counters: Counters::default(),
@@ -533,6 +540,12 @@ impl Group {
     /// Global tgid of the process (the registry's key).
     pub(crate) fn tgid(&self) -> Pid {
         self.primary.tgid()
+    }
+
+    /// Makes the replicas waiting on the group ([`Group::wq`]) re-check
+    /// what they wait for; no wake-up unless one sleeps.
+    pub(crate) fn wake(&self) {
+        self.wq.wake();
     }
 
     /// Pid of the process as the caller sees it.
@@ -618,7 +631,7 @@ impl Group {
     }
 
     /// Ends the group: no more duplicates; returns the existing ones, to be
-    /// killed (then [`shim::wake_all`]) once the caller's locks are dropped.
+    /// killed (then [`Group::wake`]) once the caller's locks are dropped.
     fn close(&self) -> Kills {
         let mut state = self.lock();
         state.closed = true;
@@ -690,11 +703,14 @@ impl Drop for Registry {
             }
             for (_, g) in tree.iter() {
                 g.close().send();
+                // Its replicas may be waiting in procft code; the
+                // duplicates are dying now.
+                g.wake();
             }
             drop(tree);
         }
         drop(dups);
-        // Duplicates may be waiting in procft code; they are dying now.
+        // Readers of the event log.
         shim::wake_all();
         shim::drain();
     }
@@ -892,7 +908,7 @@ pub(crate) fn remove_exiting(tgid: Pid) -> u32 {
 }
 
 fn end(tgid: Pid, exiting: bool) -> u32 {
-    let (removed, kills, old) = {
+    let (removed, kills, old, closed) = {
         let mut table = GROUPS.lock();
         let Some(tree) = table.tree.as_mut() else {
             return 0;
@@ -910,7 +926,8 @@ fn end(tgid: Pid, exiting: bool) -> u32 {
             st.closed = true;
             st.ring.clear();
             let kills = st.trim_dups(0);
-            (None, kills, old)
+            drop(st);
+            (None, kills, old, Some(g.clone()))
         } else {
             st.closed = true;
             // A process that goes on unprotected has its own memory-error
@@ -924,11 +941,14 @@ fn end(tgid: Pid, exiting: bool) -> u32 {
                 table.released += 1;
                 kills = g.close();
             }
-            (removed, kills, 0)
+            let closed = removed.clone();
+            (removed, kills, 0, closed)
         }
     };
     kills.send();
-    shim::wake_all();
+    if let Some(g) = closed {
+        g.wake();
+    }
     // Dropped outside the registry lock.
     removed.map_or(old, |g| g.level())
 }
@@ -1009,7 +1029,7 @@ pub(crate) fn remove_dup(tgid: Pid) -> Option<(Arc<Group>, bool)> {
     };
     drop(table);
     // The primary may be waiting for room in the ring.
-    shim::wake_all();
+    group.wake();
     Some((group, lost))
 }
 

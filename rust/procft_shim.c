@@ -1859,8 +1859,9 @@ static bool procft_spin(bool (*ready)(const void *arg), const void *arg)
 }
 
 /**
- * procft_wait_killable - sleep until @cond(@arg) holds or a fatal signal
- * arrives; procft_wake_all() makes waiters re-check.
+ * procft_wait_killable - sleep on @wq until @cond(@arg) holds or a fatal
+ * signal arrives; procft_wake() of @wq makes waiters re-check.
+ * @wq: the queue of the group waited on
  * @cond: the condition, checked before each sleep
  * @ready: NULL, or a lock-free check polled for a few microseconds before
  *	   the first sleep; once it holds the wait ends (it implies @cond,
@@ -1872,22 +1873,22 @@ static bool procft_spin(bool (*ready)(const void *arg), const void *arg)
  *
  * Return: 0 or -ERESTARTSYS.
  */
-int procft_wait_killable(bool (*cond)(const void *arg), bool (*ready)(const void *arg),
-			 const void *arg)
+int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *arg),
+			 bool (*ready)(const void *arg), const void *arg)
 {
 	if (ready && procft_spin(ready, arg))
 		return 0;
-	return wait_event_state(procft_wq, cond(arg), TASK_KILLABLE | TASK_NOLOAD);
+	return wait_event_state(*wq, cond(arg), TASK_KILLABLE | TASK_NOLOAD);
 }
 
 /**
  * procft_wait_killable_timeout - procft_wait_killable() for at most @ms
  * milliseconds.  0 once @cond holds, -ETIMEDOUT, or -ERESTARTSYS.
  */
-int procft_wait_killable_timeout(bool (*cond)(const void *arg), const void *arg,
-				 unsigned int ms)
+int procft_wait_killable_timeout(struct wait_queue_head *wq, bool (*cond)(const void *arg),
+				 const void *arg, unsigned int ms)
 {
-	long left = wait_event_killable_timeout(procft_wq, cond(arg), msecs_to_jiffies(ms));
+	long left = wait_event_killable_timeout(*wq, cond(arg), msecs_to_jiffies(ms));
 
 	if (left < 0)
 		return left;
@@ -1895,20 +1896,26 @@ int procft_wait_killable_timeout(bool (*cond)(const void *arg), const void *arg,
 }
 
 /**
- * procft_wait_interruptible - sleep until @cond(@arg) holds or any signal
- * arrives (a reader of the event log).  0 or -ERESTARTSYS.
+ * procft_wait_interruptible - sleep on procft_wq until @cond(@arg) holds or
+ * any signal arrives (a reader of the event log).  0 or -ERESTARTSYS.
  */
 int procft_wait_interruptible(bool (*cond)(const void *arg), const void *arg)
 {
 	return wait_event_interruptible(procft_wq, cond(arg));
 }
 
-/** procft_wake_all - make every procft_wait_killable() re-check */
-void procft_wake_all(void)
+/**
+ * procft_wake - make every procft_wait_killable() sleeper on @wq re-check;
+ * no wake-up unless one sleeps there
+ * @wq: the queue, or NULL for procft_wq (the waits of no group)
+ */
+void procft_wake(struct wait_queue_head *wq)
 {
+	if (!wq)
+		wq = &procft_wq;
 	/* Pairs with the barrier in set_current_state() of a waiter. */
-	if (wq_has_sleeper(&procft_wq))
-		wake_up_all(&procft_wq);
+	if (wq_has_sleeper(wq))
+		wake_up_all(wq);
 }
 
 /**

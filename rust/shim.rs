@@ -15,6 +15,7 @@ use kernel::{
     prelude::*,
     sync::aref::ARef,
     task::{Pid, Task},
+    types::Opaque,
 };
 
 // Only pointers to `task_struct` cross the boundary; its layout (which has
@@ -101,11 +102,13 @@ extern "C" {
     fn procft_keep_going() -> bool;
     fn procft_kill_self_sigbus();
     fn procft_wait_killable(
+        wq: *mut bindings::wait_queue_head,
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
         arg: *const c_void,
     ) -> c_int;
     fn procft_wait_killable_timeout(
+        wq: *mut bindings::wait_queue_head,
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         arg: *const c_void,
         ms: c_uint,
@@ -114,7 +117,7 @@ extern "C" {
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         arg: *const c_void,
     ) -> c_int;
-    fn procft_wake_all();
+    fn procft_wake(wq: *mut bindings::wait_queue_head);
     fn procft_trace_memory_error(pid: Pid, replica: Pid, primary: bool, pfn: usize);
     fn procft_trace_replica(what: c_int, pid: Pid, replica: Pid);
     fn procft_trace_promotion(pid: Pid, from: Pid, cause: c_int, pages: usize, us: usize);
@@ -829,36 +832,89 @@ pub(crate) fn fd_type(task: &Task, fd: usize) -> u32 {
     unsafe { procft_fd_type(task.as_ptr(), fd) }
 }
 
-/// Sleeps until `cond(arg)` holds or a fatal signal arrives; [`wake_all`]
-/// makes sleepers re-check. `ready`, if given, is a lock-free check polled
-/// for a few microseconds before the first sleep: once it holds, the wait
-/// ends (the caller then checks what it needs under its locks).
-pub(crate) fn wait_killable(
-    cond: unsafe extern "C" fn(*const c_void) -> bool,
-    ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
-    arg: *const c_void,
-) -> Result {
-    // SAFETY: `cond` and `ready` may be called with `arg` any number of
-    // times while this runs (the caller's contract for both).
-    kernel::error::to_result(unsafe { procft_wait_killable(cond, ready, arg) })
+/// A wait queue for the waits of one group (its primary's for its
+/// duplicates, theirs for a record), so that a wake-up of one group does
+/// not wake the sleepers of others. The kernel crate's `CondVar` has no
+/// killable wait (a replica's wait must end on a fatal signal only: an
+/// interruptible one would return at once, again and again, while any
+/// signal is pending), no `TASK_NOLOAD` and no poll before the sleep;
+/// the shim's waits have all three.
+#[pin_data]
+pub(crate) struct WaitQueue {
+    #[pin]
+    wq: Opaque<bindings::wait_queue_head>,
 }
 
-/// [`wait_killable`] for at most `ms` milliseconds (`ETIMEDOUT`).
-pub(crate) fn wait_killable_timeout(
-    cond: unsafe extern "C" fn(*const c_void) -> bool,
-    arg: *const c_void,
-    ms: u32,
-) -> Result {
-    // SAFETY: As for `wait_killable`.
-    kernel::error::to_result(unsafe { procft_wait_killable_timeout(cond, arg, ms) })
+// SAFETY: A `wait_queue_head` may be used from any thread; it has its own
+// lock, and nothing in it is tied to the task that made it.
+unsafe impl Send for WaitQueue {}
+// SAFETY: As for `Send`: every operation on it takes its lock.
+unsafe impl Sync for WaitQueue {}
+
+impl WaitQueue {
+    /// A new, empty wait queue.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: `slot` is valid while the closure runs; the name and the
+            // lock class key are static.
+            wq <- Opaque::ffi_init(|slot| unsafe {
+                bindings::__init_waitqueue_head(
+                    slot,
+                    c"procft_group_wq".as_char_ptr(),
+                    kernel::static_lock_class!().as_ptr(),
+                )
+            }),
+        })
+    }
+
+    /// Sleeps until `cond(arg)` holds or a fatal signal arrives;
+    /// [`WaitQueue::wake`] makes sleepers re-check. `ready`, if given, is a
+    /// lock-free check polled for a few microseconds before the first
+    /// sleep: once it holds, the wait ends (the caller then checks what it
+    /// needs under its locks).
+    pub(crate) fn wait_killable(
+        &self,
+        cond: unsafe extern "C" fn(*const c_void) -> bool,
+        ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
+        arg: *const c_void,
+    ) -> Result {
+        // SAFETY: The queue is initialised and outlives the call; `cond` and
+        // `ready` may be called with `arg` any number of times while this
+        // runs (the caller's contract for both).
+        kernel::error::to_result(unsafe { procft_wait_killable(self.wq.get(), cond, ready, arg) })
+    }
+
+    /// [`WaitQueue::wait_killable`] for at most `ms` milliseconds
+    /// (`ETIMEDOUT`), without the poll.
+    pub(crate) fn wait_killable_timeout(
+        &self,
+        cond: unsafe extern "C" fn(*const c_void) -> bool,
+        arg: *const c_void,
+        ms: u32,
+    ) -> Result {
+        // SAFETY: As for `wait_killable`.
+        kernel::error::to_result(unsafe {
+            procft_wait_killable_timeout(self.wq.get(), cond, arg, ms)
+        })
+    }
+
+    /// Makes every sleeper re-check its condition; no wake-up (not even the
+    /// queue's lock) unless one sleeps.
+    pub(crate) fn wake(&self) {
+        // SAFETY: The queue is initialised.
+        unsafe { procft_wake(self.wq.get()) }
+    }
 }
 
-/// Like [`wait_killable`], but any signal ends the wait (`ERESTARTSYS`).
+/// Sleeps on procft's one queue for the waits of no group until
+/// `cond(arg)` holds or any signal arrives (`ERESTARTSYS`); [`wake_all`]
+/// makes sleepers re-check.
 pub(crate) fn wait_interruptible(
     cond: unsafe extern "C" fn(*const c_void) -> bool,
     arg: *const c_void,
 ) -> Result {
-    // SAFETY: As for `wait_killable`.
+    // SAFETY: `cond` may be called with `arg` any number of times while this
+    // runs (the caller's contract).
     kernel::error::to_result(unsafe { procft_wait_interruptible(cond, arg) })
 }
 
@@ -893,10 +949,11 @@ pub(crate) mod trace {
     }
 }
 
-/// Makes every [`wait_killable`] sleeper re-check its condition.
+/// Makes every [`wait_interruptible`] sleeper (of procft's one queue for
+/// the waits of no group) re-check its condition.
 pub(crate) fn wake_all() {
-    // SAFETY: No preconditions.
-    unsafe { procft_wake_all() }
+    // SAFETY: NULL is procft's one queue.
+    unsafe { procft_wake(core::ptr::null_mut()) }
 }
 
 /// Waits until no task runs, or is queued to run, procft code through a

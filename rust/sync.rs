@@ -383,7 +383,9 @@ unsafe extern "C" fn files_mapped(arg: *const c_void) -> bool {
 fn fd_barrier(group: &Group, nr: i64, lo: usize, hi: usize) {
     let b = Barrier { group, lo, hi };
     let waited =
-        shim::wait_killable_timeout(files_mapped, core::ptr::from_ref(&b).cast(), FD_BARRIER_MS);
+        group
+            .wq
+            .wait_killable_timeout(files_mapped, core::ptr::from_ref(&b).cast(), FD_BARRIER_MS);
     if waited.is_err_and(|e| e == kernel::error::code::ERESTARTSYS) {
         // A fatal signal: it is dying.
         return;
@@ -921,7 +923,7 @@ pub(crate) unsafe extern "C" fn procft_rs_signal_deliver(
     };
     let _ = group.push(&mut st, record.into());
     drop(st);
-    shim::wake_all();
+    group.wake();
 }
 
 const ERESTARTSYS: isize = -512;
@@ -973,7 +975,7 @@ fn published(group: &Arc<Group>, appended: Appended) {
         control::end_protection(group, "a synchronisation buffer overflow");
     }
     if appended.wake {
-        shim::wake_all();
+        group.wake();
     }
 }
 
@@ -1252,7 +1254,7 @@ pub(crate) fn wait_for_dups(
     let ms = crate::module_parameters::lag_timeout_ms.value().max(100);
     for round in 1..=LAG_ROUNDS {
         let before = group.lock().dup_runtimes();
-        match shim::wait_killable_timeout(cond, arg, ms) {
+        match group.wq.wait_killable_timeout(cond, arg, ms) {
             Err(e) if e == ETIMEDOUT => {}
             done => return done,
         }
@@ -1267,7 +1269,7 @@ pub(crate) fn wait_for_dups(
             })
         };
         kills.send();
-        shim::wake_all();
+        group.wake();
         if n > 0 {
             let how = if round >= LAG_ROUNDS {
                 "and more"
@@ -1286,7 +1288,7 @@ pub(crate) fn wait_for_dups(
         }
     }
     // Every duplicate behind was replaced in the last round.
-    shim::wait_killable_timeout(cond, arg, ms)
+    group.wq.wait_killable_timeout(cond, arg, ms)
 }
 
 /// How many [`wait_for_dups`] timeouts a duplicate that computes is given.
@@ -1484,8 +1486,8 @@ fn wait_record(
         }
     }
     // The primary may be waiting for a duplicate to stop here.
-    shim::wake_all();
-    let waited = shim::wait_killable(
+    group.wake();
+    let waited = group.wq.wait_killable(
         dup_can_go,
         Some(dup_record_ready),
         core::ptr::from_ref(&w).cast(),
@@ -1562,7 +1564,7 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
         consumed(&mut st)
     };
     if wake {
-        shim::wake_all();
+        group.wake();
     }
     true
 }
@@ -1613,7 +1615,7 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
             drop(guard);
             set_result(nr, ret);
             if wake {
-                shim::wake_all();
+                group.wake();
             }
             return true;
         }
@@ -1668,7 +1670,7 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
         consumed(&mut st)
     };
     if wake {
-        shim::wake_all();
+        group.wake();
     }
     true
 }
@@ -1846,8 +1848,8 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
         }
         DupWork::Park => {
             // The primary's exit or exec will kill it.
-            shim::wake_all();
-            let _ = shim::wait_killable(never, None, core::ptr::null());
+            group.wake();
+            let _ = group.wq.wait_killable(never, None, core::ptr::null());
         }
     }
 }

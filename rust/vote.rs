@@ -101,7 +101,10 @@ unsafe extern "C" fn all_voted(arg: *const c_void) -> bool {
 /// duplicates' votes and act on the verdict.
 pub(crate) fn tally(group: &Arc<Group>, task: &Task, mine: Vote) {
     let arg = core::ptr::from_ref(&**group).cast();
-    match shim::wait_killable_timeout(all_voted, arg, VOTE_TIMEOUT_MS) {
+    let waited = group
+        .wq
+        .wait_killable_timeout(all_voted, arg, VOTE_TIMEOUT_MS);
+    match waited {
         Err(e) if e == ERESTARTSYS => return,
         _ => {}
     }
