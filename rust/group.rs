@@ -331,6 +331,21 @@ impl State {
     /// returns them, to be killed once the caller's locks are dropped, and
     /// how many there are.
     pub(crate) fn replace_where(&mut self, pred: impl Fn(&Dup) -> bool) -> (Kills, u32) {
+        let (kills, n) = self.kill_where(pred);
+        self.lost += n;
+        (kills, n)
+    }
+
+    /// Duplicate `tgid` gave its address space to the primary in a
+    /// promotion: it is killed, and replaced at the primary's next call
+    /// like a lost one, but not counted as lost (the failover counts).
+    pub(crate) fn retire(&mut self, tgid: Pid) -> Kills {
+        self.kill_where(|d| d.tgid == tgid).0
+    }
+
+    /// Marks the duplicates not yet leaving for which `pred` holds as
+    /// leaving; they are to be killed, and how many there are.
+    fn kill_where(&mut self, pred: impl Fn(&Dup) -> bool) -> (Kills, u32) {
         let mut kills = Kills::none();
         let mut n = 0;
         for d in self.dups.iter_mut().flatten() {
@@ -340,20 +355,7 @@ impl State {
                 n += 1;
             }
         }
-        self.lost += n;
         (kills, n)
-    }
-
-    /// Duplicate `tgid` gave its address space to the primary in a
-    /// promotion: it is killed, and replaced at the primary's next call
-    /// like a lost one, but not counted as lost (the failover counts).
-    pub(crate) fn retire(&mut self, tgid: Pid) -> Kills {
-        let mut kills = Kills::none();
-        if let Some(d) = self.dup_mut(tgid).filter(|d| !d.leaving) {
-            d.leaving = true;
-            kills.add(d.task.clone());
-        }
-        kills
     }
 
     /// Whether some duplicate may still come to stand at the primary's
