@@ -233,7 +233,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     // Each try that fails without changing anything rules one duplicate
     // out; at most every slot once.
     let mut tries = 0;
-    let (from, nr, seq, regs, pages) = loop {
+    let (from, nr, seq, regs, memory) = loop {
         tries += 1;
         // Duplicates not at the primary's next call lag (see
         // `State::dup_at_head`).
@@ -268,12 +268,12 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             }
         };
         let took = if takeover {
-            shim::take_memory(&from).map(|()| 0)
+            shim::take_memory(&from).map(|()| Memory::TakenOver)
         } else {
-            shim::adopt_memory(&from)
+            shim::adopt_memory(&from).map(Memory::Copied)
         };
         match took {
-            Ok(pages) => break (from, nr, seq, regs, pages),
+            Ok(memory) => break (from, nr, seq, regs, memory),
             Err(e) if e == ESRCH || e == ESTALE || e == EHWPOISON => {
                 // It is exiting, it is not the primary's twin (then it has
                 // diverged; nothing changed), or a page of it is lost as
@@ -310,7 +310,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     shim::set_regs(&regs);
     let fpu = shim::adopt_fpu(&from);
     sigstate.set();
-    if takeover {
+    if memory == Memory::TakenOver {
         // `from` gave its address space: it must never run again. It is
         // killed before the primary's next call can publish a record that
         // would let it go on, and replaced (its exit writes nothing to that
@@ -337,7 +337,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             from: from.tgid_nr_ns(None),
             cause,
             seq,
-            pages: pages as u64,
+            pages: memory.pages() as u64,
             us: us as u64,
         },
     );
@@ -355,7 +355,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             from.tgid_nr_ns(None),
             seq,
             syscalls::classify(nr).name,
-            Memory(takeover, pages),
+            memory,
             us
         ),
         Cause::Injected | Cause::Outvoted => pr_info!(
@@ -365,7 +365,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             from.tgid_nr_ns(None),
             seq,
             syscalls::classify(nr).name,
-            Memory(takeover, pages),
+            memory,
             us
         ),
     }
@@ -379,15 +379,30 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     }
 }
 
-/// How the primary came by a duplicate's memory, for the log: its address
-/// space whole, or that many pages copied.
-struct Memory(bool, usize);
+/// How the primary came by a duplicate's memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Memory {
+    /// Its address space whole ([`shim::take_memory`]).
+    TakenOver,
+    /// That many pages copied ([`shim::adopt_memory`]).
+    Copied(usize),
+}
+
+impl Memory {
+    /// Pages copied, for the event log (none for a takeover).
+    fn pages(self) -> usize {
+        match self {
+            Memory::TakenOver => 0,
+            Memory::Copied(pages) => pages,
+        }
+    }
+}
 
 impl kernel::fmt::Display for Memory {
     fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
         match self {
-            Memory(true, _) => f.write_str("its address space taken over"),
-            Memory(false, pages) => write!(f, "{pages} pages copied"),
+            Memory::TakenOver => f.write_str("its address space taken over"),
+            Memory::Copied(pages) => write!(f, "{pages} pages copied"),
         }
     }
 }
