@@ -83,14 +83,12 @@ static void workload(int ctl)
 static ssize_t slurp(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY);
-	ssize_t n, got = 0;
+	size_t got = 0;
 
 	if (fd < 0)
 		return -1;
-	while ((n = read(fd, buf + got, len - 1 - got)) > 0)
-		got += n;
+	read_to_eof(fd, buf, len, &got);
 	close(fd);
-	buf[got] = 0;
 	return got;
 }
 
