@@ -47,6 +47,15 @@ static uint64_t now_us(void)
 	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
 }
 
+/* The first duplicate in a /proc/procft line ("replicas=<primary>,<dup>"), or 0. */
+static long first_dup(const char *line)
+{
+	const char *p = strstr(line, "replicas=");
+
+	p = p ? strchr(p, ',') : NULL;
+	return p ? strtol(p + 1, NULL, 10) : 0;
+}
+
 static uint64_t cpu_us(void)
 {
 	struct rusage ru;
@@ -175,9 +184,7 @@ int main(int argc, char **argv)
 				break;
 			usleep(1000);
 		}
-		/* Its duplicate: "replicas=<primary>,<duplicate> ". */
-		dup = strstr(line, "replicas=") ? strtol(strchr(strstr(line, "replicas="), ',') + 1,
-							 NULL, 10) : 0;
+		dup = first_dup(line);
 		t0 = now_us();
 		if (madvise((void *)(((uintptr_t)m + (n << 19)) & ~4095UL), 4096, MADV_HWPOISON))
 			return 1;
@@ -189,7 +196,7 @@ int main(int argc, char **argv)
 		for (i = 0; i < 30000; i++) {
 			if (procft_line(getpid(), line, sizeof(line)) == 1 &&
 			    strstr(line, "duplicates=1/1") &&
-			    (!takeover || strtol(strchr(strstr(line, "replicas="), ',') + 1, NULL, 10) != dup))
+			    (!takeover || first_dup(line) != dup))
 				break;
 			usleep(1000);
 		}

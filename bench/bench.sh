@@ -323,23 +323,27 @@ free_kib() {
 }
 kib() { awk -v v="$1" 'BEGIN { if (v >= 10240) printf "%d MiB", v / 1024; else printf "%d KiB", v }'; }
 
-# Starts "bench hold $1" at level $2 (0: unprotected) and waits until its
-# duplicates run on their own frames; sets $p.
-hold() {
+# Starts "bench $1 $2" (hold or stall: $2 MiB) in $W, its output in
+# $W/$1.out, at level $3 (0: unprotected), and waits until its duplicates
+# run on their own frames; sets $p.
+start() {
 	# Removed first: the background job may truncate it only after the
 	# loop below has read the last run's "ready".
-	rm -f $W/hold.out
-	$B hold $1 > $W/hold.out & p=$!
-	while ! grep -q ready $W/hold.out 2>/dev/null; do usleep 10000; done
-	[ $2 -gt 0 ] && ftctl set $p $2
+	rm -f $W/$1.out
+	(cd $W && exec $B $1 $2 > $W/$1.out) & p=$!
+	while ! grep -q ready $W/$1.out 2>/dev/null; do usleep 10000; done
+	[ $3 -gt 0 ] && ftctl set $p $3
 	i=0
-	while [ $2 -gt 0 ] && ! grep -q "^pid=$p .*duplicates=$2/$2" /proc/procft; do
+	while [ $3 -gt 0 ] && ! grep -q "^pid=$p .*duplicates=$3/$3" /proc/procft; do
 		i=$((i + 1))
-		[ $i -gt 3000 ] && die "hold $1 MiB at level $2: duplicates not ready"
+		[ $i -gt 3000 ] && die "$1 $2 MiB at level $3: duplicates not ready"
 		usleep 10000
 	done
 	# Steady state: the duplicates have copied their pages.
 	sleep 1
+}
+hold() {
+	start hold $1 $2
 }
 # Part "memory": each replica's memory at steady state, per size and level.
 memory() {
@@ -419,17 +423,8 @@ recovery() {
 	for mib in 1 16 256; do
 		# The primary keeps working (a call and a page written per turn)
 		# while its killed duplicate is replaced.
-		rm -f $W/stall.stop $W/stall.reset $W/stall.out
-		(cd $W && exec $B stall $mib > $W/stall.out) & p=$!
-		while ! grep -q ready $W/stall.out 2>/dev/null; do usleep 10000; done
-		ftctl set $p 1
-		i=0
-		while ! grep -q "^pid=$p .*duplicates=1/1" /proc/procft; do
-			i=$((i + 1))
-			[ $i -gt 3000 ] && die "stall $mib MiB: duplicate not ready"
-			usleep 10000
-		done
-		sleep 1
+		rm -f $W/stall.stop $W/stall.reset
+		start stall $mib 1
 		d=$(sed -n "s/^pid=$p .*replicas=$p,\\([0-9]*\\) .*/\\1/p" /proc/procft)
 		touch $W/stall.reset
 		t0=$(cut -d' ' -f1 /proc/uptime)
