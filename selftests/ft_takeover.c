@@ -163,7 +163,7 @@ int main(void)
 	pid_t pid, reps[8], reps2[8];
 	uint64_t sum0, sum1, dup_pfn, prim_pfn, now_pfn, new_dup_pfn;
 	struct procft_fail f = { .replica = 0, .how = PROCFT_FAIL_LOSE };
-	int ctl, status, i, ok, memcg, takeover = takes_over();
+	int ctl, status, i, ok, memcg, same = 0, takeover = takes_over();
 	struct layout l;
 	long grown;
 
@@ -180,7 +180,8 @@ int main(void)
 	/* Its duplicate is made at its next call (it waits in a socket read). */
 	ok = ioctl_set(pid, 1) == 0;
 	sum0 = ask(ctl, 'g');
-	tap_ok(ok && sum0 && wait_duplicates(pid, 1, reps),
+	ok = ok && sum0 && wait_duplicates(pid, 1, reps);
+	tap_ok(ok,
 	       "protected at level 1, duplicate %d in step", reps[1]);
 	wait_caught_up(pid);
 	snap(pid, &before);
@@ -197,7 +198,9 @@ int main(void)
 	tap_ok(procft_field(pid, "failovers=") == 1 && sum1 && sum1 == sum0 && !kill(pid, 0),
 	       "primary failed, a duplicate took over: same pid, memory intact (checksum %#llx)",
 	       (unsigned long long)sum1);
-	tap_ok(wait_duplicates(pid, 1, reps2) && (reps2[1] != reps[1]) == takeover &&
+	/* Its own statement: tap_ok()'s arguments are evaluated in no set order. */
+	ok = wait_duplicates(pid, 1, reps2);
+	tap_ok(ok && (reps2[1] != reps[1]) == takeover &&
 	       procft_field(pid, "respawns=") == 0,
 	       "level 1 %s (duplicate %d), no duplicate counted lost (respawns=%ld)",
 	       takeover ? "again" : "throughout", reps2[1], procft_field(pid, "respawns="));
@@ -234,12 +237,13 @@ int main(void)
 		 * one replica's 4 MiB (half of it again: the counters' slack is
 		 * below that, a duplicate charged elsewhere is far below it).
 		 */
-		for (i = 0; i < 1000 && !settled(&before, &after); i++)
-			usleep(10000);	/* the old address space is freed asynchronously */
+		/* The old address space is freed asynchronously. */
+		for (i = 0; i < 1000 && !(same = settled(&before, &after)); i++)
+			usleep(10000);
 		ask(ctl, 'a');
 		wait_caught_up(pid);
 		grown = cgroup_anon() - after.charge;
-		tap_ok(before.charge > ONE_AND_A_HALF && settled(&before, &after) &&
+		tap_ok(before.charge > ONE_AND_A_HALF && same &&
 		       grown > ONE_AND_A_HALF,
 		       "anonymous memory charged to the cgroup: %ld before, %ld after; 4 MiB more in the process charge it %ld more (both replicas)",
 		       before.charge, after.charge, grown);
