@@ -34,7 +34,7 @@ use kernel::{
 use crate::{
     ring::Ring,
     shim::{self, SavedRegs},
-    types::{Cause, Counters, DupWork, Vote},
+    types::{Cause, Counters, DupWork, Separation, Vote},
     uapi,
 };
 
@@ -54,6 +54,9 @@ pub(crate) struct Dup {
     pub(crate) born: bool,
     /// Its memory is on its own frames; it is waiting in step.
     pub(crate) ready: bool,
+    /// Until its memory is on its own frames: how far it got
+    /// ([`crate::replica::separate`]).
+    pub(crate) separating: Option<Separation>,
     /// procft killed it on purpose (level lowered, protection ended), so
     /// its death is not a loss to replace.
     pub(crate) leaving: bool,
@@ -992,6 +995,7 @@ pub(crate) fn add_dup(
         saved,
         born: false,
         ready: false,
+        separating: Some(Separation::default()),
         leaving: false,
         stale: false,
         hit: None,

@@ -462,32 +462,40 @@ static unsigned long procft_skip_empty(struct mm_struct *mm, unsigned long addr,
 }
 
 /**
- * procft_unshare_memory - give the calling task its own copy of every
- * anonymous page it shares copy-on-write
+ * procft_unshare_some - give the calling task its own copy of the anonymous
+ * pages it shares copy-on-write, a bounded number of pages at a time
+ * @pos: the address to go on from (0 the first time); on return, where to
+ *	 go on next time, or ULONG_MAX once the walk has reached the end
+ * @budget: present pages to look at, at most (the step's cost is bounded
+ *	    by it: empty page tables are skipped whole)
  *
- * Walks the caller's private writable (CoW) mappings and write-faults
- * every present anonymous page, which copies it unless it is already
- * exclusive.  Pages not present stay absent (a sparse mapping is not
- * populated, and its empty page tables are skipped whole), and clean
- * page-cache pages stay shared: memory failure recovers those by
- * re-reading the file.
+ * Walks the caller's private writable (CoW) mappings from @pos and
+ * write-faults every present anonymous page, which copies it unless it is
+ * already exclusive.  Pages not present stay absent (a sparse mapping is
+ * not populated), and clean page-cache pages stay shared: memory failure
+ * recovers those by re-reading the file.  The caller resumes from *@pos;
+ * whatever happened to the address space between two steps below *@pos
+ * is the caller's to account for (see the Rust side's separation).
  *
- * Return: the number of pages written, or -EINTR if a fatal signal came.
+ * Return: the number of pages copied, or -EINTR if a fatal signal came.
  */
-long procft_unshare_memory(void)
+long procft_unshare_some(unsigned long *pos, unsigned long budget)
 {
 	struct mm_struct *mm = current->mm;
 	struct vm_area_struct *vma;
-	unsigned long addr;
+	unsigned long addr = *pos, seen = 0;
 	long n = 0;
 
-	if (!mm)
+	if (!mm) {
+		*pos = ULONG_MAX;
 		return 0;
-	mmap_read_lock(mm);
-	for (vma = find_vma(mm, 0); vma; vma = find_vma(mm, vma->vm_end)) {
+	}
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	for (vma = find_vma(mm, addr); vma; vma = find_vma(mm, vma->vm_end)) {
 		if (!vma_is_cow_mapping(vma) || !vma->anon_vma)
 			continue;
-		for (addr = vma->vm_start; addr < vma->vm_end; addr += PAGE_SIZE) {
+		for (addr = max(addr, vma->vm_start); addr < vma->vm_end; addr += PAGE_SIZE) {
 			struct page *page;
 			bool anon;
 
@@ -499,6 +507,8 @@ long procft_unshare_memory(void)
 			addr = procft_skip_empty(mm, addr, vma->vm_end);
 			if (addr >= vma->vm_end)
 				break;
+			if (seen++ == budget)
+				goto out;
 			/* Present and not special (the zero page is shared by all)? */
 			if (get_user_pages_fast_only(addr, 1, 0, &page) != 1)
 				continue;
@@ -509,8 +519,10 @@ long procft_unshare_memory(void)
 				n++;
 		}
 	}
+	addr = ULONG_MAX;
 out:
 	mmap_read_unlock(mm);
+	*pos = addr;
 	return n;
 }
 

@@ -15,10 +15,12 @@
 //! 3. At the `sys_exit` of the `clone3()`, the primary's registers are
 //!    restored and its original call is made afresh; the child's first
 //!    `sys_exit` does the same, so both stand before the same call.
-//! 4. Before the child's first user instruction, a task_work gives it its
-//!    own copy of every anonymous page ([`shim::unshare_memory`]).
-//! 5. It then runs in step with the primary ([`crate::sync`]), starting
+//! 4. It then runs in step with the primary ([`crate::sync`]), starting
 //!    with the call the primary was making.
+//! 5. Meanwhile, between the records it takes, it gives itself its own
+//!    copy of every anonymous page it shares with the primary, a step at a
+//!    time ([`separate`]); once done it is ready: counted in the level,
+//!    able to take over and to vote.
 //!
 //! A duplicate that dies without procft asking (SIGKILL, a memory error)
 //! is replaced at the primary's next system call and counted in `respawns`.
@@ -34,6 +36,7 @@ use kernel::{
 use crate::{
     events::{self, What},
     group::{self, Group, Spawn},
+    ring::CAPACITY,
     shim::{self, Regs, SavedRegs},
     syscalls::{self, Interrupt},
     types::DupWork,
@@ -44,7 +47,7 @@ use crate::{
 /// invisible to `wait()` and never a zombie (exit signal 0 and
 /// `CLONE_AUTOREAP`), and is not traced with the primary
 /// (`CLONE_UNTRACED`). Everything else is copied, memory included, which
-/// the duplicate then separates ([`shim::unshare_memory`]).
+/// the duplicate then separates ([`separate`]).
 const DUP_CLONE: bindings::clone_args = bindings::clone_args {
     flags: (bindings::CLONE_FILES | bindings::CLONE_FS | bindings::CLONE_UNTRACED) as u64
         | bindings::CLONE_AUTOREAP,
@@ -232,41 +235,134 @@ pub(crate) fn dup_first_exit(group: &Group, task: &Task, regs: Regs) {
     }
 }
 
-/// In a new duplicate, before its first user instruction: give it its own
-/// frames. It then returns to user space and remakes the primary's call,
-/// which it takes from the ring.
+/// In a new duplicate, before its first user instruction: it then
+/// returns to user space and remakes the primary's call, which it takes
+/// from the ring. Its memory is separated afterwards, step by step
+/// ([`separate`]), while the primary goes on.
 pub(crate) fn birth(group: &Group, task: &Task) {
     // A memory error on a duplicate's page kills it at once (and procft
     // replaces it) instead of waiting for it to touch the page.
     shim::set_mce_policy(crate::mce::PR_MCE_KILL_EARLY);
-    // On a NUMA machine its memory (copied now, allocated later) is in
-    // another node than the primary's.
+    // On a NUMA machine its memory (copied from now on, allocated later) is
+    // in another node than the primary's.
     let node = shim::prefer_other_node(group.primary());
-    let Ok(pages) = shim::unshare_memory() else {
-        // A fatal signal came: it is dying.
-        return;
-    };
-    {
-        let mut st = group.lock();
-        if let Some(dup) = st.dup_mut(task.tgid()) {
-            // Unless a signal handler left it behind while it was copying.
-            dup.ready = !dup.stale;
-        }
+    let mut st = group.lock();
+    if let Some(sep) = st.dup_mut(task.tgid()).and_then(|d| d.separating.as_mut()) {
+        sep.node = node;
     }
-    match node {
-        Some(node) => pr_info!(
-            "pid {}: duplicate {} on its own frames ({} pages copied, node {})\n",
-            group.pid(),
-            task.tgid_nr_ns(None),
-            pages,
-            node
-        ),
-        None => pr_info!(
-            "pid {}: duplicate {} on its own frames ({} pages copied)\n",
-            group.pid(),
-            task.tgid_nr_ns(None),
-            pages
-        ),
+}
+
+/// Present pages a duplicate looks at in one step of its separation
+/// (1 MiB: well under a millisecond of copying natively, a few under TCG).
+/// It bounds how long a primary whose ring is full waits for the step.
+const STEP_PAGES: usize = 256;
+
+/// A duplicate half the ring or more behind the primary takes one step per
+/// this many records it takes, so that it catches up first; one closer
+/// takes a step per record, and one with nothing to take steps until a
+/// record comes.
+const STEP_EVERY: u32 = 8;
+
+/// A new duplicate (`task` of `group`), standing at a call and about to
+/// wait for or take the primary's record of it: moves the separation of
+/// its memory on, if it is not done.
+///
+/// Its `fork()` left it sharing every anonymous page with the primary
+/// copy-on-write. It gives itself its own copy of those pages a step at a
+/// time ([`shim::unshare_some`]), between the records it takes, instead of
+/// all at once before the first: the primary, which goes on meanwhile,
+/// waits for it only when the ring is full, and then for one step at most.
+/// The primary's own writes meanwhile copy the pages they touch (the
+/// copy-on-write fault), so nothing it changes is missed: what is left
+/// shared is what neither has written. Once its walk reaches the end of
+/// the address space, it is on its own frames: ready, counted in the
+/// group's level, able to take over and to vote.
+///
+/// The caller has marked the duplicate as standing at its call
+/// ([`group::Dup::waiting_for`]), so that a primary waiting for it to get
+/// there (a descriptor barrier) is not held up by the steps.
+pub(crate) fn separate(group: &Group, task: &Task) {
+    let tgid = task.tgid();
+    let mut stepped = false;
+    loop {
+        let pos = {
+            let mut guard = group.lock();
+            let st = &mut *guard;
+            let head = st.ring.head();
+            let Some(d) = st.dup_mut(tgid).filter(|d| !d.leaving) else {
+                return;
+            };
+            let behind = head - d.next_seq;
+            let Some(sep) = d.separating.as_mut() else {
+                return;
+            };
+            if behind > 0 {
+                if stepped {
+                    return;
+                }
+                if behind >= (CAPACITY / 2) as u64 && sep.skipped < STEP_EVERY {
+                    sep.skipped += 1;
+                    return;
+                }
+                sep.skipped = 0;
+            }
+            sep.pos
+        };
+        stepped = true;
+        // An error is a fatal signal: it is dying.
+        let Ok((copied, next)) = shim::unshare_some(pos, STEP_PAGES) else {
+            return;
+        };
+        let mut st = group.lock();
+        let Some(d) = st.dup_mut(tgid) else {
+            return;
+        };
+        let Some(sep) = d.separating.as_mut() else {
+            return;
+        };
+        sep.copied += copied;
+        if let Some(next) = next {
+            sep.pos = next;
+            continue;
+        }
+        let sep = *sep;
+        d.separating = None;
+        // Unless a signal handler left it behind meanwhile; a memory
+        // error on one of its frames decides for itself.
+        match d.hit.as_mut() {
+            Some(was) => *was = !d.stale,
+            None => d.ready = !d.stale,
+        }
+        drop(st);
+        // A primary may wait for a duplicate in step.
+        group.wake();
+        match sep.node {
+            Some(node) => pr_info!(
+                "pid {}: duplicate {} on its own frames ({} pages copied, node {})\n",
+                group.pid(),
+                task.tgid_nr_ns(None),
+                sep.copied,
+                node
+            ),
+            None => pr_info!(
+                "pid {}: duplicate {} on its own frames ({} pages copied)\n",
+                group.pid(),
+                task.tgid_nr_ns(None),
+                sep.copied
+            ),
+        }
+        return;
+    }
+}
+
+/// A duplicate still separating its memory made `mremap()` (its own, after
+/// the primary's), which moved pages to `to`: if that is below where its
+/// walk goes on, the walk goes back there, so that the moved pages, which
+/// it may not have seen yet, are not missed.
+pub(crate) fn moved(group: &Group, task: &Task, to: usize) {
+    let mut st = group.lock();
+    if let Some(sep) = st.dup_mut(task.tgid()).and_then(|d| d.separating.as_mut()) {
+        sep.pos = sep.pos.min(to);
     }
 }
 

@@ -51,7 +51,7 @@ extern "C" {
         saved: *mut u64,
     ) -> c_int;
     fn procft_regs_restart(regs: *mut bindings::pt_regs, saved: *const u64);
-    fn procft_unshare_memory() -> c_long;
+    fn procft_unshare_some(pos: *mut c_ulong, budget: c_ulong) -> c_long;
     fn procft_suppress(regs: *mut bindings::pt_regs);
     fn procft_set_return(value: c_long);
     fn procft_restart_call(nr: c_long);
@@ -383,16 +383,20 @@ pub(crate) fn regs_restart(regs: Regs, saved: &SavedRegs) {
     unsafe { procft_regs_restart(regs.0, saved.0.as_ptr()) }
 }
 
-/// Gives the calling task its own copy of every anonymous page it shares
-/// copy-on-write; returns how many pages it wrote. May sleep.
-pub(crate) fn unshare_memory() -> Result<usize> {
-    // SAFETY: Works on the caller's own address space.
-    let n = unsafe { procft_unshare_memory() };
+/// Gives the calling task its own copy of the anonymous pages it shares
+/// copy-on-write, looking at `budget` present pages at most, from `pos`;
+/// returns how many pages it copied and where to go on from, or `None`
+/// once it has reached the end of the address space. May sleep.
+pub(crate) fn unshare_some(pos: usize, budget: usize) -> Result<(usize, Option<usize>)> {
+    let mut next: c_ulong = pos as c_ulong;
+    // SAFETY: Works on the caller's own address space; `next` is a valid
+    // location for the call.
+    let n = unsafe { procft_unshare_some(&mut next, budget as c_ulong) };
     if n < 0 {
         // Negative values are errnos, which fit a c_int.
         Err(Error::from_errno(n as c_int))
     } else {
-        Ok(n as usize)
+        Ok((n as usize, (next != c_ulong::MAX).then_some(next as usize)))
     }
 }
 

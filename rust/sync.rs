@@ -55,6 +55,7 @@ const NR_PKEY_MPROTECT: i64 = 329;
 const NR_CLONE3: i64 = 435;
 const NR_PRCTL: i64 = 157;
 const NR_MADVISE: i64 = 28;
+const NR_MREMAP: i64 = 25;
 const MADV_HWPOISON: usize = 100;
 const MADV_SOFT_OFFLINE: usize = 101;
 
@@ -465,7 +466,16 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         // The primary has made it: so does the duplicate, now.
         return;
     }
-    if matches!(work, DupWork::Consume { .. }) && take(group, task, nr, args, None) {
+    // One still separating its memory takes its records in the task_work,
+    // where it can take a step of that first ([`replica::separate`]).
+    let separating = || {
+        group
+            .lock()
+            .dup_mut(task.tgid())
+            .is_some_and(|d| d.separating.is_some())
+    };
+    if matches!(work, DupWork::Consume { .. }) && !separating() && take(group, task, nr, args, None)
+    {
         // A duplicate behind the primary found its record published and
         // took it right here (the tracepoint may fault and take locks; it
         // only must not wait), without a task_work. (If not, nothing
@@ -1487,6 +1497,9 @@ fn wait_record(
     }
     // The primary may be waiting for a duplicate to stop here.
     group.wake();
+    // Standing here, it separates its memory while the record is not
+    // there (a step, if it is).
+    replica::separate(group, task);
     let waited = group.wq.wait_killable(
         dup_can_go,
         Some(dup_record_ready),
@@ -1552,6 +1565,10 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
     if let Some((sig, info)) = &record.signal {
         // Handled on the way back to user space, as in the primary.
         let _ = shim::send_self(*sig, info);
+    }
+    if nr == NR_MREMAP && record.ret >= 0 {
+        // Its own mremap() lands where the primary's did.
+        replica::moved(group, task, record.ret as usize);
     }
     // Let go of it first: the last duplicate to consume it then puts it
     // back in the ring's pool.
@@ -1658,6 +1675,10 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
     if let Some((sig, info)) = &record.signal {
         // Handled on the way back to user space, as in the primary.
         let _ = shim::send_self(*sig, info);
+    }
+    if nr == NR_MREMAP && record.ret >= 0 {
+        // Its own mremap() lands where the primary's did.
+        replica::moved(group, task, record.ret as usize);
     }
     // Let go of it first: the last duplicate to consume it then puts it
     // back in the ring's pool.

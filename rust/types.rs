@@ -27,6 +27,20 @@ pub(crate) struct Vote {
     pub(crate) hash: u64,
 }
 
+/// How far a new duplicate is in giving itself its own copy of the pages
+/// it shares with the primary copy-on-write ([`crate::replica::separate`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Separation {
+    /// The address its walk of the address space goes on from.
+    pub(crate) pos: usize,
+    /// Pages copied so far.
+    pub(crate) copied: usize,
+    /// Records taken since its last step while far behind the primary.
+    pub(crate) skipped: u32,
+    /// The memory node it moved to, if the machine has another.
+    pub(crate) node: Option<i32>,
+}
+
 /// What a duplicate's task_work does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DupWork {

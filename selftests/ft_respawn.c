@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A respawn does not stop the primary: a new duplicate separates its
+ * memory (its own copy of every page it shares with the primary after its
+ * fork) a step at a time, between the records it takes, while the primary
+ * goes on making calls.  Before, the new duplicate copied everything
+ * first and took no record meanwhile, so the primary stopped once the ring
+ * (64 records) was full, until the copy was done.
+ *
+ * Level 1, 64 MiB of ballast and a 4 MiB pattern.  The duplicate is
+ * killed; the primary's next call creates its replacement, and the primary
+ * then moves the pattern with mremap() below the ballast, where the new
+ * duplicate's walk of the address space has already been, and reads
+ * /proc/procft in a loop until its duplicate is ready.  Checked: it made
+ * more than twice the ring's records meanwhile; the new duplicate is on
+ * frames of its own for every page of the pattern (the moved pages were
+ * not skipped) and of the ballast, and copied them all; the memory is
+ * intact in both replicas; the exit status is the program's.
+ */
+#include "ft_test.h"
+
+#define PATTERN		1024		/* 4 MiB */
+#define BALLAST		(64 * 256)	/* 64 MiB */
+#define MUL		13
+#define RING		64		/* records the ring holds (rust/ring.rs) */
+#define LOW		((char *)0x10000000)
+
+struct layout {
+	char *ballast;
+	long calls;			/* the primary's, while it waited */
+};
+
+/* What the workload reports at the start. */
+static struct layout l;
+
+/*
+ * Maps the pattern, then the ballast (below it: mappings are placed top
+ * down), and reserves LOW; reports the ballast's address.  On 'p' it
+ * answers; on 'm' it moves the pattern to LOW, then reads /proc/procft
+ * (open, read to the end, close) until its duplicate is ready, and reports
+ * how many calls that took; on 'q' it exits with status 3.
+ */
+static void workload(int ctl)
+{
+	char *pattern, *low, buf[8192], want[48], c;
+	long calls = 0, n;
+	int i, fd;
+
+	low = mmap(LOW, PATTERN * 4096, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	pattern = mmap(NULL, PATTERN * 4096, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	l.ballast = mmap(NULL, BALLAST * 4096L, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (low != LOW || pattern == MAP_FAILED || l.ballast == MAP_FAILED)
+		_exit(90);
+	for (i = 0; i < PATTERN * 4096; i++)
+		pattern[i] = (char)(i * MUL);
+	for (i = 0; i < BALLAST; i++)
+		memset(l.ballast + i * 4096L, i, 4096);
+	write(ctl, &l, sizeof(l));
+	snprintf(want, sizeof(want), "pid=%d ", getpid());
+	while (read(ctl, &c, 1) == 1) {
+		if (c == 'q')
+			_exit(3);
+		if (c == 'm') {
+			if (mremap(pattern, PATTERN * 4096, PATTERN * 4096,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, LOW) != LOW)
+				_exit(91);
+			for (calls = 1; calls < 400000;) {
+				char *line, *end, *ready;
+
+				fd = open("/proc/procft", O_RDONLY);
+				calls++;
+				if (fd < 0)
+					_exit(92);
+				for (n = 0; n < (long)sizeof(buf) - 1;) {
+					long got = read(fd, buf + n, sizeof(buf) - 1 - n);
+
+					calls++;
+					if (got <= 0)
+						break;
+					n += got;
+				}
+				close(fd);
+				calls++;
+				buf[n] = 0;
+				line = strstr(buf, want);
+				end = line ? strchr(line, '\n') : NULL;
+				ready = line ? strstr(line, " duplicates=1/1 ") : NULL;
+				if (ready && (!end || ready < end))
+					break;
+			}
+		}
+		l.calls = calls;
+		write(ctl, &l, sizeof(l));
+	}
+	_exit(1);
+}
+
+/* Whether @n pages at @addr are on frames of their own in @a and @b. */
+static int own_frames(pid_t a, pid_t b, const char *addr, long n, long stride)
+{
+	long i;
+
+	for (i = 0; i < n; i += stride) {
+		uint64_t fa = pfn_of(a, addr + i * 4096), fb = pfn_of(b, addr + i * 4096);
+
+		if (!fa || !fb || fa == fb) {
+			tap_diag("page %ld at %p: frame %#llx in %d, %#llx in %d", i,
+				 addr + i * 4096, (unsigned long long)fa, a,
+				 (unsigned long long)fb, b);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* The pages the kernel log says duplicate @dup of @pid copied, or -1. */
+static long copied(pid_t pid, pid_t dup)
+{
+	char cmd[160], out[32] = "";
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd),
+		 "dmesg | sed -n 's/.*procft: pid %d: duplicate %d on its own frames (\\([0-9]*\\) pages.*/\\1/p' | tail -1",
+		 pid, dup);
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	if (!fgets(out, sizeof(out), f))
+		out[0] = 0;
+	pclose(f);
+	return out[0] ? atol(out) : -1;
+}
+
+int main(void)
+{
+	pid_t pid, reps[8] = { 0 }, reps2[8] = { 0 };
+	struct layout got;
+	int ctl, status, ok, i;
+	long pages;
+
+	tap_plan(6);
+	pid = spawn_with_ctl(workload, &ctl);
+	if (read(ctl, &l, sizeof(l)) != sizeof(l))
+		die("workload");
+	/* Its duplicate is made at the call after the answer to 'p'. */
+	ok = ioctl_set(pid, 1) == 0 && write(ctl, "p", 1) == 1 &&
+	     read(ctl, &got, sizeof(got)) == sizeof(got);
+	ok = ok && wait_duplicates(pid, 1, reps) && wait_caught_up(pid);
+	tap_ok(ok, "protected at level 1, duplicate %d on its own frames", reps[1]);
+
+	/* Lost: replaced at the primary's next call, the mremap(). */
+	kill(reps[1], SIGKILL);
+	for (i = 0; i < 1000 && procft_field(pid, "duplicates=") != 0; i++)
+		usleep(10000);
+	write(ctl, "m", 1);
+	ok = read(ctl, &got, sizeof(got)) == sizeof(got);
+	ok = ok && wait_duplicates(pid, 1, reps2) && procft_field(pid, "respawns=") == 1;
+	tap_ok(ok && reps2[1] != reps[1], "duplicate %d replaced by %d (respawns=%ld)", reps[1],
+	       reps2[1], procft_field(pid, "respawns="));
+	tap_ok(ok && got.calls > 2 * RING,
+	       "the primary made %ld calls while its new duplicate separated its memory (the ring holds %d)",
+	       got.calls, RING);
+	wait_caught_up(pid);
+	tap_ok(ok && own_frames(pid, reps2[1], LOW, PATTERN, 1) &&
+	       own_frames(pid, reps2[1], l.ballast, BALLAST, 61),
+	       "every page of the pattern moved below the walk (%d), and of the ballast, is on frames of its own",
+	       PATTERN);
+	pages = copied(pid, reps2[1]);
+	tap_ok(ok && pages >= PATTERN + BALLAST && buffer_intact(pid, LOW, PATTERN, MUL) &&
+	       buffer_intact(reps2[1], LOW, PATTERN, MUL),
+	       "the new duplicate copied %ld pages (at least %d), and the pattern is intact in both replicas",
+	       pages, PATTERN + BALLAST);
+	write(ctl, "q", 1);
+	waitpid(pid, &status, 0);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 3, "exit status 3 (status %#x)", status);
+	return tap_finish();
+}
