@@ -29,6 +29,8 @@
  *                       since it last found (and removed) a file
  *                       stall.reset
  *   bench memcpy MIB    time one memcpy() of MIB MiB (both buffers touched)
+ *   bench forkmem MIB   time one fork() of a process with MIB MiB touched
+ *                       (the parent's side: page tables copied)
  */
 #include "../selftests/ft_test.h"
 
@@ -248,6 +250,21 @@ int main(int argc, char **argv)
 		memcpy(b, a, len);
 		printf("memcpy %llu us\n", (unsigned long long)(now_us() - t0));
 		return b[len / 2] != 7;
+	} else if (!strcmp(argv[1], "forkmem")) {
+		/* What creating a duplicate stops the primary for, at least. */
+		size_t len = n << 20;
+		char *m = malloc(len);
+		pid_t child;
+		int status = 0;
+
+		memset(m, 7, len);
+		t0 = now_us();
+		child = fork();
+		if (child == 0)
+			_exit(m[len / 2] != 7);
+		printf("fork %llu us\n", (unsigned long long)(now_us() - t0));
+		waitpid(child, &status, 0);
+		return child < 0 || !WIFEXITED(status) || WEXITSTATUS(status);
 	} else if (!strcmp(argv[1], "restart")) {
 		/* What a restart from scratch redoes before it is where it was. */
 		char *m = malloc(n << 20);

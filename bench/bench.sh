@@ -419,7 +419,7 @@ recovery() {
 	# How a promotion takes the duplicate's memory (kernel/patches/0004).
 	ftctl info --json | grep -q '"mm_takeover":true' && how=takeover || how=copy
 	echo "BENCH recovery: promotion by $how of the duplicate's memory"
-	echo "BENCH resident size | respawn (L1) | primary's longest stall in it | page restore, AO (L2) | promotion, AR (L1): running | back at level 1 | memcpy of the size | restart from scratch | CRIU restore"
+	echo "BENCH resident size | respawn (L1) | primary's longest stall in it | page restore, AO (L2) | promotion, AR (L1): running | back at level 1 | memcpy of the size | fork() of the size | restart from scratch | CRIU restore"
 	for mib in 1 16 256; do
 		# The primary keeps working (a call and a page written per turn)
 		# while its killed duplicate is replaced.
@@ -451,9 +451,10 @@ recovery() {
 		back=$(echo "$out" | sed -n 's/.*level back after \([0-9]*\) us/\1/p')
 		[ -n "$promote" ] && [ -n "$back" ] || die "promotion at $mib MiB did not run"
 		copy=$($B memcpy $mib | sed -n 's/memcpy \([0-9]*\) us/\1/p')
+		fork=$($B forkmem $mib | sed -n 's/fork \([0-9]*\) us/\1/p')
 		restart=$($B restart $mib | us)
 		criu=$(criu_restore $mib)
-		echo "BENCH $mib MiB | $respawn | $(ms $stall) | $((failover / 1000)) ms | $(ms $promote) | $((back / 1000)) ms | $(ms $copy) | $((restart / 1000)) ms + the lost work | $criu"
+		echo "BENCH $mib MiB | $respawn | $(ms $stall) | $((failover / 1000)) ms | $(ms $promote) | $((back / 1000)) ms | $(ms $copy) | $(ms $fork) | $((restart / 1000)) ms + the lost work | $criu"
 	done
 }
 

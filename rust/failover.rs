@@ -33,7 +33,9 @@
 //!      size. The duplicate, left without memory of its own, is killed at
 //!      once and replaced at the primary's next call, like any lost
 //!      duplicate; until its replacement has separated its memory, the
-//!      group has one duplicate fewer (at level 1, none).
+//!      group has one duplicate fewer in step. That replacement can take
+//!      over already ([`group::Dup::can_succeed`]), unless the failed
+//!      frame is one it still shares with the primary.
 //!    - *Copy* (kernels without it, or `copy_promotion=1`): the primary
 //!      drops its private pages and copies each of the duplicate's into
 //!      fresh frames ([`shim::adopt_memory`]), in time that grows with the
@@ -233,7 +235,8 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     // Each try that fails without changing anything rules one duplicate
     // out; at most every slot once.
     let mut tries = 0;
-    let (from, nr, seq, regs, memory) = loop {
+    // `early`: the successor was still separating its memory.
+    let (from, nr, seq, regs, memory, early) = loop {
         tries += 1;
         // Duplicates not at the primary's next call lag (see
         // `State::dup_at_head`).
@@ -242,7 +245,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             "to take over",
             successor_ready,
             core::ptr::from_ref(&**group).cast(),
-            |d, head, _| !(d.ready && d.stands_at(head)),
+            |d, head, _| !(d.can_succeed() && d.stands_at(head)),
         );
         if let Err(e) = waited {
             if e == ETIMEDOUT {
@@ -251,14 +254,19 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             // Otherwise dying anyway (a fatal signal).
             return;
         }
-        let (from, nr, seq, regs) = {
+        let (from, nr, seq, regs, early) = {
             let st = group.lock();
             match st.dup_at_head() {
                 Some((from, nr)) if !st.closed && tries <= group::MAX_DUPS + 1 => {
                     // Under the lock the duplicate cannot go on or exit.
                     let regs = shim::copy_regs(&from);
                     sigstate.copy(&from);
-                    (from, nr, st.ring.head(), regs)
+                    let early = st
+                        .dups
+                        .iter()
+                        .flatten()
+                        .any(|d| d.tgid == from.tgid() && !d.ready);
+                    (from, nr, st.ring.head(), regs, early)
                 }
                 _ => {
                     drop(st);
@@ -267,13 +275,29 @@ fn take_over(group: &Arc<Group>, task: &Task) {
                 }
             }
         };
+        if let Cause::Poison(addr) = cause {
+            // A duplicate still separating its memory may share the
+            // poisoned frame (the kernel then kills it soon, and marks it
+            // hit); it cannot take over then.
+            if shim::page_lost(&from, addr) {
+                pr_warn!(
+                    "pid {}: duplicate {} cannot take over (its page at {:#x} is lost too); \
+                     replacing it\n",
+                    group.pid(),
+                    from.tgid_nr_ns(None),
+                    addr
+                );
+                rule_out(group, &from, false).send();
+                continue;
+            }
+        }
         let took = if takeover {
             shim::take_memory(&from).map(|()| Memory::TakenOver)
         } else {
             shim::adopt_memory(&from).map(Memory::Copied)
         };
         match took {
-            Ok(memory) => break (from, nr, seq, regs, memory),
+            Ok(memory) => break (from, nr, seq, regs, memory, early),
             Err(e) if e == ESRCH || e == ESTALE || e == EHWPOISON => {
                 // It is exiting, it is not the primary's twin (then it has
                 // diverged; nothing changed), or a page of it is lost as
@@ -310,6 +334,9 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     shim::set_regs(&regs);
     let fpu = shim::adopt_fpu(&from);
     sigstate.set();
+    // Its pid for the log, read while it lives: the pid of a task that
+    // has exited reads as 0.
+    let from_nr = from.tgid_nr_ns(None);
     if memory == Memory::TakenOver {
         // `from` gave its address space: it must never run again. It is
         // killed before the primary's next call can publish a record that
@@ -334,7 +361,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     events::emit(
         group.pid(),
         What::Promotion {
-            from: from.tgid_nr_ns(None),
+            from: from_nr,
             cause,
             seq,
             pages: memory.pages() as u64,
@@ -352,7 +379,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
              at call #{} ({}): {} in {} us\n",
             group.pid(),
             addr,
-            from.tgid_nr_ns(None),
+            from_nr,
             seq,
             syscalls::classify(nr).name,
             memory,
@@ -362,18 +389,25 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             "pid {}: {} primary; took over duplicate {}'s state at call #{} ({}): {} in {} us\n",
             group.pid(),
             what,
-            from.tgid_nr_ns(None),
+            from_nr,
             seq,
             syscalls::classify(nr).name,
             memory,
             us
         ),
     }
+    if early {
+        pr_info!(
+            "pid {}: duplicate {} took over while still separating its memory\n",
+            group.pid(),
+            from_nr
+        );
+    }
     if let Err(e) = fpu {
         pr_warn!(
             "pid {}: FPU state of duplicate {} not taken ({:?}); the primary keeps its own\n",
             group.pid(),
-            from.tgid_nr_ns(None),
+            from_nr,
             e
         );
     }

@@ -116,6 +116,21 @@ impl Dup {
         self.next_seq > seq || self.waiting_for == Some(seq) || self.parked
     }
 
+    /// Whether it could take the primary's place: it has all of the
+    /// process's state, in an address space of its own. It is ready, or
+    /// still separating its memory ([`crate::replica::separate`]): its
+    /// address space is then whole, and frames it still shares with the
+    /// primary are left to it when the primary's is released. Never one
+    /// leaving, out of step ([`Dup::stale`]), or hit by a memory error
+    /// ([`Dup::hit`]).
+    pub(crate) fn can_succeed(&self) -> bool {
+        !self.leaving
+            && !self.stale
+            && self.hit.is_none()
+            && self.born
+            && (self.ready || self.separating.is_some())
+    }
+
     /// Whether it stands before the call whose record will have sequence
     /// number `head` (it consumed every earlier record and waits, or is
     /// parked at an exit or exec with nothing left to consume).
@@ -214,6 +229,10 @@ pub(crate) struct State {
     /// The primary is waiting for room in the ring: a duplicate taking a
     /// record wakes it only once the ring is low ([`Ring::is_low`]).
     pub(crate) space_wait: bool,
+    /// The primary is waiting for its duplicates to get somewhere
+    /// ([`crate::sync::wait_for_dups`]): a duplicate separating its memory
+    /// takes no step meanwhile ([`crate::replica::separate`]).
+    pub(crate) primary_waits: bool,
     /// A page of the primary on a failed frame (address, frame), to be
     /// re-established from a duplicate at its next recorded call.
     pub(crate) repair: Option<(usize, usize)>,
@@ -279,7 +298,7 @@ impl State {
             .dups
             .iter()
             .flatten()
-            .filter(|d| d.ready && !d.leaving && d.stands_at(head));
+            .filter(|d| d.can_succeed() && d.stands_at(head));
         let first = in_step.clone().next();
         in_step
             .find(|d| Some(d.tgid) == self.successor)
@@ -323,10 +342,10 @@ impl State {
         pending
     }
 
-    /// Whether a duplicate is on its own frames, in step, and staying: one
-    /// that could take over from the primary.
+    /// Whether a duplicate could take over from the primary
+    /// ([`Dup::can_succeed`]).
     pub(crate) fn can_take_over(&self) -> bool {
-        self.dups.iter().flatten().any(|d| d.ready && !d.leaving)
+        self.dups.iter().flatten().any(Dup::can_succeed)
     }
 
     /// Marks the duplicates matching `pred` (and not already leaving) as
@@ -521,6 +540,7 @@ impl Group {
                     call: None,
                     wait_space: None,
                     space_wait: false,
+                    primary_waits: false,
                     repair: None,
                     repairing: None,
                     held: None,

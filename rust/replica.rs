@@ -288,6 +288,11 @@ pub(crate) fn separate(group: &Group, task: &Task) {
         let pos = {
             let mut guard = group.lock();
             let st = &mut *guard;
+            // Never while the primary waits for its duplicates, or is to
+            // be replaced: it would wait for the step.
+            if st.primary_waits || st.promote.is_some() {
+                return;
+            }
             let head = st.ring.head();
             let Some(d) = st.dup_mut(tgid).filter(|d| !d.leaving) else {
                 return;

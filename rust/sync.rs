@@ -1261,6 +1261,20 @@ pub(crate) fn wait_for_dups(
     arg: *const c_void,
     behind: impl Fn(&group::Dup, u64, u64) -> bool,
 ) -> Result {
+    group.lock().primary_waits = true;
+    let waited = wait_for_dups_marked(group, what, cond, arg, behind);
+    group.lock().primary_waits = false;
+    waited
+}
+
+/// [`wait_for_dups`], with [`group::State::primary_waits`] set.
+fn wait_for_dups_marked(
+    group: &Group,
+    what: &str,
+    cond: unsafe extern "C" fn(*const c_void) -> bool,
+    arg: *const c_void,
+    behind: impl Fn(&group::Dup, u64, u64) -> bool,
+) -> Result {
     let ms = crate::module_parameters::lag_timeout_ms.value().max(100);
     for round in 1..=LAG_ROUNDS {
         let before = group.lock().dup_runtimes();

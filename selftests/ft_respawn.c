@@ -15,7 +15,11 @@
  * more than twice the ring's records meanwhile; the new duplicate is on
  * frames of its own for every page of the pattern (the moved pages were
  * not skipped) and of the ballast, and copied them all; the memory is
- * intact in both replicas; the exit status is the program's.
+ * intact in both replicas.  Then the new duplicate is killed too, and the
+ * primary consumes poison (MADV_HWPOISON) on a page it wrote, so on a
+ * frame of its own, right after the next one is created: that one, still
+ * separating, takes over, and a fourth restores the level.  The exit
+ * status is the program's.
  */
 #include "ft_test.h"
 
@@ -24,6 +28,7 @@
 #define MUL		13
 #define RING		64		/* records the ring holds (rust/ring.rs) */
 #define LOW		((char *)0x10000000)
+#define VICTIM		7		/* the ballast page poisoned */
 
 struct layout {
 	char *ballast;
@@ -38,7 +43,9 @@ static struct layout l;
  * down), and reserves LOW; reports the ballast's address.  On 'p' it
  * answers; on 'm' it moves the pattern to LOW, then reads /proc/procft
  * (open, read to the end, close) until its duplicate is ready, and reports
- * how many calls that took; on 'q' it exits with status 3.
+ * how many calls that took; on 'h' it writes a ballast page and consumes
+ * poison there (MADV_HWPOISON), and reports the byte it wrote; on 'q' it
+ * exits with status 3.
  */
 static void workload(int ctl)
 {
@@ -92,6 +99,20 @@ static void workload(int ctl)
 					break;
 			}
 		}
+		if (c == 'h') {
+			/*
+			 * Its next call creates the duplicate; then its own
+			 * copy of a ballast page (the write breaks the
+			 * copy-on-write), and poison consumed there: only the
+			 * primary maps that frame.
+			 */
+			getppid();
+			l.ballast[VICTIM * 4096L] = 0x77;
+			if (madvise(l.ballast + VICTIM * 4096L, 4096, MADV_HWPOISON))
+				_exit(93);
+			/* Here in the successor, on its frame. */
+			calls = l.ballast[VICTIM * 4096L];
+		}
 		l.calls = calls;
 		write(ctl, &l, sizeof(l));
 	}
@@ -141,7 +162,7 @@ int main(void)
 	int ctl, status, ok, i;
 	long pages;
 
-	tap_plan(6);
+	tap_plan(8);
 	pid = spawn_with_ctl(workload, &ctl);
 	if (read(ctl, &l, sizeof(l)) != sizeof(l))
 		die("workload");
@@ -173,6 +194,27 @@ int main(void)
 	       buffer_intact(reps2[1], LOW, PATTERN, MUL),
 	       "the new duplicate copied %ld pages (at least %d), and the pattern is intact in both replicas",
 	       pages, PATTERN + BALLAST);
+
+	/*
+	 * Lost again; this time the primary fails while the replacement is
+	 * still separating its memory, on a frame only the primary has.
+	 */
+	kill(reps2[1], SIGKILL);
+	for (i = 0; i < 1000 && procft_field(pid, "duplicates=") != 0; i++)
+		usleep(10000);
+	write(ctl, "h", 1);
+	ok = read(ctl, &got, sizeof(got)) == sizeof(got) && got.calls == 0x77 &&
+	     procft_field(pid, "failovers=") == 1 && !kill(pid, 0);
+	tap_ok(ok && run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* took over while still separating its memory'",
+			     pid) == 0,
+	       "poison consumed by the primary while its new duplicate was still separating: that duplicate took over (failovers=%ld, byte %#lx)",
+	       procft_field(pid, "failovers="), got.calls);
+	ok = ok && wait_duplicates(pid, 1, reps) && wait_caught_up(pid);
+	tap_ok(ok && own_frames(pid, reps[1], LOW, PATTERN, 1) &&
+	       own_frames(pid, reps[1], l.ballast, BALLAST, 61) &&
+	       buffer_intact(pid, LOW, PATTERN, MUL) && buffer_intact(reps[1], LOW, PATTERN, MUL),
+	       "back at level 1 (duplicate %d), every page on frames of its own, the pattern intact",
+	       reps[1]);
 	write(ctl, "q", 1);
 	waitpid(pid, &status, 0);
 	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 3, "exit status 3 (status %#x)", status);
