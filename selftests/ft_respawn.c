@@ -18,8 +18,11 @@
  * intact in both replicas.  Then the new duplicate is killed too, and the
  * primary consumes poison (MADV_HWPOISON) on a page it wrote, so on a
  * frame of its own, right after the next one is created: that one, still
- * separating, takes over, and a fourth restores the level.  The exit
- * status is the program's.
+ * separating, takes over, and a fourth restores the level.  Last, poison
+ * on a page the primary still shares with a new duplicate (one nobody
+ * wrote since that duplicate's fork): no copy is left; the duplicate is
+ * killed by the error too (the kernel's early kill) or found unable to
+ * take over, and the process dies of SIGBUS as it would unprotected.
  */
 #include "ft_test.h"
 
@@ -44,8 +47,8 @@ static struct layout l;
  * answers; on 'm' it moves the pattern to LOW, then reads /proc/procft
  * (open, read to the end, close) until its duplicate is ready, and reports
  * how many calls that took; on 'h' it writes a ballast page and consumes
- * poison there (MADV_HWPOISON), and reports the byte it wrote; on 'q' it
- * exits with status 3.
+ * poison there (MADV_HWPOISON), and reports the byte it wrote; on 'x' it
+ * consumes poison on the ballast's last page.
  */
 static void workload(int ctl)
 {
@@ -68,8 +71,6 @@ static void workload(int ctl)
 	write(ctl, &l, sizeof(l));
 	snprintf(want, sizeof(want), "pid=%d ", getpid());
 	while (read(ctl, &c, 1) == 1) {
-		if (c == 'q')
-			_exit(3);
 		if (c == 'm') {
 			if (mremap(pattern, PATTERN * 4096, PATTERN * 4096,
 				   MREMAP_MAYMOVE | MREMAP_FIXED, LOW) != LOW)
@@ -112,6 +113,16 @@ static void workload(int ctl)
 				_exit(93);
 			/* Here in the successor, on its frame. */
 			calls = l.ballast[VICTIM * 4096L];
+		}
+		if (c == 'x') {
+			/*
+			 * Poison on the ballast's last page, which nobody
+			 * wrote since the duplicate was created: it is still
+			 * shared, and its only copy is lost.
+			 */
+			getppid();
+			madvise(l.ballast + (BALLAST - 1) * 4096L, 4096, MADV_HWPOISON);
+			_exit(94);
 		}
 		l.calls = calls;
 		write(ctl, &l, sizeof(l));
@@ -215,8 +226,21 @@ int main(void)
 	       buffer_intact(pid, LOW, PATTERN, MUL) && buffer_intact(reps[1], LOW, PATTERN, MUL),
 	       "back at level 1 (duplicate %d), every page on frames of its own, the pattern intact",
 	       reps[1]);
-	write(ctl, "q", 1);
+
+	/*
+	 * Lost once more; now the poison is on a page the primary still
+	 * shares with the replacement: no copy is left, and the process
+	 * dies of it as it would unprotected.
+	 */
+	kill(reps[1], SIGKILL);
+	for (i = 0; i < 1000 && procft_field(pid, "duplicates=") != 0; i++)
+		usleep(10000);
+	write(ctl, "x", 1);
 	waitpid(pid, &status, 0);
-	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 3, "exit status 3 (status %#x)", status);
+	tap_ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: .*no duplicate .* take over.* it dies of SIGBUS'",
+		       pid) == 0,
+	       "poison on a frame the primary still shares with its new duplicate: no copy is left, it dies of SIGBUS (status %#x)",
+	       status);
 	return tap_finish();
 }
