@@ -27,7 +27,10 @@
  *                       appears in the current directory; print the
  *                       longest and the shortest turn since the start or
  *                       since it last found (and removed) a file
- *                       stall.reset
+ *                       stall.reset; with STALL_LOG set, each turn over
+ *                       10 ms is also written to the trace
+ *                       (trace_marker), to be found among the scheduler's
+ *                       events
  *   bench memcpy MIB    time one memcpy() of MIB MiB (both buffers touched)
  *   bench forkmem MIB   time one fork() of a process with MIB MiB touched
  *                       (the parent's side: page tables copied)
@@ -214,7 +217,7 @@ int main(int argc, char **argv)
 		 */
 		size_t len = n << 20;
 		char *m = malloc(len);
-		uint64_t prev, t, worst = 0, best = UINT64_MAX;
+		uint64_t prev, t, worst = 0, worst_at = 0, best = UINT64_MAX;
 		unsigned long k = 0;
 
 		memset(m, 7, len);
@@ -231,14 +234,27 @@ int main(int argc, char **argv)
 				worst = 0;
 				best = UINT64_MAX;
 			} else {
-				worst = t - prev > worst ? t - prev : worst;
+				if (t - prev > worst) {
+					worst = t - prev;
+					worst_at = t;
+				}
+				if (getenv("STALL_LOG") && t - prev > 10000) {
+					int fd = open("/sys/kernel/tracing/trace_marker", O_WRONLY);
+
+					dprintf(fd >= 0 ? fd : 2, "long turn %llu us\n",
+						(unsigned long long)(t - prev));
+					if (fd >= 0)
+						close(fd);
+				}
 				best = t - prev < best ? t - prev : best;
 			}
 			prev = t;
 		}
-		printf("longest stall %llu us (turns of %llu to %llu us)\n",
+		/* When it ended, on the clock the kernel log uses (near enough). */
+		printf("longest stall %llu us (turns of %llu to %llu us; the longest ended at %llu.%06llu s)\n",
 		       (unsigned long long)(worst - best), (unsigned long long)best,
-		       (unsigned long long)worst);
+		       (unsigned long long)worst, (unsigned long long)worst_at / 1000000,
+		       (unsigned long long)worst_at % 1000000);
 		return 0;
 	} else if (!strcmp(argv[1], "memcpy")) {
 		size_t len = n << 20;

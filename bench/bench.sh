@@ -413,21 +413,18 @@ criu_restore() {
 	rm -rf $W/ck
 }
 
-# Part "recovery": how long each way back from a failure takes, per size.
-recovery() {
-	load_module
-	# How a promotion takes the duplicate's memory (kernel/patches/0004).
-	ftctl info --json | grep -q '"mm_takeover":true' && how=takeover || how=copy
-	echo "BENCH recovery: promotion by $how of the duplicate's memory"
-	echo "BENCH resident size | respawn (L1) | primary's longest stall in it | page restore, AO (L2) | promotion, AR (L1): running | back at level 1 | memcpy of the size | fork() of the size | restart from scratch | CRIU restore"
-	for mib in 1 16 256; do
-		# The primary keeps working (a call and a page written per turn)
-		# while its killed duplicate is replaced.
-		rm -f $W/stall.stop $W/stall.reset
-		start stall $mib 1
-		d=$(sed -n "s/^pid=$p .*replicas=$p,\\([0-9]*\\) .*/\\1/p" /proc/procft)
-		touch $W/stall.reset
-		t0=$(cut -d' ' -f1 /proc/uptime)
+# "bench stall $1" (MiB) at level 1; its duplicate is killed ($2 = kill:
+# procft replaces it) or removed (drop: level 0); sets $took (until the
+# replacement is in step, for kill) and $worst (the primary's longest
+# stall, us).
+stall_in() {
+	rm -f $W/stall.stop $W/stall.reset
+	start stall $1 1
+	d=$(sed -n "s/^pid=$p .*replicas=$p,\\([0-9]*\\) .*/\\1/p" /proc/procft)
+	touch $W/stall.reset
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	took=-
+	if [ $2 = kill ]; then
 		kill -9 $d
 		i=0
 		while ! grep -q "^pid=$p .*duplicates=1/1 .*respawns=1" /proc/procft; do
@@ -436,11 +433,35 @@ recovery() {
 			usleep 2000
 		done
 		t1=$(cut -d' ' -f1 /proc/uptime)
-		respawn=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%d ms", (b - a) * 1000 }')
-		touch $W/stall.stop
-		wait $p
-		stall=$(sed -n 's/longest stall \([0-9]*\) us.*/\1/p' $W/stall.out)
-		[ -n "$stall" ] || die "stall at $mib MiB did not run"
+		took=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%d ms", (b - a) * 1000 }')
+	else
+		ftctl set $p 0
+		while kill -0 $d 2> /dev/null; do usleep 2000; done
+		sleep 0.5
+	fi
+	touch $W/stall.stop
+	wait $p
+	worst=$(sed -n 's/longest stall \([0-9]*\) us.*/\1/p' $W/stall.out)
+	[ -n "$worst" ] || die "stall at $1 MiB ($2) did not run"
+}
+
+# Part "recovery": how long each way back from a failure takes, per size.
+recovery() {
+	load_module
+	# How a promotion takes the duplicate's memory (kernel/patches/0004).
+	ftctl info --json | grep -q '"mm_takeover":true' && how=takeover || how=copy
+	echo "BENCH recovery: promotion by $how of the duplicate's memory"
+	echo "BENCH resident size | respawn (L1) | primary's longest stall in it | the same, duplicate only removed | page restore, AO (L2) | promotion, AR (L1): running | back at level 1 | memcpy of the size | fork() of the size | restart from scratch | CRIU restore"
+	for mib in 1 16 256; do
+		# The primary keeps working (a call and a page written per turn)
+		# while its killed duplicate is replaced ...
+		stall_in $mib kill
+		respawn=$took stall=$worst
+		# ... and, for comparison, while its duplicate is only removed
+		# (level 0: the dead duplicate's memory is freed, nothing is
+		# created).
+		stall_in $mib drop
+		dropped=$worst
 		hold $mib 2
 		addr=$(sed -n 's/ready //p' $W/hold.out)
 		failover=$($B mce $p $addr | sed -n 's/restored after \([0-9]*\) us/\1/p')
@@ -454,7 +475,7 @@ recovery() {
 		fork=$($B forkmem $mib | sed -n 's/fork \([0-9]*\) us/\1/p')
 		restart=$($B restart $mib | us)
 		criu=$(criu_restore $mib)
-		echo "BENCH $mib MiB | $respawn | $(ms $stall) | $((failover / 1000)) ms | $(ms $promote) | $((back / 1000)) ms | $(ms $copy) | $(ms $fork) | $((restart / 1000)) ms + the lost work | $criu"
+		echo "BENCH $mib MiB | $respawn | $(ms $stall) | $(ms $dropped) | $((failover / 1000)) ms | $(ms $promote) | $((back / 1000)) ms | $(ms $copy) | $(ms $fork) | $((restart / 1000)) ms + the lost work | $criu"
 	done
 }
 

@@ -477,11 +477,18 @@ static unsigned long procft_skip_empty(struct mm_struct *mm, unsigned long addr,
  * whatever happened to the address space between two steps below *@pos
  * is the caller's to account for (see the Rust side's separation).
  *
+ * The copying is background work: the caller runs it at the lowest
+ * priority (nice 19) and gets its own back before returning, so that a
+ * primary waking meanwhile on the same CPU is not kept waiting for the
+ * step (with lazy preemption a task of equal weight may be, for several
+ * ticks).
+ *
  * Return: the number of pages copied, or -EINTR if a fatal signal came.
  */
 long procft_unshare_some(unsigned long *pos, unsigned long budget)
 {
 	struct mm_struct *mm = current->mm;
+	long nice = task_nice(current);
 	struct vm_area_struct *vma;
 	unsigned long addr = *pos, seen = 0;
 	long n = 0;
@@ -492,6 +499,7 @@ long procft_unshare_some(unsigned long *pos, unsigned long budget)
 	}
 	if (mmap_read_lock_killable(mm))
 		return -EINTR;
+	set_user_nice(current, MAX_NICE);
 	for (vma = find_vma(mm, addr); vma; vma = find_vma(mm, vma->vm_end)) {
 		if (!vma_is_cow_mapping(vma) || !vma->anon_vma)
 			continue;
@@ -522,6 +530,7 @@ long procft_unshare_some(unsigned long *pos, unsigned long budget)
 	addr = ULONG_MAX;
 out:
 	mmap_read_unlock(mm);
+	set_user_nice(current, nice);
 	*pos = addr;
 	return n;
 }
