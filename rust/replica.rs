@@ -83,17 +83,24 @@ pub(crate) fn wants(st: &group::State) -> bool {
 const S_IFIFO: u32 = 0o010000;
 const S_IFCHR: u32 = 0o020000;
 
-/// If `group` lacks a duplicate and its primary sleeps in a system call
-/// that the kernel makes again unseen when interrupted without a signal
-/// (see [`syscalls::interrupt`]), brings the primary to a system-call
-/// boundary now, where [`maybe_spawn`] creates the duplicate, rather than
-/// when the call returns, which may be much later. A primary blocked in
-/// another call gets its duplicates when the call returns. Safe in atomic
-/// context.
+/// If `group` lacks a duplicate, brings its primary to a system-call
+/// boundary now ([`interrupt_blocked`]), where [`maybe_spawn`] creates the
+/// duplicate, rather than when its call returns, which may be much later.
+/// A primary blocked in another call gets its duplicates when the call
+/// returns. Safe in atomic context.
 pub(crate) fn hurry(group: &Group) {
-    if !wants(&group.lock()) {
-        return;
+    if wants(&group.lock()) {
+        interrupt_blocked(group);
     }
+}
+
+/// If `group`'s primary sleeps in a system call that the kernel makes
+/// again unseen when interrupted without a signal (see
+/// [`syscalls::interrupt`]), interrupts it: the call returns to the
+/// system-call boundary, where procft does what it has pending for the
+/// primary (a duplicate to create, a page to restore), and is then made
+/// again. Safe in atomic context.
+pub(crate) fn interrupt_blocked(group: &Group) {
     let task = group.primary();
     let Some((nr, arg0)) = shim::blocked_call(task) else {
         return;
