@@ -13,12 +13,15 @@
 #    sums, and what the kernel spent besides (slab, page tables, procft's
 #    buffered output).
 # 3. Recovery: respawn time (a duplicate killed until its replacement is on
-#    its own frames, level 1), page restore after an action-optional
+#    its own frames, level 1) and the primary's longest stall meanwhile
+#    (and when its duplicate is only removed), page restore after an
+#    action-optional
 #    machine check on the primary's page (level 2, the primary waiting in
 #    usleep(): the early warning), promotion after the primary consumed
 #    poison (MADV_HWPOISON, level 1: its whole state taken from the
-#    duplicate), what a restart from scratch redoes, and a restore from a
-#    CRIU checkpoint.
+#    duplicate, once that has caught up), a memcpy() and a fork() of the
+#    size, what a restart from scratch redoes, and a restore from a CRIU
+#    checkpoint.
 #
 # The parts run are those of benchparts (PROCFT_BENCH_PARTS of the
 # Makefile), comma-separated: workloads, memory, recovery (default all).
