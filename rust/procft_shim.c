@@ -461,6 +461,26 @@ static unsigned long procft_skip_empty(struct mm_struct *mm, unsigned long addr,
 	return min(addr, end);
 }
 
+/*
+ * How many pages from @addr on (below @end, @max at most) @mm maps with a
+ * present page-table entry (not a huge mapping) to a frame other than the
+ * zero page: a run that one get_user_pages_remote() call can write without
+ * populating anything.  The caller holds the mmap lock for reading.
+ */
+static unsigned long procft_present_run(struct mm_struct *mm, unsigned long addr,
+					unsigned long end, unsigned long max)
+{
+	unsigned long n = 0, next, pfn;
+
+	while (n < max && addr < end &&
+	       procft_entry(mm, addr, end, &next, &pfn) == PROCFT_PAGE &&
+	       next == addr + PAGE_SIZE && !is_zero_pfn(pfn)) {
+		n++;
+		addr += PAGE_SIZE;
+	}
+	return n;
+}
+
 /**
  * procft_unshare_some - give the calling task its own copy of the anonymous
  * pages it shares copy-on-write, a bounded number of pages at a time
@@ -471,7 +491,9 @@ static unsigned long procft_skip_empty(struct mm_struct *mm, unsigned long addr,
  *
  * Walks the caller's private writable (CoW) mappings from @pos and
  * write-faults every present anonymous page, which copies it unless it is
- * already exclusive.  Pages not present stay absent (a sparse mapping is
+ * already exclusive: in anonymous mappings, runs of present pages with one
+ * get_user_pages_remote() call each; in private file mappings, which also
+ * hold the file's own pages, page by page, anonymous ones only.  Pages not present stay absent (a sparse mapping is
  * not populated), and clean page-cache pages stay shared: memory failure
  * recovers those by re-reading the file.  The caller resumes from *@pos;
  * whatever happened to the address space between two steps below *@pos
@@ -490,8 +512,8 @@ long procft_unshare_some(unsigned long *pos, unsigned long budget)
 	struct mm_struct *mm = current->mm;
 	long nice = task_nice(current);
 	struct vm_area_struct *vma;
-	unsigned long addr = *pos, seen = 0;
-	long n = 0;
+	unsigned long addr = *pos, seen = 0, run;
+	long n = 0, got;
 
 	if (!mm) {
 		*pos = ULONG_MAX;
@@ -517,6 +539,19 @@ long procft_unshare_some(unsigned long *pos, unsigned long budget)
 				break;
 			if (seen++ == budget)
 				goto out;
+			run = vma->vm_file ? 0 : procft_present_run(mm, addr, vma->vm_end,
+								    budget - seen + 1);
+			if (run) {
+				/* Anonymous memory: the run written with one call. */
+				got = get_user_pages_remote(mm, addr, run, FOLL_WRITE | FOLL_FORCE,
+							    NULL, NULL);
+				if (got > 0) {
+					n += got;
+					seen += got - 1;
+					addr += (got - 1) * PAGE_SIZE;
+				}
+				continue;
+			}
 			/* Present and not special (the zero page is shared by all)? */
 			if (get_user_pages_fast_only(addr, 1, 0, &page) != 1)
 				continue;
