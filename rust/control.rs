@@ -217,21 +217,6 @@ pub(crate) fn on_exit(task: &Task) {
     }
 }
 
-/// Ends the protection of `group`'s process because it is doing something
-/// procft cannot replicate (`why`), with one log line.
-pub(crate) fn end_protection(group: &Group, why: &'static str) {
-    let level = group::remove(group.tgid());
-    if level > 0 {
-        events::emit(group.pid(), What::Ended { why });
-        pr_info!(
-            "pid {}: {} cannot be replicated; protection ended (level {} -> 0)\n",
-            group.pid(),
-            why,
-            level
-        );
-    }
-}
-
 #[kunit_tests(procft_control)]
 mod tests {
     use super::*;

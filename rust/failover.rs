@@ -220,10 +220,10 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     // Records of calls the primary made: the duplicates must consume them
     // to reach the primary's next call.
     if let Some(record) = held_sig {
-        crate::sync::publish(group, record.into());
+        group::publish(group, record.into());
     }
     if let Some(record) = held {
-        crate::sync::publish(group, record);
+        group::publish(group, record);
     }
     // The duplicate's signal state is copied with its registers, under the
     // group lock (it may die right after); the room is allocated first.
@@ -240,7 +240,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         tries += 1;
         // Duplicates not at the primary's next call lag (see
         // `State::dup_at_head`).
-        let waited = crate::sync::wait_for_dups(
+        let waited = group::wait_for_dups(
             group,
             "to take over",
             successor_ready,

@@ -32,8 +32,10 @@ use kernel::{
 };
 
 use crate::{
-    ring::Ring,
+    events::{self, What},
+    ring::{Record, Ring},
     shim::{self, SavedRegs},
+    syscalls::{self, Interrupt},
     types::{Cause, Counters, DupWork, Separation, Vote},
     uapi,
 };
@@ -641,6 +643,31 @@ impl Group {
         &self.primary
     }
 
+    /// If the primary sleeps in a system call that the kernel makes again
+    /// unseen when interrupted without a signal (see
+    /// [`syscalls::interrupt`]), interrupts it: the call returns to the
+    /// system-call boundary, where procft does what it has pending for the
+    /// primary (a duplicate to create, a page to restore), and is then
+    /// made again. Safe in atomic context.
+    pub(crate) fn interrupt_blocked(&self) {
+        const S_IFIFO: u32 = 0o010000;
+        const S_IFCHR: u32 = 0o020000;
+        let task = self.primary();
+        let Some((nr, arg0)) = shim::blocked_call(task) else {
+            return;
+        };
+        let unseen = match syscalls::interrupt(nr) {
+            Interrupt::Unseen => true,
+            Interrupt::UnseenUnlessSocket => {
+                matches!(shim::fd_type(task, arg0), S_IFIFO | S_IFCHR)
+            }
+            Interrupt::Seen => false,
+        };
+        if unseen {
+            let _ = shim::kick(task);
+        }
+    }
+
     /// The primary and the live duplicates, primary first.
     pub(crate) fn replicas(&self) -> [Option<ARef<Task>>; MAX_DUPS + 1] {
         let mut out = [const { None }; MAX_DUPS + 1];
@@ -1100,3 +1127,143 @@ pub(crate) fn stats() -> Stats {
         released: table.released,
     }
 }
+
+/// Ends the protection of `group`'s process because it is doing something
+/// procft cannot replicate (`why`), with one log line.
+pub(crate) fn end_protection(group: &Group, why: &'static str) {
+    let level = remove(group.tgid());
+    if level > 0 {
+        events::emit(group.pid(), What::Ended { why });
+        pr_info!(
+            "pid {}: {} cannot be replicated; protection ended (level {} -> 0)\n",
+            group.pid(),
+            why,
+            level
+        );
+    }
+}
+
+/// Appends `record` to the ring and wakes the duplicates.
+pub(crate) fn publish(group: &Arc<Group>, record: Arc<Record>) {
+    let appended = append(group, &mut group.lock(), record);
+    published(group, appended);
+}
+
+/// What [`append`] found, acted on by [`published`] once the group's lock
+/// is dropped.
+pub(crate) struct Appended {
+    /// Every slot of the ring was taken.
+    overflow: bool,
+    /// Duplicates that diverged, to kill.
+    kills: Kills,
+    /// A duplicate of the group waits for a record.
+    wake: bool,
+}
+
+/// [`publish`], under the group's lock (`st`): appends `record`.
+pub(crate) fn append(group: &Group, st: &mut State, record: Arc<Record>) -> Appended {
+    let overflow = group.push(st, record).is_err();
+    // A duplicate waiting at an exit or exec the primary did not make
+    // has diverged.
+    let (kills, diverged) = st.replace_where(|d| d.parked);
+    st.counters.divergences += u64::from(diverged);
+    // A duplicate sets `waiting_for` under this lock before it sleeps:
+    // one that sets it later sees the record published.
+    let wake = st.dups.iter().flatten().any(|d| d.waiting_for.is_some());
+    Appended {
+        overflow,
+        kills,
+        wake,
+    }
+}
+
+/// [`publish`], the group's lock dropped: acts on what [`append`] found,
+/// and wakes the duplicates if one waits.
+pub(crate) fn published(group: &Arc<Group>, appended: Appended) {
+    appended.kills.send();
+    if appended.overflow {
+        end_protection(group, "a synchronisation buffer overflow");
+    }
+    if appended.wake {
+        group.wake();
+    }
+}
+
+/// Waits, killably, until `cond(arg)` holds for the primary of `group`,
+/// which needs its duplicates to get somewhere (`what`, for the log).
+///
+/// The primary never waits on a duplicate for ever. Every module parameter
+/// `lag_timeout_ms` without the condition, each duplicate that `behind`
+/// selects (given the ring's head and the oldest record still needed) and
+/// that got less than a millisecond of CPU time meanwhile is declared lost:
+/// stopped, frozen, traced, stuck, or starved of CPU, it is killed and
+/// replaced, exactly like one a memory error hit. One that computes is
+/// doing the work the primary did and is waited for, [`LAG_ROUNDS`] times
+/// the timeout at most (it may loop for ever on corrupted memory). A
+/// leaving duplicate never holds the primary back, so the condition holds
+/// at the latest once none is left (its "no duplicate" case). `Err` if a
+/// fatal signal came (or, `ETIMEDOUT`, if the replacements did not let the
+/// condition hold).
+pub(crate) fn wait_for_dups(
+    group: &Group,
+    what: &str,
+    cond: unsafe extern "C" fn(*const c_void) -> bool,
+    arg: *const c_void,
+    behind: impl Fn(&Dup, u64, u64) -> bool,
+) -> Result {
+    group.lock().primary_waits = true;
+    let waited = wait_for_dups_marked(group, what, cond, arg, behind);
+    group.lock().primary_waits = false;
+    waited
+}
+
+/// [`wait_for_dups`], with [`group::State::primary_waits`] set.
+fn wait_for_dups_marked(
+    group: &Group,
+    what: &str,
+    cond: unsafe extern "C" fn(*const c_void) -> bool,
+    arg: *const c_void,
+    behind: impl Fn(&Dup, u64, u64) -> bool,
+) -> Result {
+    let ms = crate::module_parameters::lag_timeout_ms.value().max(100);
+    for round in 1..=LAG_ROUNDS {
+        let before = group.lock().dup_runtimes();
+        match group.wq.wait_killable_timeout(cond, arg, ms) {
+            Err(e) if e == ETIMEDOUT => {}
+            done => return done,
+        }
+        let (kills, n) = {
+            let mut st = group.lock();
+            let (head, oldest) = (st.ring.head(), st.min_next_seq());
+            st.replace_where(|d| {
+                let idle = before.iter().flatten().any(|&(tgid, ns)| {
+                    tgid == d.tgid && shim::runtime_ns(&d.task) < ns + 1_000_000
+                });
+                behind(d, head, oldest) && (idle || round >= LAG_ROUNDS)
+            })
+        };
+        kills.send();
+        group.wake();
+        if n > 0 {
+            let how = if round >= LAG_ROUNDS {
+                "and more"
+            } else {
+                "without running (stopped, frozen, traced or stuck)"
+            };
+            pr_warn!(
+                "pid {}: {} duplicate(s) kept the primary waiting ({}) for {} ms {}; \
+                 replacing them\n",
+                group.pid(),
+                n,
+                what,
+                ms,
+                how
+            );
+        }
+    }
+    // Every duplicate behind was replaced in the last round.
+    group.wq.wait_killable_timeout(cond, arg, ms)
+}
+
+/// How many [`wait_for_dups`] timeouts a duplicate that computes is given.
+pub(crate) const LAG_ROUNDS: u32 = 12;

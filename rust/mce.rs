@@ -394,7 +394,7 @@ fn primary_hit(group: &Group, pfn: usize, addr: usize, promotions: u64) {
         );
         // A primary asleep in a call that can be made again unseen has
         // its page restored now, not when it wakes.
-        crate::replica::interrupt_blocked(group);
+        group.interrupt_blocked();
     } else {
         pr_warn!(
             "pid {}: memory error at frame {:#x} in the primary and no duplicate in \

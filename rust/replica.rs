@@ -38,7 +38,6 @@ use crate::{
     group::{self, Group, Spawn},
     ring::CAPACITY,
     shim::{self, Regs, SavedRegs},
-    syscalls::{self, Interrupt},
     types::DupWork,
 };
 
@@ -80,9 +79,6 @@ pub(crate) fn wants(st: &group::State) -> bool {
         && st.spawn_failures < MAX_SPAWN_FAILURES
 }
 
-const S_IFIFO: u32 = 0o010000;
-const S_IFCHR: u32 = 0o020000;
-
 /// If `group` lacks a duplicate, brings its primary to a system-call
 /// boundary now ([`interrupt_blocked`]), where [`maybe_spawn`] creates the
 /// duplicate, rather than when its call returns, which may be much later.
@@ -90,28 +86,7 @@ const S_IFCHR: u32 = 0o020000;
 /// returns. Safe in atomic context.
 pub(crate) fn hurry(group: &Group) {
     if wants(&group.lock()) {
-        interrupt_blocked(group);
-    }
-}
-
-/// If `group`'s primary sleeps in a system call that the kernel makes
-/// again unseen when interrupted without a signal (see
-/// [`syscalls::interrupt`]), interrupts it: the call returns to the
-/// system-call boundary, where procft does what it has pending for the
-/// primary (a duplicate to create, a page to restore), and is then made
-/// again. Safe in atomic context.
-pub(crate) fn interrupt_blocked(group: &Group) {
-    let task = group.primary();
-    let Some((nr, arg0)) = shim::blocked_call(task) else {
-        return;
-    };
-    let unseen = match syscalls::interrupt(nr) {
-        Interrupt::Unseen => true,
-        Interrupt::UnseenUnlessSocket => matches!(shim::fd_type(task, arg0), S_IFIFO | S_IFCHR),
-        Interrupt::Seen => false,
-    };
-    if unseen {
-        let _ = shim::kick(task);
+        group.interrupt_blocked();
     }
 }
 

@@ -32,7 +32,7 @@ use kernel::{
 };
 
 use crate::{
-    control, determinism,
+    determinism,
     events::{self, What},
     failover,
     group::{self, Group, Kills, Spawn},
@@ -216,10 +216,10 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
         return;
     }
     if let Some(record) = held {
-        publish(group, record.into());
+        group::publish(group, record.into());
     }
     if let Some(why) = why {
-        control::end_protection(group, why);
+        group::end_protection(group, why);
         return;
     }
     match class {
@@ -545,7 +545,7 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
                 None
             } else if let Some(appended) = record_plain(&group, &mut st, ret, signal) {
                 drop(st);
-                published(&group, appended);
+                group::published(&group, appended);
                 determinism::after_call(ret);
                 return;
             } else {
@@ -617,7 +617,7 @@ fn record_plain(
     st: &mut group::State,
     ret: isize,
     signal: bool,
-) -> Option<Appended> {
+) -> Option<group::Appended> {
     let (nr, args) = st.call?;
     if signal || is_restart(ret) || st.repair.is_some() || syscalls::input(nr).is_some() {
         return None;
@@ -634,7 +634,7 @@ fn record_plain(
     // What `hash_input` gives a call that sends nothing.
     record.input_hash = Some(0);
     record.ip = shim::user_ip();
-    Some(append(group, st, record.into()))
+    Some(group::append(group, st, record.into()))
 }
 
 /// At the primary's `sys_exit`: appends the call in flight to the ring.
@@ -671,12 +671,12 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
     }
     // A record from the pool, or (the pool is empty) a new one.
     let Some(mut record) = record.or_else(|| Record::new().ok()) else {
-        control::end_protection(group, "out of memory for a record");
+        group::end_protection(group, "out of memory for a record");
         return;
     };
     record.start(nr, args);
     if let Err(why) = capture(&mut record, if is_restart(ret) { -1 } else { ret }) {
-        control::end_protection(group, why);
+        group::end_protection(group, why);
         return;
     }
     record.input_hash = if lost.is_some() {
@@ -684,7 +684,7 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
     } else if let Ok(hash) = hash_after(nr, &args, ret, whole) {
         Some(hash)
     } else {
-        control::end_protection(group, "a call whose bytes procft could not hash");
+        group::end_protection(group, "a call whose bytes procft could not hash");
         return;
     };
     record.ret = ret;
@@ -707,7 +707,7 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
             st.held = Some(record);
             None
         } else {
-            Some(append(group, &mut st, record))
+            Some(group::append(group, &mut st, record))
         }
     };
     let Some(appended) = appended else {
@@ -717,10 +717,10 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
         let Some(record) = group.lock().held.take() else {
             return;
         };
-        publish(group, record);
+        group::publish(group, record);
         return;
     };
-    published(group, appended);
+    group::published(group, appended);
     if let Some(addr) = lost {
         // A short count: what was sent is recorded; the duplicates go on
         // to the next call, where one of them takes over.
@@ -942,52 +942,6 @@ const ERESTARTNOHAND: isize = -514;
 const ERESTART_RESTARTBLOCK: isize = -516;
 const NR_RESTART_SYSCALL: i64 = 219;
 const EINTR_RET: isize = 4;
-
-/// Appends `record` to the ring and wakes the duplicates.
-pub(crate) fn publish(group: &Arc<Group>, record: Arc<Record>) {
-    let appended = append(group, &mut group.lock(), record);
-    published(group, appended);
-}
-
-/// What [`append`] found, acted on by [`published`] once the group's lock
-/// is dropped.
-struct Appended {
-    /// Every slot of the ring was taken.
-    overflow: bool,
-    /// Duplicates that diverged, to kill.
-    kills: Kills,
-    /// A duplicate of the group waits for a record.
-    wake: bool,
-}
-
-/// [`publish`], under the group's lock (`st`): appends `record`.
-fn append(group: &Group, st: &mut group::State, record: Arc<Record>) -> Appended {
-    let overflow = group.push(st, record).is_err();
-    // A duplicate waiting at an exit or exec the primary did not make
-    // has diverged.
-    let (kills, diverged) = st.replace_where(|d| d.parked);
-    st.counters.divergences += u64::from(diverged);
-    // A duplicate sets `waiting_for` under this lock before it sleeps:
-    // one that sets it later sees the record published.
-    let wake = st.dups.iter().flatten().any(|d| d.waiting_for.is_some());
-    Appended {
-        overflow,
-        kills,
-        wake,
-    }
-}
-
-/// [`publish`], the group's lock dropped: acts on what [`append`] found,
-/// and wakes the duplicates if one waits.
-fn published(group: &Arc<Group>, appended: Appended) {
-    appended.kills.send();
-    if appended.overflow {
-        control::end_protection(group, "a synchronisation buffer overflow");
-    }
-    if appended.wake {
-        group.wake();
-    }
-}
 
 const PAGE: usize = 4096;
 /// `MAX_RW_COUNT`: the most bytes the kernel transfers in one call (it
@@ -1239,85 +1193,6 @@ fn capture(record: &mut Record, ret: isize) -> Result<(), &'static str> {
     })
 }
 
-/// Waits, killably, until `cond(arg)` holds for the primary of `group`,
-/// which needs its duplicates to get somewhere (`what`, for the log).
-///
-/// The primary never waits on a duplicate for ever. Every module parameter
-/// `lag_timeout_ms` without the condition, each duplicate that `behind`
-/// selects (given the ring's head and the oldest record still needed) and
-/// that got less than a millisecond of CPU time meanwhile is declared lost:
-/// stopped, frozen, traced, stuck, or starved of CPU, it is killed and
-/// replaced, exactly like one a memory error hit. One that computes is
-/// doing the work the primary did and is waited for, [`LAG_ROUNDS`] times
-/// the timeout at most (it may loop for ever on corrupted memory). A
-/// leaving duplicate never holds the primary back, so the condition holds
-/// at the latest once none is left (its "no duplicate" case). `Err` if a
-/// fatal signal came (or, `ETIMEDOUT`, if the replacements did not let the
-/// condition hold).
-pub(crate) fn wait_for_dups(
-    group: &Group,
-    what: &str,
-    cond: unsafe extern "C" fn(*const c_void) -> bool,
-    arg: *const c_void,
-    behind: impl Fn(&group::Dup, u64, u64) -> bool,
-) -> Result {
-    group.lock().primary_waits = true;
-    let waited = wait_for_dups_marked(group, what, cond, arg, behind);
-    group.lock().primary_waits = false;
-    waited
-}
-
-/// [`wait_for_dups`], with [`group::State::primary_waits`] set.
-fn wait_for_dups_marked(
-    group: &Group,
-    what: &str,
-    cond: unsafe extern "C" fn(*const c_void) -> bool,
-    arg: *const c_void,
-    behind: impl Fn(&group::Dup, u64, u64) -> bool,
-) -> Result {
-    let ms = crate::module_parameters::lag_timeout_ms.value().max(100);
-    for round in 1..=LAG_ROUNDS {
-        let before = group.lock().dup_runtimes();
-        match group.wq.wait_killable_timeout(cond, arg, ms) {
-            Err(e) if e == ETIMEDOUT => {}
-            done => return done,
-        }
-        let (kills, n) = {
-            let mut st = group.lock();
-            let (head, oldest) = (st.ring.head(), st.min_next_seq());
-            st.replace_where(|d| {
-                let idle = before.iter().flatten().any(|&(tgid, ns)| {
-                    tgid == d.tgid && shim::runtime_ns(&d.task) < ns + 1_000_000
-                });
-                behind(d, head, oldest) && (idle || round >= LAG_ROUNDS)
-            })
-        };
-        kills.send();
-        group.wake();
-        if n > 0 {
-            let how = if round >= LAG_ROUNDS {
-                "and more"
-            } else {
-                "without running (stopped, frozen, traced or stuck)"
-            };
-            pr_warn!(
-                "pid {}: {} duplicate(s) kept the primary waiting ({}) for {} ms {}; \
-                 replacing them\n",
-                group.pid(),
-                n,
-                what,
-                ms,
-                how
-            );
-        }
-    }
-    // Every duplicate behind was replaced in the last round.
-    group.wq.wait_killable_timeout(cond, arg, ms)
-}
-
-/// How many [`wait_for_dups`] timeouts a duplicate that computes is given.
-pub(crate) const LAG_ROUNDS: u32 = 12;
-
 /// What a duplicate waits for: its next record (sequence number `seq`).
 struct DupWaiter<'a> {
     group: &'a Group,
@@ -1414,7 +1289,7 @@ unsafe extern "C" fn dup_in_step(arg: *const c_void) -> bool {
 fn repair(group: &Group) {
     let w = Waiter { group };
     // Ready duplicates not at the primary's point lag.
-    let waited = wait_for_dups(
+    let waited = group::wait_for_dups(
         group,
         "to restore a page",
         dup_in_step,
@@ -1812,7 +1687,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
             // call; the call's own writes are then made again on top.
             repair(&group);
             let _ = record.write_outputs();
-            publish(&group, record);
+            group::publish(&group, record);
             return;
         }
         let barrier = group.lock().fd_barrier.take();
@@ -1831,7 +1706,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
         };
         let w = Waiter { group: &group };
         // Those holding the oldest record the ring keeps lag.
-        let waited = wait_for_dups(
+        let waited = group::wait_for_dups(
             &group,
             "for room in the ring",
             primary_can_go,

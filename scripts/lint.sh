@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Static checks: rustfmt on the module and ftctl, clippy (the kernel's
 # CLIPPY=1 build, with the clippy matching the kernel's rustc) and
-# checkpatch on the C shim.  Any finding fails.
+# checkpatch on the C shim, the module's layering (scripts/crate-graph.py).
+# Any finding fails.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 KDIR=$1
@@ -27,6 +28,9 @@ fi
 log "clippy (ftctl)"
 (cd tools/ftctl && CARGO_TARGET_DIR=$PROCFT_ROOT/build/ftctl-clippy \
 	cargo clippy --quiet --release --all-targets --features gen -- -D warnings) || fail=1
+
+log "layers (no cycle in the use crate:: graph)"
+scripts/crate-graph.py || fail=1
 
 log "system call table"
 scripts/check-syscalls.py "$KDIR" || fail=1
