@@ -124,7 +124,7 @@ ftctl protect -l 1 --wait --timeout 60 --pidfile $W/pid & w=$!
 usleep 300000
 kill -0 $w 2>/dev/null; waiting=$?
 sleep 1000 & s=$!
-echo $s > $W/pid
+echo $s > $W/pid.new && mv $W/pid.new $W/pid
 wait $w; st=$?
 [ $waiting = 0 ] && [ $st = 0 ] && [ "$(cat /proc/$s/ft_level)" = 1 ]
 ok $? "protect --wait --pidfile: waited, then set level 1 on $s"
@@ -142,7 +142,8 @@ PATH=$W/bin:$PATH ftctl protect -l 2 --wait --unit demo.service & w=$!
 usleep 300000
 kill -0 $w 2>/dev/null; waiting=$?
 sleep 1000 & s=$!
-echo $s > $W/mainpid
+# Renamed into place: the fake systemctl must never read a half-written file.
+echo $s > $W/mainpid.new && mv $W/mainpid.new $W/mainpid
 wait $w; st=$?
 [ $waiting = 0 ] && [ $st = 0 ] && [ "$(cat /proc/$s/ft_level)" = 2 ]
 ok $? "protect --wait --unit: MainPID 0, then $s: level 2 set on it"
