@@ -186,6 +186,10 @@ pub(crate) fn promote(group: &Arc<Group>, task: &Task) {
 
 fn take_over(group: &Arc<Group>, task: &Task) {
     let start = Instant::<Monotonic>::now();
+    // No duplicate takes a separation step until this is over: the
+    // successor must be asleep at its call (its FPU state saved) when it
+    // is taken.
+    let _held = group.hold_steps();
     let claimed = group.lock().promote;
     if let Some(Cause::Poison(addr)) = claimed {
         if !shim::page_lost(task, addr) {

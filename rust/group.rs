@@ -20,7 +20,7 @@
 //! siglock whose holder waits for that lock. The whole order is in
 //! `Documentation/procft.rst` ("Locking").
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::{
     new_spinlock_irq,
     pid_namespace::PidNamespace,
@@ -231,10 +231,6 @@ pub(crate) struct State {
     /// The primary is waiting for room in the ring: a duplicate taking a
     /// record wakes it only once the ring is low ([`Ring::is_low`]).
     pub(crate) space_wait: bool,
-    /// The primary is waiting for its duplicates to get somewhere
-    /// ([`crate::sync::wait_for_dups`]): a duplicate separating its memory
-    /// takes no step meanwhile ([`crate::replica::separate`]).
-    pub(crate) primary_waits: bool,
     /// A page of the primary on a failed frame (address, frame), to be
     /// re-established from a duplicate at its next recorded call.
     pub(crate) repair: Option<(usize, usize)>,
@@ -296,15 +292,18 @@ impl State {
     /// exec with nothing left to consume): its task and that call.
     pub(crate) fn dup_at_head(&self) -> Option<(ARef<Task>, i64)> {
         let head = self.ring.head();
-        let mut in_step = self
+        let in_step = self
             .dups
             .iter()
             .flatten()
             .filter(|d| d.can_succeed() && d.stands_at(head));
-        let first = in_step.clone().next();
+        // The chosen successor first, then one done separating its memory
+        // (one still separating may share the failed frame).
         in_step
+            .clone()
             .find(|d| Some(d.tgid) == self.successor)
-            .or(first)
+            .or_else(|| in_step.clone().find(|d| d.ready))
+            .or_else(|| in_step.clone().next())
             .map(|d| (d.task.clone(), d.at))
     }
 
@@ -501,6 +500,17 @@ impl Snapshot {
     }
 }
 
+/// A hold on a group's separation steps ([`Group::hold_steps`]).
+pub(crate) struct StepsHeld<'a>(&'a Group);
+
+impl Drop for StepsHeld<'_> {
+    fn drop(&mut self) {
+        if self.0.steps_held.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.wake();
+        }
+    }
+}
+
 /// One protected process.
 #[pin_data]
 pub(crate) struct Group {
@@ -511,6 +521,11 @@ pub(crate) struct Group {
     /// ([`Group::push`], release), read without it (acquire) by a duplicate polling for
     /// its next record; it only grows.
     published: AtomicU64,
+    /// How many waits of the primary for its duplicates (and promotions)
+    /// are under way ([`Group::hold_steps`]): while there is one, a
+    /// duplicate separating its memory takes no step, and stops the one
+    /// under way at the next page ([`crate::replica::separate`]).
+    steps_held: AtomicU32,
     /// What the group's replicas wait on: duplicates for a record, the
     /// primary for its duplicates (room in the ring, a vote, a barrier, a
     /// successor); woken ([`Group::wake`]) by the changes of this group
@@ -528,6 +543,7 @@ impl Group {
             pin_init!(Self {
                 primary,
                 published: AtomicU64::new(0),
+                steps_held: AtomicU32::new(0),
                 wq <- shim::WaitQueue::new(),
                 state <- new_spinlock_irq!(State {
                     level,
@@ -542,7 +558,6 @@ impl Group {
                     call: None,
                     wait_space: None,
                     space_wait: false,
-                    primary_waits: false,
                     repair: None,
                     repairing: None,
                     held: None,
@@ -641,6 +656,25 @@ impl Group {
     /// The primary's task.
     pub(crate) fn primary(&self) -> &Task {
         &self.primary
+    }
+
+    /// Holds its duplicates' separation steps back while the returned
+    /// guard lives: the primary is about to wait for them (or to take one
+    /// over), and must not wait for a step too. Dropping the last guard
+    /// wakes the duplicates, which go back to separating.
+    pub(crate) fn hold_steps(&self) -> StepsHeld<'_> {
+        self.steps_held.fetch_add(1, Ordering::AcqRel);
+        StepsHeld(self)
+    }
+
+    /// Whether separation steps are held back ([`Group::hold_steps`]).
+    pub(crate) fn steps_held(&self) -> bool {
+        self.steps_held.load(Ordering::Acquire) > 0
+    }
+
+    /// The hold count itself, which a step under way polls at every page.
+    pub(crate) fn steps_hold(&self) -> &AtomicU32 {
+        &self.steps_held
     }
 
     /// If the primary sleeps in a system call that the kernel makes again
@@ -1211,14 +1245,12 @@ pub(crate) fn wait_for_dups(
     arg: *const c_void,
     behind: impl Fn(&Dup, u64, u64) -> bool,
 ) -> Result {
-    group.lock().primary_waits = true;
-    let waited = wait_for_dups_marked(group, what, cond, arg, behind);
-    group.lock().primary_waits = false;
-    waited
+    let _held = group.hold_steps();
+    wait_for_dups_held(group, what, cond, arg, behind)
 }
 
-/// [`wait_for_dups`], with [`group::State::primary_waits`] set.
-fn wait_for_dups_marked(
+/// [`wait_for_dups`], with the duplicates' separation steps held back.
+fn wait_for_dups_held(
     group: &Group,
     what: &str,
     cond: unsafe extern "C" fn(*const c_void) -> bool,

@@ -485,34 +485,42 @@ static unsigned long procft_present_run(struct mm_struct *mm, unsigned long addr
  * procft_unshare_some - give the calling task its own copy of the anonymous
  * pages it shares copy-on-write, a bounded number of pages at a time
  * @pos: the address to go on from (0 the first time); on return, where to
- *	 go on next time, or ULONG_MAX once the walk has reached the end
- * @budget: present pages to look at, at most (the step's cost is bounded
- *	    by it: empty page tables are skipped whole)
+ *	 go on next time (the page that failed, after an error), or ULONG_MAX
+ *	 once the walk has reached the end
+ * @budget: page-table entries to act on, at most (present pages, and
+ *	    swapped-out or migrating ones; empty page tables are skipped whole)
+ * @hold: the step stops at the next page once this is not zero (the
+ *	  primary is about to wait for the caller)
  *
  * Walks the caller's private writable (CoW) mappings from @pos and
- * write-faults every present anonymous page, which copies it unless it is
- * already exclusive: in anonymous mappings, runs of present pages with one
- * get_user_pages_remote() call each; in private file mappings, which also
- * hold the file's own pages, page by page, anonymous ones only.  Pages not present stay absent (a sparse mapping is
- * not populated), and clean page-cache pages stay shared: memory failure
- * recovers those by re-reading the file.  The caller resumes from *@pos;
- * whatever happened to the address space between two steps below *@pos
- * is the caller's to account for (see the Rust side's separation).
+ * write-faults every anonymous page, which copies it unless it is already
+ * exclusive: in anonymous mappings, runs of present pages with one
+ * get_user_pages_remote() call each; a swapped-out or migrating page is
+ * brought back and written too; in private file mappings, which also hold
+ * the file's own pages, present pages one by one, anonymous ones only.
+ * Absent pages stay absent (a sparse mapping is not populated), and clean
+ * page-cache pages and the zero page stay shared: memory failure recovers
+ * a clean page-cache page by re-reading the file.  A poisoned entry is
+ * skipped: that page is lost, and the kernel kills the caller for it.  The
+ * caller resumes from *@pos; whatever happened to the address space
+ * between two steps below *@pos is the caller's to account for (see the
+ * Rust side's separation).
  *
- * The copying is background work: the caller runs it at the lowest
- * priority (nice 19) and gets its own back before returning, so that a
- * primary waking meanwhile on the same CPU is not kept waiting for the
- * step (with lazy preemption a task of equal weight may be, for several
- * ticks).
+ * The copying is background work: the caller runs it at nice 19 (for a
+ * task of the normal scheduling policy) and gets its own back before
+ * returning, so that a primary waking meanwhile on the same CPU is not kept
+ * waiting for the step (with lazy preemption a task of equal weight may
+ * be, for several ticks).
  *
- * Return: the number of pages copied, or -EINTR if a fatal signal came.
+ * Return: the number of pages written, or a negative errno: -EINTR if a
+ * fatal signal came, or what get_user_pages_remote() returned.
  */
-long procft_unshare_some(unsigned long *pos, unsigned long budget)
+long procft_unshare_some(unsigned long *pos, unsigned long budget, const unsigned int *hold)
 {
 	struct mm_struct *mm = current->mm;
 	long nice = task_nice(current);
 	struct vm_area_struct *vma;
-	unsigned long addr = *pos, seen = 0, run;
+	unsigned long addr = *pos, seen = 0, run, next, pfn;
 	long n = 0, got;
 
 	if (!mm) {
@@ -526,6 +534,7 @@ long procft_unshare_some(unsigned long *pos, unsigned long budget)
 		if (!vma_is_cow_mapping(vma) || !vma->anon_vma)
 			continue;
 		for (addr = max(addr, vma->vm_start); addr < vma->vm_end; addr += PAGE_SIZE) {
+			enum procft_entry kind;
 			struct page *page;
 			bool anon;
 
@@ -533,18 +542,30 @@ long procft_unshare_some(unsigned long *pos, unsigned long budget)
 				n = -EINTR;
 				goto out;
 			}
+			if (READ_ONCE(*hold))
+				goto out;
 			cond_resched();
 			addr = procft_skip_empty(mm, addr, vma->vm_end);
 			if (addr >= vma->vm_end)
 				break;
 			if (seen++ == budget)
 				goto out;
-			run = vma->vm_file ? 0 : procft_present_run(mm, addr, vma->vm_end,
-								    budget - seen + 1);
+			kind = procft_entry(mm, addr, vma->vm_end, &next, &pfn);
+			if (kind == PROCFT_POISON)
+				continue;
+			if (kind == PROCFT_OTHER)
+				run = 1;
+			else if (vma_is_anonymous(vma))
+				run = procft_present_run(mm, addr, vma->vm_end, budget - seen + 1);
+			else
+				run = 0;
 			if (run) {
-				/* Anonymous memory: the run written with one call. */
 				got = get_user_pages_remote(mm, addr, run, FOLL_WRITE | FOLL_FORCE,
 							    NULL, NULL);
+				if (got < 0 && got != -EHWPOISON) {
+					n = got;
+					goto out;
+				}
 				if (got > 0) {
 					n += got;
 					seen += got - 1;

@@ -183,8 +183,8 @@ pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool 
 }
 
 /// First `sys_exit` of a duplicate (from `ret_from_fork`): take the
-/// primary's registers, so that it makes the same call, and separate its
-/// memory before its first user instruction.
+/// primary's registers, so that it makes the same call, and queue its
+/// birth ([`birth`]) before its first user instruction.
 pub(crate) fn dup_first_exit(group: &Group, task: &Task, regs: Regs) {
     let (saved, own) = {
         let mut st = group.lock();
@@ -272,7 +272,7 @@ pub(crate) fn separate(group: &Group, task: &Task) {
             let st = &mut *guard;
             // Never while the primary waits for its duplicates, or is to
             // be replaced: it would wait for the step.
-            if st.primary_waits || st.promote.is_some() {
+            if group.steps_held() || st.promote.is_some() || st.promoting {
                 return;
             }
             let head = st.ring.head();
@@ -287,8 +287,8 @@ pub(crate) fn separate(group: &Group, task: &Task) {
                 if stepped {
                     return;
                 }
+                sep.skipped += 1;
                 if behind >= (CAPACITY / 2) as u64 && sep.skipped < STEP_EVERY {
-                    sep.skipped += 1;
                     return;
                 }
                 sep.skipped = 0;
@@ -296,9 +296,14 @@ pub(crate) fn separate(group: &Group, task: &Task) {
             sep.pos
         };
         stepped = true;
-        // An error is a fatal signal: it is dying.
-        let Ok((copied, next)) = shim::unshare_some(pos, STEP_PAGES) else {
-            return;
+        let (copied, next) = match shim::unshare_some(pos, STEP_PAGES, group.steps_hold()) {
+            Ok(done) => done,
+            // A fatal signal: it is dying.
+            Err((e, _)) if e == EINTR => return,
+            Err((e, at)) => {
+                failed(group, task, at, e);
+                return;
+            }
         };
         let mut st = group.lock();
         let Some(d) = st.dup_mut(tgid) else {
@@ -308,6 +313,7 @@ pub(crate) fn separate(group: &Group, task: &Task) {
             return;
         };
         sep.copied += copied;
+        sep.failures = 0;
         if let Some(next) = next {
             sep.pos = next;
             continue;
@@ -339,6 +345,55 @@ pub(crate) fn separate(group: &Group, task: &Task) {
             ),
         }
         return;
+    }
+}
+
+/// Consecutive failed steps (the kernel could not give it its own copy of
+/// a page: out of memory, or a mapping it cannot write) after which a
+/// duplicate is replaced: one that cannot separate its memory must not
+/// stay one that never becomes ready.
+const MAX_FAILURES: u32 = 8;
+
+/// How long a duplicate still separating its memory waits for its next
+/// record before it tries another step (steps held back while the primary
+/// waits for it, or a failed step), in milliseconds.
+pub(crate) const RETRY_MS: u32 = 10;
+
+/// Whether duplicate `tgid` of `group` is still separating its memory.
+pub(crate) fn separating(group: &Group, tgid: Pid) -> bool {
+    group
+        .lock()
+        .dup_mut(tgid)
+        .is_some_and(|d| d.separating.is_some())
+}
+
+/// A separation step of `task` failed with `e` at `pos` (its walk goes on
+/// from there next time): after [`MAX_FAILURES`] in a row, it is replaced.
+fn failed(group: &Group, task: &Task, pos: usize, e: Error) {
+    let tgid = task.tgid();
+    let (kills, n) = {
+        let mut st = group.lock();
+        let Some(sep) = st.dup_mut(tgid).and_then(|d| d.separating.as_mut()) else {
+            return;
+        };
+        sep.pos = pos;
+        sep.failures += 1;
+        if sep.failures < MAX_FAILURES {
+            return;
+        }
+        st.replace_where(|d| d.tgid == tgid)
+    };
+    kills.send();
+    if n > 0 {
+        pr_warn!(
+            "pid {}: duplicate {} could not get its own copy of the page at {:#x} ({:?}, {} \
+             times); replacing it\n",
+            group.pid(),
+            task.tgid_nr_ns(None),
+            pos,
+            e,
+            MAX_FAILURES
+        );
     }
 }
 

@@ -9,6 +9,7 @@
 //! the synchronisation and failover code uses (see the top of
 //! `procft_shim.c`).
 
+use core::sync::atomic::AtomicU32;
 use kernel::{
     bindings,
     ffi::{c_int, c_long, c_uint, c_ulong, c_void},
@@ -51,7 +52,7 @@ extern "C" {
         saved: *mut u64,
     ) -> c_int;
     fn procft_regs_restart(regs: *mut bindings::pt_regs, saved: *const u64);
-    fn procft_unshare_some(pos: *mut c_ulong, budget: c_ulong) -> c_long;
+    fn procft_unshare_some(pos: *mut c_ulong, budget: c_ulong, hold: *const c_uint) -> c_long;
     fn procft_suppress(regs: *mut bindings::pt_regs);
     fn procft_set_return(value: c_long);
     fn procft_restart_call(nr: c_long);
@@ -384,17 +385,25 @@ pub(crate) fn regs_restart(regs: Regs, saved: &SavedRegs) {
 }
 
 /// Gives the calling task its own copy of the anonymous pages it shares
-/// copy-on-write, looking at `budget` present pages at most, from `pos`;
-/// returns how many pages it copied and where to go on from, or `None`
-/// once it has reached the end of the address space. May sleep.
-pub(crate) fn unshare_some(pos: usize, budget: usize) -> Result<(usize, Option<usize>)> {
+/// copy-on-write, looking at `budget` present pages at most, from `pos`,
+/// and stopping at the next page once `hold` is not zero; returns how many
+/// pages it wrote and where to go on from, or `None` once it has reached
+/// the end of the address space. An error (`EINTR` for a fatal signal)
+/// comes with the address of the page that failed, where the walk goes on
+/// next time. May sleep.
+pub(crate) fn unshare_some(
+    pos: usize,
+    budget: usize,
+    hold: &AtomicU32,
+) -> core::result::Result<(usize, Option<usize>), (Error, usize)> {
     let mut next: c_ulong = pos as c_ulong;
     // SAFETY: Works on the caller's own address space; `next` is a valid
-    // location for the call.
-    let n = unsafe { procft_unshare_some(&mut next, budget as c_ulong) };
+    // location for the call; `hold` outlives it and is only read (an
+    // `AtomicU32` has the layout of a `u32`, read with `READ_ONCE()`).
+    let n = unsafe { procft_unshare_some(&mut next, budget as c_ulong, hold.as_ptr()) };
     if n < 0 {
         // Negative values are errnos, which fit a c_int.
-        Err(Error::from_errno(n as c_int))
+        Err((Error::from_errno(n as c_int), next as usize))
     } else {
         Ok((n as usize, (next != c_ulong::MAX).then_some(next as usize)))
     }

@@ -383,10 +383,12 @@ unsafe extern "C" fn files_mapped(arg: *const c_void) -> bool {
 /// replaced: it would find another file there), then re-issues call `nr`.
 fn fd_barrier(group: &Group, nr: i64, lo: usize, hi: usize) {
     let b = Barrier { group, lo, hi };
+    let held = group.hold_steps();
     let waited =
         group
             .wq
             .wait_killable_timeout(files_mapped, core::ptr::from_ref(&b).cast(), FD_BARRIER_MS);
+    drop(held);
     if waited.is_err_and(|e| e == kernel::error::code::ERESTARTSYS) {
         // A fatal signal: it is dying.
         return;
@@ -1386,14 +1388,26 @@ fn wait_record(
     }
     // The primary may be waiting for a duplicate to stop here.
     group.wake();
-    // Standing here, it separates its memory while the record is not
-    // there (a step, if it is).
-    replica::separate(group, task);
-    let waited = group.wq.wait_killable(
-        dup_can_go,
-        Some(dup_record_ready),
-        core::ptr::from_ref(&w).cast(),
-    );
+    let arg = core::ptr::from_ref(&w).cast();
+    let waited = loop {
+        // Standing here, it separates its memory while the record is not
+        // there (a step, if it is).
+        replica::separate(group, task);
+        if !replica::separating(group, tgid) {
+            break group
+                .wq
+                .wait_killable(dup_can_go, Some(dup_record_ready), arg);
+        }
+        // Steps held back, or one failed: back to them after a while,
+        // unless the record comes first.
+        match group
+            .wq
+            .wait_killable_timeout(dup_can_go, arg, replica::RETRY_MS)
+        {
+            Err(e) if e == ETIMEDOUT => {}
+            done => break done,
+        }
+    };
     {
         let mut st = group.lock();
         if let Some(d) = st.dup_mut(tgid) {
@@ -1564,10 +1578,6 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
     if let Some((sig, info)) = &record.signal {
         // Handled on the way back to user space, as in the primary.
         let _ = shim::send_self(*sig, info);
-    }
-    if nr == NR_MREMAP && record.ret >= 0 {
-        // Its own mremap() lands where the primary's did.
-        replica::moved(group, task, record.ret as usize);
     }
     // Let go of it first: the last duplicate to consume it then puts it
     // back in the ring's pool.

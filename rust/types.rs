@@ -37,6 +37,8 @@ pub(crate) struct Separation {
     pub(crate) copied: usize,
     /// Records taken since its last step while far behind the primary.
     pub(crate) skipped: u32,
+    /// Steps in a row that failed ([`crate::replica::separate`]).
+    pub(crate) failures: u32,
     /// The memory node it moved to, if the machine has another.
     pub(crate) node: Option<i32>,
 }
