@@ -1245,18 +1245,8 @@ pub(crate) fn wait_for_dups(
     arg: *const c_void,
     behind: impl Fn(&Dup, u64, u64) -> bool,
 ) -> Result {
+    // No duplicate takes a separation step until the wait is over.
     let _held = group.hold_steps();
-    wait_for_dups_held(group, what, cond, arg, behind)
-}
-
-/// [`wait_for_dups`], with the duplicates' separation steps held back.
-fn wait_for_dups_held(
-    group: &Group,
-    what: &str,
-    cond: unsafe extern "C" fn(*const c_void) -> bool,
-    arg: *const c_void,
-    behind: impl Fn(&Dup, u64, u64) -> bool,
-) -> Result {
     let ms = crate::module_parameters::lag_timeout_ms.value().max(100);
     for round in 1..=LAG_ROUNDS {
         let before = group.lock().dup_runtimes();

@@ -324,16 +324,7 @@ static int make_cgroup(void)
 /* Bytes of unreclaimable slab charged to the reader's cgroup. */
 static long cgroup_slab(void)
 {
-	char line[128];
-	long v = -1;
-	FILE *f = fopen(CG "/memory.stat", "re");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "slab_unreclaimable ", 19))
-			v = atol(line + 19);
-	if (f)
-		fclose(f);
-	return v;
+	return memory_stat(CG, "slab_unreclaimable");
 }
 
 static void budget(void)

@@ -103,16 +103,7 @@ static ssize_t slurp(const char *path, char *buf, size_t len)
  */
 static long cgroup_anon(void)
 {
-	char line[128];
-	long v = -1;
-	FILE *f = fopen(CG "/memory.stat", "re");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "anon ", 5))
-			v = atol(line + 5);
-	if (f)
-		fclose(f);
-	return v;
+	return memory_stat(CG, "anon");
 }
 
 /* What a promotion must leave as it was. */

@@ -309,6 +309,24 @@ static inline void reap(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
+/* The value of @key (e.g. "anon") in cgroup directory @cg's memory.stat, or -1. */
+static inline long memory_stat(const char *cg, const char *key)
+{
+	char path[256], line[128];
+	size_t len = strlen(key);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/memory.stat", cg);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ' ')
+			v = atol(line + len + 1);
+	if (f)
+		fclose(f);
+	return v;
+}
+
 /* ---- replica groups ------------------------------------------------------ */
 
 /* A numeric field (@key is e.g. "failovers=") of @pid's /proc/procft line, or -1. */
