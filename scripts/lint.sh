@@ -32,6 +32,9 @@ log "clippy (ftctl)"
 log "layers (no cycle in the use crate:: graph)"
 scripts/crate-graph.py || fail=1
 
+log "documentation (docutils)"
+scripts/check-rst.py || fail=1
+
 log "system call table"
 scripts/check-syscalls.py "$KDIR" || fail=1
 
