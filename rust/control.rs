@@ -104,6 +104,10 @@ pub(crate) fn check_level_change(leader: &Task, level: u32) -> Result {
             Some("it is being traced")
         } else if shim::has_shared_writable(leader) {
             Some("it maps shared memory writably")
+        } else if shim::merges_pages(leader) {
+            // Its duplicates would inherit it, and KSM would merge their
+            // pages with the primary's, which are the same.
+            Some("it lets KSM merge identical pages")
         } else {
             None
         };

@@ -265,6 +265,31 @@ bool procft_has_shared_writable(struct task_struct *task)
 }
 
 /**
+ * procft_merges_pages - may KSM merge @task's pages with identical ones?
+ * @task: any user task
+ *
+ * Return: true if it asked for that for its whole address space
+ * (prctl(PR_SET_MEMORY_MERGE): MMF_VM_MERGE_ANY, which fork() passes on) or
+ * for one of its mappings (madvise(MADV_MERGEABLE): VM_MERGEABLE).
+ */
+bool procft_merges_pages(struct task_struct *task)
+{
+	struct mm_struct *mm = get_task_mm(task);
+	struct vm_area_struct *vma;
+	bool found;
+
+	if (!mm)
+		return false;
+	found = mm_flags_test(MMF_VM_MERGE_ANY, mm);
+	mmap_read_lock(mm);
+	for (vma = find_vma(mm, 0); vma && !found; vma = find_vma(mm, vma->vm_end))
+		found = vma->vm_flags & VM_MERGEABLE;
+	mmap_read_unlock(mm);
+	mmput(mm);
+	return found;
+}
+
+/**
  * procft_range_is_shared - does [@start, @start + @len) of the caller's
  * address space overlap a VM_SHARED mapping?
  */

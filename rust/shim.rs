@@ -39,6 +39,7 @@ extern "C" {
     fn procft_unprotected_calls_sum() -> u64;
     fn procft_is_ptraced(task: *mut bindings::task_struct) -> bool;
     fn procft_has_shared_writable(task: *mut bindings::task_struct) -> bool;
+    fn procft_merges_pages(task: *mut bindings::task_struct) -> bool;
     fn procft_range_is_shared(start: usize, len: usize) -> bool;
     fn procft_filter_reserve(tgid: Pid) -> c_int;
     fn procft_filter_release(tgid: Pid);
@@ -291,6 +292,14 @@ pub(crate) fn is_ptraced(task: &Task) -> bool {
 pub(crate) fn has_shared_writable(task: &Task) -> bool {
     // SAFETY: `task` is a valid task for the duration of the call.
     unsafe { procft_has_shared_writable(task.as_ptr()) }
+}
+
+/// Whether KSM may merge `task`'s pages with identical ones (it asked for
+/// that with `prctl(PR_SET_MEMORY_MERGE)` or `madvise(MADV_MERGEABLE)`).
+/// May sleep.
+pub(crate) fn merges_pages(task: &Task) -> bool {
+    // SAFETY: `task` is a valid task for the duration of the call.
+    unsafe { procft_merges_pages(task.as_ptr()) }
 }
 
 /// Whether `[start, start + len)` of the calling process's address space

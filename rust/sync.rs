@@ -57,11 +57,21 @@ const NR_PRCTL: i64 = 157;
 const NR_MADVISE: i64 = 28;
 const NR_MREMAP: i64 = 25;
 const MADV_HWPOISON: usize = 100;
+const MADV_MERGEABLE: usize = 12;
+const PR_SET_MEMORY_MERGE: c_ulong = 67;
 const MADV_SOFT_OFFLINE: usize = 101;
 
 /// Why call `nr` with arguments `args` cannot be replicated, if it cannot.
 /// Runs in the calling task's context; may read its memory.
 fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
+    // KSM would merge the duplicates' pages with the primary's (they are
+    // the same): the separate frames would be gone.
+    if nr == NR_MADVISE && args[2] == MADV_MERGEABLE as c_ulong {
+        return Some("letting KSM merge identical pages (madvise MADV_MERGEABLE)");
+    }
+    if nr == NR_PRCTL && args[0] == PR_SET_MEMORY_MERGE && args[1] != 0 {
+        return Some("letting KSM merge identical pages (prctl PR_SET_MEMORY_MERGE)");
+    }
     let call = syscalls::classify(nr);
     match call.class {
         Class::Unsupported => Some(call.name),

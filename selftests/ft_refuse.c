@@ -4,18 +4,23 @@
  * multi-threaded, traced or maps shared memory writably cannot be
  * protected (EOPNOTSUPP), and a protected process that starts doing any of
  * it (threads, writable MAP_SHARED, System V shared memory, ptrace,
- * io_uring, mprotect making shared memory writable, a 32-bit or x32
- * system call) loses its protection with one log line before the call
+ * io_uring, mprotect making shared memory writable, letting KSM merge its
+ * pages, a 32-bit or x32 system call) loses its protection with one log line before the call
  * runs, and no duplicate makes the call. Everything else keeps it.
  */
 #include "ft_test.h"
 
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+
+#ifndef PR_SET_MEMORY_MERGE
+#define PR_SET_MEMORY_MERGE	67
+#endif
 
 #define DATA "/mnt/disk/data.bin"
 #define FTCTL "/bin/ftctl"
@@ -220,6 +225,18 @@ static void do_mprotect_shared(void)
 	close(fd);
 }
 
+static void do_ksm_madvise(void)
+{
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	madvise(p, 4096, MADV_MERGEABLE);
+}
+
+static void do_ksm_prctl(void)
+{
+	prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
+}
+
 static void do_allowed(void)
 {
 	char buf[64];
@@ -230,6 +247,9 @@ static void do_allowed(void)
 	p = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	memset(p, 1, 65536);
 	mprotect(p, 4096, PROT_READ);
+	/* Asking KSM *not* to merge is fine. */
+	madvise(p, 65536, MADV_UNMERGEABLE);
+	prctl(PR_SET_MEMORY_MERGE, 0, 0, 0, 0);
 	munmap(p, 65536);
 	fd = open(DATA, O_RDONLY);
 	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
@@ -257,7 +277,7 @@ int main(void)
 	void *p;
 	int r;
 
-	tap_plan(15);
+	tap_plan(17);
 
 	r = level_after(do_thread);
 	tap_ok(r == 0 && logged("creating a thread (clone with CLONE_VM)"),
@@ -274,6 +294,13 @@ int main(void)
 	r = level_after(do_mprotect_shared);
 	tap_ok(r == 0 && logged("making shared memory writable (mprotect)"),
 	       "mprotect making a shared file mapping writable ends protection (level %d)", r);
+	r = level_after(do_ksm_madvise);
+	tap_ok(r == 0 && logged("letting KSM merge identical pages (madvise MADV_MERGEABLE)"),
+	       "madvise(MADV_MERGEABLE) ends protection: KSM would merge the duplicates' pages with the primary's (level %d)",
+	       r);
+	r = level_after(do_ksm_prctl);
+	tap_ok(r == 0 && logged("letting KSM merge identical pages (prctl PR_SET_MEMORY_MERGE)"),
+	       "prctl(PR_SET_MEMORY_MERGE, 1) ends protection (level %d)", r);
 
 	low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
 	if (low == MAP_FAILED)
