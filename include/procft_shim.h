@@ -44,6 +44,7 @@ bool procft_is_ptraced(struct task_struct *task);
 /* Whether @task has a writable shared (VM_SHARED) mapping. */
 bool procft_has_shared_writable(struct task_struct *task);
 bool procft_merges_pages(struct task_struct *task);
+bool procft_has_dontfork(struct task_struct *task);
 /* Whether a range of the caller's address space overlaps a shared mapping. */
 bool procft_range_is_shared(unsigned long start, unsigned long len);
 /* The set of protected tgids the syscall probes filter on. */

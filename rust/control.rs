@@ -108,6 +108,9 @@ pub(crate) fn check_level_change(leader: &Task, level: u32) -> Result {
             // Its duplicates would inherit it, and KSM would merge their
             // pages with the primary's, which are the same.
             Some("it lets KSM merge identical pages")
+        } else if shim::has_dontfork(leader) {
+            // A duplicate, made by fork(), would lack that memory.
+            Some("it maps memory that fork() does not copy (MADV_DONTFORK)")
         } else {
             None
         };

@@ -241,14 +241,8 @@ bool procft_is_ptraced(struct task_struct *task)
 	return READ_ONCE(task->ptrace) != 0;
 }
 
-/**
- * procft_has_shared_writable - does @task map shared memory writably?
- * @task: any user task
- *
- * Return: true if any of its VMAs is VM_SHARED and VM_WRITE (writable
- * MAP_SHARED file or anonymous mappings, System V or POSIX shared memory).
- */
-bool procft_has_shared_writable(struct task_struct *task)
+/* Whether any of @task's mappings has every flag of @all. */
+static bool procft_any_vma(struct task_struct *task, vm_flags_t all)
 {
 	struct mm_struct *mm = get_task_mm(task);
 	struct vm_area_struct *vma;
@@ -258,10 +252,22 @@ bool procft_has_shared_writable(struct task_struct *task)
 		return false;
 	mmap_read_lock(mm);
 	for (vma = find_vma(mm, 0); vma && !found; vma = find_vma(mm, vma->vm_end))
-		found = (vma->vm_flags & (VM_SHARED | VM_WRITE)) == (VM_SHARED | VM_WRITE);
+		found = (vma->vm_flags & all) == all;
 	mmap_read_unlock(mm);
 	mmput(mm);
 	return found;
+}
+
+/**
+ * procft_has_shared_writable - does @task map shared memory writably?
+ * @task: any user task
+ *
+ * Return: true if any of its VMAs is VM_SHARED and VM_WRITE (writable
+ * MAP_SHARED file or anonymous mappings, System V or POSIX shared memory).
+ */
+bool procft_has_shared_writable(struct task_struct *task)
+{
+	return procft_any_vma(task, VM_SHARED | VM_WRITE);
 }
 
 /**
@@ -275,18 +281,26 @@ bool procft_has_shared_writable(struct task_struct *task)
 bool procft_merges_pages(struct task_struct *task)
 {
 	struct mm_struct *mm = get_task_mm(task);
-	struct vm_area_struct *vma;
-	bool found;
+	bool any;
 
 	if (!mm)
 		return false;
-	found = mm_flags_test(MMF_VM_MERGE_ANY, mm);
-	mmap_read_lock(mm);
-	for (vma = find_vma(mm, 0); vma && !found; vma = find_vma(mm, vma->vm_end))
-		found = vma->vm_flags & VM_MERGEABLE;
-	mmap_read_unlock(mm);
+	any = mm_flags_test(MMF_VM_MERGE_ANY, mm);
 	mmput(mm);
-	return found;
+	return any || procft_any_vma(task, VM_MERGEABLE);
+}
+
+/**
+ * procft_has_dontfork - does @task map memory that fork() does not copy?
+ * @task: any user task
+ *
+ * Return: true if any of its VMAs is VM_DONTCOPY (madvise(MADV_DONTFORK),
+ * or a driver's mapping that must not be inherited): a duplicate made by
+ * fork() would lack it.
+ */
+bool procft_has_dontfork(struct task_struct *task)
+{
+	return procft_any_vma(task, VM_DONTCOPY);
 }
 
 /**

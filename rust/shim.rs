@@ -40,6 +40,7 @@ extern "C" {
     fn procft_is_ptraced(task: *mut bindings::task_struct) -> bool;
     fn procft_has_shared_writable(task: *mut bindings::task_struct) -> bool;
     fn procft_merges_pages(task: *mut bindings::task_struct) -> bool;
+    fn procft_has_dontfork(task: *mut bindings::task_struct) -> bool;
     fn procft_range_is_shared(start: usize, len: usize) -> bool;
     fn procft_filter_reserve(tgid: Pid) -> c_int;
     fn procft_filter_release(tgid: Pid);
@@ -300,6 +301,13 @@ pub(crate) fn has_shared_writable(task: &Task) -> bool {
 pub(crate) fn merges_pages(task: &Task) -> bool {
     // SAFETY: `task` is a valid task for the duration of the call.
     unsafe { procft_merges_pages(task.as_ptr()) }
+}
+
+/// Whether `task` maps memory that `fork()` does not copy (`VM_DONTCOPY`:
+/// `madvise(MADV_DONTFORK)`). May sleep.
+pub(crate) fn has_dontfork(task: &Task) -> bool {
+    // SAFETY: `task` is a valid task for the duration of the call.
+    unsafe { procft_has_dontfork(task.as_ptr()) }
 }
 
 /// Whether `[start, start + len)` of the calling process's address space

@@ -58,6 +58,7 @@ const NR_MADVISE: i64 = 28;
 const NR_MREMAP: i64 = 25;
 const MADV_HWPOISON: usize = 100;
 const MADV_MERGEABLE: usize = 12;
+const MADV_DONTFORK: usize = 10;
 const PR_SET_MEMORY_MERGE: c_ulong = 67;
 const MADV_SOFT_OFFLINE: usize = 101;
 
@@ -71,6 +72,10 @@ fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
     }
     if nr == NR_PRCTL && args[0] == PR_SET_MEMORY_MERGE && args[1] != 0 {
         return Some("letting KSM merge identical pages (prctl PR_SET_MEMORY_MERGE)");
+    }
+    // A duplicate made from then on (by fork()) would lack that memory.
+    if nr == NR_MADVISE && args[2] == MADV_DONTFORK as c_ulong {
+        return Some("memory that fork() does not copy (madvise MADV_DONTFORK)");
     }
     let call = syscalls::classify(nr);
     match call.class {

@@ -568,9 +568,15 @@ static long special(const struct call *c, long *a)
 			       c->nr == SYS_select ? (long)tv : gen_timespec(), gen_ptr());
 	}
 	case SYS_madvise: {
+		/*
+		 * Not MADV_DONTFORK: it ends protection, and the mapping it
+		 * marks keeps the process from being protected again
+		 * (ft_refuse tests both), so every process would soon run
+		 * unprotected.
+		 */
 		static const long adv[] = {
 			MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED,
-			MADV_FREE, MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK, MADV_MERGEABLE,
+			MADV_FREE, MADV_REMOVE, MADV_DOFORK, MADV_MERGEABLE,
 			MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTDUMP,
 			MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK, MADV_COLD, MADV_PAGEOUT,
 			22 /* POPULATE_READ */, 23 /* POPULATE_WRITE */, 25 /* COLLAPSE */,

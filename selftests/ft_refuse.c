@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * What procft cannot replicate is refused: a process that is
- * multi-threaded, traced or maps shared memory writably cannot be
- * protected (EOPNOTSUPP), and a protected process that starts doing any of
+ * multi-threaded, traced, maps shared memory writably or has memory fork()
+ * does not copy cannot be protected (EOPNOTSUPP), and a protected process that starts doing any of
  * it (threads, writable MAP_SHARED, System V shared memory, ptrace,
  * io_uring, mprotect making shared memory writable, letting KSM merge its
- * pages, a 32-bit or x32 system call) loses its protection with one log line before the call
+ * pages, MADV_DONTFORK, a 32-bit or x32 system call) loses its protection with one log line before the call
  * runs, and no duplicate makes the call. Everything else keeps it.
  */
 #include "ft_test.h"
@@ -237,6 +237,13 @@ static void do_ksm_prctl(void)
 	prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
 }
 
+static void do_dontfork(void)
+{
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	madvise(p, 4096, MADV_DONTFORK);
+}
+
 static void do_allowed(void)
 {
 	char buf[64];
@@ -277,7 +284,7 @@ int main(void)
 	void *p;
 	int r;
 
-	tap_plan(17);
+	tap_plan(19);
 
 	r = level_after(do_thread);
 	tap_ok(r == 0 && logged("creating a thread (clone with CLONE_VM)"),
@@ -301,6 +308,10 @@ int main(void)
 	r = level_after(do_ksm_prctl);
 	tap_ok(r == 0 && logged("letting KSM merge identical pages (prctl PR_SET_MEMORY_MERGE)"),
 	       "prctl(PR_SET_MEMORY_MERGE, 1) ends protection (level %d)", r);
+	r = level_after(do_dontfork);
+	tap_ok(r == 0 && logged("memory that fork() does not copy (madvise MADV_DONTFORK)"),
+	       "madvise(MADV_DONTFORK) ends protection: a duplicate made by fork() would lack it (level %d)",
+	       r);
 
 	low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
 	if (low == MAP_FAILED)
@@ -331,6 +342,16 @@ int main(void)
 	waitpid(c, &r, 0);
 	tap_ok(WIFEXITED(r) && WEXITSTATUS(r) == 0,
 	       "a process with writable shared memory cannot be protected: EOPNOTSUPP");
+	c = fork();
+	if (c == 0) {
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		_exit(p != MAP_FAILED && !madvise(p, 4096, MADV_DONTFORK) &&
+		      ioctl_set(0, 1) == -EOPNOTSUPP && proc_read(getpid()) == 0 &&
+		      !madvise(p, 4096, MADV_DOFORK) && ioctl_set(0, 1) == 0 ? 0 : 1);
+	}
+	waitpid(c, &r, 0);
+	tap_ok(WIFEXITED(r) && WEXITSTATUS(r) == 0,
+	       "a process with MADV_DONTFORK memory cannot be protected (EOPNOTSUPP); after MADV_DOFORK it can");
 
 	c = spawn_sleeper();
 	r = ptrace(PTRACE_SEIZE, c, 0, 0);
@@ -353,7 +374,8 @@ int main(void)
 	reap(c);
 
 	tap_ok(run_cmd("dmesg | grep -q 'refusing protection: it maps shared memory writably'") == 0 &&
-	       run_cmd("dmesg | grep -q 'refusing protection: it is being traced'") == 0,
+	       run_cmd("dmesg | grep -q 'refusing protection: it is being traced'") == 0 &&
+	       run_cmd("dmesg | grep -q 'refusing protection: it maps memory that fork() does not copy'") == 0,
 	       "refusals at protection time are logged");
 	return tap_finish();
 }
