@@ -261,16 +261,11 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         let (from, nr, seq, regs, early) = {
             let st = group.lock();
             match st.dup_at_head() {
-                Some((from, nr)) if !st.closed && tries <= group::MAX_DUPS + 1 => {
+                Some(d) if !st.closed && tries <= group::MAX_DUPS + 1 => {
                     // Under the lock the duplicate cannot go on or exit.
-                    let regs = shim::copy_regs(&from);
-                    sigstate.copy(&from);
-                    let early = st
-                        .dups
-                        .iter()
-                        .flatten()
-                        .any(|d| d.tgid == from.tgid() && !d.ready);
-                    (from, nr, st.ring.head(), regs, early)
+                    let regs = shim::copy_regs(&d.task);
+                    sigstate.copy(&d.task);
+                    (d.task.clone(), d.at, st.ring.head(), regs, !d.ready)
                 }
                 _ => {
                     drop(st);

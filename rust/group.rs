@@ -289,8 +289,8 @@ impl State {
 
     /// A duplicate that stands at the primary's next call (it consumed
     /// every record and waits for the next, or is parked at an exit or
-    /// exec with nothing left to consume): its task and that call.
-    pub(crate) fn dup_at_head(&self) -> Option<(ARef<Task>, i64)> {
+    /// exec with nothing left to consume), and could succeed the primary.
+    pub(crate) fn dup_at_head(&self) -> Option<&Dup> {
         let head = self.ring.head();
         let in_step = self
             .dups
@@ -304,7 +304,6 @@ impl State {
             .find(|d| Some(d.tgid) == self.successor)
             .or_else(|| in_step.clone().find(|d| d.ready))
             .or_else(|| in_step.clone().next())
-            .map(|d| (d.task.clone(), d.at))
     }
 
     /// Whether every live duplicate has [passed](Dup::passed) ring

@@ -252,8 +252,9 @@ const STEP_EVERY: u32 = 8;
 /// Its `fork()` left it sharing every anonymous page with the primary
 /// copy-on-write. It gives itself its own copy of those pages a step at a
 /// time ([`shim::unshare_some`]), between the records it takes, instead of
-/// all at once before the first: the primary, which goes on meanwhile,
-/// waits for it only when the ring is full, and then for one step at most.
+/// all at once before the first: the primary goes on meanwhile, and never
+/// waits for a step (it holds them back while it waits for its
+/// duplicates, [`Group::hold_steps`]).
 /// The primary's own writes meanwhile copy the pages they touch (the
 /// copy-on-write fault), so nothing it changes is missed: what is left
 /// shared is what neither has written. Once its walk reaches the end of
@@ -262,7 +263,7 @@ const STEP_EVERY: u32 = 8;
 ///
 /// The caller has marked the duplicate as standing at its call
 /// ([`group::Dup::waiting_for`]), so that a primary waiting for it to get
-/// there (a descriptor barrier) is not held up by the steps.
+/// there finds it there while it steps.
 pub(crate) fn separate(group: &Group, task: &Task) {
     let tgid = task.tgid();
     let mut stepped = false;
@@ -270,9 +271,10 @@ pub(crate) fn separate(group: &Group, task: &Task) {
         let pos = {
             let mut guard = group.lock();
             let st = &mut *guard;
-            // Never while the primary waits for its duplicates, or is to
-            // be replaced: it would wait for the step.
-            if group.steps_held() || st.promote.is_some() || st.promoting {
+            // Never while the primary waits for its duplicates or takes
+            // one over (it holds the steps), or is to be replaced: it
+            // would wait for the step.
+            if group.steps_held() || st.promote.is_some() {
                 return;
             }
             let head = st.ring.head();

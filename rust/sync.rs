@@ -485,13 +485,9 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
     }
     // One still separating its memory takes its records in the task_work,
     // where it can take a step of that first ([`replica::separate`]).
-    let separating = || {
-        group
-            .lock()
-            .dup_mut(task.tgid())
-            .is_some_and(|d| d.separating.is_some())
-    };
-    if matches!(work, DupWork::Consume { .. }) && !separating() && take(group, task, nr, args, None)
+    if matches!(work, DupWork::Consume { .. })
+        && !replica::separating(group, task.tgid())
+        && take(group, task, nr, args, None)
     {
         // A duplicate behind the primary found its record published and
         // took it right here (the tracepoint may fault and take locks; it
