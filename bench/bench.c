@@ -71,6 +71,16 @@ static uint64_t cpu_us(void)
 	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
 }
 
+/* The trace's marker file, opened once; -1 if it cannot be. */
+static int trace_fd(void)
+{
+	static int fd = -2;
+
+	if (fd == -2)
+		fd = open("/sys/kernel/tracing/trace_marker", O_WRONLY);
+	return fd;
+}
+
 /*
  * With BENCH_MARK set (bench/profile.sh), write "procft-profile begin N"
  * and "... end N" into the trace, around the measured loop.  The first
@@ -79,20 +89,18 @@ static uint64_t cpu_us(void)
  */
 static void mark(long n, const char *what)
 {
-	static int fd = -1;
-	char buf[64];
-	int i, len;
+	static int started;
+	int i;
 
 	if (!getenv("BENCH_MARK"))
 		return;
-	if (fd < 0) {
-		fd = open("/sys/kernel/tracing/trace_marker", O_WRONLY);
+	if (!started) {
+		started = 1;
 		for (i = 0; i < 200; i++)
 			syscall(SYS_getppid);
 	}
-	len = snprintf(buf, sizeof(buf), "procft-profile %s %ld\n", what, n);
-	if (fd >= 0)
-		write(fd, buf, len);
+	if (trace_fd() >= 0)
+		dprintf(trace_fd(), "procft-profile %s %ld\n", what, n);
 }
 
 int main(int argc, char **argv)
@@ -260,14 +268,9 @@ int main(int argc, char **argv)
 					worst = t - prev;
 					worst_at = t;
 				}
-				if (getenv("STALL_LOG") && t - prev > 10000) {
-					int fd = open("/sys/kernel/tracing/trace_marker", O_WRONLY);
-
-					dprintf(fd >= 0 ? fd : 2, "long turn %llu us\n",
-						(unsigned long long)(t - prev));
-					if (fd >= 0)
-						close(fd);
-				}
+				if (getenv("STALL_LOG") && t - prev > 10000)
+					dprintf(trace_fd() >= 0 ? trace_fd() : 2,
+						"long turn %llu us\n", (unsigned long long)(t - prev));
 				best = t - prev < best ? t - prev : best;
 			}
 			prev = t;

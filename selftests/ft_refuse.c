@@ -181,6 +181,14 @@ static int logged(const char *what)
 		       what) == 0;
 }
 
+/* @fn, run protected, ends protection with the log line for @why: TAP line @what. */
+static void ends_case(void (*fn)(void), const char *why, const char *what)
+{
+	int r = level_after(fn);
+
+	tap_ok(r == 0 && logged(why), "%s (level %d)", what, r);
+}
+
 static void do_thread(void)
 {
 	pthread_t t;
@@ -286,32 +294,24 @@ int main(void)
 
 	tap_plan(19);
 
-	r = level_after(do_thread);
-	tap_ok(r == 0 && logged("creating a thread (clone with CLONE_VM)"),
-	       "creating a thread ends protection, with a log line (level %d)", r);
-	r = level_after(do_shared_anon);
-	tap_ok(r == 0 && logged("a writable MAP_SHARED mapping"),
-	       "a writable MAP_SHARED mapping ends protection (level %d)", r);
-	r = level_after(do_sysv_shm);
-	tap_ok(r == 0 && logged("shmget"), "System V shared memory ends protection (level %d)", r);
-	r = level_after(do_traceme);
-	tap_ok(r == 0 && logged("ptrace"), "ptrace ends protection (level %d)", r);
-	r = level_after(do_io_uring);
-	tap_ok(r == 0 && logged("io_uring_setup"), "io_uring ends protection (level %d)", r);
-	r = level_after(do_mprotect_shared);
-	tap_ok(r == 0 && logged("making shared memory writable (mprotect)"),
-	       "mprotect making a shared file mapping writable ends protection (level %d)", r);
-	r = level_after(do_ksm_madvise);
-	tap_ok(r == 0 && logged("letting KSM merge identical pages (madvise MADV_MERGEABLE)"),
-	       "madvise(MADV_MERGEABLE) ends protection: KSM would merge the duplicates' pages with the primary's (level %d)",
-	       r);
-	r = level_after(do_ksm_prctl);
-	tap_ok(r == 0 && logged("letting KSM merge identical pages (prctl PR_SET_MEMORY_MERGE)"),
-	       "prctl(PR_SET_MEMORY_MERGE, 1) ends protection (level %d)", r);
-	r = level_after(do_dontfork);
-	tap_ok(r == 0 && logged("memory that fork() does not copy (madvise MADV_DONTFORK)"),
-	       "madvise(MADV_DONTFORK) ends protection: a duplicate made by fork() would lack it (level %d)",
-	       r);
+	ends_case(do_thread, "creating a thread (clone with CLONE_VM)",
+		  "creating a thread ends protection, with a log line");
+	ends_case(do_shared_anon, "a writable MAP_SHARED mapping",
+		  "a writable MAP_SHARED mapping ends protection");
+	ends_case(do_sysv_shm, "shmget",
+		  "System V shared memory ends protection");
+	ends_case(do_traceme, "ptrace",
+		  "ptrace ends protection");
+	ends_case(do_io_uring, "io_uring_setup",
+		  "io_uring ends protection");
+	ends_case(do_mprotect_shared, "making shared memory writable (mprotect)",
+		  "mprotect making a shared file mapping writable ends protection");
+	ends_case(do_ksm_madvise, "letting KSM merge identical pages (madvise MADV_MERGEABLE)",
+		  "madvise(MADV_MERGEABLE) ends protection: KSM would merge the duplicates' pages with the primary's");
+	ends_case(do_ksm_prctl, "letting KSM merge identical pages (prctl PR_SET_MEMORY_MERGE)",
+		  "prctl(PR_SET_MEMORY_MERGE, 1) ends protection");
+	ends_case(do_dontfork, "memory that fork() does not copy (madvise MADV_DONTFORK)",
+		  "madvise(MADV_DONTFORK) ends protection: a duplicate made by fork() would lack it");
 
 	low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
 	if (low == MAP_FAILED)
