@@ -11,8 +11,9 @@
 #   make run     same set-up, then the demo in the test VM
 #   make bench   the benchmarks in the test VM (bench/bench.sh: ratios to
 #                the same workloads without procft.ko, memory, recovery)
-#   make profile per-call cost breakdown (function_graph) of getppid() and
-#                a 4 KiB pipe write+read at levels 0, 1 and 2
+#   make profile per-call cost breakdown (function_graph, then procft's
+#                own sections in instructions) of getppid() and a 4 KiB
+#                pipe write+read at levels 0, 1 and 2
 #   make soak    the long pass of the machine-check tests on real programs
 #   make fuzz    the fuzzer (selftests/ft_fuzz.c) alone in the test VM for
 #                PROCFT_FUZZ_SECS seconds (default 900; PROCFT_FUZZ_SEED
@@ -157,6 +158,12 @@ bench: module ftctl selftests
 # Per-call cost breakdown of getppid() and a 4 KiB pipe write+read at
 # levels 0 (procft loaded), 1 and 2: function_graph traces taken in the VM
 # (bench/profile.sh), summed up by bench/profile.py into build/profile.txt.
+#
+# Then the instructions each section of procft's call path takes per call
+# (rust/profile.rs), from a profiling build of the module (PROCFT_PROFILE=1,
+# built from a copy of the tree in build/profile-module) on one vCPU under
+# -icount, so the time-stamp counter counts the measured task's
+# instructions only; into build/profile-sections.txt.
 profile: module ftctl selftests
 	$(MAKE) -C bench OUT=$(BUILD)/bench
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 3600 $(BENCH_CLOCK) profile
@@ -164,6 +171,13 @@ profile: module ftctl selftests
 	@debugfs -R "rdump /profile $(BUILD)" $(BUILD)/vm/disk.ext4 > /dev/null 2>&1; \
 	[ -d $(BUILD)/profile ] || { echo "no traces on the VM disk"; exit 1; }
 	bench/profile.py $(BUILD)/profile | tee $(BUILD)/profile.txt
+	@rm -rf $(BUILD)/profile-module && mkdir -p $(BUILD)/profile-module
+	@{ git ls-files; git ls-files --others --exclude-standard; } | grep -v '^build/' | \
+		xargs cp --parents -t $(BUILD)/profile-module
+	$(MAKE) -C "$$(cat $(BUILD)/kdir)" M=$(BUILD)/profile-module $(KMAKE) PROCFT_PROFILE=1 modules
+	PROCFT_SMP=1 scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --module $(BUILD)/profile-module/procft.ko \
+		--quiet --timeout 3600 --icount 0 --append profilesections=1 profile
+	@grep -a '^SECTIONS' $(BUILD)/vm/serial.log | sed 's/^SECTIONS //' | tee $(BUILD)/profile-sections.txt
 
 # The long run of the machine-check tests on real programs: at least
 # PROCFT_SOAK (default 500) machine checks into sqlite3, lighttpd and

@@ -13,6 +13,12 @@
 # function_graph costs a lot per traced function (more under TCG), so the
 # absolute times are inflated, most where the most functions run: read
 # the shares and counts, and compare runs of the same kind.
+#
+# With profilesections=1 on the kernel command line (the second run of
+# `make profile`: a profiling build of procft.ko, PROCFT_PROFILE=1, one
+# vCPU, -icount) it instead runs each workload at levels 1 and 2 and
+# prints the instructions each section of procft's call path took per call
+# (rust/profile.rs), as the module reports them when it is unloaded.
 B=/bench/bench
 T=/sys/kernel/tracing
 OUT=/mnt/disk/profile
@@ -21,6 +27,24 @@ die() {
 	echo "PROFILE FAILED: $*"
 	exit 1
 }
+
+if [ "$profilesections" = 1 ]; then
+	for w in "getppid 20000" "pipe 2000"; do
+		for l in 1 2; do
+			insmod /lib/modules/procft.ko || die "insmod procft.ko"
+			grep -q procft_rs_profile_hook /proc/kallsyms ||
+				die "procft.ko is not a profiling build (PROCFT_PROFILE=1)"
+			chmod 0666 /dev/procft
+			dmesg -c > /dev/null
+			ftctl run -l $l -- $B $w > /dev/null || die "$w at level $l"
+			rmmod procft || die "rmmod procft"
+			echo "SECTIONS ${w%% *}, level $l ($(echo $w | cut -d' ' -f2) operations):"
+			dmesg -c | sed -n 's/.*procft: profile: /SECTIONS   /p'
+		done
+	done
+	echo "PROFILE done"
+	exit 0
+fi
 
 mountpoint -q $T || mount -t tracefs nodev $T || die "no tracefs"
 grep -qw function_graph $T/available_tracers || die "the kernel has no function_graph tracer"

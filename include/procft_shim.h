@@ -138,6 +138,15 @@ void procft_rs_status_show(struct seq_file *m, struct pid_namespace *ns);
 void procft_rs_process_exit(struct task_struct *task);
 void procft_rs_sys_enter(struct pt_regs *regs, long nr, const unsigned long *args, bool dup);
 void procft_rs_sys_exit(struct pt_regs *regs, long ret, bool dup);
+#ifdef PROCFT_PROFILE
+/*
+ * Profiling builds only (rust/profile.rs): section @section (0-3: the
+ * primary's and a duplicate's sys_enter, then sys_exit hooks; 4: their C
+ * part) took the time since TSC value @t0.
+ */
+void procft_rs_profile_hook(size_t section, u64 t0);
+u64 procft_profile_now(void);
+#endif
 void procft_rs_fork(struct task_struct *parent, struct task_struct *child);
 void procft_rs_task_work(long nr, bool dup);
 void procft_rs_memory_error(unsigned long pfn);

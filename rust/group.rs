@@ -20,7 +20,7 @@
 //! siglock whose holder waits for that lock. The whole order is in
 //! `Documentation/procft.rst` ("Locking").
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::{
     new_spinlock_irq,
     pid_namespace::PidNamespace,
@@ -431,6 +431,98 @@ impl State {
     }
 }
 
+/// What the primary's `sys_enter` needs to know to make a call without
+/// taking the group's lock: that nothing is pending, so the call only has
+/// to be recorded at its `sys_exit` (or, for a call the duplicates make
+/// too, nothing at all), and that the ring has room for its record.
+///
+/// The primary sets `quiet` from the state at the end of its own critical
+/// sections ([`Fast::set`]); every other taking of the lock
+/// ([`Group::lock`]) clears it before it changes anything, so a change
+/// made under the lock is seen by the primary's next call, in its slow
+/// path. A call that read `quiet` just before the change behaves as if it
+/// had taken the lock first. Only the primary's own context arms a call
+/// (`nr`, `args`) and takes it back at its `sys_exit`.
+pub(crate) struct Fast {
+    quiet: AtomicBool,
+    /// Two duplicates or more are in step: calls that send bytes are
+    /// voted on, in the slow path.
+    voting: AtomicBool,
+    /// The ring has room for one more record after the next.
+    room: AtomicBool,
+    /// The call armed without the lock at the primary's `sys_enter`, or -1.
+    nr: AtomicI64,
+    args: [AtomicUsize; 6],
+}
+
+impl Fast {
+    fn new() -> Self {
+        Self {
+            quiet: AtomicBool::new(false),
+            voting: AtomicBool::new(false),
+            room: AtomicBool::new(false),
+            nr: AtomicI64::new(-1),
+            args: [const { AtomicUsize::new(0) }; 6],
+        }
+    }
+
+    /// At the end of one of the primary's critical sections (`st` locked
+    /// with [`Group::lock_quiet`] or [`Group::lock`]): `quiet` if nothing
+    /// is pending for its next call (the caller decides, see
+    /// `sync::is_quiet`), with what the ring and the duplicates allow.
+    pub(crate) fn set(&self, st: &State, quiet: bool) {
+        self.voting.store(
+            st.dups.iter().flatten().filter(|d| d.ready).count() >= 2,
+            Ordering::Relaxed,
+        );
+        self.room.store(st.ring.has_room(2), Ordering::Relaxed);
+        self.quiet.store(quiet, Ordering::Relaxed);
+    }
+
+    /// After the primary appended a record armed without the lock, and
+    /// nothing else changed (`st` locked): whether the ring has room for
+    /// the next.
+    pub(crate) fn set_room(&self, st: &State) {
+        self.room.store(st.ring.has_room(2), Ordering::Relaxed);
+    }
+
+    /// Whether nothing is pending for the primary's next call.
+    pub(crate) fn quiet(&self) -> bool {
+        self.quiet.load(Ordering::Relaxed)
+    }
+
+    /// Whether the primary's call `nr` may go on without the lock: it is
+    /// quiet, and, if `records`, the ring has room and the call is not
+    /// voted on (`sends`: it sends bytes).
+    pub(crate) fn allows(&self, records: bool, sends: bool) -> bool {
+        self.quiet.load(Ordering::Relaxed)
+            && (!records
+                || (self.room.load(Ordering::Relaxed)
+                    && !(sends && self.voting.load(Ordering::Relaxed))))
+    }
+
+    /// Arms the primary's call `nr` with `args`, to be recorded at its
+    /// `sys_exit` ([`Fast::take`]). The ring's room is spent on it.
+    pub(crate) fn arm(&self, nr: i64, args: &[usize; 6]) {
+        for (a, &v) in self.args.iter().zip(args) {
+            a.store(v, Ordering::Relaxed);
+        }
+        self.nr.store(nr, Ordering::Relaxed);
+        self.room.store(false, Ordering::Relaxed);
+    }
+
+    /// At the primary's `sys_exit`: the call [`Fast::arm`] armed, if any.
+    pub(crate) fn take(&self) -> Option<(i64, [usize; 6])> {
+        let nr = self.nr.swap(-1, Ordering::Relaxed);
+        (nr >= 0).then(|| {
+            (
+                nr,
+                core::array::from_fn(|i| self.args[i].load(Ordering::Relaxed)),
+            )
+        })
+    }
+}
+
 /// Duplicates to kill once procft's locks are dropped. Sending a signal
 /// takes the target's siglock, and the `signal_deliver` probe takes
 /// procft's locks under a siglock: the two must never nest the other way.
@@ -448,6 +540,11 @@ impl Kills {
         if let Some(slot) = self.0.iter_mut().find(|s| s.is_none()) {
             *slot = Some(task);
         }
+    }
+
+    /// Whether there is anyone to kill.
+    pub(crate) fn any(&self) -> bool {
+        self.0.iter().any(Option::is_some)
     }
 
     /// Sends SIGKILL to each; call with no procft lock held.
@@ -525,6 +622,8 @@ pub(crate) struct Group {
     /// duplicate separating its memory takes no step, and stops the one
     /// under way at the next page ([`crate::replica::separate`]).
     steps_held: AtomicU32,
+    /// What the primary's `sys_enter` reads without the lock.
+    pub(crate) fast: Fast,
     /// What the group's replicas wait on: duplicates for a record, the
     /// primary for its duplicates (room in the ring, a vote, a barrier, a
     /// successor); woken ([`Group::wake`]) by the changes of this group
@@ -543,6 +642,7 @@ impl Group {
                 primary,
                 published: AtomicU64::new(0),
                 steps_held: AtomicU32::new(0),
+                fast: Fast::new(),
                 wq <- shim::WaitQueue::new(),
                 state <- new_spinlock_irq!(State {
                     level,
@@ -614,8 +714,19 @@ impl Group {
         self.published.load(Ordering::Acquire) > seq
     }
 
-    /// Locks the group's state.
+    /// Locks the group's state. The primary's next call takes its slow
+    /// path, which looks at everything under the lock (see [`Fast`]).
     pub(crate) fn lock(&self) -> Guard<'_, State, SpinLockIrqBackend> {
+        let st = self.state.lock();
+        self.fast.quiet.store(false, Ordering::Relaxed);
+        st
+    }
+
+    /// Locks the group's state for a critical section that leaves nothing
+    /// for the primary's next call to do: one of the primary's own, which
+    /// ends by setting [`Fast`] from the state ([`Fast::set`]), or a
+    /// duplicate taking a record (the ring only gains room).
+    pub(crate) fn lock_quiet(&self) -> Guard<'_, State, SpinLockIrqBackend> {
         self.state.lock()
     }
 
@@ -635,7 +746,7 @@ impl Group {
     /// there, and duplicates without one are not listed.
     pub(crate) fn snapshot_in(&self, ns: Option<&PidNamespace>) -> Snapshot {
         let pid = self.primary.tgid_nr_ns(ns);
-        let state = self.lock();
+        let state = self.lock_quiet();
         let mut snap = Snapshot::unprotected(pid);
         snap.level = state.level;
         snap.counters = state.counters;
@@ -1196,17 +1307,32 @@ pub(crate) struct Appended {
 /// [`publish`], under the group's lock (`st`): appends `record`.
 pub(crate) fn append(group: &Group, st: &mut State, record: Arc<Record>) -> Appended {
     let overflow = group.push(st, record).is_err();
-    // A duplicate waiting at an exit or exec the primary did not make
-    // has diverged.
-    let (kills, diverged) = st.replace_where(|d| d.parked);
-    st.counters.divergences += u64::from(diverged);
     // A duplicate sets `waiting_for` under this lock before it sleeps:
     // one that sets it later sees the record published.
-    let wake = st.dups.iter().flatten().any(|d| d.waiting_for.is_some());
+    let (mut parked, mut wake) = (false, false);
+    for d in st.dups.iter().flatten() {
+        parked |= d.parked && !d.leaving;
+        wake |= d.waiting_for.is_some();
+    }
+    // A duplicate waiting at an exit or exec the primary did not make
+    // has diverged.
+    let (kills, diverged) = if parked {
+        st.replace_where(|d| d.parked)
+    } else {
+        (Kills::none(), 0)
+    };
+    st.counters.divergences += u64::from(diverged);
     Appended {
         overflow,
         kills,
         wake,
+    }
+}
+
+impl Appended {
+    /// Whether the append found duplicates to kill (they diverged).
+    pub(crate) fn killed(&self) -> bool {
+        self.kills.any()
     }
 }
 

@@ -13,6 +13,7 @@
 //!    - [`types`]: plain types every layer names.
 //!    - [`syscalls`]: the classification of every x86-64 system call.
 //!    - [`uapi`]: the ioctl ABI, mirrored from `include/uapi/linux/procft.h`.
+//!    - [`profile`]: where a call's time goes (profiling builds only).
 //! 2. The ring and the event log:
 //!    - [`ring`]: the bounded buffer of the primary's records.
 //!    - [`events`]: the log of what happened to protected processes, read
@@ -38,12 +39,10 @@
 //! 6. [`hooks`]: the entry points the C shim calls, each a thin call into
 //!    one of the layers below.
 //!
-//! One edge goes up: [`failover`] uses `sync::publish` and
-//! `sync::wait_for_dups` (a promotion publishes the records the failed
-//! primary held back and waits for a duplicate at its next call), and the
-//! protocol's own entry points (`procft_rs_sys_enter`, `_sys_exit`,
-//! `_fork`, `_signal_deliver`, `_task_work`) are still in [`sync`]; both
-//! move with the protocol's rework.
+//! No edge goes up (`make lint` checks the `use crate::` graph for
+//! cycles). The protocol's own entry points (`procft_rs_sys_enter`,
+//! `_sys_exit`, `_fork`, `_signal_deliver`, `_task_work`) are still in
+//! [`sync`], next to the code they call.
 //!
 //! See `Documentation/procft.rst` ("Code layout") for the `use crate::`
 //! graph, and for the design and its current status.
@@ -62,6 +61,7 @@ mod hooks;
 mod ioctl;
 mod mce;
 mod procfs;
+mod profile;
 mod replica;
 mod ring;
 mod shim;
@@ -158,5 +158,6 @@ impl PinnedDrop for Procft {
         // Before the fields go (the probes first): no primary may be left
         // inside a clone3() whose sys_exit procft must see.
         group::quiesce();
+        profile::report();
     }
 }

@@ -2321,9 +2321,26 @@ static void procft_unprotected_call(void)
  * caller's memory and take its mmap lock, but must not block for long
  * (see Documentation/procft.rst).
  */
+#ifdef PROCFT_PROFILE
+/* Profiling builds (make profile, rust/profile.rs): the time-stamp counter. */
+u64 procft_profile_now(void)
+{
+	return rdtsc_ordered();
+}
+#define procft_profile_hook(section, t0) procft_rs_profile_hook(section, t0)
+#else
+static inline u64 procft_profile_now(void)
+{
+	return 0;
+}
+#define procft_profile_hook(section, t0) ((void)(section), (void)(t0))
+#endif
+
 static void procft_sys_enter(struct pt_regs *regs, long id)
 {
+	u64 t0 = procft_profile_now();
 	void *role = xa_load(&procft_tgids, current->tgid);
+	bool dup = role == xa_mk_value(PROCFT_DUP);
 	unsigned long args[6];
 
 	if (unlikely(!role)) {
@@ -2333,13 +2350,17 @@ static void procft_sys_enter(struct pt_regs *regs, long id)
 	if (unlikely(procft_filter_restore(current, role)))
 		return;
 	syscall_get_arguments(current, regs, args);
-	procft_rs_sys_enter(regs, id, args, role == xa_mk_value(PROCFT_DUP));
+	procft_profile_hook(4, t0);
+	procft_rs_sys_enter(regs, id, args, dup);
+	procft_profile_hook(dup, t0);
 }
 
 /* Also runs in a new child before its first user instruction (ret_from_fork). */
 static void procft_sys_exit(struct pt_regs *regs, long ret)
 {
+	u64 t0 = procft_profile_now();
 	void *role = xa_load(&procft_tgids, current->tgid);
+	bool dup = role == xa_mk_value(PROCFT_DUP);
 
 	if (unlikely(!role)) {
 		procft_unprotected_call();
@@ -2347,7 +2368,9 @@ static void procft_sys_exit(struct pt_regs *regs, long ret)
 	}
 	if (procft_restore_policy(role) >= 0)
 		return;
-	procft_rs_sys_exit(regs, ret, role == xa_mk_value(PROCFT_DUP));
+	procft_profile_hook(4, t0);
+	procft_rs_sys_exit(regs, ret, dup);
+	procft_profile_hook(2 + dup, t0);
 }
 
 static void procft_probe_sys_enter(void *data, struct pt_regs *regs, long id)

@@ -306,6 +306,11 @@ impl Ring {
         self.len >= CAPACITY || self.bytes >= MAX_BYTES
     }
 
+    /// Whether `n` more records fit, within the byte budget.
+    pub(crate) fn has_room(&self, n: usize) -> bool {
+        self.len + n <= CAPACITY && self.bytes < MAX_BYTES
+    }
+
     /// Whether a primary waiting for room may go on: at most half the
     /// slots and half the byte budget are taken.
     pub(crate) fn is_low(&self) -> bool {

@@ -36,6 +36,7 @@ use crate::{
     events::{self, What},
     failover,
     group::{self, Group, Kills, Spawn},
+    profile::{Lap, Section},
     replica,
     ring::{Record, CAPACITY},
     shim::{self, Regs},
@@ -136,16 +137,20 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
     let task = current!();
     let nr = nr as i64;
     let abi = Abi::of(nr, shim::in_ia32_syscall());
+    let mut lap = Lap::start();
     if dup {
         if let Some(group) = group::lookup_dup(task.tgid()) {
+            lap.lap(Section::Lookup);
             dup_enter(&group, task, regs, abi, nr, &args);
         }
     } else if let Some(group) = group::lookup(task.tgid()) {
+        lap.lap(Section::Lookup);
         primary_enter(&group, regs, abi, nr, &args);
     }
 }
 
 fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usize; 6]) {
+    let mut lap = Lap::start();
     // Only x86-64 numbers are classified; a call through another entry
     // ends protection below.
     let class = match abi {
@@ -171,8 +176,28 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
     } else {
         unreplicable(nr, args)
     };
+    lap.lap(Section::Checks);
+    // The fast path: nothing is pending (see `group::Fast`), and the call
+    // is one the duplicates make too, or one whose record the primary
+    // only has to make at its `sys_exit`.
+    if why.is_none() && abi == Abi::X64 && !reshape {
+        let fast = &group.fast;
+        match class {
+            Class::Local if fast.allows(false, false) => return,
+            Class::Primary
+                if releases_fds(nr, args).is_none()
+                    && fast.allows(true, syscalls::input(nr).is_some()) =>
+            {
+                fast.arm(nr, args);
+                lap.lap(Section::Fast);
+                return;
+            }
+            _ => {}
+        }
+    }
     let (stale, promote, held) = {
-        let mut st = group.lock();
+        // The primary's own section: it sets `group.fast` itself below.
+        let mut st = group.lock_quiet();
         crate::mce::policy::primary(&mut st);
         // Duplicates a signal handler left out of step are re-created
         // from the primary at its next calls.
@@ -196,17 +221,23 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
             // The common case, in this one taking of the lock: no
             // duplicate to create, nothing held back.
             if !reshape && !matches!(class, Class::Primary | Class::Fork) {
+                group.fast.set(&st, is_quiet(&st));
                 return;
             }
             if !vote::wanted_in(&st, nr) {
+                lap.lap(Section::EnterLocked);
                 let wait = arm(&mut st, nr, args, class);
+                group.fast.set(&st, is_quiet(&st));
                 drop(st);
+                lap.lap(Section::Arm);
                 if wait {
                     wait_in_task_work(group, regs);
                 }
                 return;
             }
         }
+        // Something to act on: the next call looks again.
+        group.fast.set(&st, false);
         (stale, promote, held)
     };
     let (kills, n) = stale;
@@ -287,6 +318,29 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
     if wait {
         wait_in_task_work(group, regs);
     }
+}
+
+/// Whether nothing is pending for the primary's next call (`st`, the
+/// group's state, locked): its `sys_enter` would only arm a record, or do
+/// nothing, so it may do that without the lock (see [`group::Fast`]).
+fn is_quiet(st: &group::State) -> bool {
+    !st.closed
+        && !st.resync
+        && !st.promoting
+        && st.promote.is_none()
+        && st.held.is_none()
+        && st.held_sig.is_none()
+        && st.repair.is_none()
+        && st.repairing.is_none()
+        && st.fd_barrier.is_none()
+        && st.wait_space.is_none()
+        && st.voting.is_none()
+        && st.passed.is_none()
+        && st.call.is_none()
+        && st.mce_wish.is_some()
+        && matches!(st.spawn, Spawn::Idle)
+        && st.dups.iter().flatten().any(|d| !d.leaving)
+        && !replica::wants(st)
 }
 
 /// At the primary's call `nr` that is recorded, under the group's lock
@@ -464,6 +518,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         Abi::X64 => determinism::class(nr),
         Abi::Ia32 | Abi::X32 => Class::Unsupported,
     };
+    let mut lap = Lap::start();
     let work = match (abi, class) {
         // Its number means something else in the x86-64 table. The
         // primary ends protection at this call (killing the duplicates),
@@ -485,10 +540,10 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
     }
     // One still separating its memory takes its records in the task_work,
     // where it can take a step of that first ([`replica::separate`]).
-    if matches!(work, DupWork::Consume { .. })
-        && !replica::separating(group, task.tgid())
-        && take(group, task, nr, args, None)
-    {
+    lap.lap(Section::DupEnter);
+    let took = matches!(work, DupWork::Consume { .. }) && take(group, task, nr, args, None, false);
+    lap.lap(Section::Take);
+    if took {
         // A duplicate behind the primary found its record published and
         // took it right here (the tracepoint may fault and take locks; it
         // only must not wait), without a task_work. (If not, nothing
@@ -497,7 +552,13 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         return;
     }
     let own = {
-        let mut st = group.lock();
+        // Only a duplicate parked at an exit or exec has news for the
+        // primary (its vote); one waiting for a record has none.
+        let mut st = if work == DupWork::Park {
+            group.lock()
+        } else {
+            group.lock_quiet()
+        };
         let Some(dup) = st.dup_mut(task.tgid()) else {
             return;
         };
@@ -516,6 +577,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
     } else {
         shim::kill(task);
     }
+    lap.lap(Section::DupEnter);
 }
 
 /// Called by the `sys_exit` probe for protected processes and duplicates
@@ -546,27 +608,60 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
             replica::dup_first_exit(&group, task, regs);
             crate::mce::policy::after_call(&group, true, ret);
         }
-    } else if let Some(group) = group::lookup(task.tgid()) {
+    } else if let Some(group) = {
+        let mut lap = Lap::start();
+        let group = group::lookup(task.tgid());
+        lap.lap(Section::Lookup);
+        group
+    } {
+        let mut lap = Lap::start();
         crate::mce::policy::after_call(&group, false, ret);
         let signal = shim::signal_pending();
+        lap.lap(Section::ExitChecks);
+        // A call armed without the lock (see `group::Fast`); with none,
+        // and nothing pending, there is nothing to do here.
+        let armed = group.fast.take();
+        if armed.is_none() && group.fast.quiet() {
+            determinism::after_call(ret);
+            return;
+        }
         // One taking of the lock: the call to record, unless this is the
         // return of an injected clone3(); a call that wrote nothing is
         // recorded right there.
         let call = {
-            let mut st = group.lock();
+            // The primary's own section: it sets `group.fast` itself.
+            let mut st = group.lock_quiet();
+            if armed.is_some() {
+                st.call = armed;
+            }
             if !matches!(st.spawn, Spawn::Idle) {
+                group.fast.set(&st, false);
                 None
             } else if let Some(appended) = record_plain(&group, &mut st, ret, signal) {
+                if armed.is_some() && !appended.killed() {
+                    // Armed without the lock: nothing was pending then,
+                    // and nobody else has taken the lock since (that
+                    // clears `quiet`); only the ring's room changed.
+                    group.fast.set_room(&st);
+                } else {
+                    group.fast.set(&st, is_quiet(&st));
+                }
                 drop(st);
+                lap.lap(Section::RecordPlain);
                 group::published(&group, appended);
+                lap.lap(Section::Published);
                 determinism::after_call(ret);
                 return;
             } else {
-                Some(Pending::take(&mut st))
+                let pending = Pending::take(&mut st);
+                // A call with bytes sets it once it is recorded.
+                group.fast.set(&st, pending.call.is_none() && is_quiet(&st));
+                Some(pending)
             }
         };
         if let Some(call) = call {
             record(&group, ret, call);
+            lap.lap(Section::Record);
         } else if replica::primary_spawn_exit(&group, regs, ret) && group.lock().closed {
             // Its protection ended while its clone3() was in flight.
             group::remove(task.tgid());
@@ -688,10 +783,12 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
         return;
     };
     record.start(nr, args);
+    let mut lap = Lap::start();
     if let Err(why) = capture(&mut record, if is_restart(ret) { -1 } else { ret }) {
         group::end_protection(group, why);
         return;
     }
+    lap.lap(Section::RecordCopy);
     record.input_hash = if lost.is_some() {
         None
     } else if let Ok(hash) = hash_after(nr, &args, ret, whole) {
@@ -700,6 +797,7 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
         group::end_protection(group, "a call whose bytes procft could not hash");
         return;
     };
+    lap.lap(Section::RecordHash);
     record.ret = ret;
     record.ip = shim::user_ip();
     if signal {
@@ -712,8 +810,9 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
     }
     let record: Arc<Record> = record.into();
     let appended = {
-        let mut st = group.lock();
-        if st.repair.is_some() && st.held.is_none() {
+        // The primary's own section: it sets `group.fast` itself.
+        let mut st = group.lock_quiet();
+        let appended = if st.repair.is_some() && st.held.is_none() {
             // A page of the primary failed while it was in this call: mend
             // it before it returns to user space, from a duplicate waiting
             // for this very record, then publish the record.
@@ -721,7 +820,9 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
             None
         } else {
             Some(group::append(group, &mut st, record))
-        }
+        };
+        group.fast.set(&st, is_quiet(&st));
+        appended
     };
     let Some(appended) = appended else {
         if shim::queue_task_work().is_ok() {
@@ -961,73 +1062,97 @@ const PAGE: usize = 4096;
 /// shortens longer writes, sends and iovec arrays to this).
 const MAX_RW_COUNT: usize = i32::MAX as usize & !(PAGE - 1);
 
-/// A 64-bit hash of a stream of bytes, eight at a time: each word is
-/// mixed in by `h = (rotl(h, 5) ^ word) * K` with an odd `K` (FxHash's
-/// step). For a given word the step is a bijection of `h`, so two streams
-/// of the same length that differ in one word never hash alike; what it
-/// is for is telling replicas' bytes apart, not resisting an adversary.
-/// The result does not depend on how the stream is cut into pieces.
+/// A streaming 64-bit hash of the bytes a call sends: four lanes, each
+/// mixing one word of every 32-byte block by `h = (rotl(h, 5) ^ word) * K`
+/// with an odd `K` (FxHash's step), folded together by the same step at
+/// the end; four independent multiplies per block keep the CPU busy where
+/// one chain of them would wait. For a given word the step is a bijection
+/// of `h`, and the fold one of each lane, so two streams of the same
+/// length that differ in one word never hash alike; what it is for is
+/// telling replicas' bytes apart, not resisting an adversary. The result
+/// does not depend on how the stream is cut into [`Hash::write`]s.
 struct Hash {
-    h: u64,
-    /// Bytes not yet mixed in (fewer than eight), little-endian.
-    tail: u64,
-    ntail: u32,
+    lanes: [u64; 4],
+    /// Bytes not yet mixed in (fewer than a block).
+    buf: [u8; Hash::BLOCK],
+    nbuf: usize,
 }
 
 impl Hash {
     const K: u64 = 0x517c_c1b7_2722_0a95;
+    const BLOCK: usize = 32;
 
     fn new() -> Self {
         Self {
-            h: 0xcbf2_9ce4_8422_2325,
-            tail: 0,
-            ntail: 0,
+            lanes: [
+                0xcbf2_9ce4_8422_2325,
+                0x9e37_79b9_7f4a_7c15,
+                0xc2b2_ae3d_27d4_eb4f,
+                0x1656_67b1_9e37_79f9,
+            ],
+            buf: [0; Self::BLOCK],
+            nbuf: 0,
         }
     }
 
-    fn mix(&mut self, word: u64) {
-        self.h = (self.h.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    fn mix(lane: u64, word: u64) -> u64 {
+        (lane.rotate_left(5) ^ word).wrapping_mul(Self::K)
+    }
+
+    fn block(&mut self, b: &[u8]) {
+        for (i, lane) in self.lanes.iter_mut().enumerate() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[8 * i..8 * i + 8]);
+            *lane = Self::mix(*lane, u64::from_le_bytes(w));
+        }
     }
 
     fn write(&mut self, mut bytes: &[u8]) {
-        while self.ntail != 0 && !bytes.is_empty() {
-            self.tail |= u64::from(bytes[0]) << (8 * self.ntail);
-            self.ntail += 1;
-            bytes = &bytes[1..];
-            if self.ntail == 8 {
-                let word = self.tail;
-                self.mix(word);
-                (self.tail, self.ntail) = (0, 0);
+        if self.nbuf > 0 {
+            let n = bytes.len().min(Self::BLOCK - self.nbuf);
+            self.buf[self.nbuf..self.nbuf + n].copy_from_slice(&bytes[..n]);
+            self.nbuf += n;
+            bytes = &bytes[n..];
+            if self.nbuf < Self::BLOCK {
+                return;
             }
+            let buf = self.buf;
+            self.block(&buf);
+            self.nbuf = 0;
         }
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(w);
-            self.mix(u64::from_le_bytes(b));
+        let mut blocks = bytes.chunks_exact(Self::BLOCK);
+        for b in &mut blocks {
+            self.block(b);
         }
-        for &b in words.remainder() {
-            self.tail |= u64::from(b) << (8 * self.ntail);
-            self.ntail += 1;
-        }
+        let rest = blocks.remainder();
+        self.buf[..rest.len()].copy_from_slice(rest);
+        self.nbuf = rest.len();
+    }
+
+    /// Mixes in the bytes not yet mixed (zero-padded) with `word`, which
+    /// says how many there were; the stream starts a new block after.
+    fn flush(&mut self, word: u64) {
+        self.buf[self.nbuf..].fill(0);
+        let buf = self.buf;
+        self.block(&buf);
+        self.lanes[0] = Self::mix(self.lanes[0], word ^ self.nbuf as u64);
+        self.nbuf = 0;
     }
 
     /// Marks where the bytes stopped (`tag`, after `done` bytes), so that
     /// it is told apart from bytes that went on.
     fn mark(&mut self, tag: u64, done: usize) {
-        let word = self.tail ^ (tag << 56) ^ u64::from(self.ntail);
-        self.mix(word);
-        self.mix(done as u64);
-        (self.tail, self.ntail) = (0, 0);
+        self.flush(tag << 56);
+        self.lanes[1] = Self::mix(self.lanes[1], done as u64);
     }
 
     fn finish(mut self) -> u64 {
         // The length of the tail is mixed in with it: a stream ending in
         // zero bytes differs from a shorter one.
-        let word = self.tail;
-        self.mix(word);
-        self.mix(u64::from(self.ntail));
-        self.h
+        self.flush(0);
+        self.lanes[1..]
+            .iter()
+            .fold(self.lanes[0], |h, &lane| Self::mix(h, lane))
     }
 }
 
@@ -1057,7 +1182,7 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
     };
     let mut left = MAX_RW_COUNT;
     let mut done = 0usize;
-    let mut chunk = [0u8; 256];
+    let mut chunk = [0u8; 512];
     'ranges: for r in sent.ranges.iter().filter(|r| !r.desc && any) {
         let (mut addr, mut len) = (r.addr, r.len.min(left));
         if r.payload {
@@ -1243,7 +1368,7 @@ unsafe extern "C" fn dup_can_go(arg: *const c_void) -> bool {
     if w.group.is_published(w.seq) {
         return true;
     }
-    let mut st = w.group.lock();
+    let mut st = w.group.lock_quiet();
     if st.closed {
         return true;
     }
@@ -1365,7 +1490,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     // Its vote, should the primary put this call to one.
     let hash = hash_input(nr, args, None).ok();
     if wait_record(group, task, nr, args, hash).is_ok() {
-        take(group, task, nr, args, hash);
+        take(group, task, nr, args, hash, true);
     }
 }
 
@@ -1386,7 +1511,8 @@ fn wait_record(
         seq: u64::MAX,
     };
     {
-        let mut st = group.lock();
+        // Its own wait: nothing for the primary's next call to do.
+        let mut st = group.lock_quiet();
         if let Some(d) = st.dup_mut(tgid) {
             w.seq = d.next_seq;
             d.waiting_for = Some(d.next_seq);
@@ -1420,7 +1546,7 @@ fn wait_record(
         }
     };
     {
-        let mut st = group.lock();
+        let mut st = group.lock_quiet();
         if let Some(d) = st.dup_mut(tgid) {
             d.waiting_for = None;
             d.vote = None;
@@ -1433,7 +1559,7 @@ fn wait_record(
 /// its position in the ring; `None` if it is not published yet, or the
 /// duplicate is to die.
 fn next_record(group: &Group, tgid: Pid) -> Option<(Arc<Record>, u64)> {
-    let mut st = group.lock();
+    let mut st = group.lock_quiet();
     if st.closed {
         return None;
     }
@@ -1488,7 +1614,7 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
     // back in the ring's pool.
     drop(record);
     let wake = {
-        let mut st = group.lock();
+        let mut st = group.lock_quiet();
         if let Some(d) = st.dup_mut(tgid) {
             d.next_seq += 1;
         }
@@ -1504,7 +1630,8 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
 /// what every duplicate consumed; whether the primary may be waiting for
 /// this duplicate to get where it is now. A primary waiting for room in
 /// the ring waits until the ring is low: it is woken once, then, not for
-/// every record.
+/// every record. (The duplicates drop the records, not the primary: that
+/// work is then off the primary's path.)
 fn consumed(st: &mut group::State) -> bool {
     st.trim_ring();
     !st.space_wait || st.ring.is_low()
@@ -1513,11 +1640,21 @@ fn consumed(st: &mut group::State) -> bool {
 /// Takes the primary's record of call `nr` if it is published, checking
 /// that the caller would have sent the same bytes (`whole`: their hash
 /// before the call, if the caller has it already). Returns false,
-/// changing nothing, if it is not (or the duplicate is to die).
-fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u64>) -> bool {
+/// changing nothing, if it is not (or the duplicate is to die), or if
+/// the duplicate is still separating its memory and `separating` is false
+/// (it takes its records in its task_work then, see [`dup_enter`]).
+fn take(
+    group: &Group,
+    task: &Task,
+    nr: i64,
+    args: &[usize; 6],
+    whole: Option<u64>,
+    separating: bool,
+) -> bool {
     let tgid = task.tgid();
     let (record, seq) = {
-        let mut guard = group.lock();
+        // Taking a record leaves the primary nothing to do.
+        let mut guard = group.lock_quiet();
         let st = &mut *guard;
         if st.closed {
             return false;
@@ -1525,7 +1662,7 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
         let Some(d) = st.dups.iter_mut().flatten().find(|d| d.tgid == tgid) else {
             return false;
         };
-        if d.leaving {
+        if d.leaving || (d.separating.is_some() && !separating) {
             return false;
         }
         let seq = d.next_seq;
@@ -1555,6 +1692,7 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
     if !same_call(group, task, &record, nr, args) {
         return true;
     }
+    let mut lap = Lap::start();
     if let Some(h) = record.input_hash {
         // As far as the kernel read for the primary.
         let ours = hash_after(nr, args, record.ret, whole).ok();
@@ -1572,7 +1710,10 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
             return true;
         }
     }
-    if let Err(output) = record.write_outputs() {
+    lap.lap(Section::TakeHash);
+    let written = record.write_outputs();
+    lap.lap(Section::TakeWrite);
+    if let Err(output) = written {
         diverge(
             group,
             task,
@@ -1594,7 +1735,7 @@ fn take(group: &Group, task: &Task, nr: i64, args: &[usize; 6], whole: Option<u6
     // back in the ring's pool.
     drop(record);
     let wake = {
-        let mut st = group.lock();
+        let mut st = group.lock_quiet();
         if let Some(d) = st.dup_mut(tgid) {
             d.next_seq = seq + 1;
         }
@@ -1786,3 +1927,50 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
 }
 
 const _: () = assert!(CAPACITY > 0);
+
+#[kunit_tests(procft_hash)]
+mod tests {
+    use super::Hash;
+
+    fn hash_of(pieces: &[&[u8]]) -> u64 {
+        let mut h = Hash::new();
+        for p in pieces {
+            h.write(p);
+        }
+        h.finish()
+    }
+
+    #[test]
+    fn any_split_gives_the_same_hash() {
+        let mut bytes = [0u8; 100];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (i * 7 + 3) as u8;
+        }
+        let whole = hash_of(&[&bytes]);
+        for cut in 0..bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            assert_eq!(hash_of(&[a, b]), whole);
+            let (b1, b2) = b.split_at(b.len() / 3);
+            assert_eq!(hash_of(&[a, b1, &[], b2]), whole);
+        }
+    }
+
+    #[test]
+    fn different_bytes_differ() {
+        let bytes = [0x5au8; 100];
+        let whole = hash_of(&[&bytes]);
+        for i in 0..bytes.len() {
+            let mut other = bytes;
+            other[i] ^= 1;
+            assert_ne!(hash_of(&[&other]), whole);
+        }
+        // Trailing zero bytes, and where the bytes stopped, count.
+        assert_ne!(hash_of(&[&[0; 3]]), hash_of(&[&[0; 4]]));
+        assert_ne!(hash_of(&[&[0; 32]]), hash_of(&[&[0; 31]]));
+        assert_ne!(hash_of(&[]), hash_of(&[&[0]]));
+        let mut a = Hash::new();
+        a.write(&bytes[..40]);
+        a.mark(0xff, 40);
+        assert_ne!(a.finish(), hash_of(&[&bytes[..40]]));
+    }
+}

@@ -304,14 +304,18 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra="", icount=N
     for var, param in (("PROCFT_FUZZ_SECS", "ftfuzz"), ("PROCFT_FUZZ_SEED", "ftfuzzseed")):
         if os.environ.get(var):
             append += f" {param}={int(os.environ[var], 0)}"
+    # vCPUs: 2, or PROCFT_SMP (make profile's sections run takes 1, so that
+    # under -icount the time-stamp counter counts one task's instructions,
+    # not the other vCPU's too); the two NUMA nodes below need 2.
+    smp = int(os.environ.get("PROCFT_SMP", "2"))
     cmd = ["qemu-system-x86_64", "-accel", accel, "-cpu", cpu_model(accel),
            # The benchmarks hold 256 MiB in three replicas.
-           "-smp", "2", "-m", "2G" if mode in BENCH_MODES else "1G"]
+           "-smp", str(smp), "-m", "2G" if mode in BENCH_MODES else "1G"]
     if icount is not None:
         # Guest time from the instruction count (one vCPU at a time):
         # timings that the host's load does not move.
         cmd += ["-icount", f"shift={icount}"]
-    if mode not in BENCH_MODES:
+    if mode not in BENCH_MODES and smp == 2:
         # Two NUMA nodes, one vCPU and half the memory each: duplicates
         # prefer the node the primary is not on. Not for the benchmarks:
         # under TCG, guest memory split into per-node backends made a
