@@ -48,7 +48,8 @@ pub(crate) enum Section {
     ExitChecks,
     /// Recording a call that wrote nothing, under the lock.
     RecordPlain,
-    /// Recording a call with outputs or input: the rest.
+    /// Recording a call with outputs or input, all of it (the next two
+    /// are parts of it).
     Record,
     /// Copying a call's output bytes into its record.
     RecordCopy,
@@ -56,7 +57,8 @@ pub(crate) enum Section {
     RecordHash,
     /// Acting on an append once the lock is dropped (wake-ups, kills).
     Published,
-    /// A duplicate taking its record in its `sys_enter` hook.
+    /// A duplicate taking its record in its `sys_enter` hook, all of it
+    /// (the next two are parts of it, when the record has bytes).
     Take,
     /// A duplicate hashing the bytes its call would send.
     TakeHash,
@@ -94,13 +96,13 @@ mod imp {
         "  primary: arm the record",
         "  primary: sys_exit checks",
         "  primary: record a plain call (locked)",
-        "  primary: record a call with bytes (rest)",
-        "  primary: copy output bytes",
-        "  primary: hash input bytes",
+        "  primary: record a call with bytes, all",
+        "    of which: copy output bytes",
+        "    of which: hash input bytes",
         "  primary: after the append (wake-ups)",
-        "  duplicate: take the record (rest)",
-        "  duplicate: hash input bytes",
-        "  duplicate: write output bytes",
+        "  duplicate: take the record, all",
+        "    of which: hash input bytes",
+        "    of which: write output bytes",
         "  duplicate: the rest of sys_enter",
         "(profiler overhead)",
     ];

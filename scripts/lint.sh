@@ -25,6 +25,19 @@ if grep -qE '^(warning|error)' <<<"$out"; then
 	fail=1
 fi
 
+log "clippy (module, PROCFT_PROFILE=1: the profiling build's code too)"
+rm -f rust/procft_main.o
+# shellcheck disable=SC2046
+out=$(make -s -C "$KDIR" M="$PROCFT_ROOT" $(kmake_vars) CLIPPY=1 PROCFT_PROFILE=1 \
+	CLIPPY_DRIVER=/usr/bin/clippy-driver modules 2>&1) || { echo "$out"; fail=1; }
+if grep -qE '^(warning|error)' <<<"$out"; then
+	echo "$out"
+	fail=1
+fi
+# Back to the normal build.
+rm -f rust/procft_main.o rust/procft_shim.o
+make -s -C "$KDIR" M="$PROCFT_ROOT" $(kmake_vars) modules >/dev/null
+
 log "clippy (ftctl)"
 (cd tools/ftctl && CARGO_TARGET_DIR=$PROCFT_ROOT/build/ftctl-clippy \
 	cargo clippy --quiet --release --all-targets --features gen -- -D warnings) || fail=1
