@@ -62,6 +62,7 @@ struct clone_args;
 int procft_inject_clone(struct pt_regs *regs, const struct clone_args *args, void *saved);
 void procft_regs_restart(struct pt_regs *regs, const void *saved);
 long procft_unshare_some(unsigned long *pos, unsigned long budget, const unsigned int *hold);
+int procft_copy_wipeonfork(struct task_struct *child);
 void procft_suppress(struct pt_regs *regs);
 void procft_set_return(long value);
 void procft_restart_call(long nr);

@@ -630,6 +630,76 @@ out:
 	return n;
 }
 
+/*
+ * The first page at or after @addr in a wipe-on-fork mapping of @mm for which
+ * its page tables hold anything, in *@page; false if there is none.  Takes
+ * the mmap lock for reading.
+ */
+static bool procft_next_wiped(struct mm_struct *mm, unsigned long addr, unsigned long *page)
+{
+	struct vm_area_struct *vma;
+	bool found = false;
+
+	mmap_read_lock(mm);
+	for (vma = find_vma(mm, addr); vma && !found; vma = find_vma(mm, vma->vm_end)) {
+		if (!(vma->vm_flags & VM_WIPEONFORK))
+			continue;
+		*page = procft_skip_empty(mm, max(addr, vma->vm_start), vma->vm_end);
+		found = *page < vma->vm_end;
+	}
+	mmap_read_unlock(mm);
+	return found;
+}
+
+/**
+ * procft_copy_wipeonfork - give a new duplicate the caller's wipe-on-fork memory
+ * @child: the duplicate the calling primary's fork() has just made
+ *
+ * fork() leaves the child's VM_WIPEONFORK mappings (madvise(MADV_WIPEONFORK);
+ * mmap(MAP_DROPPABLE), which holds the C library's vgetrandom() state) empty,
+ * where a duplicate must hold what the primary holds.  Copies every page of
+ * those mappings that the caller's page tables hold (empty page tables are
+ * skipped whole, so a large sparse mapping costs what it holds) and that is
+ * not all zeroes into @child at the same address.  Called in the caller's
+ * return from the fork, before either runs a user instruction that could
+ * touch that memory (the duplicate's first is the system call the primary
+ * was making, and it waits there for the primary's record of it).  A page
+ * the caller cannot read (PROT_NONE, poisoned) is left out.
+ *
+ * Return: 0, -EINTR if a fatal signal came, -ENOMEM, or -EFAULT if a page
+ * could not be written into @child.
+ */
+int procft_copy_wipeonfork(struct task_struct *child)
+{
+	struct mm_struct *mm = current->mm;
+	unsigned long addr = 0;
+	void *buf;
+	int err = 0;
+
+	if (!mm)
+		return 0;
+	buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	while (procft_next_wiped(mm, addr, &addr)) {
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			break;
+		}
+		if (!copy_from_user(buf, (const void __user *)addr, PAGE_SIZE) &&
+		    memchr_inv(buf, 0, PAGE_SIZE) &&
+		    access_process_vm(child, addr, buf, PAGE_SIZE,
+				      FOLL_WRITE | FOLL_FORCE) != PAGE_SIZE) {
+			err = -EFAULT;
+			break;
+		}
+		addr += PAGE_SIZE;
+		cond_resched();
+	}
+	kfree(buf);
+	return err;
+}
+
 /**
  * procft_prefer_other_node - move the caller (a new duplicate, before it
  * copies its pages) to the CPUs of a memory node other than the one

@@ -149,6 +149,7 @@ pub(crate) fn on_fork(parent: &Task, child: &Task) {
 /// afresh, and returns true.
 pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool {
     let mut respawned = false;
+    let mut child = None;
     let saved = {
         let mut st = group.lock();
         let forked = match st.spawn {
@@ -164,11 +165,34 @@ pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool 
                 st.counters.respawns += 1;
                 respawned = true;
             }
+            // `ret` is the new duplicate's pid, as the primary sees it.
+            child = st
+                .dups
+                .iter()
+                .flatten()
+                .find(|d| d.task.tgid_nr_ns(None) as isize == ret)
+                .map(|d| d.task.clone());
         } else {
             st.spawn_failures += 1;
         }
         st.saved
     };
+    if let Some(child) = child {
+        // fork() left its wipe-on-fork memory empty: it gets the
+        // primary's, before either runs a user instruction that could
+        // touch it.
+        if let Err(e) = shim::copy_wipeonfork(&child) {
+            pr_warn!(
+                "pid {}: could not copy wipe-on-fork memory into duplicate {} ({:?}); \
+                 it is replaced\n",
+                group.pid(),
+                ret,
+                e
+            );
+            group.lock().spawn_failures += 1;
+            shim::kill(&child);
+        }
+    }
     if respawned {
         // `ret` is the new duplicate's pid, as the primary sees it.
         events::emit(

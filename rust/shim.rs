@@ -55,6 +55,7 @@ extern "C" {
     ) -> c_int;
     fn procft_regs_restart(regs: *mut bindings::pt_regs, saved: *const u64);
     fn procft_unshare_some(pos: *mut c_ulong, budget: c_ulong, hold: *const c_uint) -> c_long;
+    fn procft_copy_wipeonfork(child: *mut bindings::task_struct) -> c_int;
     fn procft_suppress(regs: *mut bindings::pt_regs);
     fn procft_set_return(value: c_long);
     fn procft_restart_call(nr: c_long);
@@ -408,6 +409,16 @@ pub(crate) fn regs_restart(regs: Regs, saved: &SavedRegs) {
 /// the end of the address space. An error (`EINTR` for a fatal signal)
 /// comes with the address of the page that failed, where the walk goes on
 /// next time. May sleep.
+/// In the primary's return from the `fork()` that made `child`, one of
+/// its duplicates: copies the primary's wipe-on-fork memory, which fork()
+/// left empty in the child, into it (see `procft_copy_wipeonfork`). May
+/// sleep.
+pub(crate) fn copy_wipeonfork(child: &Task) -> Result {
+    // SAFETY: `child` is a valid task (a reference is held); the caller is
+    // the primary, in process context.
+    kernel::error::to_result(unsafe { procft_copy_wipeonfork(child.as_ptr()) })
+}
+
 pub(crate) fn unshare_some(
     pos: usize,
     budget: usize,
