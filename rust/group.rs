@@ -67,6 +67,11 @@ pub(crate) struct Dup {
     /// taken over from or counted in a vote, and replaced at the primary's
     /// next system call.
     pub(crate) stale: bool,
+    /// It holds the primary's wipe-on-fork memory, which its fork() left
+    /// empty: the primary copies it in its return from the fork, and the
+    /// duplicate runs no user instruction before
+    /// ([`crate::replica::birth`]).
+    pub(crate) wiped: bool,
     /// A memory error was reported on one of its frames: it is about to
     /// be replaced, and may meanwhile run the program's `SIGBUS` handler
     /// (the kernel's early kill). It never takes over or votes, and what
@@ -186,7 +191,7 @@ pub(crate) enum Spawn {
     /// becomes the new duplicate's index entry in the fork probe.
     Injected(RBTreeNodeReservation<Pid, Arc<Group>>),
     /// The child exists; waiting for the primary's `sys_exit`.
-    Forked,
+    Forked(ARef<Task>),
 }
 
 /// Mutable state of a group.
@@ -1189,6 +1194,7 @@ pub(crate) fn add_dup(
         separating: Some(Separation::default()),
         leaving: false,
         stale: false,
+        wiped: false,
         hit: None,
         next_seq,
         parked: false,

@@ -659,12 +659,13 @@ static bool procft_next_wiped(struct mm_struct *mm, unsigned long addr, unsigned
  * mmap(MAP_DROPPABLE), which holds the C library's vgetrandom() state) empty,
  * where a duplicate must hold what the primary holds.  Copies every page of
  * those mappings that the caller's page tables hold (empty page tables are
- * skipped whole, so a large sparse mapping costs what it holds) and that is
- * not all zeroes into @child at the same address.  Called in the caller's
- * return from the fork, before either runs a user instruction that could
- * touch that memory (the duplicate's first is the system call the primary
- * was making, and it waits there for the primary's record of it).  A page
- * the caller cannot read (PROT_NONE, poisoned) is left out.
+ * skipped whole; a zero-page entry is still read) and that is not all
+ * zeroes into @child at the same address, reading and writing with
+ * FOLL_FORCE (a PROT_NONE page too).  Called in the caller's return from
+ * the fork, before it runs another user instruction; the duplicate waits
+ * for the copy before its first (the Rust side's replica::birth()).  A
+ * page that cannot be read (poisoned) is left out.  The caller is stalled
+ * for as long as its wipe-on-fork memory takes to copy.
  *
  * Return: 0, -EINTR if a fatal signal came, -ENOMEM, or -EFAULT if a page
  * could not be written into @child.
@@ -686,7 +687,7 @@ int procft_copy_wipeonfork(struct task_struct *child)
 			err = -EINTR;
 			break;
 		}
-		if (!copy_from_user(buf, (const void __user *)addr, PAGE_SIZE) &&
+		if (access_process_vm(current, addr, buf, PAGE_SIZE, FOLL_FORCE) == PAGE_SIZE &&
 		    memchr_inv(buf, 0, PAGE_SIZE) &&
 		    access_process_vm(child, addr, buf, PAGE_SIZE,
 				      FOLL_WRITE | FOLL_FORCE) != PAGE_SIZE) {
@@ -2385,12 +2386,6 @@ static void procft_unprotected_call(void)
 	procft_filter_sync_mark(current);
 }
 
-/*
- * System-call entry of a task with the hook's mark or, with the sys_enter
- * tracepoint, of every task.  Both may fault: the Rust side may read the
- * caller's memory and take its mmap lock, but must not block for long
- * (see Documentation/procft.rst).
- */
 #ifdef PROCFT_PROFILE
 /* Profiling builds (make profile, rust/profile.rs): the time-stamp counter. */
 u64 procft_profile_now(void)
@@ -2406,6 +2401,12 @@ static inline u64 procft_profile_now(void)
 #define procft_profile_hook(section, t0) ((void)(section), (void)(t0))
 #endif
 
+/*
+ * System-call entry of a task with the hook's mark or, with the sys_enter
+ * tracepoint, of every task.  Both may fault: the Rust side may read the
+ * caller's memory and take its mmap lock, but must not block for long
+ * (see Documentation/procft.rst).
+ */
 static void procft_sys_enter(struct pt_regs *regs, long id)
 {
 	u64 t0 = procft_profile_now();

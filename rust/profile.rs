@@ -116,7 +116,9 @@ mod imp {
 
     /// A lap longer than this is left out, and counted apart: the other
     /// vCPU ran meanwhile (under `-icount` the vCPUs take turns, and the
-    /// counter counts both), or the task slept.
+    /// counter counts both), or the task slept (perhaps waking on a CPU
+    /// whose counter is behind: the difference then wraps, and is left
+    /// out too).
     const CLIP: u64 = 1 << 16;
 
     pub(crate) fn now() -> u64 {
@@ -141,7 +143,7 @@ mod imp {
             // first variants (checked just above).
             add(
                 unsafe { core::mem::transmute::<usize, Section>(s) },
-                now() - t0,
+                now().wrapping_sub(t0),
             );
         }
     }
@@ -194,7 +196,7 @@ impl Lap {
         #[cfg(procft_profile)]
         {
             let now = imp::now();
-            imp::add(_s, now - self.at);
+            imp::add(_s, now.wrapping_sub(self.at));
             self.at = now;
         }
     }

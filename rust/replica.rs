@@ -27,6 +27,7 @@
 
 use kernel::{
     bindings,
+    ffi::c_void,
     prelude::*,
     rbtree::RBTreeNodeReservation,
     sync::Arc,
@@ -127,7 +128,7 @@ pub(crate) fn on_fork(parent: &Task, child: &Task) {
     };
     let reservation = {
         let mut st = group.lock();
-        match core::mem::replace(&mut st.spawn, Spawn::Forked) {
+        match core::mem::replace(&mut st.spawn, Spawn::Forked(child.into())) {
             Spawn::Injected(r) => r,
             other => {
                 // The primary's own fork: its child is not protected.
@@ -148,53 +149,78 @@ pub(crate) fn on_fork(parent: &Task, child: &Task) {
 /// procft injected, restores the primary's call so that it is made
 /// afresh, and returns true.
 pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool {
-    let mut respawned = false;
-    let mut child = None;
-    let saved = {
+    let (saved, child) = {
         let mut st = group.lock();
-        let forked = match st.spawn {
+        let child = match core::mem::replace(&mut st.spawn, Spawn::Idle) {
             Spawn::Idle => return false,
-            Spawn::Injected(_) => false,
-            Spawn::Forked => true,
+            Spawn::Injected(_) => None,
+            Spawn::Forked(child) => Some(child),
         };
-        st.spawn = Spawn::Idle;
-        if forked && ret > 0 {
-            st.spawn_failures = 0;
-            if st.lost > 0 {
-                st.lost -= 1;
-                st.counters.respawns += 1;
-                respawned = true;
-            }
-            // `ret` is the new duplicate's pid, as the primary sees it.
-            child = st
-                .dups
-                .iter()
-                .flatten()
-                .find(|d| d.task.tgid_nr_ns(None) as isize == ret)
-                .map(|d| d.task.clone());
-        } else {
+        // A child the fork probe could not index, or one already leaving,
+        // is dying: nothing to finish.
+        let child = child.filter(|c| {
+            ret > 0
+                && !st.closed
+                && st
+                    .dups
+                    .iter()
+                    .flatten()
+                    .any(|d| d.tgid == c.tgid() && !d.leaving)
+        });
+        if child.is_none() {
             st.spawn_failures += 1;
         }
-        st.saved
+        (st.saved, child)
     };
     if let Some(child) = child {
-        // fork() left its wipe-on-fork memory empty: it gets the
-        // primary's, before either runs a user instruction that could
-        // touch it.
-        if let Err(e) = shim::copy_wipeonfork(&child) {
-            pr_warn!(
-                "pid {}: could not copy wipe-on-fork memory into duplicate {} ({:?}); \
-                 it is replaced\n",
-                group.pid(),
-                ret,
-                e
-            );
-            group.lock().spawn_failures += 1;
-            shim::kill(&child);
+        finish_spawn(group, &child, ret);
+    }
+    shim::regs_restart(regs, &saved);
+    true
+}
+
+/// In the primary's return from the `fork()` that made duplicate `child`
+/// (`ret`, its pid as the primary sees it): copies the primary's
+/// wipe-on-fork memory into it, which fork() left empty, and lets it run
+/// ([`birth`] waits for this); a duplicate that did not get it is
+/// replaced, the failure counted against further attempts.
+fn finish_spawn(group: &Group, child: &Task, ret: isize) {
+    let copied = shim::copy_wipeonfork(child);
+    let mut respawned = false;
+    let kills = {
+        let mut st = group.lock();
+        match copied {
+            Ok(()) => {
+                st.spawn_failures = 0;
+                if st.lost > 0 {
+                    st.lost -= 1;
+                    st.counters.respawns += 1;
+                    respawned = true;
+                }
+                if let Some(d) = st.dup_mut(child.tgid()) {
+                    d.wiped = true;
+                }
+                group::Kills::none()
+            }
+            Err(_) => {
+                st.spawn_failures += 1;
+                // Not a loss: its replacement is the next attempt.
+                st.retire(child.tgid())
+            }
         }
+    };
+    kills.send();
+    // It waits for `wiped` before its first user instruction.
+    group.wake();
+    if let Err(e) = copied {
+        pr_warn!(
+            "pid {}: could not copy wipe-on-fork memory into duplicate {} ({:?}); it is replaced\n",
+            group.pid(),
+            ret,
+            e
+        );
     }
     if respawned {
-        // `ret` is the new duplicate's pid, as the primary sees it.
         events::emit(
             group.pid(),
             What::Respawn {
@@ -202,8 +228,6 @@ pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool 
             },
         );
     }
-    shim::regs_restart(regs, &saved);
-    true
 }
 
 /// First `sys_exit` of a duplicate (from `ret_from_fork`): take the
@@ -246,6 +270,12 @@ pub(crate) fn dup_first_exit(group: &Group, task: &Task, regs: Regs) {
 /// from the ring. Its memory is separated afterwards, step by step
 /// ([`separate`]), while the primary goes on.
 pub(crate) fn birth(group: &Group, task: &Task) {
+    // Its wipe-on-fork memory comes from the primary's return from the
+    // fork ([`finish_spawn`]): no user instruction before it is there.
+    if !wait_wiped(group, task.tgid()) {
+        shim::kill(task);
+        return;
+    }
     // A memory error on a duplicate's page kills it at once (and procft
     // replaces it) instead of waiting for it to touch the page.
     shim::set_mce_policy(crate::mce::PR_MCE_KILL_EARLY);
@@ -256,6 +286,41 @@ pub(crate) fn birth(group: &Group, task: &Task) {
     if let Some(sep) = st.dup_mut(task.tgid()).and_then(|d| d.separating.as_mut()) {
         sep.node = node;
     }
+}
+
+/// How long a new duplicate waits for the primary to copy its wipe-on-fork
+/// memory into it (milliseconds): the copy is as long as that memory, a
+/// few pages for a C library's random-number state.
+const WIPE_WAIT_MS: u32 = 30_000;
+
+/// What a new duplicate waits for in [`wait_wiped`].
+struct Wiped<'a> {
+    group: &'a Group,
+    tgid: Pid,
+}
+
+/// Whether the new duplicate (in `arg`, a [`Wiped`]) has its wipe-on-fork
+/// memory, or is to die anyway.
+///
+/// # Safety
+///
+/// `arg` must point to a live [`Wiped`].
+unsafe extern "C" fn wiped(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let w = unsafe { &*arg.cast::<Wiped<'_>>() };
+    let mut st = w.group.lock_quiet();
+    st.closed || st.dup_mut(w.tgid).is_none_or(|d| d.wiped || d.leaving)
+}
+
+/// Waits (killably, [`WIPE_WAIT_MS`] at most) until the primary has
+/// copied its wipe-on-fork memory into new duplicate `tgid`, or it is to
+/// die; false if that did not happen in time.
+fn wait_wiped(group: &Group, tgid: Pid) -> bool {
+    let w = Wiped { group, tgid };
+    group
+        .wq
+        .wait_killable_timeout(wiped, core::ptr::from_ref(&w).cast(), WIPE_WAIT_MS)
+        .is_ok()
 }
 
 /// Present pages a duplicate looks at in one step of its separation
@@ -293,7 +358,8 @@ pub(crate) fn separate(group: &Group, task: &Task) {
     let mut stepped = false;
     loop {
         let pos = {
-            let mut guard = group.lock();
+            // Nothing here for the primary's next call: a step's position.
+            let mut guard = group.lock_quiet();
             let st = &mut *guard;
             // Never while the primary waits for its duplicates or takes
             // one over (it holds the steps), or is to be replaced: it
@@ -388,7 +454,7 @@ pub(crate) const RETRY_MS: u32 = 10;
 /// Whether duplicate `tgid` of `group` is still separating its memory.
 pub(crate) fn separating(group: &Group, tgid: Pid) -> bool {
     group
-        .lock()
+        .lock_quiet()
         .dup_mut(tgid)
         .is_some_and(|d| d.separating.is_some())
 }

@@ -402,13 +402,6 @@ pub(crate) fn regs_restart(regs: Regs, saved: &SavedRegs) {
     unsafe { procft_regs_restart(regs.0, saved.0.as_ptr()) }
 }
 
-/// Gives the calling task its own copy of the anonymous pages it shares
-/// copy-on-write, looking at `budget` present pages at most, from `pos`,
-/// and stopping at the next page once `hold` is not zero; returns how many
-/// pages it wrote and where to go on from, or `None` once it has reached
-/// the end of the address space. An error (`EINTR` for a fatal signal)
-/// comes with the address of the page that failed, where the walk goes on
-/// next time. May sleep.
 /// In the primary's return from the `fork()` that made `child`, one of
 /// its duplicates: copies the primary's wipe-on-fork memory, which fork()
 /// left empty in the child, into it (see `procft_copy_wipeonfork`). May
@@ -419,6 +412,13 @@ pub(crate) fn copy_wipeonfork(child: &Task) -> Result {
     kernel::error::to_result(unsafe { procft_copy_wipeonfork(child.as_ptr()) })
 }
 
+/// Gives the calling task its own copy of the anonymous pages it shares
+/// copy-on-write, looking at `budget` present pages at most, from `pos`,
+/// and stopping at the next page once `hold` is not zero; returns how many
+/// pages it wrote and where to go on from, or `None` once it has reached
+/// the end of the address space. An error (`EINTR` for a fatal signal)
+/// comes with the address of the page that failed, where the walk goes on
+/// next time. May sleep.
 pub(crate) fn unshare_some(
     pos: usize,
     budget: usize,

@@ -1894,7 +1894,9 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
         return;
     };
     let work = {
-        let mut st = group.lock();
+        // Nothing for the primary's next call: a parked duplicate matters
+        // only to an append, which looks for it under the lock itself.
+        let mut st = group.lock_quiet();
         match st.dup_mut(task.tgid()) {
             Some(d) => {
                 let work = d.work;
