@@ -437,7 +437,9 @@ impl State {
 }
 
 /// What the primary's `sys_enter` needs to know to make a call without
-/// taking the group's lock: that nothing is pending, so the call only has
+/// taking the group's lock (only with module parameter `lockfree_entry`,
+/// experimental and off by default: see `Documentation/procft.rst`,
+/// "Performance"): that nothing is pending, so the call only has
 /// to be recorded at its `sys_exit` (or, for a call the duplicates make
 /// too, nothing at all), and that the ring has room for its record.
 ///
@@ -471,11 +473,21 @@ impl Fast {
         }
     }
 
+    /// Whether the lock-free entry is on (module parameter
+    /// `lockfree_entry`); off, none of this is kept up.
+    fn on() -> bool {
+        crate::module_parameters::lockfree_entry.value()
+    }
+
     /// At the end of one of the primary's critical sections (`st` locked
     /// with [`Group::lock_quiet`] or [`Group::lock`]): `quiet` if nothing
-    /// is pending for its next call (the caller decides, see
+    /// is pending for its next call (`quiet(st)` decides, see
     /// `sync::is_quiet`), with what the ring and the duplicates allow.
-    pub(crate) fn set(&self, st: &State, quiet: bool) {
+    pub(crate) fn set(&self, st: &State, quiet: impl FnOnce(&State) -> bool) {
+        if !Self::on() {
+            return;
+        }
+        let quiet = quiet(st);
         self.voting.store(
             st.dups.iter().flatten().filter(|d| d.ready).count() >= 2,
             Ordering::Relaxed,
@@ -488,19 +500,22 @@ impl Fast {
     /// nothing else changed (`st` locked): whether the ring has room for
     /// the next.
     pub(crate) fn set_room(&self, st: &State) {
+        if !Self::on() {
+            return;
+        }
         self.room.store(st.ring.has_room(2), Ordering::Relaxed);
     }
 
     /// Whether nothing is pending for the primary's next call.
     pub(crate) fn quiet(&self) -> bool {
-        self.quiet.load(Ordering::Relaxed)
+        Self::on() && self.quiet.load(Ordering::Relaxed)
     }
 
     /// Whether the primary's call `nr` may go on without the lock: it is
     /// quiet, and, if `records`, the ring has room and the call is not
     /// voted on (`sends`: it sends bytes).
     pub(crate) fn allows(&self, records: bool, sends: bool) -> bool {
-        self.quiet.load(Ordering::Relaxed)
+        self.quiet()
             && (!records
                 || (self.room.load(Ordering::Relaxed)
                     && !(sends && self.voting.load(Ordering::Relaxed))))
@@ -518,6 +533,9 @@ impl Fast {
 
     /// At the primary's `sys_exit`: the call [`Fast::arm`] armed, if any.
     pub(crate) fn take(&self) -> Option<(i64, [usize; 6])> {
+        if !Self::on() {
+            return None;
+        }
         let nr = self.nr.swap(-1, Ordering::Relaxed);
         (nr >= 0).then(|| {
             (

@@ -221,13 +221,13 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
             // The common case, in this one taking of the lock: no
             // duplicate to create, nothing held back.
             if !reshape && !matches!(class, Class::Primary | Class::Fork) {
-                group.fast.set(&st, is_quiet(&st));
+                group.fast.set(&st, is_quiet);
                 return;
             }
             if !vote::wanted_in(&st, nr) {
                 lap.lap(Section::EnterLocked);
                 let wait = arm(&mut st, nr, args, class);
-                group.fast.set(&st, is_quiet(&st));
+                group.fast.set(&st, is_quiet);
                 drop(st);
                 lap.lap(Section::Arm);
                 if wait {
@@ -237,7 +237,7 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
             }
         }
         // Something to act on: the next call looks again.
-        group.fast.set(&st, false);
+        group.fast.set(&st, |_| false);
         (stale, promote, held)
     };
     let (kills, n) = stale;
@@ -635,7 +635,7 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
                 st.call = armed;
             }
             if !matches!(st.spawn, Spawn::Idle) {
-                group.fast.set(&st, false);
+                group.fast.set(&st, |_| false);
                 None
             } else if let Some(appended) = record_plain(&group, &mut st, ret, signal) {
                 if armed.is_some() && !appended.killed() {
@@ -644,7 +644,7 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
                     // clears `quiet`); only the ring's room changed.
                     group.fast.set_room(&st);
                 } else {
-                    group.fast.set(&st, is_quiet(&st));
+                    group.fast.set(&st, is_quiet);
                 }
                 drop(st);
                 lap.lap(Section::RecordPlain);
@@ -655,7 +655,8 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
             } else {
                 let pending = Pending::take(&mut st);
                 // A call with bytes sets it once it is recorded.
-                group.fast.set(&st, pending.call.is_none() && is_quiet(&st));
+                let nothing = pending.call.is_none();
+                group.fast.set(&st, |st| nothing && is_quiet(st));
                 Some(pending)
             }
         };
@@ -821,7 +822,7 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
         } else {
             Some(group::append(group, &mut st, record))
         };
-        group.fast.set(&st, is_quiet(&st));
+        group.fast.set(&st, is_quiet);
         appended
     };
     let Some(appended) = appended else {
