@@ -86,6 +86,11 @@ endif
 # source tree that holds a build, as the tree does after `make module`).
 DEBUG := $(BUILD)/debug
 MODULE_SRCS := Kbuild $(wildcard rust/*.rs rust/*.c) $(shell find include -name '*.h')
+# Copies the module's sources into directory $(1), keeping their times (a
+# build there is then incremental).
+copy-module-srcs = for f in $(MODULE_SRCS); do \
+		mkdir -p $(1)/$$(dirname $$f) && cp -pu $$f $(1)/$$f || exit 1; \
+	done
 
 $(DEBUG)/kdir: setup FORCE
 	@mkdir -p $(DEBUG)
@@ -96,9 +101,7 @@ $(DEBUG)/kdir: setup FORCE
 kernel-debug: $(DEBUG)/kdir
 
 module-debug: $(DEBUG)/kdir
-	@for f in $(MODULE_SRCS); do \
-		mkdir -p $(DEBUG)/src/$$(dirname $$f) && cp -pu $$f $(DEBUG)/src/$$f || exit 1; \
-	done
+	@$(call copy-module-srcs,$(DEBUG)/src)
 	$(MAKE) -C "$$(cat $(DEBUG)/kdir)" M=$(DEBUG)/src $(KMAKE) modules
 
 # A real machine check switches lockdep off for the rest of the boot, so
@@ -161,7 +164,7 @@ bench: module ftctl selftests
 #
 # Then the instructions each section of procft's call path takes per call
 # (rust/profile.rs), from a profiling build of the module (PROCFT_PROFILE=1,
-# built from a copy of the tree in build/profile-module) on one vCPU under
+# built from a copy of its sources in build/profile-module) on one vCPU under
 # -icount, so the time-stamp counter counts the measured task's
 # instructions only; into build/profile-sections.txt.
 profile: module ftctl selftests
@@ -171,9 +174,7 @@ profile: module ftctl selftests
 	@debugfs -R "rdump /profile $(BUILD)" $(BUILD)/vm/disk.ext4 > /dev/null 2>&1; \
 	[ -d $(BUILD)/profile ] || { echo "no traces on the VM disk"; exit 1; }
 	bench/profile.py $(BUILD)/profile | tee $(BUILD)/profile.txt
-	@rm -rf $(BUILD)/profile-module && mkdir -p $(BUILD)/profile-module
-	@{ git ls-files; git ls-files --others --exclude-standard; } | grep -v '^build/' | \
-		xargs cp --parents -t $(BUILD)/profile-module
+	@$(call copy-module-srcs,$(BUILD)/profile-module)
 	$(MAKE) -C "$$(cat $(BUILD)/kdir)" M=$(BUILD)/profile-module $(KMAKE) PROCFT_PROFILE=1 modules
 	PROCFT_SMP=1 scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --module $(BUILD)/profile-module/procft.ko \
 		--quiet --timeout 3600 --icount 0 --append profilesections=1 profile

@@ -287,6 +287,12 @@ impl State {
         self.dups.iter().flatten().filter(|d| !d.leaving).count()
     }
 
+    /// How many duplicates are `ready` (on their own frames and in step;
+    /// leaving ones included): two or more vote.
+    pub(crate) fn nr_ready(&self) -> usize {
+        self.dups.iter().flatten().filter(|d| d.ready).count()
+    }
+
     /// The duplicate whose global tgid is `tgid`.
     pub(crate) fn dup_mut(&mut self, tgid: Pid) -> Option<&mut Dup> {
         self.dups.iter_mut().flatten().find(|d| d.tgid == tgid)
@@ -488,10 +494,7 @@ impl Fast {
             return;
         }
         let quiet = quiet(st);
-        self.voting.store(
-            st.dups.iter().flatten().filter(|d| d.ready).count() >= 2,
-            Ordering::Relaxed,
-        );
+        self.voting.store(st.nr_ready() >= 2, Ordering::Relaxed);
         self.room.store(st.ring.has_room(2), Ordering::Relaxed);
         self.quiet.store(quiet, Ordering::Relaxed);
     }

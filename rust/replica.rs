@@ -158,15 +158,8 @@ pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool 
         };
         // A child the fork probe could not index, or one already leaving,
         // is dying: nothing to finish.
-        let child = child.filter(|c| {
-            ret > 0
-                && !st.closed
-                && st
-                    .dups
-                    .iter()
-                    .flatten()
-                    .any(|d| d.tgid == c.tgid() && !d.leaving)
-        });
+        let child = child
+            .filter(|c| ret > 0 && !st.closed && st.dup_mut(c.tgid()).is_some_and(|d| !d.leaving));
         if child.is_none() {
             st.spawn_failures += 1;
         }

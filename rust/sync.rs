@@ -596,6 +596,7 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
     // SAFETY: The caller's registers, valid during the probe.
     let regs = unsafe { Regs::from_raw(regs) };
     let task = current!();
+    let mut lap = Lap::start();
     if dup {
         // A duplicate's return needs procft only at its first (from
         // `ret_from_fork`, the primary's injected clone3()) and after a
@@ -608,13 +609,8 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
             replica::dup_first_exit(&group, task, regs);
             crate::mce::policy::after_call(&group, true, ret);
         }
-    } else if let Some(group) = {
-        let mut lap = Lap::start();
-        let group = group::lookup(task.tgid());
+    } else if let Some(group) = group::lookup(task.tgid()) {
         lap.lap(Section::Lookup);
-        group
-    } {
-        let mut lap = Lap::start();
         crate::mce::policy::after_call(&group, false, ret);
         let signal = shim::signal_pending();
         lap.lap(Section::ExitChecks);

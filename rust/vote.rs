@@ -72,9 +72,7 @@ pub(crate) fn wanted(group: &Group, nr: i64) -> bool {
 
 /// [`wanted`], under the group's lock (`st`).
 pub(crate) fn wanted_in(st: &group::State, nr: i64) -> bool {
-    syscalls::input(nr).is_some()
-        && st.voted != Some(st.ring.head())
-        && st.dups.iter().flatten().filter(|d| d.ready).count() >= 2
+    syscalls::input(nr).is_some() && st.voted != Some(st.ring.head()) && st.nr_ready() >= 2
 }
 
 /// Whether every duplicate in step has voted on the primary's next call

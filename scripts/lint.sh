@@ -14,26 +14,24 @@ log "rustfmt"
 rustfmt --check --edition 2021 --config-path .rustfmt.toml rust/procft_main.rs || fail=1
 (cd tools/ftctl && cargo fmt --check) || fail=1
 
+# Clippy over the module, built with the make variables given (the crate
+# is rebuilt, so that clippy sees it).
+clippy_module() {
+	rm -f rust/procft_main.o
+	# shellcheck disable=SC2046
+	out=$(make -s -C "$KDIR" M="$PROCFT_ROOT" $(kmake_vars) CLIPPY=1 "$@" \
+		CLIPPY_DRIVER=/usr/bin/clippy-driver modules 2>&1) || { echo "$out"; fail=1; }
+	if grep -qE '^(warning|error)' <<<"$out"; then
+		echo "$out"
+		fail=1
+	fi
+}
+
 log "clippy (module)"
-# Force a rebuild of the crate so clippy sees it.
-rm -f rust/procft_main.o
-# shellcheck disable=SC2046
-out=$(make -s -C "$KDIR" M="$PROCFT_ROOT" $(kmake_vars) CLIPPY=1 \
-	CLIPPY_DRIVER=/usr/bin/clippy-driver modules 2>&1) || { echo "$out"; fail=1; }
-if grep -qE '^(warning|error)' <<<"$out"; then
-	echo "$out"
-	fail=1
-fi
+clippy_module
 
 log "clippy (module, PROCFT_PROFILE=1: the profiling build's code too)"
-rm -f rust/procft_main.o
-# shellcheck disable=SC2046
-out=$(make -s -C "$KDIR" M="$PROCFT_ROOT" $(kmake_vars) CLIPPY=1 PROCFT_PROFILE=1 \
-	CLIPPY_DRIVER=/usr/bin/clippy-driver modules 2>&1) || { echo "$out"; fail=1; }
-if grep -qE '^(warning|error)' <<<"$out"; then
-	echo "$out"
-	fail=1
-fi
+clippy_module PROCFT_PROFILE=1
 # Back to the normal build.
 rm -f rust/procft_main.o rust/procft_shim.o
 make -s -C "$KDIR" M="$PROCFT_ROOT" $(kmake_vars) modules >/dev/null
