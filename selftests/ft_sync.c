@@ -54,20 +54,6 @@ static void workload(int ctl)
 		usleep(5000);
 }
 
-static int read_mem(pid_t pid, const void *addr, void *buf, size_t len)
-{
-	char path[64];
-	int fd, ok;
-
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	ok = pread(fd, buf, len, (off_t)(uintptr_t)addr) == (ssize_t)len;
-	close(fd);
-	return ok;
-}
-
 /*
  * Runs this program in mode @mode under `ftctl run -l @level`, its output
  * in @text; fills its wait status and the number of lines it printed.

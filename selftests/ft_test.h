@@ -412,6 +412,21 @@ static inline void hold_pattern(int ctl, int pages, int mul)
 		usleep(5000);
 }
 
+/* Reads @len bytes of @pid's memory at @addr into @buf; whether it could. */
+static inline int read_mem(pid_t pid, const void *addr, void *buf, size_t len)
+{
+	char path[64];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	ok = pread(fd, buf, len, (off_t)(uintptr_t)addr) == (ssize_t)len;
+	close(fd);
+	return ok;
+}
+
 /* Whether @pid's memory at @buf (@pages pages) still holds byte i == i * @mul. */
 static inline int buffer_intact(pid_t pid, const char *buf, int pages, int mul)
 {

@@ -111,16 +111,9 @@ static void workload2(int ctl)
 /* The byte at @addr in @pid's memory, or -1. */
 static int byte_at(pid_t pid, const char *addr)
 {
-	char path[32], c;
-	int fd, ok;
+	unsigned char c;
 
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	ok = pread(fd, &c, 1, (off_t)(uintptr_t)addr) == 1;
-	close(fd);
-	return ok ? (unsigned char)c : -1;
+	return read_mem(pid, addr, &c, 1) ? c : -1;
 }
 
 /* Whether @pid holds the pattern, the far page's byte, and zeroes around it. */
