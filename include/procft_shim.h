@@ -96,10 +96,14 @@ unsigned int procft_fd_type(struct task_struct *task, unsigned int fd);
 int procft_queue_task_work_atomic(void);
 /* Promotion: the primary takes a duplicate's memory and registers. */
 long procft_adopt_memory(struct task_struct *from);
-int procft_take_memory(struct task_struct *from);
+struct mm_struct *procft_get_mm(struct task_struct *from);
+int procft_take_mm(struct mm_struct *mm);
 void procft_copy_regs(struct task_struct *from, void *saved);
 void procft_set_regs(const void *saved);
-int procft_adopt_fpu(struct task_struct *from);
+int procft_fpu_saved(struct task_struct *from);
+int procft_fpu_copy(struct task_struct *from, void **data);
+int procft_fpu_set(const void *data, int size);
+void procft_fpu_free(void *data);
 void *procft_sigstate_alloc(void);
 void procft_sigstate_free(void *state);
 void procft_copy_signals(struct task_struct *from, void *state);

@@ -19,20 +19,25 @@
 //! 3. It waits until a duplicate stands at that call (it has consumed
 //!    every record and waits for the next one, or is parked at an exit or
 //!    exec).
-//! 4. It takes the duplicate's memory and then its general registers,
-//!    FPU/extended state and signal state (handlers, blocked mask,
-//!    alternate stack: the duplicate may have changed them since the last
-//!    record with calls the primary had not made yet) ([`shim::set_regs`],
-//!    [`shim::adopt_fpu`], [`shim::SigState`]). The memory, two ways:
+//! 4. It copies the duplicate's general registers, FPU/extended state
+//!    (once the duplicate was switched out, so that they are in memory) and
+//!    signal state (handlers, blocked mask, alternate stack: the duplicate
+//!    may have changed them since the last record with calls the primary
+//!    had not made yet) ([`shim::copy_regs`], [`shim::FpuState`],
+//!    [`shim::SigState`]), takes its memory, then makes them its own. The
+//!    memory, two ways:
 //!    - *Takeover* (a kernel with `replace_mm()`, kernel/patches/0004, the
 //!      default there): the primary's task continues on the duplicate's
 //!      address space, switched as `execve()` switches, and its own,
 //!      poisoned frames included, is released ([`shim::take_memory`]). No
 //!      page is copied: the cost is a pass over the mappings (the check
 //!      that the duplicate has the primary's), whatever the process's
-//!      size. The duplicate, left without memory of its own, is killed at
-//!      once and replaced at the primary's next call, like any lost
-//!      duplicate; until its replacement has separated its memory, the
+//!      size. The duplicate is killed *before* its memory is taken: one
+//!      instruction of it in user space afterwards would write into the
+//!      primary's memory (a duplicate that procft lets go of waits in the
+//!      kernel for its kill). It is replaced at the primary's next call,
+//!      like any lost duplicate; until its replacement has separated its
+//!      memory, the
 //!      group has one duplicate fewer in step. That replacement can take
 //!      over already ([`group::Dup::can_succeed`]), unless the failed
 //!      frame is one it still shares with the primary.
@@ -58,7 +63,7 @@ use kernel::{
 
 use crate::{
     events::{self, What},
-    group::{self, Group, Kills},
+    group::{self, Group, Kills, PrimaryWork},
     shim, syscalls,
     types::Cause,
 };
@@ -214,12 +219,15 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         st.promoting = true;
         // Calls of the failed primary that procft was holding back or
         // was about to re-issue are superseded by the duplicate's.
+        // Whatever it had queued for its task_work goes too (a call to
+        // make again would be the failed primary's).
         st.call = None;
-        st.wait_space = None;
-        st.repairing = None;
         st.repair = None;
-        st.voting = None;
-        (cause, st.held.take(), st.held_sig.take())
+        let held = match core::mem::take(&mut st.work) {
+            PrimaryWork::Held(record) => Some(record),
+            _ => None,
+        };
+        (cause, held, st.held_sig.take())
     };
     // Records of calls the primary made: the duplicates must consume them
     // to reach the primary's next call.
@@ -240,7 +248,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     // out; at most every slot once.
     let mut tries = 0;
     // `early`: the successor was still separating its memory.
-    let (from, nr, seq, regs, memory, early) = loop {
+    let (from, nr, seq, regs, fpu, memory, early) = loop {
         tries += 1;
         // Duplicates not at the primary's next call lag (see
         // `State::dup_at_head`).
@@ -290,13 +298,35 @@ fn take_over(group: &Arc<Group>, task: &Task) {
                 continue;
             }
         }
+        // Its FPU registers are read from memory once it has been switched
+        // out: a duplicate's vCPU can be held up longer than it polls.
+        if shim::fpu_saved(&from).is_err() {
+            pr_warn!(
+                "pid {}: duplicate {} still holds its FPU registers after 1 s; trying again\n",
+                group.pid(),
+                from.tgid_nr_ns(None)
+            );
+            continue;
+        }
+        let fpu = match shim::FpuState::copy(&from) {
+            Ok(fpu) => fpu,
+            Err(e) => {
+                pr_warn!(
+                    "pid {}: could not copy duplicate {}'s FPU state ({:?}); trying again\n",
+                    group.pid(),
+                    from.tgid_nr_ns(None),
+                    e
+                );
+                continue;
+            }
+        };
         let took = if takeover {
-            shim::take_memory(&from).map(|()| Memory::TakenOver)
+            take_memory(group, &from)
         } else {
             shim::adopt_memory(&from).map(Memory::Copied)
         };
         match took {
-            Ok(memory) => break (from, nr, seq, regs, memory, early),
+            Ok(memory) => break (from, nr, seq, regs, fpu, memory, early),
             Err(e) if e == ESRCH || e == ESTALE || e == EHWPOISON => {
                 // It is exiting, it is not the primary's twin (then it has
                 // diverged; nothing changed), or a page of it is lost as
@@ -330,21 +360,24 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             }
         }
     };
+    if let Err(e) = fpu.set() {
+        // Its memory is the duplicate's already, its FPU registers the
+        // failed primary's: it must not go on.
+        pr_err!(
+            "pid {}: taking duplicate {}'s FPU state failed ({:?}); the process is lost\n",
+            group.pid(),
+            from.tgid_nr_ns(None),
+            e
+        );
+        shim::kill(task);
+        return;
+    }
+    drop(fpu);
     shim::set_regs(&regs);
-    let fpu = shim::adopt_fpu(&from);
     sigstate.set();
     // Its pid for the log, read while it lives: the pid of a task that
     // has exited reads as 0.
     let from_nr = from.tgid_nr_ns(None);
-    if memory == Memory::TakenOver {
-        // `from` gave its address space: it must never run again. It is
-        // killed before the primary's next call can publish a record that
-        // would let it go on, and replaced (its exit writes nothing to that
-        // memory: a duplicate has no clear_child_tid or robust list).
-        // The signal is sent after the group lock is dropped.
-        let kills = group.lock().retire(from.tgid());
-        kills.send();
-    }
     shim::restart_call(nr);
     if matches!(cause, Cause::Poison(_)) {
         shim::flush_sigbus();
@@ -402,14 +435,24 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             from_nr
         );
     }
-    if let Err(e) = fpu {
-        pr_warn!(
-            "pid {}: FPU state of duplicate {} not taken ({:?}); the primary keeps its own\n",
-            group.pid(),
-            from_nr,
-            e
-        );
-    }
+}
+
+/// The calling primary takes `from`'s address space whole
+/// ([`shim::take_memory`]). `from` stands at the primary's next call, its
+/// registers, FPU and signal state copied: from here on it must never run
+/// in user space again, since its memory becomes the primary's. So it is
+/// retired (marked leaving: a duplicate woken then waits for its kill,
+/// see `sync::await_kill`) and killed *before* its memory is taken;
+/// whatever wakes it, it dies on its way out of the kernel, and its exit
+/// writes nothing to that memory (a duplicate has no clear_child_tid or
+/// robust list). The reference taken first keeps the address space while
+/// it exits. It is replaced at the primary's next call, like a lost one.
+fn take_memory(group: &Group, from: &Task) -> Result<Memory> {
+    let mm = shim::task_mm(from)?;
+    let kills = group.lock().retire(from.tgid());
+    kills.send();
+    shim::take_memory(mm)?;
+    Ok(Memory::TakenOver)
 }
 
 /// How the primary came by a duplicate's memory.

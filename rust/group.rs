@@ -194,6 +194,33 @@ pub(crate) enum Spawn {
     Forked(ARef<Task>),
 }
 
+/// What the primary's task_work does, on its way back to user space from
+/// the call whose probe queued it (one at a time: a probe that queues
+/// one returns through it before the next call). A promotion
+/// ([`State::promote`]) comes first and supersedes it.
+#[derive(Default)]
+pub(crate) enum PrimaryWork {
+    /// Nothing.
+    #[default]
+    None,
+    /// Collect the duplicates' votes on this call, suppressed, then make
+    /// it, or let the majority take over ([`crate::vote`]).
+    Vote(Vote),
+    /// Wait for a duplicate in step, restore the page in
+    /// [`State::repair`] from it, then make call `nr` (suppressed) again.
+    Repair(i64),
+    /// The record of the call the primary just made, held back until the
+    /// page in [`State::repair`] is restored (the duplicates wait for it,
+    /// in the state the primary was in before the call), then published.
+    Held(Arc<crate::ring::Record>),
+    /// Wait until every duplicate has mapped the files the primary is
+    /// about to close (descriptors `lo..=hi`), then make call `nr`
+    /// (suppressed) again.
+    FdBarrier { nr: i64, lo: usize, hi: usize },
+    /// Wait for room in the ring, then make call `nr` (suppressed) again.
+    WaitSpace(i64),
+}
+
 /// Mutable state of a group.
 ///
 /// # Invariants
@@ -231,21 +258,14 @@ pub(crate) struct State {
     pub(crate) ring: Ring,
     /// The primary's call in flight that will be recorded at its sys_exit.
     pub(crate) call: Option<(i64, [usize; 6])>,
-    /// The primary waits for room in the ring, then re-issues this call.
-    pub(crate) wait_space: Option<i64>,
+    /// What the primary's task_work does next, queued by its probe.
+    pub(crate) work: PrimaryWork,
     /// The primary is waiting for room in the ring: a duplicate taking a
     /// record wakes it only once the ring is low ([`Ring::is_low`]).
     pub(crate) space_wait: bool,
     /// A page of the primary on a failed frame (address, frame), to be
     /// re-established from a duplicate at its next recorded call.
     pub(crate) repair: Option<(usize, usize)>,
-    /// The primary waits for a duplicate in step, repairs, then re-issues
-    /// this call.
-    pub(crate) repairing: Option<i64>,
-    /// The record of the call the primary just made, held back until a
-    /// page is repaired (the duplicates wait for it, in the state the
-    /// primary was in before the call).
-    pub(crate) held: Option<Arc<crate::ring::Record>>,
     /// The primary has failed: at its next entry into procft it takes the
     /// state of a duplicate ([`crate::failover`]).
     pub(crate) promote: Option<Cause>,
@@ -258,8 +278,6 @@ pub(crate) struct State {
     pub(crate) successor: Option<Pid>,
     /// Some duplicates are stale ([`Dup::stale`]) and wait to be replaced.
     pub(crate) resync: bool,
-    /// The primary's call waiting for the duplicates' votes.
-    pub(crate) voting: Option<Vote>,
     /// The ring position of the last call that passed a vote (it is then
     /// made without voting again).
     pub(crate) voted: Option<u64>,
@@ -269,9 +287,6 @@ pub(crate) struct State {
     /// Files the primary mapped that a duplicate may not have mapped yet
     /// ([`Mapped`]).
     pub(crate) mapped: Mapped,
-    /// The primary waits until every duplicate has mapped the files it is
-    /// about to close (descriptors `lo..=hi`), then re-issues this call.
-    pub(crate) fd_barrier: Option<(i64, usize, usize)>,
     /// The record of the call the primary just made, held back because a
     /// signal is pending: if the primary handles it on its way back to
     /// user space, the record carries it to the duplicates.
@@ -681,11 +696,9 @@ impl Group {
                     closed: false,
                     ring,
                     call: None,
-                    wait_space: None,
+                    work: PrimaryWork::None,
                     space_wait: false,
                     repair: None,
-                    repairing: None,
-                    held: None,
                     held_sig: None,
                     promote: None,
                     promotions: 0,
@@ -693,11 +706,9 @@ impl Group {
                     successor: None,
                     mce_wish: None,
                     resync: false,
-                    voting: None,
                     voted: None,
                     passed: None,
                     mapped: Mapped::default(),
-                    fd_barrier: None,
                 }, "procft_group"),
             }),
             GFP_KERNEL,

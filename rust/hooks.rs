@@ -1,23 +1,106 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The entry points the C shim calls (`procft_rs_*`, declared in
-//! `include/procft_shim.h`): procfs handlers, the process-exit probe, the
-//! machine-check decode-chain notifiers and the poisoned-primary probe.
+//! `include/procft_shim.h`), all of them: the per-call protocol's
+//! (`sys_enter`, `sys_exit`, fork, signal delivery, task_work), procfs
+//! handlers, the process-exit probe, the machine-check decode-chain
+//! notifiers and the memory-failure and poisoned-primary probes.
 //!
 //! Each turns the raw pointers and C integers it is given into the crate's
 //! types and calls the function that decides; none holds logic of its own.
-//! The entry points of the per-call protocol (`procft_rs_sys_enter`,
-//! `procft_rs_sys_exit`, `procft_rs_fork`, `procft_rs_signal_deliver`,
-//! `procft_rs_task_work`) are still in [`crate::sync`].
 
 use kernel::{
     bindings,
-    ffi::{c_int, c_uint, c_ulong},
+    ffi::{c_int, c_long, c_uint, c_ulong},
     pid_namespace::PidNamespace,
     seq_file::SeqFile,
 };
 
-use crate::{control, failover, mce, procfs, shim};
+use crate::{
+    control, failover, mce, procfs, replica,
+    shim::{self, Regs},
+    sync,
+};
+
+/// The `sys_enter` hook, for every system call `nr` of a protected process
+/// or duplicate (the C side filters on their tgids; `dup` is its word on
+/// the caller's role, so one lookup is enough) ([`sync::sys_enter`]).
+///
+/// # Safety
+///
+/// `regs` must be the caller's registers and `args` point to the call's
+/// six arguments; the caller is the task making the call, in a faultable
+/// context (it may sleep briefly).
+#[no_mangle]
+unsafe extern "C" fn procft_rs_sys_enter(
+    regs: *mut bindings::pt_regs,
+    nr: c_long,
+    args: *const c_ulong,
+    dup: bool,
+) {
+    // SAFETY: Six arguments, valid for the call, by the function's contract.
+    let args = unsafe { *args.cast::<[c_ulong; 6]>() };
+    // SAFETY: The caller's registers, valid during the hook.
+    let regs = unsafe { Regs::from_raw(regs) };
+    sync::sys_enter(regs, nr as i64, &args, dup);
+}
+
+/// The `sys_exit` hook, for protected processes and duplicates, including
+/// a new duplicate's first return, from `ret_from_fork`
+/// ([`sync::sys_exit`]).
+///
+/// # Safety
+///
+/// `regs` must be the caller's registers, in a faultable context.
+#[no_mangle]
+unsafe extern "C" fn procft_rs_sys_exit(regs: *mut bindings::pt_regs, ret: c_long, dup: bool) {
+    // SAFETY: The caller's registers, valid during the hook.
+    let regs = unsafe { Regs::from_raw(regs) };
+    sync::sys_exit(regs, ret, dup);
+}
+
+/// The fork probe, when a protected process or a duplicate creates a
+/// child ([`replica::on_fork`]).
+///
+/// # Safety
+///
+/// Both tasks must be valid for the call (the fork tracepoint's
+/// arguments).
+#[no_mangle]
+unsafe extern "C" fn procft_rs_fork(
+    parent: *mut bindings::task_struct,
+    child: *mut bindings::task_struct,
+) {
+    // SAFETY: Valid for the call, by the function's contract.
+    let (parent, child) = unsafe { (shim::task_ref(parent), shim::task_ref(child)) };
+    replica::on_fork(parent, child);
+}
+
+/// The `signal_deliver` probe: a protected process is about to run a
+/// handler for `sig` (`restart`: with `SA_RESTART`) at user address `ip`;
+/// under its siglock, interrupts off ([`sync::signal_deliver`]).
+///
+/// # Safety
+///
+/// `info` must be NULL or a valid `kernel_siginfo`.
+#[no_mangle]
+unsafe extern "C" fn procft_rs_signal_deliver(
+    sig: c_int,
+    info: *const bindings::kernel_siginfo,
+    restart: bool,
+    ip: c_ulong,
+) {
+    // SAFETY: NULL or a valid siginfo, by the function's contract.
+    let info = unsafe { shim::SigInfo::from_raw(info) };
+    sync::signal_deliver(sig, &info, restart, ip);
+}
+
+/// A replica's task_work, queued by its probe while in system call `nr`
+/// (`dup` as for [`procft_rs_sys_enter`]) ([`sync::task_work`]).
+#[no_mangle]
+extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
+    sync::task_work(nr as i64, dup);
+}
 
 // The `/proc/<pid>/ft_level` handlers, whose addresses the shim puts in a
 // `struct proc_ft_level_ops`, checked against its prototypes.

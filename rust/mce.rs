@@ -330,7 +330,12 @@ pub(crate) fn memory_error_done(pfn: usize, handled: bool) {
                 frame: pfn as u64,
             },
         );
-        let promotions = group.lock().promotions;
+        // A promotion under way now counts as done since: it may end
+        // between `page_lost` (the old address space) and `primary_hit`.
+        let promotions = {
+            let st = group.lock();
+            st.promotions - u64::from(st.promoting)
+        };
         if hit.primary && !shim::page_lost(&hit.task, hit.addr) {
             // The primary consumed the page in the meantime and took a
             // duplicate's whole state (promotion), or the page was a
@@ -364,8 +369,8 @@ pub(crate) fn memory_error_done(pfn: usize, handled: bool) {
 /// Frame `pfn` of `group`'s primary, mapped at `addr`, was retired while
 /// the primary had not used it (action-optional): its page is restored
 /// from a duplicate at the primary's next system call, unless a promotion
-/// (pending, under way, or done since `promotions` was read) replaces it
-/// anyway.
+/// (pending, under way, or started since `promotions`, the promotions
+/// finished when the error was looked at) replaces it anyway.
 fn primary_hit(group: &Group, pfn: usize, addr: usize, promotions: u64) {
     let (replaced, repairable) = {
         let mut st = group.lock();

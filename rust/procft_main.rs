@@ -40,9 +40,7 @@
 //!    one of the layers below.
 //!
 //! No edge goes up (`make lint` checks the `use crate::` graph for
-//! cycles). The protocol's own entry points (`procft_rs_sys_enter`,
-//! `_sys_exit`, `_fork`, `_signal_deliver`, `_task_work`) are still in
-//! [`sync`], next to the code they call.
+//! cycles).
 //!
 //! See `Documentation/procft.rst` ("Code layout") for the `use crate::`
 //! graph, and for the design and its current status.

@@ -1425,39 +1425,39 @@ long procft_adopt_memory(struct task_struct *from)
 }
 
 /**
- * procft_take_memory - continue the caller on @from's address space
- * @from: a duplicate standing at the caller's next system call, held there
- *	by procft; the caller kills it before it can run again.  Its exit
- *	writes nothing to its memory: a duplicate never has clear_child_tid
- *	or a robust list (set_tid_address() and set_robust_list() are the
- *	primary's calls)
+ * procft_get_mm - @from's address space, with a reference (mm_users), or
+ * NULL if it has none left (exiting)
+ */
+struct mm_struct *procft_get_mm(struct task_struct *from)
+{
+	return get_task_mm(from);
+}
+
+/**
+ * procft_take_mm - continue the caller on @mm, the address space of a
+ * duplicate standing at the caller's next system call
+ * @mm: from procft_get_mm(); its task has been sent SIGKILL first, so it
+ *	never returns to user space to write to it, and its exit writes
+ *	nothing there (a duplicate never has clear_child_tid or a robust
+ *	list: set_tid_address() and set_robust_list() are the primary's calls)
  *
  * The caller's own address space, poisoned pages included, is released.
  * Cost: one pass over the mappings of both (the layout check), whatever
  * their size.
  *
- * Return: 0; -ESTALE if @from lacks one of the caller's mappings (it has
- * diverged; nothing changed); -ESRCH if @from has no memory left
- * (exiting); -EOPNOTSUPP without replace_mm(); -EINVAL or -EINTR from
- * replace_mm().
+ * Return: 0, the reference to @mm consumed; or, the reference still the
+ * caller's: -ESTALE if @mm lacks one of the caller's mappings (it has
+ * diverged; nothing changed), -EOPNOTSUPP without replace_mm(), -EINVAL
+ * or -EINTR from replace_mm().
  */
-int procft_take_memory(struct task_struct *from)
+int procft_take_mm(struct mm_struct *mm)
 {
 #ifdef PROCFT_HAVE_REPLACE_MM
-	struct mm_struct *mm = get_task_mm(from);
-	int ret;
-
-	if (!mm)
-		return -ESRCH;
 	if (!current->mm || mm == current->mm)
-		ret = -EINVAL;
-	else if (!procft_covered(current->mm, mm))
-		ret = -ESTALE;
-	else
-		ret = replace_mm(mm);
-	if (ret)
-		mmput(mm);
-	return ret;
+		return -EINVAL;
+	if (!procft_covered(current->mm, mm))
+		return -ESTALE;
+	return replace_mm(mm);
 #else
 	return -EOPNOTSUPP;
 #endif
@@ -1484,40 +1484,38 @@ void procft_set_regs(const void *saved)
 }
 
 /**
- * procft_adopt_fpu - give the caller @from's FPU and extended register
- * state, through the x86 xstate regset (as ptrace would set it)
- * @from: a duplicate stopped in the kernel: its state is saved in memory
- *	since it was switched out; the fpstate lives with the task_struct,
- *	which the caller holds a reference to
+ * procft_fpu_saved - wait until @from's user FPU registers are saved in memory
+ * @from: a duplicate held in the kernel by procft (it cannot return to user
+ *	space while the caller waits)
  *
- * The caller's own FPU registers are saved and marked stale first
- * (kernel_fpu_begin), so the state written here is what it restores on
- * its way back to user space.
+ * They are in memory only once it was switched out since it entered the
+ * kernel: switch_fpu() saves them and sets TIF_NEED_FPU_LOAD, which stays
+ * set until it returns to user space.  A duplicate that busy-polls still
+ * holds them in its CPU; it sleeps after at most PROCFT_SPIN_NS, but its
+ * CPU (a vCPU of a loaded host) may be held up for longer, so the wait is
+ * bounded by time, not by that.
  *
- * Return: 0 or -errno (the caller keeps its own FPU state).
+ * Return: 0, or -EBUSY if it has not been switched out within one second.
  */
-int procft_adopt_fpu(struct task_struct *from)
+int procft_fpu_saved(struct task_struct *from)
 {
-	const struct user_regset_view *view = task_user_regset_view(current);
-	const struct user_regset *rs = NULL;
-	void *data = NULL;
-	int i, size, ret;
+	unsigned long until = jiffies + HZ;
 
-	/*
-	 * @from's user FPU registers are in memory only once it was switched
-	 * out since it entered the kernel (switch_fpu() saves them and sets
-	 * TIF_NEED_FPU_LOAD, which stays set until it returns to user space,
-	 * which it cannot do while it stands at the primary's next call); a
-	 * duplicate that busy-polls still holds them in its CPU.  It sleeps
-	 * after at most PROCFT_SPIN_NS.
-	 */
-	for (i = 0; !test_tsk_thread_flag(from, TIF_NEED_FPU_LOAD) ||
-		    /* Pairs with finish_task(): the save is complete. */
-		    smp_load_acquire(&from->on_cpu); i++) {
-		if (i == 2000)
+	/* Pairs with finish_task(): the save is complete. */
+	while (!test_tsk_thread_flag(from, TIF_NEED_FPU_LOAD) || smp_load_acquire(&from->on_cpu)) {
+		if (time_after(jiffies, until))
 			return -EBUSY;
 		usleep_range(10, 20);
 	}
+	return 0;
+}
+
+/* The regset that holds a task's whole FPU and extended state. */
+static const struct user_regset *procft_fpu_regset(void)
+{
+	const struct user_regset_view *view = task_user_regset_view(current);
+	const struct user_regset *rs = NULL;
+	int i;
 
 	for (i = 0; i < view->n; i++)
 		if (view->regsets[i].core_note_type == NT_X86_XSTATE && view->regsets[i].n)
@@ -1525,16 +1523,59 @@ int procft_adopt_fpu(struct task_struct *from)
 	for (i = 0; !rs && i < view->n; i++)
 		if (view->regsets[i].core_note_type == NT_PRFPREG)
 			rs = &view->regsets[i];
-	if (!rs || !rs->set)
+	return rs && rs->set ? rs : NULL;
+}
+
+/**
+ * procft_fpu_copy - copy @from's FPU and extended register state (the x86
+ * xstate regset, as ptrace would read it) into a new buffer
+ * @from: a duplicate stopped in the kernel whose state procft_fpu_saved()
+ *	found saved in memory (it stays there until @from returns to user
+ *	space, which procft does not let it do)
+ * @data: set to the buffer, for procft_fpu_set() and then kfree()
+ *	(procft_fpu_free())
+ *
+ * Return: the size of the state, or -errno (no buffer).
+ */
+int procft_fpu_copy(struct task_struct *from, void **data)
+{
+	const struct user_regset *rs = procft_fpu_regset();
+
+	*data = NULL;
+	if (!test_tsk_thread_flag(from, TIF_NEED_FPU_LOAD))
+		return -EBUSY;
+	if (!rs)
 		return -EOPNOTSUPP;
-	size = regset_get_alloc(from, rs, rs->n * rs->size, &data);
-	if (size < 0)
-		return size;
+	return regset_get_alloc(from, rs, rs->n * rs->size, data);
+}
+
+/**
+ * procft_fpu_set - the caller's FPU and extended register state becomes
+ * the @size bytes procft_fpu_copy() took
+ *
+ * The caller's own FPU registers are saved and marked stale first
+ * (kernel_fpu_begin), so the state written here is what it restores on
+ * its way back to user space.
+ *
+ * Return: 0 or -errno.
+ */
+int procft_fpu_set(const void *data, int size)
+{
+	const struct user_regset *rs = procft_fpu_regset();
+	int ret;
+
+	if (!rs)
+		return -EOPNOTSUPP;
 	kernel_fpu_begin();
 	ret = rs->set(current, rs, 0, size, data, NULL);
 	kernel_fpu_end();
-	kfree(data);
 	return ret;
+}
+
+/** procft_fpu_free - release procft_fpu_copy()'s buffer */
+void procft_fpu_free(void *data)
+{
+	kfree(data);
 }
 
 /* A replica's signal state, as procft_copy_signals() takes it. */

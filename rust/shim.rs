@@ -9,10 +9,11 @@
 //! the synchronisation and failover code uses (see the top of
 //! `procft_shim.c`).
 
-use core::sync::atomic::AtomicU32;
+use core::{ptr::NonNull, sync::atomic::AtomicU32};
 use kernel::{
     bindings,
     ffi::{c_int, c_long, c_uint, c_ulong, c_void},
+    mm::MmWithUser,
     prelude::*,
     sync::aref::ARef,
     task::{Pid, Task},
@@ -91,10 +92,14 @@ extern "C" {
     fn procft_blocked_call(task: *mut bindings::task_struct, arg0: *mut c_ulong) -> c_long;
     fn procft_fd_type(task: *mut bindings::task_struct, fd: c_uint) -> c_uint;
     fn procft_adopt_memory(from: *mut bindings::task_struct) -> c_long;
-    fn procft_take_memory(from: *mut bindings::task_struct) -> c_int;
+    fn procft_get_mm(from: *mut bindings::task_struct) -> *mut bindings::mm_struct;
+    fn procft_take_mm(mm: *mut bindings::mm_struct) -> c_int;
     fn procft_copy_regs(from: *mut bindings::task_struct, saved: *mut u64);
     fn procft_set_regs(saved: *const u64);
-    fn procft_adopt_fpu(from: *mut bindings::task_struct) -> c_int;
+    fn procft_fpu_saved(from: *mut bindings::task_struct) -> c_int;
+    fn procft_fpu_copy(from: *mut bindings::task_struct, data: *mut *mut c_void) -> c_int;
+    fn procft_fpu_set(data: *const c_void, size: c_int) -> c_int;
+    fn procft_fpu_free(data: *mut c_void);
     fn procft_flush_sigbus();
     fn procft_sigstate_alloc() -> *mut c_void;
     fn procft_sigstate_free(state: *mut c_void);
@@ -461,6 +466,29 @@ pub(crate) fn restart_call(nr: i64) {
 #[derive(Clone, Copy)]
 pub(crate) struct SigInfo(pub(crate) [u64; 16]);
 
+impl SigInfo {
+    /// A copy of `*info`, or all zeroes if `info` is NULL.
+    ///
+    /// # Safety
+    ///
+    /// `info` must be NULL or point to a valid `kernel_siginfo`.
+    pub(crate) unsafe fn from_raw(info: *const bindings::kernel_siginfo) -> Self {
+        let mut copy = SigInfo([0; 16]);
+        if !info.is_null() {
+            // SAFETY: `info` is a valid siginfo by the function's contract,
+            // no larger than the copy (checked at load).
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    info.cast::<u8>(),
+                    copy.0.as_mut_ptr().cast::<u8>(),
+                    siginfo_size(),
+                )
+            };
+        }
+        copy
+    }
+}
+
 /// `sizeof(kernel_siginfo_t)`.
 pub(crate) fn siginfo_size() -> usize {
     // SAFETY: Returns a constant.
@@ -636,16 +664,33 @@ pub(crate) fn adopt_memory(from: &Task) -> Result<usize> {
     }
 }
 
-/// The caller (a primary, in its own context) continues on `from`'s
-/// address space, which the kernel switches to as `execve()` would, and
-/// releases its own: no page is copied. `from` must stand at the caller's
-/// next system call and be killed before it can run again (see
-/// `procft_take_memory`). `ESTALE` if `from` lacks one of the caller's
-/// mappings, `ESRCH` if it is exiting, `EOPNOTSUPP` if the kernel lacks
-/// `replace_mm()`; nothing changed then.
-pub(crate) fn take_memory(from: &Task) -> Result {
-    // SAFETY: Acts on the caller's own address space; `from` is valid.
-    kernel::error::to_result(unsafe { procft_take_memory(from.as_ptr()) })
+/// `from`'s address space, with a reference; `ESRCH` if it has none left
+/// (it is exiting).
+pub(crate) fn task_mm(from: &Task) -> Result<ARef<MmWithUser>> {
+    // SAFETY: `from` is valid for the call.
+    let mm = unsafe { procft_get_mm(from.as_ptr()) };
+    let mm = NonNull::new(mm.cast::<MmWithUser>()).ok_or(ESRCH)?;
+    // SAFETY: `get_task_mm()` gave us a reference (`mm_users`), which the
+    // `ARef` now owns; `MmWithUser` is a transparent `mm_struct`.
+    Ok(unsafe { ARef::from_raw(mm) })
+}
+
+/// The caller (a primary, in its own context) continues on `mm`, a
+/// duplicate's address space, which the kernel switches to as `execve()`
+/// would, and releases its own: no page is copied. The duplicate must
+/// stand at the caller's next system call and have been sent `SIGKILL`
+/// first, so that it never runs in user space on that memory again (see
+/// `procft_take_mm`). `ESTALE` if `mm` lacks one of the caller's mappings,
+/// `EOPNOTSUPP` if the kernel lacks `replace_mm()`; nothing changed then.
+pub(crate) fn take_memory(mm: ARef<MmWithUser>) -> Result {
+    // SAFETY: Acts on the caller's own address space; `mm` is a valid
+    // address space with a reference we own.
+    let ret = unsafe { procft_take_mm(mm.as_raw()) };
+    if ret == 0 {
+        // `replace_mm()` consumed the reference.
+        let _ = ARef::into_raw(mm);
+    }
+    kernel::error::to_result(ret)
 }
 
 /// Whether the kernel lets a promotion take over a duplicate's address
@@ -673,10 +718,52 @@ pub(crate) fn set_regs(saved: &SavedRegs) {
     unsafe { procft_set_regs(saved.0.as_ptr()) }
 }
 
-/// Gives the caller `from`'s FPU and extended register state.
-pub(crate) fn adopt_fpu(from: &Task) -> Result {
-    // SAFETY: Acts on the caller's own state; `from` is valid.
-    kernel::error::to_result(unsafe { procft_adopt_fpu(from.as_ptr()) })
+/// Waits (one second at most, else `EBUSY`) until `from`, held in the
+/// kernel by procft, has its user FPU registers saved in memory, where
+/// [`FpuState::copy`] reads them. May sleep.
+pub(crate) fn fpu_saved(from: &Task) -> Result {
+    // SAFETY: `from` is valid; only its flags are read.
+    kernel::error::to_result(unsafe { procft_fpu_saved(from.as_ptr()) })
+}
+
+/// A copy of a duplicate's FPU and extended register state (the x86
+/// xstate regset), taken while it is held in the kernel.
+///
+/// # Invariants
+///
+/// `data` points to `size` bytes that `procft_fpu_copy` allocated, owned
+/// by this value.
+pub(crate) struct FpuState {
+    data: *mut c_void,
+    size: c_int,
+}
+
+impl FpuState {
+    /// Copies `from`'s state, once [`fpu_saved`] found it saved (`EBUSY`
+    /// otherwise), or `ENOMEM`.
+    pub(crate) fn copy(from: &Task) -> Result<Self> {
+        let mut data = core::ptr::null_mut();
+        // SAFETY: `from` is valid; `data` is where the buffer goes.
+        let size = unsafe { procft_fpu_copy(from.as_ptr(), &mut data) };
+        kernel::error::to_result(size)?;
+        // INVARIANT: `procft_fpu_copy` allocated `size` bytes at `data`.
+        Ok(Self { data, size })
+    }
+
+    /// The caller's FPU and extended register state becomes this one, on
+    /// its way back to user space.
+    pub(crate) fn set(&self) -> Result {
+        // SAFETY: Acts on the caller's own state; `data` holds `size`
+        // bytes of the regset, by the type invariants.
+        kernel::error::to_result(unsafe { procft_fpu_set(self.data, self.size) })
+    }
+}
+
+impl Drop for FpuState {
+    fn drop(&mut self) {
+        // SAFETY: Owned by this value, by the type invariants.
+        unsafe { procft_fpu_free(self.data) };
+    }
 }
 
 /// Flips the bits of the byte at `addr` in `task`'s memory (test-only).

@@ -23,8 +23,7 @@
 //!   be killed (the primary's exit or exec ends its duplicates).
 
 use kernel::{
-    bindings,
-    ffi::{c_int, c_long, c_ulong, c_void},
+    ffi::{c_ulong, c_void},
     prelude::*,
     sync::{Arc, UniqueArc},
     task::{Pid, Task},
@@ -35,7 +34,7 @@ use crate::{
     determinism,
     events::{self, What},
     failover,
-    group::{self, Group, Kills, Spawn},
+    group::{self, Group, Kills, PrimaryWork, Spawn},
     profile::{Lap, Section},
     replica,
     ring::{Record, CAPACITY},
@@ -114,38 +113,21 @@ fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
 /// Largest output one call may have (bytes); beyond it protection ends.
 const MAX_OUTPUT: usize = 4 << 20;
 
-/// Called by the `sys_enter` probe for every system call of a protected
-/// process or duplicate (the C side filters on their tgids).
-///
-/// # Safety
-///
-/// `regs` must be the caller's registers and `args` point to the call's
-/// six arguments; the caller is the task making the call, in a faultable
-/// tracepoint (it may sleep briefly). `dup` is the filter's word on the
-/// caller's role (a duplicate, or a primary), so one lookup is enough.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn procft_rs_sys_enter(
-    regs: *mut bindings::pt_regs,
-    nr: c_long,
-    args: *const c_ulong,
-    dup: bool,
-) {
-    // SAFETY: Six arguments, valid for the call, by the function's contract.
-    let args = unsafe { *args.cast::<[c_ulong; 6]>() };
-    // SAFETY: The caller's registers, valid during the probe.
-    let regs = unsafe { Regs::from_raw(regs) };
+/// A system call `nr` with `args` of a protected process or duplicate
+/// (`dup`: the C filter's word on the caller's role, so one lookup is
+/// enough), at its `sys_enter` ([`crate::hooks`]).
+pub(crate) fn sys_enter(regs: Regs, nr: i64, args: &[usize; 6], dup: bool) {
     let task = current!();
-    let nr = nr as i64;
     let abi = Abi::of(nr, shim::in_ia32_syscall());
     let mut lap = Lap::start();
     if dup {
         if let Some(group) = group::lookup_dup(task.tgid()) {
             lap.lap(Section::Lookup);
-            dup_enter(&group, task, regs, abi, nr, &args);
+            dup_enter(&group, task, regs, abi, nr, args);
         }
     } else if let Some(group) = group::lookup(task.tgid()) {
         lap.lap(Section::Lookup);
-        primary_enter(&group, regs, abi, nr, &args);
+        primary_enter(&group, regs, abi, nr, args);
     }
 }
 
@@ -298,7 +280,7 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
                 let mut st = group.lock();
                 let ready = matches!(st.spawn, Spawn::Idle) && st.repair.is_none();
                 if ready {
-                    st.voting = Some(mine);
+                    st.work = PrimaryWork::Vote(mine);
                     st.call = None;
                 }
                 ready
@@ -308,7 +290,7 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
                 if shim::queue_task_work().is_ok() {
                     shim::suppress(regs);
                 } else {
-                    group.lock().voting = None;
+                    group.lock().work = PrimaryWork::None;
                 }
                 return;
             }
@@ -328,13 +310,9 @@ fn is_quiet(st: &group::State) -> bool {
         && !st.resync
         && !st.promoting
         && st.promote.is_none()
-        && st.held.is_none()
+        && matches!(st.work, PrimaryWork::None)
         && st.held_sig.is_none()
         && st.repair.is_none()
-        && st.repairing.is_none()
-        && st.fd_barrier.is_none()
-        && st.wait_space.is_none()
-        && st.voting.is_none()
         && st.passed.is_none()
         && st.call.is_none()
         && st.mce_wish.is_some()
@@ -357,11 +335,11 @@ fn arm(st: &mut group::State, nr: i64, args: &[usize; 6], class: Class) -> bool 
     if let Some((lo, hi)) = releases_fds(nr, args).filter(|&(lo, hi)| st.mapping_pending(lo, hi)) {
         // A duplicate may still have to map a file through a descriptor
         // this call releases: it must find the same file there.
-        st.fd_barrier = Some((nr, lo, hi));
+        st.work = PrimaryWork::FdBarrier { nr, lo, hi };
     } else if st.repair.is_some() {
         // A page of the primary is on a failed frame: the duplicates will
         // stop at this very call, in the state the primary is in now.
-        st.repairing = Some(nr);
+        st.work = PrimaryWork::Repair(nr);
     } else {
         st.trim_ring();
         if !st.ring.is_full() {
@@ -372,7 +350,7 @@ fn arm(st: &mut group::State, nr: i64, args: &[usize; 6], class: Class) -> bool 
             return false;
         }
         // Back-pressure: the slowest duplicate must catch up first.
-        st.wait_space = Some(nr);
+        st.work = PrimaryWork::WaitSpace(nr);
     }
     st.call = None;
     true
@@ -384,10 +362,7 @@ fn wait_in_task_work(group: &Group, regs: Regs) {
     if shim::queue_task_work().is_ok() {
         shim::suppress(regs);
     } else {
-        let mut st = group.lock();
-        st.repairing = None;
-        st.wait_space = None;
-        st.fd_barrier = None;
+        group.lock().work = PrimaryWork::None;
     }
 }
 
@@ -580,21 +555,10 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
     lap.lap(Section::DupEnter);
 }
 
-/// Called by the `sys_exit` probe for protected processes and duplicates
-/// (including a new duplicate's first return, from `ret_from_fork`).
-///
-/// # Safety
-///
-/// `regs` must be the caller's registers, in a faultable syscall
-/// tracepoint; `dup` as for [`procft_rs_sys_enter`].
-#[no_mangle]
-pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
-    regs: *mut bindings::pt_regs,
-    ret: c_long,
-    dup: bool,
-) {
-    // SAFETY: The caller's registers, valid during the probe.
-    let regs = unsafe { Regs::from_raw(regs) };
+/// The return of a system call (result `ret`) of a protected process or
+/// duplicate (`dup` as for [`sys_enter`]), at its `sys_exit`, including a
+/// new duplicate's first return, from `ret_from_fork` ([`crate::hooks`]).
+pub(crate) fn sys_exit(regs: Regs, ret: isize, dup: bool) {
     let task = current!();
     let mut lap = Lap::start();
     if dup {
@@ -666,22 +630,6 @@ pub(crate) unsafe extern "C" fn procft_rs_sys_exit(
         }
         determinism::after_call(ret);
     }
-}
-
-/// Called by the fork probe when a protected process creates a child.
-///
-/// # Safety
-///
-/// Both tasks must be valid for the call (the fork tracepoint's
-/// arguments).
-#[no_mangle]
-pub(crate) unsafe extern "C" fn procft_rs_fork(
-    parent: *mut bindings::task_struct,
-    child: *mut bindings::task_struct,
-) {
-    // SAFETY: Valid for the call, by the function's contract.
-    let (parent, child) = unsafe { (shim::task_ref(parent), shim::task_ref(child)) };
-    replica::on_fork(parent, child);
 }
 
 /// `-ERESTARTSYS` and friends: the call is interrupted and will be made
@@ -809,11 +757,11 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
     let appended = {
         // The primary's own section: it sets `group.fast` itself.
         let mut st = group.lock_quiet();
-        let appended = if st.repair.is_some() && st.held.is_none() {
+        let appended = if st.repair.is_some() && matches!(st.work, PrimaryWork::None) {
             // A page of the primary failed while it was in this call: mend
             // it before it returns to user space, from a duplicate waiting
             // for this very record, then publish the record.
-            st.held = Some(record);
+            st.work = PrimaryWork::Held(record);
             None
         } else {
             Some(group::append(group, &mut st, record))
@@ -825,10 +773,10 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
         if shim::queue_task_work().is_ok() {
             return;
         }
-        let Some(record) = group.lock().held.take() else {
-            return;
-        };
-        group::publish(group, record);
+        let work = core::mem::take(&mut group.lock().work);
+        if let PrimaryWork::Held(record) = work {
+            group::publish(group, record);
+        }
         return;
     };
     group::published(group, appended);
@@ -980,22 +928,13 @@ impl Sent {
     }
 }
 
-/// Called by the `signal_deliver` probe when a protected process is about
-/// to run a signal handler (under its siglock, interrupts off: no
-/// allocation, no sleeping). If it is on its way back from a recorded call,
-/// the record carries the signal to the duplicates, with the call's result
-/// as the handler sees it (`-EINTR`, or made again after `SA_RESTART`).
-///
-/// # Safety
-///
-/// `info` must be NULL or a valid `kernel_siginfo`.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn procft_rs_signal_deliver(
-    sig: c_int,
-    info: *const bindings::kernel_siginfo,
-    restart: bool,
-    ip: usize,
-) {
+/// A protected process is about to run a handler for signal `sig`
+/// (`info`; `restart`: the handler has `SA_RESTART`) at user address `ip`,
+/// under its siglock, interrupts off (no allocation, no sleeping)
+/// ([`crate::hooks`]). If it is on its way back from a recorded call, the
+/// record carries the signal to the duplicates, with the call's result as
+/// the handler sees it (`-EINTR`, or made again after `SA_RESTART`).
+pub(crate) fn signal_deliver(sig: i32, info: &shim::SigInfo, restart: bool, ip: usize) {
     let task = current!();
     let Some(group) = group::lookup(task.tgid()) else {
         return;
@@ -1021,19 +960,7 @@ pub(crate) unsafe extern "C" fn procft_rs_signal_deliver(
             return;
         }
     };
-    let mut copy = shim::SigInfo([0; 16]);
-    if !info.is_null() {
-        // SAFETY: `info` is a valid siginfo, no larger than the copy (checked
-        // at load).
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                info.cast::<u8>(),
-                copy.0.as_mut_ptr().cast::<u8>(),
-                shim::siginfo_size(),
-            )
-        };
-    }
-    record.signal = Some((sig, copy));
+    record.signal = Some((sig, *info));
     // What arch/x86/kernel/signal.c makes of an interrupted call when a
     // handler runs.
     record.ret = match record.ret {
@@ -1486,8 +1413,29 @@ fn repair(group: &Group) {
 fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     // Its vote, should the primary put this call to one.
     let hash = hash_input(nr, args, None).ok();
-    if wait_record(group, task, nr, args, hash).is_ok() {
-        take(group, task, nr, args, hash, true);
+    if wait_record(group, task, nr, args, hash).is_ok() && !take(group, task, nr, args, hash, true)
+    {
+        // Let go of (leaving, or the group closing): its kill follows.
+        await_kill(group);
+    }
+}
+
+/// How long a duplicate procft let go of waits for its kill before it
+/// kills itself, in milliseconds (the kill is sent right after it is
+/// marked leaving).
+const AWAIT_KILL_MS: u32 = 5000;
+
+/// A duplicate procft let go of (it is leaving, or the group is closing)
+/// waits in the kernel for the kill that follows, and never returns to
+/// user space: its address space may be the primary's already (a
+/// promotion takes the successor's over right after marking it leaving
+/// and killing it), and its next call is not its to make.
+fn await_kill(group: &Group) {
+    let waited = group
+        .wq
+        .wait_killable_timeout(never, core::ptr::null(), AWAIT_KILL_MS);
+    if waited.is_err_and(|e| e == ETIMEDOUT) {
+        shim::kill(current!());
     }
 }
 
@@ -1818,65 +1766,54 @@ fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>) {
 }
 
 /// Runs in a replica on its way back to user space (or as it exits), for
-/// whatever its probe queued while in system call `nr`; `dup` is the C
-/// filter's word on its role (a duplicate, or a primary), so one lookup
-/// is enough.
-#[no_mangle]
-pub(crate) extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
+/// whatever its probe queued while in system call `nr`; `dup` as for
+/// [`sys_enter`] ([`crate::hooks`]).
+pub(crate) fn task_work(nr: i64, dup: bool) {
     let task = current!();
     if let Some(group) = (!dup).then(|| group::lookup(task.tgid())).flatten() {
         if group.lock().promote.is_some() {
             failover::promote(&group, task);
             return;
         }
-        let voting = group.lock().voting.take();
-        if let Some(mine) = voting {
-            vote::tally(&group, task, mine);
-            return;
-        }
-        let repairing = group.lock().repairing.take();
-        if let Some(nr) = repairing {
-            repair(&group);
-            shim::restart_call(nr);
-            return;
-        }
-        let held = group.lock().held.take();
-        if let Some(record) = held {
-            // The page is mended from a duplicate in the state before this
-            // call; the call's own writes are then made again on top.
-            repair(&group);
-            let _ = record.write_outputs();
-            group::publish(&group, record);
-            return;
-        }
-        let barrier = group.lock().fd_barrier.take();
-        if let Some((nr, lo, hi)) = barrier {
-            fd_barrier(&group, nr, lo, hi);
-            return;
-        }
-        let wait_space = {
+        let work = {
             let mut st = group.lock();
-            let nr = st.wait_space.take();
-            st.space_wait = nr.is_some();
-            nr
+            let work = core::mem::take(&mut st.work);
+            st.space_wait = matches!(work, PrimaryWork::WaitSpace(_));
+            work
         };
-        let Some(nr) = wait_space else {
-            return;
-        };
-        let w = Waiter { group: &group };
-        // Those holding the oldest record the ring keeps lag.
-        let waited = group::wait_for_dups(
-            &group,
-            "for room in the ring",
-            primary_can_go,
-            core::ptr::from_ref(&w).cast(),
-            |d, _, oldest| !d.parked && d.next_seq == oldest,
-        );
-        group.lock().space_wait = false;
-        // Made again (and waiting again if the ring is still full), unless
-        // a fatal signal ends the task first.
-        let _ = waited;
-        shim::restart_call(nr);
+        match work {
+            PrimaryWork::None => {}
+            PrimaryWork::Vote(mine) => vote::tally(&group, task, mine),
+            PrimaryWork::Repair(nr) => {
+                repair(&group);
+                shim::restart_call(nr);
+            }
+            PrimaryWork::Held(record) => {
+                // The page is mended from a duplicate in the state before
+                // this call; the call's own writes are then made again on
+                // top.
+                repair(&group);
+                let _ = record.write_outputs();
+                group::publish(&group, record);
+            }
+            PrimaryWork::FdBarrier { nr, lo, hi } => fd_barrier(&group, nr, lo, hi),
+            PrimaryWork::WaitSpace(nr) => {
+                let w = Waiter { group: &group };
+                // Those holding the oldest record the ring keeps lag.
+                let waited = group::wait_for_dups(
+                    &group,
+                    "for room in the ring",
+                    primary_can_go,
+                    core::ptr::from_ref(&w).cast(),
+                    |d, _, oldest| !d.parked && d.next_seq == oldest,
+                );
+                group.lock().space_wait = false;
+                // Made again (and waiting again if the ring is still
+                // full), unless a fatal signal ends the task first.
+                let _ = waited;
+                shim::restart_call(nr);
+            }
+        }
         return;
     }
     let Some(group) = dup.then(|| group::lookup_dup(task.tgid())).flatten() else {
@@ -1886,7 +1823,7 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
             // made, as if procft had never been there. (A duplicate is
             // only ever forgotten once it is killed: it never returns to
             // user space to make it.)
-            shim::restart_call(nr as i64);
+            shim::restart_call(nr);
         }
         return;
     };
@@ -1914,7 +1851,12 @@ pub(crate) extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
             // Once the primary has made it, make it again (the record is
             // then taken at its sys_enter, by `follow`).
             if wait_record(&group, task, nr, &args, None).is_ok() {
-                shim::restart_call(nr);
+                if next_record(&group, task.tgid()).is_some() {
+                    shim::restart_call(nr);
+                } else {
+                    // Let go of (leaving, or the group closing).
+                    await_kill(&group);
+                }
             }
         }
         DupWork::Park => {
