@@ -297,6 +297,14 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Promotions finished so far: a memory error looked at now that is
+    /// acted on later is moot if this has changed by then (the promotion
+    /// under way, if any, counts as one started since: it may end between
+    /// the look and the act).
+    pub(crate) fn promotions_done(&self) -> u64 {
+        self.promotions - u64::from(self.promoting)
+    }
+
     /// Number of live duplicates procft has not asked to leave.
     pub(crate) fn nr_dups(&self) -> usize {
         self.dups.iter().flatten().filter(|d| !d.leaving).count()

@@ -330,12 +330,9 @@ pub(crate) fn memory_error_done(pfn: usize, handled: bool) {
                 frame: pfn as u64,
             },
         );
-        // A promotion under way now counts as done since: it may end
-        // between `page_lost` (the old address space) and `primary_hit`.
-        let promotions = {
-            let st = group.lock();
-            st.promotions - u64::from(st.promoting)
-        };
+        // A promotion under way may end between `page_lost` (the old
+        // address space) and `primary_hit`.
+        let promotions = group.lock().promotions_done();
         if hit.primary && !shim::page_lost(&hit.task, hit.addr) {
             // The primary consumed the page in the meantime and took a
             // duplicate's whole state (promotion), or the page was a
@@ -511,8 +508,9 @@ pub(crate) fn memory_failure(pfn: usize) {
     }
     for group in group::all().iter() {
         // Read before the page tables: a promotion that replaces the page
-        // after they were read is then seen by `primary_hit`.
-        let promotions = group.lock().promotions;
+        // after they were read (or was under way then) is then seen by
+        // `primary_hit`.
+        let promotions = group.lock().promotions_done();
         let Some(addr) = locate(group.primary(), pfn, true) else {
             continue;
         };

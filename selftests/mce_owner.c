@@ -315,7 +315,7 @@ int main(void)
 	       buffer_intact(reps[2], l.moved, PAGES, 3) && file_intact(reps[1], l.file) &&
 	       file_intact(reps[2], l.file) && buffer_intact(reps[1], l.stack, PAGES, 11),
 	       "every replica's memory intact");
-	tap_ok(procft_field(pid, "mce_events=") == 7,
+	tap_ok(wait_field(pid, "mce_events=", 7) == 7,
 	       "seven replicas hit, seven counted (mce_events=%ld)", procft_field(pid, "mce_events="));
 	tap_ok(run_cmd("dmesg | grep -q 'does not say where it is mapped'") != 0,
 	       "every frame placed from its page offset, no replica's pages walked");
