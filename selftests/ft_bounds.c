@@ -225,20 +225,6 @@ static int replicas_small(pid_t pid, int want)
 	return ok;
 }
 
-/* Waits (up to @secs s) until @key of @pid's /proc/procft line is at least @want. */
-static long wait_field(pid_t pid, const char *key, long want, int secs)
-{
-	long v = -1;
-	int i;
-
-	for (i = 0; i < secs * 100; i++, usleep(10000)) {
-		v = procft_field(pid, key);
-		if (v >= want)
-			break;
-	}
-	return v;
-}
-
 static void sparse(void)
 {
 	int ctl, st, ok;

@@ -341,17 +341,18 @@ static inline long procft_field(pid_t pid, const char *key)
 }
 
 /*
- * Waits (2 s at most) until @pid's counter @key reads @want, and returns
- * what it last read: for a counter procft updates after the event the
- * test waited for (the decode chain's worker counts a machine check after
- * the kernel's handler already killed the duplicate it hit).
+ * Waits (@secs s at most) until @pid's counter @key (its /proc/procft
+ * line) is at least @want, and returns what it last read: for a counter
+ * procft updates after the event the test waited for (the decode chain's
+ * worker counts a machine check after the kernel's handler already killed
+ * the duplicate it hit).
  */
-static inline long wait_field(pid_t pid, const char *key, long want)
+static inline long wait_field(pid_t pid, const char *key, long want, int secs)
 {
 	long v = procft_field(pid, key);
 	int i;
 
-	for (i = 0; i < 200 && v != want; i++) {
+	for (i = 0; i < secs * 100 && v < want; i++) {
 		usleep(10000);
 		v = procft_field(pid, key);
 	}

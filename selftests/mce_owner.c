@@ -185,16 +185,6 @@ static int make_file(void)
 	return ok ? 0 : -1;
 }
 
-/* Waits (10 s at most) until @pid's counter @key reaches @want. */
-static long wait_field(pid_t pid, const char *key, long want)
-{
-	int i;
-
-	for (i = 0; i < 1000 && procft_field(pid, key) < want; i++)
-		usleep(10000);
-	return procft_field(pid, key);
-}
-
 /*
  * Whether the log has, for group @pid, a restore of the primary's page at
  * @addr, which was on frame @pfn.
@@ -245,7 +235,7 @@ int main(void)
 	addr = l.moved + 5 * 4096;
 	bad = pfn_of(pid, addr);
 	ok = bad && host_inject_mce(bad * 4096) == 0;
-	failovers = wait_field(pid, "failovers=", 1);
+	failovers = wait_field(pid, "failovers=", 1, 10);
 	tap_ok(ok && failovers == 1 && restored_logged(pid, bad, addr) &&
 	       moved_off(pid, addr, bad) && buffer_intact(pid, l.moved, PAGES, 3),
 	       "machine check on frame %#llx: the primary's moved page %p restored, memory intact",
@@ -270,7 +260,7 @@ int main(void)
 	addr = l.file + 1 * 4096;
 	bad = pfn_of(pid, addr);
 	ok = bad && (kpage_flags(bad) >> KPF_ANON & 1) && corrupt_pfn(bad) == 0;
-	failovers = wait_field(pid, "failovers=", 2);
+	failovers = wait_field(pid, "failovers=", 2, 10);
 	tap_ok(ok && failovers == 2 && restored_logged(pid, bad, addr) && moved_off(pid, addr, bad),
 	       "corrupt-pfn on frame %#llx: the primary's copied file page %p restored",
 	       (unsigned long long)bad, addr);
@@ -285,7 +275,7 @@ int main(void)
 	bad = pfn_of(pid, addr);
 	ok = ok && bad && !(kpage_flags(bad) >> KPF_ANON & 1) && pfn_of(reps[1], addr) == bad &&
 	     pfn_of(reps[2], addr) == bad && host_inject_mce(bad * 4096) == 0 &&
-	     wait_field(pid, "mce_events=", 6) == 6;
+	     wait_field(pid, "mce_events=", 6, 10) == 6;
 	tap_ok(ok && run_cmd("dmesg | grep -q 'procft: pid %d: memory error at frame %#llx in the primary (address %p), already replaced'",
 			     pid, (unsigned long long)bad, addr) == 0 &&
 	       run_cmd("dmesg | grep -q 'procft: pid %d: memory error at frame %#llx in duplicate %d; replacing it (its page at %p)'",
@@ -304,7 +294,7 @@ int main(void)
 	addr = (char *)(((uintptr_t)l.stack + 9 * 4096) & ~4095UL);
 	bad = pfn_of(pid, addr);
 	ok = ok && bad && host_inject_mce(bad * 4096) == 0;
-	failovers = wait_field(pid, "failovers=", 3);
+	failovers = wait_field(pid, "failovers=", 3, 10);
 	tap_ok(ok && failovers == 3 && restored_logged(pid, bad, addr) &&
 	       moved_off(pid, addr, bad) && buffer_intact(pid, l.stack, PAGES, 11),
 	       "machine check on frame %#llx: the primary's stack page %p restored",
@@ -315,7 +305,7 @@ int main(void)
 	       buffer_intact(reps[2], l.moved, PAGES, 3) && file_intact(reps[1], l.file) &&
 	       file_intact(reps[2], l.file) && buffer_intact(reps[1], l.stack, PAGES, 11),
 	       "every replica's memory intact");
-	tap_ok(wait_field(pid, "mce_events=", 7) == 7,
+	tap_ok(wait_field(pid, "mce_events=", 7, 10) == 7,
 	       "seven replicas hit, seven counted (mce_events=%ld)", procft_field(pid, "mce_events="));
 	tap_ok(run_cmd("dmesg | grep -q 'does not say where it is mapped'") != 0,
 	       "every frame placed from its page offset, no replica's pages walked");

@@ -41,7 +41,7 @@ int main(void)
 	       (unsigned long long)(pfn * 4096));
 	ok = wait_gone(victim) && wait_duplicates(pid, 2, reps) && reps[1] != victim && reps[2] != victim;
 	tap_ok(ok, "the duplicate died and the group is back at level 2 (%d %d)", reps[1], reps[2]);
-	tap_ok(wait_field(pid, "mce_events=", 1) == 1 && procft_field(pid, "respawns=") >= 1,
+	tap_ok(wait_field(pid, "mce_events=", 1, 2) == 1 && procft_field(pid, "respawns=") >= 1,
 	       "mce_events=%ld respawns=%ld", procft_field(pid, "mce_events="), procft_field(pid, "respawns="));
 	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: memory error at frame %#llx in duplicate %d; replacing it'",
 		       pid, (unsigned long long)pfn, victim) == 0,
