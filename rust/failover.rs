@@ -349,13 +349,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
                 rule_out(group, &from, e == ESTALE).send();
             }
             Err(e) => {
-                pr_err!(
-                    "pid {}: taking duplicate {}'s memory failed ({:?}); the process is lost\n",
-                    group.pid(),
-                    from.tgid_nr_ns(None),
-                    e
-                );
-                shim::kill(task);
+                lost(group, task, &from, "memory", e);
                 return;
             }
         }
@@ -363,13 +357,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     if let Err(e) = fpu.set() {
         // Its memory is the duplicate's already, its FPU registers the
         // failed primary's: it must not go on.
-        pr_err!(
-            "pid {}: taking duplicate {}'s FPU state failed ({:?}); the process is lost\n",
-            group.pid(),
-            from.tgid_nr_ns(None),
-            e
-        );
-        shim::kill(task);
+        lost(group, task, &from, "FPU state", e);
         return;
     }
     drop(fpu);
@@ -449,10 +437,32 @@ fn take_over(group: &Arc<Group>, task: &Task) {
 /// it exits. It is replaced at the primary's next call, like a lost one.
 fn take_memory(group: &Group, from: &Task) -> Result<Memory> {
     let mm = shim::task_mm(from)?;
-    let kills = group.lock().retire(from.tgid());
+    let kills = {
+        let mut st = group.lock();
+        // A memory error may have hit it since it was chosen.
+        match st.dup_mut(from.tgid()) {
+            Some(d) if d.can_succeed() => {}
+            Some(d) if d.hit.is_some() => return Err(EHWPOISON),
+            _ => return Err(ESRCH),
+        }
+        st.retire(from.tgid())
+    };
     kills.send();
     shim::take_memory(mm)?;
     Ok(Memory::TakenOver)
+}
+
+/// Taking `from`'s `what` failed once the failed primary's own state was
+/// given up: the process cannot go on, and is killed.
+fn lost(group: &Group, task: &Task, from: &Task, what: &str, e: Error) {
+    pr_err!(
+        "pid {}: taking duplicate {}'s {} failed ({:?}); the process is lost\n",
+        group.pid(),
+        from.tgid_nr_ns(None),
+        what,
+        e
+    );
+    shim::kill(task);
 }
 
 /// How the primary came by a duplicate's memory.

@@ -466,9 +466,8 @@ impl State {
 }
 
 /// What the primary's `sys_enter` needs to know to make a call without
-/// taking the group's lock (only with module parameter `lockfree_entry`,
-/// experimental and off by default: see `Documentation/procft.rst`,
-/// "Performance"): that nothing is pending, so the call only has
+/// taking the group's lock (unless module parameter `lockfree_entry` is 0:
+/// see `Documentation/procft.rst`, "Performance"): that nothing is pending, so the call only has
 /// to be recorded at its `sys_exit` (or, for a call the duplicates make
 /// too, nothing at all), and that the ring has room for its record.
 ///
@@ -570,6 +569,22 @@ impl Fast {
             )
         })
     }
+}
+
+/// How long a duplicate procft let go of waits for its kill before it
+/// kills itself ([`Group::await_kill`]), in milliseconds: the kill is sent
+/// right after it is marked leaving.
+const AWAIT_KILL_MS: u32 = 5000;
+
+/// A wait condition that never holds: only a kill ends the wait (a
+/// duplicate procft let go of, [`Group::await_kill`], or one parked at an
+/// exit or exec the primary is to make).
+///
+/// # Safety
+///
+/// Any argument is accepted; it is not dereferenced.
+pub(crate) unsafe extern "C" fn never(_arg: *const c_void) -> bool {
+    false
 }
 
 /// Duplicates to kill once procft's locks are dropped. Sending a signal
@@ -726,6 +741,22 @@ impl Group {
     /// Global tgid of the process (the registry's key).
     pub(crate) fn tgid(&self) -> Pid {
         self.primary.tgid()
+    }
+
+    /// A duplicate of this group that procft let go of (it is leaving,
+    /// or the group is closing) waits in the kernel for the kill that
+    /// follows, and never returns to user space: its address space may be
+    /// the primary's already (a promotion takes the successor's over right
+    /// after marking it leaving and killing it, see
+    /// [`crate::failover`]), and its next call is not its to make. If no
+    /// kill came within [`AWAIT_KILL_MS`] it kills itself.
+    pub(crate) fn await_kill(&self) {
+        let waited = self
+            .wq
+            .wait_killable_timeout(never, core::ptr::null(), AWAIT_KILL_MS);
+        if waited.is_err_and(|e| e == ETIMEDOUT) {
+            shim::kill(current!());
+        }
     }
 
     /// Makes the replicas waiting on the group ([`Group::wq`]) re-check

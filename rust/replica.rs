@@ -269,6 +269,15 @@ pub(crate) fn birth(group: &Group, task: &Task) {
         shim::kill(task);
         return;
     }
+    if group
+        .lock_quiet()
+        .dup_mut(task.tgid())
+        .is_none_or(|d| d.leaving)
+    {
+        // Let go of before its first instruction: its kill follows.
+        group.await_kill();
+        return;
+    }
     // A memory error on a duplicate's page kills it at once (and procft
     // replaces it) instead of waiting for it to touch the page.
     shim::set_mce_policy(crate::mce::PR_MCE_KILL_EARLY);

@@ -722,7 +722,7 @@ pub(crate) fn set_regs(saved: &SavedRegs) {
 /// kernel by procft, has its user FPU registers saved in memory, where
 /// [`FpuState::copy`] reads them. May sleep.
 pub(crate) fn fpu_saved(from: &Task) -> Result {
-    // SAFETY: `from` is valid; only its flags are read.
+    // SAFETY: `from` is valid; only its flags and `on_cpu` are read.
     kernel::error::to_result(unsafe { procft_fpu_saved(from.as_ptr()) })
 }
 
@@ -740,7 +740,8 @@ pub(crate) struct FpuState {
 
 impl FpuState {
     /// Copies `from`'s state, once [`fpu_saved`] found it saved (`EBUSY`
-    /// otherwise), or `ENOMEM`.
+    /// otherwise); `ENOMEM`, `EOPNOTSUPP` (no FPU regset) or the regset's
+    /// own error.
     pub(crate) fn copy(from: &Task) -> Result<Self> {
         let mut data = core::ptr::null_mut();
         // SAFETY: `from` is valid; `data` is where the buffer goes.

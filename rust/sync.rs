@@ -1320,15 +1320,6 @@ unsafe extern "C" fn primary_can_go(arg: *const c_void) -> bool {
     st.closed || st.ring.is_low() || st.dups.iter().flatten().next().is_none()
 }
 
-/// Never: a parked duplicate waits until it is killed.
-///
-/// # Safety
-///
-/// Any argument is accepted; it is not dereferenced.
-unsafe extern "C" fn never(_arg: *const c_void) -> bool {
-    false
-}
-
 /// Whether the primary waiting to repair a page (in `arg`, a [`Waiter`])
 /// can go on: a ready duplicate waits for the record the primary is about
 /// to make (it is at the same point of the program), or none is left.
@@ -1416,26 +1407,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     if wait_record(group, task, nr, args, hash).is_ok() && !take(group, task, nr, args, hash, true)
     {
         // Let go of (leaving, or the group closing): its kill follows.
-        await_kill(group);
-    }
-}
-
-/// How long a duplicate procft let go of waits for its kill before it
-/// kills itself, in milliseconds (the kill is sent right after it is
-/// marked leaving).
-const AWAIT_KILL_MS: u32 = 5000;
-
-/// A duplicate procft let go of (it is leaving, or the group is closing)
-/// waits in the kernel for the kill that follows, and never returns to
-/// user space: its address space may be the primary's already (a
-/// promotion takes the successor's over right after marking it leaving
-/// and killing it), and its next call is not its to make.
-fn await_kill(group: &Group) {
-    let waited = group
-        .wq
-        .wait_killable_timeout(never, core::ptr::null(), AWAIT_KILL_MS);
-    if waited.is_err_and(|e| e == ETIMEDOUT) {
-        shim::kill(current!());
+        group.await_kill();
     }
 }
 
@@ -1855,14 +1827,16 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
                     shim::restart_call(nr);
                 } else {
                     // Let go of (leaving, or the group closing).
-                    await_kill(&group);
+                    group.await_kill();
                 }
             }
         }
         DupWork::Park => {
             // The primary's exit or exec will kill it.
             group.wake();
-            let _ = group.wq.wait_killable(never, None, core::ptr::null());
+            let _ = group
+                .wq
+                .wait_killable(group::never, None, core::ptr::null());
         }
     }
 }
