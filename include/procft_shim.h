@@ -100,7 +100,6 @@ struct mm_struct *procft_get_mm(struct task_struct *from);
 int procft_take_mm(struct mm_struct *mm);
 void procft_copy_regs(struct task_struct *from, void *saved);
 void procft_set_regs(const void *saved);
-int procft_fpu_saved(struct task_struct *from);
 int procft_fpu_copy(struct task_struct *from, void **data);
 int procft_fpu_set(const void *data, int size);
 void procft_fpu_free(void *data);

@@ -300,22 +300,20 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         }
         // Its FPU registers are read from memory once it has been switched
         // out: a duplicate's vCPU can be held up longer than it polls.
-        if shim::fpu_saved(&from).is_err() {
-            pr_warn!(
-                "pid {}: duplicate {} still holds its FPU registers after 1 s; trying again\n",
-                group.pid(),
-                from.tgid_nr_ns(None)
-            );
-            continue;
-        }
         let fpu = match shim::FpuState::copy(&from) {
             Ok(fpu) => fpu,
             Err(e) => {
+                let late = if e == EBUSY {
+                    ": not switched out in 1 s"
+                } else {
+                    ""
+                };
                 pr_warn!(
-                    "pid {}: could not copy duplicate {}'s FPU state ({:?}); trying again\n",
+                    "pid {}: could not copy duplicate {}'s FPU state ({:?}{}); trying again\n",
                     group.pid(),
                     from.tgid_nr_ns(None),
-                    e
+                    e,
+                    late
                 );
                 continue;
             }
@@ -430,7 +428,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
 /// registers, FPU and signal state copied: from here on it must never run
 /// in user space again, since its memory becomes the primary's. So it is
 /// retired (marked leaving: a duplicate woken then waits for its kill,
-/// see `sync::await_kill`) and killed *before* its memory is taken;
+/// see [`Group::await_kill`]) and killed *before* its memory is taken;
 /// whatever wakes it, it dies on its way out of the kernel, and its exit
 /// writes nothing to that memory (a duplicate has no clear_child_tid or
 /// robust list). The reference taken first keeps the address space while
@@ -466,7 +464,7 @@ fn lost(group: &Group, task: &Task, from: &Task, what: &str, e: Error) {
 }
 
 /// How the primary came by a duplicate's memory.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Memory {
     /// Its address space whole ([`shim::take_memory`]).
     TakenOver,

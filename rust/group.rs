@@ -466,10 +466,11 @@ impl State {
 }
 
 /// What the primary's `sys_enter` needs to know to make a call without
-/// taking the group's lock (unless module parameter `lockfree_entry` is 0:
-/// see `Documentation/procft.rst`, "Performance"): that nothing is pending, so the call only has
-/// to be recorded at its `sys_exit` (or, for a call the duplicates make
-/// too, nothing at all), and that the ring has room for its record.
+/// taking the group's lock (unless module parameter `lockfree_entry` is
+/// 0: see `Documentation/procft.rst`, "Performance"): that nothing is
+/// pending, so the call only has to be recorded at its `sys_exit` (or,
+/// for a call the duplicates make too, nothing at all), and that the ring
+/// has room for its record.
 ///
 /// The primary sets `quiet` from the state at the end of its own critical
 /// sections ([`Fast::set`]); every other taking of the lock

@@ -1483,33 +1483,6 @@ void procft_set_regs(const void *saved)
 	memcpy(task_pt_regs(current), saved, sizeof(struct pt_regs));
 }
 
-/**
- * procft_fpu_saved - wait until @from's user FPU registers are saved in memory
- * @from: a duplicate held in the kernel by procft (it cannot return to user
- *	space while the caller waits)
- *
- * They are in memory only once it was switched out since it entered the
- * kernel: switch_fpu() saves them and sets TIF_NEED_FPU_LOAD, which stays
- * set until it returns to user space.  A duplicate that busy-polls still
- * holds them in its CPU; it sleeps after at most PROCFT_SPIN_NS, but its
- * CPU (a vCPU of a loaded host) may be held up for longer, so the wait is
- * bounded by time, not by that.
- *
- * Return: 0, or -EBUSY if it has not been switched out within one second.
- */
-int procft_fpu_saved(struct task_struct *from)
-{
-	unsigned long until = jiffies + HZ;
-
-	/* Pairs with finish_task(): the save is complete. */
-	while (!test_tsk_thread_flag(from, TIF_NEED_FPU_LOAD) || smp_load_acquire(&from->on_cpu)) {
-		if (time_after(jiffies, until))
-			return -EBUSY;
-		usleep_range(10, 20);
-	}
-	return 0;
-}
-
 /* The regset that holds a task's whole FPU and extended state. */
 static const struct user_regset *procft_fpu_regset(void)
 {
@@ -1528,22 +1501,35 @@ static const struct user_regset *procft_fpu_regset(void)
 
 /**
  * procft_fpu_copy - copy @from's FPU and extended register state (the x86
- * xstate regset, as ptrace would read it) into a new buffer
- * @from: a duplicate stopped in the kernel whose state procft_fpu_saved()
- *	found saved in memory (it stays there until @from returns to user
- *	space, which procft does not let it do)
+ * xstate regset, as ptrace would read it) into a new buffer, once it is
+ * saved in memory
+ * @from: a duplicate held in the kernel by procft (it cannot return to user
+ *	space while the caller waits)
  * @data: set to the buffer, for procft_fpu_set() and then kfree()
  *	(procft_fpu_free())
  *
- * Return: the size of the state, or -errno (no buffer).
+ * The user FPU registers are in memory only once @from was switched out
+ * since it entered the kernel: switch_fpu() saves them and sets
+ * TIF_NEED_FPU_LOAD, which stays set until it returns to user space.  A
+ * duplicate that busy-polls still holds them in its CPU; it sleeps after
+ * at most PROCFT_SPIN_NS, but its CPU (a vCPU of a loaded host) may be held
+ * up for longer, so the wait is bounded by time, not by that.  May sleep.
+ *
+ * Return: the size of the state, or -errno (no buffer): -EBUSY if @from
+ * has not been switched out within one second.
  */
 int procft_fpu_copy(struct task_struct *from, void **data)
 {
 	const struct user_regset *rs = procft_fpu_regset();
+	unsigned long until = jiffies + HZ;
 
 	*data = NULL;
-	if (!test_tsk_thread_flag(from, TIF_NEED_FPU_LOAD))
-		return -EBUSY;
+	/* Pairs with finish_task(): the save is complete. */
+	while (!test_tsk_thread_flag(from, TIF_NEED_FPU_LOAD) || smp_load_acquire(&from->on_cpu)) {
+		if (time_after(jiffies, until))
+			return -EBUSY;
+		usleep_range(10, 20);
+	}
 	if (!rs)
 		return -EOPNOTSUPP;
 	return regset_get_alloc(from, rs, rs->n * rs->size, data);

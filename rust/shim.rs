@@ -96,7 +96,6 @@ extern "C" {
     fn procft_take_mm(mm: *mut bindings::mm_struct) -> c_int;
     fn procft_copy_regs(from: *mut bindings::task_struct, saved: *mut u64);
     fn procft_set_regs(saved: *const u64);
-    fn procft_fpu_saved(from: *mut bindings::task_struct) -> c_int;
     fn procft_fpu_copy(from: *mut bindings::task_struct, data: *mut *mut c_void) -> c_int;
     fn procft_fpu_set(data: *const c_void, size: c_int) -> c_int;
     fn procft_fpu_free(data: *mut c_void);
@@ -718,14 +717,6 @@ pub(crate) fn set_regs(saved: &SavedRegs) {
     unsafe { procft_set_regs(saved.0.as_ptr()) }
 }
 
-/// Waits (one second at most, else `EBUSY`) until `from`, held in the
-/// kernel by procft, has its user FPU registers saved in memory, where
-/// [`FpuState::copy`] reads them. May sleep.
-pub(crate) fn fpu_saved(from: &Task) -> Result {
-    // SAFETY: `from` is valid; only its flags and `on_cpu` are read.
-    kernel::error::to_result(unsafe { procft_fpu_saved(from.as_ptr()) })
-}
-
 /// A copy of a duplicate's FPU and extended register state (the x86
 /// xstate regset), taken while it is held in the kernel.
 ///
@@ -739,12 +730,14 @@ pub(crate) struct FpuState {
 }
 
 impl FpuState {
-    /// Copies `from`'s state, once [`fpu_saved`] found it saved (`EBUSY`
-    /// otherwise); `ENOMEM`, `EOPNOTSUPP` (no FPU regset) or the regset's
-    /// own error.
+    /// Copies the state of `from`, a duplicate held in the kernel by
+    /// procft, once it is in memory (once `from` has been switched out:
+    /// `EBUSY` if that takes more than a second); `ENOMEM`, `EOPNOTSUPP`
+    /// (no FPU regset) or the regset's own error. May sleep.
     pub(crate) fn copy(from: &Task) -> Result<Self> {
         let mut data = core::ptr::null_mut();
-        // SAFETY: `from` is valid; `data` is where the buffer goes.
+        // SAFETY: `from` is valid (its flags, `on_cpu` and fpstate are
+        // read); `data` is where the buffer goes.
         let size = unsafe { procft_fpu_copy(from.as_ptr(), &mut data) };
         kernel::error::to_result(size)?;
         // INVARIANT: `procft_fpu_copy` allocated `size` bytes at `data`.
