@@ -316,7 +316,7 @@ static long cgroup_slab(void)
 static void budget(void)
 {
 	long peak, held, slab, sum = 0;
-	int ctl, st, ok, i, cg;
+	int ctl, st, ok, cg;
 	pid_t pid, reps[8];
 	char c;
 
@@ -329,8 +329,7 @@ static void budget(void)
 	ok = ok && kill(reps[1], SIGSTOP) == 0;
 	write(ctl, "g", 1);
 	/* The ring fills up to its budget, then the primary waits. */
-	for (i = 0; i < 2000 && procft_field(pid, "buffered_peak=") < (long)RING_BYTES; i++)
-		usleep(10000);
+	wait_field(pid, "buffered_peak=", (long)RING_BYTES, 20);
 	usleep(500000);
 	peak = procft_field(pid, "buffered_peak=");
 	held = procft_field(pid, "buffered=");

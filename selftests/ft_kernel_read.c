@@ -103,13 +103,9 @@ static void run(int level, char how, char *got, size_t *len, long *n, int *statu
 	pfn = pfn_of(pid, buf);
 	if (!pfn || corrupt_pfn(pfn))
 		tap_diag("corrupt-pfn on %#llx failed", (unsigned long long)pfn);
-	if (level && early_restore) {
-		int i;
-
-		/* Counted when the restore is arranged, under the same lock. */
-		for (i = 0; i < 1000 && procft_field(pid, "mce_events=") < 1; i++)
-			usleep(10000);
-	}
+	/* Counted when the restore is arranged, under the same lock. */
+	if (level && early_restore)
+		wait_field(pid, "mce_events=", 1, 10);
 	write(ctl[0], "g", 1);
 	*len = 0;
 	read_to_eof(out[0], got, LEN + 1, len);

@@ -184,8 +184,7 @@ int main(void)
 	if (ioctl(ft_open(), PROCFT_IOC_FAIL, &f))
 		tap_diag("PROCFT_IOC_FAIL: %s", strerror(errno));
 	sum1 = ask(ctl, 'g');
-	for (i = 0; i < 1000 && procft_field(pid, "failovers=") < 1; i++)
-		usleep(10000);
+	wait_field(pid, "failovers=", 1, 10);
 	tap_ok(procft_field(pid, "failovers=") == 1 && sum1 && sum1 == sum0 && !kill(pid, 0),
 	       "primary failed, a duplicate took over: same pid, memory intact (checksum %#llx)",
 	       (unsigned long long)sum1);

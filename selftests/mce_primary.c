@@ -103,8 +103,7 @@ static void early_kill(int own)
 	usleep(50000);
 	bad = pfn_of(pid, buf + 5 * 4096);
 	ok = ok && bad && host_inject_mce(bad * 4096) == 0;
-	for (i = 0; i < 1000 && procft_field(pid, "failovers=") < 1; i++)
-		usleep(10000);
+	wait_field(pid, "failovers=", 1, 10);
 	tap_ok(ok && !kill(pid, 0) && procft_field(pid, "failovers=") == 1 &&
 	       buffer_intact(pid, buf, PAGES, 31),
 	       "early kill (%s): a machine check on the primary's frame %#llx does not end it; the page is restored",
@@ -183,8 +182,7 @@ int main(void)
 	bad = pfn_of(pid, buf + 7 * 4096);
 	tap_ok(bad && host_inject_mce(bad * 4096) == 0,
 	       "machine check raised on the primary's frame %#llx", (unsigned long long)bad);
-	for (i = 0; i < 1000 && procft_field(pid, "failovers=") < 1; i++)
-		usleep(10000);
+	wait_field(pid, "failovers=", 1, 10);
 	tap_ok(procft_field(pid, "failovers=") == 1 && procft_field(pid, "mce_events=") == 1 &&
 	       procft_field(pid, "respawns=") == 0,
 	       "the primary's page was restored from a duplicate (failovers=%ld mce_events=%ld)",
@@ -215,8 +213,8 @@ int main(void)
 		usleep(10000);
 	bad = pfn_of(pid, buf + 13 * 4096);
 	ok = bad && host_inject_mce(bad * 4096) == 0;
-	for (i = 0; i < 1000 && ok && procft_field(pid, "failovers=") < 3; i++)
-		usleep(10000);
+	if (ok)
+		wait_field(pid, "failovers=", 3, 10);
 	/*
 	 * The page is back before the read returned (the pipe stays empty
 	 * until the 'w' below); the primary, which made the read again after
