@@ -57,7 +57,7 @@ use kernel::{
     ffi::c_void,
     prelude::*,
     sync::Arc,
-    task::Task,
+    task::{Pid, Task},
     time::{Instant, Monotonic},
 };
 
@@ -248,7 +248,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     // out; at most every slot once.
     let mut tries = 0;
     // `early`: the successor was still separating its memory.
-    let (from, nr, seq, regs, fpu, memory, early) = loop {
+    let (from_nr, nr, seq, regs, fpu, memory, early) = loop {
         tries += 1;
         // Duplicates not at the primary's next call lag (see
         // `State::dup_at_head`).
@@ -282,6 +282,9 @@ fn take_over(group: &Arc<Group>, task: &Task) {
                 }
             }
         };
+        // Its pid for the log, read while it lives (it is killed before its
+        // memory is taken): the pid of a task that has exited reads as 0.
+        let from_nr = from.tgid_nr_ns(None);
         if let Cause::Poison(addr) = cause {
             // A duplicate still separating its memory may share the
             // poisoned frame (the kernel then kills it soon, and marks it
@@ -291,7 +294,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
                     "pid {}: duplicate {} cannot take over (its page at {:#x} is lost too); \
                      replacing it\n",
                     group.pid(),
-                    from.tgid_nr_ns(None),
+                    from_nr,
                     addr
                 );
                 rule_out(group, &from, false).send();
@@ -311,7 +314,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
                 pr_warn!(
                     "pid {}: could not copy duplicate {}'s FPU state ({:?}{}); trying again\n",
                     group.pid(),
-                    from.tgid_nr_ns(None),
+                    from_nr,
                     e,
                     late
                 );
@@ -324,7 +327,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             shim::adopt_memory(&from).map(Memory::Copied)
         };
         match took {
-            Ok(memory) => break (from, nr, seq, regs, fpu, memory, early),
+            Ok(memory) => break (from_nr, nr, seq, regs, fpu, memory, early),
             Err(e) if e == ESRCH || e == ESTALE || e == EHWPOISON => {
                 // It is exiting, it is not the primary's twin (then it has
                 // diverged; nothing changed), or a page of it is lost as
@@ -341,13 +344,13 @@ fn take_over(group: &Arc<Group>, task: &Task) {
                 pr_warn!(
                     "pid {}: duplicate {} cannot take over ({}); replacing it\n",
                     group.pid(),
-                    from.tgid_nr_ns(None),
+                    from_nr,
                     why
                 );
                 rule_out(group, &from, e == ESTALE).send();
             }
             Err(e) => {
-                lost(group, task, &from, "memory", e);
+                lost(group, task, from_nr, "memory", e);
                 return;
             }
         }
@@ -355,15 +358,12 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     if let Err(e) = fpu.set() {
         // Its memory is the duplicate's already, its FPU registers the
         // failed primary's: it must not go on.
-        lost(group, task, &from, "FPU state", e);
+        lost(group, task, from_nr, "FPU state", e);
         return;
     }
     drop(fpu);
     shim::set_regs(&regs);
     sigstate.set();
-    // Its pid for the log, read while it lives: the pid of a task that
-    // has exited reads as 0.
-    let from_nr = from.tgid_nr_ns(None);
     shim::restart_call(nr);
     if matches!(cause, Cause::Poison(_)) {
         shim::flush_sigbus();
@@ -450,13 +450,13 @@ fn take_memory(group: &Group, from: &Task) -> Result<Memory> {
     Ok(Memory::TakenOver)
 }
 
-/// Taking `from`'s `what` failed once the failed primary's own state was
+/// Taking duplicate `from`'s `what` failed once the failed primary's own state was
 /// given up: the process cannot go on, and is killed.
-fn lost(group: &Group, task: &Task, from: &Task, what: &str, e: Error) {
+fn lost(group: &Group, task: &Task, from: Pid, what: &str, e: Error) {
     pr_err!(
         "pid {}: taking duplicate {}'s {} failed ({:?}); the process is lost\n",
         group.pid(),
-        from.tgid_nr_ns(None),
+        from,
         what,
         e
     );
