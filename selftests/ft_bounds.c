@@ -69,6 +69,27 @@ struct result {
 
 #define NR_WRITES 6
 
+/*
+ * A page from which BIG_WRITE bytes would run past the end of user space
+ * (2^47 with 4-level page tables), so that write() refuses it at once.
+ * Where mmap() puts a page depends on address space randomisation (its
+ * base moves over 1 TiB), so it is placed: the first of 64 candidates in
+ * the top 1/2 TiB below the end that nothing else occupies.
+ */
+static char *map_high(void)
+{
+	unsigned long end = 1UL << 47, i;
+	char *p;
+
+	for (i = 0; i < 64; i++) {
+		p = mmap((void *)(end - BIG_WRITE / 2 + i * GIB), 4096, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (p != MAP_FAILED)
+			return (unsigned long)p + BIG_WRITE > end ? p : MAP_FAILED;
+	}
+	return MAP_FAILED;
+}
+
 /* One write of BIG_WRITE bytes from @addr. */
 static struct result big_write(int fd, const char *addr)
 {
@@ -88,11 +109,12 @@ static void writer(int ctl)
 	/*
 	 * One page, and nothing mapped after it; low enough that the whole
 	 * length is below the end of user space (the kernel then reads what
-	 * it can), and one at the usual high address (refused at once).
+	 * it can), and one so high that the length runs past the end of user
+	 * space (refused at once).
 	 */
 	buf = mmap((void *)(1UL << 32), 2 * 4096, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	high = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	high = map_high();
 	/* And a page followed by a present one made unreadable. */
 	none = mmap((void *)(1UL << 33), 2 * 4096, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
