@@ -49,12 +49,35 @@ bool procft_merges_pages(struct task_struct *task);
 bool procft_has_dontfork(struct task_struct *task);
 /* Whether a range of the caller's address space overlaps a shared mapping. */
 bool procft_range_is_shared(unsigned long start, unsigned long len);
+/*
+ * A process's role in its group (rust/group.rs, Roles), the filter entry
+ * of its tgid and, with kernel/patches/0003, the hook's word of its
+ * threads: one of two words at the start of a 16-byte aligned pair in
+ * the group, the primary's first, so that its address says which without
+ * reading it.  Only the Rust side dereferences it, in the system-call
+ * hooks (inside their Tasks Trace RCU section), and frees the group a
+ * Tasks Trace RCU grace period after its last entry was replaced.
+ */
+struct procft_role {
+	unsigned long word;
+};
+
+/* Whether @role is a duplicate's. */
+static inline bool procft_role_is_dup(const struct procft_role *role)
+{
+	return (unsigned long)role & sizeof(*role);
+}
+
 /* The set of protected tgids the syscall probes filter on. */
 int procft_filter_reserve(pid_t tgid);
 void procft_filter_release(pid_t tgid);
-int procft_filter_add(pid_t tgid);
+int procft_filter_add(pid_t tgid, const struct procft_role *role);
 void procft_filter_remove(pid_t tgid, int policy);
-int procft_filter_add_atomic(pid_t tgid);
+int procft_filter_add_atomic(pid_t tgid, const struct procft_role *role);
+/* Runs @fn(@head) after a Tasks Trace RCU grace period; waits for all such. */
+struct rcu_head;
+void procft_defer(struct rcu_head *head, void (*fn)(struct rcu_head *head));
+void procft_defer_barrier(void);
 /* Replicas: creation, memory separation, waiting, killing. */
 struct pt_regs;
 size_t procft_regs_size(void);
@@ -140,8 +163,9 @@ int procft_rs_level_show(struct task_struct *task);
 int procft_rs_level_store(struct task_struct *task, unsigned int level);
 void procft_rs_status_show(struct seq_file *m, struct pid_namespace *ns);
 void procft_rs_process_exit(struct task_struct *task);
-void procft_rs_sys_enter(struct pt_regs *regs, long nr, const unsigned long *args, bool dup);
-void procft_rs_sys_exit(struct pt_regs *regs, long ret, bool dup);
+void procft_rs_sys_enter(struct pt_regs *regs, long nr, const unsigned long *args,
+			 const struct procft_role *role);
+void procft_rs_sys_exit(struct pt_regs *regs, long ret, const struct procft_role *role);
 #ifdef PROCFT_PROFILE
 /*
  * Profiling builds only (rust/profile.rs): section @section (0-3: the

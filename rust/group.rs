@@ -26,7 +26,9 @@ use kernel::{
     pid_namespace::PidNamespace,
     prelude::*,
     rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
-    sync::{aref::ARef, lock::spinlock::SpinLockIrqBackend, lock::Guard, Arc, SpinLockIrq},
+    sync::{
+        aref::ARef, lock::spinlock::SpinLockIrqBackend, lock::Guard, Arc, ArcBorrow, SpinLockIrq,
+    },
     task::{Pid, Task},
     time::{delay::fsleep, Delta},
 };
@@ -697,6 +699,13 @@ pub(crate) struct Group {
     pub(crate) wq: shim::WaitQueue,
     #[pin]
     state: SpinLockIrq<State>,
+    /// What the filter entries of the group's processes and the hook's
+    /// word for their threads point to ([`shim::Roles`]): the system-call
+    /// path finds the group from it ([`Group::of_role`]).
+    roles: shim::Roles,
+    /// For dropping the registry's reference once no hook may still use
+    /// a role ([`retire`]).
+    retired: shim::DeferHead,
 }
 
 impl Group {
@@ -734,9 +743,29 @@ impl Group {
                     passed: None,
                     mapped: Mapped::default(),
                 }, "procft_group"),
+                roles: shim::Roles::new(),
+                retired: shim::DeferHead::new(),
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// The group whose role `role` is, and whether it is a duplicate's
+    /// (the role the system-call hook or probe was handed).
+    ///
+    /// # Safety
+    ///
+    /// `role` must be a filter entry's role, read inside the Tasks Trace
+    /// RCU section the caller is still in (the group is then alive until
+    /// the section ends, see [`retire`]); `'a` must not outlast it.
+    pub(crate) unsafe fn of_role<'a>(role: *const shim::Role) -> (ArcBorrow<'a, Group>, bool) {
+        let (roles, dup) = shim::Roles::from_role(role);
+        // SAFETY: A role is the field `roles` of a group in an `Arc`
+        // (`filter::add` is only given those), alive for `'a` by the
+        // function's contract.
+        let group =
+            unsafe { ArcBorrow::from_raw(kernel::container_of!(roles.cast_mut(), Group, roles)) };
+        (group, dup)
     }
 
     /// Global tgid of the process (the registry's key).
@@ -986,6 +1015,8 @@ impl Drop for Registry {
         // Readers of the event log.
         shim::wake_all();
         shim::drain();
+        // Groups ended before unload, still in `retire`.
+        shim::defer_barrier();
     }
 }
 
@@ -1119,7 +1150,7 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
             old
         } else {
             // The key is absent (checked above), so nothing is replaced.
-            if let Some(wish) = shim::filter::add(tgid) {
+            if let Some(wish) = shim::filter::add(tgid, &node_group.roles) {
                 // Protected again before it took its own policy back.
                 node_group.lock().mce_wish = Some(wish);
             }
@@ -1222,8 +1253,39 @@ fn end(tgid: Pid, exiting: bool) -> u32 {
     if let Some(g) = closed {
         g.wake();
     }
-    // Dropped outside the registry lock.
-    removed.map_or(old, |g| g.level())
+    // Dropped outside the registry lock, once no hook can use it.
+    let level = removed.as_ref().map_or(old, |g| g.level());
+    if let Some(g) = removed {
+        retire(g);
+    }
+    level
+}
+
+/// Drops the registry's reference to `group`, whose primary's filter entry
+/// was just replaced or removed, after a Tasks Trace RCU grace period: a
+/// system-call hook or probe of the primary that read its role before may
+/// use the group until then ([`Group::of_role`]). (A duplicate's entry is
+/// removed at its own exit, when no hook of it runs: its reference is
+/// dropped at once.)
+fn retire(group: Arc<Group>) {
+    let group = Arc::into_raw(group);
+    // SAFETY: The reference just leaked keeps the group, and so `retired`,
+    // alive until `drop_retired` takes it back; a group is retired once,
+    // when it leaves the registry.
+    unsafe { (*group).retired.defer(drop_retired) };
+}
+
+/// [`retire`]'s callback.
+///
+/// # Safety
+///
+/// `head` must be the `retired` field of a group [`retire`] was given.
+unsafe extern "C" fn drop_retired(head: *mut kernel::bindings::callback_head) {
+    let head = shim::DeferHead::from_raw(head);
+    // SAFETY: `head` is a group's `retired`, by the function's contract.
+    let group = unsafe { kernel::container_of!(head.cast_mut(), Group, retired) };
+    // SAFETY: The reference `retire` leaked with `Arc::into_raw`.
+    drop(unsafe { Arc::from_raw(group) });
 }
 
 /// Indexes the new duplicate `child` of `group`, using the reservation
@@ -1254,7 +1316,7 @@ pub(crate) fn add_dup(
     let Some(slot) = state.dups.iter_mut().find(|d| d.is_none()) else {
         return false;
     };
-    if shim::filter::add_atomic(tgid).is_err() {
+    if shim::filter::add_atomic(tgid, &group.roles).is_err() {
         return false;
     }
     *slot = Some(Dup {
@@ -1416,7 +1478,7 @@ impl Appended {
 
 /// [`publish`], the group's lock dropped: acts on what [`append`] found,
 /// and wakes the duplicates if one waits.
-pub(crate) fn published(group: &Arc<Group>, appended: Appended) {
+pub(crate) fn published(group: &Group, appended: Appended) {
     appended.kills.send();
     if appended.overflow {
         end_protection(group, "a synchronisation buffer overflow");

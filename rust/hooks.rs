@@ -17,46 +17,60 @@ use kernel::{
 };
 
 use crate::{
-    control, failover, mce, procfs, replica,
+    control, failover,
+    group::Group,
+    mce, procfs, replica,
     shim::{self, Regs},
     sync,
 };
 
 /// The `sys_enter` hook, for every system call `nr` of a protected process
-/// or duplicate (the C side filters on their tgids; `dup` is its word on
-/// the caller's role, so one lookup is enough) ([`sync::sys_enter`]).
+/// or duplicate, whose `role` in its group the C side passes (its filter
+/// entry, or the kernel hook's word for the thread): the group, without a
+/// lookup ([`sync::sys_enter`]).
 ///
 /// # Safety
 ///
 /// `regs` must be the caller's registers and `args` point to the call's
 /// six arguments; the caller is the task making the call, in a faultable
-/// context (it may sleep briefly).
+/// context (it may sleep briefly), inside the Tasks Trace RCU section in
+/// which it read `role` from its filter entry.
 #[no_mangle]
 unsafe extern "C" fn procft_rs_sys_enter(
     regs: *mut bindings::pt_regs,
     nr: c_long,
     args: *const c_ulong,
-    dup: bool,
+    role: *const shim::Role,
 ) {
     // SAFETY: Six arguments, valid for the call, by the function's contract.
     let args = unsafe { *args.cast::<[c_ulong; 6]>() };
     // SAFETY: The caller's registers, valid during the hook.
     let regs = unsafe { Regs::from_raw(regs) };
-    sync::sys_enter(regs, nr as i64, &args, dup);
+    // SAFETY: Read in the Tasks Trace RCU section the hook runs in, by the
+    // function's contract; the borrow ends with the hook.
+    let (group, dup) = unsafe { Group::of_role(role) };
+    sync::sys_enter(group, regs, nr as i64, &args, dup);
 }
 
 /// The `sys_exit` hook, for protected processes and duplicates, including
-/// a new duplicate's first return, from `ret_from_fork`
-/// ([`sync::sys_exit`]).
+/// a new duplicate's first return, from `ret_from_fork`; `role` as for
+/// [`procft_rs_sys_enter`] ([`sync::sys_exit`]).
 ///
 /// # Safety
 ///
-/// `regs` must be the caller's registers, in a faultable context.
+/// `regs` must be the caller's registers, in a faultable context, inside
+/// the Tasks Trace RCU section in which it read `role`.
 #[no_mangle]
-unsafe extern "C" fn procft_rs_sys_exit(regs: *mut bindings::pt_regs, ret: c_long, dup: bool) {
+unsafe extern "C" fn procft_rs_sys_exit(
+    regs: *mut bindings::pt_regs,
+    ret: c_long,
+    role: *const shim::Role,
+) {
     // SAFETY: The caller's registers, valid during the hook.
     let regs = unsafe { Regs::from_raw(regs) };
-    sync::sys_exit(regs, ret, dup);
+    // SAFETY: As for `procft_rs_sys_enter`.
+    let (group, dup) = unsafe { Group::of_role(role) };
+    sync::sys_exit(group, regs, ret, dup);
 }
 
 /// The fork probe, when a protected process or a duplicate creates a

@@ -64,6 +64,7 @@
 #include <linux/wait.h>
 #include <linux/leafops.h>
 #include <linux/rcupdate.h>
+#include <linux/rcupdate_trace.h>
 #include <uapi/linux/sched.h>
 #include <linux/seq_file.h>
 #include <linux/string.h>
@@ -2173,12 +2174,28 @@ static DEFINE_PER_CPU(unsigned long, procft_unprotected_calls);
 static bool procft_use_hook;
 
 /*
- * Marks (@mark) or unmarks every thread of the process whose global tgid
- * is @tgid for the system-call hook.  Under the array's lock.
+ * Gives @t the hook's mark and word that filter entry @entry calls for:
+ * marked if there is an entry, with the entry as its word if it is a
+ * role, and with no word if it is a value (a policy to take back, which
+ * the trampolines find in the array).
  */
-static void procft_mark_tgid(pid_t tgid, bool mark)
+static void procft_mark_task(struct task_struct *t, void *entry)
 {
 #ifdef PROCFT_HAVE_SYSCALL_HOOK
+	if (entry)
+		syscall_hook_mark_task(t, xa_is_value(entry) ? NULL : entry);
+	else
+		syscall_hook_unmark_task(t);
+#endif
+}
+
+/*
+ * Marks every thread of the process whose global tgid is @tgid for the
+ * system-call hook as its new filter entry @entry says (NULL: unmarks
+ * them).  Under the array's lock.
+ */
+static void procft_mark_tgid(pid_t tgid, void *entry)
+{
 	struct task_struct *p, *t;
 
 	lockdep_assert_held(&procft_tgids.xa_lock);
@@ -2187,15 +2204,10 @@ static void procft_mark_tgid(pid_t tgid, bool mark)
 	rcu_read_lock();
 	p = pid_task(find_pid_ns(tgid, &init_pid_ns), PIDTYPE_TGID);
 	if (p) {
-		for_each_thread(p, t) {
-			if (mark)
-				syscall_hook_mark_task(t);
-			else
-				syscall_hook_unmark_task(t);
-		}
+		for_each_thread(p, t)
+			procft_mark_task(t, entry);
 	}
 	rcu_read_unlock();
-#endif
 }
 
 /* Does @task carry the hook's mark? */
@@ -2216,18 +2228,13 @@ static bool procft_task_marked(struct task_struct *task)
  */
 static void procft_filter_sync_mark(struct task_struct *task)
 {
-#ifdef PROCFT_HAVE_SYSCALL_HOOK
 	unsigned long flags;
 
 	if (!procft_use_hook)
 		return;
 	xa_lock_irqsave(&procft_tgids, flags);
-	if (xa_load(&procft_tgids, task->tgid))
-		syscall_hook_mark_task(task);
-	else
-		syscall_hook_unmark_task(task);
+	procft_mark_task(task, xa_load(&procft_tgids, task->tgid));
 	xa_unlock_irqrestore(&procft_tgids, flags);
-#endif
 }
 
 /** procft_filter_reserve - make room for @tgid; may sleep.  0 or -ENOMEM. */
@@ -2246,19 +2253,35 @@ void procft_filter_release(pid_t tgid)
 }
 
 /*
- * Filter values: the role of the process, or, once its protection ended,
+ * Filter entries: the process's role in its group, a pointer the Rust
+ * side gives (struct procft_role, in include/procft_shim.h; never
+ * dereferenced here), or, once its protection ended, a value:
  * PROCFT_RESTORE plus the memory-error kill policy (PR_MCE_KILL_*) it
  * takes back at its next system call (another task's flags may only be
  * written by itself).
  */
-#define PROCFT_PRIMARY	1
-#define PROCFT_DUP	2
 #define PROCFT_RESTORE	8
+
+/* The role entry @entry is, or NULL (none, or a value). */
+static const struct procft_role *procft_role(void *entry)
+{
+	return xa_is_value(entry) ? NULL : entry;
+}
 
 /* Whether the filter marks the caller a duplicate (lockless, as the probes). */
 static bool procft_current_is_dup(void)
 {
-	return xa_load(&procft_tgids, current->tgid) == xa_mk_value(PROCFT_DUP);
+	const struct procft_role *role = procft_role(xa_load(&procft_tgids, current->tgid));
+
+	return role && procft_role_is_dup(role);
+}
+
+/* Whether filter entry @entry makes its process a primary. */
+static bool procft_is_primary(void *entry)
+{
+	const struct procft_role *role = procft_role(entry);
+
+	return role && !procft_role_is_dup(role);
 }
 
 /*
@@ -2274,7 +2297,7 @@ static void *procft_filter_store(pid_t tgid, void *entry, gfp_t gfp)
 	xa_lock_irqsave(&procft_tgids, flags);
 	old = __xa_store(&procft_tgids, tgid, entry, gfp);
 	if (!xa_is_err(old))
-		procft_mark_tgid(tgid, true);
+		procft_mark_tgid(tgid, entry);
 	xa_unlock_irqrestore(&procft_tgids, flags);
 	return old;
 }
@@ -2303,30 +2326,34 @@ static bool procft_filter_restore(struct task_struct *task, void *entry)
 		procft_set_mce_policy(current, policy);
 	xa_lock_irqsave(&procft_tgids, flags);
 	if (__xa_cmpxchg(&procft_tgids, task->tgid, entry, NULL, GFP_ATOMIC) == entry)
-		procft_mark_tgid(task->tgid, false);
+		procft_mark_tgid(task->tgid, NULL);
 	xa_unlock_irqrestore(&procft_tgids, flags);
 	return true;
 }
 
 /**
  * procft_filter_add - mark @tgid protected; after a reservation, never allocates
+ * @tgid: the process
+ * @role: its group's primary role; valid until a Tasks Trace RCU grace
+ *	  period after the entry is replaced (procft_defer())
  *
  * Return: the memory-error kill policy an earlier protection of @tgid had
  * yet to give back (the process still has procft's), or -1.
  */
-int procft_filter_add(pid_t tgid)
+int procft_filter_add(pid_t tgid, const struct procft_role *role)
 {
-	return procft_restore_policy(procft_filter_store(tgid, xa_mk_value(PROCFT_PRIMARY),
-							 GFP_NOWAIT));
+	return procft_restore_policy(procft_filter_store(tgid, (void *)role, GFP_NOWAIT));
 }
 
 /**
  * procft_filter_add_atomic - mark a newly forked duplicate's @tgid, from
  * the fork tracepoint (no sleeping).  0 or -ENOMEM.
+ * @tgid: the duplicate
+ * @role: its group's duplicate role, valid as for procft_filter_add()
  */
-int procft_filter_add_atomic(pid_t tgid)
+int procft_filter_add_atomic(pid_t tgid, const struct procft_role *role)
 {
-	return xa_err(procft_filter_store(tgid, xa_mk_value(PROCFT_DUP), GFP_ATOMIC));
+	return xa_err(procft_filter_store(tgid, (void *)role, GFP_ATOMIC));
 }
 
 /**
@@ -2345,8 +2372,27 @@ void procft_filter_remove(pid_t tgid, int policy)
 		return;
 	xa_lock_irqsave(&procft_tgids, flags);
 	__xa_erase(&procft_tgids, tgid);
-	procft_mark_tgid(tgid, false);
+	procft_mark_tgid(tgid, NULL);
 	xa_unlock_irqrestore(&procft_tgids, flags);
+}
+
+/**
+ * procft_defer - call @fn(@head) after a Tasks Trace RCU grace period
+ * @head: in the object @fn frees
+ * @fn: the callback (softirq or kworker context, bottom halves off)
+ *
+ * For what the system-call hooks and probes may still be using: both run
+ * inside a Tasks Trace RCU read section.  Atomic-safe.
+ */
+void procft_defer(struct rcu_head *head, void (*fn)(struct rcu_head *head))
+{
+	call_rcu_tasks_trace(head, fn);
+}
+
+/** procft_defer_barrier - wait until every procft_defer() callback has run */
+void procft_defer_barrier(void)
+{
+	rcu_barrier_tasks_trace();
 }
 
 /* ---- /proc/<pid>/ft_level (needs kernel/patches/0001) ------------------- */
@@ -2434,51 +2480,64 @@ static inline u64 procft_profile_now(void)
  * caller's memory and take its mmap lock, but must not block for long
  * (see Documentation/procft.rst).
  */
-static void procft_sys_enter(struct pt_regs *regs, long id)
+/*
+ * The caller's filter entry: @word, the hook's word for it (its role, set
+ * with the entry), or, without one, the entry looked up.
+ */
+static void *procft_entry_of_current(void *word)
+{
+	return likely(word) ? word : xa_load(&procft_tgids, current->tgid);
+}
+
+static void procft_sys_enter(struct pt_regs *regs, long id, void *word)
 {
 	u64 t0 = procft_profile_now();
-	void *role = xa_load(&procft_tgids, current->tgid);
-	bool dup = role == xa_mk_value(PROCFT_DUP);
+	void *entry = procft_entry_of_current(word);
+	const struct procft_role *role;
 	unsigned long args[6];
 
-	if (unlikely(!role)) {
+	if (unlikely(!entry)) {
 		procft_unprotected_call();
 		return;
 	}
-	if (unlikely(procft_filter_restore(current, role)))
+	role = procft_role(entry);
+	if (unlikely(!role)) {
+		procft_filter_restore(current, entry);
 		return;
+	}
 	syscall_get_arguments(current, regs, args);
 	procft_profile_hook(4, t0);
-	procft_rs_sys_enter(regs, id, args, dup);
-	procft_profile_hook(dup, t0);
+	procft_rs_sys_enter(regs, id, args, role);
+	procft_profile_hook(procft_role_is_dup(role), t0);
 }
 
 /* Also runs in a new child before its first user instruction (ret_from_fork). */
-static void procft_sys_exit(struct pt_regs *regs, long ret)
+static void procft_sys_exit(struct pt_regs *regs, long ret, void *word)
 {
 	u64 t0 = procft_profile_now();
-	void *role = xa_load(&procft_tgids, current->tgid);
-	bool dup = role == xa_mk_value(PROCFT_DUP);
+	void *entry = procft_entry_of_current(word);
+	const struct procft_role *role;
 
-	if (unlikely(!role)) {
+	if (unlikely(!entry)) {
 		procft_unprotected_call();
 		return;
 	}
-	if (procft_restore_policy(role) >= 0)
+	role = procft_role(entry);
+	if (!role)
 		return;
 	procft_profile_hook(4, t0);
-	procft_rs_sys_exit(regs, ret, dup);
-	procft_profile_hook(2 + dup, t0);
+	procft_rs_sys_exit(regs, ret, role);
+	procft_profile_hook(2 + procft_role_is_dup(role), t0);
 }
 
 static void procft_probe_sys_enter(void *data, struct pt_regs *regs, long id)
 {
-	procft_sys_enter(regs, id);
+	procft_sys_enter(regs, id, NULL);
 }
 
 static void procft_probe_sys_exit(void *data, struct pt_regs *regs, long ret)
 {
-	procft_sys_exit(regs, ret);
+	procft_sys_exit(regs, ret, NULL);
 }
 
 /**
@@ -2509,7 +2568,7 @@ bool procft_uses_syscall_hook(void)
 static void procft_probe_signal_deliver(void *data, int sig, struct kernel_siginfo *info,
 					struct k_sigaction *ka)
 {
-	if (likely(xa_load(&procft_tgids, current->tgid) != xa_mk_value(PROCFT_PRIMARY)))
+	if (likely(!procft_is_primary(xa_load(&procft_tgids, current->tgid))))
 		return;
 	if (!ka || ka->sa.sa_handler == SIG_IGN || ka->sa.sa_handler == SIG_DFL)
 		return;
@@ -2534,7 +2593,7 @@ static void procft_probe_signal_generate(void *data, int sig, struct kernel_sigi
 		return;
 	if (info == SEND_SIG_NOINFO || info == SEND_SIG_PRIV || info->si_code != BUS_MCEERR_AR)
 		return;
-	if (xa_load(&procft_tgids, task->tgid) != xa_mk_value(PROCFT_PRIMARY))
+	if (!procft_is_primary(xa_load(&procft_tgids, task->tgid)))
 		return;
 	if (procft_rs_primary_poisoned((unsigned long)info->si_addr))
 		procft_queue_task_work_atomic();

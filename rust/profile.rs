@@ -31,11 +31,9 @@ pub(crate) enum Section {
     HookExit,
     /// A duplicate's whole `sys_exit` hook.
     DupHookExit,
-    /// The C trampolines' part, before Rust: the role lookup in the
-    /// filter and the arguments.
+    /// The C trampolines' part, before Rust: the caller's role (the
+    /// hook's word, or the filter's entry) and the arguments.
     Trampoline,
-    /// Finding the caller's group.
-    Lookup,
     /// The primary's checks before its lock (ptrace, call classes).
     Checks,
     /// The primary's `sys_enter` without the lock (see `group::Fast`).
@@ -88,8 +86,7 @@ mod imp {
         "duplicate sys_enter hook (whole)",
         "primary sys_exit hook (whole)",
         "duplicate sys_exit hook (whole)",
-        "  C trampoline (filter lookup, arguments)",
-        "  group lookup",
+        "  C trampoline (role, arguments)",
         "  primary: checks before the lock",
         "  primary: arm the record without the lock",
         "  primary: sys_enter critical section",
@@ -135,10 +132,10 @@ mod imp {
         COUNT[s as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// C trampolines' sections (`s` below [`Section::Lookup`]).
+    /// C trampolines' sections (`s` up to [`Section::Trampoline`]).
     #[no_mangle]
     extern "C" fn procft_rs_profile_hook(s: usize, t0: u64) {
-        if s < Section::Lookup as usize {
+        if s <= Section::Trampoline as usize {
             // SAFETY: `Section` is `repr(usize)` and `s` names one of its
             // first variants (checked just above).
             add(

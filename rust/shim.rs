@@ -45,9 +45,14 @@ extern "C" {
     fn procft_range_is_shared(start: usize, len: usize) -> bool;
     fn procft_filter_reserve(tgid: Pid) -> c_int;
     fn procft_filter_release(tgid: Pid);
-    fn procft_filter_add(tgid: Pid) -> c_int;
+    fn procft_filter_add(tgid: Pid, role: *const Role) -> c_int;
     fn procft_filter_remove(tgid: Pid, policy: c_int);
-    fn procft_filter_add_atomic(tgid: Pid) -> c_int;
+    fn procft_filter_add_atomic(tgid: Pid, role: *const Role) -> c_int;
+    fn procft_defer(
+        head: *mut bindings::callback_head,
+        f: unsafe extern "C" fn(*mut bindings::callback_head),
+    );
+    fn procft_defer_barrier();
     fn procft_regs_size() -> usize;
     fn procft_inject_clone(
         regs: *mut bindings::pt_regs,
@@ -341,19 +346,26 @@ pub(crate) mod filter {
         unsafe { procft_filter_release(tgid) }
     }
 
-    /// Marks `tgid` protected; does not allocate after `reserve`. Returns
-    /// the memory-error kill policy an earlier protection of `tgid` had not
+    /// Marks `tgid` protected, as the primary of the group whose `roles`
+    /// these are; does not allocate after `reserve`. Returns the
+    /// memory-error kill policy an earlier protection of `tgid` had not
     /// given back yet (see [`remove`]): the process still has procft's.
-    pub(crate) fn add(tgid: Pid) -> Option<i32> {
-        // SAFETY: Any tgid may be passed.
-        let policy = unsafe { procft_filter_add(tgid) };
+    ///
+    /// The probes hand the role back ([`Roles::from_role`]) until a Tasks
+    /// Trace RCU grace period after the entry is replaced or removed: the
+    /// caller keeps `roles` that long ([`defer`]).
+    pub(crate) fn add(tgid: Pid, roles: &Roles) -> Option<i32> {
+        // SAFETY: Any tgid may be passed; the role outlives the entry, by
+        // the function's contract.
+        let policy = unsafe { procft_filter_add(tgid, roles.primary()) };
         (policy >= 0).then_some(policy)
     }
 
-    /// Marks a new duplicate's `tgid`, from the fork probe (no sleeping).
-    pub(crate) fn add_atomic(tgid: Pid) -> Result {
-        // SAFETY: Any tgid may be passed.
-        kernel::error::to_result(unsafe { procft_filter_add_atomic(tgid) })
+    /// Marks a new duplicate's `tgid`, of the group whose `roles` these
+    /// are, from the fork probe (no sleeping); `roles` kept as for [`add`].
+    pub(crate) fn add_atomic(tgid: Pid, roles: &Roles) -> Result {
+        // SAFETY: As for `add`.
+        kernel::error::to_result(unsafe { procft_filter_add_atomic(tgid, roles.dup()) })
     }
 
     /// Marks `tgid` unprotected. Does not sleep. With `restore`, the
@@ -952,6 +964,99 @@ pub(crate) fn fd_type(task: &Task, fd: usize) -> u32 {
     };
     // SAFETY: `task` is valid for the duration of the call.
     unsafe { procft_fd_type(task.as_ptr(), fd) }
+}
+
+/// One of the two words of [`Roles`]; `struct procft_role` on the C side.
+#[repr(C)]
+pub(crate) struct Role {
+    _word: c_ulong,
+}
+
+/// A group's two roles, primary and duplicate: what the filter entry of a
+/// process's tgid points to and, with the kernel's system-call hook, the
+/// hook's word for its threads, so that the system-call path finds the
+/// caller's group without a lookup. The pair is 16-byte aligned and the
+/// primary's role comes first, so the C side tells a duplicate's entry by
+/// its address alone (`procft_role_is_dup()`) and never reads it; the
+/// words themselves hold nothing.
+#[repr(C, align(16))]
+pub(crate) struct Roles {
+    primary: Role,
+    dup: Role,
+}
+
+const _: () = assert!(core::mem::size_of::<Roles>() == 2 * core::mem::size_of::<Role>());
+
+impl Roles {
+    /// A pair, to be placed in the object it stands for.
+    pub(crate) const fn new() -> Self {
+        Self {
+            primary: Role { _word: 0 },
+            dup: Role { _word: 0 },
+        }
+    }
+
+    fn primary(&self) -> *const Role {
+        &self.primary
+    }
+
+    fn dup(&self) -> *const Role {
+        &self.dup
+    }
+
+    /// The pair `role` belongs to, and whether it is the duplicate's.
+    /// Pure address arithmetic: dereferencing the result is the caller's
+    /// business.
+    pub(crate) fn from_role(role: *const Role) -> (*const Roles, bool) {
+        let addr = role as usize;
+        let dup = addr & core::mem::size_of::<Role>() != 0;
+        (
+            (addr & !(core::mem::align_of::<Roles>() - 1)) as *const Roles,
+            dup,
+        )
+    }
+}
+
+/// Room in an object for one call of [`DeferHead::defer`].
+#[repr(transparent)]
+pub(crate) struct DeferHead(Opaque<bindings::callback_head>);
+
+// SAFETY: The head is only written by `defer`, once, by its owner's last
+// user, and then by RCU; nothing in it is tied to a thread.
+unsafe impl Send for DeferHead {}
+// SAFETY: As for `Send`: shared references never touch it.
+unsafe impl Sync for DeferHead {}
+
+impl DeferHead {
+    /// An unused head.
+    pub(crate) const fn new() -> Self {
+        Self(Opaque::uninit())
+    }
+
+    /// Runs `f` with this head after a Tasks Trace RCU grace period: once
+    /// no system-call hook or probe that might still hold what `f` frees
+    /// (a role, see [`Roles`]) is running. Atomic-safe; `f` runs with
+    /// bottom halves off, and gets `self` back through [`DeferHead::from_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `self` must stay valid, and not be deferred again, until `f` runs.
+    pub(crate) unsafe fn defer(&self, f: unsafe extern "C" fn(*mut bindings::callback_head)) {
+        // SAFETY: Valid until the callback, by the function's contract.
+        unsafe { procft_defer(self.0.get(), f) }
+    }
+
+    /// The head a callback of [`DeferHead::defer`] was given.
+    pub(crate) fn from_raw(head: *mut bindings::callback_head) -> *const Self {
+        // `DeferHead` is a transparent wrapper of the C head.
+        head.cast::<Self>()
+    }
+}
+
+/// Waits until every callback [`defer`] queued has run (at unload).
+pub(crate) fn defer_barrier() {
+    // SAFETY: No requirement; may sleep (process context at unload).
+    unsafe { procft_defer_barrier() }
 }
 
 /// A wait queue for the waits of one group (its primary's for its

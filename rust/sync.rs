@@ -25,7 +25,7 @@
 use kernel::{
     ffi::{c_ulong, c_void},
     prelude::*,
-    sync::{Arc, UniqueArc},
+    sync::{Arc, ArcBorrow, UniqueArc},
     task::{Pid, Task},
     uaccess::{UserPtr, UserSlice},
 };
@@ -114,24 +114,24 @@ fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
 const MAX_OUTPUT: usize = 4 << 20;
 
 /// A system call `nr` with `args` of a protected process or duplicate
-/// (`dup`: the C filter's word on the caller's role, so one lookup is
-/// enough), at its `sys_enter` ([`crate::hooks`]).
-pub(crate) fn sys_enter(regs: Regs, nr: i64, args: &[usize; 6], dup: bool) {
-    let task = current!();
+/// (`dup`) of `group`, at its `sys_enter` ([`crate::hooks`]: the C side
+/// hands over the caller's role, so there is no lookup).
+pub(crate) fn sys_enter(
+    group: ArcBorrow<'_, Group>,
+    regs: Regs,
+    nr: i64,
+    args: &[usize; 6],
+    dup: bool,
+) {
     let abi = Abi::of(nr, shim::in_ia32_syscall());
-    let mut lap = Lap::start();
     if dup {
-        if let Some(group) = group::lookup_dup(task.tgid()) {
-            lap.lap(Section::Lookup);
-            dup_enter(&group, task, regs, abi, nr, args);
-        }
-    } else if let Some(group) = group::lookup(task.tgid()) {
-        lap.lap(Section::Lookup);
-        primary_enter(&group, regs, abi, nr, args);
+        dup_enter(&group, current!(), regs, abi, nr, args);
+    } else {
+        primary_enter(group, regs, abi, nr, args);
     }
 }
 
-fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usize; 6]) {
+fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, args: &[usize; 6]) {
     let mut lap = Lap::start();
     // Only x86-64 numbers are classified; a call through another entry
     // ends protection below.
@@ -177,6 +177,10 @@ fn primary_enter(group: &Arc<Group>, regs: Regs, abi: Abi, nr: i64, args: &[usiz
             _ => {}
         }
     }
+    // The slow path holds a reference of its own (what it calls may keep
+    // the group).
+    let group: Arc<Group> = group.into();
+    let group = &group;
     let (stale, promote, held) = {
         // The primary's own section: it sets `group.fast` itself below.
         let mut st = group.lock_quiet();
@@ -558,7 +562,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
 /// The return of a system call (result `ret`) of a protected process or
 /// duplicate (`dup` as for [`sys_enter`]), at its `sys_exit`, including a
 /// new duplicate's first return, from `ret_from_fork` ([`crate::hooks`]).
-pub(crate) fn sys_exit(regs: Regs, ret: isize, dup: bool) {
+pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup: bool) {
     let task = current!();
     let mut lap = Lap::start();
     if dup {
@@ -569,12 +573,9 @@ pub(crate) fn sys_exit(regs: Regs, ret: isize, dup: bool) {
         if !matches!(shim::syscall_nr(), NR_CLONE3 | NR_PRCTL) {
             return;
         }
-        if let Some(group) = group::lookup_dup(task.tgid()) {
-            replica::dup_first_exit(&group, task, regs);
-            crate::mce::policy::after_call(&group, true, ret);
-        }
-    } else if let Some(group) = group::lookup(task.tgid()) {
-        lap.lap(Section::Lookup);
+        replica::dup_first_exit(&group, task, regs);
+        crate::mce::policy::after_call(&group, true, ret);
+    } else {
         crate::mce::policy::after_call(&group, false, ret);
         let signal = shim::signal_pending();
         lap.lap(Section::ExitChecks);
@@ -621,7 +622,7 @@ pub(crate) fn sys_exit(regs: Regs, ret: isize, dup: bool) {
             }
         };
         if let Some(call) = call {
-            record(&group, ret, call);
+            record(&group.into(), ret, call);
             lap.lap(Section::Record);
         } else if replica::primary_spawn_exit(&group, regs, ret) && group.lock().closed {
             // Its protection ended while its clone3() was in flight.
