@@ -2381,8 +2381,11 @@ void procft_filter_remove(pid_t tgid, int policy)
  * @head: in the object @fn frees
  * @fn: the callback (softirq or kworker context, bottom halves off)
  *
- * For what the system-call hooks and probes may still be using: both run
- * inside a Tasks Trace RCU read section.  Atomic-safe.
+ * For what the system-call hooks and probes may still be using: the
+ * sys_enter/sys_exit tracepoints and the kernel's system-call hook run
+ * them inside a Tasks Trace RCU read section, which is why this flavour
+ * (checkpatch keeps it to BPF and RCU; scripts/lint.sh says why procft
+ * is an exception).  Atomic-safe.
  */
 void procft_defer(struct rcu_head *head, void (*fn)(struct rcu_head *head))
 {
