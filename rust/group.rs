@@ -242,7 +242,10 @@ pub(crate) enum PrimaryWork {
 /// Under the registry's lock (taken before a group's): a tgid is in the
 /// tree iff the C filter marks it a primary (or, once ended, holds the
 /// policy it takes back), and in the duplicate index iff the filter marks
-/// it a duplicate; a task is never both.
+/// it a duplicate; a task is never both. The filter's entry for either is
+/// its group's role ([`shim::Roles`]), which stays valid for as long as a
+/// system-call hook may have read it: a group leaves the tree through
+/// [`retire`], and a duplicate's entry goes at its own exit.
 pub(crate) struct State {
     pub(crate) level: u32,
     pub(crate) counters: Counters,
