@@ -678,7 +678,7 @@ impl Drop for StepsHeld<'_> {
 }
 
 /// One protected process.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct Group {
     /// Thread-group leader of the primary: the process the world sees.
     primary: ARef<Task>,
@@ -709,6 +709,29 @@ pub(crate) struct Group {
     /// For dropping the registry's reference once no hook may still use
     /// a role ([`retire`]).
     retired: shim::DeferHead,
+    /// Set once the group is in the registry (a group made for a level
+    /// change of a process that has one is dropped unused): only those
+    /// are counted when freed ([`freed`]).
+    listed: AtomicBool,
+}
+
+/// Groups freed since the module was loaded ([`freed`]).
+static FREED: AtomicU64 = AtomicU64::new(0);
+
+#[pinned_drop]
+impl PinnedDrop for Group {
+    fn drop(self: Pin<&mut Self>) {
+        if self.listed.load(Ordering::Relaxed) {
+            FREED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// How many groups have been freed: released ([`Stats::released`]), and
+/// then their last reference dropped (the registry's a grace period after
+/// the release, see [`retire`]; each duplicate's at its exit).
+pub(crate) fn freed() -> u64 {
+    FREED.load(Ordering::Relaxed)
 }
 
 impl Group {
@@ -748,6 +771,7 @@ impl Group {
                 }, "procft_group"),
                 roles: shim::Roles::new(),
                 retired: shim::DeferHead::new(),
+                listed: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )
@@ -758,9 +782,11 @@ impl Group {
     ///
     /// # Safety
     ///
-    /// `role` must be a filter entry's role, read inside the Tasks Trace
-    /// RCU section the caller is still in (the group is then alive until
-    /// the section ends, see [`retire`]); `'a` must not outlast it.
+    /// `role` must be a filter entry's role (the entry, or the hook's word
+    /// for the calling thread, which is that entry or NULL), read inside
+    /// the Tasks Trace RCU section the caller is still in (the group is
+    /// then alive until the section ends, see [`retire`]); `'a` must not
+    /// outlast it.
     pub(crate) unsafe fn of_role<'a>(role: *const shim::Role) -> (ArcBorrow<'a, Group>, bool) {
         let (roles, dup) = shim::Roles::from_role(role);
         // SAFETY: A role is the field `roles` of a group in an `Arc`
@@ -1157,6 +1183,7 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
                 // Protected again before it took its own policy back.
                 node_group.lock().mce_wish = Some(wish);
             }
+            node_group.listed.store(true, Ordering::Relaxed);
             let _ = tree.insert(node);
             table.created += 1;
             0

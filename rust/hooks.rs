@@ -34,7 +34,10 @@ use crate::{
 /// `regs` must be the caller's registers and `args` point to the call's
 /// six arguments; the caller is the task making the call, in a faultable
 /// context (it may sleep briefly), inside the Tasks Trace RCU section in
-/// which it read `role` from its filter entry.
+/// which it read `role`: its filter entry, or the hook's word for it,
+/// which is always that entry or NULL (the shim sets both under the
+/// filter's lock, a fork child's word is synced from the entry before the
+/// child runs, and the kernel does not copy the word).
 #[no_mangle]
 unsafe extern "C" fn procft_rs_sys_enter(
     regs: *mut bindings::pt_regs,

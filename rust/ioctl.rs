@@ -131,6 +131,7 @@ impl MiscDevice for ControlFile {
                         uapi::PROCFT_FEAT_MM_TAKEOVER,
                     ),
                     unprotected_calls: shim::Hooks::unprotected_calls(),
+                    groups_freed: group::freed(),
                     ..Default::default()
                 };
                 write_sized(ptr, size, &mut out, |s, n| s.size = n)?;

@@ -2609,10 +2609,14 @@ static void procft_probe_fork(void *data, struct task_struct *parent,
 	if (unlikely(xa_load(&procft_tgids, parent->tgid)))
 		procft_rs_fork(parent, child);
 	/*
-	 * A child has its parent's hook mark: it keeps it only as a thread
-	 * or a new duplicate (to which the Rust side just gave an entry).
+	 * A child has its parent's hook mark: it keeps it, with its process's
+	 * role as its word, only as a thread or a new duplicate (to which the
+	 * Rust side just gave an entry), as the filter says now.  A thread is
+	 * synced too: fork copied it while its process's entry could change
+	 * (the kernel does not copy the word, but an older role copied here
+	 * would name a group that may be freed).
 	 */
-	if (procft_task_marked(child) && child->tgid != parent->tgid)
+	if (procft_task_marked(child))
 		procft_filter_sync_mark(child);
 }
 

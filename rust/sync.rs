@@ -46,6 +46,7 @@ use crate::{
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_VFORK: u64 = 0x4000;
+const CLONE_THREAD: u64 = 0x10000;
 const MAP_TYPE: c_ulong = 0x0f;
 const MAP_SHARED: c_ulong = 0x01;
 const MAP_SHARED_VALIDATE: c_ulong = 0x03;
@@ -92,8 +93,9 @@ fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
                 0
             };
             // A vfork-style child borrows the memory until it execs; a
-            // CLONE_VM child without CLONE_VFORK is a thread.
-            (flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0)
+            // CLONE_VM child without CLONE_VFORK is a thread, and so is
+            // one in the caller's thread group, vfork or not.
+            (flags & CLONE_VM != 0 && (flags & CLONE_VFORK == 0 || flags & CLONE_THREAD != 0))
                 .then_some("creating a thread (clone with CLONE_VM)")
         }
         Class::Mmap => {

@@ -63,12 +63,13 @@ pub(crate) struct Info {
     pub(crate) features: u32,
     pub(crate) reserved: u32,
     pub(crate) unprotected_calls: u64,
+    pub(crate) groups_freed: u64,
 }
 
 pub(crate) const PROCFT_STATUS_SIZE_VER0: usize = 80;
 pub(crate) const PROCFT_INFO_SIZE_VER0: usize = 40;
-pub(crate) const PROCFT_INFO_SIZE_VER1: usize = 48;
-pub(crate) const PROCFT_INFO_VERSION: u32 = 1;
+pub(crate) const PROCFT_INFO_SIZE_VER2: usize = 56;
+pub(crate) const PROCFT_INFO_VERSION: u32 = 2;
 pub(crate) const PROCFT_FEAT_PROC_PID_FT_LEVEL: u32 = 1 << 0;
 pub(crate) const PROCFT_FEAT_PTRACE_MAY_ACCESS: u32 = 1 << 1;
 pub(crate) const PROCFT_FEAT_SYSCALL_HOOK: u32 = 1 << 2;
@@ -77,7 +78,7 @@ pub(crate) const PROCFT_FEAT_MM_TAKEOVER: u32 = 1 << 3;
 const _: () = assert!(core::mem::size_of::<Level>() == 8);
 const _: () = assert!(core::mem::size_of::<Fail>() == 24);
 const _: () = assert!(core::mem::size_of::<Status>() == PROCFT_STATUS_SIZE_VER0);
-const _: () = assert!(core::mem::size_of::<Info>() == PROCFT_INFO_SIZE_VER1);
+const _: () = assert!(core::mem::size_of::<Info>() == PROCFT_INFO_SIZE_VER2);
 
 pub(crate) const PROCFT_IOC_SET_LEVEL: u32 = _IOW::<Level>(PROCFT_IOC_MAGIC, 0x01);
 pub(crate) const PROCFT_IOC_GET_LEVEL: u32 = _IOWR::<Level>(PROCFT_IOC_MAGIC, 0x02);

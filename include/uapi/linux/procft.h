@@ -70,11 +70,18 @@ struct procft_info {
 	 * tracepoints, next to none with PROCFT_FEAT_SYSCALL_HOOK.
 	 */
 	__u64 unprotected_calls;
+	/*
+	 * out: records whose memory is freed: after their release, once no
+	 * replica's system call can be using them any more (a grace period
+	 * later) and their duplicates are gone.
+	 */
+	__u64 groups_freed;
 };
 
-#define PROCFT_INFO_VERSION	1
+#define PROCFT_INFO_VERSION	2
 #define PROCFT_INFO_SIZE_VER0	40
 #define PROCFT_INFO_SIZE_VER1	48	/* unprotected_calls */
+#define PROCFT_INFO_SIZE_VER2	56	/* groups_freed */
 #define PROCFT_FEAT_PROC_PID_FT_LEVEL	(1U << 0)	/* /proc/<pid>/ft_level exists */
 /*
  * Changes to another process's level follow ptrace_may_access(), LSMs
