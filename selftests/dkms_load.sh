@@ -19,7 +19,7 @@ grep -q '^procft ' /proc/modules && rmmod procft
 check "the DKMS-built module loads" insmod $KO
 chmod 0666 /dev/procft
 ftctl info > /tmp/dkms.info 2>&1
-check "ftctl info answers from it" grep -q '^interface version: *1$' /tmp/dkms.info
+check "ftctl info answers from it" grep -q '^interface version: *2$' /tmp/dkms.info
 sleep 1000 & s=$!
 ftctl set $s 1
 i=0

@@ -93,7 +93,7 @@ ok $? "per-process metrics of $p equal /proc/procft's fields (level 2, respawns 
 procs=$(grep -c . $W/before)
 grep -qx "procft_protected_processes $procs" $W/prom &&
 	grep -q '^procft_protections_started_total [1-9]' $W/prom &&
-	grep -q '^procft_info{version="1",proc_pid_ft_level="[01]",ptrace_may_access="[01]"} 1$' $W/prom
+	grep -q '^procft_info{version="2",proc_pid_ft_level="[01]",ptrace_may_access="[01]"} 1$' $W/prom
 ok $? "module totals: $procs protected process(es), records started and ended, procft_info"
 
 # Events as JSON lines: one object per text line, the same events.

@@ -6,7 +6,7 @@ use std::process::exit;
 use crate::events::json_string;
 use crate::uapi::{
     Info, Status, FEAT_MM_TAKEOVER, FEAT_PROC_PID_FT_LEVEL, FEAT_PTRACE_MAY_ACCESS,
-    FEAT_SYSCALL_HOOK,
+    FEAT_SYSCALL_HOOK, INFO_SIZE_VER2,
 };
 
 /// One protected process as listed in /proc/procft: `key=value` fields.
@@ -127,16 +127,19 @@ pub fn print_info(i: &Info, json: bool) {
     let ptrace_check = i.features & FEAT_PTRACE_MAY_ACCESS != 0;
     let hook = i.features & FEAT_SYSCALL_HOOK != 0;
     let takeover = i.features & FEAT_MM_TAKEOVER != 0;
+    let freed = (i.size >= INFO_SIZE_VER2).then_some(i.groups_freed);
     if json {
         println!(
             "{{\"version\":{},\"max_level\":{},\"protected\":{},\"groups_created\":{},\
-             \"groups_released\":{},\"proc_pid_ft_level\":{},\"ptrace_may_access\":{},\
-             \"syscall_hook\":{},\"mm_takeover\":{},\"unprotected_calls\":{}}}",
+             \"groups_released\":{},\"groups_freed\":{},\"proc_pid_ft_level\":{},\
+             \"ptrace_may_access\":{},\"syscall_hook\":{},\"mm_takeover\":{},\
+             \"unprotected_calls\":{}}}",
             i.version,
             i.max_level,
             i.nr_groups,
             i.groups_created,
             i.groups_released,
+            freed.map_or("null".to_string(), |n| n.to_string()),
             proc_entry,
             ptrace_check,
             hook,
@@ -149,6 +152,10 @@ pub fn print_info(i: &Info, json: bool) {
         println!("protected processes: {}", i.nr_groups);
         println!("records created:     {}", i.groups_created);
         println!("records released:    {}", i.groups_released);
+        match freed {
+            Some(n) => println!("records freed:       {n}"),
+            None => println!("records freed:       unknown (module before interface version 2)"),
+        }
         println!(
             "/proc/<pid>/ft_level: {}",
             if proc_entry {
@@ -458,7 +465,7 @@ pub fn metrics(records: &[Record], info: &Info, comm: impl Fn(&str) -> Option<St
     let mut f = Family::new(
         "procft_info",
         "gauge",
-        "The procft module: interface version and kernel features (always 1).",
+        "The procft module: interface version and kernel features (the value is always 1).",
     );
     f.samples.push((
         format!(

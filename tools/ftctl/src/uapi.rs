@@ -48,7 +48,12 @@ pub struct Info {
     pub features: u32,
     pub reserved: u32,
     pub unprotected_calls: u64,
+    pub groups_freed: u64,
 }
+
+/// `PROCFT_INFO_SIZE_VER2`: a module that fills this much reports
+/// `groups_freed`.
+pub const INFO_SIZE_VER2: u32 = 56;
 
 #[repr(C)]
 #[derive(Default, Clone, Copy)]
@@ -155,7 +160,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Level>(), 8);
         assert_eq!(std::mem::size_of::<Fail>(), 24);
         assert_eq!(std::mem::size_of::<Status>(), 80);
-        assert_eq!(std::mem::size_of::<Info>(), 48);
+        assert_eq!(std::mem::size_of::<Info>(), INFO_SIZE_VER2 as usize);
     }
 
     #[test]
