@@ -33,6 +33,11 @@
  *                       (trace_marker), to be found among the scheduler's
  *                       events
  *   bench memcpy MIB    time one memcpy() of MIB MiB (both buffers touched)
+ *   bench cow MIB       time the kernel's own copy-on-write of MIB MiB in a
+ *                       forked child: a write fault per page, then one
+ *                       MADV_POPULATE_WRITE; and a memcpy() into new memory
+ *   bench strings MIB   time copying MIB MiB with rep movsb, rep movsq and
+ *                       8-byte moves (the kernel's copy routines)
  *   bench forkmem MIB   time one fork() of a process with MIB MiB touched
  *                       (the parent's side: page tables copied)
  */
@@ -290,6 +295,76 @@ int main(int argc, char **argv)
 		t0 = now_us();
 		memcpy(b, a, len);
 		printf("memcpy %llu us\n", (unsigned long long)(now_us() - t0));
+		return b[len / 2] != 7;
+	} else if (!strcmp(argv[1], "cow")) {
+		/*
+		 * What the kernel's own copy-on-write takes to give a forked
+		 * child its copy of MIB MiB: the child writes a byte of each
+		 * page (a fault each), then again with one
+		 * MADV_POPULATE_WRITE; and a memcpy() into new memory.
+		 */
+		size_t len = n << 20, off;
+		char *m = malloc(len), *b;
+		int how, status = 0;
+
+		memset(m, 7, len);
+		for (how = 0; how < 2; how++) {
+			pid_t child = fork();
+
+			if (child == 0) {
+				char *p = (char *)(((uintptr_t)m + 4095) & ~4095UL);
+
+				t0 = now_us();
+				if (how == 0)
+					for (off = 0; off + 4096 <= len - (p - m); off += 4096)
+						p[off] = 8;
+				else if (madvise(p, (len - (p - m)) & ~4095UL, MADV_POPULATE_WRITE))
+					_exit(1);
+				printf("%s %llu us\n", how ? "populate" : "cow-write",
+				       (unsigned long long)(now_us() - t0));
+				fflush(stdout);
+				_exit(0);
+			}
+			waitpid(child, &status, 0);
+			if (child < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+				return 1;
+		}
+		b = malloc(len);
+		t0 = now_us();
+		memcpy(b, m, len);
+		printf("memcpy-new %llu us\n", (unsigned long long)(now_us() - t0));
+		return b[len / 2] != 7;
+	} else if (!strcmp(argv[1], "strings")) {
+		/*
+		 * The copy routines the kernel chooses between for a
+		 * machine-check-safe copy (copy_mc_to_kernel()): rep movsb
+		 * where the CPU has ERMS, 8-byte moves in copy_mc_fragile();
+		 * and rep movsq, which copy_page() uses.
+		 */
+		size_t len = n << 20, c;
+		char *a = malloc(len), *b = malloc(len);
+		void *d, *s2;
+
+		memset(a, 7, len);
+		memset(b, 8, len);
+		d = b, s2 = a, c = len;
+		t0 = now_us();
+		asm volatile("rep movsb" : "+D"(d), "+S"(s2), "+c"(c) : : "memory");
+		printf("rep-movsb %llu us\n", (unsigned long long)(now_us() - t0));
+		d = b, s2 = a, c = len / 8;
+		t0 = now_us();
+		asm volatile("rep movsq" : "+D"(d), "+S"(s2), "+c"(c) : : "memory");
+		printf("rep-movsq %llu us\n", (unsigned long long)(now_us() - t0));
+		t0 = now_us();
+		for (c = 0; c < len / 8; c += 8) {
+			volatile uint64_t *dd = (uint64_t *)b + c, *ss = (uint64_t *)a + c;
+			uint64_t r0 = ss[0], r1 = ss[1], r2 = ss[2], r3 = ss[3];
+			uint64_t r4 = ss[4], r5 = ss[5], r6 = ss[6], r7 = ss[7];
+
+			dd[0] = r0, dd[1] = r1, dd[2] = r2, dd[3] = r3;
+			dd[4] = r4, dd[5] = r5, dd[6] = r6, dd[7] = r7;
+		}
+		printf("8-byte-moves %llu us\n", (unsigned long long)(now_us() - t0));
 		return b[len / 2] != 7;
 	} else if (!strcmp(argv[1], "forkmem")) {
 		/* What creating a duplicate stops the primary for, at least. */

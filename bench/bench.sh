@@ -19,9 +19,10 @@
 #    machine check on the primary's page (level 2, the primary waiting in
 #    usleep(): the early warning), promotion after the primary consumed
 #    poison (MADV_HWPOISON, level 1: its whole state taken from the
-#    duplicate, once that has caught up), a memcpy() and a fork() of the
-#    size, what a restart from scratch redoes, and a restore from a CRIU
-#    checkpoint.
+#    duplicate, once that has caught up), a memcpy(), the kernel's own
+#    copy-on-write (MADV_POPULATE_WRITE in a forked child) and a fork() of
+#    the size, what a restart from scratch redoes, and a restore from a
+#    CRIU checkpoint.
 #
 # The parts run are those of benchparts (PROCFT_BENCH_PARTS of the
 # Makefile), comma-separated: workloads, memory, recovery (default all).
@@ -471,7 +472,7 @@ recovery() {
 	# How a promotion takes the duplicate's memory (kernel/patches/0004).
 	ftctl info --json | grep -q '"mm_takeover":true' && how=takeover || how=copy
 	echo "BENCH recovery: promotion by $how of the duplicate's memory"
-	echo "BENCH resident size | respawn (L1) | primary's longest stall in it | the same, duplicate only removed | page restore, AO (L2) | promotion, AR (L1): running | back at level 1 | memcpy of the size | fork() of the size | restart from scratch | CRIU restore"
+	echo "BENCH resident size | respawn (L1) | primary's longest stall in it | the same, duplicate only removed | page restore, AO (L2) | promotion, AR (L1): running | back at level 1 | memcpy of the size | the kernel's copy-on-write of the size | fork() of the size | restart from scratch | CRIU restore"
 	for mib in 1 16 256; do
 		# The primary keeps working (a call and a page written per turn)
 		# while its killed duplicate is replaced ...
@@ -492,10 +493,13 @@ recovery() {
 		back=$(echo "$out" | sed -n 's/.*level back after \([0-9]*\) us/\1/p')
 		[ -n "$promote" ] && [ -n "$back" ] || die "promotion at $mib MiB did not run"
 		copy=$($B memcpy $mib | sed -n 's/memcpy \([0-9]*\) us/\1/p')
+		# What a duplicate's copy cannot beat: the kernel's own
+		# copy-on-write of the size (MADV_POPULATE_WRITE in a child).
+		cow=$($B cow $mib | sed -n 's/populate \([0-9]*\) us/\1/p')
 		fork=$($B forkmem $mib | sed -n 's/fork \([0-9]*\) us/\1/p')
 		restart=$($B restart $mib | us)
 		criu=$(criu_restore $mib)
-		echo "BENCH $mib MiB | $respawn | $(ms $stall) | $(ms $dropped) | $((failover / 1000)) ms | $(ms $promote) | $((back / 1000)) ms | $(ms $copy) | $(ms $fork) | $((restart / 1000)) ms + the lost work | $criu"
+		echo "BENCH $mib MiB | $respawn | $(ms $stall) | $(ms $dropped) | $((failover / 1000)) ms | $(ms $promote) | $((back / 1000)) ms | $(ms $copy) | $(ms $cow) | $(ms $fork) | $((restart / 1000)) ms + the lost work | $criu"
 	done
 }
 
