@@ -472,7 +472,7 @@ recovery() {
 	# How a promotion takes the duplicate's memory (kernel/patches/0004).
 	ftctl info --json | grep -q '"mm_takeover":true' && how=takeover || how=copy
 	echo "BENCH recovery: promotion by $how of the duplicate's memory"
-	echo "BENCH resident size | respawn (L1) | primary's longest stall in it | the same, duplicate only removed | page restore, AO (L2) | promotion, AR (L1): running | back at level 1 | memcpy of the size | the kernel's copy-on-write of the size | fork() of the size | restart from scratch | CRIU restore"
+	echo "BENCH resident size | respawn (L1) | primary's longest stall in it | the same, duplicate only removed | page restore, AO (L2) | promotion, AR (L1): running | the takeover in it (kernel log) | back at level 1 | memcpy of the size | the kernel's copy-on-write of the size | fork() of the size | restart from scratch | CRIU restore"
 	for mib in 1 16 256; do
 		# The primary keeps working (a call and a page written per turn)
 		# while its killed duplicate is replaced ...
@@ -488,7 +488,12 @@ recovery() {
 		failover=$($B mce $p $addr | sed -n 's/restored after \([0-9]*\) us/\1/p')
 		[ -n "$failover" ] || die "page restore at $mib MiB did not run"
 		stop_hold $p "$(replicas $p 2)"
+		seen=$(dmesg | grep -c 'taken over in')
 		out=$(ftctl run -l 1 -- $B promote $mib $how)
+		# The takeover itself, from the kernel log: the primary's task
+		# taking the duplicate's state, before its next call.
+		takeover=$(dmesg | grep 'taken over in' | tail -n +$((seen + 1)) |
+			sed -n 's/.*taken over in \([0-9]*\) us.*/\1/p' | head -1)
 		promote=$(echo "$out" | sed -n 's/promoted after \([0-9]*\) us.*/\1/p')
 		back=$(echo "$out" | sed -n 's/.*level back after \([0-9]*\) us/\1/p')
 		[ -n "$promote" ] && [ -n "$back" ] || die "promotion at $mib MiB did not run"
@@ -499,7 +504,7 @@ recovery() {
 		fork=$($B forkmem $mib | sed -n 's/fork \([0-9]*\) us/\1/p')
 		restart=$($B restart $mib | us)
 		criu=$(criu_restore $mib)
-		echo "BENCH $mib MiB | $respawn | $(ms $stall) | $(ms $dropped) | $((failover / 1000)) ms | $(ms $promote) | $((back / 1000)) ms | $(ms $copy) | $(ms $cow) | $(ms $fork) | $((restart / 1000)) ms + the lost work | $criu"
+		echo "BENCH $mib MiB | $respawn | $(ms $stall) | $(ms $dropped) | $((failover / 1000)) ms | $(ms $promote) | $([ -n "$takeover" ] && ms $takeover || echo -) | $((back / 1000)) ms | $(ms $copy) | $(ms $cow) | $(ms $fork) | $((restart / 1000)) ms + the lost work | $criu"
 	done
 }
 
