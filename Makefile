@@ -147,7 +147,7 @@ BENCH_CLOCK = $(if $(PROCFT_BENCH_ICOUNT),--icount $(PROCFT_BENCH_ICOUNT))
 # More kernel command-line arguments for the benchmark VM. By default
 # mce=recovery: the kernel then copies pages for copy-on-write with
 # copy_mc_fragile() (8-byte moves) instead of rep movsb, which QEMU's TCG
-# runs a byte per loop, 7x slower (bench strings: 730 ms against 104 ms
+# runs a byte per loop, 7x slower (bench strings: 750 ms against 110 ms
 # for rep movsq at 256 MiB); on hardware with ERMS rep movsb is the fast
 # one. Both copies are machine-check safe. PROCFT_BENCH_BOOT= measures with
 # the kernel's default.

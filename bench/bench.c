@@ -355,15 +355,10 @@ int main(int argc, char **argv)
 		t0 = now_us();
 		asm volatile("rep movsq" : "+D"(d), "+S"(s2), "+c"(c) : : "memory");
 		printf("rep-movsq %llu us\n", (unsigned long long)(now_us() - t0));
+		d = b, s2 = a, c = len / 8;
 		t0 = now_us();
-		for (c = 0; c < len / 8; c += 8) {
-			volatile uint64_t *dd = (uint64_t *)b + c, *ss = (uint64_t *)a + c;
-			uint64_t r0 = ss[0], r1 = ss[1], r2 = ss[2], r3 = ss[3];
-			uint64_t r4 = ss[4], r5 = ss[5], r6 = ss[6], r7 = ss[7];
-
-			dd[0] = r0, dd[1] = r1, dd[2] = r2, dd[3] = r3;
-			dd[4] = r4, dd[5] = r5, dd[6] = r6, dd[7] = r7;
-		}
+		asm volatile("1: movq (%1), %%rax; movq %%rax, (%0); addq $8, %0; addq $8, %1; decq %2; jnz 1b"
+			     : "+r"(d), "+r"(s2), "+r"(c) : : "rax", "memory", "cc");
 		printf("8-byte-moves %llu us\n", (unsigned long long)(now_us() - t0));
 		return b[len / 2] != 7;
 	} else if (!strcmp(argv[1], "forkmem")) {

@@ -1136,6 +1136,27 @@ pub(crate) fn lookup_dup(tgid: Pid) -> Option<Arc<Group>> {
     GROUPS.lock().dups.as_ref()?.get(&tgid).cloned()
 }
 
+/// Under the registry's lock (`table`): the level of `tgid`'s group set to
+/// `level`, if it has one, with the old level and the duplicates to kill
+/// (beyond the new level); `EBUSY` for a duplicate (its primary decides)
+/// or a group still ending. `None` if `tgid` has no group (or the registry
+/// is gone: the caller's insertion finds that).
+fn change_level(table: &mut Table, tgid: Pid, level: u32) -> Option<Result<(u32, Kills)>> {
+    if table.dups.as_ref().is_some_and(|d| d.get(&tgid).is_some()) {
+        return Some(Err(EBUSY));
+    }
+    let existing = table.tree.as_ref()?.get(&tgid)?;
+    let mut state = existing.lock();
+    if state.closed {
+        // Still ending, after a second.
+        return Some(Err(EBUSY));
+    }
+    let old = state.level;
+    state.level = level;
+    state.spawn_failures = 0;
+    Some(Ok((old, state.trim_dups(level as usize))))
+}
+
 /// Records level `level` (> 0) for the process led by `leader`.  Returns
 /// the previous level (0 if it was unprotected).  Lowering the level kills
 /// the newest duplicates; raising it makes the primary create more at its
@@ -1143,7 +1164,19 @@ pub(crate) fn lookup_dup(tgid: Pid) -> Option<Arc<Group>> {
 pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     let tgid = leader.tgid();
     settle(tgid);
-    // Allocate before taking the lock; unused if the group exists.
+    // A protected process's level changes in place, with nothing allocated.
+    let changed = change_level(&mut GROUPS.lock(), tgid, level);
+    if let Some(changed) = changed {
+        let (old, kills) = changed?;
+        kills.send();
+        if shim::is_exiting(leader) {
+            // As below: an exiting process is given no level.
+            remove(tgid);
+            return Err(ESRCH);
+        }
+        return Ok(old);
+    }
+    // Allocate before taking the lock; unused if the group appeared since.
     let group = Group::new(leader.into(), level)?;
     let node_group = group.clone();
     let node = RBTreeNode::new(tgid, group, GFP_KERNEL)?;
@@ -1152,41 +1185,32 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     let mut kills = Kills::none();
     let old = {
         let mut table = GROUPS.lock();
-        if table.dups.as_ref().is_some_and(|d| d.get(&tgid).is_some()) {
-            // A duplicate: its role is its primary's to decide.
-            drop(table);
-            shim::filter::release(tgid);
-            return Err(EBUSY);
-        }
-        let Some(tree) = table.tree.as_mut() else {
-            drop(table);
-            shim::filter::release(tgid);
-            return Err(ENODEV);
-        };
-        if let Some(existing) = tree.get(&tgid) {
-            let mut state = existing.lock();
-            if state.closed {
-                // Still ending, after a second.
-                drop(state);
+        match change_level(&mut table, tgid, level) {
+            Some(Ok((old, k))) => {
+                kills = k;
+                old
+            }
+            Some(Err(e)) => {
                 drop(table);
                 shim::filter::release(tgid);
-                return Err(EBUSY);
+                return Err(e);
             }
-            let old = state.level;
-            state.level = level;
-            state.spawn_failures = 0;
-            kills = state.trim_dups(level as usize);
-            old
-        } else {
-            // The key is absent (checked above), so nothing is replaced.
-            if let Some(wish) = shim::filter::add(tgid, &node_group.roles) {
-                // Protected again before it took its own policy back.
-                node_group.lock().mce_wish = Some(wish);
+            None => {
+                let Some(tree) = table.tree.as_mut() else {
+                    drop(table);
+                    shim::filter::release(tgid);
+                    return Err(ENODEV);
+                };
+                // The key is absent (checked above), so nothing is replaced.
+                if let Some(wish) = shim::filter::add(tgid, &node_group.roles) {
+                    // Protected again before it took its own policy back.
+                    node_group.lock().mce_wish = Some(wish);
+                }
+                node_group.listed.store(true, Ordering::Relaxed);
+                let _ = tree.insert(node);
+                table.created += 1;
+                0
             }
-            node_group.listed.store(true, Ordering::Relaxed);
-            let _ = tree.insert(node);
-            table.created += 1;
-            0
         }
     };
     kills.send();
