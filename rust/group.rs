@@ -709,8 +709,8 @@ pub(crate) struct Group {
     /// For dropping the registry's reference once no hook may still use
     /// a role ([`retire`]).
     retired: shim::DeferHead,
-    /// Set once the group is in the registry (a group made for a level
-    /// change of a process that has one is dropped unused): only those
+    /// Set once the group is in the registry (one made for a process that
+    /// another caller protected meanwhile is dropped unused): only those
     /// are counted when freed ([`freed`]).
     listed: AtomicBool,
 }
@@ -1160,7 +1160,9 @@ fn change_level(table: &mut Table, tgid: Pid, level: u32) -> Option<Result<(u32,
 /// Records level `level` (> 0) for the process led by `leader`.  Returns
 /// the previous level (0 if it was unprotected).  Lowering the level kills
 /// the newest duplicates; raising it makes the primary create more at its
-/// next system calls. `EBUSY` if the process is a duplicate.
+/// next system calls. `EBUSY` if the process is a duplicate or its
+/// protection is still ending, `ENODEV` while the module unloads, `ESRCH`
+/// if it is exiting.
 pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     let tgid = leader.tgid();
     settle(tgid);
