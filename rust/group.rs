@@ -1204,9 +1204,17 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
                     return Err(ENODEV);
                 };
                 // The key is absent (checked above), so nothing is replaced.
-                if let Some(wish) = shim::filter::add(tgid, &node_group.roles) {
-                    // Protected again before it took its own policy back.
-                    node_group.lock().mce_wish = Some(wish);
+                match shim::filter::add(tgid, &node_group.roles) {
+                    Ok(Some(wish)) => {
+                        // Protected again before it took its own policy back.
+                        node_group.lock().mce_wish = Some(wish);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        drop(table);
+                        shim::filter::release(tgid);
+                        return Err(e);
+                    }
                 }
                 node_group.listed.store(true, Ordering::Relaxed);
                 let _ = tree.insert(node);

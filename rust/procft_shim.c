@@ -2338,11 +2338,16 @@ static bool procft_filter_restore(struct task_struct *task, void *entry)
  *	  period after the entry is replaced (procft_defer())
  *
  * Return: the memory-error kill policy an earlier protection of @tgid had
- * yet to give back (the process still has procft's), or -1.
+ * yet to give back (the process still has procft's), or -1; -ENOMEM if
+ * the entry could not be stored (the reservation gone: another caller's
+ * procft_filter_release() dropped it, and the non-sleeping allocation
+ * failed).
  */
 int procft_filter_add(pid_t tgid, const struct procft_role *role)
 {
-	return procft_restore_policy(procft_filter_store(tgid, (void *)role, GFP_NOWAIT));
+	void *old = procft_filter_store(tgid, (void *)role, GFP_NOWAIT);
+
+	return xa_is_err(old) ? xa_err(old) : procft_restore_policy(old);
 }
 
 /**

@@ -354,11 +354,18 @@ pub(crate) mod filter {
     /// The probes hand the role back ([`Roles::from_role`]) until a Tasks
     /// Trace RCU grace period after the entry is replaced or removed: the
     /// caller keeps `roles` that long ([`defer`]).
-    pub(crate) fn add(tgid: Pid, roles: &Roles) -> Option<i32> {
+    /// `ENOMEM` if the entry could not be stored: without a reservation
+    /// (another caller's `release` may drop the one this caller relied on)
+    /// it allocates without sleeping, which may fail.
+    pub(crate) fn add(tgid: Pid, roles: &Roles) -> Result<Option<i32>> {
         // SAFETY: Any tgid may be passed; the role outlives the entry, by
         // the function's contract.
         let policy = unsafe { procft_filter_add(tgid, roles.primary()) };
-        (policy >= 0).then_some(policy)
+        match policy {
+            0.. => Ok(Some(policy)),
+            -1 => Ok(None),
+            e => Err(Error::from_errno(e)),
+        }
     }
 
     /// Marks a new duplicate's `tgid`, of the group whose `roles` these
