@@ -15,17 +15,22 @@
 //! calls, which the primary makes and records and the duplicates replay.
 //!
 //! A process protected while already running keeps the vDSO its library
-//! found at start, and each replica reads its own clock there. When the
-//! kernel changes to a clocksource the vDSO cannot read in user space (the
-//! TSC declared unstable, a clocksource chosen by the administrator), the
-//! vDSO makes those very reads as system calls, from its own code. Such a
-//! call is what the vDSO read was, each replica's own ([`class`]: `Local`,
-//! neither recorded nor compared), so a change of clocksource under a
-//! running program changes nothing for procft. A replica's output that
-//! depends on the time it read is caught as divergence, as before. The
-//! program's own clock system calls are replayed like every other call.
-//! `rdtsc` and `rdrand` executed by the program itself are not routed (see
-//! `Documentation/procft.rst`).
+//! found at start. Before its first duplicate is made, the entry of each
+//! of the vDSO's time functions in its address space becomes the system
+//! call it stands for ([`route_vdso`]), so its library's time reads are
+//! recorded calls as well; the duplicates inherit the page.
+//!
+//! Without that (the `hide_vdso` parameter off), each replica reads its
+//! own clock in the vDSO. When the kernel changes to a clocksource the
+//! vDSO cannot read in user space (the TSC declared unstable, a
+//! clocksource chosen by the administrator), the vDSO makes those very
+//! reads as system calls, from its own code. Such a call is what the vDSO
+//! read was, each replica's own ([`class`]: `Local`, neither recorded nor
+//! compared), so a change of clocksource under a running program changes
+//! nothing for procft. A replica's output that depends on the time it read
+//! is caught as divergence, as before. The program's own clock system
+//! calls are replayed like every other call. `rdtsc` and `rdrand` executed
+//! by the program itself are not routed (see `Documentation/procft.rst`).
 
 use kernel::{
     prelude::*,
@@ -63,6 +68,33 @@ const AT_SYSINFO_EHDR: u64 = 33;
 /// More entries than any kernel writes (`AT_VECTOR_SIZE` is far smaller).
 const MAX_AUXV: usize = 64;
 const WORD: usize = core::mem::size_of::<u64>();
+
+/// In a protected primary about to create a duplicate: unless the module
+/// parameter `hide_vdso` is off, its vDSO's time functions become the
+/// system calls they stand for ([`shim::vdso_make_calls`]), so that a
+/// program protected while running reads the time through recorded calls
+/// too. Once per address space; a duplicate inherits the rewritten page.
+pub(crate) fn route_vdso() {
+    if !crate::module_parameters::hide_vdso.value() {
+        return;
+    }
+    match shim::vdso_make_calls() {
+        Ok(0) => {}
+        Ok(n) => pr_info!(
+            "pid {}: {} vDSO time functions now make system calls\n",
+            current!().tgid(),
+            n
+        ),
+        // A fault writing its own page is a poisoned or unreadable one:
+        // the program reads those functions' time as before, each replica
+        // its own, and divergence detection covers what it sends.
+        Err(e) => pr_warn!(
+            "pid {}: vDSO time functions left as they are ({:?})\n",
+            current!().tgid(),
+            e
+        ),
+    }
+}
 
 /// At a protected primary's return from a system call with result `ret`:
 /// after a successful `execve()`/`execveat()` (both leave `execve` in

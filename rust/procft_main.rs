@@ -102,7 +102,7 @@ module! {
         },
         hide_vdso: bool {
             default: true,
-            description: "Hide the vDSO from programs exec'd under protection, so that their time reads are recorded calls",
+            description: "Route the vDSO's time reads through procft as recorded calls: hidden from programs exec'd under protection, its time functions made system calls in those protected while running",
         },
     },
 }

@@ -61,6 +61,7 @@
 #include <linux/slab.h>
 #include <linux/task_work.h>
 #include <linux/uaccess.h>
+#include <linux/unaligned.h>
 #include <linux/wait.h>
 #include <linux/leafops.h>
 #include <linux/rcupdate.h>
@@ -1743,23 +1744,153 @@ unsigned long procft_syscall_arg(unsigned int i)
 	return args[i];
 }
 
+/* ---- the vDSO's time functions made system calls ----------------------- */
+
+/* The x86-64 vDSO functions that read the time (or the CPU), and their calls. */
+static const struct {
+	const char *name;
+	unsigned int nr;
+} procft_vdso_calls[] = {
+	{ "__vdso_clock_gettime", __NR_clock_gettime },
+	{ "__vdso_gettimeofday", __NR_gettimeofday },
+	{ "__vdso_time", __NR_time },
+	{ "__vdso_clock_getres", __NR_clock_getres },
+	{ "__vdso_getcpu", __NR_getcpu },
+};
+
+/* "mov $nr, %eax; syscall; ret": the function's arguments are already in place. */
+#define PROCFT_STUB_LEN	8
+#define PROCFT_STUB_SYSCALL_END	7	/* where the syscall instruction ends */
+
+static void procft_stub(unsigned int nr, u8 stub[PROCFT_STUB_LEN])
+{
+	stub[0] = 0xb8;
+	put_unaligned_le32(nr, &stub[1]);
+	stub[5] = 0x0f;
+	stub[6] = 0x05;
+	stub[7] = 0xc3;
+}
+
+/*
+ * The offset of dynamic symbol @name in the vDSO @image (its ELF file, linked
+ * at 0), if it is a function of at least PROCFT_STUB_LEN bytes; -ENOENT
+ * otherwise.  Everything read is checked against the image's size.
+ */
+static long procft_vdso_sym(const struct vdso_image *image, const char *name)
+{
+	const Elf64_Ehdr *eh = image->data;
+	const Elf64_Shdr *sh, *str;
+	const Elf64_Sym *sym;
+	unsigned long size = image->size, i, n;
+
+	if (size < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
+	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_shentsize != sizeof(*sh) ||
+	    eh->e_shoff > size || eh->e_shnum > (size - eh->e_shoff) / sizeof(*sh))
+		return -ENOENT;
+	sh = image->data + eh->e_shoff;
+	for (i = 0; i < eh->e_shnum; i++) {
+		if (sh[i].sh_type != SHT_DYNSYM || sh[i].sh_link >= eh->e_shnum ||
+		    sh[i].sh_offset > size || sh[i].sh_size > size - sh[i].sh_offset)
+			continue;
+		str = &sh[sh[i].sh_link];
+		if (str->sh_offset > size || str->sh_size > size - str->sh_offset)
+			continue;
+		sym = image->data + sh[i].sh_offset;
+		n = sh[i].sh_size / sizeof(*sym);
+		for (; n; n--, sym++) {
+			const char *sname = image->data + str->sh_offset + sym->st_name;
+
+			if (sym->st_name >= str->sh_size ||
+			    strnlen(sname, str->sh_size - sym->st_name) == str->sh_size - sym->st_name ||
+			    strcmp(sname, name))
+				continue;
+			if (ELF64_ST_TYPE(sym->st_info) != STT_FUNC ||
+			    sym->st_size < PROCFT_STUB_LEN || sym->st_value > size - PROCFT_STUB_LEN)
+				return -ENOENT;
+			return sym->st_value;
+		}
+	}
+	return -ENOENT;
+}
+
+/**
+ * procft_vdso_make_calls - turn the caller's vDSO time functions into system
+ * calls
+ *
+ * A protected primary that found the vDSO at start reads the time there, in
+ * user space, each replica at its own moment; a replica whose output depends
+ * on it diverges.  This writes, at the entry of each of the vDSO's time (and
+ * CPU) functions in the caller's address space, "mov $nr, %eax; syscall;
+ * ret" with the function's own system call, as a debugger writes a
+ * breakpoint: the page becomes the process's own copy (the vDSO mapping
+ * allows it), everyone else keeps the kernel's.  The C library's calls then
+ * reach procft as the system calls it records and replays.  Called by the
+ * primary before it creates its first duplicate, which inherits the copy.
+ * Already done (by an earlier protection) or no vDSO: nothing to do.  The
+ * caller is single-threaded, and in a system call, so it is not running
+ * any of that code.
+ *
+ * Return: how many functions were rewritten, or a negative errno
+ * (-EFAULT if a write failed; the ones before it stay rewritten).
+ */
+int procft_vdso_make_calls(void)
+{
+	struct mm_struct *mm = current->mm;
+	const struct vdso_image *image;
+	unsigned long base;
+	int i, done = 0;
+
+	if (!mm)
+		return 0;
+	image = READ_ONCE(mm->context.vdso_image);
+	base = (unsigned long)READ_ONCE(mm->context.vdso);
+	if (!image || !base)
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(procft_vdso_calls); i++) {
+		long off = procft_vdso_sym(image, procft_vdso_calls[i].name);
+		u8 stub[PROCFT_STUB_LEN], now[PROCFT_STUB_LEN];
+
+		if (off < 0)
+			continue;
+		procft_stub(procft_vdso_calls[i].nr, stub);
+		if (copy_from_user(now, (void __user *)(base + off), sizeof(now)))
+			return -EFAULT;
+		if (!memcmp(now, stub, sizeof(stub)))
+			continue;
+		if (access_process_vm(current, base + off, stub, sizeof(stub),
+				      FOLL_FORCE | FOLL_WRITE) != sizeof(stub))
+			return -EFAULT;
+		done++;
+	}
+	return done;
+}
+
 /**
  * procft_call_from_vdso - was the caller's system call made by the vDSO's
  * own code?  Its clock functions fall back to the system call when the
- * clocksource cannot be read in user space.  The caller is single-threaded
- * (a protected process or a duplicate), so its vDSO cannot move meanwhile.
+ * clocksource cannot be read in user space.  A call from one of the stubs
+ * procft_vdso_make_calls() wrote is not: it stands for the program's own
+ * call.  The caller is single-threaded (a protected process or a
+ * duplicate), so its vDSO cannot move meanwhile.
  */
 bool procft_call_from_vdso(void)
 {
 	struct mm_struct *mm = current->mm;
+	unsigned long ip = task_pt_regs(current)->ip;
 	const struct vdso_image *image;
+	u8 stub[PROCFT_STUB_LEN], code[PROCFT_STUB_LEN];
 	unsigned long base;
 
 	if (!mm)
 		return false;
 	image = READ_ONCE(mm->context.vdso_image);
 	base = (unsigned long)READ_ONCE(mm->context.vdso);
-	return image && base && task_pt_regs(current)->ip - base < image->size;
+	if (!image || !base || ip - base >= image->size)
+		return false;
+	procft_stub(syscall_get_nr(current, task_pt_regs(current)), stub);
+	return ip < PROCFT_STUB_SYSCALL_END ||
+	       copy_from_user(code, (void __user *)(ip - PROCFT_STUB_SYSCALL_END), sizeof(code)) ||
+	       memcmp(code, stub, sizeof(stub));
 }
 
 /**

@@ -97,6 +97,8 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
     if !wants(&group.lock()) {
         return;
     }
+    // Before any duplicate exists: each one inherits the rewritten vDSO.
+    crate::determinism::route_vdso();
     let Ok(reservation) = RBTreeNodeReservation::new(GFP_KERNEL) else {
         return;
     };

@@ -77,6 +77,7 @@ extern "C" {
     fn procft_runtime_ns(task: *mut bindings::task_struct) -> u64;
     fn procft_syscall_arg(i: c_uint) -> c_ulong;
     fn procft_call_from_vdso() -> bool;
+    fn procft_vdso_make_calls() -> c_int;
     fn procft_forget_auxv(kind: c_ulong);
     fn procft_send_self(sig: c_int, info: *const u64) -> c_int;
     fn procft_frame_owner(
@@ -558,8 +559,19 @@ pub(crate) fn syscall_arg(i: u32) -> usize {
     unsafe { procft_syscall_arg(i) as usize }
 }
 
+/// Rewrites the entry of each of the caller's vDSO time functions into
+/// the system call it stands for (`procft_vdso_make_calls`): how many it
+/// rewrote (none if done before, or if there is no vDSO).
+pub(crate) fn vdso_make_calls() -> Result<usize> {
+    // SAFETY: Acts on the calling task's own address space, from its
+    // system call.
+    let n = unsafe { procft_vdso_make_calls() };
+    kernel::error::to_result(n).map(|()| n as usize)
+}
+
 /// Whether the caller's system call was made by the vDSO's code (its
-/// fallback when the clocksource cannot be read in user space).
+/// fallback when the clocksource cannot be read in user space), not by a
+/// stub of [`vdso_make_calls`].
 pub(crate) fn call_from_vdso() -> bool {
     // SAFETY: Reads the calling task's saved registers and its own mm.
     unsafe { procft_call_from_vdso() }

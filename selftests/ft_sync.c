@@ -114,8 +114,10 @@ static int clocksource_set(const char *name)
 /*
  * Computes with the C library's clock while the kernel's clocksource
  * changes under it: on one the vDSO cannot read (it then makes its reads
- * as system calls) and back.  The program was protected while running, so
- * it reads the vDSO; each replica's reads stay its own either way.
+ * as system calls) and back.  The program was protected while running:
+ * its vDSO time functions are system calls by default (see
+ * clock_while_running()); with hide_vdso=0 it reads the vDSO, and each
+ * replica's reads stay its own either way.
  */
 static void clocksource_change(void)
 {
@@ -183,6 +185,62 @@ static void clocksource_change(void)
 		tap_diag("got '%s'", text);
 }
 
+/*
+ * Protected while running, the program found the vDSO at start: procft
+ * makes its time functions system calls, so the time it sends out is the
+ * primary's in every replica.
+ */
+static void clock_while_running(void)
+{
+	int ctl[2], out[2], i, st, ok, lines = 0;
+	char text[8192], maps[64], c;
+	pid_t pid, reps[8] = { 0 };
+	size_t got = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		struct timespec ts;
+		struct timeval tv;
+
+		dup2(out[1], 1);
+		close(out[0]);
+		close(ctl[0]);
+		printf("vdso %s\n", getauxval(AT_SYSINFO_EHDR) ? "visible" : "hidden");
+		fflush(stdout);
+		ioctl_set(0, 2);
+		read(ctl[1], &c, 1);
+		for (i = 0; i < 20; i++) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			gettimeofday(&tv, NULL);
+			printf("%lld.%09ld %lld.%06ld %lld\n", (long long)ts.tv_sec, ts.tv_nsec,
+			       (long long)tv.tv_sec, (long)tv.tv_usec, (long long)time(NULL));
+			fflush(stdout);
+			usleep(20000);
+		}
+		_exit(0);
+	}
+	close(out[1]);
+	close(ctl[1]);
+	ok = wait_duplicates(pid, 2, reps);
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", pid);
+	ok = ok && run_cmd("grep -q '\\[vdso\\]' %s", maps) == 0;
+	write(ctl[0], "g", 1);
+	read_to_eof(out[0], text, sizeof(text), &got);
+	waitpid(pid, &st, 0);
+	for (i = 0; i < (int)got; i++)
+		lines += text[i] == '\n';
+	tap_ok(ok && WIFEXITED(st) && WEXITSTATUS(st) == 0 && lines == 21 &&
+	       !strncmp(text, "vdso visible\n", 13) && run_cmd("ftctl events > /tmp/ev") == 0 &&
+	       run_cmd("grep -q ' pid=%d event=divergence' /tmp/ev", pid) != 0 &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: [0-9]* vDSO time functions now make system calls'",
+		       pid) == 0,
+	       "protected while running, with the vDSO found at start: its time functions become system calls, the 20 time lines appear once, no divergence");
+	if (lines != 21)
+		tap_diag("got %d lines: '%s'", lines, text);
+}
+
 int main(int argc, char **argv)
 {
 	static struct shared a, b;
@@ -218,7 +276,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	tap_plan(11);
+	tap_plan(12);
 	pid = spawn_with_ctl(workload, &ctl);
 	read(ctl, &addr, sizeof(addr));
 	ok = ioctl_set(pid, 2) == 0 && wait_duplicates(pid, 2, reps);
@@ -284,6 +342,7 @@ int main(int argc, char **argv)
 	       run_cmd("grep -q ' pid=%d event=level old=0 new=2' /tmp/ev", pid) == 0 &&
 	       run_cmd("grep -q ' pid=%d event=divergence' /tmp/ev", pid) != 0,
 	       "exec'd at level 2, the vDSO is hidden: clock_gettime(), gettimeofday() and time() are replayed, no divergence");
+	clock_while_running();
 	clocksource_change();
 	return tap_finish();
 }
