@@ -37,7 +37,10 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
+use core::sync::atomic::Ordering;
+
 use crate::{
+    group::Group,
     shim,
     syscalls::{self, Class},
 };
@@ -69,13 +72,16 @@ const AT_SYSINFO_EHDR: u64 = 33;
 const MAX_AUXV: usize = 64;
 const WORD: usize = core::mem::size_of::<u64>();
 
-/// In a protected primary about to create a duplicate: unless the module
-/// parameter `hide_vdso` is off, its vDSO's time functions become the
-/// system calls they stand for ([`shim::vdso_make_calls`]), so that a
+/// In the primary of `group`, about to create a duplicate: unless the
+/// module parameter `hide_vdso` is off, its vDSO's time functions become
+/// the system calls they stand for ([`shim::vdso_make_calls`]), so that a
 /// program protected while running reads the time through recorded calls
-/// too. Once per address space; a duplicate inherits the rewritten page.
-pub(crate) fn route_vdso() {
-    if !crate::module_parameters::hide_vdso.value() {
+/// too. Tried once per group (a rewritten page stays so, for a later
+/// protection too); a duplicate inherits the rewritten page.
+pub(crate) fn route_vdso(group: &Group) {
+    if !crate::module_parameters::hide_vdso.value()
+        || group.vdso_routed.swap(true, Ordering::Relaxed)
+    {
         return;
     }
     match shim::vdso_make_calls() {

@@ -713,6 +713,9 @@ pub(crate) struct Group {
     /// another caller protected meanwhile is dropped unused): only those
     /// are counted when freed ([`freed`]).
     listed: AtomicBool,
+    /// Set once the primary's vDSO time functions were routed through
+    /// procft, or that was tried ([`crate::determinism::route_vdso`]).
+    pub(crate) vdso_routed: AtomicBool,
 }
 
 /// Groups freed since the module was loaded ([`freed`]).
@@ -772,6 +775,7 @@ impl Group {
                 roles: shim::Roles::new(),
                 retired: shim::DeferHead::new(),
                 listed: AtomicBool::new(false),
+                vdso_routed: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )

@@ -1825,26 +1825,41 @@ static long procft_vdso_sym(const struct vdso_image *image, const char *name)
  * breakpoint: the page becomes the process's own copy (the vDSO mapping
  * allows it), everyone else keeps the kernel's.  The C library's calls then
  * reach procft as the system calls it records and replays.  Called by the
- * primary before it creates its first duplicate, which inherits the copy.
- * Already done (by an earlier protection) or no vDSO: nothing to do.  The
- * caller is single-threaded, and in a system call, so it is not running
- * any of that code.
+ * primary before it creates its first duplicate, which inherits the copy
+ * (so do the children it forks later).  Already done (by an earlier
+ * protection), no vDSO, or not the kernel's 64-bit vDSO mapping at the
+ * address the kernel recorded (unmapped, or something else mapped there
+ * since): nothing to do.  The caller is single-threaded and in a system
+ * call; the one way it can be inside the rewritten bytes is a signal
+ * handler making this call after interrupting one of those functions in
+ * its first instructions (the first two or three): it would then resume
+ * in the stub's bytes.  That window is not closed.
  *
  * Return: how many functions were rewritten, or a negative errno
- * (-EFAULT if a write failed; the ones before it stay rewritten).
+ * (-EFAULT if a write failed: the ones before it stay rewritten; -EINTR
+ * on a fatal signal).
  */
 int procft_vdso_make_calls(void)
 {
 	struct mm_struct *mm = current->mm;
 	const struct vdso_image *image;
+	struct vm_area_struct *vma;
 	unsigned long base;
 	int i, done = 0;
+	bool mapped;
 
 	if (!mm)
 		return 0;
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
 	image = READ_ONCE(mm->context.vdso_image);
 	base = (unsigned long)READ_ONCE(mm->context.vdso);
-	if (!image || !base)
+	vma = base ? vma_lookup(mm, base) : NULL;
+	/* Only the vDSO itself, whole: x86 does not clear the address on munmap. */
+	mapped = image && vma && vma->vm_start == base && vma->vm_end - base == image->size &&
+		 vma->vm_ops && vma->vm_ops->name && !strcmp(vma->vm_ops->name(vma), "[vdso]");
+	mmap_read_unlock(mm);
+	if (!mapped)
 		return 0;
 	for (i = 0; i < ARRAY_SIZE(procft_vdso_calls); i++) {
 		long off = procft_vdso_sym(image, procft_vdso_calls[i].name);

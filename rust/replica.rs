@@ -98,7 +98,7 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
         return;
     }
     // Before any duplicate exists: each one inherits the rewritten vDSO.
-    crate::determinism::route_vdso();
+    crate::determinism::route_vdso(group);
     let Ok(reservation) = RBTreeNodeReservation::new(GFP_KERNEL) else {
         return;
     };
