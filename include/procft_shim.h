@@ -45,6 +45,7 @@ bool procft_is_ptraced(struct task_struct *task);
 bool procft_has_shared_writable(struct task_struct *task);
 /* Whether KSM may merge @task's pages (PR_SET_MEMORY_MERGE, MADV_MERGEABLE). */
 bool procft_merges_pages(struct task_struct *task);
+bool procft_shares_memory(struct task_struct *task);
 /* Whether @task maps memory fork() does not copy (VM_DONTCOPY). */
 bool procft_has_dontfork(struct task_struct *task);
 /* Whether a range of the caller's address space overlaps a shared mapping. */

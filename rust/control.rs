@@ -104,6 +104,9 @@ pub(crate) fn check_level_change(leader: &Task, level: u32) -> Result {
             Some("it is being traced")
         } else if shim::has_shared_writable(leader) {
             Some("it maps shared memory writably")
+        } else if shim::shares_memory(leader) {
+            // Another process writes the primary's memory directly.
+            Some("it shares its memory with another process (clone with CLONE_VM)")
         } else if shim::merges_pages(leader) {
             // Its duplicates would inherit it, and KSM would merge their
             // pages with the primary's, which are the same.

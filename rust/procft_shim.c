@@ -293,6 +293,28 @@ bool procft_merges_pages(struct task_struct *task)
 }
 
 /**
+ * procft_shares_memory - does @task share its memory with another process?
+ * @task: any user task
+ *
+ * Return: true if a clone with CLONE_VM but neither CLONE_THREAD nor
+ * CLONE_VFORK ever made another process on its address space
+ * (MMF_MULTIPROCESS, which the kernel sets then and never clears): that
+ * process writes the primary's memory, which no duplicate sees.  A
+ * vfork() child does not count: its parent waits until it execs or exits.
+ */
+bool procft_shares_memory(struct task_struct *task)
+{
+	struct mm_struct *mm = get_task_mm(task);
+	bool shared;
+
+	if (!mm)
+		return false;
+	shared = mm_flags_test(MMF_MULTIPROCESS, mm);
+	mmput(mm);
+	return shared;
+}
+
+/**
  * procft_has_dontfork - does @task map memory that fork() does not copy?
  * @task: any user task
  *

@@ -41,6 +41,7 @@ extern "C" {
     fn procft_is_ptraced(task: *mut bindings::task_struct) -> bool;
     fn procft_has_shared_writable(task: *mut bindings::task_struct) -> bool;
     fn procft_merges_pages(task: *mut bindings::task_struct) -> bool;
+    fn procft_shares_memory(task: *mut bindings::task_struct) -> bool;
     fn procft_has_dontfork(task: *mut bindings::task_struct) -> bool;
     fn procft_range_is_shared(start: usize, len: usize) -> bool;
     fn procft_filter_reserve(tgid: Pid) -> c_int;
@@ -312,6 +313,13 @@ pub(crate) fn has_shared_writable(task: &Task) -> bool {
 pub(crate) fn merges_pages(task: &Task) -> bool {
     // SAFETY: `task` is a valid task for the duration of the call.
     unsafe { procft_merges_pages(task.as_ptr()) }
+}
+
+/// Whether `task`'s address space was ever shared with another process
+/// (`clone(CLONE_VM)` without `CLONE_THREAD` or `CLONE_VFORK`). May sleep.
+pub(crate) fn shares_memory(task: &Task) -> bool {
+    // SAFETY: `task` is a valid task for the duration of the call.
+    unsafe { procft_shares_memory(task.as_ptr()) }
 }
 
 /// Whether `task` maps memory that `fork()` does not copy (`VM_DONTCOPY`:

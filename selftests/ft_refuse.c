@@ -11,6 +11,7 @@
 #include "ft_test.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -286,13 +287,21 @@ static void do_allowed(void)
 	waitpid(c, NULL, 0);
 }
 
+/* The other process of a clone(CLONE_VM): it only waits to be killed. */
+static int share_and_sleep(void *arg)
+{
+	for (;;)
+		pause();
+	return 0;
+}
+
 int main(void)
 {
 	pid_t c;
 	void *p;
 	int r;
 
-	tap_plan(19);
+	tap_plan(20);
 
 	ends_case(do_thread, "creating a thread (clone with CLONE_VM)",
 		  "creating a thread ends protection, with a log line");
@@ -353,6 +362,21 @@ int main(void)
 	tap_ok(WIFEXITED(r) && WEXITSTATUS(r) == 0,
 	       "a process with MADV_DONTFORK memory cannot be protected (EOPNOTSUPP); after MADV_DOFORK it can");
 
+	c = fork();
+	if (c == 0) {
+		/* A process on the same memory: clone(CLONE_VM), not a thread. */
+		static char stack[64 << 10];
+		pid_t other = clone(share_and_sleep, stack + sizeof(stack), CLONE_VM | SIGCHLD, NULL);
+
+		r = other > 0 && ioctl_set(0, 1) == -EOPNOTSUPP && proc_read(getpid()) == 0;
+		if (other > 0)
+			kill(other, SIGKILL);
+		_exit(r ? 0 : 1);
+	}
+	waitpid(c, &r, 0);
+	tap_ok(WIFEXITED(r) && WEXITSTATUS(r) == 0,
+	       "a process sharing its memory with another (clone with CLONE_VM) cannot be protected: EOPNOTSUPP");
+
 	c = spawn_sleeper();
 	r = ptrace(PTRACE_SEIZE, c, 0, 0);
 	tap_ok(r == 0 && ioctl_set(c, 1) == -EOPNOTSUPP && proc_read(c) == 0,
@@ -375,7 +399,8 @@ int main(void)
 
 	tap_ok(run_cmd("dmesg | grep -q 'refusing protection: it maps shared memory writably'") == 0 &&
 	       run_cmd("dmesg | grep -q 'refusing protection: it is being traced'") == 0 &&
-	       run_cmd("dmesg | grep -q 'refusing protection: it maps memory that fork() does not copy'") == 0,
+	       run_cmd("dmesg | grep -q 'refusing protection: it maps memory that fork() does not copy'") == 0 &&
+	       run_cmd("dmesg | grep -q 'refusing protection: it shares its memory with another process'") == 0,
 	       "refusals at protection time are logged");
 	return tap_finish();
 }
