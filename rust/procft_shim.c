@@ -1854,8 +1854,8 @@ static long procft_vdso_sym(const struct vdso_image *image, const char *name)
  * since): nothing to do.  The caller is single-threaded and in a system
  * call; the one way it can be inside the rewritten bytes is a signal
  * handler making this call after interrupting one of those functions in
- * its first instructions (the first two or three): it would then resume
- * in the stub's bytes.  That window is not closed.
+ * its first instructions (the first two or three): when the handler
+ * returns, procft_vdso_fix_resume() takes it back to the entry.
  *
  * Return: how many functions were rewritten, or a negative errno
  * (-EFAULT if a write failed: the ones before it stay rewritten; -EINTR
@@ -1900,6 +1900,116 @@ int procft_vdso_make_calls(void)
 		done++;
 	}
 	return done;
+}
+
+/*
+ * Undoes the first @k bytes of instructions of the vDSO function whose
+ * original code is @code, which the caller executed before a signal
+ * interrupted it, given its registers after the signal returned (@regs):
+ * pops what they pushed.  Knows the instructions the x86-64 vDSO's time
+ * functions begin with: push (of a register other than %rsp), "mov
+ * %rsp,%rbp" after a push of %rbp, and "cmp $imm8,%edi" (flags only).
+ * Returns false, changing nothing, if @k does not end an instruction or
+ * it meets another instruction.
+ */
+static bool procft_vdso_unwind(struct pt_regs *regs, const u8 *code, unsigned int k)
+{
+	/* What each instruction did, to undo: a register pushed, or nothing (-1). */
+	int pushed[PROCFT_STUB_LEN], n = 0, i;
+	unsigned long sp = regs->sp, *reg[16] = {
+		&regs->ax, &regs->cx, &regs->dx, &regs->bx, NULL, &regs->bp, &regs->si, &regs->di,
+		&regs->r8, &regs->r9, &regs->r10, &regs->r11, &regs->r12, &regs->r13, &regs->r14,
+		&regs->r15,
+	};
+	unsigned int pos = 0;
+	bool rbp_saved = false;
+	unsigned long vals[PROCFT_STUB_LEN];
+
+	while (pos < k) {
+		if (code[pos] >= 0x50 && code[pos] <= 0x57 && code[pos] != 0x54) {
+			rbp_saved |= code[pos] == 0x55;
+			pushed[n++] = code[pos] - 0x50;
+			pos += 1;
+		} else if (code[pos] == 0x41 && pos + 1 < PROCFT_STUB_LEN &&
+			   code[pos + 1] >= 0x50 && code[pos + 1] <= 0x57) {
+			pushed[n++] = 8 + code[pos + 1] - 0x50;
+			pos += 2;
+		} else if (pos + 2 < PROCFT_STUB_LEN && code[pos] == 0x48 && code[pos + 1] == 0x89 &&
+			   code[pos + 2] == 0xe5 && rbp_saved) {
+			/* mov %rsp,%rbp: %rbp comes back with the push before it. */
+			pushed[n++] = -1;
+			pos += 3;
+		} else if (pos + 2 < PROCFT_STUB_LEN && code[pos] == 0x83 && code[pos + 1] == 0xff) {
+			pushed[n++] = -1;
+			pos += 3;
+		} else {
+			return false;
+		}
+	}
+	if (pos != k)
+		return false;
+	/* Read everything first: a fault changes nothing. */
+	for (i = n - 1; i >= 0; i--) {
+		if (pushed[i] < 0)
+			continue;
+		if (get_user(vals[i], (unsigned long __user *)sp))
+			return false;
+		sp += sizeof(unsigned long);
+	}
+	for (i = n - 1; i >= 0; i--)
+		if (pushed[i] >= 0)
+			*reg[pushed[i]] = vals[i];
+	regs->sp = sp;
+	return true;
+}
+
+/**
+ * procft_vdso_fix_resume - at the exit of a system call that restored the
+ * caller's registers (rt_sigreturn: its number is then -1), if they resume
+ * inside a stub procft_vdso_make_calls() wrote, in place of the original
+ * instructions a signal interrupted, goes back to the function's entry:
+ * what those instructions pushed is popped, so the stub runs whole, as if
+ * the function had just been called.  The one way there: a signal handler
+ * that interrupted one of those functions in its first instructions made
+ * the call at which the stubs were written.  Each replica does the same,
+ * at the same point.
+ *
+ * Return: true if the registers were moved back to an entry.
+ */
+bool procft_vdso_fix_resume(void)
+{
+	struct pt_regs *regs = task_pt_regs(current);
+	struct mm_struct *mm = current->mm;
+	const struct vdso_image *image;
+	unsigned long base;
+	int i;
+
+	if (regs->orig_ax != -1 || !mm)
+		return false;
+	image = READ_ONCE(mm->context.vdso_image);
+	base = (unsigned long)READ_ONCE(mm->context.vdso);
+	if (!image || !base || regs->ip - base >= image->size)
+		return false;
+	for (i = 0; i < ARRAY_SIZE(procft_vdso_calls); i++) {
+		long off = procft_vdso_sym(image, procft_vdso_calls[i].name);
+		u8 stub[PROCFT_STUB_LEN], now[PROCFT_STUB_LEN];
+		unsigned long k;
+
+		if (off < 0)
+			continue;
+		k = regs->ip - (base + off);
+		if (k == 0 || k >= PROCFT_STUB_LEN)
+			continue;
+		procft_stub(procft_vdso_calls[i].nr, stub);
+		if (copy_from_user(now, (void __user *)(base + off), sizeof(now)) ||
+		    memcmp(now, stub, sizeof(stub)))
+			return false;
+		if (!procft_vdso_unwind(regs, (const u8 *)image->data + off, k))
+			return false;
+		regs->ip = base + off;
+		return true;
+	}
+	return false;
 }
 
 /**

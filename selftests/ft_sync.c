@@ -10,7 +10,10 @@
  */
 #include "ft_test.h"
 
+#include <elf.h>
+#include <signal.h>
 #include <sys/auxv.h>
+#include <ucontext.h>
 #include <sys/random.h>
 #include <sys/time.h>
 #include <sys/syscall.h>
@@ -185,6 +188,136 @@ static void clocksource_change(void)
 		tap_diag("got '%s'", text);
 }
 
+/* The address of dynamic symbol @name in the vDSO, or 0. */
+static unsigned long vdso_sym(const char *name)
+{
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)getauxval(AT_SYSINFO_EHDR);
+	const Elf64_Shdr *sh;
+	int i;
+
+	if (!eh)
+		return 0;
+	sh = (const Elf64_Shdr *)((const char *)eh + eh->e_shoff);
+	for (i = 0; i < eh->e_shnum; i++) {
+		const Elf64_Sym *sym = (const Elf64_Sym *)((const char *)eh + sh[i].sh_offset);
+		const char *str = (const char *)eh + sh[sh[i].sh_link].sh_offset;
+		size_t n;
+
+		if (sh[i].sh_type != SHT_DYNSYM)
+			continue;
+		for (n = 0; n < sh[i].sh_size / sizeof(*sym); n++)
+			if (!strcmp(str + sym[n].st_name, name))
+				return (unsigned long)eh + sym[n].st_value;
+	}
+	return 0;
+}
+
+static struct timespec resume_ts;
+static unsigned long resume_fn;
+static int resume_k;
+
+/*
+ * SIGUSR1, on the return of the kill() that sent it: makes the interrupted
+ * context a call of clock_gettime(CLOCK_MONOTONIC, &resume_ts) from there,
+ * stopped after the first resume_k bytes of its instructions (push %rbp;
+ * mov %rsp,%rbp; push %r15), as if the signal had come right there; then
+ * sets its own level 2 and waits for the duplicates, made in this handler,
+ * where the vDSO's time functions are rewritten.  The handler's return
+ * then resumes inside the rewritten bytes.
+ */
+static void resume_handler(int sig, siginfo_t *si, void *ctx)
+{
+	greg_t *g = ((ucontext_t *)ctx)->uc_mcontext.gregs;
+	unsigned long *sp = (unsigned long *)g[REG_RSP];
+	char line[512];
+	int i;
+
+	*--sp = g[REG_RIP];
+	*--sp = g[REG_RBP];
+	if (resume_k >= 4)
+		g[REG_RBP] = (greg_t)sp;
+	if (resume_k >= 6)
+		*--sp = g[REG_R15];
+	g[REG_RSP] = (greg_t)sp;
+	g[REG_RDI] = CLOCK_MONOTONIC;
+	g[REG_RSI] = (greg_t)&resume_ts;
+	g[REG_RIP] = resume_fn + resume_k;
+	ioctl_set(0, 2);
+	for (i = 0; i < 3000; i++) {
+		if (procft_line(getpid(), line, sizeof(line)) == 1 && strstr(line, "duplicates=2/2"))
+			break;
+		usleep(10000);
+	}
+}
+
+/*
+ * Started unprotected, the program is interrupted by a signal in the
+ * first instructions of the vDSO's clock_gettime() (see resume_handler()),
+ * and its handler protects it: it goes on correctly, with the time the
+ * primary read in every replica.
+ */
+static int vdso_resume(int k)
+{
+	struct sigaction sa = { .sa_sigaction = resume_handler, .sa_flags = SA_SIGINFO };
+	struct timespec ts;
+	long r;
+	int i;
+
+	resume_k = k;
+	resume_fn = vdso_sym("__vdso_clock_gettime");
+	if (!resume_fn || sigaction(SIGUSR1, &sa, NULL))
+		return 2;
+	r = syscall(SYS_kill, getpid(), SIGUSR1);
+	printf("resumed %ld %d\n", r, resume_ts.tv_sec > 0 || resume_ts.tv_nsec > 0);
+	printf("%lld.%09ld\n", (long long)resume_ts.tv_sec, resume_ts.tv_nsec);
+	for (i = 0; i < 5; i++) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		printf("%lld.%09ld\n", (long long)ts.tv_sec, ts.tv_nsec);
+		fflush(stdout);
+		usleep(20000);
+	}
+	return 0;
+}
+
+/* vdso_resume() at each of the first instructions of clock_gettime(). */
+static void resume_in_stub(const char *self)
+{
+	static const int ks[] = { 1, 4, 6 };
+	char text[4096], arg[8];
+	int out[2], st, k, ok, lines;
+	size_t got;
+	pid_t pid;
+
+	for (k = 0; k < 3; k++) {
+		if (pipe(out))
+			die("pipe");
+		snprintf(arg, sizeof(arg), "%d", ks[k]);
+		pid = fork();
+		if (pid == 0) {
+			dup2(out[1], 1);
+			execl(self, self, "--vdso-resume", arg, NULL);
+			_exit(127);
+		}
+		close(out[1]);
+		got = 0;
+		read_to_eof(out[0], text, sizeof(text), &got);
+		close(out[0]);
+		waitpid(pid, &st, 0);
+		for (lines = 0, ok = 0; ok < (int)got; ok++)
+			lines += text[ok] == '\n';
+		ok = WIFEXITED(st) && WEXITSTATUS(st) == 0 && lines == 7 &&
+		     !strncmp(text, "resumed 0 1\n", 12) && run_cmd("ftctl events > /tmp/ev") == 0 &&
+		     run_cmd("grep -q ' pid=%d event=divergence' /tmp/ev", pid) != 0 &&
+		     run_cmd("dmesg | grep -q 'procft: pid %d: [0-9]* vDSO time functions now make system calls'",
+			     pid) == 0;
+		tap_ok(ok,
+		       "a signal handler that protects its process, returning into clock_gettime()'s first %d bytes, now rewritten: the call goes on through the stub, no divergence",
+		       ks[k]);
+		if (!ok)
+			tap_diag("status %#x, %d lines: '%s'", st, lines, text);
+	}
+}
+
 /*
  * Protected while running, the program found the vDSO at start: procft
  * makes its time functions system calls, so the time it sends out is the
@@ -249,6 +382,9 @@ int main(int argc, char **argv)
 	pid_t pid, reps[8] = { 0 };
 	char c, text[65536];
 
+	if (argc > 2 && !strcmp(argv[1], "--vdso-resume"))
+		return vdso_resume(atoi(argv[2]));
+
 	if (argc > 1 && !strcmp(argv[1], "--tsc")) {
 		/* Sends bytes no other replica has: the time stamp counter. */
 		for (i = 0; i < 20; i++) {
@@ -276,7 +412,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	tap_plan(12);
+	tap_plan(15);
 	pid = spawn_with_ctl(workload, &ctl);
 	read(ctl, &addr, sizeof(addr));
 	ok = ioctl_set(pid, 2) == 0 && wait_duplicates(pid, 2, reps);
@@ -343,6 +479,7 @@ int main(int argc, char **argv)
 	       run_cmd("grep -q ' pid=%d event=divergence' /tmp/ev", pid) != 0,
 	       "exec'd at level 2, the vDSO is hidden: clock_gettime(), gettimeofday() and time() are replayed, no divergence");
 	clock_while_running();
+	resume_in_stub(argv[0]);
 	clocksource_change();
 	return tap_finish();
 }
