@@ -101,7 +101,6 @@ bool procft_in_ia32_syscall(void);
 long procft_syscall_nr(void);
 bool procft_call_from_vdso(void);
 int procft_vdso_make_calls(void);
-bool procft_vdso_fix_resume(void);
 unsigned long procft_syscall_arg(unsigned int i);
 u64 procft_runtime_ns(struct task_struct *task);
 void procft_forget_auxv(unsigned long type);

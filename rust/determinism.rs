@@ -85,7 +85,9 @@ pub(crate) fn route_vdso(group: &Group) {
         return;
     }
     match shim::vdso_make_calls() {
+        // Nothing to do, or dying anyway.
         Ok(0) => {}
+        Err(e) if e == EINTR => {}
         Ok(n) => pr_info!(
             "pid {}: {} vDSO time functions now make system calls\n",
             current!().tgid(),
@@ -102,22 +104,12 @@ pub(crate) fn route_vdso(group: &Group) {
     }
 }
 
-/// At a replica's return from a call that restored its registers
-/// (`rt_sigreturn`): if they resume inside one of the vDSO functions
-/// [`route_vdso`] rewrote, in its first instructions, which a signal
-/// interrupted before the rewrite, the function starts again from its
-/// entry ([`shim::vdso_fix_resume`]): whole, the stub makes the call.
-pub(crate) fn after_restore() {
-    shim::vdso_fix_resume();
-}
-
 /// At a protected primary's return from a system call with result `ret`:
 /// after a successful `execve()`/`execveat()` (both leave `execve` in
 /// `orig_ax`), hides the vDSO from the new image. Runs in the caller's
 /// faultable `sys_exit` tracepoint, before the new image's first
 /// instruction.
 pub(crate) fn after_call(ret: isize) {
-    after_restore();
     if ret != 0 || shim::syscall_nr() != NR_EXECVE || !crate::module_parameters::hide_vdso.value() {
         return;
     }

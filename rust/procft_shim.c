@@ -85,6 +85,7 @@
 #include <asm/fpu/api.h>
 #include <asm/mce.h>
 #include <asm/vdso.h>
+#include <asm/sigframe.h>
 #include <asm/syscall.h>
 
 #include "procft_shim.h"
@@ -1782,7 +1783,8 @@ static const struct {
 
 /* "mov $nr, %eax; syscall; ret": the function's arguments are already in place. */
 #define PROCFT_STUB_LEN	8
-#define PROCFT_STUB_SYSCALL_END	7	/* where the syscall instruction ends */
+#define PROCFT_STUB_MOV_END	5	/* where the stub's instructions end */
+#define PROCFT_STUB_SYSCALL_END	7
 
 static void procft_stub(unsigned int nr, u8 stub[PROCFT_STUB_LEN])
 {
@@ -1859,7 +1861,7 @@ static long procft_vdso_sym(const struct vdso_image *image, const char *name)
  *
  * Return: how many functions were rewritten, or a negative errno
  * (-EFAULT if a write failed: the ones before it stay rewritten; -EINTR
- * on a fatal signal).
+ * if a fatal signal came, which the write then fails on).
  */
 int procft_vdso_make_calls(void)
 {
@@ -1896,7 +1898,7 @@ int procft_vdso_make_calls(void)
 			continue;
 		if (access_process_vm(current, base + off, stub, sizeof(stub),
 				      FOLL_FORCE | FOLL_WRITE) != sizeof(stub))
-			return -EFAULT;
+			return fatal_signal_pending(current) ? -EINTR : -EFAULT;
 		done++;
 	}
 	return done;
@@ -1905,8 +1907,8 @@ int procft_vdso_make_calls(void)
 /*
  * Undoes the first @k bytes of instructions of the vDSO function whose
  * original code is @code, which the caller executed before a signal
- * interrupted it, given its registers after the signal returned (@regs):
- * pops what they pushed.  Knows the instructions the x86-64 vDSO's time
+ * interrupted it, on the registers its signal frame restores (@regs):
+ * pops what they pushed from its stack.  Knows the instructions the x86-64 vDSO's time
  * functions begin with: push (of a register other than %rsp), "mov
  * %rsp,%rbp" after a push of %rbp, and "cmp $imm8,%edi" (flags only).
  * Returns false, changing nothing, if @k does not end an instruction or
@@ -1963,53 +1965,70 @@ static bool procft_vdso_unwind(struct pt_regs *regs, const u8 *code, unsigned in
 	return true;
 }
 
-/**
- * procft_vdso_fix_resume - at the exit of a system call that restored the
- * caller's registers (rt_sigreturn: its number is then -1), if they resume
- * inside a stub procft_vdso_make_calls() wrote, in place of the original
- * instructions a signal interrupted, goes back to the function's entry:
- * what those instructions pushed is popped, so the stub runs whole, as if
- * the function had just been called.  The one way there: a signal handler
- * that interrupted one of those functions in its first instructions made
- * the call at which the stubs were written.  Each replica does the same,
- * at the same point.
- *
- * Return: true if the registers were moved back to an entry.
+/*
+ * At the entry of rt_sigreturn (@regs: the caller's registers there), if
+ * the signal frame the kernel is about to restore resumes inside a stub
+ * procft_vdso_make_calls() wrote, where one of the
+ * original instructions it replaced ended, changes the frame so that the
+ * function starts again from its entry, what those instructions pushed
+ * popped: the stub then runs whole, as if the function had just been
+ * called.  The way there: a signal handler interrupted one of those
+ * functions in its first instructions, then made the call at which they
+ * were rewritten.  Offsets where one of the stub's own instructions ends
+ * are left alone, since a signal that comes while the stub runs resumes
+ * there rightly; so the case of an original instruction ending there too
+ * (gettimeofday after 5 bytes, clock_getres after 7) is not mended.  Each
+ * replica does the same, at the same call.  A frame that cannot be read
+ * or written is left to the kernel.
  */
-bool procft_vdso_fix_resume(void)
+static void procft_vdso_fix_frame(struct pt_regs *regs)
 {
-	struct pt_regs *regs = task_pt_regs(current);
+	struct rt_sigframe __user *frame = (struct rt_sigframe __user *)(regs->sp - sizeof(long));
 	struct mm_struct *mm = current->mm;
 	const struct vdso_image *image;
+	struct sigcontext sc;
 	unsigned long base;
 	int i;
 
-	if (regs->orig_ax != -1 || !mm)
-		return false;
+	if (!mm || in_ia32_syscall() ||
+	    copy_from_user(&sc, &frame->uc.uc_mcontext, sizeof(sc)))
+		return;
 	image = READ_ONCE(mm->context.vdso_image);
 	base = (unsigned long)READ_ONCE(mm->context.vdso);
-	if (!image || !base || regs->ip - base >= image->size)
-		return false;
+	if (!image || !base || sc.ip - base >= image->size)
+		return;
 	for (i = 0; i < ARRAY_SIZE(procft_vdso_calls); i++) {
 		long off = procft_vdso_sym(image, procft_vdso_calls[i].name);
 		u8 stub[PROCFT_STUB_LEN], now[PROCFT_STUB_LEN];
+		struct pt_regs tmp = {
+			.r15 = sc.r15, .r14 = sc.r14, .r13 = sc.r13, .r12 = sc.r12,
+			.bp = sc.bp, .bx = sc.bx, .r11 = sc.r11, .r10 = sc.r10,
+			.r9 = sc.r9, .r8 = sc.r8, .ax = sc.ax, .cx = sc.cx,
+			.dx = sc.dx, .si = sc.si, .di = sc.di, .sp = sc.sp,
+		};
 		unsigned long k;
 
 		if (off < 0)
 			continue;
-		k = regs->ip - (base + off);
-		if (k == 0 || k >= PROCFT_STUB_LEN)
+		k = sc.ip - (base + off);
+		if (k == 0 || k >= PROCFT_STUB_LEN || k == PROCFT_STUB_MOV_END ||
+		    k == PROCFT_STUB_SYSCALL_END)
 			continue;
 		procft_stub(procft_vdso_calls[i].nr, stub);
 		if (copy_from_user(now, (void __user *)(base + off), sizeof(now)) ||
-		    memcmp(now, stub, sizeof(stub)))
-			return false;
-		if (!procft_vdso_unwind(regs, (const u8 *)image->data + off, k))
-			return false;
-		regs->ip = base + off;
-		return true;
+		    memcmp(now, stub, sizeof(stub)) ||
+		    !procft_vdso_unwind(&tmp, (const u8 *)image->data + off, k))
+			return;
+		sc.r15 = tmp.r15, sc.r14 = tmp.r14, sc.r13 = tmp.r13, sc.r12 = tmp.r12;
+		sc.bp = tmp.bp, sc.bx = tmp.bx, sc.r11 = tmp.r11, sc.r10 = tmp.r10;
+		sc.r9 = tmp.r9, sc.r8 = tmp.r8, sc.ax = tmp.ax, sc.cx = tmp.cx;
+		sc.dx = tmp.dx, sc.si = tmp.si, sc.di = tmp.di, sc.sp = tmp.sp;
+		sc.ip = base + off;
+		/* Read whole just before: a failure here changes nothing. */
+		if (copy_to_user(&frame->uc.uc_mcontext, &sc, sizeof(sc)))
+			pr_debug("procft: pid %d: signal frame not mended\n", current->tgid);
+		return;
 	}
-	return false;
 }
 
 /**
@@ -2791,6 +2810,8 @@ static void procft_sys_enter(struct pt_regs *regs, long id, void *word)
 		procft_filter_restore(current, entry);
 		return;
 	}
+	if (unlikely(id == __NR_rt_sigreturn))
+		procft_vdso_fix_frame(regs);
 	syscall_get_arguments(current, regs, args);
 	procft_profile_hook(4, t0);
 	procft_rs_sys_enter(regs, id, args, role);

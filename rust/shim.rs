@@ -79,7 +79,6 @@ extern "C" {
     fn procft_syscall_arg(i: c_uint) -> c_ulong;
     fn procft_call_from_vdso() -> bool;
     fn procft_vdso_make_calls() -> c_int;
-    fn procft_vdso_fix_resume() -> bool;
     fn procft_forget_auxv(kind: c_ulong);
     fn procft_send_self(sig: c_int, info: *const u64) -> c_int;
     fn procft_frame_owner(
@@ -576,15 +575,6 @@ pub(crate) fn vdso_make_calls() -> Result<usize> {
     // system call.
     let n = unsafe { procft_vdso_make_calls() };
     kernel::error::to_result(n).map(|()| n as usize)
-}
-
-/// After a call that restored the caller's registers: moves a resumption
-/// inside a rewritten vDSO function's stub back to its entry
-/// (`procft_vdso_fix_resume`). Whether it did.
-pub(crate) fn vdso_fix_resume() -> bool {
-    // SAFETY: Acts on the calling task's saved registers and its own
-    // address space, from its system call.
-    unsafe { procft_vdso_fix_resume() }
 }
 
 /// Whether the caller's system call was made by the vDSO's code (its

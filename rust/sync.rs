@@ -569,17 +569,11 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
     let mut lap = Lap::start();
     if dup {
         // A duplicate's return needs procft only at its first (from
-        // `ret_from_fork`, the primary's injected clone3()), after a
-        // prctl() (its memory-error policy) and after a call that restored
-        // its registers (number -1, as its suppressed calls have:
-        // `rt_sigreturn` may resume in a rewritten vDSO function).
-        match shim::syscall_nr() {
-            NR_CLONE3 | NR_PRCTL => {}
-            -1 => {
-                determinism::after_restore();
-                return;
-            }
-            _ => return,
+        // `ret_from_fork`, the primary's injected clone3()) and after a
+        // prctl() (its memory-error policy); its own clone3() calls are
+        // never made (suppressed, their number is -1).
+        if !matches!(shim::syscall_nr(), NR_CLONE3 | NR_PRCTL) {
+            return;
         }
         replica::dup_first_exit(&group, task, regs);
         crate::mce::policy::after_call(&group, true, ret);

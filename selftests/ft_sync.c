@@ -345,10 +345,14 @@ static void clock_while_running(void)
 		ioctl_set(0, 2);
 		read(ctl[1], &c, 1);
 		for (i = 0; i < 20; i++) {
+			struct timespec res;
+
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			gettimeofday(&tv, NULL);
-			printf("%lld.%09ld %lld.%06ld %lld\n", (long long)ts.tv_sec, ts.tv_nsec,
-			       (long long)tv.tv_sec, (long)tv.tv_usec, (long long)time(NULL));
+			clock_getres(CLOCK_MONOTONIC, &res);
+			printf("%lld.%09ld %lld.%06ld %lld %ld\n", (long long)ts.tv_sec, ts.tv_nsec,
+			       (long long)tv.tv_sec, (long)tv.tv_usec, (long long)time(NULL),
+			       res.tv_nsec);
 			fflush(stdout);
 			usleep(20000);
 		}
