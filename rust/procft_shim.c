@@ -1857,7 +1857,7 @@ static long procft_vdso_sym(const struct vdso_image *image, const char *name)
  * call; the one way it can be inside the rewritten bytes is a signal
  * handler making this call after interrupting one of those functions in
  * its first instructions (the first two or three): when the handler
- * returns, procft_vdso_fix_resume() takes it back to the entry.
+ * returns, procft_vdso_fix_frame() takes it back to the entry.
  *
  * Return: how many functions were rewritten, or a negative errno
  * (-EFAULT if a write failed: the ones before it stay rewritten; -EINTR
@@ -1974,12 +1974,15 @@ static bool procft_vdso_unwind(struct pt_regs *regs, const u8 *code, unsigned in
  * popped: the stub then runs whole, as if the function had just been
  * called.  The way there: a signal handler interrupted one of those
  * functions in its first instructions, then made the call at which they
- * were rewritten.  Offsets where one of the stub's own instructions ends
- * are left alone, since a signal that comes while the stub runs resumes
- * there rightly; so the case of an original instruction ending there too
- * (gettimeofday after 5 bytes, clock_getres after 7) is not mended.  Each
- * replica does the same, at the same call.  A frame that cannot be read
- * or written is left to the kernel.
+ * were rewritten.  Where one of the stub's own instructions ends too (5
+ * bytes in, after the mov; 7, after the syscall), a signal that came while
+ * the stub ran resumes there rightly: that is told by the registers the
+ * stub set (%rax is the call's number after the mov, %rcx the address
+ * after the syscall, which the syscall instruction puts there), and left
+ * alone.  Each replica does the same, at the same call.  A frame that
+ * cannot be read is left to the kernel.  Only protected tasks come here:
+ * a child forked in the handler, or a process whose protection ended
+ * there, is not mended.
  */
 static void procft_vdso_fix_frame(struct pt_regs *regs)
 {
@@ -2011,9 +2014,12 @@ static void procft_vdso_fix_frame(struct pt_regs *regs)
 		if (off < 0)
 			continue;
 		k = sc.ip - (base + off);
-		if (k == 0 || k >= PROCFT_STUB_LEN || k == PROCFT_STUB_MOV_END ||
-		    k == PROCFT_STUB_SYSCALL_END)
+		if (k == 0 || k >= PROCFT_STUB_LEN)
 			continue;
+		/* The stub itself, stopped after its mov or its syscall. */
+		if ((k == PROCFT_STUB_MOV_END && sc.ax == procft_vdso_calls[i].nr) ||
+		    (k == PROCFT_STUB_SYSCALL_END && sc.cx == sc.ip))
+			return;
 		procft_stub(procft_vdso_calls[i].nr, stub);
 		if (copy_from_user(now, (void __user *)(base + off), sizeof(now)) ||
 		    memcmp(now, stub, sizeof(stub)) ||
@@ -2024,8 +2030,8 @@ static void procft_vdso_fix_frame(struct pt_regs *regs)
 		sc.r9 = tmp.r9, sc.r8 = tmp.r8, sc.ax = tmp.ax, sc.cx = tmp.cx;
 		sc.dx = tmp.dx, sc.si = tmp.si, sc.di = tmp.di, sc.sp = tmp.sp;
 		sc.ip = base + off;
-		/* Read whole just before: a failure here changes nothing. */
-		if (copy_to_user(&frame->uc.uc_mcontext, &sc, sizeof(sc)))
+		/* The general registers, sp and ip only: r8 up to ip. */
+		if (copy_to_user(&frame->uc.uc_mcontext, &sc, offsetof(struct sigcontext, flags)))
 			pr_debug("procft: pid %d: signal frame not mended\n", current->tgid);
 		return;
 	}
