@@ -1185,16 +1185,21 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     // Allocate before taking the lock; unused if the group appeared since.
     let group = Group::new(leader.into(), level)?;
     let node_group = group.clone();
-    let node = RBTreeNode::new(tgid, group, GFP_KERNEL)?;
-    shim::filter::reserve(tgid)?;
-
+    let mut node = Some(RBTreeNode::new(tgid, group, GFP_KERNEL)?);
     let mut kills = Kills::none();
-    let old = {
+    // The filter's slot is reserved (outside the lock: it may sleep) unless
+    // it holds an entry; one the process drops meanwhile (taking back its
+    // memory-error policy) leaves `add` to allocate without sleeping,
+    // which may fail: then the slot is reserved again. A few times at most.
+    let mut tries = 0;
+    let old = loop {
+        tries += 1;
+        shim::filter::reserve(tgid)?;
         let mut table = GROUPS.lock();
         match change_level(&mut table, tgid, level) {
             Some(Ok((old, k))) => {
                 kills = k;
-                old
+                break old;
             }
             Some(Err(e)) => {
                 drop(table);
@@ -1217,13 +1222,18 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
                     Err(e) => {
                         drop(table);
                         shim::filter::release(tgid);
+                        if e == ENOMEM && tries < 3 {
+                            continue;
+                        }
                         return Err(e);
                     }
                 }
                 node_group.listed.store(true, Ordering::Relaxed);
-                let _ = tree.insert(node);
+                if let Some(node) = node.take() {
+                    let _ = tree.insert(node);
+                }
                 table.created += 1;
-                0
+                break 0;
             }
         }
     };
