@@ -90,7 +90,7 @@ pub(crate) fn route_vdso(group: &Group) {
         Err(e) if e == EINTR => {}
         Ok(n) => pr_info!(
             "pid {}: {} vDSO time functions now make system calls\n",
-            current!().tgid(),
+            group.pid(),
             n
         ),
         // A fault writing its own page is a poisoned or unreadable one:
@@ -98,7 +98,7 @@ pub(crate) fn route_vdso(group: &Group) {
         // its own, and divergence detection covers what it sends.
         Err(e) => pr_warn!(
             "pid {}: vDSO time functions left as they are ({:?})\n",
-            current!().tgid(),
+            group.pid(),
             e
         ),
     }

@@ -281,16 +281,22 @@ bool procft_has_shared_writable(struct task_struct *task)
  * (prctl(PR_SET_MEMORY_MERGE): MMF_VM_MERGE_ANY, which fork() passes on) or
  * for one of its mappings (madvise(MADV_MERGEABLE): VM_MERGEABLE).
  */
-bool procft_merges_pages(struct task_struct *task)
+/* Whether @task has an address space with flag @flag (MMF_*) set. */
+static bool procft_mm_flag(struct task_struct *task, int flag)
 {
 	struct mm_struct *mm = get_task_mm(task);
-	bool any;
+	bool set;
 
 	if (!mm)
 		return false;
-	any = mm_flags_test(MMF_VM_MERGE_ANY, mm);
+	set = mm_flags_test(flag, mm);
 	mmput(mm);
-	return any || procft_any_vma(task, VM_MERGEABLE);
+	return set;
+}
+
+bool procft_merges_pages(struct task_struct *task)
+{
+	return procft_mm_flag(task, MMF_VM_MERGE_ANY) || procft_any_vma(task, VM_MERGEABLE);
 }
 
 /**
@@ -305,14 +311,7 @@ bool procft_merges_pages(struct task_struct *task)
  */
 bool procft_shares_memory(struct task_struct *task)
 {
-	struct mm_struct *mm = get_task_mm(task);
-	bool shared;
-
-	if (!mm)
-		return false;
-	shared = mm_flags_test(MMF_MULTIPROCESS, mm);
-	mmput(mm);
-	return shared;
+	return procft_mm_flag(task, MMF_MULTIPROCESS);
 }
 
 /**
@@ -1796,6 +1795,36 @@ static void procft_stub(unsigned int nr, u8 stub[PROCFT_STUB_LEN])
 }
 
 /*
+ * Whether the caller's memory at @addr holds the stub for call @nr: 1 or
+ * 0, or -EFAULT if it cannot be read.
+ */
+static int procft_stub_at(unsigned long addr, unsigned int nr)
+{
+	u8 stub[PROCFT_STUB_LEN], now[PROCFT_STUB_LEN];
+
+	procft_stub(nr, stub);
+	if (copy_from_user(now, (void __user *)addr, sizeof(now)))
+		return -EFAULT;
+	return !memcmp(now, stub, sizeof(stub));
+}
+
+/*
+ * The vDSO image @mm's task runs with, and in *@base where it is mapped;
+ * NULL if it has none.  The address is the one the kernel recorded, which
+ * it does not clear on munmap.
+ */
+static const struct vdso_image *procft_vdso_of(struct mm_struct *mm, unsigned long *base)
+{
+	const struct vdso_image *image;
+
+	if (!mm)
+		return NULL;
+	image = READ_ONCE(mm->context.vdso_image);
+	*base = (unsigned long)READ_ONCE(mm->context.vdso);
+	return *base ? image : NULL;
+}
+
+/*
  * The offset of dynamic symbol @name in the vDSO @image (its ELF file, linked
  * at 0), if it is a function of at least PROCFT_STUB_LEN bytes; -ENOENT
  * otherwise.  Everything read is checked against the image's size.
@@ -1876,26 +1905,27 @@ int procft_vdso_make_calls(void)
 		return 0;
 	if (mmap_read_lock_killable(mm))
 		return -EINTR;
-	image = READ_ONCE(mm->context.vdso_image);
-	base = (unsigned long)READ_ONCE(mm->context.vdso);
-	vma = base ? vma_lookup(mm, base) : NULL;
+	image = procft_vdso_of(mm, &base);
+	vma = image ? vma_lookup(mm, base) : NULL;
 	/* Only the vDSO itself, whole: x86 does not clear the address on munmap. */
-	mapped = image && vma && vma->vm_start == base && vma->vm_end - base == image->size &&
+	mapped = vma && vma->vm_start == base && vma->vm_end - base == image->size &&
 		 vma->vm_ops && vma->vm_ops->name && !strcmp(vma->vm_ops->name(vma), "[vdso]");
 	mmap_read_unlock(mm);
 	if (!mapped)
 		return 0;
 	for (i = 0; i < ARRAY_SIZE(procft_vdso_calls); i++) {
 		long off = procft_vdso_sym(image, procft_vdso_calls[i].name);
-		u8 stub[PROCFT_STUB_LEN], now[PROCFT_STUB_LEN];
+		u8 stub[PROCFT_STUB_LEN];
+		int there;
 
 		if (off < 0)
 			continue;
-		procft_stub(procft_vdso_calls[i].nr, stub);
-		if (copy_from_user(now, (void __user *)(base + off), sizeof(now)))
-			return -EFAULT;
-		if (!memcmp(now, stub, sizeof(stub)))
+		there = procft_stub_at(base + off, procft_vdso_calls[i].nr);
+		if (there < 0)
+			return there;
+		if (there)
 			continue;
+		procft_stub(procft_vdso_calls[i].nr, stub);
 		if (access_process_vm(current, base + off, stub, sizeof(stub),
 				      FOLL_FORCE | FOLL_WRITE) != sizeof(stub))
 			return fatal_signal_pending(current) ? -EINTR : -EFAULT;
@@ -1907,25 +1937,26 @@ int procft_vdso_make_calls(void)
 /*
  * Undoes the first @k bytes of instructions of the vDSO function whose
  * original code is @code, which the caller executed before a signal
- * interrupted it, on the registers its signal frame restores (@regs):
- * pops what they pushed from its stack.  Knows the instructions the x86-64 vDSO's time
- * functions begin with: push (of a register other than %rsp), "mov
- * %rsp,%rbp" after a push of %rbp, and "cmp $imm8,%edi" (flags only).
+ * interrupted it, on the registers its signal frame restores (@sc): pops
+ * what they pushed from its stack.  Knows the instructions the x86-64
+ * vDSO's time functions begin with: push (of a register other than %rsp),
+ * "mov %rsp,%rbp" after a push of %rbp, and "cmp $imm8,%edi" (flags only).
  * Returns false, changing nothing, if @k does not end an instruction or
  * it meets another instruction.
  */
-static bool procft_vdso_unwind(struct pt_regs *regs, const u8 *code, unsigned int k)
+static bool procft_vdso_unwind(struct sigcontext *sc, const u8 *code, unsigned int k)
 {
 	/* What each instruction did, to undo: a register pushed, or nothing (-1). */
 	int pushed[PROCFT_STUB_LEN], n = 0, i;
-	unsigned long sp = regs->sp, *reg[16] = {
-		&regs->ax, &regs->cx, &regs->dx, &regs->bx, NULL, &regs->bp, &regs->si, &regs->di,
-		&regs->r8, &regs->r9, &regs->r10, &regs->r11, &regs->r12, &regs->r13, &regs->r14,
-		&regs->r15,
+	/* By the register numbers of the push opcodes. */
+	__u64 sp = sc->sp, *reg[16] = {
+		&sc->ax, &sc->cx, &sc->dx, &sc->bx, NULL, &sc->bp, &sc->si, &sc->di,
+		&sc->r8, &sc->r9, &sc->r10, &sc->r11, &sc->r12, &sc->r13, &sc->r14,
+		&sc->r15,
 	};
 	unsigned int pos = 0;
 	bool rbp_saved = false;
-	unsigned long vals[PROCFT_STUB_LEN];
+	__u64 vals[PROCFT_STUB_LEN];
 
 	while (pos < k) {
 		if (code[pos] >= 0x50 && code[pos] <= 0x57 && code[pos] != 0x54) {
@@ -1954,14 +1985,14 @@ static bool procft_vdso_unwind(struct pt_regs *regs, const u8 *code, unsigned in
 	for (i = n - 1; i >= 0; i--) {
 		if (pushed[i] < 0)
 			continue;
-		if (get_user(vals[i], (unsigned long __user *)sp))
+		if (get_user(vals[i], (__u64 __user *)sp))
 			return false;
-		sp += sizeof(unsigned long);
+		sp += sizeof(__u64);
 	}
 	for (i = n - 1; i >= 0; i--)
 		if (pushed[i] >= 0)
 			*reg[pushed[i]] = vals[i];
-	regs->sp = sp;
+	sc->sp = sp;
 	return true;
 }
 
@@ -1987,28 +2018,18 @@ static bool procft_vdso_unwind(struct pt_regs *regs, const u8 *code, unsigned in
 static void procft_vdso_fix_frame(struct pt_regs *regs)
 {
 	struct rt_sigframe __user *frame = (struct rt_sigframe __user *)(regs->sp - sizeof(long));
-	struct mm_struct *mm = current->mm;
 	const struct vdso_image *image;
 	struct sigcontext sc;
 	unsigned long base;
 	int i;
 
-	if (!mm || in_ia32_syscall() ||
-	    copy_from_user(&sc, &frame->uc.uc_mcontext, sizeof(sc)))
-		return;
-	image = READ_ONCE(mm->context.vdso_image);
-	base = (unsigned long)READ_ONCE(mm->context.vdso);
-	if (!image || !base || sc.ip - base >= image->size)
+	image = procft_vdso_of(current->mm, &base);
+	if (!image || in_ia32_syscall() ||
+	    copy_from_user(&sc, &frame->uc.uc_mcontext, sizeof(sc)) ||
+	    sc.ip - base >= image->size)
 		return;
 	for (i = 0; i < ARRAY_SIZE(procft_vdso_calls); i++) {
 		long off = procft_vdso_sym(image, procft_vdso_calls[i].name);
-		u8 stub[PROCFT_STUB_LEN], now[PROCFT_STUB_LEN];
-		struct pt_regs tmp = {
-			.r15 = sc.r15, .r14 = sc.r14, .r13 = sc.r13, .r12 = sc.r12,
-			.bp = sc.bp, .bx = sc.bx, .r11 = sc.r11, .r10 = sc.r10,
-			.r9 = sc.r9, .r8 = sc.r8, .ax = sc.ax, .cx = sc.cx,
-			.dx = sc.dx, .si = sc.si, .di = sc.di, .sp = sc.sp,
-		};
 		unsigned long k;
 
 		if (off < 0)
@@ -2020,15 +2041,9 @@ static void procft_vdso_fix_frame(struct pt_regs *regs)
 		if ((k == PROCFT_STUB_MOV_END && sc.ax == procft_vdso_calls[i].nr) ||
 		    (k == PROCFT_STUB_SYSCALL_END && sc.cx == sc.ip))
 			return;
-		procft_stub(procft_vdso_calls[i].nr, stub);
-		if (copy_from_user(now, (void __user *)(base + off), sizeof(now)) ||
-		    memcmp(now, stub, sizeof(stub)) ||
-		    !procft_vdso_unwind(&tmp, (const u8 *)image->data + off, k))
+		if (procft_stub_at(base + off, procft_vdso_calls[i].nr) != 1 ||
+		    !procft_vdso_unwind(&sc, (const u8 *)image->data + off, k))
 			return;
-		sc.r15 = tmp.r15, sc.r14 = tmp.r14, sc.r13 = tmp.r13, sc.r12 = tmp.r12;
-		sc.bp = tmp.bp, sc.bx = tmp.bx, sc.r11 = tmp.r11, sc.r10 = tmp.r10;
-		sc.r9 = tmp.r9, sc.r8 = tmp.r8, sc.ax = tmp.ax, sc.cx = tmp.cx;
-		sc.dx = tmp.dx, sc.si = tmp.si, sc.di = tmp.di, sc.sp = tmp.sp;
 		sc.ip = base + off;
 		/* The general registers, sp and ip only: r8 up to ip. */
 		if (copy_to_user(&frame->uc.uc_mcontext, &sc, offsetof(struct sigcontext, flags)))
@@ -2047,22 +2062,17 @@ static void procft_vdso_fix_frame(struct pt_regs *regs)
  */
 bool procft_call_from_vdso(void)
 {
-	struct mm_struct *mm = current->mm;
-	unsigned long ip = task_pt_regs(current)->ip;
+	struct pt_regs *regs = task_pt_regs(current);
 	const struct vdso_image *image;
-	u8 stub[PROCFT_STUB_LEN], code[PROCFT_STUB_LEN];
 	unsigned long base;
 
-	if (!mm)
+	image = procft_vdso_of(current->mm, &base);
+	if (!image || regs->ip - base >= image->size)
 		return false;
-	image = READ_ONCE(mm->context.vdso_image);
-	base = (unsigned long)READ_ONCE(mm->context.vdso);
-	if (!image || !base || ip - base >= image->size)
-		return false;
-	procft_stub(syscall_get_nr(current, task_pt_regs(current)), stub);
-	return ip < PROCFT_STUB_SYSCALL_END ||
-	       copy_from_user(code, (void __user *)(ip - PROCFT_STUB_SYSCALL_END), sizeof(code)) ||
-	       memcmp(code, stub, sizeof(stub));
+	/* A stub's syscall ends PROCFT_STUB_SYSCALL_END bytes into it. */
+	return regs->ip - base < PROCFT_STUB_SYSCALL_END ||
+	       procft_stub_at(regs->ip - PROCFT_STUB_SYSCALL_END,
+			      syscall_get_nr(current, regs)) != 1;
 }
 
 /**
