@@ -129,6 +129,11 @@ int main(void)
 		if (!ok || busy_tries)
 			tap_diag("cycle %d: protecting: %d (after %d EBUSY), a duplicate (within 30 s): %s, unprotecting: %d",
 				 i, on, busy_tries, dup ? "yes" : "no", off);
+		if (!ok) {
+			/* Its state and its last log lines, before the log wraps. */
+			run_cmd("grep 'pid=%d ' /proc/procft | sed 's/^/# /'", busy);
+			run_cmd("dmesg | grep 'procft: pid %d:' | tail -n 20 | sed 's/^/# /'", busy);
+		}
 	}
 	ok = ok && waitpid(busy, &st, WNOHANG) == 0;
 	reap(busy);
