@@ -101,6 +101,11 @@ bool procft_in_ia32_syscall(void);
 long procft_syscall_nr(void);
 bool procft_call_from_vdso(void);
 int procft_vdso_make_calls(void);
+/* The caller's rdtsc/rdtscp: trapped into the hook (kernel/patches/0005), read, emulated. */
+bool procft_tsc_trap_self(bool on);
+bool procft_tsc_can_trap(void);
+u64 procft_tsc_read(u32 *aux);
+void procft_tsc_emulate(bool rdtscp, u64 tsc, u32 aux);
 unsigned long procft_syscall_arg(unsigned int i);
 u64 procft_runtime_ns(struct task_struct *task);
 void procft_forget_auxv(unsigned long type);
@@ -179,6 +184,7 @@ u64 procft_profile_now(void);
 #endif
 void procft_rs_fork(struct task_struct *parent, struct task_struct *child);
 void procft_rs_task_work(long nr, bool dup);
+bool procft_rs_tsc(bool rdtscp, const struct procft_role *role);
 void procft_rs_memory_error(unsigned long pfn);
 void procft_rs_memory_error_done(unsigned long pfn, bool handled);
 void procft_rs_memory_failure(unsigned long pfn);

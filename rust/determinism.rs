@@ -29,8 +29,9 @@
 //! compared), so a change of clocksource under a running program changes
 //! nothing for procft. A replica's output that depends on the time it read
 //! is caught as divergence, as before. The program's own clock system
-//! calls are replayed like every other call. `rdtsc` and `rdrand` executed
-//! by the program itself are not routed (see `Documentation/procft.rst`).
+//! calls are replayed like every other call. `rdtsc` and `rdtscp` executed
+//! by the program itself are trapped and replayed where the kernel allows
+//! ([`crate::sync::tsc`]); `rdrand` is not routed (see `Documentation/procft.rst`).
 
 use kernel::{
     prelude::*,
@@ -101,6 +102,22 @@ pub(crate) fn route_vdso(group: &Group) {
             group.pid(),
             e
         ),
+    }
+}
+
+/// Whether protected programs' own counter reads (`rdtsc`, `rdtscp`) trap
+/// and are replayed ([`crate::sync::tsc`]): the kernel can trap them for
+/// procft (`kernel/patches/0005`), and the module parameter `trap_tsc` is
+/// on.
+pub(crate) fn tsc_traps() -> bool {
+    crate::module_parameters::trap_tsc.value() && shim::tsc::can_trap()
+}
+
+/// In a primary about to create a duplicate: its counter reads trap from
+/// now on, and the duplicate inherits that, if they can ([`tsc_traps`]).
+pub(crate) fn trap_tsc() {
+    if crate::module_parameters::trap_tsc.value() {
+        shim::tsc::trap_self(true);
     }
 }
 

@@ -364,7 +364,11 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     drop(fpu);
     shim::set_regs(&regs);
     sigstate.set();
-    shim::restart_call(nr);
+    if nr != syscalls::NR_RDTSC {
+        shim::restart_call(nr);
+    }
+    // (At a counter read it stood at the instruction, which the primary
+    // now executes, as the primary: it traps and is recorded.)
     if matches!(cause, Cause::Poison(_)) {
         shim::flush_sigbus();
     }
@@ -399,7 +403,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             addr,
             from_nr,
             seq,
-            syscalls::classify(nr).name,
+            syscalls::name(nr),
             memory,
             us
         ),
@@ -409,7 +413,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             what,
             from_nr,
             seq,
-            syscalls::classify(nr).name,
+            syscalls::name(nr),
             memory,
             us
         ),

@@ -221,6 +221,10 @@ pub(crate) enum PrimaryWork {
     FdBarrier { nr: i64, lo: usize, hi: usize },
     /// Wait for room in the ring, then make call `nr` (suppressed) again.
     WaitSpace(i64),
+    /// A time-stamp counter read that could not be recorded at its trap:
+    /// restore the page in [`State::repair`], or wait for room in the
+    /// ring; the read then traps again ([`crate::sync::tsc`]).
+    Trap,
 }
 
 /// Mutable state of a group.

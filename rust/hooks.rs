@@ -21,7 +21,7 @@ use crate::{
     group::Group,
     mce, procfs, replica,
     shim::{self, Regs},
-    sync,
+    sync::{self, tsc},
 };
 
 /// The `sys_enter` hook, for every system call `nr` of a protected process
@@ -74,6 +74,23 @@ unsafe extern "C" fn procft_rs_sys_exit(
     // SAFETY: As for `procft_rs_sys_enter`.
     let (group, dup) = unsafe { Group::of_role(role) };
     sync::sys_exit(group, regs, ret, dup);
+}
+
+/// The hook's trap of an `rdtsc` (`rdtscp`: of an `rdtscp`) of a protected
+/// process or duplicate whose counter reads procft traps, `role` as for
+/// [`procft_rs_sys_enter`] ([`tsc::trapped`]). False declines it: the
+/// kernel stops trapping the task and the instruction runs natively.
+///
+/// # Safety
+///
+/// The caller is the trapping task, in a faultable context, inside the
+/// Tasks Trace RCU section in which it read `role`.
+#[no_mangle]
+unsafe extern "C" fn procft_rs_tsc(rdtscp: bool, role: *const shim::Role) -> bool {
+    // SAFETY: As for `procft_rs_sys_enter`.
+    let (group, dup) = unsafe { Group::of_role(role) };
+    let group: kernel::sync::Arc<Group> = group.into();
+    tsc::trapped(&group, rdtscp, dup)
 }
 
 /// The fork probe, when a protected process or a duplicate creates a

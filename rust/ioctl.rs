@@ -129,6 +129,9 @@ impl MiscDevice for ControlFile {
                     ) | feature(
                         crate::failover::takes_over(),
                         uapi::PROCFT_FEAT_MM_TAKEOVER,
+                    ) | feature(
+                        crate::determinism::tsc_traps(),
+                        uapi::PROCFT_FEAT_TSC_TRAP,
                     ),
                     unprotected_calls: shim::Hooks::unprotected_calls(),
                     groups_freed: group::freed(),

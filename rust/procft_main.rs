@@ -104,6 +104,10 @@ module! {
             default: true,
             description: "Route the vDSO's time reads through procft as recorded calls: hidden from programs exec'd under protection, its time functions made system calls in those protected while running",
         },
+        trap_tsc: bool {
+            default: true,
+            description: "Trap a protected program's own rdtsc/rdtscp (needs kernel/patches/0005): the primary's reads are recorded and the duplicates replay them (0: each replica reads its own counter)",
+        },
     },
 }
 

@@ -84,6 +84,7 @@
 
 #include <asm/fpu/api.h>
 #include <asm/mce.h>
+#include <asm/tsc.h>
 #include <asm/vdso.h>
 #include <asm/sigframe.h>
 #include <asm/syscall.h>
@@ -2716,6 +2717,71 @@ void procft_defer_barrier(void)
 	rcu_barrier_tasks_trace();
 }
 
+/* ---- the time-stamp counter (kernel/patches/0005) ---------------------- */
+
+/**
+ * procft_tsc_can_trap - can procft trap rdtsc and rdtscp?  With
+ * kernel/patches/0005, when it takes system calls from the kernel's hook.
+ */
+bool procft_tsc_can_trap(void)
+{
+#ifdef PROCFT_HAVE_TSC_HOOK
+	return procft_use_hook;
+#else
+	return false;
+#endif
+}
+
+/**
+ * procft_tsc_trap_self - make the caller's rdtsc and rdtscp trap into the
+ * hook (@on), or run natively again; children forked later inherit it
+ *
+ * Return: whether the kernel can trap them (procft_tsc_can_trap()).
+ */
+bool procft_tsc_trap_self(bool on)
+{
+	if (!procft_tsc_can_trap())
+		return false;
+#ifdef PROCFT_HAVE_TSC_HOOK
+	/* The program's own PR_TSC_SIGSEGV stays: it gets its SIGSEGV. */
+	if (on && test_thread_flag(TIF_NOTSC) && !current->syscall_hook_tsc)
+		return true;
+	syscall_hook_trap_tsc(on);
+#endif
+	return true;
+}
+
+/**
+ * procft_tsc_read - what the caller's rdtsc would read, and in @aux the
+ * TSC_AUX an rdtscp would give with it (the kernel sets it to the CPU and
+ * its node, for getcpu())
+ */
+u64 procft_tsc_read(u32 *aux)
+{
+	unsigned int cpu = get_cpu();
+	u64 tsc = rdtsc_ordered();
+
+	*aux = (cpu_to_node(cpu) << 12) | cpu;
+	put_cpu();
+	return tsc;
+}
+
+/**
+ * procft_tsc_emulate - finish the caller's trapped rdtsc (or rdtscp,
+ * @rdtscp) in user mode as if it had read @tsc (and @aux): sets
+ * %edx:%eax (and %ecx) and moves past the instruction
+ */
+void procft_tsc_emulate(bool rdtscp, u64 tsc, u32 aux)
+{
+	struct pt_regs *regs = task_pt_regs(current);
+
+	regs->ax = (u32)tsc;
+	regs->dx = tsc >> 32;
+	if (rdtscp)
+		regs->cx = aux;
+	regs->ip += rdtscp ? 3 : 2;
+}
+
 /* ---- /proc/<pid>/ft_level (needs kernel/patches/0001) ------------------- */
 
 #ifdef PROCFT_HAVE_PROC_FT_LEVEL
@@ -2852,6 +2918,22 @@ static void procft_sys_exit(struct pt_regs *regs, long ret, void *word)
 	procft_rs_sys_exit(regs, ret, role);
 	procft_profile_hook(2 + procft_role_is_dup(role), t0);
 }
+
+#ifdef PROCFT_HAVE_TSC_HOOK
+/*
+ * The hook's rdtsc/rdtscp (@rdtscp) trap of a marked task whose counter
+ * reads procft traps (kernel/patches/0005), in the same kind of section as
+ * the system-call callbacks: into Rust with the task's role.  False (the
+ * kernel then stops the trapping and the instruction runs natively) for a
+ * process whose protection has ended.
+ */
+static bool procft_tsc_trap(struct pt_regs *regs, bool rdtscp, void *word)
+{
+	const struct procft_role *role = procft_role(procft_entry_of_current(word));
+
+	return role && procft_rs_tsc(rdtscp, role);
+}
+#endif
 
 static void procft_probe_sys_enter(void *data, struct pt_regs *regs, long id)
 {
@@ -3005,6 +3087,9 @@ static const struct syscall_hook procft_syscall_hook = {
 	.owner = THIS_MODULE,
 	.enter = procft_sys_enter,
 	.exit = procft_sys_exit,
+#ifdef PROCFT_HAVE_TSC_HOOK
+	.tsc = procft_tsc_trap,
+#endif
 };
 #endif
 

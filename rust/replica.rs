@@ -99,6 +99,8 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
     }
     // Before any duplicate exists: each one inherits the rewritten vDSO.
     crate::determinism::route_vdso(group);
+    // Its counter reads trap from now on; the duplicate inherits that.
+    crate::determinism::trap_tsc();
     let Ok(reservation) = RBTreeNodeReservation::new(GFP_KERNEL) else {
         return;
     };

@@ -79,6 +79,10 @@ extern "C" {
     fn procft_syscall_arg(i: c_uint) -> c_ulong;
     fn procft_call_from_vdso() -> bool;
     fn procft_vdso_make_calls() -> c_int;
+    fn procft_tsc_trap_self(on: bool) -> bool;
+    fn procft_tsc_can_trap() -> bool;
+    fn procft_tsc_read(aux: *mut u32) -> u64;
+    fn procft_tsc_emulate(rdtscp: bool, tsc: u64, aux: u32);
     fn procft_forget_auxv(kind: c_ulong);
     fn procft_send_self(sig: c_int, info: *const u64) -> c_int;
     fn procft_frame_owner(
@@ -575,6 +579,45 @@ pub(crate) fn vdso_make_calls() -> Result<usize> {
     // system call.
     let n = unsafe { procft_vdso_make_calls() };
     kernel::error::to_result(n).map(|()| n as usize)
+}
+
+/// The caller's time-stamp counter reads (`rdtsc`, `rdtscp`), with the
+/// kernel's hook for them (`kernel/patches/0005`).
+pub(crate) mod tsc {
+    use super::*;
+
+    /// Makes the caller's counter reads trap into the hook (`on`), or run
+    /// natively again; children forked later inherit it. False if the
+    /// kernel cannot trap them.
+    pub(crate) fn trap_self(on: bool) -> bool {
+        // SAFETY: Acts on the calling task only.
+        unsafe { procft_tsc_trap_self(on) }
+    }
+
+    /// Whether the kernel can trap counter reads for procft
+    /// (`kernel/patches/0005`, with its system-call hook in use).
+    pub(crate) fn can_trap() -> bool {
+        // SAFETY: No arguments; reads a flag.
+        unsafe { procft_tsc_can_trap() }
+    }
+
+    /// What the caller's `rdtsc` would read now, and the `TSC_AUX` an
+    /// `rdtscp` would give with it.
+    pub(crate) fn read() -> (u64, u32) {
+        let mut aux = 0u32;
+        // SAFETY: `aux` is valid for writing.
+        let tsc = unsafe { procft_tsc_read(&mut aux) };
+        (tsc, aux)
+    }
+
+    /// Finishes the caller's trapped `rdtsc` (or `rdtscp`) as if it had
+    /// read `tsc` (and `aux`): its registers set, its instruction pointer
+    /// past the instruction. Only at such a trap, or in a task_work the
+    /// trap queued.
+    pub(crate) fn emulate(rdtscp: bool, tsc: u64, aux: u32) {
+        // SAFETY: Writes the calling task's saved user registers.
+        unsafe { procft_tsc_emulate(rdtscp, tsc, aux) }
+    }
 }
 
 /// Whether the caller's system call was made by the vDSO's code (its

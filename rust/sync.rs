@@ -44,6 +44,8 @@ use crate::{
     vote,
 };
 
+pub(crate) mod tsc;
+
 const CLONE_VM: u64 = 0x100;
 const CLONE_VFORK: u64 = 0x4000;
 const CLONE_THREAD: u64 = 0x10000;
@@ -311,7 +313,7 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
 /// Whether nothing is pending for the primary's next call (`st`, the
 /// group's state, locked): its `sys_enter` would only arm a record, or do
 /// nothing, so it may do that without the lock (see [`group::Fast`]).
-fn is_quiet(st: &group::State) -> bool {
+pub(crate) fn is_quiet(st: &group::State) -> bool {
     !st.closed
         && !st.resync
         && !st.promoting
@@ -1342,7 +1344,7 @@ unsafe extern "C" fn dup_in_step(arg: *const c_void) -> bool {
 /// The primary's task_work when one of its pages is on a failed frame:
 /// wait for a duplicate in the same state, then take that duplicate's copy
 /// of the page on a fresh frame.
-fn repair(group: &Group) {
+pub(crate) fn repair(group: &Group) {
     let w = Waiter { group };
     // Ready duplicates not at the primary's point lag.
     let waited = group::wait_for_dups(
@@ -1417,7 +1419,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
 /// A duplicate waits (killable) until the primary's record of its next
 /// call (`nr`, `args`, bytes hashed to `hash`) is published, or it is to
 /// die; meanwhile it stands at that call, with its vote.
-fn wait_record(
+pub(crate) fn wait_record(
     group: &Group,
     task: &Task,
     nr: i64,
@@ -1552,7 +1554,7 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
 /// the ring waits until the ring is low: it is woken once, then, not for
 /// every record. (The duplicates drop the records, not the primary: that
 /// work is then off the primary's path.)
-fn consumed(st: &mut group::State) -> bool {
+pub(crate) fn consumed(st: &mut group::State) -> bool {
     st.trim_ring();
     !st.space_wait || st.ring.is_low()
 }
@@ -1690,10 +1692,13 @@ pub(crate) struct Call<'a>(pub(crate) i64, pub(crate) &'a [usize; 6]);
 impl core::fmt::Display for Call<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let a = self.1;
+        if self.0 == syscalls::NR_RDTSC {
+            return f.write_str(if a[0] != 0 { "rdtscp" } else { "rdtsc" });
+        }
         write!(
             f,
             "{}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x})",
-            syscalls::classify(self.0).name,
+            syscalls::name(self.0),
             a[0],
             a[1],
             a[2],
@@ -1707,7 +1712,7 @@ impl core::fmt::Display for Call<'_> {
 /// The calling duplicate disagrees with the primary (`how`: both calls,
 /// with their arguments): count it, log it, and let it die (it is then
 /// replaced like any lost duplicate).
-fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>) {
+pub(crate) fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>) {
     let hit = {
         let mut st = group.lock();
         let hit = st.dup_mut(task.tgid()).is_some_and(|d| d.hit.is_some());
@@ -1740,6 +1745,22 @@ fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>) {
     shim::kill(task);
 }
 
+/// The primary's task_work when the ring is full: waits (killable, and
+/// bounded by the lag timeout) until it is low again, or no duplicate
+/// needs it.
+pub(crate) fn wait_space(group: &Group) {
+    let w = Waiter { group };
+    // Those holding the oldest record the ring keeps lag.
+    let _ = group::wait_for_dups(
+        group,
+        "for room in the ring",
+        primary_can_go,
+        core::ptr::from_ref(&w).cast(),
+        |d, _, oldest| !d.parked && d.next_seq == oldest,
+    );
+    group.lock().space_wait = false;
+}
+
 /// Runs in a replica on its way back to user space (or as it exits), for
 /// whatever its probe queued while in system call `nr`; `dup` as for
 /// [`sys_enter`] ([`crate::hooks`]).
@@ -1753,7 +1774,7 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
         let work = {
             let mut st = group.lock();
             let work = core::mem::take(&mut st.work);
-            st.space_wait = matches!(work, PrimaryWork::WaitSpace(_));
+            st.space_wait = matches!(work, PrimaryWork::WaitSpace(_) | PrimaryWork::Trap);
             work
         };
         match work {
@@ -1773,21 +1794,12 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
             }
             PrimaryWork::FdBarrier { nr, lo, hi } => fd_barrier(&group, nr, lo, hi),
             PrimaryWork::WaitSpace(nr) => {
-                let w = Waiter { group: &group };
-                // Those holding the oldest record the ring keeps lag.
-                let waited = group::wait_for_dups(
-                    &group,
-                    "for room in the ring",
-                    primary_can_go,
-                    core::ptr::from_ref(&w).cast(),
-                    |d, _, oldest| !d.parked && d.next_seq == oldest,
-                );
-                group.lock().space_wait = false;
+                wait_space(&group);
                 // Made again (and waiting again if the ring is still
                 // full), unless a fatal signal ends the task first.
-                let _ = waited;
                 shim::restart_call(nr);
             }
+            PrimaryWork::Trap => tsc::primary_wait(&group),
         }
         return;
     }
@@ -1834,6 +1846,7 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
                 }
             }
         }
+        DupWork::Trap { rdtscp } => tsc::dup_wait(&group, task, rdtscp),
         DupWork::Park => {
             // The primary's exit or exec will kill it.
             group.wake();

@@ -504,6 +504,20 @@ pub(crate) fn classify(nr: i64) -> Syscall {
     })
 }
 
+/// The pseudo call number of a time-stamp counter read (`rdtsc`,
+/// `rdtscp`) in the ring ([`crate::sync::tsc`]): no system call has it.
+pub(crate) const NR_RDTSC: i64 = -2;
+
+/// The name log lines give the event `nr` of the ring: the call's, or
+/// `rdtsc` for a time-stamp counter read.
+pub(crate) fn name(nr: i64) -> &'static str {
+    if nr == NR_RDTSC {
+        "rdtsc"
+    } else {
+        classify(nr).name
+    }
+}
+
 /// How long one output buffer of a call is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Len {

@@ -58,6 +58,9 @@ pub(crate) enum DupWork {
     /// Wait until it is killed (it reached an exit or exec that is the
     /// primary's to make).
     Park,
+    /// Wait for the primary's record of this time-stamp counter read
+    /// (`rdtscp` or `rdtsc`) and take its value ([`crate::sync::tsc`]).
+    Trap { rdtscp: bool },
 }
 
 /// Why a primary is replaced.

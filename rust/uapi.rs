@@ -74,6 +74,7 @@ pub(crate) const PROCFT_FEAT_PROC_PID_FT_LEVEL: u32 = 1 << 0;
 pub(crate) const PROCFT_FEAT_PTRACE_MAY_ACCESS: u32 = 1 << 1;
 pub(crate) const PROCFT_FEAT_SYSCALL_HOOK: u32 = 1 << 2;
 pub(crate) const PROCFT_FEAT_MM_TAKEOVER: u32 = 1 << 3;
+pub(crate) const PROCFT_FEAT_TSC_TRAP: u32 = 1 << 4;
 
 const _: () = assert!(core::mem::size_of::<Level>() == 8);
 const _: () = assert!(core::mem::size_of::<Fail>() == 24);

@@ -121,7 +121,7 @@ pub(crate) fn tally(group: &Arc<Group>, task: &Task, mine: Vote) {
         }
         (n, head)
     };
-    let name = syscalls::classify(mine.nr).name;
+    let name = syscalls::name(mine.nr);
     match decide(&mine, &votes[..n]) {
         Verdict::Primary => {
             let mut st = group.lock();

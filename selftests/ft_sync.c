@@ -378,6 +378,95 @@ static void clock_while_running(void)
 		tap_diag("got %d lines: '%s'", lines, text);
 }
 
+/*
+ * Sends what each replica reads itself unless procft replays it: the time
+ * stamp counter, by rdtsc and rdtscp (with its TSC_AUX, the CPU). Then a
+ * child forked from the protected process (unprotected, but it inherits
+ * the trapping) reads the counter too.
+ */
+static int tsc_lines(void)
+{
+	unsigned int aux;
+	int i, st;
+	pid_t child;
+
+	for (i = 0; i < 20; i++) {
+		unsigned long long a = __rdtsc(), b = __rdtscp(&aux);
+
+		printf("%llu %llu %u\n", a, b, aux);
+		fflush(stdout);
+		usleep(20000);
+	}
+	child = fork();
+	if (child == 0) {
+		unsigned long long last = 0, now;
+
+		for (i = 0; i < 1000; i++, last = now) {
+			now = __rdtsc();
+			if (now < last)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	st = -1;
+	waitpid(child, &st, 0);
+	printf("child %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	return 0;
+}
+
+/*
+ * Whether @text holds 20 lines "A B AUX" with A < B, each pair after the
+ * last, then "child 0".
+ */
+static int tsc_lines_ok(const char *text)
+{
+	unsigned long long a, b, last = 0;
+	unsigned int aux;
+	int i, n;
+
+	for (i = 0; i < 20; i++) {
+		if (sscanf(text, "%llu %llu %u%n", &a, &b, &aux, &n) != 3 || a <= last || b <= a)
+			return 0;
+		last = b;
+		text = strchr(text + n, '\n');
+		if (!text++)
+			return 0;
+	}
+	return !strcmp(text, "child 0\n");
+}
+
+/*
+ * Level 1 at start: once the duplicate is in step, the primary loses a page
+ * (MADV_HWPOISON, then a read of it), right before an rdtsc. The duplicate,
+ * whose page is good, stands at that rdtsc waiting for the primary's value,
+ * and takes over there: the primary's task goes on from the instruction,
+ * which it now executes as the primary.
+ */
+static int tsc_poison(void)
+{
+	unsigned long long t, last = 0;
+	char *page;
+	int n;
+
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (page == MAP_FAILED)
+		return 90;
+	page[0] = 1;
+	if (wait_field(getpid(), "duplicates=", 1, 30) < 1)
+		return 91;
+	for (n = 0; n < 10; n++) {
+		if (n == 5) {
+			madvise(page, 4096, MADV_HWPOISON);
+			n += __atomic_load_n(page, __ATOMIC_RELAXED) - 1;
+		}
+		t = __rdtsc();
+		printf("round %d %s\n", n, t > last ? "later" : "earlier");
+		fflush(stdout);
+		last = t;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct shared a, b;
@@ -389,15 +478,10 @@ int main(int argc, char **argv)
 	if (argc > 2 && !strcmp(argv[1], "--vdso-resume"))
 		return vdso_resume(atoi(argv[2]));
 
-	if (argc > 1 && !strcmp(argv[1], "--tsc")) {
-		/* Sends bytes no other replica has: the time stamp counter. */
-		for (i = 0; i < 20; i++) {
-			printf("%llu\n", (unsigned long long)__rdtsc());
-			fflush(stdout);
-			usleep(20000);
-		}
-		return 0;
-	}
+	if (argc > 1 && !strcmp(argv[1], "--tsc"))
+		return tsc_lines();
+	if (argc > 1 && !strcmp(argv[1], "--tsc-poison"))
+		return tsc_poison();
 
 	if (argc > 1 && !strcmp(argv[1], "--clock")) {
 		/* The C library's time calls, which a visible vDSO answers. */
@@ -416,7 +500,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	tap_plan(15);
+	tap_plan(16);
 	pid = spawn_with_ctl(workload, &ctl);
 	read(ctl, &addr, sizeof(addr));
 	ok = ioctl_set(pid, 2) == 0 && wait_duplicates(pid, 2, reps);
@@ -462,12 +546,29 @@ int main(int argc, char **argv)
 	tap_ok(procft_field(pid, "divergences=") == 0, "no divergence");
 	reap(pid);
 
-	/* A duplicate that sends other bytes diverges and is replaced. */
-	pid = run_self(argv[0], "1", "--tsc", text, sizeof(text), &i, &lines);
-	tap_ok(WIFEXITED(i) && WEXITSTATUS(i) == 0 && lines == 20 &&
-	       run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged (write(.*) with other bytes than the primary'",
+	/*
+	 * The counter: the primary's rdtsc and rdtscp trap and are recorded,
+	 * the duplicates' are replayed, so what they send is the primary's.
+	 */
+	pid = run_self(argv[0], "2", "--tsc", text, sizeof(text), &i, &lines);
+	tap_ok(WIFEXITED(i) && WEXITSTATUS(i) == 0 && lines == 21 && tsc_lines_ok(text) &&
+	       run_cmd("ftctl events > /tmp/ev") == 0 &&
+	       run_cmd("grep -q ' pid=%d event=divergence' /tmp/ev", pid) != 0 &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged'", pid) != 0,
+	       "writing rdtsc and rdtscp values at level 2: the duplicates replay the primary's, no divergence, the 20 lines appear once, increasing; an unprotected child reads the counter natively");
+	if (lines != 21 || !tsc_lines_ok(text))
+		tap_diag("got %d lines: '%.600s'", lines, text);
+	pid = run_self(argv[0], "1", "--tsc-poison", text, sizeof(text), &i, &lines);
+	tap_ok(WIFEXITED(i) && WEXITSTATUS(i) == 0 && lines == 10 &&
+	       !strcmp(text, "round 0 later\nround 1 later\nround 2 later\nround 3 later\nround 4 later\n"
+			     "round 5 later\nround 6 later\nround 7 later\nround 8 later\nround 9 later\n") &&
+	       run_cmd("ftctl events > /tmp/ev") == 0 &&
+	       run_cmd("grep -q ' pid=%d event=promotion' /tmp/ev", pid) == 0 &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: primary consumed poisoned memory .* state at call #[0-9]* (rdtsc)'",
 		       pid) == 0,
-	       "writing the TSC: duplicates diverge, are replaced, and the 20 lines appear once");
+	       "a primary that loses a page right before an rdtsc: the duplicate takes over at the instruction, the 10 rounds appear once");
+	if (!WIFEXITED(i) || WEXITSTATUS(i) || lines != 10)
+		tap_diag("status %#x, %d lines: '%.600s'", i, lines, text);
 
 	/*
 	 * Started under protection, the program is not shown the vDSO: its

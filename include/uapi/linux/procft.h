@@ -102,6 +102,13 @@ struct procft_info {
  * pages, in time that grows with the process's memory.
  */
 #define PROCFT_FEAT_MM_TAKEOVER		(1U << 3)
+/*
+ * A protected program's own rdtsc/rdtscp trap, and the duplicates replay
+ * the primary's values (kernel/patches/0005, the system-call hook and the
+ * module parameter trap_tsc=1); without it each replica reads its own
+ * counter, and output that depends on it diverges.
+ */
+#define PROCFT_FEAT_TSC_TRAP		(1U << 4)
 #define PROCFT_IOC_GET_INFO	_IOWR(PROCFT_IOC_MAGIC, 0x04, __u32)
 
 /*

@@ -6,7 +6,7 @@ use std::process::exit;
 use crate::events::json_string;
 use crate::uapi::{
     Info, Status, FEAT_MM_TAKEOVER, FEAT_PROC_PID_FT_LEVEL, FEAT_PTRACE_MAY_ACCESS,
-    FEAT_SYSCALL_HOOK, INFO_SIZE_VER2,
+    FEAT_SYSCALL_HOOK, FEAT_TSC_TRAP, INFO_SIZE_VER2,
 };
 
 /// One protected process as listed in /proc/procft: `key=value` fields.
@@ -127,13 +127,14 @@ pub fn print_info(i: &Info, json: bool) {
     let ptrace_check = i.features & FEAT_PTRACE_MAY_ACCESS != 0;
     let hook = i.features & FEAT_SYSCALL_HOOK != 0;
     let takeover = i.features & FEAT_MM_TAKEOVER != 0;
+    let tsc = i.features & FEAT_TSC_TRAP != 0;
     let freed = (i.size >= INFO_SIZE_VER2).then_some(i.groups_freed);
     if json {
         println!(
             "{{\"version\":{},\"max_level\":{},\"protected\":{},\"groups_created\":{},\
              \"groups_released\":{},\"groups_freed\":{},\"proc_pid_ft_level\":{},\
              \"ptrace_may_access\":{},\"syscall_hook\":{},\"mm_takeover\":{},\
-             \"unprotected_calls\":{}}}",
+             \"tsc_trap\":{},\"unprotected_calls\":{}}}",
             i.version,
             i.max_level,
             i.nr_groups,
@@ -144,6 +145,7 @@ pub fn print_info(i: &Info, json: bool) {
             ptrace_check,
             hook,
             takeover,
+            tsc,
             i.unprotected_calls
         );
     } else {
@@ -188,6 +190,14 @@ pub fn print_info(i: &Info, json: bool) {
                 "copies the duplicate's pages (kernel lacks replace_mm, or copy_promotion=1)"
             }
         );
+        println!(
+            "rdtsc/rdtscp:        {}",
+            if tsc {
+                "trapped; the duplicates replay the primary's counter"
+            } else {
+                "each replica reads its own (kernel lacks the patch, or trap_tsc=0)"
+            }
+        );
         println!("unprotected calls:   {}", i.unprotected_calls);
     }
 }
@@ -210,6 +220,8 @@ pub struct Kernel {
     pub syscall_hook: bool,
     /// replace_mm(), for promotion without copying (kernel/patches/0004).
     pub replace_mm: bool,
+    /// The hook takes trapped rdtsc/rdtscp (kernel/patches/0005).
+    pub tsc_trap: bool,
 }
 
 impl Kernel {
@@ -252,6 +264,9 @@ impl Kernel {
             replace_mm: syms
                 .lines()
                 .any(|l| l.split(' ').nth(2) == Some("replace_mm")),
+            tsc_trap: syms
+                .lines()
+                .any(|l| l.split(' ').nth(2) == Some("syscall_hook_trap_tsc")),
             release,
         }
     }
@@ -264,7 +279,7 @@ pub fn print_unloaded(k: &Kernel, json: bool) {
         println!(
             "{{\"loaded\":false,\"kernel\":{},\"installed_module\":{},\"rust\":{},\
              \"proc_pid_ft_level\":{},\"ptrace_may_access\":{},\"syscall_hook\":{},\
-             \"replace_mm\":{}}}",
+             \"replace_mm\":{},\"tsc_trap\":{}}}",
             json_string(&k.release),
             module,
             k.rust,
@@ -272,7 +287,8 @@ pub fn print_unloaded(k: &Kernel, json: bool) {
             k.ptrace_may_access
                 .map_or("null".to_string(), |b| b.to_string()),
             k.syscall_hook,
-            k.replace_mm
+            k.replace_mm,
+            k.tsc_trap
         );
         return;
     }
@@ -324,6 +340,14 @@ pub fn print_unloaded(k: &Kernel, json: bool) {
             "yes (a promotion takes over the duplicate's address space)"
         } else {
             "no (kernel lacks the patch: a promotion copies the duplicate's pages)"
+        }
+    );
+    println!(
+        "rdtsc trapping:      {}",
+        if k.tsc_trap {
+            "yes (the duplicates can replay the primary's counter reads)"
+        } else {
+            "no (kernel lacks the patch: each replica reads its own counter)"
         }
     );
 }

@@ -72,6 +72,7 @@ pub const FEAT_PROC_PID_FT_LEVEL: u32 = 1;
 pub const FEAT_PTRACE_MAY_ACCESS: u32 = 2;
 pub const FEAT_SYSCALL_HOOK: u32 = 4;
 pub const FEAT_MM_TAKEOVER: u32 = 8;
+pub const FEAT_TSC_TRAP: u32 = 16;
 
 const SET_LEVEL: u64 = ioc(WRITE, 0x01, std::mem::size_of::<Level>());
 const GET_LEVEL: u64 = ioc(READ | WRITE, 0x02, std::mem::size_of::<Level>());
