@@ -85,7 +85,7 @@ endif
 # of the module's sources in build/debug/src (Kbuild's MO= refuses a
 # source tree that holds a build, as the tree does after `make module`).
 DEBUG := $(BUILD)/debug
-MODULE_SRCS := Kbuild $(wildcard rust/*.rs rust/*.c) $(shell find include -name '*.h')
+MODULE_SRCS := Kbuild $(wildcard rust/*.rs rust/*/*.rs rust/*.c) $(shell find include -name '*.h')
 # Copies the module's sources into directory $(1), keeping their times (a
 # build there is then incremental).
 copy-module-srcs = for f in $(MODULE_SRCS); do \

@@ -20,7 +20,7 @@ rm -rf "$D"
 src=$D/src/procft-$ver
 mkdir -p "$src/scripts" "$src/rust" "$D/tree"
 cp "$PROCFT_ROOT"/{Kbuild,dkms.conf} "$src/"
-cp "$PROCFT_ROOT"/rust/*.rs "$PROCFT_ROOT"/rust/*.c "$src/rust/"
+(cd "$PROCFT_ROOT" && find rust \( -name '*.rs' -o -name '*.c' \) -exec cp --parents {} "$src/" \;)
 (cd "$PROCFT_ROOT" && find include -name '*.h' -exec cp --parents {} "$src/" \;)
 cp "$PROCFT_ROOT/scripts/dkms-make.sh" "$src/scripts/"
 trees=(--sourcetree "$D/src" --dkmstree "$D/tree")
