@@ -7,6 +7,7 @@
  *
  *   bench compute MIB   memory-heavy loop over MIB MiB
  *   bench getppid N     N getppid() calls
+ *   bench rdtsc N       N rdtsc reads of the time-stamp counter
  *   bench pipe N        N 4 KiB write+read round trips through a pipe
  *   bench fork N        N fork() + _exit() + waitpid()
  *   bench busy N        forever: N getppid() calls, then 20 ms asleep
@@ -47,6 +48,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <x86intrin.h>
 
 
 static uint64_t now_us(void)
@@ -150,6 +152,11 @@ int main(int argc, char **argv)
 		mark(n, "begin");
 		for (i = 0; i < n; i++)
 			sum += syscall(SYS_getppid);
+		mark(n, "end");
+	} else if (!strcmp(argv[1], "rdtsc")) {
+		mark(n, "begin");
+		for (i = 0; i < n; i++)
+			sum += __rdtsc();
 		mark(n, "end");
 	} else if (!strcmp(argv[1], "pipe")) {
 		if (pipe(fds))

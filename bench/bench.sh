@@ -142,6 +142,8 @@ count() {
 	case $1.$2 in
 	getppid.l*) echo 10000 ;;
 	getppid.*) echo 200000 ;;
+	rdtsc.l*) echo 10000 ;;
+	rdtsc.*) echo 200000 ;;
 	pipe.l*) echo 2000 ;;
 	pipe.*) echo 10000 ;;
 	fork.l*) echo 300 ;;
@@ -159,7 +161,7 @@ measure() {
 	cfg=$1 w=$2 pre=$(prefix $1) n=$(count $2 $1)
 	t0=$(busy_ticks)
 	case $w in
-	getppid | pipe | fork) out=$($pre $B $w $n) ;;
+	getppid | rdtsc | pipe | fork) out=$($pre $B $w $n) ;;
 	compute) out=$($pre $B compute 16) ;;
 	sqlite)
 		rm -f $DB $DB-journal
@@ -225,11 +227,12 @@ judged() {
 	}'
 }
 
-WORKLOADS="getppid pipe fork compute sqlite lighttpd"
-SMALL="getppid pipe fork"
+WORKLOADS="getppid rdtsc pipe fork compute sqlite lighttpd"
+SMALL="getppid rdtsc pipe fork"
 name() {
 	case $1 in
 	getppid) echo "getppid(), per call" ;;
+	rdtsc) echo "rdtsc, per read" ;;
 	pipe) echo "4 KiB pipe write+read, per pair" ;;
 	fork) echo "fork+exit+wait, per fork" ;;
 	compute) echo "compute, 16 MiB memory" ;;

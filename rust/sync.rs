@@ -1774,7 +1774,7 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
         let work = {
             let mut st = group.lock();
             let work = core::mem::take(&mut st.work);
-            st.space_wait = matches!(work, PrimaryWork::WaitSpace(_) | PrimaryWork::Trap);
+            st.space_wait = matches!(work, PrimaryWork::WaitSpace(_));
             work
         };
         match work {

@@ -153,6 +153,18 @@ static inline int takes_over(void)
 	return !ioctl_info(&i) && (i.features & PROCFT_FEAT_MM_TAKEOVER);
 }
 
+/*
+ * Whether a protected program's own rdtsc/rdtscp trap and the duplicates
+ * replay the primary's values (kernel/patches/0005, with the system-call
+ * hook in use and trap_tsc=1).
+ */
+static inline int traps_tsc(void)
+{
+	struct procft_info i;
+
+	return !ioctl_info(&i) && (i.features & PROCFT_FEAT_TSC_TRAP);
+}
+
 /* Writes @text (exactly, no newline added) to /proc/<pid>/ft_level. */
 static inline int proc_write(pid_t pid, const char *text)
 {

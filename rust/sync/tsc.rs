@@ -90,9 +90,11 @@ fn primary(group: &Arc<Group>, rdtscp: bool) -> bool {
             }
             Step::Wait => {
                 if shim::queue_task_work().is_err() {
-                    // Exiting: the read runs unrecorded; nothing follows.
-                    let (tsc, aux) = shim::tsc::read();
-                    shim::tsc::emulate(rdtscp, tsc, aux);
+                    // No memory, or the module is going: neither recorded
+                    // nor waited for, the read would part the replicas.
+                    group.lock().work = PrimaryWork::None;
+                    group::end_protection(group, "no task_work to wait in at a counter read");
+                    return false;
                 }
                 return true;
             }
@@ -159,13 +161,22 @@ fn step(
 }
 
 /// The primary's task_work after a trap it could not record at once
-/// ([`PrimaryWork::Trap`]): restores a lost page from a duplicate, or
-/// waits for room in the ring. The read then traps again.
+/// ([`PrimaryWork::Trap`]): restores a lost page from a duplicate, then
+/// waits for room in the ring if it is still full. The read then traps
+/// again.
 pub(crate) fn primary_wait(group: &Arc<Group>) {
     if group.lock().repair.is_some() {
         sync::repair(group);
     }
-    sync::wait_space(group);
+    let full = {
+        let mut st = group.lock();
+        st.trim_ring();
+        st.space_wait = st.ring.is_full();
+        st.space_wait
+    };
+    if full {
+        sync::wait_space(group);
+    }
 }
 
 /// What a duplicate's trap found.
@@ -182,8 +193,14 @@ enum Take {
 /// At a trap of duplicate `task` of `group`: takes the primary's record of
 /// the read if it is published, or waits for it in its task_work.
 fn dup(group: &Group, task: &Task, rdtscp: bool) {
-    if !matches!(take(group, task, rdtscp, false), Take::NotYet) {
-        return;
+    match take(group, task, rdtscp, false) {
+        Take::Took => return,
+        // Let go of: it must not run on (its kill is on its way).
+        Take::Gone => {
+            shim::kill(task);
+            return;
+        }
+        Take::NotYet => {}
     }
     let own = {
         let mut st = group.lock_quiet();
