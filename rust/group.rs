@@ -1265,7 +1265,17 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
 /// probe to be killed rather than run the primary's code as a process of
 /// its own.
 pub(crate) fn remove(tgid: Pid) -> u32 {
-    end(tgid, false)
+    end(tgid, false, None)
+}
+
+/// At the `sys_exit` of the `clone3()` procft injected into `group`'s
+/// primary, whose protection ended while it was in flight: completes the
+/// removal ([`remove`]), unless `group` is no longer registered. The
+/// protection may have ended in full meanwhile (a level change that came
+/// after the fork probe), and a new one of the same process begun, whose
+/// group is not this one.
+pub(crate) fn remove_closed(group: &Group) {
+    end(group.primary.tgid(), false, Some(group));
 }
 
 /// [`remove`], from process context: returns once the record is gone
@@ -1290,10 +1300,11 @@ fn settle(tgid: Pid) {
 /// At the exit of the process whose global tgid is `tgid`: ends its
 /// protection (it cannot be inside a call of its own any more).
 pub(crate) fn remove_exiting(tgid: Pid) -> u32 {
-    end(tgid, true)
+    end(tgid, true, None)
 }
 
-fn end(tgid: Pid, exiting: bool) -> u32 {
+/// Ends the protection of `tgid` (only if its group is `only`, if given).
+fn end(tgid: Pid, exiting: bool, only: Option<&Group>) -> u32 {
     let (removed, kills, old, closed) = {
         let mut table = GROUPS.lock();
         let Some(tree) = table.tree.as_mut() else {
@@ -1302,6 +1313,9 @@ fn end(tgid: Pid, exiting: bool) -> u32 {
         let Some(g) = tree.get(&tgid) else {
             return 0;
         };
+        if only.is_some_and(|only| !core::ptr::eq(&**g, only)) {
+            return 0;
+        }
         // `maybe_spawn` injects a clone3() only if, under the group lock,
         // the group is open: either it did (and the group must wait for
         // that call's end), or it will find the group closed.

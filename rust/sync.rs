@@ -630,7 +630,7 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
             lap.lap(Section::Record);
         } else if replica::primary_spawn_exit(&group, regs, ret) && group.lock().closed {
             // Its protection ended while its clone3() was in flight.
-            group::remove(task.tgid());
+            group::remove_closed(&group);
             return;
         }
         determinism::after_call(ret);

@@ -202,8 +202,9 @@ else
 	ok $? "ftctl info without the module: exit $st, Rust support, /proc/<pid>/ft_level and the system-call hook seen"
 	[ $st2 = 3 ] && grep -qx "installed module: *$mods/updates/dkms/procft.ko.xz" $W/info2 &&
 		grep -q '^ptrace_may_access: *exported' $W/info2 &&
-		grep -q "^{\"loaded\":false,.*\"installed_module\":\"$mods/updates/dkms/procft.ko.xz\",\"rust\":true,\"proc_pid_ft_level\":true,\"ptrace_may_access\":true,\"syscall_hook\":true,\"replace_mm\":true}$" $W/info3
-	ok $? "... and the installed module (modules.dep) and ptrace_may_access (Module.symvers), also as JSON"
+		grep -q "^{\"loaded\":false,.*\"installed_module\":\"$mods/updates/dkms/procft.ko.xz\",\"rust\":true,\"proc_pid_ft_level\":true,\"ptrace_may_access\":true,\"syscall_hook\":true,\"replace_mm\":true,\"tsc_trap\":true}$" $W/info3 &&
+		grep -q '^rdtsc trapping: *yes' $W/info2
+	ok $? "... and the installed module (modules.dep), ptrace_may_access (Module.symvers) and rdtsc trapping, also as JSON"
 	[ $fails = 0 ] || sed 's/^/# /' $W/info $W/info2 $W/info3
 fi
 

@@ -467,11 +467,46 @@ static int tsc_poison(void)
 	return 0;
 }
 
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+	alarms++;
+}
+
+/*
+ * Reads the counter in a tight loop while SIGALRM comes every 2 ms: most
+ * signals are taken on the way back from a trapped read, whose record
+ * carries them to the duplicates; the others come while it computes, and
+ * the duplicates are re-created. Prints how many it handled and how many
+ * of its reads came after the last one: the duplicates must send the same.
+ */
+static int tsc_signals(void)
+{
+	struct itimerval it = { { 0, 2000 }, { 0, 2000 } };
+	unsigned long long t, last = 0;
+	long later = 0;
+	int i;
+
+	signal(SIGALRM, on_alarm);
+	if (setitimer(ITIMER_REAL, &it, NULL))
+		return 90;
+	for (i = 0; i < 3000; i++) {
+		t = __rdtsc();
+		later += t > last;
+		last = t;
+	}
+	memset(&it, 0, sizeof(it));
+	setitimer(ITIMER_REAL, &it, NULL);
+	printf("alarms %d later %ld\n", (int)alarms, later);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct shared a, b;
 	struct shared *addr = NULL;
-	int ctl, i, ok, lines, traps;
+	int ctl, i, ok, lines, traps, c_count;
 	pid_t pid, reps[8] = { 0 };
 	char c, text[65536];
 
@@ -482,6 +517,8 @@ int main(int argc, char **argv)
 		return tsc_lines();
 	if (argc > 1 && !strcmp(argv[1], "--tsc-poison"))
 		return tsc_poison();
+	if (argc > 1 && !strcmp(argv[1], "--tsc-signals"))
+		return tsc_signals();
 
 	if (argc > 1 && !strcmp(argv[1], "--clock")) {
 		/* The C library's time calls, which a visible vDSO answers. */
@@ -500,7 +537,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	tap_plan(16);
+	tap_plan(17);
 	pid = spawn_with_ctl(workload, &ctl);
 	read(ctl, &addr, sizeof(addr));
 	ok = ioctl_set(pid, 2) == 0 && wait_duplicates(pid, 2, reps);
@@ -576,6 +613,15 @@ int main(int argc, char **argv)
 	       traps ? "at the instruction" : "at its next call");
 	if (!WIFEXITED(i) || WEXITSTATUS(i) || lines != 10)
 		tap_diag("status %#x, %d lines: '%.600s'", i, lines, text);
+	pid = run_self(argv[0], "1", "--tsc-signals", text, sizeof(text), &i, &lines);
+	tap_ok(WIFEXITED(i) && WEXITSTATUS(i) == 0 && lines == 1 &&
+	       sscanf(text, "alarms %d later %d", &ok, &c_count) == 2 && ok > 0 && c_count == 3000 &&
+	       run_cmd("ftctl events > /tmp/ev") == 0 &&
+	       (!traps || run_cmd("grep -q ' pid=%d event=divergence' /tmp/ev", pid) != 0),
+	       "SIGALRM every 2 ms while reading the counter at level 1: %s, its line once (%.40s)",
+	       traps ? "a signal taken on the way back from a read reaches the duplicate with it, no divergence" :
+		       "(procft cannot trap the reads)",
+	       text);
 
 	/*
 	 * Started under protection, the program is not shown the vDSO: its
