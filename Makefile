@@ -137,6 +137,9 @@ PROCFT_BENCH_ROUNDS ?= 5
 # The parts of bench/bench.sh to run, comma-separated: workloads, memory,
 # recovery (default all three).
 PROCFT_BENCH_PARTS ?= workloads,memory,recovery
+# The workloads of that part, comma-separated (default all: getppid, rdtsc,
+# pipe, fork, compute, sqlite, lighttpd).
+PROCFT_BENCH_WORKLOADS ?=
 # Guest time for the benchmarks: by default the instruction count (QEMU
 # -icount, shift 0: one nanosecond per instruction, the vCPUs taking turns
 # on one host thread), which the host's load and speed do not move; it
@@ -158,7 +161,7 @@ bench: module ftctl selftests
 	@rc=0; load0=$$(cut -d' ' -f1-3 /proc/loadavg); \
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 7200 $(BENCH_CLOCK) \
 		$(if $(PROCFT_MODARGS),--modargs "$(PROCFT_MODARGS)") \
-		--append "benchrounds=$(PROCFT_BENCH_ROUNDS) benchparts=$(PROCFT_BENCH_PARTS) $(PROCFT_BENCH_BOOT)" bench || rc=$$?; \
+		--append "benchrounds=$(PROCFT_BENCH_ROUNDS) benchparts=$(PROCFT_BENCH_PARTS) $(if $(PROCFT_BENCH_WORKLOADS),benchworkloads=$(PROCFT_BENCH_WORKLOADS)) $(PROCFT_BENCH_BOOT)" bench || rc=$$?; \
 	{ grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH *//'; \
 	  echo; echo "host: $$(nproc) CPUs, load average $$load0 before, $$(cut -d' ' -f1-3 /proc/loadavg) after"; \
 	  echo "guest time: $(if $(PROCFT_BENCH_ICOUNT),instruction count (-icount shift=$(PROCFT_BENCH_ICOUNT)),wall clock)"; \

@@ -227,7 +227,7 @@ judged() {
 	}'
 }
 
-WORKLOADS="getppid rdtsc pipe fork compute sqlite lighttpd"
+WORKLOADS=$(echo "${benchworkloads:-getppid,rdtsc,pipe,fork,compute,sqlite,lighttpd}" | tr , ' ')
 SMALL="getppid rdtsc pipe fork"
 name() {
 	case $1 in
