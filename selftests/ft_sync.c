@@ -467,11 +467,11 @@ static int tsc_poison(void)
 	return 0;
 }
 
-static volatile sig_atomic_t alarms;
+static int alarms;
 
 static void on_alarm(int sig)
 {
-	alarms++;
+	__atomic_fetch_add(&alarms, 1, __ATOMIC_RELAXED);
 }
 
 /*
@@ -498,7 +498,7 @@ static int tsc_signals(void)
 	}
 	memset(&it, 0, sizeof(it));
 	setitimer(ITIMER_REAL, &it, NULL);
-	printf("alarms %d later %ld\n", (int)alarms, later);
+	printf("alarms %d later %ld\n", __atomic_load_n(&alarms, __ATOMIC_RELAXED), later);
 	return 0;
 }
 
