@@ -590,15 +590,16 @@ int main(int argc, char **argv)
 	 * the patch), the duplicates read their own, diverge and are replaced.
 	 */
 	traps = traps_tsc();
-	pid = run_self(argv[0], "2", "--tsc", text, sizeof(text), &i, &lines);
+	/* (At level 2 without trapping, the vote would outvote the primary.) */
+	pid = run_self(argv[0], traps ? "2" : "1", "--tsc", text, sizeof(text), &i, &lines);
 	tap_ok(WIFEXITED(i) && WEXITSTATUS(i) == 0 && lines == 21 && tsc_lines_ok(text) &&
 	       run_cmd("ftctl events > /tmp/ev") == 0 &&
 	       (run_cmd("grep -q ' pid=%d event=divergence' /tmp/ev", pid) != 0) == traps &&
 	       (run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged (write(.*) with other bytes than the primary'",
 			pid) != 0) == traps,
-	       "writing rdtsc and rdtscp values at level 2: %s, the 20 lines appear once, increasing; an unprotected child reads the counter natively",
-	       traps ? "the duplicates replay the primary's, no divergence" :
-		       "procft cannot trap them, the duplicates diverge and are replaced");
+	       "writing rdtsc and rdtscp values at level %s, the 20 lines appear once, increasing; an unprotected child reads the counter natively",
+	       traps ? "2: the duplicates replay the primary's, no divergence" :
+		       "1: procft cannot trap them, the duplicate diverges and is replaced");
 	if (lines != 21 || !tsc_lines_ok(text))
 		tap_diag("got %d lines: '%.600s'", lines, text);
 	pid = run_self(argv[0], "1", "--tsc-poison", text, sizeof(text), &i, &lines);
@@ -615,7 +616,8 @@ int main(int argc, char **argv)
 		tap_diag("status %#x, %d lines: '%.600s'", i, lines, text);
 	pid = run_self(argv[0], "1", "--tsc-signals", text, sizeof(text), &i, &lines);
 	tap_ok(WIFEXITED(i) && WEXITSTATUS(i) == 0 && lines == 1 &&
-	       sscanf(text, "alarms %d later %d", &ok, &c_count) == 2 && ok > 0 && c_count == 3000 &&
+	       sscanf(text, "alarms %d later %d", &ok, &c_count) == 2 && c_count == 3000 &&
+	       (ok > 0 || !traps) &&
 	       run_cmd("ftctl events > /tmp/ev") == 0 &&
 	       (!traps || run_cmd("grep -q ' pid=%d event=divergence' /tmp/ev", pid) != 0),
 	       "SIGALRM every 2 ms while reading the counter at level 1: %s, its line once (%.40s)",
