@@ -595,8 +595,8 @@ int main(int argc, char **argv)
 	tap_ok(WIFEXITED(i) && WEXITSTATUS(i) == 0 && lines == 21 && tsc_lines_ok(text) &&
 	       run_cmd("ftctl events > /tmp/ev") == 0 &&
 	       (run_cmd("grep -q ' pid=%d event=divergence' /tmp/ev", pid) != 0) == traps &&
-	       (run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged (write(.*) with other bytes than the primary'",
-			pid) != 0) == traps,
+	       (run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged (.*write('", pid) != 0) ==
+		       traps,
 	       "writing rdtsc and rdtscp values at level %s, the 20 lines appear once, increasing; an unprotected child reads the counter natively",
 	       traps ? "2: the duplicates replay the primary's, no divergence" :
 		       "1: procft cannot trap them, the duplicate diverges and is replaced");
