@@ -259,17 +259,16 @@ fn take(group: &Group, task: &Task, rdtscp: bool, separating: bool) -> Take {
                 group,
                 task,
                 format_args!(
-                    "it read the time-stamp counter ({}) where the primary made {}",
-                    if rdtscp { "rdtscp" } else { "rdtsc" },
+                    "it made {} where the primary made {}",
+                    Call(NR_RDTSC, &self::args(rdtscp, 0)),
                     Call(nr, &args)
                 ),
             );
             return Take::Gone;
         }
-        let taken = (record.ret as u64, record.args[1] as u32, record.signal);
+        let (tsc, aux, signal) = (record.ret as u64, record.args[1] as u32, record.signal);
         d.next_seq = seq + 1;
-        let wake = sync::consumed(st);
-        (taken.0, taken.1, taken.2, wake)
+        (tsc, aux, signal, sync::consumed(st))
     };
     shim::tsc::emulate(rdtscp, tsc, aux);
     if let Some((sig, info)) = &signal {
