@@ -141,6 +141,14 @@ static inline int ioctl_info(struct procft_info *i)
 	return ioctl(ft_open(), PROCFT_IOC_GET_INFO, i) ? -errno : 0;
 }
 
+/* Whether the loaded module reports feature @feat (PROCFT_FEAT_*). */
+static inline int has_feature(unsigned int feat)
+{
+	struct procft_info i;
+
+	return !ioctl_info(&i) && (i.features & feat);
+}
+
 /*
  * Whether a promotion takes over the duplicate's address space (then the
  * duplicate is gone, and replaced as part of the failover) rather than
@@ -148,9 +156,7 @@ static inline int ioctl_info(struct procft_info *i)
  */
 static inline int takes_over(void)
 {
-	struct procft_info i;
-
-	return !ioctl_info(&i) && (i.features & PROCFT_FEAT_MM_TAKEOVER);
+	return has_feature(PROCFT_FEAT_MM_TAKEOVER);
 }
 
 /*
@@ -160,9 +166,7 @@ static inline int takes_over(void)
  */
 static inline int traps_tsc(void)
 {
-	struct procft_info i;
-
-	return !ioctl_info(&i) && (i.features & PROCFT_FEAT_TSC_TRAP);
+	return has_feature(PROCFT_FEAT_TSC_TRAP);
 }
 
 /* Writes @text (exactly, no newline added) to /proc/<pid>/ft_level. */
