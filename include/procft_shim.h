@@ -107,6 +107,7 @@ bool procft_tsc_can_trap(void);
 u64 procft_tsc_read(u32 *aux);
 void procft_tsc_emulate(bool rdtscp, u64 tsc, u32 aux);
 unsigned long procft_syscall_arg(unsigned int i);
+unsigned long procft_take_clear_child_tid(void);
 u64 procft_runtime_ns(struct task_struct *task);
 void procft_forget_auxv(unsigned long type);
 int procft_send_self(int sig, const void *info);

@@ -94,6 +94,9 @@ pub(crate) struct Dup {
     pub(crate) vote: Option<Vote>,
     /// What its task_work is to do next.
     pub(crate) work: DupWork,
+    /// Its threads, once its primary created threads
+    /// ([`crate::sync::threads`]).
+    pub(crate) threads: Option<KBox<crate::sync::threads::DupThreads>>,
     /// Its task_work, allocated at its first return ([`None`] until then,
     /// or if there was no memory: each call then allocates one).
     pub(crate) own_work: Option<shim::OwnWork>,
@@ -303,6 +306,9 @@ pub(crate) struct State {
     /// The program's own memory-error kill policy (`PR_MCE_KILL_*`), kept
     /// while procft holds the primary to late kill ([`crate::mce::policy`]).
     pub(crate) mce_wish: Option<i32>,
+    /// Its threads, once it created threads under protection: the run
+    /// token and their calls in flight ([`crate::sync::threads`]).
+    pub(crate) threads: Option<KBox<crate::sync::threads::Threads>>,
 }
 
 impl State {
@@ -388,7 +394,8 @@ impl State {
     /// Whether a duplicate could take over from the primary
     /// ([`Dup::can_succeed`]).
     pub(crate) fn can_take_over(&self) -> bool {
-        self.dups.iter().flatten().any(Dup::can_succeed)
+        // Not built for a multi-threaded primary ([`crate::sync::threads`]).
+        self.threads.is_none() && self.dups.iter().flatten().any(Dup::can_succeed)
     }
 
     /// Marks the duplicates matching `pred` (and not already leaving) as
@@ -720,6 +727,9 @@ pub(crate) struct Group {
     /// Set once the primary's vDSO time functions were routed through
     /// procft, or that was tried ([`crate::determinism::route_vdso`]).
     pub(crate) vdso_routed: AtomicBool,
+    /// Its primary created threads under protection (`State::threads` is
+    /// set): read without the lock at each call.
+    threaded: AtomicBool,
 }
 
 /// Groups freed since the module was loaded ([`freed`]).
@@ -771,6 +781,7 @@ impl Group {
                     promoting: false,
                     successor: None,
                     mce_wish: None,
+                    threads: None,
                     resync: false,
                     voted: None,
                     passed: None,
@@ -780,6 +791,7 @@ impl Group {
                 retired: shim::DeferHead::new(),
                 listed: AtomicBool::new(false),
                 vdso_routed: AtomicBool::new(false),
+                threaded: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )
@@ -835,6 +847,18 @@ impl Group {
     /// Pid of the process as the caller sees it.
     pub(crate) fn pid(&self) -> Pid {
         self.primary.tgid_nr_ns(None)
+    }
+
+    /// Whether its primary created threads under protection
+    /// ([`crate::sync::threads`]).
+    pub(crate) fn threaded(&self) -> bool {
+        self.threaded.load(Ordering::Relaxed)
+    }
+
+    /// Sets [`Group::threaded`], under the group's lock, with
+    /// `State::threads`.
+    pub(crate) fn set_threaded(&self, on: bool) {
+        self.threaded.store(on, Ordering::Relaxed);
     }
 
     /// Appends `record` to the ring (`st`, this group's state under its
@@ -1432,6 +1456,7 @@ pub(crate) fn add_dup(
         at: -1,
         vote: None,
         work: DupWork::None,
+        threads: None,
         own_work: None,
     });
     let _ = dups.insert(reservation.into_node(tgid, group.clone()));

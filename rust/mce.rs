@@ -373,7 +373,11 @@ fn primary_hit(group: &Group, pfn: usize, addr: usize, promotions: u64) {
         let mut st = group.lock();
         st.counters.mce_events += 1;
         let replaced = st.promote.is_some() || st.promoting || st.promotions != promotions;
-        let ok = !replaced && st.repair.is_none() && st.dups.iter().flatten().any(|d| d.ready);
+        // Not built for a multi-threaded primary ([`crate::sync::threads`]).
+        let ok = !replaced
+            && st.repair.is_none()
+            && st.threads.is_none()
+            && st.dups.iter().flatten().any(|d| d.ready);
         if ok {
             st.repair = Some((addr, pfn));
         }

@@ -104,6 +104,14 @@ module! {
             default: true,
             description: "Route the vDSO's time reads through procft as recorded calls: hidden from programs exec'd under protection, its time functions made system calls in those protected while running",
         },
+        threads: bool {
+            default: false,
+            description: "Replicate threads a protected process creates (one thread of each replica runs at a time; see Documentation/procft.rst) instead of ending its protection at the first (0)",
+        },
+        thread_wait_ms: u32 {
+            default: 2000,
+            description: "How long a thread of a multi-threaded protected process waits for another that runs without a system call before its protection ends",
+        },
         trap_tsc: bool {
             default: true,
             description: "Trap a protected program's own rdtsc/rdtscp (needs kernel/patches/0005): the primary's reads are recorded and the duplicates replay them (0: each replica reads its own counter)",

@@ -1745,12 +1745,21 @@ long procft_syscall_nr(void)
 }
 
 /**
- * procft_runtime_ns - CPU time @task has had so far, in nanoseconds, as of
- * its last scheduler update (at most a tick old while it runs)
+ * procft_runtime_ns - CPU time the threads of @task's process have had so
+ * far, in nanoseconds, as of their last scheduler update (at most a tick
+ * old while one runs): a duplicate whose first thread waits while others
+ * run is not idle
  */
 u64 procft_runtime_ns(struct task_struct *task)
 {
-	return READ_ONCE(task->se.sum_exec_runtime);
+	struct task_struct *t;
+	u64 ns = READ_ONCE(task->signal->sum_sched_runtime);
+
+	rcu_read_lock();
+	for_each_thread(task, t)
+		ns += READ_ONCE(t->se.sum_exec_runtime);
+	rcu_read_unlock();
+	return ns;
 }
 
 /**
@@ -1765,6 +1774,20 @@ unsigned long procft_syscall_arg(unsigned int i)
 		return 0;
 	syscall_get_arguments(current, task_pt_regs(current), args);
 	return args[i];
+}
+
+/**
+ * procft_take_clear_child_tid - the caller's clear_child_tid, which it
+ * forgets: the exit of a duplicate's thread then writes nothing (procft
+ * clears the word itself, at the point of the schedule where the
+ * primary's thread exited)
+ */
+unsigned long procft_take_clear_child_tid(void)
+{
+	int __user *p = current->clear_child_tid;
+
+	current->clear_child_tid = NULL;
+	return (unsigned long)p;
 }
 
 /* ---- the vDSO's time functions made system calls ----------------------- */

@@ -78,6 +78,8 @@ pub(crate) fn wants(st: &group::State) -> bool {
         && matches!(st.spawn, Spawn::Idle)
         && st.nr_dups() < st.level as usize
         && st.spawn_failures < MAX_SPAWN_FAILURES
+        // Not built for a multi-threaded primary ([`crate::sync::threads`]).
+        && st.threads.is_none()
 }
 
 /// If `group` lacks a duplicate, brings its primary to a system-call
@@ -127,6 +129,11 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
 /// Fork probe: `parent` (a protected primary) created `child`. If this is
 /// the `clone3()` procft injected, `child` becomes a duplicate.
 pub(crate) fn on_fork(parent: &Task, child: &Task) {
+    if child.tgid() == parent.tgid() {
+        // A thread ([`crate::sync::threads`]): it shares its process's
+        // state, memory-error policy included.
+        return;
+    }
     let Some(group) = group::lookup(parent.tgid()) else {
         return;
     };

@@ -85,6 +85,11 @@ pub(crate) struct Record {
     /// A signal the primary handled on its way back from this call, to be
     /// delivered to each duplicate at the same point.
     pub(crate) signal: Option<(i32, crate::shim::SigInfo)>,
+    /// The primary's thread that made it (global id), in a multi-threaded
+    /// group ([`crate::sync::threads`]); 0 otherwise.
+    pub(crate) tid: kernel::task::Pid,
+    /// For a thread creation there: the new thread's global id.
+    pub(crate) child: kernel::task::Pid,
     /// What it wrote into the primary's memory, in order.
     outputs: KVec<Output>,
     /// The bytes of all outputs one after the other, in pieces of
@@ -104,6 +109,8 @@ impl Record {
             input_hash: None,
             ip: 0,
             signal: None,
+            tid: 0,
+            child: 0,
             outputs: KVec::new(),
             chunks: KVec::new(),
             bytes: 0,
@@ -124,6 +131,8 @@ impl Record {
         self.input_hash = None;
         self.ip = 0;
         self.signal = None;
+        self.tid = 0;
+        self.child = 0;
         self.outputs.clear();
         for c in self.chunks.iter_mut() {
             c.clear();

@@ -77,6 +77,7 @@ extern "C" {
     fn procft_syscall_nr() -> c_long;
     fn procft_runtime_ns(task: *mut bindings::task_struct) -> u64;
     fn procft_syscall_arg(i: c_uint) -> c_ulong;
+    fn procft_take_clear_child_tid() -> c_ulong;
     fn procft_call_from_vdso() -> bool;
     fn procft_vdso_make_calls() -> c_int;
     fn procft_tsc_trap_self(on: bool) -> bool;
@@ -557,8 +558,9 @@ pub(crate) fn syscall_nr() -> i64 {
     unsafe { procft_syscall_nr() as i64 }
 }
 
-/// The CPU time `task` has had so far, in nanoseconds (as of its last
-/// scheduler update: at most a tick old while it runs).
+/// The CPU time the threads of `task`'s process have had so far, in
+/// nanoseconds (as of their last scheduler update: at most a tick old
+/// while one runs).
 pub(crate) fn runtime_ns(task: &Task) -> u64 {
     // SAFETY: `task` is valid for the duration of the call.
     unsafe { procft_runtime_ns(task.as_ptr()) }
@@ -569,6 +571,13 @@ pub(crate) fn runtime_ns(task: &Task) -> u64 {
 pub(crate) fn syscall_arg(i: u32) -> usize {
     // SAFETY: Reads the calling task's saved registers; `i` is checked.
     unsafe { procft_syscall_arg(i) as usize }
+}
+
+/// The caller's `clear_child_tid` (the word its exit clears), which it
+/// forgets: its exit then writes nothing (0 if it had none).
+pub(crate) fn take_clear_child_tid() -> usize {
+    // SAFETY: Acts on the calling task's own field.
+    unsafe { procft_take_clear_child_tid() as usize }
 }
 
 /// Rewrites the entry of each of the caller's vDSO time functions into

@@ -44,18 +44,20 @@ use crate::{
     vote,
 };
 
+pub(crate) mod threads;
 pub(crate) mod tsc;
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_VFORK: u64 = 0x4000;
-const CLONE_THREAD: u64 = 0x10000;
 const MAP_TYPE: c_ulong = 0x0f;
 const MAP_SHARED: c_ulong = 0x01;
 const MAP_SHARED_VALIDATE: c_ulong = 0x03;
 const PROT_WRITE: c_ulong = 0x2;
 const NR_MPROTECT: i64 = 10;
 const NR_PKEY_MPROTECT: i64 = 329;
+const NR_CLONE: i64 = 56;
 const NR_CLONE3: i64 = 435;
+const NR_EXIT: i64 = 60;
 const NR_PRCTL: i64 = 157;
 const NR_MADVISE: i64 = 28;
 const NR_MREMAP: i64 = 25;
@@ -84,6 +86,9 @@ fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
     match call.class {
         Class::Unsupported => Some(call.name),
         Class::Fork => {
+            if let Some(c) = threads::thread_clone(nr, args) {
+                return threads::refused(&c);
+            }
             let flags = if nr == NR_CLONE3 {
                 // struct clone_args starts with the u64 flags; an
                 // unreadable one makes the call fail with EFAULT anyway.
@@ -95,9 +100,8 @@ fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
                 0
             };
             // A vfork-style child borrows the memory until it execs; a
-            // CLONE_VM child without CLONE_VFORK is a thread, and so is
-            // one in the caller's thread group, vfork or not.
-            (flags & CLONE_VM != 0 && (flags & CLONE_VFORK == 0 || flags & CLONE_THREAD != 0))
+            // CLONE_VM child without CLONE_VFORK shares it for good.
+            (flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0)
                 .then_some("creating a thread (clone with CLONE_VM)")
         }
         Class::Mmap => {
@@ -139,7 +143,9 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
     let mut lap = Lap::start();
     // Only x86-64 numbers are classified; a call through another entry
     // ends protection below.
+    let threaded = group.threaded();
     let class = match abi {
+        Abi::X64 if threaded => threads::class(nr, determinism::class(nr)),
         Abi::X64 => determinism::class(nr),
         Abi::Ia32 | Abi::X32 => Class::Unsupported,
     };
@@ -158,6 +164,8 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
     let why = if shim::is_ptraced(current!()) {
         Some("being traced")
     } else if let Some(why) = abi.unreplicable() {
+        Some(why)
+    } else if let Some(why) = threaded.then(|| threads::unreplicable(nr, args)).flatten() {
         Some(why)
     } else {
         unreplicable(nr, args)
@@ -185,6 +193,14 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
     // the group).
     let group: Arc<Group> = group.into();
     let group = &group;
+    if why.is_none() && class == Class::Fork && threads::thread_clone(nr, args).is_some() {
+        // The first thread makes the group multi-threaded.
+        let mut spare = (!threaded).then(threads::new_threads).flatten();
+        if !threads::creating(group, &mut group.lock(), &mut spare) {
+            group::end_protection(group, "a thread beyond procft's limit (or memory for it)");
+            return;
+        }
+    }
     let (stale, promote, held) = {
         // The primary's own section: it sets `group.fast` itself below.
         let mut st = group.lock_quiet();
@@ -217,11 +233,16 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
             if !vote::wanted_in(&st, nr) {
                 lap.lap(Section::EnterLocked);
                 let wait = arm(&mut st, nr, args, class);
+                // A thread's recorded call hands the run token over.
+                let handed = !wait && class == Class::Primary && threads::give_up(&mut st);
                 group.fast.set(&st, is_quiet);
                 drop(st);
                 lap.lap(Section::Arm);
                 if wait {
                     wait_in_task_work(group, regs);
+                }
+                if handed {
+                    group.wake();
                 }
                 return;
             }
@@ -232,6 +253,12 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
     };
     let (kills, n) = stale;
     kills.send();
+    if n > 0 && threaded {
+        // Re-creating a duplicate is not built for a multi-threaded
+        // primary ([`threads`]).
+        group::end_protection(group, "a signal handler run in a thread between its calls");
+        return;
+    }
     if n > 0 {
         pr_info!(
             "pid {}: a signal handler ran in the primary outside a system-call return; \
@@ -259,6 +286,12 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
         return;
     }
     match class {
+        Class::Exec if threaded => {
+            // Its other threads end with it, or it fails: either way a
+            // duplicate would be made of a process that had threads.
+            group::end_protection(group, "an exec in a process that created threads");
+            return;
+        }
         Class::Exec => {
             // The new image gets new duplicates, at its first calls.
             let kills = {
@@ -270,7 +303,18 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
             kills.send();
             return;
         }
-        Class::Exit => return,
+        Class::Exit => {
+            if nr == NR_EXIT
+                && threaded
+                && shim::nr_threads(current!()) > 1
+                && threads::primary_exit(group, args)
+            {
+                // One thread's exit is a record of the schedule: it waits
+                // for room in the ring first.
+                wait_in_task_work(group, regs);
+            }
+            return;
+        }
         _ => {}
     }
     replica::maybe_spawn(group, regs);
@@ -304,9 +348,19 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
             }
         }
     }
-    let wait = arm(&mut group.lock(), nr, args, class);
+    let (wait, handed) = {
+        let mut st = group.lock();
+        let wait = arm(&mut st, nr, args, class);
+        (
+            wait,
+            !wait && class == Class::Primary && threads::give_up(&mut st),
+        )
+    };
     if wait {
         wait_in_task_work(group, regs);
+    }
+    if handed {
+        group.wake();
     }
 }
 
@@ -327,6 +381,8 @@ pub(crate) fn is_quiet(st: &group::State) -> bool {
         && matches!(st.spawn, Spawn::Idle)
         && st.dups.iter().flatten().any(|d| !d.leaving)
         && !replica::wants(st)
+        // A thread's call hands the run token over ([`threads`]).
+        && st.threads.is_none()
 }
 
 /// At the primary's call `nr` that is recorded, under the group's lock
@@ -350,7 +406,7 @@ fn arm(st: &mut group::State, nr: i64, args: &[usize; 6], class: Class) -> bool 
         st.work = PrimaryWork::Repair(nr);
     } else {
         st.trim_ring();
-        if !st.ring.is_full() {
+        if st.ring.has_room(threads::room(st)) {
             st.call = Some((nr, *args));
             if class == Class::Mmap {
                 note_mapping(st, args);
@@ -497,12 +553,44 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         shim::set_return(0);
         return;
     }
+    // Whether this duplicate made its first thread creation: its primary
+    // may have made its own already, and its calls until then are classed
+    // as they were in the primary ([`threads`]).
+    let threaded = group.threaded()
+        && group
+            .lock_quiet()
+            .dup_mut(task.tgid())
+            .is_some_and(|d| d.threads.is_some());
     let class = match abi {
+        Abi::X64 if threaded => threads::class(nr, determinism::class(nr)),
         Abi::X64 => determinism::class(nr),
         Abi::Ia32 | Abi::X32 => Class::Unsupported,
     };
     let mut lap = Lap::start();
+    let thread_exit = threaded && abi == Abi::X64 && nr == NR_EXIT && shim::nr_threads(task) > 1;
+    if thread_exit && group.lock_quiet().dup_mut(task.tgid()).is_some_and(|d| threads::exiting(d, task.pid())) {
+        // It took the record of its exit: it makes it now.
+        return;
+    }
+    let clone = (abi == Abi::X64 && matches!(nr, NR_CLONE | NR_CLONE3))
+        .then(|| threads::thread_clone(nr, args))
+        .flatten();
+    if let Some(c) = clone {
+        // A thread creation: each replica makes its own, once the
+        // primary's is recorded.
+        let mut spare = threads::new_dup_threads();
+        match threads::dup_clone(group, task, nr, args, c, &mut spare) {
+            threads::Cloned::Made => return,
+            threads::Cloned::Diverged => {
+                shim::suppress(regs);
+                return;
+            }
+            threads::Cloned::Wait => {}
+        }
+    }
     let work = match (abi, class) {
+        _ if clone.is_some() => DupWork::Follow { nr, args: *args },
+        _ if thread_exit => DupWork::ThreadExit { args: *args },
         // Its number means something else in the x86-64 table. The
         // primary ends protection at this call (killing the duplicates),
         // or has diverged: either way the duplicate never makes it, and
@@ -517,13 +605,23 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
             DupWork::Consume { nr, args: *args }
         }
     };
-    if matches!(work, DupWork::Follow { .. }) && follow(group, task, nr, args) {
+    if clone.is_none() && matches!(work, DupWork::Follow { .. }) && follow(group, task, nr, args) {
         // The primary has made it: so does the duplicate, now.
         return;
     }
     // One still separating its memory takes its records in the task_work,
     // where it can take a step of that first ([`replica::separate`]).
     lap.lap(Section::DupEnter);
+    if threaded && matches!(work, DupWork::Consume { .. }) {
+        // In the primary, this call hands the run token over.
+        let gave = group
+            .lock_quiet()
+            .dup_mut(task.tgid())
+            .is_some_and(|d| threads::dup_gives_up(d, task.pid()));
+        if gave {
+            group.wake();
+        }
+    }
     let took = matches!(work, DupWork::Consume { .. }) && take(group, task, nr, args, None, false);
     lap.lap(Section::Take);
     if took {
@@ -545,7 +643,6 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         let Some(dup) = st.dup_mut(task.tgid()) else {
             return;
         };
-        dup.work = work;
         dup.at = nr;
         // A duplicate parked at an exit, exec or 32-bit call votes for it.
         dup.vote = (work == DupWork::Park).then_some(Vote {
@@ -553,7 +650,19 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
             args: *args,
             hash: 0,
         });
-        dup.own_work.as_ref().map(|w| w.handle())
+        match threads::work_of(dup, task.pid()) {
+            (Some(slot), own) => {
+                *slot = work;
+                own
+            }
+            // A thread it does not know: it must not run on.
+            (None, _) => {
+                drop(st);
+                pr_info!("DBG unknown dup thread {} at {}\n", task.pid(), nr);
+                shim::kill(task);
+                return;
+            }
+        }
     };
     if group::Dup::queue_work(own).is_ok() {
         shim::suppress(regs);
@@ -574,13 +683,29 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
         // `ret_from_fork`, the primary's injected clone3()) and after a
         // prctl() (its memory-error policy); its own clone3() calls are
         // never made (suppressed, their number is -1).
-        if !matches!(shim::syscall_nr(), NR_CLONE3 | NR_PRCTL) {
+        let nr = shim::syscall_nr();
+        if group.threaded() && matches!(nr, NR_CLONE | NR_CLONE3) {
+            // Its own thread creation ([`threads`]): the new thread's
+            // first return, or the creator's.
+            if task.pid() != task.tgid() && ret == 0 {
+                threads::dup_thread_born(task);
+            } else {
+                threads::dup_clone_exit(&group, task, ret);
+            }
+            return;
+        }
+        if !matches!(nr, NR_CLONE3 | NR_PRCTL) {
             return;
         }
         replica::dup_first_exit(&group, task, regs);
         crate::mce::policy::after_call(&group, true, ret);
     } else {
         crate::mce::policy::after_call(&group, false, ret);
+        if group.threaded() && !threads::take_turn(&group.into(), shim::syscall_nr()) {
+            // Its protection ended while it waited to run.
+            determinism::after_call(ret);
+            return;
+        }
         let signal = shim::signal_pending();
         lap.lap(Section::ExitChecks);
         // A call armed without the lock (see `group::Fast`); with none,
@@ -689,6 +814,7 @@ fn record_plain(
     st.passed = None;
     record.start(nr, args);
     record.ret = ret;
+    threads::stamp(group, &mut record);
     // What `hash_input` gives a call that sends nothing.
     record.input_hash = Some(0);
     record.ip = shim::user_ip();
@@ -749,6 +875,7 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
     };
     lap.lap(Section::RecordHash);
     record.ret = ret;
+    threads::stamp(group, &mut record);
     record.ip = shim::user_ip();
     if signal {
         let mut st = group.lock();
@@ -1264,6 +1391,8 @@ fn capture(record: &mut Record, ret: isize) -> Result<(), &'static str> {
 struct DupWaiter<'a> {
     group: &'a Group,
     tgid: Pid,
+    /// The waiting thread ([`threads`]).
+    tid: Pid,
     seq: u64,
 }
 
@@ -1277,7 +1406,8 @@ struct DupWaiter<'a> {
 unsafe extern "C" fn dup_record_ready(arg: *const c_void) -> bool {
     // SAFETY: By the function's contract.
     let w = unsafe { &*arg.cast::<DupWaiter<'_>>() };
-    w.group.is_published(w.seq)
+    // In a multi-threaded group the record must be the thread's own too.
+    !w.group.threaded() && w.group.is_published(w.seq)
 }
 
 /// What the primary waits for.
@@ -1294,18 +1424,19 @@ struct Waiter<'a> {
 unsafe extern "C" fn dup_can_go(arg: *const c_void) -> bool {
     // SAFETY: By the function's contract.
     let w = unsafe { &*arg.cast::<DupWaiter<'_>>() };
-    if w.group.is_published(w.seq) {
+    let threaded = w.group.threaded();
+    if !threaded && w.group.is_published(w.seq) {
         return true;
     }
-    let mut st = w.group.lock_quiet();
+    let st = w.group.lock_quiet();
     if st.closed {
         return true;
     }
-    match st.dup_mut(w.tgid) {
-        Some(d) if !d.leaving && !d.parked => {
-            let seq = d.next_seq;
-            st.ring.get(seq).is_some()
-        }
+    match st.dups.iter().flatten().find(|d| d.tgid == w.tgid) {
+        Some(d) if !d.leaving && !d.parked => st
+            .ring
+            .get(d.next_seq)
+            .is_some_and(|r| !threaded || threads::may_take(d, &r, w.tid)),
         _ => true,
     }
 }
@@ -1430,6 +1561,7 @@ pub(crate) fn wait_record(
     let mut w = DupWaiter {
         group,
         tgid,
+        tid: task.pid(),
         seq: u64::MAX,
     };
     {
@@ -1480,17 +1612,26 @@ pub(crate) fn wait_record(
 /// The published record the duplicate `tgid` of `group` takes next, and
 /// its position in the ring; `None` if it is not published yet, or the
 /// duplicate is to die.
-fn next_record(group: &Group, tgid: Pid) -> Option<(Arc<Record>, u64)> {
+fn next_record(group: &Group, task: &Task) -> Option<(Arc<Record>, u64)> {
     let mut st = group.lock_quiet();
     if st.closed {
         return None;
     }
-    let d = st.dup_mut(tgid)?;
+    let d = st.dup_mut(task.tgid())?;
     if d.leaving {
         return None;
     }
     let seq = d.next_seq;
-    st.ring.get(seq).map(|r| (r, seq))
+    let threaded = d.threads.is_some();
+    let record = st.ring.get(seq)?;
+    if threaded {
+        // Another thread's turn ([`threads`]).
+        let d = st.dup_mut(task.tgid())?;
+        if !threads::may_take(d, &record, task.pid()) {
+            return None;
+        }
+    }
+    Some((record, seq))
 }
 
 /// Whether the calling duplicate makes the call `record` holds (`nr` with
@@ -1518,7 +1659,7 @@ fn same_call(group: &Group, task: &Task, record: &Record, nr: i64, args: &[usize
 /// not published yet (or the duplicate is to die): it waits for it first.
 fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
     let tgid = task.tgid();
-    let Some((record, _)) = next_record(group, tgid) else {
+    let Some((record, _)) = next_record(group, task) else {
         return false;
     };
     if !same_call(group, task, &record, nr, args) {
@@ -1591,6 +1732,10 @@ fn take(
         let Some(record) = st.ring.peek(seq) else {
             return false;
         };
+        if d.threads.is_some() && !threads::may_take(d, &record, task.pid()) {
+            // Another thread's turn ([`threads`]).
+            return false;
+        }
         if record.nr == nr
             && record.args == *args
             && !record.has_outputs()
@@ -1601,6 +1746,7 @@ fn take(
             // record is taken in this one critical section.
             let ret = record.ret;
             d.next_seq = seq + 1;
+            threads::took(d, task.pid());
             let wake = consumed(st);
             drop(guard);
             set_result(nr, ret);
@@ -1660,6 +1806,7 @@ fn take(
         let mut st = group.lock_quiet();
         if let Some(d) = st.dup_mut(tgid) {
             d.next_seq = seq + 1;
+            threads::took(d, task.pid());
         }
         consumed(&mut st)
     };
@@ -1818,17 +1965,19 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
         // Nothing for the primary's next call: a parked duplicate matters
         // only to an append, which looks for it under the lock itself.
         let mut st = group.lock_quiet();
-        match st.dup_mut(task.tgid()) {
-            Some(d) => {
-                let work = d.work;
-                d.work = DupWork::None;
-                if work == DupWork::Park {
-                    d.parked = true;
-                }
-                work
-            }
-            None => return,
+        let Some(d) = st.dup_mut(task.tgid()) else {
+            return;
+        };
+        let work = match threads::work_of(d, task.pid()) {
+            (Some(slot), _) => core::mem::replace(slot, DupWork::None),
+            // A new thread, before its creator noted it.
+            (None, _) if task.pid() != task.tgid() => DupWork::Start,
+            (None, _) => return,
+        };
+        if work == DupWork::Park {
+            d.parked = true;
         }
+        work
     };
     match work {
         DupWork::None => {}
@@ -1838,7 +1987,7 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
             // Once the primary has made it, make it again (the record is
             // then taken at its sys_enter, by `follow`).
             if wait_record(&group, task, nr, &args, None).is_ok() {
-                if next_record(&group, task.tgid()).is_some() {
+                if next_record(&group, task).is_some() {
                     shim::restart_call(nr);
                 } else {
                     // Let go of (leaving, or the group closing).
@@ -1847,6 +1996,8 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
             }
         }
         DupWork::Trap { rdtscp } => tsc::dup_wait(&group, task, rdtscp),
+        DupWork::Start => threads::dup_start(&group, task),
+        DupWork::ThreadExit { args } => threads::dup_exit(&group, task, &args),
         DupWork::Park => {
             // The primary's exit or exec will kill it.
             group.wake();

@@ -58,6 +58,12 @@ pub(crate) enum DupWork {
     /// Wait until it is killed (it reached an exit or exec that is the
     /// primary's to make).
     Park,
+    /// A new thread's first return: wait for the record of its
+    /// counterpart's and take it ([`crate::sync::threads`]).
+    Start,
+    /// A thread's exit (one of several threads): wait for the record of
+    /// its counterpart's, then make it ([`crate::sync::threads`]).
+    ThreadExit { args: [usize; 6] },
     /// Wait for the primary's record of this time-stamp counter read
     /// (`rdtscp` or `rdtsc`) and take its value ([`crate::sync::tsc`]).
     Trap { rdtscp: bool },

@@ -72,7 +72,11 @@ pub(crate) fn wanted(group: &Group, nr: i64) -> bool {
 
 /// [`wanted`], under the group's lock (`st`).
 pub(crate) fn wanted_in(st: &group::State, nr: i64) -> bool {
-    syscalls::input(nr).is_some() && st.voted != Some(st.ring.head()) && st.nr_ready() >= 2
+    // Not built for a multi-threaded group ([`crate::sync::threads`]).
+    syscalls::input(nr).is_some()
+        && st.voted != Some(st.ring.head())
+        && st.nr_ready() >= 2
+        && st.threads.is_none()
 }
 
 /// Whether every duplicate in step has voted on the primary's next call

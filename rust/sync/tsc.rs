@@ -131,7 +131,10 @@ fn step(
         return Step::Native;
     }
     st.trim_ring();
-    if st.promote.is_some() || st.repair.is_some() || st.ring.is_full() {
+    if st.promote.is_some()
+        || st.repair.is_some()
+        || !st.ring.has_room(super::threads::room(&st))
+    {
         st.work = PrimaryWork::Trap;
         group.fast.set(&st, |_| false);
         return Step::Wait;
@@ -144,6 +147,7 @@ fn step(
     record.start(NR_RDTSC, args(rdtscp, aux));
     // The counter, as the register pair it is read into.
     record.ret = tsc as isize;
+    super::threads::stamp(group, &mut record);
     record.input_hash = Some(0);
     record.ip = shim::user_ip();
     if shim::signal_pending() && st.held_sig.is_none() {
@@ -171,7 +175,7 @@ pub(crate) fn primary_wait(group: &Arc<Group>) {
     let full = {
         let mut st = group.lock();
         st.trim_ring();
-        st.space_wait = st.ring.is_full();
+        st.space_wait = !st.ring.has_room(super::threads::room(&st));
         st.space_wait
     };
     if full {
@@ -207,9 +211,18 @@ fn dup(group: &Group, task: &Task, rdtscp: bool) {
         let Some(d) = st.dup_mut(task.tgid()) else {
             return;
         };
-        d.work = DupWork::Trap { rdtscp };
         d.at = NR_RDTSC;
-        d.own_work.as_ref().map(|w| w.handle())
+        match super::threads::work_of(d, task.pid()) {
+            (Some(slot), own) => {
+                *slot = DupWork::Trap { rdtscp };
+                own
+            }
+            (None, _) => {
+                drop(st);
+                shim::kill(task);
+                return;
+            }
+        }
     };
     if group::Dup::queue_work(own).is_err() {
         shim::kill(task);
@@ -252,6 +265,10 @@ fn take(group: &Group, task: &Task, rdtscp: bool, separating: bool) -> Take {
         let Some(record) = st.ring.peek(seq) else {
             return Take::NotYet;
         };
+        if d.threads.is_some() && !super::threads::may_take(d, &record, task.pid()) {
+            // Another thread's turn ([`super::threads`]).
+            return Take::NotYet;
+        }
         if record.nr != NR_RDTSC || record.args[0] != usize::from(rdtscp) {
             let (nr, args) = (record.nr, record.args);
             drop(guard);
@@ -268,6 +285,7 @@ fn take(group: &Group, task: &Task, rdtscp: bool, separating: bool) -> Take {
         }
         let (tsc, aux, signal) = (record.ret as u64, record.args[1] as u32, record.signal);
         d.next_seq = seq + 1;
+        super::threads::took(d, task.pid());
         (tsc, aux, signal, sync::consumed(st))
     };
     shim::tsc::emulate(rdtscp, tsc, aux);

@@ -1,0 +1,815 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Threads created under protection: the run token, and the schedule the
+//! duplicates follow.
+//!
+//! Each replica runs user code in one thread at a time. In the primary
+//! that thread holds the group's *run token*:
+//!
+//! - it keeps it through the calls every replica makes ([`Class::Local`]
+//!   and [`Class::Mmap`]: they do not block on another thread) and
+//!   through the creation of a thread;
+//! - it gives it up at the `sys_enter` of a recorded call (any call of
+//!   class [`Class::Primary`], which the `futex` calls and `sched_yield`
+//!   become in a multi-threaded group: they may wait for another thread),
+//!   after the call is armed ([`give_up`]);
+//! - a thread takes it back at that call's `sys_exit`, before its record
+//!   is appended ([`take_turn`]). A new thread takes it at its first
+//!   return, and the record of that return is its start.
+//!
+//! The ring's order is then the schedule: each record carries the thread
+//! that made it ([`Record::tid`]), and names the thread that ran user code
+//! next. A duplicate's thread takes a record only when it is its own
+//! (the primary's thread it mirrors made it) and no other thread of that
+//! duplicate is still running the user code its last record let it run
+//! ([`DupThreads::running`], cleared at the next call that gives the token
+//! up). Between two calls a thread's user code is deterministic given the
+//! memory it starts from, so the replicas stay identical, racy code
+//! included; a duplicate never blocks in a futex, it takes the results of
+//! the primary's.
+//!
+//! A thread creation (`clone` or `clone3` with `CLONE_THREAD`) is a call
+//! every replica makes: a duplicate makes its own once the primary's
+//! record of it is published ([`dup_clone`]), its child mirrors the
+//! primary's, and both see the primary's thread ids. A thread's exit is a
+//! record too: a duplicate's thread clears its `clear_child_tid` word
+//! there ([`dup_exit`]), so a joining thread finds it cleared at the same
+//! point as in the primary.
+//!
+//! What is not built for a multi-threaded group (each ends protection
+//! with one log line, or is not offered): creating a duplicate (so a lost
+//! duplicate is not replaced, and a process that is already multi-threaded
+//! cannot be protected), a takeover from the primary, restoring a
+//! primary's page, votes, a signal handler run outside a call's return,
+//! and preempting a thread that runs without a call while another waits
+//! for the token (after [`module_parameters::thread_wait_ms`]).
+
+use kernel::{
+    ffi::c_void,
+    prelude::*,
+    sync::Arc,
+    task::{Pid, Task},
+    uaccess::{UserPtr, UserSlice},
+};
+
+use crate::{
+    group::{self, Dup, Group, PrimaryWork, State},
+    ring::Record,
+    shim,
+    syscalls::Class,
+    types::DupWork,
+};
+
+/// Threads a group may have (each replica's, including its first): each
+/// keeps a slot of the ring free for the record it appends when it takes
+/// the token ([`room`]), so no more than half of the ring.
+pub(crate) const MAX_THREADS: usize = crate::ring::CAPACITY / 2;
+
+const NR_SCHED_YIELD: i64 = 24;
+const NR_CLONE: i64 = 56;
+const NR_EXIT: i64 = 60;
+const NR_FUTEX: i64 = 202;
+const NR_CLONE3: i64 = 435;
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_SYSVSEM: u64 = 0x40000;
+const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_PARENT_SETTID: u64 = 0x100000;
+const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+const CLONE_DETACHED: u64 = 0x400000;
+const CLONE_CHILD_SETTID: u64 = 0x1000000;
+/// What a C library's thread creation asks for.
+const THREAD: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
+/// What else it may ask for.
+const THREAD_MAY: u64 = CLONE_SYSVSEM
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_DETACHED
+    | CLONE_CHILD_SETTID;
+
+/// A thread creation's flags and where it writes the new thread's id.
+#[derive(Clone, Copy)]
+pub(crate) struct Clone {
+    flags: u64,
+    parent_tid: usize,
+    child_tid: usize,
+}
+
+/// Call `nr` with `args`, if it creates a thread (`CLONE_THREAD`); read
+/// from the caller's memory for `clone3`.
+pub(crate) fn thread_clone(nr: i64, args: &[usize; 6]) -> Option<Clone> {
+    let c = match nr {
+        NR_CLONE => Clone {
+            flags: args[0] as u64,
+            parent_tid: args[2],
+            child_tid: args[3],
+        },
+        NR_CLONE3 => {
+            // struct clone_args: flags, pidfd, child_tid, parent_tid.
+            let mut r = UserSlice::new(UserPtr::from_addr(args[0]), 32).reader();
+            let flags = r.read::<u64>().ok()?;
+            let _pidfd = r.read::<u64>().ok()?;
+            let child_tid = r.read::<u64>().ok()? as usize;
+            let parent_tid = r.read::<u64>().ok()? as usize;
+            Clone {
+                flags,
+                parent_tid,
+                child_tid,
+            }
+        }
+        _ => return None,
+    };
+    (c.flags & CLONE_THREAD != 0).then_some(c)
+}
+
+/// Why the thread creation `c` is not replicated, if it is not.
+pub(crate) fn refused(c: &Clone) -> Option<&'static str> {
+    if !crate::module_parameters::threads.value() {
+        Some("creating a thread (clone with CLONE_VM)")
+    } else if c.flags & THREAD != THREAD || c.flags & !(THREAD | THREAD_MAY | 0xff) != 0 {
+        Some("creating a thread with clone flags procft does not replicate")
+    } else {
+        None
+    }
+}
+
+/// The class of call `nr` in a multi-threaded group (`class`: its class
+/// otherwise): a call that may wait for another thread of the process is
+/// recorded, so that it gives the run token up.
+pub(crate) fn class(nr: i64, class: Class) -> Class {
+    match nr {
+        NR_FUTEX | NR_SCHED_YIELD | 449 | 454..=456 => Class::Primary,
+        _ => class,
+    }
+}
+
+/// `FUTEX_CMD_MASK`: the operation, without the private and clock flags.
+const FUTEX_CMD_MASK: usize = !(128 | 256);
+
+/// Why call `nr` with `args` cannot be replicated in a multi-threaded
+/// group, if it cannot: the futex operations in which the kernel writes
+/// the futex word (priority inheritance, `FUTEX_WAKE_OP`) would leave the
+/// duplicates' words as they were.
+pub(crate) fn unreplicable(nr: i64, args: &[usize; 6]) -> Option<&'static str> {
+    // WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAIT_BITSET, WAKE_BITSET.
+    let plain = matches!(args[1] & FUTEX_CMD_MASK, 0..=1 | 3..=4 | 9..=10);
+    (nr == NR_FUTEX && !plain).then_some("a futex operation in which the kernel writes the word")
+}
+
+/// A thread of a multi-threaded primary.
+#[derive(Clone, Copy)]
+struct PThread {
+    /// Its global thread id.
+    tid: Pid,
+    /// Its recorded call in flight, while it does not hold the token.
+    call: Option<(i64, [usize; 6])>,
+}
+
+/// The threads of a primary that created threads under protection (in its
+/// group's state).
+pub(crate) struct Threads {
+    /// The thread that holds the run token.
+    token: Option<Pid>,
+    /// Its threads other than the one holding the token that are in a
+    /// recorded call, or new.
+    threads: [Option<PThread>; MAX_THREADS],
+    /// How many threads it has created that have not made their exit
+    /// (a creation that failed is counted until protection ends).
+    live: usize,
+}
+
+impl Threads {
+    fn slot(&mut self, tid: Pid) -> Option<&mut Option<PThread>> {
+        let i = self
+            .threads
+            .iter()
+            .position(|t| t.is_some_and(|t| t.tid == tid))
+            .or_else(|| self.threads.iter().position(Option::is_none))?;
+        Some(&mut self.threads[i])
+    }
+}
+
+/// The global id of the calling thread.
+fn me() -> Pid {
+    current!().pid()
+}
+
+/// At the primary's `sys_enter` of the thread creation `c`, under its
+/// group's lock (`st`), with `spare` allocated beforehand: makes the group
+/// multi-threaded if it is not yet. False if it is full.
+pub(crate) fn creating(group: &Group, st: &mut State, spare: &mut Option<KBox<Threads>>) -> bool {
+    if st.threads.is_none() {
+        let Some(mut t) = spare.take() else {
+            return false;
+        };
+        t.token = Some(me());
+        st.threads = Some(t);
+        group.set_threaded(true);
+    }
+    match st.threads.as_mut() {
+        Some(t) if t.live + 1 < MAX_THREADS => {
+            t.live += 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// A new, empty [`Threads`], for [`creating`].
+pub(crate) fn new_threads() -> Option<KBox<Threads>> {
+    KBox::new(
+        Threads {
+            token: None,
+            threads: [None; MAX_THREADS],
+            live: 0,
+        },
+        GFP_KERNEL_ACCOUNT,
+    )
+    .ok()
+}
+
+/// How many slots of the ring must be free for the primary's calling
+/// thread to append a record (`st`, its group's state, locked): one for
+/// it, and, in a multi-threaded group, one for each other thread, which
+/// may append one when it takes the token without looking.
+pub(crate) fn room(st: &State) -> usize {
+    st.threads.as_ref().map_or(1, |t| t.live + 1)
+}
+
+/// At the primary's `sys_enter` of a recorded call it makes (armed in
+/// `st.call`), under its group's lock (`st`): it gives the run token up,
+/// keeping its armed call aside. True if there may be a thread to wake.
+pub(crate) fn give_up(st: &mut State) -> bool {
+    let call = st.call.take();
+    let Some(t) = st.threads.as_mut() else {
+        st.call = call;
+        return false;
+    };
+    let me = me();
+    if let Some(slot) = t.slot(me) {
+        *slot = Some(PThread { tid: me, call });
+    }
+    if t.token == Some(me) {
+        t.token = None;
+    }
+    true
+}
+
+/// What a primary's thread waiting for the token waits for.
+struct TokenWaiter<'a> {
+    group: &'a Group,
+}
+
+/// Whether the run token is free (or the group no longer needs one).
+///
+/// # Safety
+///
+/// `arg` must point to a live [`TokenWaiter`].
+unsafe extern "C" fn token_free(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let w = unsafe { &*arg.cast::<TokenWaiter<'_>>() };
+    let st = w.group.lock();
+    st.closed || st.threads.as_ref().is_none_or(|t| t.token.is_none())
+}
+
+/// At a `sys_exit` of a thread of a multi-threaded primary (`nr`, the
+/// call): unless it holds the run token, it waits for it (bounded), then
+/// takes back the call it armed, so that its record is appended now,
+/// next in the schedule. A new thread's first return is recorded as the
+/// call that created it, returning 0. False if protection ended.
+pub(crate) fn take_turn(group: &Arc<Group>, nr: i64) -> bool {
+    let me = me();
+    {
+        let st = group.lock();
+        match st.threads.as_ref() {
+            None => return !st.closed,
+            Some(t) if t.token == Some(me) => return true,
+            Some(_) => {}
+        }
+    }
+    let w = TokenWaiter { group };
+    let arg = core::ptr::from_ref(&w).cast();
+    loop {
+        let waited =
+            group
+                .wq
+                .wait_killable_timeout(token_free, arg, crate::module_parameters::thread_wait_ms.value());
+        if matches!(waited, Err(e) if e == ETIMEDOUT) {
+            debug_dump(group, me);
+            group::end_protection(
+                group,
+                "a thread that runs on without a system call while another waits to run",
+            );
+            return false;
+        }
+        let mut st = group.lock();
+        if st.closed {
+            return false;
+        }
+        let Some(t) = st.threads.as_mut() else {
+            return true;
+        };
+        if waited.is_err() {
+            // A fatal signal: it dies without running user code.
+            return false;
+        }
+        if t.token.is_some() {
+            continue;
+        }
+        t.token = Some(me);
+        let call = match t.slot(me) {
+            Some(slot) => match slot.take() {
+                Some(p) => p.call,
+                None if matches!(nr, NR_CLONE | NR_CLONE3) => {
+                    Some((nr, core::array::from_fn(|i| shim::syscall_arg(i as u32))))
+                }
+                None => None,
+            },
+            None => None,
+        };
+        if call.is_some() && st.dups.iter().flatten().next().is_some() {
+            st.call = call;
+        }
+        group.fast.set(&st, |_| false);
+        return true;
+    }
+}
+
+/// Fills in the thread fields of `record`, the primary's record of its
+/// call (with its result) just made by the calling thread, in a
+/// multi-threaded group: the thread, and for a thread creation the new
+/// thread's global id.
+pub(crate) fn stamp(group: &Group, record: &mut Record) {
+    if group.threaded() {
+        record.tid = me();
+        if matches!(record.nr, NR_CLONE | NR_CLONE3) && record.ret > 0 {
+            record.child = shim::find_task(record.ret as Pid).map_or(0, |t| t.pid());
+        }
+    }
+}
+
+/// At the `sys_enter` of `exit` of a thread of a multi-threaded primary
+/// (one of several): records it and gives the token up for good. True if
+/// it must first wait for room in the ring ([`PrimaryWork::WaitSpace`]
+/// set), and make the call again.
+pub(crate) fn primary_exit(group: &Arc<Group>, args: &[usize; 6]) -> bool {
+    let record = Record::new().ok();
+    let mut st = group.lock();
+    let me = me();
+    st.trim_ring();
+    if st.threads.is_some() && !st.ring.has_room(room(&st)) {
+        st.work = PrimaryWork::WaitSpace(NR_EXIT);
+        return true;
+    }
+    if let Some(t) = st.threads.as_mut() {
+        t.live = t.live.saturating_sub(1);
+        if let Some(slot) = t.slot(me) {
+            *slot = None;
+        }
+        if t.token == Some(me) {
+            t.token = None;
+        }
+    } else {
+        return false;
+    }
+    if st.closed || st.dups.iter().flatten().next().is_none() {
+        drop(st);
+        group.wake();
+        return false;
+    }
+    let Some(mut record) = record else {
+        drop(st);
+        group::end_protection(group, "a thread's exit, for want of memory for its record,");
+        return false;
+    };
+    record.start(NR_EXIT, *args);
+    record.input_hash = Some(0);
+    record.tid = me;
+    let appended = group::append(group, &mut st, record.into());
+    drop(st);
+    group::published(group, appended);
+    group.wake();
+    false
+}
+
+/// A thread of a duplicate.
+#[derive(Clone, Copy)]
+pub(crate) struct DThread {
+    /// Its global thread id.
+    tid: Pid,
+    /// The global id of the primary's thread it mirrors.
+    ptid: Pid,
+    /// That thread's id as the program sees it.
+    pvnr: Pid,
+    /// Where it writes that id at its first return (`CLONE_CHILD_SETTID`).
+    settid: usize,
+    /// What its task_work is to do next.
+    pub(crate) work: DupWork,
+    /// It took the record of its exit and makes it now.
+    exiting: bool,
+}
+
+/// The threads of a duplicate whose primary created threads (in its
+/// [`Dup`]).
+pub(crate) struct DupThreads {
+    /// Its thread running user code: it took the last record and has not
+    /// reached a call that gives the token up.
+    running: Option<Pid>,
+    /// The global id of its first thread's counterpart, the primary's
+    /// thread that made the first thread creation.
+    first: Pid,
+    /// Its first thread took the record of its exit and makes it now.
+    first_exiting: bool,
+    /// Its threads other than the first.
+    threads: [Option<DThread>; MAX_THREADS],
+    /// The primary's new thread for the creation in flight: global id,
+    /// id as the program sees it, and the creation.
+    child: Option<(Pid, Pid, Clone)>,
+}
+
+/// A new [`DupThreads`], allocated before the lock is taken.
+pub(crate) fn new_dup_threads() -> Option<KBox<DupThreads>> {
+    KBox::new(
+        DupThreads {
+            running: None,
+            first: 0,
+            first_exiting: false,
+            threads: [None; MAX_THREADS],
+            child: None,
+        },
+        GFP_KERNEL_ACCOUNT,
+    )
+    .ok()
+}
+
+impl DupThreads {
+    fn find(&mut self, tid: Pid) -> Option<&mut DThread> {
+        self.threads.iter_mut().flatten().find(|t| t.tid == tid)
+    }
+}
+
+/// Whether duplicate thread `tid` (of `d`) may take `record` now: it is the
+/// record of the primary's thread it mirrors, and no other thread of the
+/// duplicate runs user code.
+pub(crate) fn may_take(d: &Dup, record: &Record, tid: Pid) -> bool {
+    let Some(t) = d.threads.as_ref() else {
+        // Single-threaded so far: all its records are its first thread's.
+        return tid == d.tgid;
+    };
+    if t.running.is_some_and(|r| r != tid) {
+        return false;
+    }
+    let ptid = if tid == d.tgid {
+        Some(t.first)
+    } else {
+        t.threads.iter().flatten().find(|x| x.tid == tid).map(|x| x.ptid)
+    };
+    ptid == Some(record.tid)
+}
+
+/// After duplicate thread `tid` (of `d`) took a record: it runs user code.
+pub(crate) fn took(d: &mut Dup, tid: Pid) {
+    if let Some(t) = d.threads.as_mut() {
+        t.running = Some(tid);
+    }
+}
+
+/// At a duplicate thread's call that gives the token up in the primary:
+/// it no longer runs user code. True if another thread may go on.
+pub(crate) fn dup_gives_up(d: &mut Dup, tid: Pid) -> bool {
+    match d.threads.as_mut() {
+        Some(t) if t.running == Some(tid) => {
+            t.running = None;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The work slot of duplicate thread `tid` of `d`, and its preallocated
+/// task_work if it has one (only the first thread does).
+pub(crate) fn work_of(d: &mut Dup, tid: Pid) -> (Option<&mut DupWork>, Option<shim::OwnWorkRef>) {
+    if tid == d.tgid {
+        let own = d.own_work.as_ref().map(|w| w.handle());
+        return (Some(&mut d.work), own);
+    }
+    let work = d
+        .threads
+        .as_mut()
+        .and_then(|t| t.find(tid))
+        .map(|t| &mut t.work);
+    (work, None)
+}
+
+/// Whether duplicate thread `tid` of `d` took the record of its exit: it
+/// is marked so, or (its place taken by a newer thread) no longer known.
+pub(crate) fn exiting(d: &Dup, tid: Pid) -> bool {
+    match d.threads.as_ref() {
+        Some(t) if tid == d.tgid => t.first_exiting,
+        Some(t) => t
+            .threads
+            .iter()
+            .flatten()
+            .find(|x| x.tid == tid)
+            .is_none_or(|x| x.exiting),
+        None => false,
+    }
+}
+
+/// What a duplicate's thread creation found ([`dup_clone`]).
+pub(crate) enum Cloned {
+    /// The primary's record, taken: the duplicate makes the call.
+    Made,
+    /// No record of it yet (or not this thread's turn): it waits.
+    Wait,
+    /// The primary made another call: it diverged (and is killed).
+    Diverged,
+}
+
+/// At a duplicate's `sys_enter` of the thread creation `c` (`nr` with
+/// `args`): if the primary's record of it is published (and is this
+/// thread's next), takes it, and the duplicate makes the call itself.
+/// `spare` is allocated beforehand, for its first creation.
+pub(crate) fn dup_clone(
+    group: &Group,
+    task: &Task,
+    nr: i64,
+    args: &[usize; 6],
+    c: Clone,
+    spare: &mut Option<KBox<DupThreads>>,
+) -> Cloned {
+    let tid = task.pid();
+    let tgid = task.tgid();
+    let mut st = group.lock_quiet();
+    if st.closed {
+        return Cloned::Wait;
+    }
+    let State { dups, ring, .. } = &mut *st;
+    let Some(d) = dups.iter_mut().flatten().find(|d| d.tgid == tgid) else {
+        return Cloned::Wait;
+    };
+    if d.leaving {
+        return Cloned::Wait;
+    }
+    let Some(record) = ring.peek(d.next_seq) else {
+        return Cloned::Wait;
+    };
+    let first = d.threads.is_none();
+    if !first && !may_take(d, &record, tid) {
+        return Cloned::Wait;
+    }
+    if record.nr != nr || record.args != *args {
+        let record = record.clone();
+        drop(st);
+        super::same_call(group, task, &record, nr, args);
+        return Cloned::Diverged;
+    }
+    if first {
+        let Some(mut t) = spare.take() else {
+            return Cloned::Wait;
+        };
+        t.first = record.tid;
+        d.threads = Some(t);
+    }
+    if let Some(t) = d.threads.as_mut() {
+        t.running = Some(tid);
+        t.child = Some((record.child, record.ret as Pid, c));
+    }
+    d.next_seq += 1;
+    let wake = super::consumed(&mut st);
+    drop(st);
+    if wake {
+        group.wake();
+    }
+    Cloned::Made
+}
+
+/// At the `sys_exit` of a duplicate's own thread creation (`ret`: its new
+/// thread, as the duplicate sees it): notes the new thread as the mirror of
+/// the primary's, and gives the caller the primary's result, written where
+/// the primary's call wrote it too.
+pub(crate) fn dup_clone_exit(group: &Group, task: &Task, ret: isize) {
+    let tgid = task.tgid();
+    let child = (ret > 0)
+        .then(|| shim::find_task(ret as Pid))
+        .flatten()
+        .map(|t| t.pid());
+    let pending = {
+        let mut st = group.lock_quiet();
+        let Some(d) = st.dup_mut(tgid) else {
+            return;
+        };
+        let Some(t) = d.threads.as_mut() else {
+            return;
+        };
+        let Some((ptid, pvnr, c)) = t.child.take() else {
+            return;
+        };
+        let Some(child) = child else {
+            // It failed where the primary's did not: its next call
+            // diverges, or it is killed; the primary's thread has no
+            // mirror.
+            return;
+        };
+        // A free place, or that of a thread that exits (which finds
+        // itself gone: see [`exiting`]).
+        let free = match t.threads.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => match t.threads.iter().position(|x| x.is_some_and(|x| x.exiting)) {
+                Some(i) => i,
+                None => return,
+            },
+        };
+        let free = &mut t.threads[free];
+        let settid = if c.flags & CLONE_CHILD_SETTID != 0 {
+            c.child_tid
+        } else {
+            0
+        };
+        *free = Some(DThread {
+            tid: child,
+            ptid,
+            pvnr,
+            settid,
+            work: DupWork::Start,
+            exiting: false,
+        });
+        (pvnr, c)
+    };
+    group.wake();
+    let (pvnr, c) = pending;
+    shim::set_return(pvnr as isize);
+    if c.flags & CLONE_PARENT_SETTID != 0 {
+        let _ = UserSlice::new(UserPtr::from_addr(c.parent_tid), 4)
+            .writer()
+            .write(&pvnr);
+    }
+}
+
+/// At the first return of a duplicate's new thread (from `ret_from_fork`):
+/// it takes the record of its counterpart's first return before it runs
+/// user code, in a task_work.
+pub(crate) fn dup_thread_born(task: &Task) {
+    if shim::queue_task_work().is_err() {
+        shim::kill(task);
+    }
+}
+
+/// What a duplicate's thread waits for.
+pub(crate) struct ThreadWaiter<'a> {
+    pub(crate) group: &'a Group,
+    pub(crate) task: &'a Task,
+}
+
+/// Whether the duplicate's thread in `arg` (a [`ThreadWaiter`]) can go on:
+/// its next record is published and its own, and no other thread of the
+/// duplicate runs, or it is to die.
+///
+/// # Safety
+///
+/// `arg` must point to a live [`ThreadWaiter`].
+pub(crate) unsafe extern "C" fn thread_can_go(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let w = unsafe { &*arg.cast::<ThreadWaiter<'_>>() };
+    let (tgid, tid) = (w.task.tgid(), w.task.pid());
+    let st = w.group.lock_quiet();
+    if st.closed {
+        return true;
+    }
+    let Some(d) = st.dups.iter().flatten().find(|d| d.tgid == tgid) else {
+        return true;
+    };
+    if d.leaving || d.parked {
+        return true;
+    }
+    st.ring
+        .get(d.next_seq)
+        .is_some_and(|r| may_take(d, &r, tid))
+}
+
+/// A duplicate's thread's task_work at its first return: waits for the
+/// record of its counterpart's first return and takes it.
+pub(crate) fn dup_start(group: &Group, task: &Task) {
+    let nr = shim::syscall_nr();
+    let args = core::array::from_fn(|i| shim::syscall_arg(i as u32));
+    let w = ThreadWaiter { group, task };
+    if group
+        .wq
+        .wait_killable(thread_can_go, None, core::ptr::from_ref(&w).cast())
+        .is_err()
+    {
+        return;
+    }
+    if !super::take(group, task, nr, &args, None, true) {
+        group.await_kill();
+        return;
+    }
+    let settid = {
+        let mut st = group.lock_quiet();
+        st.dup_mut(task.tgid())
+            .and_then(|d| d.threads.as_mut())
+            .and_then(|t| t.find(task.pid()))
+            .map_or((0, 0), |x| (core::mem::take(&mut x.settid), x.pvnr))
+    };
+    if settid.0 != 0 {
+        let _ = UserSlice::new(UserPtr::from_addr(settid.0), 4)
+            .writer()
+            .write(&settid.1);
+    }
+}
+
+/// A duplicate's thread's task_work at its `exit` (one of several
+/// threads): waits for the record of its counterpart's exit and takes it,
+/// clears its `clear_child_tid` word itself there (the kernel would do it
+/// later, at a moment of its own), then makes the call.
+pub(crate) fn dup_exit(group: &Group, task: &Task, args: &[usize; 6]) {
+    let w = ThreadWaiter { group, task };
+    if group
+        .wq
+        .wait_killable(thread_can_go, None, core::ptr::from_ref(&w).cast())
+        .is_err()
+    {
+        return;
+    }
+    let ok = {
+        let mut st = group.lock_quiet();
+        let tid = task.pid();
+        let closed = st.closed;
+        let State { dups, ring, .. } = &mut *st;
+        match dups.iter_mut().flatten().find(|d| d.tgid == task.tgid()) {
+            Some(d) if !closed && !d.leaving => match ring.peek(d.next_seq) {
+                Some(r) if r.nr == NR_EXIT && r.args == *args && may_take(d, &r, tid) => {
+                    d.next_seq += 1;
+                    took(d, tid);
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    };
+    if !ok {
+        group.await_kill();
+        return;
+    }
+    let addr = shim::take_clear_child_tid();
+    if addr != 0 {
+        let _ = UserSlice::new(UserPtr::from_addr(addr), 4)
+            .writer()
+            .write(&0u32);
+    }
+    {
+        let mut st = group.lock_quiet();
+        if let Some(d) = st.dup_mut(task.tgid()) {
+            let tid = task.pid();
+            dup_gives_up(d, tid);
+            let first = tid == d.tgid;
+            if let Some(t) = d.threads.as_mut() {
+                if first {
+                    t.first_exiting = true;
+                } else if let Some(x) = t.find(tid) {
+                    x.exiting = true;
+                }
+            }
+        }
+        let _ = super::consumed(&mut st);
+    }
+    // Another thread's record may be next.
+    group.wake();
+    shim::restart_call(NR_EXIT);
+}
+
+/// TEMPORARY debugging.
+pub(crate) fn debug_dump(group: &Group, me: Pid) {
+    let st = group.lock();
+    let head = st.ring.head();
+    if let Some(t) = st.threads.as_ref() {
+        pr_info!("DBG me {} token {:?} live {} head {}\n", me, t.token, t.live, head);
+        for p in t.threads.iter().flatten() {
+            pr_info!("DBG  pthread {} call {:?}\n", p.tid, p.call.map(|c| c.0));
+        }
+    }
+    for d in st.dups.iter().flatten() {
+        let r = st.ring.get(d.next_seq);
+        pr_info!(
+            "DBG dup {} next {} rec {:?} waiting {:?} at {} parked {}\n",
+            d.tgid,
+            d.next_seq,
+            r.map(|r| (r.nr, r.tid, r.ret)),
+            d.waiting_for,
+            d.at,
+            d.parked
+        );
+        if let Some(t) = d.threads.as_ref() {
+            pr_info!("DBG  running {:?} first {}\n", t.running, t.first);
+            for x in t.threads.iter().flatten() {
+                pr_info!("DBG  dthread {} ptid {} exiting {}\n", x.tid, x.ptid, x.exiting);
+            }
+        }
+    }
+}

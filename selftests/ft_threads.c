@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Threads created under protection (module parameter threads=1): a pthread
+ * battery (mutexes, condition variables, rwlocks, barriers, atomics,
+ * thread-local storage, a racy counter, thread exit and join, a thread
+ * spinning on a flag with sched_yield()) gives byte-identical output at
+ * levels 0, 1 and 2, with every duplicate still there at the end and no
+ * divergence.  Lines starting with "varying:" (thread ids, the racy
+ * counter) may differ between runs, but not between replicas: each is
+ * written by the primary and compared by every duplicate.
+ *
+ * A thread spinning without any system call on a flag another thread is
+ * to set cannot be replicated yet: its protection ends after
+ * thread_wait_ms, with a log line, and its output is still right.
+ */
+#include "ft_test.h"
+#include <pthread.h>
+#include <sys/syscall.h>
+
+#define NTHREADS 4
+
+static int out_fd;
+
+static void say(const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (write(out_fd, line, n) != n)
+		_exit(3);
+}
+
+/* ---- the battery ---- */
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static long counter;
+
+static void *mutex_worker(void *arg)
+{
+	int i;
+
+	for (i = 0; i < 2000; i++) {
+		pthread_mutex_lock(&lock);
+		counter++;
+		if (i % 500 == 0)
+			getppid();	/* a call inside the critical section */
+		pthread_mutex_unlock(&lock);
+	}
+	return NULL;
+}
+
+#define QLEN 8
+static pthread_cond_t not_empty = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t not_full = PTHREAD_COND_INITIALIZER;
+static int queue[QLEN], q_head, q_len;
+
+static void *producer(void *arg)
+{
+	int i;
+
+	for (i = 1; i <= 500; i++) {
+		pthread_mutex_lock(&lock);
+		while (q_len == QLEN)
+			pthread_cond_wait(&not_full, &lock);
+		queue[(q_head + q_len++) % QLEN] = i;
+		pthread_cond_signal(&not_empty);
+		pthread_mutex_unlock(&lock);
+	}
+	return NULL;
+}
+
+static void *consumer(void *arg)
+{
+	long sum = 0, n;
+
+	for (n = 0; n < 500; n++) {
+		pthread_mutex_lock(&lock);
+		while (q_len == 0)
+			pthread_cond_wait(&not_empty, &lock);
+		sum += queue[q_head] * (n % 7 + 1);
+		q_head = (q_head + 1) % QLEN;
+		q_len--;
+		pthread_cond_signal(&not_full);
+		pthread_mutex_unlock(&lock);
+	}
+	return (void *)sum;
+}
+
+static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+static long pair[2];
+
+static void *reader(void *arg)
+{
+	long bad = 0;
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		pthread_rwlock_rdlock(&rw);
+		bad += pair[0] != pair[1];
+		pthread_rwlock_unlock(&rw);
+		if (i % 50 == 0)
+			sched_yield();
+	}
+	return (void *)bad;
+}
+
+static void *writer(void *arg)
+{
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		pthread_rwlock_wrlock(&rw);
+		pair[0]++;
+		getppid();
+		pair[1]++;
+		pthread_rwlock_unlock(&rw);
+	}
+	return NULL;
+}
+
+static pthread_barrier_t barrier;
+static long rounds[50][NTHREADS];
+
+static void *barrier_worker(void *arg)
+{
+	long id = (long)arg;
+	int r;
+
+	for (r = 0; r < 50; r++) {
+		rounds[r][id] = r * 10 + id + (r ? rounds[r - 1][(id + 1) % NTHREADS] : 0);
+		pthread_barrier_wait(&barrier);
+	}
+	return NULL;
+}
+
+static long atomic_count;
+
+static void *atomic_worker(void *arg)
+{
+	int i;
+
+	for (i = 0; i < 5000; i++)
+		__atomic_fetch_add(&atomic_count, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static __thread long tls_value;
+
+static void *tls_worker(void *arg)
+{
+	long id = (long)arg;
+	struct timespec ts = { 0, 1000000 };
+
+	tls_value = id * 7 + 1;
+	nanosleep(&ts, NULL);
+	say("varying: thread %ld has tid %ld\n", id, (long)syscall(SYS_gettid));
+	return (void *)(tls_value == id * 7 + 1 ? tls_value : -1);
+}
+
+static long racy;
+
+static void *racy_worker(void *arg)
+{
+	int i;
+
+	for (i = 0; i < 20000; i++)
+		__atomic_store_n(&racy, __atomic_load_n(&racy, __ATOMIC_RELAXED) + 1,
+				 __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void *square(void *arg)
+{
+	long i = (long)arg;
+
+	return (void *)(i * i);
+}
+
+static int flag;
+
+static void *flag_setter(void *arg)
+{
+	struct timespec ts = { 0, 2000000 };
+
+	nanosleep(&ts, NULL);
+	__atomic_store_n(&flag, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Spins on a flag the other thread sets; @yield: with sched_yield(). */
+static long spin_on_flag(int yield)
+{
+	long spins = 0;
+	pthread_t t;
+
+	__atomic_store_n(&flag, 0, __ATOMIC_RELEASE);
+	pthread_create(&t, NULL, flag_setter, NULL);
+	while (!__atomic_load_n(&flag, __ATOMIC_ACQUIRE)) {
+		spins++;
+		if (yield)
+			sched_yield();
+	}
+	pthread_join(t, NULL);
+	return spins;
+}
+
+static void battery(void)
+{
+	pthread_t t[8];
+	void *ret;
+	long i, sum;
+
+	counter = 0;
+	for (i = 0; i < NTHREADS; i++)
+		pthread_create(&t[i], NULL, mutex_worker, NULL);
+	for (i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	say("mutex: counter %ld\n", counter);
+
+	pthread_create(&t[0], NULL, producer, NULL);
+	pthread_create(&t[1], NULL, consumer, NULL);
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], &ret);
+	say("condvar: weighted sum %ld\n", (long)ret);
+
+	pthread_create(&t[0], NULL, writer, NULL);
+	for (i = 1; i < 4; i++)
+		pthread_create(&t[i], NULL, reader, NULL);
+	pthread_join(t[0], NULL);
+	for (sum = 0, i = 1; i < 4; i++) {
+		pthread_join(t[i], &ret);
+		sum += (long)ret;
+	}
+	say("rwlock: %ld torn reads, pair %ld %ld\n", sum, pair[0], pair[1]);
+
+	pthread_barrier_init(&barrier, NULL, NTHREADS);
+	for (i = 0; i < NTHREADS; i++)
+		pthread_create(&t[i], NULL, barrier_worker, (void *)i);
+	for (i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&barrier);
+	for (sum = 0, i = 0; i < NTHREADS; i++)
+		sum += rounds[49][i];
+	say("barrier: last round %ld\n", sum);
+
+	for (i = 0; i < NTHREADS; i++)
+		pthread_create(&t[i], NULL, atomic_worker, NULL);
+	for (i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	say("atomics: %ld\n", atomic_count);
+
+	for (i = 0; i < NTHREADS; i++)
+		pthread_create(&t[i], NULL, tls_worker, (void *)i);
+	for (sum = 0, i = 0; i < NTHREADS; i++) {
+		pthread_join(t[i], &ret);
+		sum += (long)ret;
+	}
+	say("tls: sum %ld, main's own %ld\n", sum, tls_value);
+
+	for (i = 0; i < NTHREADS; i++)
+		pthread_create(&t[i], NULL, racy_worker, NULL);
+	for (i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	say("varying: racy counter %ld\n", racy);
+
+	for (i = 0; i < 8; i++)
+		pthread_create(&t[i], NULL, square, (void *)i);
+	for (sum = 0, i = 0; i < 8; i++) {
+		pthread_join(t[i], &ret);
+		sum += (long)ret;
+	}
+	say("join: sum of squares %ld\n", sum);
+
+	say("varying: spun %ld times with sched_yield\n", spin_on_flag(1));
+	say("flag: seen\n");
+}
+
+/* ---- the harness ---- */
+
+/*
+ * The child: protects itself at @level and waits for its duplicates (its
+ * calls bring it to where procft creates them), runs @what, then waits to
+ * be let go.
+ */
+static void child(int ctl, int out, unsigned int level, void (*what)(void))
+{
+	pid_t reps[8];
+	char c;
+
+	out_fd = out;
+	if (level && (ioctl_set(0, level) || !wait_duplicates(getpid(), level, reps)))
+		_exit(2);
+	what();
+	say("done\n");
+	if (write(ctl, "d", 1) != 1 || read(ctl, &c, 1) != 1)
+		_exit(2);
+	_exit(0);
+}
+
+static void spin_alone(void)
+{
+	say("varying: spun %ld times without a call\n", spin_on_flag(0));
+	say("flag: seen\n");
+}
+
+struct run {
+	char out[4096];
+	size_t len;
+	int status;
+	unsigned int level, replicas;
+	unsigned long long divergences;
+	pid_t pid;
+};
+
+/* Runs @what in a child at @level; fills @r. */
+static void run_at(unsigned int level, void (*what)(void), struct run *r)
+{
+	int ctl[2], out[2];
+	struct procft_status s = { .size = sizeof(s) };
+	char c;
+
+	memset(r, 0, sizeof(*r));
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	r->pid = fork();
+	if (r->pid == 0) {
+		close(ctl[0]);
+		close(out[0]);
+		child(ctl[1], out[1], level, what);
+	}
+	close(ctl[1]);
+	close(out[1]);
+	if (read(ctl[0], &c, 1) != 1)
+		tap_diag("the child did not finish");
+	if (level) {
+		if (procft_field(r->pid, "lag=") >= 0)
+			wait_caught_up(r->pid);
+		s.pid = r->pid;
+		if (ioctl_status(r->pid, &s) == 0) {
+			r->level = s.level;
+			r->replicas = s.nr_replicas;
+			r->divergences = s.divergences;
+		}
+	}
+	if (write(ctl[0], "x", 1) != 1)
+		tap_diag("could not let the child go");
+	read_to_eof(out[0], r->out, sizeof(r->out), &r->len);
+	waitpid(r->pid, &r->status, 0);
+	close(ctl[0]);
+	close(out[0]);
+}
+
+/* @text without its "varying:" lines, in @buf. */
+static const char *steady(const char *text, char *buf, size_t len)
+{
+	const char *p = text;
+	size_t n = 0;
+
+	buf[0] = 0;
+	while (*p) {
+		const char *e = strchrnul(p, '\n');
+		size_t l = e - p + (*e == '\n');
+
+		if (strncmp(p, "varying:", 8) && n + l < len) {
+			memcpy(buf + n, p, l);
+			n += l;
+			buf[n] = 0;
+		}
+		p += l;
+	}
+	return buf;
+}
+
+static int logged(pid_t pid, const char *what)
+{
+	return run_cmd("dmesg | grep -q 'procft: pid %d: %s'", pid, what) == 0;
+}
+
+int main(void)
+{
+	static const char expect[] =
+		"mutex: counter 8000\n"
+		"condvar: weighted sum 499996\n"
+		"rwlock: 0 torn reads, pair 200 200\n";
+	static struct run runs[3], spin;
+	char base[4096], other[4096];
+	unsigned int level;
+
+	tap_plan(15);
+	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
+		    "procft reloaded with threads=1"))
+		return tap_finish();
+	for (level = 0; level <= 2; level++)
+		run_at(level, battery, &runs[level]);
+	steady(runs[0].out, base, sizeof(base));
+	tap_ok(WIFEXITED(runs[0].status) && WEXITSTATUS(runs[0].status) == 0 &&
+	       !strncmp(base, expect, strlen(expect)) && strstr(base, "join: sum of squares 140\n") &&
+	       strstr(base, "atomics: 20000\n") && strstr(base, "tls: sum 46, main's own 0\n") &&
+	       strstr(base, "flag: seen\ndone\n"),
+	       "unprotected, the battery gives the expected results");
+	if (!strstr(base, "done\n"))
+		tap_diag("level 0 output: %s", runs[0].out);
+	for (level = 1; level <= 2; level++) {
+		struct run *r = &runs[level];
+
+		tap_ok(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0 &&
+		       !strcmp(steady(r->out, other, sizeof(other)), base),
+		       "level %u: byte-identical output, exit status 0", level);
+		if (strcmp(other, base))
+			tap_diag("level %u output: %s", level, r->out);
+		tap_ok(r->level == level && r->replicas == level + 1,
+		       "level %u: still protected at the end, with %u duplicate(s) (level %u, %u replicas)",
+		       level, level, r->level, r->replicas);
+		tap_ok(r->divergences == 0 && !logged(r->pid, "duplicate [0-9]* diverged"),
+		       "level %u: no divergence (%llu)", level, r->divergences);
+		tap_ok(!logged(r->pid, ".*protection ended"),
+		       "level %u: protection did not end", level);
+		tap_ok(strstr(r->out, "varying: racy counter 80000\n") != NULL,
+		       "level %u: the racy counter is exact: threads take turns between calls",
+		       level);
+	}
+
+	run_at(1, spin_alone, &spin);
+	tap_ok(WIFEXITED(spin.status) && WEXITSTATUS(spin.status) == 0 &&
+	       strstr(spin.out, "flag: seen\ndone\n"),
+	       "a thread spinning without calls on another's flag finishes");
+	tap_ok(logged(spin.pid, "a thread that runs on without a system call while another waits to run cannot be replicated; protection ended"),
+	       "... its protection ends, with a log line");
+	tap_ok(run_cmd("dmesg | grep -E -q 'BUG|WARNING|Oops|RCU stall'") != 0,
+	       "no BUG, WARNING or Oops in the kernel log");
+
+	close(ft_dev);
+	ft_dev = -1;
+	reload_procft("");
+	return tap_finish();
+}
