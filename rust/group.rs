@@ -43,6 +43,8 @@ use crate::{
 };
 
 /// Highest accepted level; see `PROCFT_MAX_LEVEL` in the UAPI header.
+pub(crate) mod threads;
+
 pub(crate) const MAX_LEVEL: u32 = uapi::PROCFT_MAX_LEVEL;
 pub(crate) const MAX_DUPS: usize = MAX_LEVEL as usize;
 
@@ -96,7 +98,7 @@ pub(crate) struct Dup {
     pub(crate) work: DupWork,
     /// Its threads, once its primary created threads
     /// ([`crate::sync::threads`]).
-    pub(crate) threads: Option<KBox<crate::sync::threads::DupThreads>>,
+    pub(crate) threads: Option<KBox<threads::DupThreads>>,
     /// Its task_work, allocated at its first return ([`None`] until then,
     /// or if there was no memory: each call then allocates one).
     pub(crate) own_work: Option<shim::OwnWork>,
@@ -308,7 +310,7 @@ pub(crate) struct State {
     pub(crate) mce_wish: Option<i32>,
     /// Its threads, once it created threads under protection: the run
     /// token and their calls in flight ([`crate::sync::threads`]).
-    pub(crate) threads: Option<KBox<crate::sync::threads::Threads>>,
+    pub(crate) threads: Option<KBox<threads::Threads>>,
 }
 
 impl State {

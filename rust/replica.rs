@@ -527,11 +527,22 @@ pub(crate) fn on_dup_exit(task: &Task) -> bool {
                 replica: task.tgid_nr_ns(None),
             },
         );
-        pr_info!(
-            "pid {}: duplicate {} lost; replacing it\n",
-            group.pid(),
-            task.tgid_nr_ns(None)
-        );
+        if group.threaded() {
+            // Not built ([`crate::sync::threads`]): the level stays as
+            // asked, with one duplicate fewer.
+            pr_info!(
+                "pid {}: duplicate {} lost; a multi-threaded process's duplicate cannot be \
+                 re-created yet\n",
+                group.pid(),
+                task.tgid_nr_ns(None)
+            );
+        } else {
+            pr_info!(
+                "pid {}: duplicate {} lost; replacing it\n",
+                group.pid(),
+                task.tgid_nr_ns(None)
+            );
+        }
     }
     true
 }

@@ -568,7 +568,12 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
     };
     let mut lap = Lap::start();
     let thread_exit = threaded && abi == Abi::X64 && nr == NR_EXIT && shim::nr_threads(task) > 1;
-    if thread_exit && group.lock_quiet().dup_mut(task.tgid()).is_some_and(|d| threads::exiting(d, task.pid())) {
+    if thread_exit
+        && group
+            .lock_quiet()
+            .dup_mut(task.tgid())
+            .is_some_and(|d| threads::exiting(d, task.pid()))
+    {
         // It took the record of its exit: it makes it now.
         return;
     }
@@ -658,7 +663,6 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
             // A thread it does not know: it must not run on.
             (None, _) => {
                 drop(st);
-                pr_info!("DBG unknown dup thread {} at {}\n", task.pid(), nr);
                 shim::kill(task);
                 return;
             }
@@ -1732,7 +1736,7 @@ fn take(
         let Some(record) = st.ring.peek(seq) else {
             return false;
         };
-        if d.threads.is_some() && !threads::may_take(d, &record, task.pid()) {
+        if d.threads.is_some() && !threads::may_take(d, record, task.pid()) {
             // Another thread's turn ([`threads`]).
             return false;
         }

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """Checks that the module's `use crate::` graph has no cycle.
 
-Reads rust/*.rs, ignoring comments (doc links name modules without using
-them), collects which module names which (`use crate::x`, `crate::x::`),
+Reads rust/*.rs, each with its submodules' files (rust/x/*.rs are module
+x's), ignoring comments (doc links name modules without using them),
+collects which module names which (`use crate::x`, `crate::x::`),
 and fails, naming them, if some modules name each other in a circle
 (Documentation/procft.rst, "Code layout": the layers). With -v it prints
 the graph.
@@ -19,8 +20,14 @@ def graph():
     mods = sorted(f[:-3] for f in os.listdir(ROOT) if f.endswith(".rs"))
     g = {}
     for m in mods:
-        with open(os.path.join(ROOT, m + ".rs")) as f:
-            text = "\n".join(line.split("//")[0] for line in f)
+        files = [os.path.join(ROOT, m + ".rs")]
+        sub = os.path.join(ROOT, m)
+        if os.path.isdir(sub):
+            files += sorted(os.path.join(sub, f) for f in os.listdir(sub) if f.endswith(".rs"))
+        text = ""
+        for path in files:
+            with open(path) as f:
+                text += "\n".join(line.split("//")[0] for line in f) + "\n"
         deps = {n for n in re.findall(r"crate::(\w+)", text) if n in mods and n != m}
         for block in re.findall(r"use crate::\{(.*?)\};", text, re.S):
             depth, tok, toks = 0, "", []

@@ -390,7 +390,7 @@ int main(void)
 	char base[4096], other[4096];
 	unsigned int level;
 
-	tap_plan(15);
+	tap_plan(14);
 	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
 		    "procft reloaded with threads=1"))
 		return tap_finish();
@@ -430,9 +430,6 @@ int main(void)
 	       "a thread spinning without calls on another's flag finishes");
 	tap_ok(logged(spin.pid, "a thread that runs on without a system call while another waits to run cannot be replicated; protection ended"),
 	       "... its protection ends, with a log line");
-	tap_ok(run_cmd("dmesg | grep -E -q 'BUG|WARNING|Oops|RCU stall'") != 0,
-	       "no BUG, WARNING or Oops in the kernel log");
-
 	close(ft_dev);
 	ft_dev = -1;
 	reload_procft("");

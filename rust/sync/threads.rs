@@ -52,18 +52,18 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
+pub(crate) use crate::group::threads::{
+    creating, dup_gives_up, exiting, give_up, may_take, new_dup_threads, new_threads, room, took,
+    work_of,
+};
+use crate::group::threads::{me, DThread, DupThreads, ThreadClone};
 use crate::{
-    group::{self, Dup, Group, PrimaryWork, State},
+    group::{self, Group, PrimaryWork, State},
     ring::Record,
     shim,
     syscalls::Class,
     types::DupWork,
 };
-
-/// Threads a group may have (each replica's, including its first): each
-/// keeps a slot of the ring free for the record it appends when it takes
-/// the token ([`room`]), so no more than half of the ring.
-pub(crate) const MAX_THREADS: usize = crate::ring::CAPACITY / 2;
 
 const NR_SCHED_YIELD: i64 = 24;
 const NR_CLONE: i64 = 56;
@@ -92,19 +92,11 @@ const THREAD_MAY: u64 = CLONE_SYSVSEM
     | CLONE_DETACHED
     | CLONE_CHILD_SETTID;
 
-/// A thread creation's flags and where it writes the new thread's id.
-#[derive(Clone, Copy)]
-pub(crate) struct Clone {
-    flags: u64,
-    parent_tid: usize,
-    child_tid: usize,
-}
-
 /// Call `nr` with `args`, if it creates a thread (`CLONE_THREAD`); read
 /// from the caller's memory for `clone3`.
-pub(crate) fn thread_clone(nr: i64, args: &[usize; 6]) -> Option<Clone> {
+pub(crate) fn thread_clone(nr: i64, args: &[usize; 6]) -> Option<ThreadClone> {
     let c = match nr {
-        NR_CLONE => Clone {
+        NR_CLONE => ThreadClone {
             flags: args[0] as u64,
             parent_tid: args[2],
             child_tid: args[3],
@@ -116,7 +108,7 @@ pub(crate) fn thread_clone(nr: i64, args: &[usize; 6]) -> Option<Clone> {
             let _pidfd = r.read::<u64>().ok()?;
             let child_tid = r.read::<u64>().ok()? as usize;
             let parent_tid = r.read::<u64>().ok()? as usize;
-            Clone {
+            ThreadClone {
                 flags,
                 parent_tid,
                 child_tid,
@@ -128,7 +120,7 @@ pub(crate) fn thread_clone(nr: i64, args: &[usize; 6]) -> Option<Clone> {
 }
 
 /// Why the thread creation `c` is not replicated, if it is not.
-pub(crate) fn refused(c: &Clone) -> Option<&'static str> {
+pub(crate) fn refused(c: &ThreadClone) -> Option<&'static str> {
     if !crate::module_parameters::threads.value() {
         Some("creating a thread (clone with CLONE_VM)")
     } else if c.flags & THREAD != THREAD || c.flags & !(THREAD | THREAD_MAY | 0xff) != 0 {
@@ -159,105 +151,6 @@ pub(crate) fn unreplicable(nr: i64, args: &[usize; 6]) -> Option<&'static str> {
     // WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAIT_BITSET, WAKE_BITSET.
     let plain = matches!(args[1] & FUTEX_CMD_MASK, 0..=1 | 3..=4 | 9..=10);
     (nr == NR_FUTEX && !plain).then_some("a futex operation in which the kernel writes the word")
-}
-
-/// A thread of a multi-threaded primary.
-#[derive(Clone, Copy)]
-struct PThread {
-    /// Its global thread id.
-    tid: Pid,
-    /// Its recorded call in flight, while it does not hold the token.
-    call: Option<(i64, [usize; 6])>,
-}
-
-/// The threads of a primary that created threads under protection (in its
-/// group's state).
-pub(crate) struct Threads {
-    /// The thread that holds the run token.
-    token: Option<Pid>,
-    /// Its threads other than the one holding the token that are in a
-    /// recorded call, or new.
-    threads: [Option<PThread>; MAX_THREADS],
-    /// How many threads it has created that have not made their exit
-    /// (a creation that failed is counted until protection ends).
-    live: usize,
-}
-
-impl Threads {
-    fn slot(&mut self, tid: Pid) -> Option<&mut Option<PThread>> {
-        let i = self
-            .threads
-            .iter()
-            .position(|t| t.is_some_and(|t| t.tid == tid))
-            .or_else(|| self.threads.iter().position(Option::is_none))?;
-        Some(&mut self.threads[i])
-    }
-}
-
-/// The global id of the calling thread.
-fn me() -> Pid {
-    current!().pid()
-}
-
-/// At the primary's `sys_enter` of the thread creation `c`, under its
-/// group's lock (`st`), with `spare` allocated beforehand: makes the group
-/// multi-threaded if it is not yet. False if it is full.
-pub(crate) fn creating(group: &Group, st: &mut State, spare: &mut Option<KBox<Threads>>) -> bool {
-    if st.threads.is_none() {
-        let Some(mut t) = spare.take() else {
-            return false;
-        };
-        t.token = Some(me());
-        st.threads = Some(t);
-        group.set_threaded(true);
-    }
-    match st.threads.as_mut() {
-        Some(t) if t.live + 1 < MAX_THREADS => {
-            t.live += 1;
-            true
-        }
-        _ => false,
-    }
-}
-
-/// A new, empty [`Threads`], for [`creating`].
-pub(crate) fn new_threads() -> Option<KBox<Threads>> {
-    KBox::new(
-        Threads {
-            token: None,
-            threads: [None; MAX_THREADS],
-            live: 0,
-        },
-        GFP_KERNEL_ACCOUNT,
-    )
-    .ok()
-}
-
-/// How many slots of the ring must be free for the primary's calling
-/// thread to append a record (`st`, its group's state, locked): one for
-/// it, and, in a multi-threaded group, one for each other thread, which
-/// may append one when it takes the token without looking.
-pub(crate) fn room(st: &State) -> usize {
-    st.threads.as_ref().map_or(1, |t| t.live + 1)
-}
-
-/// At the primary's `sys_enter` of a recorded call it makes (armed in
-/// `st.call`), under its group's lock (`st`): it gives the run token up,
-/// keeping its armed call aside. True if there may be a thread to wake.
-pub(crate) fn give_up(st: &mut State) -> bool {
-    let call = st.call.take();
-    let Some(t) = st.threads.as_mut() else {
-        st.call = call;
-        return false;
-    };
-    let me = me();
-    if let Some(slot) = t.slot(me) {
-        *slot = Some(PThread { tid: me, call });
-    }
-    if t.token == Some(me) {
-        t.token = None;
-    }
-    true
 }
 
 /// What a primary's thread waiting for the token waits for.
@@ -295,12 +188,12 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64) -> bool {
     let w = TokenWaiter { group };
     let arg = core::ptr::from_ref(&w).cast();
     loop {
-        let waited =
-            group
-                .wq
-                .wait_killable_timeout(token_free, arg, crate::module_parameters::thread_wait_ms.value());
+        let waited = group.wq.wait_killable_timeout(
+            token_free,
+            arg,
+            crate::module_parameters::thread_wait_ms.value(),
+        );
         if matches!(waited, Err(e) if e == ETIMEDOUT) {
-            debug_dump(group, me);
             group::end_protection(
                 group,
                 "a thread that runs on without a system call while another waits to run",
@@ -397,130 +290,6 @@ pub(crate) fn primary_exit(group: &Arc<Group>, args: &[usize; 6]) -> bool {
     false
 }
 
-/// A thread of a duplicate.
-#[derive(Clone, Copy)]
-pub(crate) struct DThread {
-    /// Its global thread id.
-    tid: Pid,
-    /// The global id of the primary's thread it mirrors.
-    ptid: Pid,
-    /// That thread's id as the program sees it.
-    pvnr: Pid,
-    /// Where it writes that id at its first return (`CLONE_CHILD_SETTID`).
-    settid: usize,
-    /// What its task_work is to do next.
-    pub(crate) work: DupWork,
-    /// It took the record of its exit and makes it now.
-    exiting: bool,
-}
-
-/// The threads of a duplicate whose primary created threads (in its
-/// [`Dup`]).
-pub(crate) struct DupThreads {
-    /// Its thread running user code: it took the last record and has not
-    /// reached a call that gives the token up.
-    running: Option<Pid>,
-    /// The global id of its first thread's counterpart, the primary's
-    /// thread that made the first thread creation.
-    first: Pid,
-    /// Its first thread took the record of its exit and makes it now.
-    first_exiting: bool,
-    /// Its threads other than the first.
-    threads: [Option<DThread>; MAX_THREADS],
-    /// The primary's new thread for the creation in flight: global id,
-    /// id as the program sees it, and the creation.
-    child: Option<(Pid, Pid, Clone)>,
-}
-
-/// A new [`DupThreads`], allocated before the lock is taken.
-pub(crate) fn new_dup_threads() -> Option<KBox<DupThreads>> {
-    KBox::new(
-        DupThreads {
-            running: None,
-            first: 0,
-            first_exiting: false,
-            threads: [None; MAX_THREADS],
-            child: None,
-        },
-        GFP_KERNEL_ACCOUNT,
-    )
-    .ok()
-}
-
-impl DupThreads {
-    fn find(&mut self, tid: Pid) -> Option<&mut DThread> {
-        self.threads.iter_mut().flatten().find(|t| t.tid == tid)
-    }
-}
-
-/// Whether duplicate thread `tid` (of `d`) may take `record` now: it is the
-/// record of the primary's thread it mirrors, and no other thread of the
-/// duplicate runs user code.
-pub(crate) fn may_take(d: &Dup, record: &Record, tid: Pid) -> bool {
-    let Some(t) = d.threads.as_ref() else {
-        // Single-threaded so far: all its records are its first thread's.
-        return tid == d.tgid;
-    };
-    if t.running.is_some_and(|r| r != tid) {
-        return false;
-    }
-    let ptid = if tid == d.tgid {
-        Some(t.first)
-    } else {
-        t.threads.iter().flatten().find(|x| x.tid == tid).map(|x| x.ptid)
-    };
-    ptid == Some(record.tid)
-}
-
-/// After duplicate thread `tid` (of `d`) took a record: it runs user code.
-pub(crate) fn took(d: &mut Dup, tid: Pid) {
-    if let Some(t) = d.threads.as_mut() {
-        t.running = Some(tid);
-    }
-}
-
-/// At a duplicate thread's call that gives the token up in the primary:
-/// it no longer runs user code. True if another thread may go on.
-pub(crate) fn dup_gives_up(d: &mut Dup, tid: Pid) -> bool {
-    match d.threads.as_mut() {
-        Some(t) if t.running == Some(tid) => {
-            t.running = None;
-            true
-        }
-        _ => false,
-    }
-}
-
-/// The work slot of duplicate thread `tid` of `d`, and its preallocated
-/// task_work if it has one (only the first thread does).
-pub(crate) fn work_of(d: &mut Dup, tid: Pid) -> (Option<&mut DupWork>, Option<shim::OwnWorkRef>) {
-    if tid == d.tgid {
-        let own = d.own_work.as_ref().map(|w| w.handle());
-        return (Some(&mut d.work), own);
-    }
-    let work = d
-        .threads
-        .as_mut()
-        .and_then(|t| t.find(tid))
-        .map(|t| &mut t.work);
-    (work, None)
-}
-
-/// Whether duplicate thread `tid` of `d` took the record of its exit: it
-/// is marked so, or (its place taken by a newer thread) no longer known.
-pub(crate) fn exiting(d: &Dup, tid: Pid) -> bool {
-    match d.threads.as_ref() {
-        Some(t) if tid == d.tgid => t.first_exiting,
-        Some(t) => t
-            .threads
-            .iter()
-            .flatten()
-            .find(|x| x.tid == tid)
-            .is_none_or(|x| x.exiting),
-        None => false,
-    }
-}
-
 /// What a duplicate's thread creation found ([`dup_clone`]).
 pub(crate) enum Cloned {
     /// The primary's record, taken: the duplicate makes the call.
@@ -540,7 +309,7 @@ pub(crate) fn dup_clone(
     task: &Task,
     nr: i64,
     args: &[usize; 6],
-    c: Clone,
+    c: ThreadClone,
     spare: &mut Option<KBox<DupThreads>>,
 ) -> Cloned {
     let tid = task.pid();
@@ -560,7 +329,7 @@ pub(crate) fn dup_clone(
         return Cloned::Wait;
     };
     let first = d.threads.is_none();
-    if !first && !may_take(d, &record, tid) {
+    if !first && !may_take(d, record, tid) {
         return Cloned::Wait;
     }
     if record.nr != nr || record.args != *args {
@@ -743,7 +512,7 @@ pub(crate) fn dup_exit(group: &Group, task: &Task, args: &[usize; 6]) {
         let State { dups, ring, .. } = &mut *st;
         match dups.iter_mut().flatten().find(|d| d.tgid == task.tgid()) {
             Some(d) if !closed && !d.leaving => match ring.peek(d.next_seq) {
-                Some(r) if r.nr == NR_EXIT && r.args == *args && may_take(d, &r, tid) => {
+                Some(r) if r.nr == NR_EXIT && r.args == *args && may_take(d, r, tid) => {
                     d.next_seq += 1;
                     took(d, tid);
                     true
@@ -782,34 +551,4 @@ pub(crate) fn dup_exit(group: &Group, task: &Task, args: &[usize; 6]) {
     // Another thread's record may be next.
     group.wake();
     shim::restart_call(NR_EXIT);
-}
-
-/// TEMPORARY debugging.
-pub(crate) fn debug_dump(group: &Group, me: Pid) {
-    let st = group.lock();
-    let head = st.ring.head();
-    if let Some(t) = st.threads.as_ref() {
-        pr_info!("DBG me {} token {:?} live {} head {}\n", me, t.token, t.live, head);
-        for p in t.threads.iter().flatten() {
-            pr_info!("DBG  pthread {} call {:?}\n", p.tid, p.call.map(|c| c.0));
-        }
-    }
-    for d in st.dups.iter().flatten() {
-        let r = st.ring.get(d.next_seq);
-        pr_info!(
-            "DBG dup {} next {} rec {:?} waiting {:?} at {} parked {}\n",
-            d.tgid,
-            d.next_seq,
-            r.map(|r| (r.nr, r.tid, r.ret)),
-            d.waiting_for,
-            d.at,
-            d.parked
-        );
-        if let Some(t) = d.threads.as_ref() {
-            pr_info!("DBG  running {:?} first {}\n", t.running, t.first);
-            for x in t.threads.iter().flatten() {
-                pr_info!("DBG  dthread {} ptid {} exiting {}\n", x.tid, x.ptid, x.exiting);
-            }
-        }
-    }
 }

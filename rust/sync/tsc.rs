@@ -131,10 +131,7 @@ fn step(
         return Step::Native;
     }
     st.trim_ring();
-    if st.promote.is_some()
-        || st.repair.is_some()
-        || !st.ring.has_room(super::threads::room(&st))
-    {
+    if st.promote.is_some() || st.repair.is_some() || !st.ring.has_room(super::threads::room(&st)) {
         st.work = PrimaryWork::Trap;
         group.fast.set(&st, |_| false);
         return Step::Wait;
@@ -265,7 +262,7 @@ fn take(group: &Group, task: &Task, rdtscp: bool, separating: bool) -> Take {
         let Some(record) = st.ring.peek(seq) else {
             return Take::NotYet;
         };
-        if d.threads.is_some() && !super::threads::may_take(d, &record, task.pid()) {
+        if d.threads.is_some() && !super::threads::may_take(d, record, task.pid()) {
             // Another thread's turn ([`super::threads`]).
             return Take::NotYet;
         }

@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The threads of a group's replicas, once its primary created threads
+//! under protection: who holds the primary's run token, the calls its
+//! other threads keep aside meanwhile, and which thread of each duplicate
+//! mirrors which of the primary's. The protocol that uses them is
+//! [`crate::sync::threads`]'s.
+
+use kernel::{prelude::*, task::Pid};
+
+use super::{Dup, Group, State};
+use crate::{ring::Record, shim, types::DupWork};
+
+/// Threads a group may have (each replica's, including its first): each
+/// keeps a slot of the ring free for the record it appends when it takes
+/// the token ([`room`]), so no more than half of the ring.
+pub(crate) const MAX_THREADS: usize = crate::ring::CAPACITY / 2;
+
+/// A thread creation's flags and where it writes the new thread's id.
+#[derive(Clone, Copy)]
+pub(crate) struct ThreadClone {
+    pub(crate) flags: u64,
+    pub(crate) parent_tid: usize,
+    pub(crate) child_tid: usize,
+}
+
+/// A thread of a multi-threaded primary.
+#[derive(Clone, Copy)]
+pub(crate) struct PThread {
+    /// Its global thread id.
+    pub(crate) tid: Pid,
+    /// Its recorded call in flight, while it does not hold the token.
+    pub(crate) call: Option<(i64, [usize; 6])>,
+}
+
+/// The threads of a primary that created threads under protection (in its
+/// group's state).
+pub(crate) struct Threads {
+    /// The thread that holds the run token.
+    pub(crate) token: Option<Pid>,
+    /// Its threads other than the one holding the token that are in a
+    /// recorded call, or new.
+    pub(crate) threads: [Option<PThread>; MAX_THREADS],
+    /// How many threads it has created that have not made their exit
+    /// (a creation that failed is counted until protection ends).
+    pub(crate) live: usize,
+}
+
+impl Threads {
+    pub(crate) fn slot(&mut self, tid: Pid) -> Option<&mut Option<PThread>> {
+        let i = self
+            .threads
+            .iter()
+            .position(|t| t.is_some_and(|t| t.tid == tid))
+            .or_else(|| self.threads.iter().position(Option::is_none))?;
+        Some(&mut self.threads[i])
+    }
+}
+
+/// The global id of the calling thread.
+pub(crate) fn me() -> Pid {
+    current!().pid()
+}
+
+/// At the primary's `sys_enter` of the thread creation `c`, under its
+/// group's lock (`st`), with `spare` allocated beforehand: makes the group
+/// multi-threaded if it is not yet. False if it is full.
+pub(crate) fn creating(group: &Group, st: &mut State, spare: &mut Option<KBox<Threads>>) -> bool {
+    if st.threads.is_none() {
+        let Some(mut t) = spare.take() else {
+            return false;
+        };
+        t.token = Some(me());
+        st.threads = Some(t);
+        group.set_threaded(true);
+    }
+    match st.threads.as_mut() {
+        Some(t) if t.live + 1 < MAX_THREADS => {
+            t.live += 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// A new, empty [`Threads`], for [`creating`].
+pub(crate) fn new_threads() -> Option<KBox<Threads>> {
+    KBox::new(
+        Threads {
+            token: None,
+            threads: [None; MAX_THREADS],
+            live: 0,
+        },
+        GFP_KERNEL_ACCOUNT,
+    )
+    .ok()
+}
+
+/// How many slots of the ring must be free for the primary's calling
+/// thread to append a record (`st`, its group's state, locked): one for
+/// it, and, in a multi-threaded group, one for each other thread, which
+/// may append one when it takes the token without looking.
+pub(crate) fn room(st: &State) -> usize {
+    st.threads.as_ref().map_or(1, |t| t.live + 1)
+}
+
+/// At the primary's `sys_enter` of a recorded call it makes (armed in
+/// `st.call`), under its group's lock (`st`): it gives the run token up,
+/// keeping its armed call aside. True if there may be a thread to wake.
+pub(crate) fn give_up(st: &mut State) -> bool {
+    let call = st.call.take();
+    let Some(t) = st.threads.as_mut() else {
+        st.call = call;
+        return false;
+    };
+    let me = me();
+    if let Some(slot) = t.slot(me) {
+        *slot = Some(PThread { tid: me, call });
+    }
+    if t.token == Some(me) {
+        t.token = None;
+    }
+    true
+}
+
+/// A thread of a duplicate.
+#[derive(Clone, Copy)]
+pub(crate) struct DThread {
+    /// Its global thread id.
+    pub(crate) tid: Pid,
+    /// The global id of the primary's thread it mirrors.
+    pub(crate) ptid: Pid,
+    /// That thread's id as the program sees it.
+    pub(crate) pvnr: Pid,
+    /// Where it writes that id at its first return (`CLONE_CHILD_SETTID`).
+    pub(crate) settid: usize,
+    /// What its task_work is to do next.
+    pub(crate) work: DupWork,
+    /// It took the record of its exit and makes it now.
+    pub(crate) exiting: bool,
+}
+
+/// The threads of a duplicate whose primary created threads (in its
+/// [`Dup`]).
+pub(crate) struct DupThreads {
+    /// Its thread running user code: it took the last record and has not
+    /// reached a call that gives the token up.
+    pub(crate) running: Option<Pid>,
+    /// The global id of its first thread's counterpart, the primary's
+    /// thread that made the first thread creation.
+    pub(crate) first: Pid,
+    /// Its first thread took the record of its exit and makes it now.
+    pub(crate) first_exiting: bool,
+    /// Its threads other than the first.
+    pub(crate) threads: [Option<DThread>; MAX_THREADS],
+    /// The primary's new thread for the creation in flight: global id,
+    /// id as the program sees it, and the creation.
+    pub(crate) child: Option<(Pid, Pid, ThreadClone)>,
+}
+
+/// A new [`DupThreads`], allocated before the lock is taken.
+pub(crate) fn new_dup_threads() -> Option<KBox<DupThreads>> {
+    KBox::new(
+        DupThreads {
+            running: None,
+            first: 0,
+            first_exiting: false,
+            threads: [None; MAX_THREADS],
+            child: None,
+        },
+        GFP_KERNEL_ACCOUNT,
+    )
+    .ok()
+}
+
+impl DupThreads {
+    pub(crate) fn find(&mut self, tid: Pid) -> Option<&mut DThread> {
+        self.threads.iter_mut().flatten().find(|t| t.tid == tid)
+    }
+}
+
+/// Whether duplicate thread `tid` (of `d`) may take `record` now: it is the
+/// record of the primary's thread it mirrors, and no other thread of the
+/// duplicate runs user code.
+pub(crate) fn may_take(d: &Dup, record: &Record, tid: Pid) -> bool {
+    let Some(t) = d.threads.as_ref() else {
+        // Single-threaded so far: all its records are its first thread's.
+        return tid == d.tgid;
+    };
+    if t.running.is_some_and(|r| r != tid) {
+        return false;
+    }
+    let ptid = if tid == d.tgid {
+        Some(t.first)
+    } else {
+        t.threads
+            .iter()
+            .flatten()
+            .find(|x| x.tid == tid)
+            .map(|x| x.ptid)
+    };
+    ptid == Some(record.tid)
+}
+
+/// After duplicate thread `tid` (of `d`) took a record: it runs user code.
+pub(crate) fn took(d: &mut Dup, tid: Pid) {
+    if let Some(t) = d.threads.as_mut() {
+        t.running = Some(tid);
+    }
+}
+
+/// At a duplicate thread's call that gives the token up in the primary:
+/// it no longer runs user code. True if another thread may go on.
+pub(crate) fn dup_gives_up(d: &mut Dup, tid: Pid) -> bool {
+    match d.threads.as_mut() {
+        Some(t) if t.running == Some(tid) => {
+            t.running = None;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The work slot of duplicate thread `tid` of `d`, and its preallocated
+/// task_work if it has one (only the first thread does).
+pub(crate) fn work_of(d: &mut Dup, tid: Pid) -> (Option<&mut DupWork>, Option<shim::OwnWorkRef>) {
+    if tid == d.tgid {
+        let own = d.own_work.as_ref().map(|w| w.handle());
+        return (Some(&mut d.work), own);
+    }
+    let work = d
+        .threads
+        .as_mut()
+        .and_then(|t| t.find(tid))
+        .map(|t| &mut t.work);
+    (work, None)
+}
+
+/// Whether duplicate thread `tid` of `d` took the record of its exit: it
+/// is marked so, or (its place taken by a newer thread) no longer known.
+pub(crate) fn exiting(d: &Dup, tid: Pid) -> bool {
+    match d.threads.as_ref() {
+        Some(t) if tid == d.tgid => t.first_exiting,
+        Some(t) => t
+            .threads
+            .iter()
+            .flatten()
+            .find(|x| x.tid == tid)
+            .is_none_or(|x| x.exiting),
+        None => false,
+    }
+}
