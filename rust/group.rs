@@ -857,6 +857,16 @@ impl Group {
         self.threaded.load(Ordering::Relaxed)
     }
 
+    /// What becomes of a duplicate that procft kills, as log lines say
+    /// it: it is replaced, unless the process is multi-threaded.
+    pub(crate) fn fate(&self) -> &'static str {
+        if self.threaded() {
+            "ending it (a multi-threaded process's duplicate is not re-created yet)"
+        } else {
+            "replacing it"
+        }
+    }
+
     /// Sets [`Group::threaded`], under the group's lock, with
     /// `State::threads`.
     pub(crate) fn set_threaded(&self, on: bool) {

@@ -1873,10 +1873,11 @@ pub(crate) fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>)
     if hit {
         // A memory error hit it, and the program's SIGBUS handler ran.
         pr_info!(
-            "pid {}: duplicate {}, hit by a memory error, went its own way ({}); replacing it\n",
+            "pid {}: duplicate {}, hit by a memory error, went its own way ({}); {}\n",
             group.pid(),
             task.tgid_nr_ns(None),
-            how
+            how,
+            group.fate()
         );
         shim::kill(task);
         return;
@@ -1888,10 +1889,11 @@ pub(crate) fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>)
         },
     );
     pr_info!(
-        "pid {}: duplicate {} diverged ({}); replacing it\n",
+        "pid {}: duplicate {} diverged ({}); {}\n",
         group.pid(),
         task.tgid_nr_ns(None),
-        how
+        how,
+        group.fate()
     );
     shim::kill(task);
 }

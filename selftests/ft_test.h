@@ -569,4 +569,64 @@ static inline int host_inject_mce(uint64_t phys)
 	return strncmp(reply, "ok", 2) ? -1 : 0;
 }
 
+#define KPF_ZERO_PAGE	24
+
+static inline uint64_t kpage_count(uint64_t pfn)
+{
+	uint64_t count = 0;
+	int fd = open("/proc/kpagecount", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (pread(fd, &count, 8, pfn * 8) != 8)
+			count = 0;
+		close(fd);
+	}
+	return count;
+}
+
+/*
+ * A random present anonymous page of @pid that only it maps: of its heap
+ * alone (@heap_only), or of any private writable mapping. Returns its
+ * frame (0 if none found) and its address in @addr.
+ */
+static inline uint64_t pick_frame(pid_t pid, int heap_only, uintptr_t *addr)
+{
+	uintptr_t lo[256], hi[256];
+	char path[64], line[512];
+	int n = 0, tries;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (n < 256 && fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+		char perms[8];
+
+		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) != 3 || strcmp(perms, "rw-p"))
+			continue;
+		if (heap_only && !strstr(line, "[heap]"))
+			continue;
+		lo[n] = a;
+		hi[n++] = b;
+	}
+	fclose(f);
+	for (tries = 0; n && tries < 200; tries++) {
+		int i = rand() % n;
+		uintptr_t page = lo[i] + (uintptr_t)(rand() % ((hi[i] - lo[i]) / 4096)) * 4096;
+		uint64_t pfn = pfn_of(pid, (void *)page), flags;
+
+		if (!pfn)
+			continue;
+		flags = kpage_flags(pfn);
+		if (!(flags & (1ULL << KPF_ANON)) || (flags & (1ULL << KPF_ZERO_PAGE)) ||
+		    (flags & (1ULL << KPF_HWPOISON)) || kpage_count(pfn) != 1)
+			continue;
+		*addr = page;
+		return pfn;
+	}
+	return 0;
+}
+
 #endif /* _FT_TEST_H */

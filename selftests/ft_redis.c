@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Debian's redis-server (three background threads of its own) started
+ * with `ftctl run -l N` for N = 1 and 2, with procft's threads=1, under
+ * load from outside its group (redis-benchmark and redis-cli):
+ * - every request is answered: redis-benchmark exits 0, and the counter
+ *   its INCR requests raise is exact;
+ * - 50 keys set through redis-cli read back;
+ * - its pid stays the same, its level and its duplicates are all still
+ *   there, nothing diverged, and its protection did not end.
+ * Then, at level 2, a machine check on a frame of one of its duplicates:
+ * the duplicate is gone (not replaced: see Documentation/procft.rst,
+ * "Threads"), the server goes on answering rightly.
+ */
+#include "ft_test.h"
+
+#define REQUESTS 1000
+
+static pid_t start_redis(int level, int port)
+{
+	char lvl[8], p[8];
+	pid_t pid;
+
+	snprintf(lvl, sizeof(lvl), "%d", level);
+	snprintf(p, sizeof(p), "%d", port);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open("/tmp/redis.log", O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl("/bin/ftctl", "ftctl", "run", "-l", lvl, "--", "/bin/redis-server",
+		      "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		      "--daemonize", "no", NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int answers(int port)
+{
+	int i;
+
+	for (i = 0; i < 300; i++, usleep(100000))
+		if (run_cmd("redis-cli -p %d ping 2>/dev/null | grep -q PONG", port) == 0)
+			return 1;
+	return 0;
+}
+
+static int logged(pid_t pid, const char *what)
+{
+	return run_cmd("dmesg | grep -q 'procft: pid %d: %s'", pid, what) == 0;
+}
+
+/* The load, and the checks of its answers. */
+static void load(int level, int port, const char *when)
+{
+	tap_ok(run_cmd("redis-benchmark -p %d -q -n %d -c 4 -t set,get,incr,lpush,lpop > /tmp/bench.out 2>&1",
+		       port, REQUESTS) == 0 &&
+	       run_cmd("test \"$(redis-cli -p %d get counter:__rand_int__)\" = %d", port, REQUESTS) == 0,
+	       "level %d%s: redis-benchmark answered, the INCR counter is exactly %d",
+	       level, when, REQUESTS);
+	run_cmd("redis-cli -p %d set counter:__rand_int__ 0 > /dev/null", port);
+	tap_ok(run_cmd("for i in $(seq 1 50); do redis-cli -p %d set key$i \"value $i of $RANDOM\" > /dev/null || exit 1; done; "
+		       "for i in $(seq 1 50); do redis-cli -p %d get key$i | grep -q \"^value $i of \" || exit 1; done",
+		       port, port) == 0,
+	       "level %d%s: 50 keys set from outside read back", level, when);
+}
+
+static void check_group(int level, pid_t pid, int dups, const char *when)
+{
+	struct procft_status s = { .size = sizeof(s), .pid = pid };
+	int got;
+
+	wait_caught_up(pid);
+	got = ioctl_status(pid, &s) == 0;
+	tap_ok(got && s.pid == pid && (int)s.level == level &&
+	       (int)s.nr_replicas == dups + 1 && s.divergences == 0,
+	       "level %d%s: pid %d protected at level %u with %u replicas, %llu divergences",
+	       level, when, pid, s.level, s.nr_replicas, (unsigned long long)s.divergences);
+}
+
+int main(void)
+{
+	int level;
+
+	tap_plan(15);
+	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
+		    "procft reloaded with threads=1"))
+		return tap_finish();
+	for (level = 1; level <= 2; level++) {
+		int port = 6380 + level;
+		pid_t pid = start_redis(level, port), reps[8];
+
+		if (!tap_ok(wait_duplicates(pid, level, reps) && answers(port),
+			    "level %d: redis-server %d answers, with %d duplicate(s)", level, pid, level)) {
+			run_cmd("cat /tmp/redis.log");
+			reap(pid);
+			continue;
+		}
+		load(level, port, "");
+		check_group(level, pid, level, "");
+		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
+		if (level == 2) {
+			uintptr_t addr = 0;
+			uint64_t pfn = pick_frame(reps[1], 0, &addr);
+
+			/* A machine check on a frame only the first duplicate maps. */
+			tap_ok(pfn && host_inject_mce(pfn * 4096) == 0 && wait_gone(reps[1]) &&
+			       logged(pid, "duplicate [0-9]* lost; a multi-threaded process.s duplicate cannot be re-created yet"),
+			       "level 2: a machine check on frame %#llx of duplicate %d ends it, and only it",
+			       (unsigned long long)pfn, reps[1]);
+			load(level, port, ", after it");
+			check_group(level, pid, 1, ", after it");
+		}
+		run_cmd("redis-cli -p %d shutdown nosave > /dev/null 2>&1", port);
+		waitpid(pid, NULL, 0);
+	}
+	close(ft_dev);
+	ft_dev = -1;
+	reload_procft("");
+	return tap_finish();
+}
