@@ -50,9 +50,11 @@ field() { sed -n "s/.*$2=\\([0-9]*\\).*/\\1/p" /proc/procft | head -1; }
 # steal), in USER_HZ ticks (10 ms).
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 
+# threads=1: the threads a protected workload creates are replicated
+# (it changes nothing for the others).
 load_module() {
 	[ -e /dev/procft ] && return
-	insmod /lib/modules/procft.ko $PROCFT_MODARGS || die "insmod procft.ko $PROCFT_MODARGS"
+	insmod /lib/modules/procft.ko threads=1 $PROCFT_MODARGS || die "insmod procft.ko threads=1 $PROCFT_MODARGS"
 	chmod 0666 /dev/procft
 }
 unload_module() {
@@ -119,6 +121,9 @@ server.port = $PORT
 server.errorlog = "$W/lighttpd.log"
 EOF
 REQS=300
+# redis-server under redis-benchmark: SET and GET, 4 connections.
+RPORT=6390
+RREQS=2000
 command -v sqlite3 > /dev/null || die "no sqlite3 in the VM"
 command -v lighttpd > /dev/null || die "no lighttpd in the VM"
 command -v ab > /dev/null || die "no ab (apache2-utils) in the VM"
@@ -170,6 +175,37 @@ measure() {
 		[ -s $W/sqlite.ref ] || cp $W/sqlite.out $W/sqlite.ref
 		cmp -s $W/sqlite.out $W/sqlite.ref || die "sqlite3 ($cfg): output differs from the first run's"
 		;;
+	threads)
+		out=$($B run $pre /selftests/ft_threads --battery 2>&1 > $W/threads.out) ||
+			die "the pthread battery ($cfg): $out"
+		grep -q '^flag: seen$' $W/threads.out || die "the pthread battery ($cfg) did not finish"
+		;;
+	redis)
+		$pre redis-server --port $RPORT --bind 127.0.0.1 --save '' --appendonly no > $W/redis.out 2>&1 &
+		p=$!
+		i=0
+		until redis-cli -p $RPORT ping 2>/dev/null | grep -q PONG; do
+			i=$((i + 1))
+			[ $i -gt 1000 ] && die "redis-server ($cfg) not answering after 20 s: $(cat $W/redis.out)"
+			usleep 20000
+		done
+		case $cfg in
+		l1 | l2)
+			# Its duplicates on frames of their own, before the load.
+			i=0
+			until grep -q "^pid=$p .*duplicates=${cfg#l}/${cfg#l}" /proc/procft; do
+				i=$((i + 1))
+				[ $i -gt 1000 ] && die "redis-server ($cfg) lacks its duplicates: $(grep "^pid=$p " /proc/procft)"
+				usleep 20000
+			done
+			;;
+		esac
+		t0=$(busy_ticks)
+		redis-benchmark -p $RPORT -n $RREQS -c 4 -t set,get --csv > $W/rb.out 2>&1 ||
+			die "redis-benchmark ($cfg) failed: $(tail -3 $W/rb.out)"
+		# Each test's requests per second: the time all of them took.
+		out="redis-benchmark: $(awk -F'"' -v n=$RREQS '/^"(SET|GET)"/ { t += n / $4 } END { printf "%d", t * 1000000 }' $W/rb.out) us"
+		;;
 	lighttpd)
 		rm -f $W/lighttpd.log
 		$pre lighttpd -D -f $W/lighttpd.conf > $W/lighttpd.out 2>&1 &
@@ -190,7 +226,7 @@ measure() {
 		;;
 	esac
 	t1=$(busy_ticks)
-	[ $w = lighttpd ] && { kill $p; wait $p 2>/dev/null; }
+	case $w in lighttpd | redis) kill $p; wait $p 2>/dev/null ;; esac
 	val=$(echo "$out" | us)
 	[ -n "$val" ] || die "$w ($cfg) printed no time: $out"
 	own=$(echo "$out" | sed -n 's/.* cpu \([0-9]*\) us.*/\1/p' | tail -1)
@@ -238,6 +274,8 @@ name() {
 	compute) echo "compute, 16 MiB memory" ;;
 	sqlite) echo "sqlite3 SQL, 40000 rows, file db" ;;
 	lighttpd) echo "lighttpd, ab: $REQS x 16 KiB, 2 conc." ;;
+	threads) echo "pthread battery (ft_threads), 35 threads" ;;
+	redis) echo "redis-server, redis-benchmark: $RREQS SET + $RREQS GET, 4 conc." ;;
 	esac
 }
 # A time in ns, printed in us per operation or ms per run.
@@ -314,6 +352,7 @@ workloads() {
 		compute) t1=1.02 t2=- k=max ;;
 		sqlite) t1=1.15 t2=1.4 k=max ;;
 		lighttpd) t1=0.85 t2=0.7 k=min ;;
+		redis) t1=0.6 t2=0.5 k=min ;;
 		*) t1=- t2=- k=max ;;
 		esac
 		if [ $t1 = - ]; then r1=$(ratio $l1 $off); else r1=$(judged $l1 $off $t1 $k); fi

@@ -1585,7 +1585,9 @@ pub(crate) fn append(group: &Group, st: &mut State, record: Arc<Record>) -> Appe
     let (mut parked, mut wake) = (false, false);
     for d in st.dups.iter().flatten() {
         parked |= d.parked && !d.leaving;
-        wake |= d.waiting_for.is_some();
+        // (The threads of a multi-threaded one wait each for its own,
+        // and `waiting_for` is not each one's.)
+        wake |= d.waiting_for.is_some() || d.threads.is_some();
     }
     // A duplicate waiting at an exit or exec the primary did not make
     // has diverged.

@@ -419,6 +419,11 @@ pub(crate) fn separate(group: &Group, task: &Task) {
         };
         sep.copied += copied;
         sep.failures = 0;
+        if sep.pos != pos {
+            // Another of its threads moved pages (mremap()) below where
+            // this step began, meanwhile ([`moved`]): back there.
+            continue;
+        }
         if let Some(next) = next {
             sep.pos = next;
             continue;

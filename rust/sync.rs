@@ -306,7 +306,7 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
         Class::Exit => {
             if nr == NR_EXIT
                 && threaded
-                && shim::nr_threads(current!()) > 1
+                && threads::one_of_several(&group.lock())
                 && threads::primary_exit(group, args)
             {
                 // One thread's exit is a record of the schedule: it waits
@@ -567,13 +567,18 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         Abi::Ia32 | Abi::X32 => Class::Unsupported,
     };
     let mut lap = Lap::start();
-    let thread_exit = threaded && abi == Abi::X64 && nr == NR_EXIT && shim::nr_threads(task) > 1;
-    if thread_exit
-        && group
-            .lock_quiet()
-            .dup_mut(task.tgid())
-            .is_some_and(|d| threads::exiting(d, task.pid()))
-    {
+    let (thread_exit, exiting) = if threaded && abi == Abi::X64 && nr == NR_EXIT {
+        let mut st = group.lock_quiet();
+        st.dup_mut(task.tgid()).map_or((false, false), |d| {
+            (
+                threads::dup_one_of_several(d),
+                threads::exiting(d, task.pid()),
+            )
+        })
+    } else {
+        (false, false)
+    };
+    if exiting {
         // It took the record of its exit: it makes it now.
         return;
     }
@@ -588,6 +593,16 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
             threads::Cloned::Made => return,
             threads::Cloned::Diverged => {
                 shim::suppress(regs);
+                return;
+            }
+            threads::Cloned::Failed(ret, signal) => {
+                shim::suppress(regs);
+                set_result(nr, ret);
+                if let Some((sig, info)) = &signal {
+                    // Handled on the way back to user space, as in the
+                    // primary.
+                    let _ = shim::send_self(*sig, info);
+                }
                 return;
             }
             threads::Cloned::Wait => {}
@@ -688,7 +703,13 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
         // prctl() (its memory-error policy); its own clone3() calls are
         // never made (suppressed, their number is -1).
         let nr = shim::syscall_nr();
-        if group.threaded() && matches!(nr, NR_CLONE | NR_CLONE3) {
+        // (Not the first return of a new duplicate, from the clone3()
+        // procft injected in the primary: the same call returning 0, in
+        // its first thread.)
+        if group.threaded()
+            && matches!(nr, NR_CLONE | NR_CLONE3)
+            && (ret > 0 || task.pid() != task.tgid())
+        {
             // Its own thread creation ([`threads`]): the new thread's
             // first return, or the creator's.
             if task.pid() != task.tgid() && ret == 0 {
@@ -705,10 +726,14 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
         crate::mce::policy::after_call(&group, true, ret);
     } else {
         crate::mce::policy::after_call(&group, false, ret);
-        if group.threaded() && !threads::take_turn(&group.into(), shim::syscall_nr()) {
-            // Its protection ended while it waited to run.
-            determinism::after_call(ret);
-            return;
+        if group.threaded() {
+            let nr = shim::syscall_nr();
+            if !threads::take_turn(&group.into(), nr) {
+                // Its protection ended while it waited to run.
+                determinism::after_call(ret);
+                return;
+            }
+            threads::after_call(&group, nr, ret);
         }
         let signal = shim::signal_pending();
         lap.lap(Section::ExitChecks);
@@ -1586,8 +1611,11 @@ pub(crate) fn wait_record(
     let arg = core::ptr::from_ref(&w).cast();
     let waited = loop {
         // Standing here, it separates its memory while the record is not
-        // there (a step, if it is).
-        replica::separate(group, task);
+        // there (a step, if it is): its first thread only, one step at a
+        // time.
+        if task.pid() == tgid {
+            replica::separate(group, task);
+        }
         if !replica::separating(group, tgid) {
             break group
                 .wq
@@ -1920,6 +1948,12 @@ pub(crate) fn wait_space(group: &Group) {
 pub(crate) fn task_work(nr: i64, dup: bool) {
     let task = current!();
     if let Some(group) = (!dup).then(|| group::lookup(task.tgid())).flatten() {
+        let threaded = group.threaded();
+        if threaded && shim::is_exiting(task) {
+            // A thread's exit ([`threads::primary_exit`]).
+            threads::gone(&group);
+            return;
+        }
         if group.lock().promote.is_some() {
             failover::promote(&group, task);
             return;
@@ -1930,6 +1964,10 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
             st.space_wait = matches!(work, PrimaryWork::WaitSpace(_));
             work
         };
+        if threaded {
+            // Its waits here are not a thread running on.
+            threads::holder_waits(&group, true);
+        }
         match work {
             PrimaryWork::None => {}
             PrimaryWork::Vote(mine) => vote::tally(&group, task, mine),
@@ -1953,6 +1991,9 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
                 shim::restart_call(nr);
             }
             PrimaryWork::Trap => tsc::primary_wait(&group),
+        }
+        if threaded {
+            threads::holder_waits(&group, false);
         }
         return;
     }

@@ -12,6 +12,11 @@
  * A thread spinning without any system call on a flag another thread is
  * to set cannot be replicated yet: its protection ends after
  * thread_wait_ms, with a log line, and its output is still right.
+ *
+ * Usage: ft_threads              (the test)
+ *        ft_threads --battery    (the battery alone, to stdout: the
+ *                                 benchmark's workload; protected, it
+ *                                 first waits for its duplicates)
  */
 #include "ft_test.h"
 #include <pthread.h>
@@ -380,7 +385,22 @@ static int logged(pid_t pid, const char *what)
 	return run_cmd("dmesg | grep -q 'procft: pid %d: %s'", pid, what) == 0;
 }
 
-int main(void)
+/* The battery alone (bench/bench.sh runs it unprotected and through ftctl run). */
+static int battery_alone(void)
+{
+	unsigned int level = 0;
+	pid_t reps[8];
+
+	out_fd = 1;
+	/* Its threads must come after its duplicates: none is made after. */
+	if (ft_open() >= 0 && ioctl_get(0, &level) == 0 && level &&
+	    !wait_duplicates(getpid(), level, reps))
+		return 2;
+	battery();
+	return 0;
+}
+
+int main(int argc, char **argv)
 {
 	static const char expect[] =
 		"mutex: counter 8000\n"
@@ -390,6 +410,8 @@ int main(void)
 	char base[4096], other[4096];
 	unsigned int level;
 
+	if (argc > 1 && !strcmp(argv[1], "--battery"))
+		return battery_alone();
 	tap_plan(14);
 	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
 		    "procft reloaded with threads=1"))

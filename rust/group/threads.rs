@@ -38,15 +38,69 @@ pub(crate) struct PThread {
 pub(crate) struct Threads {
     /// The thread that holds the run token.
     pub(crate) token: Option<Pid>,
+    /// The threads waiting for it, in the order they asked: it goes to
+    /// the first ([`Threads::pass`]), so none waits for ever while others
+    /// take turns.
+    queue: [Pid; MAX_THREADS],
+    queued: usize,
+    /// How many times it changed hands: a thread waiting long for it
+    /// while it does is not kept waiting by a thread that runs on.
+    pub(crate) handovers: u64,
+    /// Its holder waits in procft (for its duplicates, for room in the
+    /// ring): it does not run on.
+    pub(crate) holder_waits: bool,
     /// Its threads other than the one holding the token that are in a
     /// recorded call, or new.
     pub(crate) threads: [Option<PThread>; MAX_THREADS],
-    /// How many threads it has created that have not made their exit
-    /// (a creation that failed is counted until protection ends).
-    pub(crate) live: usize,
+    /// How many threads it has that have not made their exit, its first
+    /// included: an `exit` while there are others is one thread's.
+    pub(crate) alive: usize,
 }
 
 impl Threads {
+    /// Passes the token on, to the first thread waiting for it if any.
+    pub(crate) fn pass(&mut self) {
+        self.handovers += 1;
+        self.holder_waits = false;
+        if self.queued == 0 {
+            self.token = None;
+            return;
+        }
+        self.token = Some(self.queue[0]);
+        self.queue.copy_within(1..self.queued, 0);
+        self.queued -= 1;
+    }
+
+    /// Thread `me` asks for the token: true if it holds it now; if not,
+    /// it is in the queue.
+    pub(crate) fn ask(&mut self, me: Pid) -> bool {
+        if self.token == Some(me) {
+            return true;
+        }
+        if self.token.is_none() && self.queued == 0 {
+            self.token = Some(me);
+            self.handovers += 1;
+            return true;
+        }
+        if !self.queue[..self.queued].contains(&me) && self.queued < MAX_THREADS {
+            self.queue[self.queued] = me;
+            self.queued += 1;
+        }
+        false
+    }
+
+    /// Thread `me` no longer waits for the token, or gives it up for good
+    /// (it dies).
+    pub(crate) fn leave(&mut self, me: Pid) {
+        if let Some(i) = self.queue[..self.queued].iter().position(|&t| t == me) {
+            self.queue.copy_within(i + 1..self.queued, i);
+            self.queued -= 1;
+        }
+        if self.token == Some(me) {
+            self.pass();
+        }
+    }
+
     pub(crate) fn slot(&mut self, tid: Pid) -> Option<&mut Option<PThread>> {
         let i = self
             .threads
@@ -62,9 +116,10 @@ pub(crate) fn me() -> Pid {
     current!().pid()
 }
 
-/// At the primary's `sys_enter` of the thread creation `c`, under its
-/// group's lock (`st`), with `spare` allocated beforehand: makes the group
-/// multi-threaded if it is not yet. False if it is full.
+/// At the primary's `sys_enter` of a thread creation, under its group's
+/// lock (`st`), with `spare` allocated beforehand: makes the group
+/// multi-threaded if it is not yet. False if it has as many threads as
+/// it may. (The new thread counts once it exists: [`created`].)
 pub(crate) fn creating(group: &Group, st: &mut State, spare: &mut Option<KBox<Threads>>) -> bool {
     if st.threads.is_none() {
         let Some(mut t) = spare.take() else {
@@ -74,12 +129,14 @@ pub(crate) fn creating(group: &Group, st: &mut State, spare: &mut Option<KBox<Th
         st.threads = Some(t);
         group.set_threaded(true);
     }
-    match st.threads.as_mut() {
-        Some(t) if t.live + 1 < MAX_THREADS => {
-            t.live += 1;
-            true
-        }
-        _ => false,
+    st.threads.as_ref().is_some_and(|t| t.alive < MAX_THREADS)
+}
+
+/// At the primary's return from a thread creation that made a thread: it
+/// counts, and keeps a slot of the ring ([`room`]).
+pub(crate) fn created(st: &mut State) {
+    if let Some(t) = st.threads.as_mut() {
+        t.alive += 1;
     }
 }
 
@@ -88,8 +145,12 @@ pub(crate) fn new_threads() -> Option<KBox<Threads>> {
     KBox::new(
         Threads {
             token: None,
+            queue: [0; MAX_THREADS],
+            queued: 0,
+            handovers: 0,
+            holder_waits: false,
             threads: [None; MAX_THREADS],
-            live: 0,
+            alive: 1,
         },
         GFP_KERNEL_ACCOUNT,
     )
@@ -101,7 +162,7 @@ pub(crate) fn new_threads() -> Option<KBox<Threads>> {
 /// it, and, in a multi-threaded group, one for each other thread, which
 /// may append one when it takes the token without looking.
 pub(crate) fn room(st: &State) -> usize {
-    st.threads.as_ref().map_or(1, |t| t.live + 1)
+    st.threads.as_ref().map_or(1, |t| t.alive)
 }
 
 /// At the primary's `sys_enter` of a recorded call it makes (armed in
@@ -118,9 +179,22 @@ pub(crate) fn give_up(st: &mut State) -> bool {
         *slot = Some(PThread { tid: me, call });
     }
     if t.token == Some(me) {
-        t.token = None;
+        t.pass();
     }
     true
+}
+
+/// The primary's new thread, for a duplicate's thread creation in flight.
+#[derive(Clone, Copy)]
+pub(crate) struct PendingChild {
+    /// Its global id.
+    pub(crate) ptid: Pid,
+    /// Its id as the program sees it (the creation's result).
+    pub(crate) pvnr: Pid,
+    /// The creation.
+    pub(crate) clone: ThreadClone,
+    /// A signal the primary handled on its way back from it.
+    pub(crate) signal: Option<(i32, shim::SigInfo)>,
 }
 
 /// A thread of a duplicate.
@@ -151,11 +225,14 @@ pub(crate) struct DupThreads {
     pub(crate) first: Pid,
     /// Its first thread took the record of its exit and makes it now.
     pub(crate) first_exiting: bool,
+    /// How many of its threads have not taken the record of their exit,
+    /// its first included (as [`Threads::alive`] in the primary).
+    pub(crate) alive: usize,
     /// Its threads other than the first.
     pub(crate) threads: [Option<DThread>; MAX_THREADS],
     /// The primary's new thread for the creation in flight: global id,
     /// id as the program sees it, and the creation.
-    pub(crate) child: Option<(Pid, Pid, ThreadClone)>,
+    pub(crate) child: Option<PendingChild>,
 }
 
 /// A new [`DupThreads`], allocated before the lock is taken.
@@ -165,6 +242,7 @@ pub(crate) fn new_dup_threads() -> Option<KBox<DupThreads>> {
             running: None,
             first: 0,
             first_exiting: false,
+            alive: 1,
             threads: [None; MAX_THREADS],
             child: None,
         },
@@ -249,4 +327,17 @@ pub(crate) fn exiting(d: &Dup, tid: Pid) -> bool {
             .is_none_or(|x| x.exiting),
         None => false,
     }
+}
+
+/// Whether an `exit` of the calling thread of the primary of `st` (one of
+/// several) is one thread's, not its process's.
+pub(crate) fn one_of_several(st: &State) -> bool {
+    st.threads.as_ref().is_some_and(|t| t.alive > 1)
+}
+
+/// Whether an `exit` of a thread of duplicate `d` is one thread's: as in
+/// its primary, counted by the records it took, not by the kernel's count,
+/// which lags.
+pub(crate) fn dup_one_of_several(d: &Dup) -> bool {
+    d.threads.as_ref().is_some_and(|t| t.alive > 1)
 }

@@ -53,10 +53,10 @@ use kernel::{
 };
 
 pub(crate) use crate::group::threads::{
-    creating, dup_gives_up, exiting, give_up, may_take, new_dup_threads, new_threads, room, took,
-    work_of,
+    created, creating, dup_gives_up, dup_one_of_several, exiting, give_up, may_take,
+    new_dup_threads, new_threads, one_of_several, room, took, work_of,
 };
-use crate::group::threads::{me, DThread, DupThreads, ThreadClone};
+use crate::group::threads::{me, DThread, DupThreads, PendingChild, ThreadClone};
 use crate::{
     group::{self, Group, PrimaryWork, State},
     ring::Record,
@@ -156,81 +156,139 @@ pub(crate) fn unreplicable(nr: i64, args: &[usize; 6]) -> Option<&'static str> {
 /// What a primary's thread waiting for the token waits for.
 struct TokenWaiter<'a> {
     group: &'a Group,
+    me: Pid,
 }
 
-/// Whether the run token is free (or the group no longer needs one).
+/// Whether the waiting thread holds the run token now (passed to it), or
+/// the group no longer needs one.
 ///
 /// # Safety
 ///
 /// `arg` must point to a live [`TokenWaiter`].
-unsafe extern "C" fn token_free(arg: *const c_void) -> bool {
+unsafe extern "C" fn token_passed(arg: *const c_void) -> bool {
     // SAFETY: By the function's contract.
     let w = unsafe { &*arg.cast::<TokenWaiter<'_>>() };
     let st = w.group.lock();
-    st.closed || st.threads.as_ref().is_none_or(|t| t.token.is_none())
+    st.closed || st.threads.as_ref().is_none_or(|t| t.token == Some(w.me))
+}
+
+/// Under the group's lock (`st`), for thread `me` that just got the run
+/// token at its `sys_exit` of call `nr`: takes back the call it armed, so
+/// that its record is appended now, next in the schedule. A new thread's
+/// first return is recorded as the call that created it, returning 0.
+fn claim(group: &Group, st: &mut State, me: Pid, nr: i64) {
+    let call = match st.threads.as_mut().and_then(|t| t.slot(me)) {
+        Some(slot) => match slot.take() {
+            Some(p) => p.call,
+            None if matches!(nr, NR_CLONE | NR_CLONE3) => {
+                Some((nr, core::array::from_fn(|i| shim::syscall_arg(i as u32))))
+            }
+            None => None,
+        },
+        None => None,
+    };
+    if call.is_some() && st.dups.iter().flatten().next().is_some() {
+        st.call = call;
+    }
+    group.fast.set(st, |_| false);
 }
 
 /// At a `sys_exit` of a thread of a multi-threaded primary (`nr`, the
-/// call): unless it holds the run token, it waits for it (bounded), then
-/// takes back the call it armed, so that its record is appended now,
-/// next in the schedule. A new thread's first return is recorded as the
-/// call that created it, returning 0. False if protection ended.
+/// call): unless it holds the run token, it waits for it, in the order
+/// the threads asked ([`claim`] then). The wait is bounded: if the token
+/// did not change hands for `thread_wait_ms` while its holder was not
+/// waiting in procft, the holder runs on without a call and cannot be
+/// preempted, and the process's protection ends. False if protection
+/// ended.
 pub(crate) fn take_turn(group: &Arc<Group>, nr: i64) -> bool {
     let me = me();
-    {
-        let st = group.lock();
-        match st.threads.as_ref() {
-            None => return !st.closed,
-            Some(t) if t.token == Some(me) => return true,
-            Some(_) => {}
+    let mut seen = {
+        let mut guard = group.lock();
+        let st = &mut *guard;
+        let Some(t) = st.threads.as_mut() else {
+            return !st.closed;
+        };
+        if t.token == Some(me) {
+            return true;
         }
-    }
-    let w = TokenWaiter { group };
+        if t.ask(me) {
+            claim(group, st, me, nr);
+            return true;
+        }
+        t.handovers
+    };
+    let w = TokenWaiter { group, me };
     let arg = core::ptr::from_ref(&w).cast();
+    let ms = crate::module_parameters::thread_wait_ms.value().max(100);
     loop {
-        let waited = group.wq.wait_killable_timeout(
-            token_free,
-            arg,
-            crate::module_parameters::thread_wait_ms.value(),
-        );
-        if matches!(waited, Err(e) if e == ETIMEDOUT) {
-            group::end_protection(
-                group,
-                "a thread that runs on without a system call while another waits to run",
-            );
-            return false;
-        }
-        let mut st = group.lock();
+        let waited = group.wq.wait_killable_timeout(token_passed, arg, ms);
+        let mut guard = group.lock();
+        let st = &mut *guard;
         if st.closed {
             return false;
         }
         let Some(t) = st.threads.as_mut() else {
             return true;
         };
-        if waited.is_err() {
-            // A fatal signal: it dies without running user code.
-            return false;
+        if t.token == Some(me) {
+            claim(group, st, me, nr);
+            return true;
         }
-        if t.token.is_some() {
-            continue;
-        }
-        t.token = Some(me);
-        let call = match t.slot(me) {
-            Some(slot) => match slot.take() {
-                Some(p) => p.call,
-                None if matches!(nr, NR_CLONE | NR_CLONE3) => {
-                    Some((nr, core::array::from_fn(|i| shim::syscall_arg(i as u32))))
+        match waited {
+            Err(e) if e == ETIMEDOUT => {
+                if t.handovers != seen || t.holder_waits {
+                    // Others took turns, or the holder waits in procft.
+                    seen = t.handovers;
+                    continue;
                 }
-                None => None,
-            },
-            None => None,
-        };
-        if call.is_some() && st.dups.iter().flatten().next().is_some() {
-            st.call = call;
+                t.leave(me);
+                drop(guard);
+                group::end_protection(
+                    group,
+                    "a thread that runs on without a system call while another waits to run",
+                );
+                return false;
+            }
+            // A fatal signal: it dies without running user code.
+            Err(_) => {
+                t.leave(me);
+                drop(guard);
+                group.wake();
+                return false;
+            }
+            Ok(()) => {}
         }
-        group.fast.set(&st, |_| false);
-        return true;
     }
+}
+
+/// The holder of the run token of `group` waits in procft (`on`), or no
+/// longer does: a thread waiting for the token meanwhile waits on.
+pub(crate) fn holder_waits(group: &Group, on: bool) {
+    if let Some(t) = group.lock().threads.as_mut() {
+        t.holder_waits = on;
+    }
+}
+
+/// At the primary's return from call `nr` (result `ret`) in a
+/// multi-threaded group: a thread creation that made a thread counts it.
+pub(crate) fn after_call(group: &Group, nr: i64, ret: isize) {
+    if ret > 0 && matches!(nr, NR_CLONE | NR_CLONE3) {
+        let args = core::array::from_fn(|i| shim::syscall_arg(i as u32));
+        if thread_clone(nr, &args).is_some() {
+            created(&mut group.lock());
+        }
+    }
+}
+
+/// A thread of a multi-threaded primary, exiting (its task_work, after
+/// the kernel cleared and woke its `clear_child_tid` word): it gives the
+/// run token up for good, so that the thread that runs next finds that
+/// word cleared, as its mirror in each duplicate does ([`dup_exit`]).
+pub(crate) fn gone(group: &Group) {
+    if let Some(t) = group.lock().threads.as_mut() {
+        t.leave(me());
+    }
+    group.wake();
 }
 
 /// Fills in the thread fields of `record`, the primary's record of its
@@ -247,9 +305,10 @@ pub(crate) fn stamp(group: &Group, record: &mut Record) {
 }
 
 /// At the `sys_enter` of `exit` of a thread of a multi-threaded primary
-/// (one of several): records it and gives the token up for good. True if
-/// it must first wait for room in the ring ([`PrimaryWork::WaitSpace`]
-/// set), and make the call again.
+/// (one of several): records it. The thread keeps the run token until
+/// the kernel has cleared its `clear_child_tid` word, in its task_work at
+/// its exit ([`gone`]). True if it must first wait for room in the ring
+/// ([`PrimaryWork::WaitSpace`] set), and make the call again.
 pub(crate) fn primary_exit(group: &Arc<Group>, args: &[usize; 6]) -> bool {
     let record = Record::new().ok();
     let mut st = group.lock();
@@ -259,34 +318,34 @@ pub(crate) fn primary_exit(group: &Arc<Group>, args: &[usize; 6]) -> bool {
         st.work = PrimaryWork::WaitSpace(NR_EXIT);
         return true;
     }
-    if let Some(t) = st.threads.as_mut() {
-        t.live = t.live.saturating_sub(1);
-        if let Some(slot) = t.slot(me) {
-            *slot = None;
-        }
-        if t.token == Some(me) {
-            t.token = None;
-        }
-    } else {
-        return false;
-    }
-    if st.closed || st.dups.iter().flatten().next().is_none() {
-        drop(st);
-        group.wake();
-        return false;
-    }
-    let Some(mut record) = record else {
-        drop(st);
-        group::end_protection(group, "a thread's exit, for want of memory for its record,");
+    let Some(t) = st.threads.as_mut() else {
         return false;
     };
-    record.start(NR_EXIT, *args);
-    record.input_hash = Some(0);
-    record.tid = me;
-    let appended = group::append(group, &mut st, record.into());
+    t.alive = t.alive.saturating_sub(1);
+    if let Some(slot) = t.slot(me) {
+        *slot = None;
+    }
+    let appended = if st.closed || st.dups.iter().flatten().next().is_none() {
+        None
+    } else if let Some(mut record) = record {
+        record.start(NR_EXIT, *args);
+        record.input_hash = Some(0);
+        record.tid = me;
+        Some(group::append(group, &mut st, record.into()))
+    } else {
+        drop(st);
+        group::end_protection(group, "a thread's exit, for want of memory for its record,");
+        gone(group);
+        return false;
+    };
     drop(st);
-    group::published(group, appended);
-    group.wake();
+    if let Some(appended) = appended {
+        group::published(group, appended);
+    }
+    if shim::queue_task_work().is_err() {
+        // Without it, at once.
+        gone(group);
+    }
     false
 }
 
@@ -298,6 +357,10 @@ pub(crate) enum Cloned {
     Wait,
     /// The primary made another call: it diverged (and is killed).
     Diverged,
+    /// The primary's creation failed, or was interrupted to be made
+    /// again (its result, and a signal it handled on its way back): the
+    /// duplicate does not make it, and returns that.
+    Failed(isize, Option<(i32, shim::SigInfo)>),
 }
 
 /// At a duplicate's `sys_enter` of the thread creation `c` (`nr` with
@@ -345,9 +408,15 @@ pub(crate) fn dup_clone(
         t.first = record.tid;
         d.threads = Some(t);
     }
+    let (ret, signal) = (record.ret, record.signal);
     if let Some(t) = d.threads.as_mut() {
         t.running = Some(tid);
-        t.child = Some((record.child, record.ret as Pid, c));
+        t.child = (ret > 0).then_some(PendingChild {
+            ptid: record.child,
+            pvnr: ret as Pid,
+            clone: c,
+            signal,
+        });
     }
     d.next_seq += 1;
     let wake = super::consumed(&mut st);
@@ -355,7 +424,11 @@ pub(crate) fn dup_clone(
     if wake {
         group.wake();
     }
-    Cloned::Made
+    if ret > 0 {
+        Cloned::Made
+    } else {
+        Cloned::Failed(ret, signal)
+    }
 }
 
 /// At the `sys_exit` of a duplicate's own thread creation (`ret`: its new
@@ -376,42 +449,59 @@ pub(crate) fn dup_clone_exit(group: &Group, task: &Task, ret: isize) {
         let Some(t) = d.threads.as_mut() else {
             return;
         };
-        let Some((ptid, pvnr, c)) = t.child.take() else {
-            return;
-        };
-        let Some(child) = child else {
-            // It failed where the primary's did not: its next call
-            // diverges, or it is killed; the primary's thread has no
-            // mirror.
+        let Some(pending) = t.child.take() else {
             return;
         };
         // A free place, or that of a thread that exits (which finds
         // itself gone: see [`exiting`]).
-        let free = match t.threads.iter().position(Option::is_none) {
-            Some(i) => i,
-            None => match t.threads.iter().position(|x| x.is_some_and(|x| x.exiting)) {
-                Some(i) => i,
-                None => return,
-            },
-        };
-        let free = &mut t.threads[free];
-        let settid = if c.flags & CLONE_CHILD_SETTID != 0 {
-            c.child_tid
-        } else {
-            0
-        };
-        *free = Some(DThread {
-            tid: child,
-            ptid,
-            pvnr,
-            settid,
-            work: DupWork::Start,
-            exiting: false,
-        });
-        (pvnr, c)
+        let free = t
+            .threads
+            .iter()
+            .position(Option::is_none)
+            .or_else(|| t.threads.iter().position(|x| x.is_some_and(|x| x.exiting)));
+        match (child, free) {
+            (Some(child), Some(i)) => {
+                t.alive += 1;
+                let c = pending.clone;
+                t.threads[i] = Some(DThread {
+                    tid: child,
+                    ptid: pending.ptid,
+                    pvnr: pending.pvnr,
+                    settid: if c.flags & CLONE_CHILD_SETTID != 0 {
+                        c.child_tid
+                    } else {
+                        0
+                    },
+                    work: DupWork::Start,
+                    exiting: false,
+                });
+                Ok(pending)
+            }
+            // Its own creation failed where the primary's did not, or a
+            // thread too many: the primary's new thread has no mirror.
+            _ => Err(ret),
+        }
+    };
+    let pending = match pending {
+        Ok(p) => p,
+        Err(ret) => {
+            super::diverge(
+                group,
+                task,
+                format_args!(
+                    "its own thread creation gave {} where the primary's made a thread",
+                    ret
+                ),
+            );
+            return;
+        }
     };
     group.wake();
-    let (pvnr, c) = pending;
+    let (pvnr, c) = (pending.pvnr, pending.clone);
+    if let Some((sig, info)) = &pending.signal {
+        // Handled on the way back to user space, as in the primary.
+        let _ = shim::send_self(*sig, info);
+    }
     shim::set_return(pvnr as isize);
     if c.flags & CLONE_PARENT_SETTID != 0 {
         let _ = UserSlice::new(UserPtr::from_addr(c.parent_tid), 4)
@@ -505,7 +595,7 @@ pub(crate) fn dup_exit(group: &Group, task: &Task, args: &[usize; 6]) {
     {
         return;
     }
-    let ok = {
+    let taken = {
         let mut st = group.lock_quiet();
         let tid = task.pid();
         let closed = st.closed;
@@ -515,14 +605,22 @@ pub(crate) fn dup_exit(group: &Group, task: &Task, args: &[usize; 6]) {
                 Some(r) if r.nr == NR_EXIT && r.args == *args && may_take(d, r, tid) => {
                     d.next_seq += 1;
                     took(d, tid);
-                    true
+                    if let Some(t) = d.threads.as_mut() {
+                        t.alive = t.alive.saturating_sub(1);
+                    }
+                    Ok(())
                 }
-                _ => false,
+                // Its turn, and another call: diverged.
+                Some(r) if may_take(d, r, tid) => Err(Some(r.clone())),
+                _ => Err(None),
             },
-            _ => false,
+            _ => Err(None),
         }
     };
-    if !ok {
+    if let Err(other) = taken {
+        if let Some(record) = other {
+            super::same_call(group, task, &record, NR_EXIT, args);
+        }
         group.await_kill();
         return;
     }
