@@ -670,18 +670,12 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
             args: *args,
             hash: 0,
         });
-        match threads::work_of(dup, task.pid()) {
-            (Some(slot), own) => {
-                *slot = work;
-                own
-            }
-            // A thread it does not know: it must not run on.
-            (None, _) => {
-                drop(st);
-                shim::kill(task);
-                return;
-            }
-        }
+        let Ok(own) = threads::set_work(dup, task.pid(), work) else {
+            drop(st);
+            shim::kill(task);
+            return;
+        };
+        own
     };
     if group::Dup::queue_work(own).is_ok() {
         shim::suppress(regs);

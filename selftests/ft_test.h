@@ -505,18 +505,27 @@ static inline uint64_t pfn_of(pid_t pid, const void *addr)
 #define KPF_ANON	12
 #define KPF_HWPOISON	19
 
+/* The word of frame @pfn in /proc/@file (kpageflags, kpagecount; 0 if unreadable). */
+static inline uint64_t kpage_word(const char *file, uint64_t pfn)
+{
+	char path[32];
+	uint64_t word = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s", file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (pread(fd, &word, 8, pfn * 8) != 8)
+			word = 0;
+		close(fd);
+	}
+	return word;
+}
+
 /* The /proc/kpageflags word of frame @pfn (0 if unreadable). */
 static inline uint64_t kpage_flags(uint64_t pfn)
 {
-	uint64_t flags = 0;
-	int fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		if (pread(fd, &flags, 8, pfn * 8) != 8)
-			flags = 0;
-		close(fd);
-	}
-	return flags;
+	return kpage_word("kpageflags", pfn);
 }
 
 /*
@@ -571,17 +580,10 @@ static inline int host_inject_mce(uint64_t phys)
 
 #define KPF_ZERO_PAGE	24
 
+/* How many mappings frame @pfn has (/proc/kpagecount; 0 if unreadable). */
 static inline uint64_t kpage_count(uint64_t pfn)
 {
-	uint64_t count = 0;
-	int fd = open("/proc/kpagecount", O_RDONLY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		if (pread(fd, &count, 8, pfn * 8) != 8)
-			count = 0;
-		close(fd);
-	}
-	return count;
+	return kpage_word("kpagecount", pfn);
 }
 
 /*

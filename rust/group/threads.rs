@@ -299,6 +299,23 @@ pub(crate) fn dup_gives_up(d: &mut Dup, tid: Pid) -> bool {
     }
 }
 
+/// Sets the work of duplicate thread `tid` of `d` to `work`: its
+/// preallocated task_work to queue, if it has one ([`work_of`]); `Err` for
+/// a thread `d` does not know, which must not run on.
+pub(crate) fn set_work(
+    d: &mut Dup,
+    tid: Pid,
+    work: DupWork,
+) -> Result<Option<shim::OwnWorkRef>, ()> {
+    match work_of(d, tid) {
+        (Some(slot), own) => {
+            *slot = work;
+            Ok(own)
+        }
+        (None, _) => Err(()),
+    }
+}
+
 /// The work slot of duplicate thread `tid` of `d`, and its preallocated
 /// task_work if it has one (only the first thread does).
 pub(crate) fn work_of(d: &mut Dup, tid: Pid) -> (Option<&mut DupWork>, Option<shim::OwnWorkRef>) {

@@ -54,7 +54,7 @@ use kernel::{
 
 pub(crate) use crate::group::threads::{
     created, creating, dup_gives_up, dup_one_of_several, exiting, give_up, may_take,
-    new_dup_threads, new_threads, one_of_several, room, took, work_of,
+    new_dup_threads, new_threads, one_of_several, room, set_work, took, work_of,
 };
 use crate::group::threads::{me, DThread, DupThreads, PendingChild, ThreadClone};
 use crate::{
@@ -520,9 +520,9 @@ pub(crate) fn dup_thread_born(task: &Task) {
 }
 
 /// What a duplicate's thread waits for.
-pub(crate) struct ThreadWaiter<'a> {
-    pub(crate) group: &'a Group,
-    pub(crate) task: &'a Task,
+struct ThreadWaiter<'a> {
+    group: &'a Group,
+    task: &'a Task,
 }
 
 /// Whether the duplicate's thread in `arg` (a [`ThreadWaiter`]) can go on:
@@ -532,7 +532,7 @@ pub(crate) struct ThreadWaiter<'a> {
 /// # Safety
 ///
 /// `arg` must point to a live [`ThreadWaiter`].
-pub(crate) unsafe extern "C" fn thread_can_go(arg: *const c_void) -> bool {
+unsafe extern "C" fn thread_can_go(arg: *const c_void) -> bool {
     // SAFETY: By the function's contract.
     let w = unsafe { &*arg.cast::<ThreadWaiter<'_>>() };
     let (tgid, tid) = (w.task.tgid(), w.task.pid());
@@ -551,17 +551,21 @@ pub(crate) unsafe extern "C" fn thread_can_go(arg: *const c_void) -> bool {
         .is_some_and(|r| may_take(d, &r, tid))
 }
 
+/// A duplicate's thread waits (killable) until its next record is its
+/// own and none of its duplicate's other threads runs ([`thread_can_go`]).
+fn wait_turn(group: &Group, task: &Task) -> Result {
+    let w = ThreadWaiter { group, task };
+    group
+        .wq
+        .wait_killable(thread_can_go, None, core::ptr::from_ref(&w).cast())
+}
+
 /// A duplicate's thread's task_work at its first return: waits for the
 /// record of its counterpart's first return and takes it.
 pub(crate) fn dup_start(group: &Group, task: &Task) {
     let nr = shim::syscall_nr();
     let args = core::array::from_fn(|i| shim::syscall_arg(i as u32));
-    let w = ThreadWaiter { group, task };
-    if group
-        .wq
-        .wait_killable(thread_can_go, None, core::ptr::from_ref(&w).cast())
-        .is_err()
-    {
+    if wait_turn(group, task).is_err() {
         return;
     }
     if !super::take(group, task, nr, &args, None, true) {
@@ -587,12 +591,7 @@ pub(crate) fn dup_start(group: &Group, task: &Task) {
 /// clears its `clear_child_tid` word itself there (the kernel would do it
 /// later, at a moment of its own), then makes the call.
 pub(crate) fn dup_exit(group: &Group, task: &Task, args: &[usize; 6]) {
-    let w = ThreadWaiter { group, task };
-    if group
-        .wq
-        .wait_killable(thread_can_go, None, core::ptr::from_ref(&w).cast())
-        .is_err()
-    {
+    if wait_turn(group, task).is_err() {
         return;
     }
     let taken = {

@@ -209,17 +209,12 @@ fn dup(group: &Group, task: &Task, rdtscp: bool) {
             return;
         };
         d.at = NR_RDTSC;
-        match super::threads::work_of(d, task.pid()) {
-            (Some(slot), own) => {
-                *slot = DupWork::Trap { rdtscp };
-                own
-            }
-            (None, _) => {
-                drop(st);
-                shim::kill(task);
-                return;
-            }
-        }
+        let Ok(own) = super::threads::set_work(d, task.pid(), DupWork::Trap { rdtscp }) else {
+            drop(st);
+            shim::kill(task);
+            return;
+        };
+        own
     };
     if group::Dup::queue_work(own).is_err() {
         shim::kill(task);
