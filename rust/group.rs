@@ -1673,13 +1673,17 @@ pub(crate) fn wait_for_dups(
                 "without running (stopped, frozen, traced or stuck)"
             };
             pr_warn!(
-                "pid {}: {} duplicate(s) kept the primary waiting ({}) for {} ms {}; \
-                 replacing them\n",
+                "pid {}: {} duplicate(s) kept the primary waiting ({}) for {} ms {}; {}\n",
                 group.pid(),
                 n,
                 what,
                 ms,
-                how
+                how,
+                if group.threaded() {
+                    "ending them (a multi-threaded process's duplicates are not re-created yet)"
+                } else {
+                    "replacing them"
+                }
             );
         }
     }
