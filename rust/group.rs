@@ -338,6 +338,11 @@ impl State {
         self.dups.iter_mut().flatten().find(|d| d.tgid == tgid)
     }
 
+    /// [`State::dup_mut`], shared.
+    pub(crate) fn dup(&self, tgid: Pid) -> Option<&Dup> {
+        self.dups.iter().flatten().find(|d| d.tgid == tgid)
+    }
+
     /// A duplicate that stands at the primary's next call (it consumed
     /// every record and waits for the next, or is parked at an exit or
     /// exec with nothing left to consume), and could succeed the primary.

@@ -573,6 +573,12 @@ pub(crate) fn syscall_arg(i: u32) -> usize {
     unsafe { procft_syscall_arg(i) as usize }
 }
 
+/// The six argument registers of the caller's system call
+/// ([`syscall_arg`]).
+pub(crate) fn syscall_args() -> [usize; 6] {
+    core::array::from_fn(|i| syscall_arg(i as u32))
+}
+
 /// The caller's `clear_child_tid` (the word its exit clears), which it
 /// forgets: its exit then writes nothing (0 if it had none).
 pub(crate) fn take_clear_child_tid() -> usize {

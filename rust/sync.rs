@@ -49,6 +49,7 @@ pub(crate) mod tsc;
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_VFORK: u64 = 0x4000;
+const CLONE_THREAD: u64 = 0x10000;
 const MAP_TYPE: c_ulong = 0x0f;
 const MAP_SHARED: c_ulong = 0x01;
 const MAP_SHARED_VALIDATE: c_ulong = 0x03;
@@ -86,19 +87,13 @@ fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
     match call.class {
         Class::Unsupported => Some(call.name),
         Class::Fork => {
-            if let Some(c) = threads::thread_clone(nr, args) {
+            // `fork` and `vfork` have no flags; unreadable ones make the
+            // call fail with EFAULT anyway.
+            let c = threads::clone_args(nr, args);
+            let flags = c.map_or(0, |c| c.flags);
+            if let Some(c) = c.filter(|_| flags & CLONE_THREAD != 0) {
                 return threads::refused(&c);
             }
-            let flags = if nr == NR_CLONE3 {
-                // struct clone_args starts with the u64 flags; an
-                // unreadable one makes the call fail with EFAULT anyway.
-                let ptr = UserPtr::from_addr(args[0]);
-                UserSlice::new(ptr, 8).reader().read::<u64>().unwrap_or(0)
-            } else if call.name == "clone" {
-                args[0] as u64
-            } else {
-                0
-            };
             // A vfork-style child borrows the memory until it execs; a
             // CLONE_VM child without CLONE_VFORK shares it for good.
             (flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0)
@@ -598,11 +593,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
             threads::Cloned::Failed(ret, signal) => {
                 shim::suppress(regs);
                 set_result(nr, ret);
-                if let Some((sig, info)) = &signal {
-                    // Handled on the way back to user space, as in the
-                    // primary.
-                    let _ = shim::send_self(*sig, info);
-                }
+                replay_signal(&signal);
                 return;
             }
             threads::Cloned::Wait => {}
@@ -1447,19 +1438,19 @@ struct Waiter<'a> {
 unsafe extern "C" fn dup_can_go(arg: *const c_void) -> bool {
     // SAFETY: By the function's contract.
     let w = unsafe { &*arg.cast::<DupWaiter<'_>>() };
-    let threaded = w.group.threaded();
-    if !threaded && w.group.is_published(w.seq) {
+    if !w.group.threaded() && w.group.is_published(w.seq) {
         return true;
     }
     let st = w.group.lock_quiet();
     if st.closed {
         return true;
     }
-    match st.dups.iter().flatten().find(|d| d.tgid == w.tgid) {
+    match st.dup(w.tgid) {
+        // In a multi-threaded group, it must be the thread's own too.
         Some(d) if !d.leaving && !d.parked => st
             .ring
-            .get(d.next_seq)
-            .is_some_and(|r| !threaded || threads::may_take(d, &r, w.tid)),
+            .peek(d.next_seq)
+            .is_some_and(|r| threads::may_take(d, r, w.tid)),
         _ => true,
     }
 }
@@ -1639,25 +1630,15 @@ pub(crate) fn wait_record(
 /// its position in the ring; `None` if it is not published yet, or the
 /// duplicate is to die.
 fn next_record(group: &Group, task: &Task) -> Option<(Arc<Record>, u64)> {
-    let mut st = group.lock_quiet();
+    let st = group.lock_quiet();
     if st.closed {
         return None;
     }
-    let d = st.dup_mut(task.tgid())?;
-    if d.leaving {
-        return None;
-    }
+    let d = st.dup(task.tgid()).filter(|d| !d.leaving)?;
     let seq = d.next_seq;
-    let threaded = d.threads.is_some();
     let record = st.ring.get(seq)?;
-    if threaded {
-        // Another thread's turn ([`threads`]).
-        let d = st.dup_mut(task.tgid())?;
-        if !threads::may_take(d, &record, task.pid()) {
-            return None;
-        }
-    }
-    Some((record, seq))
+    // Not another thread's turn ([`threads`]).
+    threads::may_take(d, &record, task.pid()).then_some((record, seq))
 }
 
 /// Whether the calling duplicate makes the call `record` holds (`nr` with
@@ -1691,10 +1672,7 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
     if !same_call(group, task, &record, nr, args) {
         return true;
     }
-    if let Some((sig, info)) = &record.signal {
-        // Handled on the way back to user space, as in the primary.
-        let _ = shim::send_self(*sig, info);
-    }
+    replay_signal(&record.signal);
     if nr == NR_MREMAP && record.ret >= 0 {
         // Its own mremap() lands where the primary's did.
         replica::moved(group, task, record.ret as usize);
@@ -1821,10 +1799,7 @@ fn take(
         return true;
     }
     set_result(nr, record.ret);
-    if let Some((sig, info)) = &record.signal {
-        // Handled on the way back to user space, as in the primary.
-        let _ = shim::send_self(*sig, info);
-    }
+    replay_signal(&record.signal);
     // Let go of it first: the last duplicate to consume it then puts it
     // back in the ring's pool.
     drop(record);
@@ -1840,6 +1815,14 @@ fn take(
         group.wake();
     }
     true
+}
+
+/// Sends the calling duplicate the signal a record carries, if it does:
+/// handled on the way back to user space, as in the primary.
+pub(crate) fn replay_signal(signal: &Option<(i32, shim::SigInfo)>) {
+    if let Some((sig, info)) = signal {
+        let _ = shim::send_self(*sig, info);
+    }
 }
 
 /// Gives the calling duplicate, at its call `nr`, the result `ret` of the

@@ -92,10 +92,12 @@ const THREAD_MAY: u64 = CLONE_SYSVSEM
     | CLONE_DETACHED
     | CLONE_CHILD_SETTID;
 
-/// Call `nr` with `args`, if it creates a thread (`CLONE_THREAD`); read
-/// from the caller's memory for `clone3`.
-pub(crate) fn thread_clone(nr: i64, args: &[usize; 6]) -> Option<ThreadClone> {
-    let c = match nr {
+/// The flags of call `nr` with `args`, if it is `clone` or `clone3` (read
+/// from the caller's memory for `clone3`: `None` if it cannot be read,
+/// and the call fails with `EFAULT`), and where it writes the new task's
+/// id.
+pub(crate) fn clone_args(nr: i64, args: &[usize; 6]) -> Option<ThreadClone> {
+    Some(match nr {
         NR_CLONE => ThreadClone {
             flags: args[0] as u64,
             parent_tid: args[2],
@@ -115,8 +117,12 @@ pub(crate) fn thread_clone(nr: i64, args: &[usize; 6]) -> Option<ThreadClone> {
             }
         }
         _ => return None,
-    };
-    (c.flags & CLONE_THREAD != 0).then_some(c)
+    })
+}
+
+/// Call `nr` with `args`, if it creates a thread (`CLONE_THREAD`).
+pub(crate) fn thread_clone(nr: i64, args: &[usize; 6]) -> Option<ThreadClone> {
+    clone_args(nr, args).filter(|c| c.flags & CLONE_THREAD != 0)
 }
 
 /// Why the thread creation `c` is not replicated, if it is not.
@@ -180,9 +186,7 @@ fn claim(group: &Group, st: &mut State, me: Pid, nr: i64) {
     let call = match st.threads.as_mut().and_then(|t| t.slot(me)) {
         Some(slot) => match slot.take() {
             Some(p) => p.call,
-            None if matches!(nr, NR_CLONE | NR_CLONE3) => {
-                Some((nr, core::array::from_fn(|i| shim::syscall_arg(i as u32))))
-            }
+            None if matches!(nr, NR_CLONE | NR_CLONE3) => Some((nr, shim::syscall_args())),
             None => None,
         },
         None => None,
@@ -273,7 +277,7 @@ pub(crate) fn holder_waits(group: &Group, on: bool) {
 /// multi-threaded group: a thread creation that made a thread counts it.
 pub(crate) fn after_call(group: &Group, nr: i64, ret: isize) {
     if ret > 0 && matches!(nr, NR_CLONE | NR_CLONE3) {
-        let args = core::array::from_fn(|i| shim::syscall_arg(i as u32));
+        let args = shim::syscall_args();
         if thread_clone(nr, &args).is_some() {
             created(&mut group.lock());
         }
@@ -498,10 +502,7 @@ pub(crate) fn dup_clone_exit(group: &Group, task: &Task, ret: isize) {
     };
     group.wake();
     let (pvnr, c) = (pending.pvnr, pending.clone);
-    if let Some((sig, info)) = &pending.signal {
-        // Handled on the way back to user space, as in the primary.
-        let _ = shim::send_self(*sig, info);
-    }
+    super::replay_signal(&pending.signal);
     shim::set_return(pvnr as isize);
     if c.flags & CLONE_PARENT_SETTID != 0 {
         let _ = UserSlice::new(UserPtr::from_addr(c.parent_tid), 4)
@@ -540,7 +541,7 @@ unsafe extern "C" fn thread_can_go(arg: *const c_void) -> bool {
     if st.closed {
         return true;
     }
-    let Some(d) = st.dups.iter().flatten().find(|d| d.tgid == tgid) else {
+    let Some(d) = st.dup(tgid) else {
         return true;
     };
     if d.leaving || d.parked {
@@ -564,7 +565,7 @@ fn wait_turn(group: &Group, task: &Task) -> Result {
 /// record of its counterpart's first return and takes it.
 pub(crate) fn dup_start(group: &Group, task: &Task) {
     let nr = shim::syscall_nr();
-    let args = core::array::from_fn(|i| shim::syscall_arg(i as u32));
+    let args = shim::syscall_args();
     if wait_turn(group, task).is_err() {
         return;
     }

@@ -281,10 +281,7 @@ fn take(group: &Group, task: &Task, rdtscp: bool, separating: bool) -> Take {
         (tsc, aux, signal, sync::consumed(st))
     };
     shim::tsc::emulate(rdtscp, tsc, aux);
-    if let Some((sig, info)) = &signal {
-        // Handled on the way back to user space, as in the primary.
-        let _ = shim::send_self(*sig, info);
-    }
+    sync::replay_signal(&signal);
     if wake {
         group.wake();
     }
