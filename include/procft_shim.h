@@ -29,6 +29,7 @@ void procft_shim_exit(void);
 void procft_task_layout(size_t *size, size_t *tgid_offset);
 /* Look up a process by pid in the caller's pid namespace; takes a reference. */
 struct task_struct *procft_get_task(pid_t nr);
+struct task_struct *procft_get_thread(struct task_struct *task, pid_t tid);
 /* @task's thread-group leader, with a reference taken. */
 struct task_struct *procft_get_leader(struct task_struct *task);
 /* Whether the caller may change @task's level: ptrace-attach rules (see procft_shim.c). */
@@ -122,6 +123,7 @@ void *procft_own_work_alloc(void);
 void procft_own_work_free(void *work);
 int procft_queue_own_work(void *work);
 int procft_kick(struct task_struct *task);
+int procft_kick_threads(void);
 long procft_blocked_call(struct task_struct *task, unsigned long *arg0);
 unsigned int procft_fd_type(struct task_struct *task, unsigned int fd);
 int procft_queue_task_work_atomic(void);

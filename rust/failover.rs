@@ -64,6 +64,7 @@ use kernel::{
 use crate::{
     events::{self, What},
     group::{self, Group, Kills, PrimaryWork},
+    group::threads,
     shim, syscalls,
     types::Cause,
 };
@@ -210,6 +211,27 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             return;
         }
     }
+    // A multi-threaded primary's other threads stop first, at their
+    // system-call boundaries, keeping what their calls wrote: its memory
+    // is about to be replaced under them.
+    let threaded = group.threaded();
+    let _resume = if threaded {
+        let resume = Resume(group);
+        match stop_others(group, task) {
+            Stop::Stopped => Some(resume),
+            // Left to the thread that runs (at its next recorded call).
+            Stop::NotHolder => return,
+            Stop::Failed(why) => {
+                let cause = group.lock().promote.take();
+                if let Some(cause) = cause {
+                    give_up(group, cause, why);
+                }
+                return;
+            }
+        }
+    } else {
+        None
+    };
     let (cause, held, held_sig) = {
         let mut st = group.lock();
         let Some(cause) = st.promote.take() else {
@@ -243,7 +265,9 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         give_up(group, cause, "no memory to take a duplicate's state");
         return;
     };
-    let takeover = takes_over();
+    // A multi-threaded primary's memory is copied: its other threads, asleep
+    // in the kernel, keep their address space (futex keys, for one).
+    let takeover = takes_over() && !threaded;
     // Each try that fails without changing anything rules one duplicate
     // out; at most every slot once.
     let mut tries = 0;
@@ -266,14 +290,31 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             // Otherwise dying anyway (a fatal signal).
             return;
         }
-        let (from, nr, seq, regs, early) = {
+        let (from, twin, nr, seq, regs, early) = {
             let st = group.lock();
+            let head = st.ring.head();
             match st.dup_at_head() {
                 Some(d) if !st.closed && tries <= group::MAX_DUPS + 1 => {
+                    // The state taken is that of the duplicate's thread
+                    // that mirrors the caller: in a multi-threaded
+                    // duplicate, the one that ran last (the caller made
+                    // the last record, and ran on from there).
+                    let (twin, nr) = match threads::standing(d, head) {
+                        Some((tid, nr)) if threads::mirror(d, task.pid()) == Some(tid) => {
+                            (shim::thread_of(&d.task, tid), nr)
+                        }
+                        Some(_) => (None, 0),
+                        None => (Some(d.task.clone()), d.at),
+                    };
+                    let Some(twin) = twin else {
+                        drop(st);
+                        give_up(group, cause, "no duplicate's thread mirrors the failed one");
+                        return;
+                    };
                     // Under the lock the duplicate cannot go on or exit.
-                    let regs = shim::copy_regs(&d.task);
-                    sigstate.copy(&d.task);
-                    (d.task.clone(), d.at, st.ring.head(), regs, !d.ready)
+                    let regs = shim::copy_regs(&twin);
+                    sigstate.copy(&twin);
+                    (d.task.clone(), twin, nr, head, regs, !d.ready)
                 }
                 _ => {
                     drop(st);
@@ -303,7 +344,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         }
         // Its FPU registers are read from memory once it has been switched
         // out: a duplicate's vCPU can be held up longer than it polls.
-        let fpu = match shim::FpuState::copy(&from) {
+        let fpu = match shim::FpuState::copy(&twin) {
             Ok(fpu) => fpu,
             Err(e) => {
                 let late = if e == EBUSY {
@@ -427,6 +468,16 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     }
 }
 
+/// Lets a multi-threaded primary's other threads go on once its takeover
+/// is over, whatever its outcome ([`resume_others`]).
+struct Resume<'a>(&'a Group);
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        resume_others(self.0);
+    }
+}
+
 /// The calling primary takes `from`'s address space whole
 /// ([`shim::take_memory`]). `from` stands at the primary's next call, its
 /// registers, FPU and signal state copied: from here on it must never run
@@ -523,4 +574,84 @@ fn rule_out(group: &Group, from: &Task, diverged: bool) -> Kills {
     st.counters.divergences += u64::from(diverged);
     let tgid = from.tgid();
     st.replace_where(|d| d.tgid == tgid).0
+}
+
+/// What [`stop_others`] found.
+enum Stop {
+    /// Every other thread of the primary stands at its system-call
+    /// boundary and keeps what its call wrote.
+    Stopped,
+    /// The caller does not hold the run token: the takeover is left to
+    /// the thread that does.
+    NotHolder,
+    /// They could not all be stopped: why.
+    Failed(&'static str),
+}
+
+/// Whether the takeover in `arg` (a [`Group`]) may go on: every thread of
+/// the primary but the caller stopped, or one cannot, or it is over.
+///
+/// # Safety
+///
+/// `arg` must point to a live [`Group`].
+unsafe extern "C" fn all_parked(arg: *const c_void) -> bool {
+    // SAFETY: By the function's contract.
+    let group = unsafe { &*arg.cast::<Group>() };
+    let st = group.lock();
+    st.closed
+        || st
+            .threads
+            .as_ref()
+            .is_none_or(|t| t.unparkable || t.parked + 1 >= t.alive)
+}
+
+/// For a takeover by the calling thread of a multi-threaded primary, which
+/// must hold the run token (every other thread is then in the kernel: in
+/// a recorded call, or waiting for the token): stops every other thread at
+/// its system-call boundary, where it waits for the token having kept what
+/// its call wrote ([`crate::sync::threads::take_turn`]). Threads asleep in a call are kicked out
+/// of it (a call the kernel does not make again by itself, one that
+/// returns `EINTR`, is made again there). The wait is bounded
+/// by `thread_wait_ms`. [`resume_others`] lets them go on, whatever this
+/// returned.
+fn stop_others(group: &Group, task: &Task) -> Stop {
+    {
+        let mut st = group.lock();
+        let Some(t) = st.threads.as_mut() else {
+            return Stop::Stopped;
+        };
+        if t.token != Some(task.pid()) {
+            return Stop::NotHolder;
+        }
+        t.stop = true;
+        t.stops += 1;
+        t.parked = 0;
+        t.unparkable = false;
+    }
+    shim::kick_threads();
+    group.wake();
+    let ms = crate::module_parameters::thread_wait_ms.value().max(100);
+    let waited = group
+        .wq
+        .wait_killable_timeout(all_parked, core::ptr::from_ref(group).cast(), ms);
+    let st = group.lock();
+    match (waited, st.threads.as_ref()) {
+        _ if st.closed => Stop::Failed("its protection ended"),
+        (_, Some(t)) if t.unparkable => Stop::Failed("a thread's call results could not be kept"),
+        (Ok(()), _) => Stop::Stopped,
+        (Err(e), _) if e == ETIMEDOUT => {
+            Stop::Failed("a thread did not reach its system-call boundary")
+        }
+        (Err(_), _) => Stop::Failed("a fatal signal came"),
+    }
+}
+
+/// After a takeover ([`stop_others`]): the other threads wait for the run
+/// token again, as before it.
+fn resume_others(group: &Group) {
+    if let Some(t) = group.lock().threads.as_mut() {
+        t.stop = false;
+        t.parked = 0;
+    }
+    group.wake();
 }

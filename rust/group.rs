@@ -149,6 +149,10 @@ impl Dup {
     /// number `head` (it consumed every earlier record and waits, or is
     /// parked at an exit or exec with nothing left to consume).
     pub(crate) fn stands_at(&self, head: u64) -> bool {
+        if self.threads.is_some() {
+            // Several threads wait at once; the one that ran last must.
+            return threads::standing(self, head).is_some();
+        }
         self.waiting_for == Some(head) || (self.parked && self.next_seq == head)
     }
 }
@@ -401,8 +405,7 @@ impl State {
     /// Whether a duplicate could take over from the primary
     /// ([`Dup::can_succeed`]).
     pub(crate) fn can_take_over(&self) -> bool {
-        // Not built for a multi-threaded primary ([`crate::sync::threads`]).
-        self.threads.is_none() && self.dups.iter().flatten().any(Dup::can_succeed)
+        self.dups.iter().flatten().any(Dup::can_succeed)
     }
 
     /// Marks the duplicates matching `pred` (and not already leaving) as

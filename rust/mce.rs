@@ -369,11 +369,12 @@ pub(crate) fn memory_error_done(pfn: usize, handled: bool) {
 /// (pending, under way, or started since `promotions`, the promotions
 /// finished when the error was looked at) replaces it anyway.
 fn primary_hit(group: &Group, pfn: usize, addr: usize, promotions: u64) {
-    let (replaced, repairable) = {
+    let (replaced, repairable, threaded) = {
         let mut st = group.lock();
         st.counters.mce_events += 1;
         let replaced = st.promote.is_some() || st.promoting || st.promotions != promotions;
-        // Not built for a multi-threaded primary ([`crate::sync::threads`]).
+        // A multi-threaded primary is not mended page by page: a takeover
+        // replaces its whole memory ([`crate::failover`]).
         let ok = !replaced
             && st.repair.is_none()
             && st.threads.is_none()
@@ -381,7 +382,7 @@ fn primary_hit(group: &Group, pfn: usize, addr: usize, promotions: u64) {
         if ok {
             st.repair = Some((addr, pfn));
         }
-        (replaced, ok)
+        (replaced, ok, st.threads.is_some())
     };
     if replaced {
         pr_info!(
@@ -401,6 +402,17 @@ fn primary_hit(group: &Group, pfn: usize, addr: usize, promotions: u64) {
         // A primary asleep in a call that can be made again unseen has
         // its page restored now, not when it wakes.
         group.interrupt_blocked();
+    } else if threaded {
+        // Its page is not restored alone: the thread that touches it gets
+        // the kernel's SIGBUS, and a duplicate's state replaces the
+        // primary's then ([`crate::failover`]).
+        pr_info!(
+            "pid {}: memory error at frame {:#x} in the multi-threaded primary (address {:#x}); \
+             a duplicate takes over if it touches the page\n",
+            group.pid(),
+            pfn,
+            addr
+        );
     } else {
         pr_warn!(
             "pid {}: memory error at frame {:#x} in the primary and no duplicate in \

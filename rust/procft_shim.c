@@ -142,6 +142,29 @@ struct task_struct *procft_get_task(pid_t nr)
 }
 
 /**
+ * procft_get_thread - a thread of @task's process, by its global id
+ * @task: any thread of the process
+ * @tid: the thread's id in the initial pid namespace (task->pid)
+ *
+ * Return: the thread with a reference held (release with
+ * put_task_struct), or NULL if the process has no such thread.
+ */
+struct task_struct *procft_get_thread(struct task_struct *task, pid_t tid)
+{
+	struct task_struct *t, *found = NULL;
+
+	rcu_read_lock();
+	for_each_thread(task, t) {
+		if (t->pid == tid) {
+			found = get_task_struct(t);
+			break;
+		}
+	}
+	rcu_read_unlock();
+	return found;
+}
+
+/**
  * procft_get_leader - the thread-group leader of @task
  * @task: any task
  *
@@ -2347,6 +2370,31 @@ int procft_kick(struct task_struct *task)
 		return -EBUSY;
 	}
 	return procft_add_task_work(task, cb, procft_kick_fn, TWA_SIGNAL);
+}
+
+/**
+ * procft_kick_threads - procft_kick() every other thread of the caller's
+ * process
+ *
+ * For a takeover from a multi-threaded primary: each thread sleeping
+ * interruptibly in a system call leaves it for its system-call boundary,
+ * where procft holds it while the process's memory is replaced.  Threads
+ * that are not in such a sleep find an empty task_work on their way back.
+ *
+ * Return: how many threads were kicked.
+ */
+int procft_kick_threads(void)
+{
+	struct task_struct *t;
+	int n = 0;
+
+	rcu_read_lock();
+	for_each_thread(current, t) {
+		if (t != current && !procft_kick(t))
+			n++;
+	}
+	rcu_read_unlock();
+	return n;
 }
 
 /**

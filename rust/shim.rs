@@ -28,6 +28,7 @@ extern "C" {
     fn procft_shim_init(force_tps: bool) -> c_int;
     fn procft_shim_exit();
     fn procft_get_task(nr: Pid) -> *mut bindings::task_struct;
+    fn procft_get_thread(task: *mut bindings::task_struct, tid: Pid) -> *mut bindings::task_struct;
     fn procft_get_leader(task: *mut bindings::task_struct) -> *mut bindings::task_struct;
     fn procft_may_attach(task: *mut bindings::task_struct) -> bool;
     fn procft_is_kthread(task: *mut bindings::task_struct) -> bool;
@@ -101,6 +102,7 @@ extern "C" {
     fn procft_own_work_free(work: *mut c_void);
     fn procft_queue_own_work(work: *mut c_void) -> c_int;
     fn procft_kick(task: *mut bindings::task_struct) -> c_int;
+    fn procft_kick_threads() -> c_int;
     fn procft_blocked_call(task: *mut bindings::task_struct, arg0: *mut c_ulong) -> c_long;
     fn procft_fd_type(task: *mut bindings::task_struct, fd: c_uint) -> c_uint;
     fn procft_adopt_memory(from: *mut bindings::task_struct) -> c_long;
@@ -248,6 +250,13 @@ fn owned_task(ptr: *mut bindings::task_struct) -> Option<ARef<Task>> {
 pub(crate) fn find_task(nr: Pid) -> Option<ARef<Task>> {
     // SAFETY: Any pid value may be passed.
     owned_task(unsafe { procft_get_task(nr) })
+}
+
+/// The thread of `task`'s process whose global id is `tid`.
+pub(crate) fn thread_of(task: &Task, tid: Pid) -> Option<ARef<Task>> {
+    // SAFETY: `task` is valid for the duration of the call; any id may be
+    // passed.
+    owned_task(unsafe { procft_get_thread(task.as_ptr(), tid) })
 }
 
 /// The thread-group leader of `task`: the task that stands for the
@@ -1030,6 +1039,12 @@ impl OwnWorkRef {
 pub(crate) fn kick(task: &Task) -> Result {
     // SAFETY: `task` is valid for the duration of the call.
     kernel::error::to_result(unsafe { procft_kick(task.as_ptr()) })
+}
+
+/// [`kick`]s every other thread of the caller's process; how many.
+pub(crate) fn kick_threads() -> usize {
+    // SAFETY: Walks the caller's own thread group.
+    unsafe { procft_kick_threads() }.max(0) as usize
 }
 
 /// The system call `task` (not the caller) sleeps in interruptibly, and

@@ -713,10 +713,15 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
         crate::mce::policy::after_call(&group, false, ret);
         if group.threaded() {
             let nr = shim::syscall_nr();
-            if !threads::take_turn(&group.into(), nr) {
+            match threads::take_turn(&group.into(), nr, ret) {
+                threads::Turn::Go => {}
                 // Its protection ended while it waited to run.
-                determinism::after_call(ret);
-                return;
+                threads::Turn::Ended => {
+                    determinism::after_call(ret);
+                    return;
+                }
+                // Made again, and recorded then.
+                threads::Turn::Again => return,
             }
             threads::after_call(&group, nr, ret);
         }
@@ -1583,6 +1588,7 @@ pub(crate) fn wait_record(
         let mut st = group.lock_quiet();
         if let Some(d) = st.dup_mut(tgid) {
             w.seq = d.next_seq;
+            threads::stands(d, w.tid, nr);
             d.waiting_for = Some(d.next_seq);
             d.vote = Some(Vote {
                 nr,
@@ -1684,6 +1690,7 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
         let mut st = group.lock_quiet();
         if let Some(d) = st.dup_mut(tgid) {
             d.next_seq += 1;
+            threads::took(d, task.pid());
         }
         consumed(&mut st)
     };

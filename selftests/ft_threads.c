@@ -9,6 +9,12 @@
  * counter) may differ between runs, but not between replicas: each is
  * written by the primary and compared by every duplicate.
  *
+ * Under poison consumed by the primary's threads (MADV_HWPOISON at five
+ * points of the battery: a critical section, a condition-variable
+ * consumer, a barrier round, a thread among sleeping ones, the main thread
+ * before a join), the output stays byte-identical at levels 1 and 2, with
+ * one takeover per error and every duplicate still there.
+ *
  * A thread spinning without any system call on a flag another thread is
  * to set cannot be replicated yet: its protection ends after
  * thread_wait_ms, with a log line, and its output is still right.
@@ -41,6 +47,32 @@ static void say(const char *fmt, ...)
 
 /* ---- the battery ---- */
 
+/*
+ * With --poisoned, the battery consumes poison at five points
+ * (MADV_HWPOISON, which procft carries out in the primary only): inside
+ * a critical section while other threads wait for the mutex, in a
+ * consumer while the producer may wait on a condition variable, in a
+ * barrier round while the others wait at the barrier, in a thread while
+ * others sleep, and in the main thread before it joins.  Each time a
+ * duplicate's state replaces the primary's.
+ */
+static int poisoned;
+
+static void shot(void)
+{
+	char *p;
+
+	if (!poisoned)
+		return;
+	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	p[0] = 1;
+	madvise(p, 4096, MADV_HWPOISON);
+	if (p[0] != 1)
+		_exit(4);
+}
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static long counter;
 
@@ -51,6 +83,8 @@ static void *mutex_worker(void *arg)
 	for (i = 0; i < 2000; i++) {
 		pthread_mutex_lock(&lock);
 		counter++;
+		if (counter == 3000)
+			shot();
 		if (i % 500 == 0)
 			getppid();	/* a call inside the critical section */
 		pthread_mutex_unlock(&lock);
@@ -87,6 +121,8 @@ static void *consumer(void *arg)
 		while (q_len == 0)
 			pthread_cond_wait(&not_empty, &lock);
 		sum += queue[q_head] * (n % 7 + 1);
+		if (n == 250)
+			shot();
 		q_head = (q_head + 1) % QLEN;
 		q_len--;
 		pthread_cond_signal(&not_full);
@@ -137,6 +173,8 @@ static void *barrier_worker(void *arg)
 
 	for (r = 0; r < 50; r++) {
 		rounds[r][id] = r * 10 + id + (r ? rounds[r - 1][(id + 1) % NTHREADS] : 0);
+		if (r == 25 && id == 2)
+			shot();
 		pthread_barrier_wait(&barrier);
 	}
 	return NULL;
@@ -162,6 +200,8 @@ static void *tls_worker(void *arg)
 
 	tls_value = id * 7 + 1;
 	nanosleep(&ts, NULL);
+	if (id == 1)
+		shot();
 	say("varying: thread %ld has tid %ld\n", id, (long)syscall(SYS_gettid));
 	return (void *)(tls_value == id * 7 + 1 ? tls_value : -1);
 }
@@ -274,6 +314,7 @@ static void battery(void)
 
 	for (i = 0; i < 8; i++)
 		pthread_create(&t[i], NULL, square, (void *)i);
+	shot();
 	for (sum = 0, i = 0; i < 8; i++) {
 		pthread_join(t[i], &ret);
 		sum += (long)ret;
@@ -306,6 +347,12 @@ static void child(int ctl, int out, unsigned int level, void (*what)(void))
 	_exit(0);
 }
 
+static void battery_poisoned(void)
+{
+	poisoned = 1;
+	battery();
+}
+
 static void spin_alone(void)
 {
 	say("varying: spun %ld times without a call\n", spin_on_flag(0));
@@ -318,6 +365,7 @@ struct run {
 	int status;
 	unsigned int level, replicas;
 	unsigned long long divergences;
+	long failovers;
 	pid_t pid;
 };
 
@@ -350,6 +398,7 @@ static void run_at(unsigned int level, void (*what)(void), struct run *r)
 			r->replicas = s.nr_replicas;
 			r->divergences = s.divergences;
 		}
+		r->failovers = procft_field(r->pid, "failovers=");
 	}
 	if (write(ctl[0], "x", 1) != 1)
 		tap_diag("could not let the child go");
@@ -406,13 +455,13 @@ int main(int argc, char **argv)
 		"mutex: counter 8000\n"
 		"condvar: weighted sum 499996\n"
 		"rwlock: 0 torn reads, pair 200 200\n";
-	static struct run runs[3], spin;
+	static struct run runs[3], hit[3], spin;
 	char base[4096], other[4096];
 	unsigned int level;
 
 	if (argc > 1 && !strcmp(argv[1], "--battery"))
 		return battery_alone();
-	tap_plan(14);
+	tap_plan(18);
 	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
 		    "procft reloaded with threads=1"))
 		return tap_finish();
@@ -444,6 +493,22 @@ int main(int argc, char **argv)
 		tap_ok(strstr(r->out, "varying: racy counter 80000\n") != NULL,
 		       "level %u: the racy counter is exact: threads take turns between calls",
 		       level);
+	}
+
+	for (level = 1; level <= 2; level++) {
+		struct run *r = &hit[level];
+
+		run_at(level, battery_poisoned, r);
+		tap_ok(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0 &&
+		       !strcmp(steady(r->out, other, sizeof(other)), base),
+		       "level %u, poison consumed 5 times by the primary's threads: byte-identical output, exit status 0 (status %#x)",
+		       level, r->status);
+		if (strcmp(other, base))
+			tap_diag("level %u output: %s", level, r->out);
+		tap_ok(r->failovers == 5 && r->level == level && r->replicas == level + 1 &&
+		       r->divergences == 0 && !logged(r->pid, ".*protection ended"),
+		       "... 5 takeovers (%ld), still %u duplicate(s) (%u replicas), no divergence (%llu)",
+		       r->failovers, level, r->replicas, r->divergences);
 	}
 
 	run_at(1, spin_alone, &spin);

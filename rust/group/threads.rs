@@ -55,6 +55,16 @@ pub(crate) struct Threads {
     /// How many threads it has that have not made their exit, its first
     /// included: an `exit` while there are others is one thread's.
     pub(crate) alive: usize,
+    /// A takeover is under way: every thread but the holder is to stop at
+    /// its system-call boundary ([`crate::sync::threads::stop_others`]).
+    pub(crate) stop: bool,
+    /// How many takeovers stopped them so far.
+    pub(crate) stops: u64,
+    /// How many of them have stopped there since.
+    pub(crate) parked: usize,
+    /// One of them could not keep what its call wrote: the takeover
+    /// cannot go on.
+    pub(crate) unparkable: bool,
 }
 
 impl Threads {
@@ -151,6 +161,10 @@ pub(crate) fn new_threads() -> Option<KBox<Threads>> {
             holder_waits: false,
             threads: [None; MAX_THREADS],
             alive: 1,
+            stop: false,
+            stops: 0,
+            parked: 0,
+            unparkable: false,
         },
         GFP_KERNEL_ACCOUNT,
     )
@@ -220,6 +234,11 @@ pub(crate) struct DupThreads {
     /// Its thread running user code: it took the last record and has not
     /// reached a call that gives the token up.
     pub(crate) running: Option<Pid>,
+    /// Its thread that took the last record (running or not).
+    pub(crate) last: Pid,
+    /// The call that thread waits at for its next record, once it does
+    /// ([`stands`]): the duplicate then stands still, as a whole.
+    pub(crate) standing: Option<i64>,
     /// The global id of its first thread's counterpart, the primary's
     /// thread that made the first thread creation.
     pub(crate) first: Pid,
@@ -240,6 +259,8 @@ pub(crate) fn new_dup_threads() -> Option<KBox<DupThreads>> {
     KBox::new(
         DupThreads {
             running: None,
+            last: 0,
+            standing: None,
             first: 0,
             first_exiting: false,
             alive: 1,
@@ -284,7 +305,45 @@ pub(crate) fn may_take(d: &Dup, record: &Record, tid: Pid) -> bool {
 pub(crate) fn took(d: &mut Dup, tid: Pid) {
     if let Some(t) = d.threads.as_mut() {
         t.running = Some(tid);
+        t.last = tid;
+        t.standing = None;
     }
+}
+
+/// Duplicate thread `tid` (of `d`) waits for its next record at call
+/// `nr`: if it took the last record, no thread of the duplicate runs user
+/// code until the next record comes.
+pub(crate) fn stands(d: &mut Dup, tid: Pid, nr: i64) {
+    if let Some(t) = d.threads.as_mut() {
+        if t.last == tid {
+            t.standing = Some(nr);
+        }
+    }
+}
+
+/// If multi-threaded duplicate `d` stands still before the record with
+/// sequence number `head` (it consumed every earlier one, and the thread
+/// that took the last waits for its next): that thread's global id, and
+/// the call it stands at. `None` for a duplicate whose primary made no
+/// thread yet.
+pub(crate) fn standing(d: &Dup, head: u64) -> Option<(Pid, i64)> {
+    let t = d.threads.as_ref()?;
+    let nr = t.standing.filter(|_| d.next_seq == head)?;
+    Some((t.last, nr))
+}
+
+/// The global id of the thread of duplicate `d` that mirrors the
+/// primary's thread `ptid`.
+pub(crate) fn mirror(d: &Dup, ptid: Pid) -> Option<Pid> {
+    let t = d.threads.as_ref()?;
+    if t.first == ptid {
+        return (!t.first_exiting).then_some(d.tgid);
+    }
+    t.threads
+        .iter()
+        .flatten()
+        .find(|x| x.ptid == ptid && !x.exiting)
+        .map(|x| x.tid)
 }
 
 /// At a duplicate thread's call that gives the token up in the primary:

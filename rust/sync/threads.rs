@@ -44,17 +44,19 @@
 //! and preempting a thread that runs without a call while another waits
 //! for the token (after [`module_parameters::thread_wait_ms`]).
 
+use core::cell::Cell;
+
 use kernel::{
     ffi::c_void,
     prelude::*,
-    sync::Arc,
+    sync::{Arc, UniqueArc},
     task::{Pid, Task},
     uaccess::{UserPtr, UserSlice},
 };
 
 pub(crate) use crate::group::threads::{
     created, creating, dup_gives_up, dup_one_of_several, exiting, give_up, may_take,
-    new_dup_threads, new_threads, one_of_several, room, set_work, took, work_of,
+    new_dup_threads, new_threads, one_of_several, room, set_work, stands, took, work_of,
 };
 use crate::group::threads::{me, DThread, DupThreads, PendingChild, ThreadClone};
 use crate::{
@@ -163,10 +165,12 @@ pub(crate) fn unreplicable(nr: i64, args: &[usize; 6]) -> Option<&'static str> {
 struct TokenWaiter<'a> {
     group: &'a Group,
     me: Pid,
+    /// The last takeover it stopped for ([`Threads::stops`]; 0: none).
+    parked: Cell<u64>,
 }
 
-/// Whether the waiting thread holds the run token now (passed to it), or
-/// the group no longer needs one.
+/// Whether the waiting thread holds the run token now (passed to it), is
+/// to stop for a takeover, or the group no longer needs one.
 ///
 /// # Safety
 ///
@@ -175,14 +179,18 @@ unsafe extern "C" fn token_passed(arg: *const c_void) -> bool {
     // SAFETY: By the function's contract.
     let w = unsafe { &*arg.cast::<TokenWaiter<'_>>() };
     let st = w.group.lock();
-    st.closed || st.threads.as_ref().is_none_or(|t| t.token == Some(w.me))
+    st.closed
+        || st.threads.as_ref().is_none_or(|t| {
+            t.token == Some(w.me) || (t.stop && w.parked.get() != t.stops)
+        })
 }
 
 /// Under the group's lock (`st`), for thread `me` that just got the run
 /// token at its `sys_exit` of call `nr`: takes back the call it armed, so
-/// that its record is appended now, next in the schedule. A new thread's
-/// first return is recorded as the call that created it, returning 0.
-fn claim(group: &Group, st: &mut State, me: Pid, nr: i64) {
+/// that its record is appended now, next in the schedule (unless `record`
+/// is false: it makes the call again). A new thread's first return is
+/// recorded as the call that created it, returning 0.
+fn claim(group: &Group, st: &mut State, me: Pid, nr: i64, record: bool) {
     let call = match st.threads.as_mut().and_then(|t| t.slot(me)) {
         Some(slot) => match slot.take() {
             Some(p) => p.call,
@@ -191,57 +199,115 @@ fn claim(group: &Group, st: &mut State, me: Pid, nr: i64) {
         },
         None => None,
     };
-    if call.is_some() && st.dups.iter().flatten().next().is_some() {
+    if record && call.is_some() && st.dups.iter().flatten().next().is_some() {
         st.call = call;
     }
     group.fast.set(st, |_| false);
 }
 
+/// What a thread of a multi-threaded primary found at its `sys_exit`
+/// ([`take_turn`]).
+pub(crate) enum Turn {
+    /// It holds the run token: its call is recorded now.
+    Go,
+    /// The process's protection ended while it waited.
+    Ended,
+    /// Its call was interrupted only to stop it for a takeover: it makes
+    /// the call again, unrecorded.
+    Again,
+}
+
 /// At a `sys_exit` of a thread of a multi-threaded primary (`nr`, the
-/// call): unless it holds the run token, it waits for it, in the order
-/// the threads asked ([`claim`] then). The wait is bounded: if the token
-/// did not change hands for `thread_wait_ms` while its holder was not
-/// waiting in procft, the holder runs on without a call and cannot be
-/// preempted, and the process's protection ends. False if protection
-/// ended.
-pub(crate) fn take_turn(group: &Arc<Group>, nr: i64) -> bool {
+/// call, which returned `ret`): unless it holds the run token, it waits
+/// for it, in the order the threads asked ([`claim`] then).
+///
+/// The wait is bounded: if the token did not change hands for
+/// `thread_wait_ms` while its holder was not waiting in procft, the
+/// holder runs on without a call and cannot be preempted, and the
+/// process's protection ends.
+///
+/// While it waits, a takeover may stop it ([`crate::failover`]): it keeps
+/// what its call wrote to memory ([`keep_outputs`]), which the takeover
+/// replaces, and writes it again once it holds the token; a call that a
+/// takeover's kick interrupted with `EINTR` is made again.
+pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
+    const EINTR_RET: isize = -4;
     let me = me();
     let mut seen = {
         let mut guard = group.lock();
         let st = &mut *guard;
         let Some(t) = st.threads.as_mut() else {
-            return !st.closed;
+            return if st.closed { Turn::Ended } else { Turn::Go };
         };
         if t.token == Some(me) {
-            return true;
+            return Turn::Go;
         }
         if t.ask(me) {
-            claim(group, st, me, nr);
-            return true;
+            claim(group, st, me, nr, true);
+            return Turn::Go;
         }
         t.handovers
     };
-    let w = TokenWaiter { group, me };
+    let w = TokenWaiter {
+        group,
+        me,
+        parked: Cell::new(0),
+    };
     let arg = core::ptr::from_ref(&w).cast();
     let ms = crate::module_parameters::thread_wait_ms.value().max(100);
+    // What its call wrote, once a takeover stopped it.
+    let mut kept: Option<UniqueArc<Record>> = None;
     loop {
         let waited = group.wq.wait_killable_timeout(token_passed, arg, ms);
         let mut guard = group.lock();
         let st = &mut *guard;
         if st.closed {
-            return false;
+            return Turn::Ended;
         }
         let Some(t) = st.threads.as_mut() else {
-            return true;
+            return Turn::Go;
         };
         if t.token == Some(me) {
-            claim(group, st, me, nr);
-            return true;
+            // Interrupted by a takeover's kick, not by a signal.
+            let again = w.parked.get() != 0 && ret == EINTR_RET && !shim::signal_pending();
+            claim(group, st, me, nr, !again);
+            drop(guard);
+            if let Some(record) = kept {
+                if record.write_outputs().is_err() {
+                    group::end_protection(group, "a call's results lost in a takeover");
+                    return Turn::Ended;
+                }
+            }
+            if again {
+                shim::restart_call(nr);
+                return Turn::Again;
+            }
+            return Turn::Go;
+        }
+        if t.stop && w.parked.get() != t.stops {
+            // A takeover replaces the memory: keep what the call wrote
+            // there (once: after a first takeover, memory no longer has
+            // it).
+            let first = w.parked.get() == 0;
+            let call = t.threads.iter().flatten().find(|p| p.tid == me);
+            let call = call.and_then(|p| p.call);
+            w.parked.set(t.stops);
+            drop(guard);
+            let ok = !first || keep_outputs(call, ret).map(|r| kept = r).is_ok();
+            let mut st = group.lock();
+            if let Some(t) = st.threads.as_mut() {
+                t.parked += 1;
+                t.unparkable |= !ok;
+            }
+            drop(st);
+            group.wake();
+            continue;
         }
         match waited {
             Err(e) if e == ETIMEDOUT => {
-                if t.handovers != seen || t.holder_waits {
-                    // Others took turns, or the holder waits in procft.
+                if t.handovers != seen || t.holder_waits || t.stop {
+                    // Others took turns, or the holder waits in procft
+                    // (or takes over).
                     seen = t.handovers;
                     continue;
                 }
@@ -251,18 +317,31 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64) -> bool {
                     group,
                     "a thread that runs on without a system call while another waits to run",
                 );
-                return false;
+                return Turn::Ended;
             }
             // A fatal signal: it dies without running user code.
             Err(_) => {
                 t.leave(me);
                 drop(guard);
                 group.wake();
-                return false;
+                return Turn::Ended;
             }
             Ok(()) => {}
         }
     }
+}
+
+/// What call `call` (of the calling thread, which returned `ret`) wrote to
+/// the process's memory, in a record of its own; `None` if it wrote
+/// nothing. `Err` if it cannot be read (a page of it is lost).
+fn keep_outputs(call: Option<(i64, [usize; 6])>, ret: isize) -> Result<Option<UniqueArc<Record>>> {
+    let Some((nr, args)) = call.filter(|_| ret >= 0) else {
+        return Ok(None);
+    };
+    let mut record = Record::new()?;
+    record.start(nr, args);
+    super::capture(&mut record, ret).map_err(|_| EFAULT)?;
+    Ok(record.has_outputs().then_some(record))
 }
 
 /// The holder of the run token of `group` waits in procft (`on`), or no
@@ -415,6 +494,8 @@ pub(crate) fn dup_clone(
     let (ret, signal) = (record.ret, record.signal);
     if let Some(t) = d.threads.as_mut() {
         t.running = Some(tid);
+        t.last = tid;
+        t.standing = None;
         t.child = (ret > 0).then_some(PendingChild {
             ptid: record.child,
             pvnr: ret as Pid,
@@ -592,6 +673,9 @@ pub(crate) fn dup_start(group: &Group, task: &Task) {
 /// clears its `clear_child_tid` word itself there (the kernel would do it
 /// later, at a moment of its own), then makes the call.
 pub(crate) fn dup_exit(group: &Group, task: &Task, args: &[usize; 6]) {
+    if let Some(d) = group.lock_quiet().dup_mut(task.tgid()) {
+        stands(d, task.pid(), NR_EXIT);
+    }
     if wait_turn(group, task).is_err() {
         return;
     }
