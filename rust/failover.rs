@@ -63,8 +63,8 @@ use kernel::{
 
 use crate::{
     events::{self, What},
-    group::{self, Group, Kills, PrimaryWork},
     group::threads,
+    group::{self, Group, Kills, PrimaryWork},
     shim, syscalls,
     types::Cause,
 };

@@ -8,11 +8,17 @@
  * - 50 keys set through redis-cli read back;
  * - its pid stays the same, its level and its duplicates are all still
  *   there, nothing diverged, and its protection did not end.
+ * Then, at each level, machine checks on the primary's frames at random
+ * times under load (redis-benchmark running): each on the frame under the
+ * main thread's stack pointer, which it touches as soon as it runs, so a
+ * duplicate's state replaces the primary's each time. Every reply is still
+ * right (the INCR counter exact), the pid and the duplicates stay.
  * Then, at level 2, a machine check on a frame of one of its duplicates:
  * the duplicate is gone (not replaced: see Documentation/procft.rst,
  * "Threads"), the server goes on answering rightly.
  */
 #include "ft_test.h"
+#include <time.h>
 
 #define REQUESTS 1000
 
@@ -67,6 +73,83 @@ static void load(int level, int port, const char *when)
 	       "level %d%s: 50 keys set from outside read back", level, when);
 }
 
+/*
+ * The frame under the user stack pointer of @pid's main thread, if it
+ * sleeps in a system call (its stack page is the first thing it touches
+ * when it returns), and that page's address in @addr; 0 if there is none
+ * to take now.
+ */
+static uint64_t stack_frame(pid_t pid, uintptr_t *addr)
+{
+	unsigned long nr, a[6], sp, pc;
+	char path[64], line[256];
+	uint64_t pfn, flags;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fgets(line, sizeof(line), f) ?
+		sscanf(line, "%lu %lx %lx %lx %lx %lx %lx %lx %lx", &nr, &a[0], &a[1], &a[2],
+		       &a[3], &a[4], &a[5], &sp, &pc) : 0;
+	fclose(f);
+	if (n != 9)
+		return 0;
+	*addr = sp & ~4095UL;
+	pfn = pfn_of(pid, (void *)*addr);
+	if (!pfn)
+		return 0;
+	flags = kpage_flags(pfn);
+	if (!(flags & (1ULL << KPF_ANON)) || (flags & (1ULL << KPF_HWPOISON)) ||
+	    kpage_count(pfn) != 1)
+		return 0;
+	return pfn;
+}
+
+/*
+ * Up to @shots machine checks on the primary's frames (under its main
+ * thread's stack pointer) at random times while redis-benchmark loads the
+ * server; each waits for the takeover it causes. Checks the load's answers.
+ */
+static void load_under_fire(int level, pid_t pid, int port, int shots)
+{
+	long before = procft_field(pid, "failovers="), now = before;
+	int fired = 0, tries, status = -1;
+	pid_t bg = fork();
+
+	if (bg == 0)
+		_exit(run_cmd("redis-benchmark -p %d -q -n %d -c 4 -t set,get,incr,lpush,lpop > /tmp/bench.out 2>&1",
+			      port, REQUESTS * 2) != 0);
+	for (tries = 0; fired < shots && tries < 400 && waitpid(bg, &status, WNOHANG) == 0; tries++) {
+		uintptr_t addr = 0;
+		uint64_t pfn;
+		int t;
+
+		usleep(20000 + rand() % 200000);
+		pfn = stack_frame(pid, &addr);
+		if (!pfn || host_inject_mce(pfn * 4096))
+			continue;
+		fired++;
+		for (t = 0; t < 100 && (now = procft_field(pid, "failovers=")) < before + fired; t++)
+			usleep(50000);
+		tap_diag("machine check %d on frame %#llx (stack page %#lx of %d): %ld takeover(s) so far",
+			 fired, (unsigned long long)pfn, (unsigned long)addr, pid, now - before);
+	}
+	if (status == -1)
+		waitpid(bg, &status, 0);
+	tap_ok(fired == shots && now - before == shots && WIFEXITED(status) &&
+	       WEXITSTATUS(status) == 0 &&
+	       run_cmd("test \"$(redis-cli -p %d get counter:__rand_int__)\" = %d", port,
+		       REQUESTS * 2) == 0,
+	       "level %d: %d machine checks on the primary's frames under load, %ld takeovers; redis-benchmark answered, the INCR counter is exactly %d",
+	       level, fired, now - before, REQUESTS * 2);
+	run_cmd("redis-cli -p %d set counter:__rand_int__ 0 > /dev/null", port);
+	tap_ok(logged(pid, "primary consumed poisoned memory at 0x[0-9a-f]*; took over duplicate"),
+	       "level %d: the kernel logged the takeovers", level);
+}
+
 static void check_group(int level, pid_t pid, int dups, const char *when)
 {
 	struct procft_status s = { .size = sizeof(s), .pid = pid };
@@ -84,7 +167,8 @@ int main(void)
 {
 	int level;
 
-	tap_plan(15);
+	srand(time(NULL) ^ getpid());
+	tap_plan(27);
 	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
 		    "procft reloaded with threads=1"))
 		return tap_finish();
@@ -100,6 +184,10 @@ int main(void)
 		}
 		load(level, port, "");
 		check_group(level, pid, level, "");
+		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
+		load_under_fire(level, pid, port, 3);
+		check_group(level, pid, level, ", after the machine checks on its primary");
+		load(level, port, ", after them");
 		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
 		if (level == 2) {
 			uintptr_t addr = 0;

@@ -180,9 +180,10 @@ unsafe extern "C" fn token_passed(arg: *const c_void) -> bool {
     let w = unsafe { &*arg.cast::<TokenWaiter<'_>>() };
     let st = w.group.lock();
     st.closed
-        || st.threads.as_ref().is_none_or(|t| {
-            t.token == Some(w.me) || (t.stop && w.parked.get() != t.stops)
-        })
+        || st
+            .threads
+            .as_ref()
+            .is_none_or(|t| t.token == Some(w.me) || (t.stop && w.parked.get() != t.stops))
 }
 
 /// Under the group's lock (`st`), for thread `me` that just got the run
