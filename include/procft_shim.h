@@ -124,6 +124,10 @@ void procft_own_work_free(void *work);
 int procft_queue_own_work(void *work);
 int procft_kick(struct task_struct *task);
 int procft_kick_threads(void);
+int procft_inject_thread_clone(const struct clone_args *args, bool rewind);
+void procft_thread_state(struct task_struct *task, unsigned long *fsbase,
+			 unsigned long *clear_tid);
+int procft_thread_ids(pid_t *tids, int max);
 long procft_blocked_call(struct task_struct *task, unsigned long *arg0);
 unsigned int procft_fd_type(struct task_struct *task, unsigned int fd);
 int procft_queue_task_work_atomic(void);

@@ -98,10 +98,11 @@ pub(crate) fn check_level_change(leader: &Task, level: u32) -> Result {
         return Err(EPERM);
     }
     if level > 0 {
-        // One that created its threads under protection may keep its
-        // duplicates, or fewer; a new one cannot be made of it yet
-        // ([`crate::sync::threads`]).
-        let keeps = group::lookup(leader.tgid()).is_some_and(|g| level <= g.lock().level);
+        // One that created its threads under protection has them
+        // replicated, and its duplicates re-create them
+        // ([`crate::replica::threads`]); one that created them before
+        // cannot be protected.
+        let keeps = group::lookup(leader.tgid()).is_some_and(|g| g.threaded());
         let why = if shim::nr_threads(leader) > 1 && !keeps {
             Some("it is multi-threaded")
         } else if shim::is_ptraced(leader) {

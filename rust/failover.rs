@@ -52,6 +52,15 @@
 //!
 //! If no duplicate can take over (none left, or the layouts differ), the
 //! primary dies of SIGBUS as an unprotected process would.
+//!
+//! A multi-threaded primary ([`crate::sync::threads`]) is taken over by its
+//! thread holding the run token, the only one that runs user code: the
+//! others are in the kernel, in a recorded call or waiting for the token.
+//! First they are all stopped at their system-call boundaries
+//! ([`stop_others`]), keeping what their calls wrote; the failing thread
+//! takes the state of its mirror (the duplicate's thread that ran last),
+//! the others keep theirs (each stands where its mirror does), and the
+//! memory is copied (the takeover by `replace_mm()` switches one thread).
 
 use kernel::{
     ffi::c_void,
@@ -81,7 +90,15 @@ pub(crate) fn primary_poisoned(addr: usize) -> bool {
     };
     match claim_poison(&group, addr) {
         Claim::Taken => true,
-        Claim::Busy => false,
+        Claim::Busy => {
+            pr_warn!(
+                "pid {}: primary consumed poisoned memory at {:#x} while its protection ends or \
+                 a takeover is due; it dies of SIGBUS\n",
+                group.pid(),
+                addr
+            );
+            false
+        }
         Claim::NoSuccessor => {
             pr_warn!(
                 "pid {}: primary consumed poisoned memory at {:#x} and no duplicate can take \
@@ -220,7 +237,20 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         match stop_others(group, task) {
             Stop::Stopped => Some(resume),
             // Left to the thread that runs (at its next recorded call).
-            Stop::NotHolder => return,
+            Stop::NotHolder if !matches!(claimed, Some(Cause::Poison(_))) => return,
+            // A thread that consumed poison runs user code, so it holds the
+            // token: this is not expected, and it dies of the SIGBUS.
+            Stop::NotHolder => {
+                let cause = group.lock().promote.take();
+                if let Some(cause) = cause {
+                    give_up(
+                        group,
+                        cause,
+                        "the thread that consumed it does not hold the run token",
+                    );
+                }
+                return;
+            }
             Stop::Failed(why) => {
                 let cause = group.lock().promote.take();
                 if let Some(cause) = cause {
@@ -307,9 +337,19 @@ fn take_over(group: &Arc<Group>, task: &Task) {
                         None => (Some(d.task.clone()), d.at),
                     };
                     let Some(twin) = twin else {
+                        // Its thread that ran last is not the failed one's
+                        // mirror: it is out of step.
+                        let from = d.task.clone();
                         drop(st);
-                        give_up(group, cause, "no duplicate's thread mirrors the failed one");
-                        return;
+                        pr_warn!(
+                            "pid {}: duplicate {} cannot take over (its last thread to run does \
+                             not mirror thread {}); replacing it\n",
+                            group.pid(),
+                            from.tgid_nr_ns(None),
+                            task.pid()
+                        );
+                        rule_out(group, &from, true).send();
+                        continue;
                     };
                     // Under the lock the duplicate cannot go on or exit.
                     let regs = shim::copy_regs(&twin);
@@ -652,6 +692,9 @@ fn resume_others(group: &Group) {
     if let Some(t) = group.lock().threads.as_mut() {
         t.stop = false;
         t.parked = 0;
+        // A thread that waited for the token through the takeover starts
+        // counting its wait afresh.
+        t.handovers += 1;
     }
     group.wake();
 }

@@ -102,6 +102,9 @@ pub(crate) struct Dup {
     /// Its task_work, allocated at its first return ([`None`] until then,
     /// or if there was no memory: each call then allocates one).
     pub(crate) own_work: Option<shim::OwnWork>,
+    /// The primary's other threads it is to re-create, if it is a
+    /// duplicate of a multi-threaded process ([`crate::replica::threads`]).
+    pub(crate) images: Option<KBox<threads::Images>>,
 }
 
 impl Dup {
@@ -315,6 +318,9 @@ pub(crate) struct State {
     /// Its threads, once it created threads under protection: the run
     /// token and their calls in flight ([`crate::sync::threads`]).
     pub(crate) threads: Option<KBox<threads::Threads>>,
+    /// The primary's other threads, for the duplicate its injected
+    /// `clone3()` is making ([`crate::replica::threads`]).
+    pub(crate) images: Option<KBox<threads::Images>>,
 }
 
 impl State {
@@ -792,6 +798,7 @@ impl Group {
                     successor: None,
                     mce_wish: None,
                     threads: None,
+                    images: None,
                     resync: false,
                     voted: None,
                     passed: None,
@@ -863,16 +870,6 @@ impl Group {
     /// ([`crate::sync::threads`]).
     pub(crate) fn threaded(&self) -> bool {
         self.threaded.load(Ordering::Relaxed)
-    }
-
-    /// What becomes of a duplicate that procft kills, as log lines say
-    /// it: it is replaced, unless the process is multi-threaded.
-    pub(crate) fn fate(&self) -> &'static str {
-        if self.threaded() {
-            "ending it (a multi-threaded process's duplicate is not re-created yet)"
-        } else {
-            "replacing it"
-        }
     }
 
     /// Sets [`Group::threaded`], under the group's lock, with
@@ -1453,6 +1450,7 @@ pub(crate) fn add_dup(
     }
     let saved = state.saved;
     let next_seq = state.ring.head();
+    let mut images = state.images.take();
     let Some(slot) = state.dups.iter_mut().find(|d| d.is_none()) else {
         return false;
     };
@@ -1476,8 +1474,16 @@ pub(crate) fn add_dup(
         at: -1,
         vote: None,
         work: DupWork::None,
-        threads: None,
+        threads: images.as_mut().and_then(|i| i.threads.take()).map(|mut t| {
+            // Its first thread mirrors the primary's that made it; the
+            // others are made at its first return.
+            t.running = Some(tgid);
+            t.last = tgid;
+            t.alive = 1 + images.as_ref().map_or(0, |i| i.list.len());
+            t
+        }),
         own_work: None,
+        images,
     });
     let _ = dups.insert(reservation.into_node(tgid, group.clone()));
     true
@@ -1681,17 +1687,13 @@ pub(crate) fn wait_for_dups(
                 "without running (stopped, frozen, traced or stuck)"
             };
             pr_warn!(
-                "pid {}: {} duplicate(s) kept the primary waiting ({}) for {} ms {}; {}\n",
+                "pid {}: {} duplicate(s) kept the primary waiting ({}) for {} ms {}; replacing \
+                 them\n",
                 group.pid(),
                 n,
                 what,
                 ms,
-                how,
-                if group.threaded() {
-                    "ending them (a multi-threaded process's duplicates are not re-created yet)"
-                } else {
-                    "replacing them"
-                }
+                how
             );
         }
     }

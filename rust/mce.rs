@@ -351,11 +351,11 @@ pub(crate) fn memory_error_done(pfn: usize, handled: bool) {
         } else {
             group.lock().counters.mce_events += 1;
             pr_info!(
-                "pid {}: memory error at frame {:#x} in duplicate {}; {} (its page at {:#x})\n",
+                "pid {}: memory error at frame {:#x} in duplicate {}; replacing it (its page at \
+                 {:#x})\n",
                 group.pid(),
                 pfn,
                 replica,
-                group.fate(),
                 hit.addr
             );
             shim::kill(&hit.task);

@@ -410,6 +410,73 @@ int procft_inject_clone(struct pt_regs *regs, const struct clone_args *args, voi
 }
 
 /**
+ * procft_inject_thread_clone - make the caller, a new duplicate on its way
+ * to user space, create a thread with clone3(@args) first
+ * @args: the clone3() arguments
+ * @rewind: the caller is at the exit of a system call (its instruction
+ *	pointer is past the `syscall` instruction, which must run again);
+ *	false if it stands before one already (procft_regs_restart())
+ *
+ * @args is written below the red zone of the caller's stack, as
+ * procft_inject_clone() does.  The caller's registers for its own call are
+ * the Rust side's to restore (procft_regs_restart()) once its threads are
+ * made.
+ *
+ * Return: 0, or -EFAULT if the stack is not writable (nothing changed).
+ */
+int procft_inject_thread_clone(const struct clone_args *args, bool rewind)
+{
+	struct pt_regs *regs = task_pt_regs(current);
+	unsigned long uargs = (regs->sp - 128 - sizeof(*args)) & ~15UL;
+
+	if (copy_to_user((void __user *)uargs, args, sizeof(*args)))
+		return -EFAULT;
+	regs->ax = __NR_clone3;
+	regs->di = uargs;
+	regs->si = sizeof(*args);
+	if (rewind)
+		regs->ip -= 2;
+	return 0;
+}
+
+/**
+ * procft_thread_state - what a thread's copy needs beyond its registers
+ * @task: a thread of the caller's process, in the kernel
+ * @fsbase: set to its FS base (its TLS pointer)
+ * @clear_tid: set to its clear_child_tid address (0: none)
+ */
+void procft_thread_state(struct task_struct *task, unsigned long *fsbase,
+			 unsigned long *clear_tid)
+{
+	*fsbase = task->thread.fsbase;
+	*clear_tid = (unsigned long)READ_ONCE(task->clear_child_tid);
+}
+
+/**
+ * procft_thread_ids - the global ids of the caller's process's other
+ * threads that are not exiting
+ * @tids: room for @max ids
+ *
+ * Return: how many there are (more than @max if they did not all fit).
+ */
+int procft_thread_ids(pid_t *tids, int max)
+{
+	struct task_struct *t;
+	int n = 0;
+
+	rcu_read_lock();
+	for_each_thread(current, t) {
+		if (t == current || (t->flags & PF_EXITING))
+			continue;
+		if (n < max)
+			tids[n] = t->pid;
+		n++;
+	}
+	rcu_read_unlock();
+	return n;
+}
+
+/**
  * procft_regs_restart - restore @saved into @regs and make the task
  * re-issue the system call it was entering (as for -ERESTARTNOINTR: the
  * two-byte `syscall` instruction runs again with the same registers).

@@ -25,6 +25,8 @@
 //! A duplicate that dies without procft asking (SIGKILL, a memory error)
 //! is replaced at the primary's next system call and counted in `respawns`.
 
+pub(crate) mod threads;
+
 use kernel::{
     bindings,
     ffi::c_void,
@@ -78,8 +80,6 @@ pub(crate) fn wants(st: &group::State) -> bool {
         && matches!(st.spawn, Spawn::Idle)
         && st.nr_dups() < st.level as usize
         && st.spawn_failures < MAX_SPAWN_FAILURES
-        // Not built for a multi-threaded primary ([`crate::sync::threads`]).
-        && st.threads.is_none()
 }
 
 /// If `group` lacks a duplicate, brings its primary to a system-call
@@ -106,24 +106,47 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
     let Ok(reservation) = RBTreeNodeReservation::new(GFP_KERNEL) else {
         return;
     };
+    // A multi-threaded primary's other threads, which the duplicate
+    // re-creates ([`threads`]).
+    let images = match threads::images(group) {
+        Ok(images) => images,
+        Err(why) => {
+            group.lock().spawn_failures += 1;
+            pr_info!(
+                "pid {}: no duplicate made at this call: {}\n",
+                group.pid(),
+                why
+            );
+            return;
+        }
+    };
     {
         let mut st = group.lock();
         if !wants(&st) {
+            drop(st);
+            drop(images);
             return;
         }
         st.spawn = Spawn::Injected(reservation);
+        st.images = images;
     }
     // Writing the clone3 arguments may fault: outside the lock.
     let mut saved = SavedRegs([0; 32]);
     let injected = shim::inject_clone(regs, &DUP_CLONE, &mut saved);
     let mut st = group.lock();
-    match injected {
-        Ok(()) => st.saved = saved,
+    let images = match injected {
+        Ok(()) => {
+            st.saved = saved;
+            None
+        }
         Err(_) => {
             st.spawn = Spawn::Idle;
             st.spawn_failures += 1;
+            st.images.take()
         }
-    }
+    };
+    drop(st);
+    drop(images);
 }
 
 /// Fork probe: `parent` (a protected primary) created `child`. If this is
@@ -131,7 +154,9 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
 pub(crate) fn on_fork(parent: &Task, child: &Task) {
     if child.tgid() == parent.tgid() {
         // A thread ([`crate::sync::threads`]): it shares its process's
-        // state, memory-error policy included.
+        // state, memory-error policy included. A new duplicate's may be
+        // one it makes for a thread of the primary.
+        threads::forked(parent, child);
         return;
     }
     let Some(group) = group::lookup(parent.tgid()) else {
@@ -160,7 +185,7 @@ pub(crate) fn on_fork(parent: &Task, child: &Task) {
 /// procft injected, restores the primary's call so that it is made
 /// afresh, and returns true.
 pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool {
-    let (saved, child) = {
+    let (saved, child, images) = {
         let mut st = group.lock();
         let child = match core::mem::replace(&mut st.spawn, Spawn::Idle) {
             Spawn::Idle => return false,
@@ -174,8 +199,10 @@ pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool 
         if child.is_none() {
             st.spawn_failures += 1;
         }
-        (st.saved, child)
+        // Images no duplicate took (the fork probe did not run).
+        (st.saved, child, st.images.take())
     };
+    drop(images);
     if let Some(child) = child {
         finish_spawn(group, &child, ret);
     }
@@ -295,10 +322,15 @@ pub(crate) fn birth(group: &Group, task: &Task) {
     // On a NUMA machine its memory (copied from now on, allocated later) is
     // in another node than the primary's.
     let node = shim::prefer_other_node(group.primary());
-    let mut st = group.lock();
-    if let Some(sep) = st.dup_mut(task.tgid()).and_then(|d| d.separating.as_mut()) {
-        sep.node = node;
+    {
+        let mut st = group.lock();
+        if let Some(sep) = st.dup_mut(task.tgid()).and_then(|d| d.separating.as_mut()) {
+            sep.node = node;
+        }
     }
+    // A duplicate of a multi-threaded process makes its other threads
+    // first ([`threads`]).
+    threads::build(group, task);
 }
 
 /// How long a new duplicate waits for the primary to copy its wipe-on-fork
@@ -388,6 +420,10 @@ pub(crate) fn separate(group: &Group, task: &Task) {
             let Some(sep) = d.separating.as_mut() else {
                 return;
             };
+            if sep.stepping {
+                // Another of its threads ([`crate::sync::threads`]).
+                return;
+            }
             if behind > 0 {
                 if stepped {
                     return;
@@ -398,19 +434,26 @@ pub(crate) fn separate(group: &Group, task: &Task) {
                 }
                 sep.skipped = 0;
             }
+            sep.stepping = true;
             sep.pos
         };
         stepped = true;
-        let (copied, next) = match shim::unshare_some(pos, STEP_PAGES, group.steps_hold()) {
+        let stepped = shim::unshare_some(pos, STEP_PAGES, group.steps_hold());
+        let mut st = group.lock();
+        let Some(sep) = st.dup_mut(tgid).and_then(|d| d.separating.as_mut()) else {
+            return;
+        };
+        sep.stepping = false;
+        let (copied, next) = match stepped {
             Ok(done) => done,
             // A fatal signal: it is dying.
             Err((e, _)) if e == EINTR => return,
             Err((e, at)) => {
+                drop(st);
                 failed(group, task, at, e);
                 return;
             }
         };
-        let mut st = group.lock();
         let Some(d) = st.dup_mut(tgid) else {
             return;
         };
@@ -532,22 +575,11 @@ pub(crate) fn on_dup_exit(task: &Task) -> bool {
                 replica: task.tgid_nr_ns(None),
             },
         );
-        if group.threaded() {
-            // Not built ([`crate::sync::threads`]): the level stays as
-            // asked, with one duplicate fewer.
-            pr_info!(
-                "pid {}: duplicate {} lost; a multi-threaded process's duplicate cannot be \
-                 re-created yet\n",
-                group.pid(),
-                task.tgid_nr_ns(None)
-            );
-        } else {
-            pr_info!(
-                "pid {}: duplicate {} lost; replacing it\n",
-                group.pid(),
-                task.tgid_nr_ns(None)
-            );
-        }
+        pr_info!(
+            "pid {}: duplicate {} lost; replacing it\n",
+            group.pid(),
+            task.tgid_nr_ns(None)
+        );
     }
     true
 }

@@ -62,6 +62,13 @@ extern "C" {
         saved: *mut u64,
     ) -> c_int;
     fn procft_regs_restart(regs: *mut bindings::pt_regs, saved: *const u64);
+    fn procft_inject_thread_clone(args: *const bindings::clone_args, rewind: bool) -> c_int;
+    fn procft_thread_state(
+        task: *mut bindings::task_struct,
+        fsbase: *mut c_ulong,
+        clear_tid: *mut c_ulong,
+    );
+    fn procft_thread_ids(tids: *mut Pid, max: c_int) -> c_int;
     fn procft_unshare_some(pos: *mut c_ulong, budget: c_ulong, hold: *const c_uint) -> c_long;
     fn procft_copy_wipeonfork(child: *mut bindings::task_struct) -> c_int;
     fn procft_suppress(regs: *mut bindings::pt_regs);
@@ -428,6 +435,16 @@ impl Regs {
 #[derive(Clone, Copy)]
 pub(crate) struct SavedRegs(pub(crate) [u64; 32]);
 
+impl SavedRegs {
+    /// The system call these registers stand at (x86-64 `pt_regs`:
+    /// `orig_ax`, then `di`, `si`, `dx`, `r10`, `r8`, `r9`).
+    pub(crate) fn call(&self) -> (i64, [usize; 6]) {
+        let r = &self.0;
+        let args = [r[14], r[13], r[12], r[7], r[9], r[8]].map(|v| v as usize);
+        (r[15] as i64, args)
+    }
+}
+
 /// Turns the system call being entered into `clone3()` with `args`,
 /// keeping the registers in `saved` (see `procft_inject_clone`). May fault
 /// (writes the primary's stack): not under a spinlock.
@@ -440,6 +457,36 @@ pub(crate) fn inject_clone(
     // a whole `struct clone_args`; `saved` has room for a `pt_regs`
     // (checked at load).
     kernel::error::to_result(unsafe { procft_inject_clone(regs.0, args, saved.0.as_mut_ptr()) })
+}
+
+/// Makes the calling duplicate, on its way to user space, make
+/// `clone3(args)` first: `rewind` if it is at a call's exit (see
+/// `procft_inject_thread_clone`). May fault (writes its stack): not under
+/// a spinlock.
+pub(crate) fn inject_thread_clone(args: &bindings::clone_args, rewind: bool) -> Result {
+    // SAFETY: Acts on the calling task's registers and stack; `args` is a
+    // whole `struct clone_args`.
+    kernel::error::to_result(unsafe { procft_inject_thread_clone(args, rewind) })
+}
+
+/// The FS base (TLS pointer) and `clear_child_tid` address of `task`, a
+/// thread of the caller's process held in the kernel.
+pub(crate) fn thread_state(task: &Task) -> (usize, usize) {
+    let (mut fsbase, mut clear_tid): (c_ulong, c_ulong) = (0, 0);
+    // SAFETY: `task` is valid for the duration of the call; the two are
+    // valid places to write.
+    unsafe { procft_thread_state(task.as_ptr(), &mut fsbase, &mut clear_tid) };
+    (fsbase as usize, clear_tid as usize)
+}
+
+/// The global ids of the caller's process's other threads (not exiting),
+/// into `tids`; how many there are (more than `tids.len()` if they did not
+/// fit).
+pub(crate) fn thread_ids(tids: &mut [Pid]) -> usize {
+    let max = tids.len().min(c_int::MAX as usize) as c_int;
+    // SAFETY: `tids` has room for `max` ids.
+    let n = unsafe { procft_thread_ids(tids.as_mut_ptr(), max) };
+    n.max(0) as usize
 }
 
 /// Restores `saved` into `regs` and makes the task re-issue its call.
@@ -835,6 +882,10 @@ pub(crate) struct FpuState {
     size: c_int,
 }
 
+// SAFETY: The buffer is owned by the value alone and freed with `kfree`,
+// which any task may call.
+unsafe impl Send for FpuState {}
+
 impl FpuState {
     /// Copies the state of `from`, a duplicate held in the kernel by
     /// procft, once it is in memory (once `from` has been switched out:
@@ -913,6 +964,10 @@ pub(crate) fn keep_going() -> bool {
 /// copied with [`SigState::copy`] and given to the caller with
 /// [`SigState::set`].
 pub(crate) struct SigState(*mut c_void);
+
+// SAFETY: The room is owned by the value alone and freed with `kfree`,
+// which any task may call.
+unsafe impl Send for SigState {}
 
 impl SigState {
     /// Room for a copy; `ENOMEM` if there is none.

@@ -345,10 +345,14 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
     }
     let (wait, handed) = {
         let mut st = group.lock();
+        // A call that became a duplicate's creation keeps the run token:
+        // the other threads' images were taken with it held
+        // ([`replica::threads`]).
+        let spawning = !matches!(st.spawn, Spawn::Idle);
         let wait = arm(&mut st, nr, args, class);
         (
             wait,
-            !wait && class == Class::Primary && threads::give_up(&mut st),
+            !wait && !spawning && class == Class::Primary && threads::give_up(&mut st),
         )
     };
     if wait {
@@ -548,6 +552,11 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         shim::set_return(0);
         return;
     }
+    if abi == Abi::X64 && nr == NR_CLONE3 && replica::threads::building(group, task) {
+        // A new duplicate makes a thread for one of the primary's: the
+        // call is procft's ([`replica::threads`]).
+        return;
+    }
     // Whether this duplicate made its first thread creation: its primary
     // may have made its own already, and its calls until then are classed
     // as they were in the primary ([`threads`]).
@@ -688,6 +697,13 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
         // prctl() (its memory-error policy); its own clone3() calls are
         // never made (suppressed, their number is -1).
         let nr = shim::syscall_nr();
+        // (Not its first return, from the primary's injected clone3(),
+        // which returns 0.)
+        if nr == NR_CLONE3 && ret != 0 && replica::threads::building(&group, task) {
+            // One of the threads a new duplicate makes for the primary's.
+            replica::threads::built(&group, task, regs, ret);
+            return;
+        }
         // (Not the first return of a new duplicate, from the clone3()
         // procft injected in the primary: the same call returning 0, in
         // its first thread.)
@@ -1602,11 +1618,9 @@ pub(crate) fn wait_record(
     let arg = core::ptr::from_ref(&w).cast();
     let waited = loop {
         // Standing here, it separates its memory while the record is not
-        // there (a step, if it is): its first thread only, one step at a
-        // time.
-        if task.pid() == tgid {
-            replica::separate(group, task);
-        }
+        // there (a step, if it is): one step at a time, whichever of its
+        // threads waits.
+        replica::separate(group, task);
         if !replica::separating(group, tgid) {
             break group
                 .wq
@@ -1885,11 +1899,10 @@ pub(crate) fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>)
     if hit {
         // A memory error hit it, and the program's SIGBUS handler ran.
         pr_info!(
-            "pid {}: duplicate {}, hit by a memory error, went its own way ({}); {}\n",
+            "pid {}: duplicate {}, hit by a memory error, went its own way ({}); replacing it\n",
             group.pid(),
             task.tgid_nr_ns(None),
-            how,
-            group.fate()
+            how
         );
         shim::kill(task);
         return;
@@ -1901,11 +1914,10 @@ pub(crate) fn diverge(group: &Group, task: &Task, how: core::fmt::Arguments<'_>)
         },
     );
     pr_info!(
-        "pid {}: duplicate {} diverged ({}); {}\n",
+        "pid {}: duplicate {} diverged ({}); replacing it\n",
         group.pid(),
         task.tgid_nr_ns(None),
-        how,
-        group.fate()
+        how
     );
     shim::kill(task);
 }
@@ -2028,6 +2040,7 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
         }
         DupWork::Trap { rdtscp } => tsc::dup_wait(&group, task, rdtscp),
         DupWork::Start => threads::dup_start(&group, task),
+        DupWork::Adopt(i) => threads::adopt(&group, task, i),
         DupWork::ThreadExit { args } => threads::dup_exit(&group, task, &args),
         DupWork::Park => {
             // The primary's exit or exec will kill it.

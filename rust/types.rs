@@ -41,6 +41,8 @@ pub(crate) struct Separation {
     pub(crate) failures: u32,
     /// The memory node it moved to, if the machine has another.
     pub(crate) node: Option<i32>,
+    /// One of its threads is taking a step: no other starts one.
+    pub(crate) stepping: bool,
 }
 
 /// What a duplicate's task_work does.
@@ -67,6 +69,10 @@ pub(crate) enum DupWork {
     /// Wait for the primary's record of this time-stamp counter read
     /// (`rdtscp` or `rdtsc`) and take its value ([`crate::sync::tsc`]).
     Trap { rdtscp: bool },
+    /// A thread a new duplicate made for a thread of the primary: take
+    /// that thread's state (image this index) and wait for its record
+    /// ([`crate::replica::threads`]).
+    Adopt(usize),
 }
 
 /// Why a primary is replaced.

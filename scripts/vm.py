@@ -306,7 +306,9 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra="", icount=N
     # unstable a few seconds after boot and switches clocksource in the
     # middle of a test. The guest keeps one clocksource whatever the host
     # does (ft_sync changes it on purpose, to test that case).
-    append = f"console=ttyS0 loglevel=5 panic=-1 tsc=reliable ftmode={mode}"
+    # The kernel log is printed at the end of a run: 16 MiB holds a whole
+    # suite's (the default buffer kept only the last tests' lines).
+    append = f"console=ttyS0 loglevel=5 panic=-1 tsc=reliable log_buf_len=16M ftmode={mode}"
     if mode == "demo":
         # The demo's own lines only on the console: the kernel log stays in
         # the serial log, from the dmesg the guest prints at the end.

@@ -185,7 +185,7 @@ int main(void)
 		load(level, port, "");
 		check_group(level, pid, level, "");
 		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
-		load_under_fire(level, pid, port, 3);
+		load_under_fire(level, pid, port, getenv("FT_SHOTS") ? atoi(getenv("FT_SHOTS")) : 3);
 		check_group(level, pid, level, ", after the machine checks on its primary");
 		load(level, port, ", after them");
 		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);

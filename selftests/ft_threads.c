@@ -15,6 +15,10 @@
  * before a join), the output stays byte-identical at levels 1 and 2, with
  * one takeover per error and every duplicate still there.
  *
+ * When the primary kills one of its duplicates at those five points
+ * instead, procft makes a new one each time, re-creating the process's
+ * threads where the primary's stand: same output, every duplicate there.
+ *
  * A thread spinning without any system call on a flag another thread is
  * to set cannot be replicated yet: its protection ends after
  * thread_wait_ms, with a log line, and its output is still right.
@@ -58,10 +62,22 @@ static void say(const char *fmt, ...)
  */
 static int poisoned;
 
+/*
+ * With --respawn (at level 1 or 2), the primary kills one of its
+ * duplicates at those five points instead: procft makes a new one of the
+ * multi-threaded process, its threads re-created where the primary's
+ * stand, before the next point.
+ */
+static int respawning;
+static unsigned int battery_level;
+
 static void shot(void)
 {
+	pid_t reps[8];
 	char *p;
 
+	if (respawning && wait_duplicates(getpid(), battery_level, reps))
+		kill(reps[1], SIGKILL);
 	if (!poisoned)
 		return;
 	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -338,6 +354,7 @@ static void child(int ctl, int out, unsigned int level, void (*what)(void))
 	char c;
 
 	out_fd = out;
+	battery_level = level;
 	if (level && (ioctl_set(0, level) || !wait_duplicates(getpid(), level, reps)))
 		_exit(2);
 	what();
@@ -353,6 +370,12 @@ static void battery_poisoned(void)
 	battery();
 }
 
+static void battery_respawn(void)
+{
+	respawning = 1;
+	battery();
+}
+
 static void spin_alone(void)
 {
 	say("varying: spun %ld times without a call\n", spin_on_flag(0));
@@ -365,7 +388,7 @@ struct run {
 	int status;
 	unsigned int level, replicas;
 	unsigned long long divergences;
-	long failovers;
+	long failovers, respawns;
 	pid_t pid;
 };
 
@@ -399,6 +422,7 @@ static void run_at(unsigned int level, void (*what)(void), struct run *r)
 			r->divergences = s.divergences;
 		}
 		r->failovers = procft_field(r->pid, "failovers=");
+		r->respawns = procft_field(r->pid, "respawns=");
 	}
 	if (write(ctl[0], "x", 1) != 1)
 		tap_diag("could not let the child go");
@@ -455,13 +479,13 @@ int main(int argc, char **argv)
 		"mutex: counter 8000\n"
 		"condvar: weighted sum 499996\n"
 		"rwlock: 0 torn reads, pair 200 200\n";
-	static struct run runs[3], hit[3], spin;
+	static struct run runs[3], hit[3], again[3], spin;
 	char base[4096], other[4096];
 	unsigned int level;
 
 	if (argc > 1 && !strcmp(argv[1], "--battery"))
 		return battery_alone();
-	tap_plan(18);
+	tap_plan(22);
 	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
 		    "procft reloaded with threads=1"))
 		return tap_finish();
@@ -509,6 +533,22 @@ int main(int argc, char **argv)
 		       r->divergences == 0 && !logged(r->pid, ".*protection ended"),
 		       "... 5 takeovers (%ld), still %u duplicate(s) (%u replicas), no divergence (%llu)",
 		       r->failovers, level, r->replicas, r->divergences);
+	}
+
+	for (level = 1; level <= 2; level++) {
+		struct run *r = &again[level];
+
+		run_at(level, battery_respawn, r);
+		tap_ok(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0 &&
+		       !strcmp(steady(r->out, other, sizeof(other)), base),
+		       "level %u, a duplicate killed at five points of the battery: byte-identical output, exit status 0 (status %#x)",
+		       level, r->status);
+		if (strcmp(other, base))
+			tap_diag("level %u output: %s", level, r->out);
+		tap_ok(r->respawns == 5 && r->level == level && r->replicas == level + 1 &&
+		       r->divergences == 0 && !logged(r->pid, ".*protection ended"),
+		       "... 5 duplicates re-created with the process's threads (%ld), %u replicas at the end, no divergence (%llu)",
+		       r->respawns, r->replicas, r->divergences);
 	}
 
 	run_at(1, spin_alone, &spin);

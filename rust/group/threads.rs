@@ -244,6 +244,10 @@ pub(crate) struct DupThreads {
     pub(crate) first: Pid,
     /// Its first thread took the record of its exit and makes it now.
     pub(crate) first_exiting: bool,
+    /// In a duplicate made of a multi-threaded process, the
+    /// `clear_child_tid` address of the primary's thread its first thread
+    /// mirrors, which fork() did not give it (0: none).
+    pub(crate) first_clear_tid: usize,
     /// How many of its threads have not taken the record of their exit,
     /// its first included (as [`Threads::alive`] in the primary).
     pub(crate) alive: usize,
@@ -252,6 +256,37 @@ pub(crate) struct DupThreads {
     /// The primary's new thread for the creation in flight: global id,
     /// id as the program sees it, and the creation.
     pub(crate) child: Option<PendingChild>,
+}
+
+/// A thread of a multi-threaded primary, as a new duplicate re-creates it
+/// ([`crate::replica::threads`]): taken while the primary's thread waits
+/// in the kernel, in a recorded call or for the run token.
+pub(crate) struct ThreadImage {
+    /// Its global id.
+    pub(crate) ptid: Pid,
+    /// The call whose record it waits for (a new thread's: the creating
+    /// call, which its first return records).
+    pub(crate) call: (i64, [usize; 6]),
+    /// Its user registers, FPU and signal state.
+    pub(crate) regs: shim::SavedRegs,
+    pub(crate) fpu: shim::FpuState,
+    pub(crate) sig: shim::SigState,
+    /// Its FS base (TLS) and `clear_child_tid` address.
+    pub(crate) tls: usize,
+    pub(crate) clear_tid: usize,
+}
+
+/// The other threads of a multi-threaded primary, for the duplicate about
+/// to be made of it (in [`State::images`], then in its [`Dup`]).
+pub(crate) struct Images {
+    /// One per thread; each is taken by the thread made for it.
+    pub(crate) list: KVec<Option<ThreadImage>>,
+    /// How many threads the duplicate made so far.
+    pub(crate) made: usize,
+    /// It is still making them: its `clone3()` calls are procft's.
+    pub(crate) building: bool,
+    /// Its threads' state, its first thread the caller's mirror.
+    pub(crate) threads: Option<KBox<DupThreads>>,
 }
 
 /// A new [`DupThreads`], allocated before the lock is taken.
@@ -263,6 +298,7 @@ pub(crate) fn new_dup_threads() -> Option<KBox<DupThreads>> {
             standing: None,
             first: 0,
             first_exiting: false,
+            first_clear_tid: 0,
             alive: 1,
             threads: [None; MAX_THREADS],
             child: None,

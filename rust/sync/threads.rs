@@ -39,8 +39,8 @@
 //! What is not built for a multi-threaded group (each ends protection
 //! with one log line, or is not offered): creating a duplicate (so a lost
 //! duplicate is not replaced, and a process that is already multi-threaded
-//! cannot be protected), a takeover from the primary, restoring a
-//! primary's page, votes, a signal handler run outside a call's return,
+//! cannot be protected), restoring one page of the primary (a takeover
+//! replaces its whole memory: [`crate::failover`]), votes, a signal handler run outside a call's return,
 //! and preempting a thread that runs without a call while another waits
 //! for the token (after [`module_parameters::thread_wait_ms`]).
 
@@ -296,7 +296,12 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
             drop(guard);
             let ok = !first || keep_outputs(call, ret).map(|r| kept = r).is_ok();
             let mut st = group.lock();
-            if let Some(t) = st.threads.as_mut() {
+            // Counted for this takeover only, if it is still under way.
+            if let Some(t) = st
+                .threads
+                .as_mut()
+                .filter(|t| t.stop && t.stops == w.parked.get())
+            {
                 t.parked += 1;
                 t.unparkable |= !ok;
             }
@@ -306,7 +311,8 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
         }
         match waited {
             Err(e) if e == ETIMEDOUT => {
-                if t.handovers != seen || t.holder_waits || t.stop {
+                let takeover = t.stop || st.promote.is_some() || st.promoting;
+                if t.handovers != seen || t.holder_waits || takeover {
                     // Others took turns, or the holder waits in procft
                     // (or takes over).
                     seen = t.handovers;
@@ -669,6 +675,32 @@ pub(crate) fn dup_start(group: &Group, task: &Task) {
     }
 }
 
+/// A thread a new duplicate made for one of the primary's
+/// ([`crate::replica::threads`]), at its first return: takes the state of
+/// image `i`, then waits for the record of that thread's call and takes
+/// it, as any duplicate thread standing at that call would.
+pub(crate) fn adopt(group: &Group, task: &Task, i: usize) {
+    let image = group
+        .lock_quiet()
+        .dup_mut(task.tgid())
+        .and_then(|d| d.images.as_mut())
+        .and_then(|images| images.list.get_mut(i))
+        .and_then(Option::take);
+    let Some(image) = image else {
+        shim::kill(task);
+        return;
+    };
+    shim::set_regs(&image.regs);
+    if image.fpu.set().is_err() {
+        shim::kill(task);
+        return;
+    }
+    image.sig.set();
+    let (nr, args) = image.call;
+    drop(image);
+    super::consume(group, task, nr, &args);
+}
+
 /// A duplicate's thread's task_work at its `exit` (one of several
 /// threads): waits for the record of its counterpart's exit and takes it,
 /// clears its `clear_child_tid` word itself there (the kernel would do it
@@ -709,7 +741,17 @@ pub(crate) fn dup_exit(group: &Group, task: &Task, args: &[usize; 6]) {
         group.await_kill();
         return;
     }
-    let addr = shim::take_clear_child_tid();
+    // A duplicate made of a multi-threaded process has its first thread
+    // from fork(), without the word of the primary's thread it mirrors
+    // ([`crate::replica::threads`]).
+    let addr = match shim::take_clear_child_tid() {
+        0 if task.pid() == task.tgid() => group
+            .lock_quiet()
+            .dup_mut(task.tgid())
+            .and_then(|d| d.threads.as_mut())
+            .map_or(0, |t| core::mem::take(&mut t.first_clear_tid)),
+        addr => addr,
+    };
     if addr != 0 {
         let _ = UserSlice::new(UserPtr::from_addr(addr), 4)
             .writer()

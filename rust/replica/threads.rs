@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Duplicates of a multi-threaded process ([`crate::sync::threads`]).
+//!
+//! A duplicate is made by `fork()` ([`super`]), which copies one thread:
+//! the primary's thread holding the run token, at a system-call boundary.
+//! Its other threads are all in the kernel then, each in a recorded call
+//! or waiting for the token at a call's return (or at a new thread's
+//! first return), and none of them can append a record or run user code
+//! before the token holder gives the token up. So the state of each is
+//! fixed at the point its next record comes from:
+//!
+//! 1. At the primary's `sys_enter`, before its call becomes the
+//!    duplicate's `clone3()`, every other thread's *image* is taken
+//!    ([`images`]): its registers, FPU and signal state, FS base (TLS),
+//!    `clear_child_tid` address, and the call whose record it waits for.
+//! 2. The new duplicate, at its first return and before any user
+//!    instruction ([`build`]), makes one thread per image with `clone3()`
+//!    (`CLONE_THREAD` and the usual flags, the image's TLS and
+//!    `clear_child_tid`), which procft makes it issue from the `syscall`
+//!    instruction it stands at; then it remakes the primary's call.
+//! 3. Each new thread, at its first return, takes its image's state and
+//!    waits for the record of its counterpart's call
+//!    ([`crate::sync::threads::adopt`]). From there the duplicate follows
+//!    the primary's schedule like any other.
+//!
+//! What a thread's call wrote before the fork is in the copied memory
+//! already; its record writes it again, at the same point of the schedule
+//! in every replica.
+
+use kernel::{bindings, prelude::*, task::Task};
+
+use crate::{
+    group::{
+        self,
+        threads::{self, Images, ThreadImage, MAX_THREADS},
+        Group,
+    },
+    shim::{self, Regs},
+    types::DupWork,
+};
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_SYSVSEM: u64 = 0x40000;
+const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+
+/// At the `sys_enter` of the primary's thread holding the run token (the
+/// caller), before its call becomes a duplicate's creation: the images of
+/// every other thread of a multi-threaded primary, with the new
+/// duplicate's thread state; `None` for a single-threaded one. `Err` (why)
+/// if they cannot be taken now. May sleep (an FPU state is read once its
+/// thread is switched out).
+pub(crate) fn images(group: &Group) -> Result<Option<KBox<Images>>, &'static str> {
+    if !group.threaded() {
+        return Ok(None);
+    }
+    let me = current!();
+    let mut tids = [0; MAX_THREADS];
+    let n = shim::thread_ids(&mut tids);
+    if n >= MAX_THREADS {
+        return Err("too many threads");
+    }
+    let oom = "no memory for its threads' images";
+    let mut dup_threads = threads::new_dup_threads().ok_or(oom)?;
+    dup_threads.first = me.pid();
+    dup_threads.first_clear_tid = shim::thread_state(me).1;
+    let mut list = KVec::with_capacity(n, GFP_KERNEL_ACCOUNT).map_err(|_| oom)?;
+    for &tid in &tids[..n] {
+        let task = shim::thread_of(me, tid).ok_or("a thread exited meanwhile")?;
+        // The call it is in (recorded when it gave the run token up), or,
+        // with none, a new thread's first return: its registers are still
+        // its creator's, at the creating call.
+        let regs = shim::copy_regs(&task);
+        let call = {
+            let st = group.lock();
+            let t = st.threads.as_ref().ok_or("its protection ends")?;
+            if t.token != Some(me.pid()) {
+                return Err("the caller does not hold the run token");
+            }
+            t.threads
+                .iter()
+                .flatten()
+                .find(|p| p.tid == tid)
+                .and_then(|p| p.call)
+        };
+        let call = call.unwrap_or_else(|| regs.call());
+        let fpu = shim::FpuState::copy(&task).map_err(|_| "a thread's FPU state was not saved")?;
+        let mut sig = shim::SigState::new().map_err(|_| oom)?;
+        sig.copy(&task);
+        let (tls, clear_tid) = shim::thread_state(&task);
+        let image = ThreadImage {
+            ptid: tid,
+            call,
+            regs,
+            fpu,
+            sig,
+            tls,
+            clear_tid,
+        };
+        list.push(Some(image), GFP_KERNEL_ACCOUNT)
+            .map_err(|_| oom)?;
+    }
+    KBox::new(
+        Images {
+            list,
+            made: 0,
+            building: true,
+            threads: Some(dup_threads),
+        },
+        GFP_KERNEL_ACCOUNT,
+    )
+    .map(Some)
+    .map_err(|_| oom)
+}
+
+/// The `clone3()` arguments that make a thread for `image`.
+fn thread_args(image: &ThreadImage) -> bindings::clone_args {
+    let mut flags = CLONE_VM
+        | CLONE_FS
+        | CLONE_FILES
+        | CLONE_SIGHAND
+        | CLONE_THREAD
+        | CLONE_SYSVSEM
+        | CLONE_SETTLS;
+    if image.clear_tid != 0 {
+        flags |= CLONE_CHILD_CLEARTID;
+    }
+    bindings::clone_args {
+        flags,
+        pidfd: 0,
+        child_tid: image.clear_tid as u64,
+        parent_tid: 0,
+        exit_signal: 0,
+        stack: 0,
+        stack_size: 0,
+        tls: image.tls as u64,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: 0,
+    }
+}
+
+/// In new duplicate `task`'s first thread, on its way to user space (at
+/// its birth, `rewind` false, or at the return of the thread creation
+/// before, `rewind` true): makes it create the thread for the next image,
+/// if there is one. False if there is none left to make (the duplicate
+/// then makes the primary's call).
+fn make_next(group: &Group, task: &Task, rewind: bool) -> Result<bool> {
+    let args = {
+        let mut st = group.lock_quiet();
+        let Some(images) = st.dup_mut(task.tgid()).and_then(|d| d.images.as_mut()) else {
+            return Ok(false);
+        };
+        match images.list.get(images.made).and_then(Option::as_ref) {
+            Some(image) if images.building => thread_args(image),
+            _ => {
+                images.building = false;
+                return Ok(false);
+            }
+        }
+    };
+    shim::inject_thread_clone(&args, rewind)?;
+    Ok(true)
+}
+
+/// At the birth of new duplicate `task` (its first thread, before its
+/// first user instruction): it starts making its threads, if it is a
+/// duplicate of a multi-threaded process. A duplicate that cannot is
+/// killed (and replaced).
+pub(crate) fn build(group: &Group, task: &Task) {
+    if make_next(group, task, false).is_err() {
+        shim::kill(task);
+    }
+}
+
+/// Whether duplicate `task` (its first thread, entering `clone3()`) makes
+/// one of its threads now: the call is procft's and runs as it is.
+pub(crate) fn building(group: &Group, task: &Task) -> bool {
+    task.pid() == task.tgid()
+        && group
+            .lock_quiet()
+            .dup(task.tgid())
+            .and_then(|d| d.images.as_ref())
+            .is_some_and(|i| i.building)
+}
+
+/// The fork probe, in duplicate `parent` (its first thread) that made
+/// thread `child`: if it is one of those it makes for the primary's
+/// threads, `child` mirrors the next image. False if it is not.
+pub(crate) fn forked(parent: &Task, child: &Task) -> bool {
+    let Some(group) = group::lookup_dup(parent.tgid()) else {
+        return false;
+    };
+    let mut st = group.lock_quiet();
+    let Some(d) = st.dup_mut(parent.tgid()) else {
+        return false;
+    };
+    let (Some(images), Some(t)) = (d.images.as_mut(), d.threads.as_mut()) else {
+        return false;
+    };
+    if !images.building {
+        return false;
+    }
+    let i = images.made;
+    let Some(Some(image)) = images.list.get(i) else {
+        return false;
+    };
+    let Some(slot) = t.threads.iter_mut().find(|x| x.is_none()) else {
+        return false;
+    };
+    *slot = Some(threads::DThread {
+        tid: child.pid(),
+        ptid: image.ptid,
+        pvnr: 0,
+        settid: 0,
+        work: DupWork::Adopt(i),
+        exiting: false,
+    });
+    images.made += 1;
+    true
+}
+
+/// At the return of a thread creation of new duplicate `task`'s first
+/// thread that made one of its threads (`ret`: the new thread, or an
+/// error): it makes the next, or, all made, the primary's call. A
+/// duplicate that could not make one is killed (and replaced).
+pub(crate) fn built(group: &Group, task: &Task, regs: Regs, ret: isize) {
+    if ret <= 0 {
+        pr_warn!(
+            "pid {}: a new duplicate could not re-create a thread ({}); it is replaced\n",
+            group.pid(),
+            ret
+        );
+        shim::kill(task);
+        return;
+    }
+    match make_next(group, task, true) {
+        Ok(true) => {}
+        Ok(false) => {
+            // All made: the primary's call, as any new duplicate makes it.
+            let saved = group.lock_quiet().dup(task.tgid()).map(|d| d.saved);
+            if let Some(saved) = saved {
+                shim::regs_restart(regs, &saved);
+            }
+        }
+        Err(_) => shim::kill(task),
+    }
+}
