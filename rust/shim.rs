@@ -476,7 +476,7 @@ pub(crate) fn thread_state(task: &Task) -> (usize, usize) {
     // SAFETY: `task` is valid for the duration of the call; the two are
     // valid places to write.
     unsafe { procft_thread_state(task.as_ptr(), &mut fsbase, &mut clear_tid) };
-    (fsbase as usize, clear_tid as usize)
+    (fsbase, clear_tid)
 }
 
 /// The global ids of the caller's process's other threads (not exiting),
