@@ -17,9 +17,9 @@
 //!    `ptrace_may_access()` allows it (LSMs such as Yama included), or,
 //!    on a kernel that does not export it, with `CAP_SYS_PTRACE`;
 //! 6. a process procft cannot replicate cannot be protected
-//!    (`EOPNOTSUPP`, with a log line): a multi-threaded one, one being
-//!    traced, one with writable shared memory; ending protection is always
-//!    possible;
+//!    (`EOPNOTSUPP`, with a log line): a multi-threaded one (unless its
+//!    threads were created under protection), one being traced, one with
+//!    writable shared memory; ending protection is always possible;
 //! 7. a process that is exiting is `ESRCH`.
 //!
 //! Reading is allowed to anyone who can see the process. A duplicate reads

@@ -36,13 +36,17 @@
 //! there ([`dup_exit`]), so a joining thread finds it cleared at the same
 //! point as in the primary.
 //!
+//! A duplicate of a multi-threaded process re-creates its threads
+//! ([`crate::replica::threads`]), and a takeover stops them all
+//! ([`crate::failover`]).
+//!
 //! What is not built for a multi-threaded group (each ends protection
-//! with one log line, or is not offered): creating a duplicate (so a lost
-//! duplicate is not replaced, and a process that is already multi-threaded
-//! cannot be protected), restoring one page of the primary (a takeover
-//! replaces its whole memory: [`crate::failover`]), votes, a signal handler run outside a call's return,
-//! and preempting a thread that runs without a call while another waits
-//! for the token (after [`module_parameters::thread_wait_ms`]).
+//! with one log line, or is not offered): protecting a process that is
+//! already multi-threaded, restoring one page of the primary (a takeover
+//! replaces its whole memory), votes, a signal handler run outside a
+//! call's return, and preempting a thread that runs without a call while
+//! another waits for the token (after
+//! [`module_parameters::thread_wait_ms`]).
 
 use core::cell::Cell;
 
