@@ -473,14 +473,43 @@ static int battery_alone(void)
 	return 0;
 }
 
+/* The unprotected battery's output, without its "varying:" lines. */
+static char base[4096];
+
+/*
+ * Runs @what (five faults in the battery) at @level: the output must be
+ * @base's, with five takeovers (or respawns, for the battery that kills
+ * duplicates), every duplicate there at the end and no divergence.
+ */
+static void faults_at(unsigned int level, void (*what)(void), const char *faults,
+		      const char *recoveries)
+{
+	static struct run r;
+	char other[4096];
+	long n;
+
+	run_at(level, what, &r);
+	tap_ok(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 &&
+	       !strcmp(steady(r.out, other, sizeof(other)), base),
+	       "level %u, %s: byte-identical output, exit status 0 (status %#x)",
+	       level, faults, r.status);
+	if (strcmp(other, base))
+		tap_diag("level %u output: %s", level, r.out);
+	n = what == battery_respawn ? r.respawns : r.failovers;
+	tap_ok(n == 5 && r.level == level && r.replicas == level + 1 && r.divergences == 0 &&
+	       !logged(r.pid, ".*protection ended"),
+	       "... 5 %s (%ld), %u replicas at the end, no divergence (%llu)",
+	       recoveries, n, r.replicas, r.divergences);
+}
+
 int main(int argc, char **argv)
 {
 	static const char expect[] =
 		"mutex: counter 8000\n"
 		"condvar: weighted sum 499996\n"
 		"rwlock: 0 torn reads, pair 200 200\n";
-	static struct run runs[3], hit[3], again[3], spin;
-	char base[4096], other[4096];
+	static struct run runs[3], spin;
+	char other[4096];
 	unsigned int level;
 
 	if (argc > 1 && !strcmp(argv[1], "--battery"))
@@ -520,35 +549,10 @@ int main(int argc, char **argv)
 	}
 
 	for (level = 1; level <= 2; level++) {
-		struct run *r = &hit[level];
-
-		run_at(level, battery_poisoned, r);
-		tap_ok(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0 &&
-		       !strcmp(steady(r->out, other, sizeof(other)), base),
-		       "level %u, poison consumed 5 times by the primary's threads: byte-identical output, exit status 0 (status %#x)",
-		       level, r->status);
-		if (strcmp(other, base))
-			tap_diag("level %u output: %s", level, r->out);
-		tap_ok(r->failovers == 5 && r->level == level && r->replicas == level + 1 &&
-		       r->divergences == 0 && !logged(r->pid, ".*protection ended"),
-		       "... 5 takeovers (%ld), still %u duplicate(s) (%u replicas), no divergence (%llu)",
-		       r->failovers, level, r->replicas, r->divergences);
-	}
-
-	for (level = 1; level <= 2; level++) {
-		struct run *r = &again[level];
-
-		run_at(level, battery_respawn, r);
-		tap_ok(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0 &&
-		       !strcmp(steady(r->out, other, sizeof(other)), base),
-		       "level %u, a duplicate killed at five points of the battery: byte-identical output, exit status 0 (status %#x)",
-		       level, r->status);
-		if (strcmp(other, base))
-			tap_diag("level %u output: %s", level, r->out);
-		tap_ok(r->respawns == 5 && r->level == level && r->replicas == level + 1 &&
-		       r->divergences == 0 && !logged(r->pid, ".*protection ended"),
-		       "... 5 duplicates re-created with the process's threads (%ld), %u replicas at the end, no divergence (%llu)",
-		       r->respawns, r->replicas, r->divergences);
+		faults_at(level, battery_poisoned, "poison consumed 5 times by the primary's threads",
+			  "takeovers");
+		faults_at(level, battery_respawn, "a duplicate killed at five points of the battery",
+			  "duplicates re-created with the process's threads");
 	}
 
 	run_at(1, spin_alone, &spin);

@@ -16,6 +16,18 @@ use crate::{ring::Record, shim, types::DupWork};
 /// the token ([`room`]), so no more than half of the ring.
 pub(crate) const MAX_THREADS: usize = crate::ring::CAPACITY / 2;
 
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+pub(crate) const CLONE_THREAD: u64 = 0x10000;
+pub(crate) const CLONE_SYSVSEM: u64 = 0x40000;
+pub(crate) const CLONE_SETTLS: u64 = 0x80000;
+pub(crate) const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+/// What a C library's thread creation asks for (and procft's, for a new
+/// duplicate's threads).
+pub(crate) const THREAD: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
+
 /// A thread creation's flags and where it writes the new thread's id.
 #[derive(Clone, Copy)]
 pub(crate) struct ThreadClone {

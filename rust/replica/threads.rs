@@ -33,21 +33,15 @@ use kernel::{bindings, prelude::*, task::Task};
 use crate::{
     group::{
         self,
-        threads::{self, Images, ThreadImage, MAX_THREADS},
+        threads::{
+            self, Images, ThreadImage, CLONE_CHILD_CLEARTID, CLONE_SETTLS, CLONE_SYSVSEM,
+            MAX_THREADS, THREAD,
+        },
         Group,
     },
     shim::{self, Regs},
     types::DupWork,
 };
-
-const CLONE_VM: u64 = 0x100;
-const CLONE_FS: u64 = 0x200;
-const CLONE_FILES: u64 = 0x400;
-const CLONE_SIGHAND: u64 = 0x800;
-const CLONE_THREAD: u64 = 0x10000;
-const CLONE_SYSVSEM: u64 = 0x40000;
-const CLONE_SETTLS: u64 = 0x80000;
-const CLONE_CHILD_CLEARTID: u64 = 0x200000;
 
 /// At the `sys_enter` of the primary's thread holding the run token (the
 /// caller), before its call becomes a duplicate's creation: the images of
@@ -120,13 +114,7 @@ pub(crate) fn images(group: &Group) -> Result<Option<KBox<Images>>, &'static str
 
 /// The `clone3()` arguments that make a thread for `image`.
 fn thread_args(image: &ThreadImage) -> bindings::clone_args {
-    let mut flags = CLONE_VM
-        | CLONE_FS
-        | CLONE_FILES
-        | CLONE_SIGHAND
-        | CLONE_THREAD
-        | CLONE_SYSVSEM
-        | CLONE_SETTLS;
+    let mut flags = THREAD | CLONE_SYSVSEM | CLONE_SETTLS;
     if image.clear_tid != 0 {
         flags |= CLONE_CHILD_CLEARTID;
     }
@@ -230,6 +218,10 @@ pub(crate) fn forked(parent: &Task, child: &Task) -> bool {
 /// error): it makes the next, or, all made, the primary's call. A
 /// duplicate that could not make one is killed (and replaced).
 pub(crate) fn built(group: &Group, task: &Task, regs: Regs, ret: isize) {
+    if ret <= 0 && !shim::keep_going() {
+        // Being killed cut the creation short.
+        return;
+    }
     if ret <= 0 {
         pr_warn!(
             "pid {}: a new duplicate could not re-create a thread ({}); it is replaced\n",

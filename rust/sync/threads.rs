@@ -77,19 +77,13 @@ const NR_EXIT: i64 = 60;
 const NR_FUTEX: i64 = 202;
 const NR_CLONE3: i64 = 435;
 
-const CLONE_VM: u64 = 0x100;
-const CLONE_FS: u64 = 0x200;
-const CLONE_FILES: u64 = 0x400;
-const CLONE_SIGHAND: u64 = 0x800;
-const CLONE_THREAD: u64 = 0x10000;
-const CLONE_SYSVSEM: u64 = 0x40000;
-const CLONE_SETTLS: u64 = 0x80000;
+use crate::group::threads::{
+    CLONE_CHILD_CLEARTID, CLONE_SETTLS, CLONE_SYSVSEM, CLONE_THREAD, THREAD,
+};
+
 const CLONE_PARENT_SETTID: u64 = 0x100000;
-const CLONE_CHILD_CLEARTID: u64 = 0x200000;
 const CLONE_DETACHED: u64 = 0x400000;
 const CLONE_CHILD_SETTID: u64 = 0x1000000;
-/// What a C library's thread creation asks for.
-const THREAD: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
 /// What else it may ask for.
 const THREAD_MAY: u64 = CLONE_SYSVSEM
     | CLONE_SETTLS
@@ -580,6 +574,9 @@ pub(crate) fn dup_clone_exit(group: &Group, task: &Task, ret: isize) {
     };
     let pending = match pending {
         Ok(p) => p,
+        // Being killed (by the program's own kill(), say) cut the creation
+        // short: it dies, without having diverged.
+        Err(_) if !shim::keep_going() => return,
         Err(ret) => {
             super::diverge(
                 group,
