@@ -128,6 +128,8 @@ int procft_inject_thread_clone(const struct clone_args *args, bool rewind);
 void procft_thread_state(struct task_struct *task, unsigned long *fsbase,
 			 unsigned long *clear_tid);
 int procft_thread_ids(pid_t *tids, int max);
+int procft_copy_thread(struct task_struct *task, void *regs, void *state);
+void procft_set_thread_signals(const void *state);
 long procft_blocked_call(struct task_struct *task, unsigned long *arg0);
 unsigned int procft_fd_type(struct task_struct *task, unsigned int fd);
 int procft_queue_task_work_atomic(void);

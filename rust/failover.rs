@@ -370,7 +370,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             // A duplicate still separating its memory may share the
             // poisoned frame (the kernel then kills it soon, and marks it
             // hit); it cannot take over then.
-            if shim::page_lost(&from, addr) {
+            if shim::page_lost(&twin, addr) {
                 pr_warn!(
                     "pid {}: duplicate {} cannot take over (its page at {:#x} is lost too); \
                      replacing it\n",
@@ -405,7 +405,9 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         let took = if takeover {
             take_memory(group, &from)
         } else {
-            shim::adopt_memory(&from).map(Memory::Copied)
+            // (A multi-threaded duplicate's first thread may have exited:
+            // its memory is read through the thread that takes over.)
+            shim::adopt_memory(&twin).map(Memory::Copied)
         };
         match took {
             Ok(memory) => break (from_nr, nr, seq, regs, fpu, memory, early),

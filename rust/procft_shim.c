@@ -1749,6 +1749,62 @@ void procft_set_signals(const void *state)
 }
 
 /**
+ * procft_copy_thread - copy a thread of the caller's process for a new
+ * duplicate: its user registers into @regs (procft_regs_size() bytes) and
+ * its signal mask and alternate stack (with the process's handlers) into
+ * @state (from procft_sigstate_alloc())
+ * @task: another thread of the caller's process, held in the kernel
+ *
+ * Under its siglock, found through RCU as lock_task_sighand() does (which
+ * is not exported): while the thread still has its sighand it has not
+ * been released, so its stack, and the registers on it, are still there.
+ *
+ * Return: 0, or -ESRCH if the thread is exiting.
+ */
+int procft_copy_thread(struct task_struct *task, void *regs, void *state)
+{
+	struct procft_sigstate *st = state;
+	struct sighand_struct *sighand;
+	unsigned long flags;
+	int ret = -ESRCH;
+
+	rcu_read_lock();
+	sighand = rcu_dereference(task->sighand);
+	if (sighand) {
+		spin_lock_irqsave(&sighand->siglock, flags);
+		if (sighand == rcu_access_pointer(task->sighand) &&
+		    !(task->flags & PF_EXITING)) {
+			memcpy(regs, task_pt_regs(task), sizeof(struct pt_regs));
+			memcpy(st->action, sighand->action, sizeof(st->action));
+			st->blocked = task->blocked;
+			st->sas_ss_sp = task->sas_ss_sp;
+			st->sas_ss_size = task->sas_ss_size;
+			st->sas_ss_flags = task->sas_ss_flags;
+			ret = 0;
+		}
+		spin_unlock_irqrestore(&sighand->siglock, flags);
+	}
+	rcu_read_unlock();
+	return ret;
+}
+
+/**
+ * procft_set_thread_signals - the caller's own signal state (blocked mask,
+ * alternate stack) becomes @state's, from procft_copy_thread(); the
+ * process's handlers, which its other threads share, are left alone
+ */
+void procft_set_thread_signals(const void *state)
+{
+	const struct procft_sigstate *st = state;
+	sigset_t blocked = st->blocked;
+
+	sigprocmask(SIG_SETMASK, &blocked, NULL);
+	current->sas_ss_sp = st->sas_ss_sp;
+	current->sas_ss_size = st->sas_ss_size;
+	current->sas_ss_flags = st->sas_ss_flags;
+}
+
+/**
  * procft_flush_sigbus - discard the SIGBUS the kernel queued to the caller
  * for a memory error it no longer has (its memory was just replaced),
  * keeping its disposition of SIGBUS.  Any other pending SIGBUS goes too.

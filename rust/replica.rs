@@ -107,10 +107,13 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
         return;
     };
     // A multi-threaded primary's other threads, which the duplicate
-    // re-creates ([`threads`]).
+    // re-creates ([`threads`]). They wait for the token meanwhile, and
+    // for its return from the fork.
+    holds_token(group, true);
     let images = match threads::images(group) {
         Ok(images) => images,
         Err(why) => {
+            holds_token(group, false);
             group.lock().spawn_failures += 1;
             pr_info!(
                 "pid {}: no duplicate made at this call: {}\n",
@@ -125,6 +128,7 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
         if !wants(&st) {
             drop(st);
             drop(images);
+            holds_token(group, false);
             return;
         }
         st.spawn = Spawn::Injected(reservation);
@@ -146,7 +150,19 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
         }
     };
     drop(st);
-    drop(images);
+    if images.is_some() {
+        drop(images);
+        holds_token(group, false);
+    }
+}
+
+/// The thread of a multi-threaded primary that holds the run token makes
+/// a duplicate (`on`), or is done: the threads waiting for the token do
+/// not count that time as its running on without a call.
+fn holds_token(group: &Group, on: bool) {
+    if let Some(t) = group.lock().threads.as_mut() {
+        t.holder_waits = on;
+    }
 }
 
 /// Fork probe: `parent` (a protected primary) created `child`. If this is
@@ -206,6 +222,7 @@ pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool 
     if let Some(child) = child {
         finish_spawn(group, &child, ret);
     }
+    holds_token(group, false);
     shim::regs_restart(regs, &saved);
     true
 }
@@ -222,7 +239,11 @@ fn finish_spawn(group: &Group, child: &Task, ret: isize) {
         let mut st = group.lock();
         match copied {
             Ok(()) => {
-                st.spawn_failures = 0;
+                // (A duplicate of a multi-threaded process succeeds once
+                // its threads are made: [`threads::built`].)
+                if st.dup(child.tgid()).is_some_and(|d| d.images.is_none()) {
+                    st.spawn_failures = 0;
+                }
                 if st.lost > 0 {
                     st.lost -= 1;
                     st.counters.respawns += 1;

@@ -69,6 +69,12 @@ extern "C" {
         clear_tid: *mut c_ulong,
     );
     fn procft_thread_ids(tids: *mut Pid, max: c_int) -> c_int;
+    fn procft_copy_thread(
+        task: *mut bindings::task_struct,
+        regs: *mut u64,
+        state: *mut c_void,
+    ) -> c_int;
+    fn procft_set_thread_signals(state: *const c_void);
     fn procft_unshare_some(pos: *mut c_ulong, budget: c_ulong, hold: *const c_uint) -> c_long;
     fn procft_copy_wipeonfork(child: *mut bindings::task_struct) -> c_int;
     fn procft_suppress(regs: *mut bindings::pt_regs);
@@ -477,6 +483,20 @@ pub(crate) fn thread_state(task: &Task) -> (usize, usize) {
     // valid places to write.
     unsafe { procft_thread_state(task.as_ptr(), &mut fsbase, &mut clear_tid) };
     (fsbase, clear_tid)
+}
+
+/// The user registers of `task`, another thread of the caller's process
+/// held in the kernel, with its signal state copied into `sig`; `ESRCH` if
+/// it is exiting.
+pub(crate) fn copy_thread(task: &Task, sig: &mut SigState) -> Result<SavedRegs> {
+    let mut regs = SavedRegs([0; 32]);
+    // SAFETY: `task` is valid for the duration of the call; `regs` has
+    // room for a `pt_regs` (checked at load); `sig.0` is room from
+    // `procft_sigstate_alloc`.
+    kernel::error::to_result(unsafe {
+        procft_copy_thread(task.as_ptr(), regs.0.as_mut_ptr(), sig.0)
+    })?;
+    Ok(regs)
 }
 
 /// The global ids of the caller's process's other threads (not exiting),
@@ -979,6 +999,14 @@ impl SigState {
         } else {
             Ok(Self(p))
         }
+    }
+
+    /// The caller's own signal state (blocked mask, alternate stack)
+    /// becomes this copy's ([`copy_thread`]); the handlers, which its
+    /// process's other threads share, are left alone.
+    pub(crate) fn set_thread(&self) {
+        // SAFETY: `self.0` holds a copy made by `procft_copy_thread`.
+        unsafe { procft_set_thread_signals(self.0) }
     }
 
     /// Copies `from`'s signal state. The caller holds the group lock under

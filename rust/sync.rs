@@ -229,7 +229,8 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
                 lap.lap(Section::EnterLocked);
                 let wait = arm(&mut st, nr, args, class);
                 // A thread's recorded call hands the run token over.
-                let handed = !wait && class == Class::Primary && threads::give_up(&mut st);
+                let handed =
+                    !wait && class == Class::Primary && threads::give_up(&mut st, nr, args);
                 group.fast.set(&st, is_quiet);
                 drop(st);
                 lap.lap(Section::Arm);
@@ -352,7 +353,7 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
         let wait = arm(&mut st, nr, args, class);
         (
             wait,
-            !wait && !spawning && class == Class::Primary && threads::give_up(&mut st),
+            !wait && !spawning && class == Class::Primary && threads::give_up(&mut st, nr, args),
         )
     };
     if wait {

@@ -191,15 +191,17 @@ pub(crate) fn room(st: &State) -> usize {
     st.threads.as_ref().map_or(1, |t| t.alive)
 }
 
-/// At the primary's `sys_enter` of a recorded call it makes (armed in
-/// `st.call`), under its group's lock (`st`): it gives the run token up,
-/// keeping its armed call aside. True if there may be a thread to wake.
-pub(crate) fn give_up(st: &mut State) -> bool {
-    let call = st.call.take();
+/// At the primary's `sys_enter` of recorded call `nr` with `args` (armed
+/// in `st.call` if a duplicate needs its record), under its group's lock
+/// (`st`): it gives the run token up, keeping its call aside. True if there may be a thread to wake.
+pub(crate) fn give_up(st: &mut State, nr: i64, args: &[usize; 6]) -> bool {
     let Some(t) = st.threads.as_mut() else {
-        st.call = call;
         return false;
     };
+    // Its call, armed or not (with no duplicate, nothing is armed): a
+    // duplicate made meanwhile waits for its record, made when the
+    // thread takes the token back.
+    let call = Some(st.call.take().unwrap_or((nr, *args)));
     let me = me();
     if let Some(slot) = t.slot(me) {
         *slot = Some(PThread { tid: me, call });

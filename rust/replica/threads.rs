@@ -64,18 +64,28 @@ pub(crate) fn images(group: &Group) -> Result<Option<KBox<Images>>, &'static str
     dup_threads.first = me.pid();
     dup_threads.first_clear_tid = shim::thread_state(me).1;
     let mut list = KVec::with_capacity(n, GFP_KERNEL_ACCOUNT).map_err(|_| oom)?;
+    {
+        let st = group.lock();
+        let t = st.threads.as_ref().ok_or("its protection ends")?;
+        if t.token != Some(me.pid()) {
+            return Err("the caller does not hold the run token");
+        }
+        // A thread that made its exit, or a new one not counted yet.
+        if t.alive != n + 1 {
+            return Err("a thread is exiting or being created");
+        }
+    }
+    let gone = "a thread exited meanwhile";
     for &tid in &tids[..n] {
-        let task = shim::thread_of(me, tid).ok_or("a thread exited meanwhile")?;
-        // The call it is in (recorded when it gave the run token up), or,
+        let task = shim::thread_of(me, tid).ok_or(gone)?;
+        let mut sig = shim::SigState::new().map_err(|_| oom)?;
+        let regs = shim::copy_thread(&task, &mut sig).map_err(|_| gone)?;
+        // The call it is in (noted when it gave the run token up), or,
         // with none, a new thread's first return: its registers are still
         // its creator's, at the creating call.
-        let regs = shim::copy_regs(&task);
         let call = {
             let st = group.lock();
             let t = st.threads.as_ref().ok_or("its protection ends")?;
-            if t.token != Some(me.pid()) {
-                return Err("the caller does not hold the run token");
-            }
             t.threads
                 .iter()
                 .flatten()
@@ -84,8 +94,6 @@ pub(crate) fn images(group: &Group) -> Result<Option<KBox<Images>>, &'static str
         };
         let call = call.unwrap_or_else(|| regs.call());
         let fpu = shim::FpuState::copy(&task).map_err(|_| "a thread's FPU state was not saved")?;
-        let mut sig = shim::SigState::new().map_err(|_| oom)?;
-        sig.copy(&task);
         let (tls, clear_tid) = shim::thread_state(&task);
         let image = ThreadImage {
             ptid: tid,
@@ -218,8 +226,16 @@ pub(crate) fn forked(parent: &Task, child: &Task) -> bool {
 /// error): it makes the next, or, all made, the primary's call. A
 /// duplicate that could not make one is killed (and replaced).
 pub(crate) fn built(group: &Group, task: &Task, regs: Regs, ret: isize) {
+    const ERESTARTNOINTR: isize = -513;
     if ret <= 0 && !shim::keep_going() {
         // Being killed cut the creation short.
+        return;
+    }
+    if ret == ERESTARTNOINTR {
+        // A signal came first (the fork made nothing): again.
+        if make_next(group, task, true).is_err() {
+            shim::kill(task);
+        }
         return;
     }
     if ret <= 0 {
@@ -228,18 +244,40 @@ pub(crate) fn built(group: &Group, task: &Task, regs: Regs, ret: isize) {
             group.pid(),
             ret
         );
-        shim::kill(task);
+        give_up(group, task);
         return;
     }
     match make_next(group, task, true) {
         Ok(true) => {}
         Ok(false) => {
             // All made: the primary's call, as any new duplicate makes it.
-            let saved = group.lock_quiet().dup(task.tgid()).map(|d| d.saved);
+            // The primary's stack holds the arguments of the clone3() that
+            // made this duplicate where this one's own were written: they
+            // are written there again.
+            let saved = {
+                let mut st = group.lock_quiet();
+                st.spawn_failures = 0;
+                st.dup(task.tgid()).map(|d| d.saved)
+            };
             if let Some(saved) = saved {
+                let mut scratch = shim::SavedRegs([0; 32]);
+                let _ = shim::inject_clone(regs, &super::DUP_CLONE, &mut scratch);
                 shim::regs_restart(regs, &saved);
             }
         }
-        Err(_) => shim::kill(task),
+        Err(_) => give_up(group, task),
     }
+}
+
+/// New duplicate `task` could not make its threads: it is killed, not
+/// counted as lost, and the failure counts against further attempts (it
+/// may be a limit on the number of tasks, which another attempt would
+/// meet again).
+fn give_up(group: &Group, task: &Task) {
+    let kills = {
+        let mut st = group.lock();
+        st.spawn_failures += 1;
+        st.retire(task.tgid())
+    };
+    kills.send();
 }

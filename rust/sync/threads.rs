@@ -696,7 +696,7 @@ pub(crate) fn adopt(group: &Group, task: &Task, i: usize) {
         shim::kill(task);
         return;
     }
-    image.sig.set();
+    image.sig.set_thread();
     let (nr, args) = image.call;
     drop(image);
     super::consume(group, task, nr, &args);
