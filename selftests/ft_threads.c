@@ -19,6 +19,9 @@
  * instead, procft makes a new one each time, re-creating the process's
  * threads where the primary's stand: same output, every duplicate there.
  *
+ * A process at level 1 raised to level 2 in the middle of the battery
+ * gets its second duplicate, with its threads: same output.
+ *
  * A thread spinning without any system call on a flag another thread is
  * to set cannot be replicated yet: its protection ends after
  * thread_wait_ms, with a log line, and its output is still right.
@@ -71,11 +74,20 @@ static int poisoned;
 static int respawning;
 static unsigned int battery_level;
 
+/*
+ * With --raise (at level 1), the first of those points raises the
+ * process's level to 2 instead, once it has threads.
+ */
+static int raising;
+
 static void shot(void)
 {
 	pid_t reps[8];
 	char *p;
 
+	if (raising && battery_level == 1 && ioctl_set(0, 2) == 0 &&
+	    wait_duplicates(getpid(), 2, reps))
+		battery_level = 2;
 	if (respawning && wait_duplicates(getpid(), battery_level, reps))
 		kill(reps[1], SIGKILL);
 	if (!poisoned)
@@ -376,6 +388,12 @@ static void battery_respawn(void)
 	battery();
 }
 
+static void battery_raise(void)
+{
+	raising = 1;
+	battery();
+}
+
 static void spin_alone(void)
 {
 	say("varying: spun %ld times without a call\n", spin_on_flag(0));
@@ -514,7 +532,7 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--battery"))
 		return battery_alone();
-	tap_plan(22);
+	tap_plan(23);
 	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
 		    "procft reloaded with threads=1"))
 		return tap_finish();
@@ -554,6 +572,13 @@ int main(int argc, char **argv)
 		faults_at(level, battery_respawn, "a duplicate killed at five points of the battery",
 			  "duplicates re-created with the process's threads");
 	}
+
+	run_at(1, battery_raise, &spin);
+	tap_ok(WIFEXITED(spin.status) && WEXITSTATUS(spin.status) == 0 &&
+	       !strcmp(steady(spin.out, other, sizeof(other)), base) && spin.level == 2 &&
+	       spin.replicas == 3 && spin.divergences == 0,
+	       "level 1 raised to 2 while threads run: byte-identical output, level %u with %u replicas, no divergence (%llu)",
+	       spin.level, spin.replicas, spin.divergences);
 
 	run_at(1, spin_alone, &spin);
 	tap_ok(WIFEXITED(spin.status) && WEXITSTATUS(spin.status) == 0 &&
