@@ -2272,10 +2272,17 @@ int procft_send_self(int sig, const void *info)
 	return send_sig_info(sig, &copy, current);
 }
 
-/** procft_kill - send SIGKILL to @task; safe in atomic context */
+/** procft_kill - send SIGKILL to @task's process; safe in atomic context */
 void procft_kill(struct task_struct *task)
 {
-	send_sig(SIGKILL, task, 1);
+	/*
+	 * To its whole thread group: a signal aimed at a leader that has
+	 * already exited (its other threads going on) would not start the
+	 * group's exit.
+	 */
+	rcu_read_lock();
+	kill_pid(task_tgid(task), SIGKILL, 1);
+	rcu_read_unlock();
 }
 
 /*

@@ -1046,7 +1046,8 @@ pub(crate) fn kill_self_sigbus() {
     unsafe { procft_kill_self_sigbus() }
 }
 
-/// Sends SIGKILL to `task`. Does not sleep.
+/// Sends SIGKILL to `task`'s process (its whole thread group). Does not
+/// sleep.
 pub(crate) fn kill(task: &Task) {
     // SAFETY: `task` is valid for the duration of the call.
     unsafe { procft_kill(task.as_ptr()) }

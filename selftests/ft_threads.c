@@ -16,7 +16,7 @@
  * one takeover per error and every duplicate still there.
  *
  * When the primary kills one of its duplicates at those five points
- * instead (at level 1), procft makes a new one each time, re-creating the process's
+ * instead, procft makes a new one each time, re-creating the process's
  * threads where the primary's stand: same output, every duplicate there.
  *
  * A process at level 1 raised to level 2 in the middle of the battery
@@ -532,7 +532,7 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--battery"))
 		return battery_alone();
-	tap_plan(21);
+	tap_plan(23);
 	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
 		    "procft reloaded with threads=1"))
 		return tap_finish();
@@ -566,15 +566,12 @@ int main(int argc, char **argv)
 		       level);
 	}
 
-	for (level = 1; level <= 2; level++)
+	for (level = 1; level <= 2; level++) {
 		faults_at(level, battery_poisoned, "poison consumed 5 times by the primary's threads",
 			  "takeovers");
-	/*
-	 * At level 1 only: at level 2 the process once hung on the debug
-	 * kernel (see the open issue), and the suite must not hang.
-	 */
-	faults_at(1, battery_respawn, "a duplicate killed at five points of the battery",
-		  "duplicates re-created with the process's threads");
+		faults_at(level, battery_respawn, "a duplicate killed at five points of the battery",
+			  "duplicates re-created with the process's threads");
+	}
 
 	run_at(1, battery_raise, &spin);
 	tap_ok(WIFEXITED(spin.status) && WEXITSTATUS(spin.status) == 0 &&
