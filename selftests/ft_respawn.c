@@ -62,8 +62,11 @@ static void workload(int ctl)
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	l.ballast = mmap(NULL, BALLAST * 4096L, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (low != LOW || pattern == MAP_FAILED || l.ballast == MAP_FAILED)
+	/* Which one failed, for the test's message. */
+	if (low != LOW)
 		_exit(90);
+	if (pattern == MAP_FAILED || l.ballast == MAP_FAILED)
+		_exit(92);
 	for (i = 0; i < PATTERN * 4096; i++)
 		pattern[i] = (char)(i * MUL);
 	for (i = 0; i < BALLAST; i++)
@@ -175,8 +178,12 @@ int main(void)
 
 	tap_plan(8);
 	pid = spawn_with_ctl(workload, &ctl);
-	if (read(ctl, &l, sizeof(l)) != sizeof(l))
+	if (read(ctl, &l, sizeof(l)) != sizeof(l)) {
+		waitpid(pid, &status, 0);
+		tap_diag("the workload did not start (status %#x: 90, the range at %p is taken; 92, no memory)",
+			 status, (void *)LOW);
 		die("workload");
+	}
 	/* Its duplicate is made at the call after the answer to 'p'. */
 	ok = ioctl_set(pid, 1) == 0 && write(ctl, "p", 1) == 1 &&
 	     read(ctl, &got, sizeof(got)) == sizeof(got);
