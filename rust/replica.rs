@@ -109,11 +109,11 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
     // A multi-threaded primary's other threads, which the duplicate
     // re-creates ([`threads`]). They wait for the token meanwhile, and
     // for its return from the fork.
-    holds_token(group, true);
+    group::threads::holder_waits(group, true);
     let images = match threads::images(group) {
         Ok(images) => images,
         Err(why) => {
-            holds_token(group, false);
+            group::threads::holder_waits(group, false);
             group.lock().spawn_failures += 1;
             pr_info!(
                 "pid {}: no duplicate made at this call: {}\n",
@@ -128,7 +128,7 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
         if !wants(&st) {
             drop(st);
             drop(images);
-            holds_token(group, false);
+            group::threads::holder_waits(group, false);
             return;
         }
         st.spawn = Spawn::Injected(reservation);
@@ -152,16 +152,7 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
     drop(st);
     if images.is_some() {
         drop(images);
-        holds_token(group, false);
-    }
-}
-
-/// The thread of a multi-threaded primary that holds the run token makes
-/// a duplicate (`on`), or is done: the threads waiting for the token do
-/// not count that time as its running on without a call.
-fn holds_token(group: &Group, on: bool) {
-    if let Some(t) = group.lock().threads.as_mut() {
-        t.holder_waits = on;
+        group::threads::holder_waits(group, false);
     }
 }
 
@@ -222,7 +213,7 @@ pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool 
     if let Some(child) = child {
         finish_spawn(group, &child, ret);
     }
-    holds_token(group, false);
+    group::threads::holder_waits(group, false);
     shim::regs_restart(regs, &saved);
     true
 }

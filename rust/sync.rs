@@ -49,7 +49,6 @@ pub(crate) mod tsc;
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_VFORK: u64 = 0x4000;
-const CLONE_THREAD: u64 = 0x10000;
 const MAP_TYPE: c_ulong = 0x0f;
 const MAP_SHARED: c_ulong = 0x01;
 const MAP_SHARED_VALIDATE: c_ulong = 0x03;
@@ -91,7 +90,7 @@ fn unreplicable(nr: i64, args: &[c_ulong; 6]) -> Option<&'static str> {
             // call fail with EFAULT anyway.
             let c = threads::clone_args(nr, args);
             let flags = c.map_or(0, |c| c.flags);
-            if let Some(c) = c.filter(|_| flags & CLONE_THREAD != 0) {
+            if let Some(c) = c.filter(|_| flags & crate::group::threads::CLONE_THREAD != 0) {
                 return threads::refused(&c);
             }
             // A vfork-style child borrows the memory until it execs; a

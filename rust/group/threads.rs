@@ -154,6 +154,16 @@ pub(crate) fn creating(group: &Group, st: &mut State, spare: &mut Option<KBox<Th
     st.threads.as_ref().is_some_and(|t| t.alive < MAX_THREADS)
 }
 
+/// The holder of the run token of `group` waits in procft, or makes a
+/// duplicate (`on`), or no longer does: a thread waiting for the token
+/// meanwhile waits on, and does not count that time as the holder's
+/// running on without a call.
+pub(crate) fn holder_waits(group: &Group, on: bool) {
+    if let Some(t) = group.lock().threads.as_mut() {
+        t.holder_waits = on;
+    }
+}
+
 /// At the primary's return from a thread creation that made a thread: it
 /// counts, and keeps a slot of the ring ([`room`]).
 pub(crate) fn created(st: &mut State) {

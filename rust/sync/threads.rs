@@ -59,7 +59,7 @@ use kernel::{
 };
 
 pub(crate) use crate::group::threads::{
-    created, creating, dup_gives_up, dup_one_of_several, exiting, give_up, may_take,
+    created, creating, dup_gives_up, dup_one_of_several, exiting, give_up, holder_waits, may_take,
     new_dup_threads, new_threads, one_of_several, room, set_work, stands, took, work_of,
 };
 use crate::group::threads::{me, DThread, DupThreads, PendingChild, ThreadClone};
@@ -347,14 +347,6 @@ fn keep_outputs(call: Option<(i64, [usize; 6])>, ret: isize) -> Result<Option<Un
     record.start(nr, args);
     super::capture(&mut record, ret).map_err(|_| EFAULT)?;
     Ok(record.has_outputs().then_some(record))
-}
-
-/// The holder of the run token of `group` waits in procft (`on`), or no
-/// longer does: a thread waiting for the token meanwhile waits on.
-pub(crate) fn holder_waits(group: &Group, on: bool) {
-    if let Some(t) = group.lock().threads.as_mut() {
-        t.holder_waits = on;
-    }
 }
 
 /// At the primary's return from call `nr` (result `ret`) in a
