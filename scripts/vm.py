@@ -488,6 +488,26 @@ def run_vm(args, mode):
     return lines, serial_log, elapsed, timed_out
 
 
+def failed_test_summary(lines, result, tail=15):
+    """Print a failed test's failed checks and the last lines of its output.
+
+    Only the end of a CI log may be at hand: this puts what failed there,
+    after the kernel log that the guest prints last.
+    """
+    name = result.split("selftests: procft: ", 1)[-1].split(" #")[0]
+    try:
+        first = lines.index(f"# selftests: procft: {name}")
+        last = lines.index(result, first)
+    except ValueError:
+        return
+    block = [l for l in lines[first + 1:last] if l.startswith("# ")]
+    shown = [l for l in block if l.startswith("# not ok")]
+    shown += [l for l in block[-tail:] if l not in shown]
+    print(f"[vm] {name}: its failed checks and its last {tail} lines of output:")
+    for l in shown:
+        print(f"[vm]   {l[2:]}")
+
+
 def verdict(lines, mode, elapsed, timed_out, serial_log, expect_lockdep=False):
     problems = []
     done = [l for l in lines if l.startswith("PROCFT-DONE")]
@@ -516,6 +536,8 @@ def verdict(lines, mode, elapsed, timed_out, serial_log, expect_lockdep=False):
             problems.append(l)
         print(f"\n[vm] {len(results) - len(failed)}/{len(results)} test programs passed "
               f"in {elapsed:.0f}s; serial log: {serial_log}")
+        for l in failed:
+            failed_test_summary(lines, l)
     for p in problems:
         print(f"[vm] FAIL: {p}")
     if not problems:
