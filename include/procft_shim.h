@@ -124,6 +124,7 @@ void procft_own_work_free(void *work);
 int procft_queue_own_work(void *work);
 int procft_kick(struct task_struct *task);
 int procft_kick_threads(void);
+int procft_preempt(struct task_struct *task, u64 turn);
 int procft_inject_thread_clone(const struct clone_args *args, bool rewind);
 void procft_thread_state(struct task_struct *task, unsigned long *fsbase,
 			 unsigned long *clear_tid);
@@ -153,11 +154,11 @@ unsigned long procft_read_stop(unsigned long addr, unsigned long end, bool *lost
 bool procft_keep_going(void);
 void procft_kill_self_sigbus(void);
 int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *arg),
-			 bool (*ready)(const void *arg), const void *arg);
+			 bool (*ready)(const void *arg), const void *arg, long key);
 int procft_wait_interruptible(bool (*cond)(const void *arg), const void *arg);
 int procft_wait_killable_timeout(struct wait_queue_head *wq, bool (*cond)(const void *arg),
 				 const void *arg, unsigned int ms);
-void procft_wake(struct wait_queue_head *wq);
+void procft_wake(struct wait_queue_head *wq, long key);
 void procft_drain(void);
 /* Tracepoints of procft's own (include/procft_trace.h). */
 void procft_trace_memory_error(pid_t pid, pid_t replica, bool primary, unsigned long pfn);
@@ -193,6 +194,7 @@ u64 procft_profile_now(void);
 #endif
 void procft_rs_fork(struct task_struct *parent, struct task_struct *child);
 void procft_rs_task_work(long nr, bool dup);
+void procft_rs_preempted(u64 turn);
 bool procft_rs_tsc(bool rdtscp, const struct procft_role *role);
 void procft_rs_memory_error(unsigned long pfn);
 void procft_rs_memory_error_done(unsigned long pfn, bool handled);

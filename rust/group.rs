@@ -299,6 +299,9 @@ pub(crate) struct State {
     pub(crate) successor: Option<Pid>,
     /// Some duplicates are stale ([`Dup::stale`]) and wait to be replaced.
     pub(crate) resync: bool,
+    /// They are out of step because of a signal handler (not because a
+    /// thread was preempted, [`crate::sync::threads::preempted`]).
+    pub(crate) resync_signal: bool,
     /// The ring position of the last call that passed a vote (it is then
     /// made without voting again).
     pub(crate) voted: Option<u64>,
@@ -800,6 +803,7 @@ impl Group {
                     threads: None,
                     images: None,
                     resync: false,
+                    resync_signal: false,
                     voted: None,
                     passed: None,
                     mapped: Mapped::default(),
@@ -858,7 +862,15 @@ impl Group {
     /// Makes the replicas waiting on the group ([`Group::wq`]) re-check
     /// what they wait for; no wake-up unless one sleeps.
     pub(crate) fn wake(&self) {
-        self.wq.wake();
+        self.wq.wake(shim::Wake::All);
+    }
+
+    /// [`Group::wake`] for the sleepers `which` selects: a thread of a
+    /// multi-threaded duplicate waiting for a record sleeps with the id of
+    /// the primary's thread it mirrors as its key, and only a record of
+    /// that thread (or a wake-up for all) can let it go on.
+    pub(crate) fn wake_only(&self, which: shim::Wake) {
+        self.wq.wake(which);
     }
 
     /// Pid of the process as the caller sees it.
@@ -1587,22 +1599,29 @@ pub(crate) struct Appended {
     overflow: bool,
     /// Duplicates that diverged, to kill.
     kills: Kills,
-    /// A duplicate of the group waits for a record.
-    wake: bool,
+    /// A duplicate of the group waits for a record: the wake-up for it.
+    wake: Option<shim::Wake>,
 }
 
 /// [`publish`], under the group's lock (`st`): appends `record`.
 pub(crate) fn append(group: &Group, st: &mut State, record: Arc<Record>) -> Appended {
+    // The thread whose record it is: only its mirrors take it.
+    let tid = record.tid;
     let overflow = group.push(st, record).is_err();
     // A duplicate sets `waiting_for` under this lock before it sleeps:
     // one that sets it later sees the record published.
-    let (mut parked, mut wake) = (false, false);
+    let (mut parked, mut waits) = (false, false);
     for d in st.dups.iter().flatten() {
         parked |= d.parked && !d.leaving;
         // (The threads of a multi-threaded one wait each for its own,
         // and `waiting_for` is not each one's.)
-        wake |= d.waiting_for.is_some() || d.threads.is_some();
+        waits |= d.waiting_for.is_some() || d.threads.is_some();
     }
+    let wake = waits.then_some(if tid > 0 {
+        shim::Wake::Key(tid)
+    } else {
+        shim::Wake::All
+    });
     // A duplicate waiting at an exit or exec the primary did not make
     // has diverged.
     let (kills, diverged) = if parked {
@@ -1632,8 +1651,8 @@ pub(crate) fn published(group: &Group, appended: Appended) {
     if appended.overflow {
         end_protection(group, "a synchronisation buffer overflow");
     }
-    if appended.wake {
-        group.wake();
+    if let Some(which) = appended.wake {
+        group.wake_only(which);
     }
 }
 

@@ -136,6 +136,13 @@ extern "C" fn procft_rs_task_work(nr: c_long, dup: bool) {
     sync::task_work(nr as i64, dup);
 }
 
+/// A thread of a multi-threaded primary, preempted ([`shim::preempt`]) at
+/// the token's turn `turn`, on its way back to user mode.
+#[no_mangle]
+extern "C" fn procft_rs_preempted(turn: u64) {
+    sync::threads::preempted(turn);
+}
+
 // The `/proc/<pid>/ft_level` handlers, whose addresses the shim puts in a
 // `struct proc_ft_level_ops`, checked against its prototypes.
 const _: unsafe extern "C" fn(*mut bindings::task_struct) -> c_int = procft_rs_level_show;

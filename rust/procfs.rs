@@ -39,7 +39,11 @@ impl fmt::Display for Snapshot {
             self.lag
         )?;
         let (bytes, peak) = self.buffered;
-        write!(f, " buffered={bytes} buffered_peak={peak}")
+        write!(
+            f,
+            " buffered={bytes} buffered_peak={peak} preemptions={}",
+            c.preemptions
+        )
     }
 }
 
@@ -74,11 +78,13 @@ mod tests {
         s.counters.divergences = 4;
         s.lag = 5;
         s.buffered = (4096, 65536);
+        s.counters.preemptions = 6;
         let line = CString::try_from_fmt(fmt!("{}", s))?;
         assert_eq!(
             line.to_bytes(),
             b"pid=100 level=2 replicas=100,101,102 duplicates=2/2 sync=lockstep failovers=1 \
-              respawns=2 mce_events=3 divergences=4 lag=5 buffered=4096 buffered_peak=65536"
+              respawns=2 mce_events=3 divergences=4 lag=5 buffered=4096 buffered_peak=65536 \
+              preemptions=6"
         );
         Ok(())
     }

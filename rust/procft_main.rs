@@ -110,7 +110,7 @@ module! {
         },
         thread_wait_ms: u32 {
             default: 2000,
-            description: "How long a thread of a multi-threaded protected process waits for another that runs without a system call before its protection ends, and a takeover for the other threads to stop",
+            description: "How long a thread of a multi-threaded protected process waits for another that runs without a system call before that one is preempted (the duplicates are then re-created from the primary), and a takeover for the other threads to stop",
         },
         trap_tsc: bool {
             default: true,

@@ -2502,6 +2502,51 @@ int procft_kick(struct task_struct *task)
 	return procft_add_task_work(task, cb, procft_kick_fn, TWA_SIGNAL);
 }
 
+/* A preemption of the run token's holder (procft_preempt()). */
+struct procft_preempt {
+	struct callback_head cb;
+	u64 turn;
+};
+
+/* The preemption's work, in the preempted thread: procft's decision. */
+static void procft_preempt_fn(struct callback_head *cb)
+{
+	struct procft_preempt *p = container_of(cb, struct procft_preempt, cb);
+	u64 turn = p->turn;
+
+	kfree(p);
+	procft_rs_preempted(turn);
+	procft_work_put();
+}
+
+/**
+ * procft_preempt - stop @task, the thread of a multi-threaded primary that
+ * holds procft's run token and runs on without a system call, on its way
+ * back to user mode
+ * @turn: the token's turn when it was found running on; passed back to
+ *	  procft_rs_preempted(), which does nothing if the token changed
+ *	  hands since
+ *
+ * Queues a task_work with TWA_SIGNAL: a task running user code is
+ * interrupted at once.  Nothing is queued while the module is being
+ * unloaded.
+ *
+ * Return: 0, -EBUSY (unloading), -ENOMEM, or -ESRCH if @task is exiting.
+ */
+int procft_preempt(struct task_struct *task, u64 turn)
+{
+	struct procft_preempt *p = kmalloc(sizeof(*p), GFP_KERNEL);
+
+	if (!p)
+		return -ENOMEM;
+	if (!procft_work_get()) {
+		kfree(p);
+		return -EBUSY;
+	}
+	p->turn = turn;
+	return procft_add_task_work(task, &p->cb, procft_preempt_fn, TWA_SIGNAL);
+}
+
 /**
  * procft_kick_threads - procft_kick() every other thread of the caller's
  * process
@@ -2588,6 +2633,25 @@ static bool procft_spin(bool (*ready)(const void *arg), const void *arg)
 	return false;
 }
 
+/*
+ * A waiter of procft_wait_killable() with a key: only wake-ups for all,
+ * for the unkeyed waiters' keys or for its own key wake it.
+ */
+struct procft_keyed_wait {
+	struct wait_queue_entry entry;
+	long key;
+};
+
+static int procft_keyed_wake(struct wait_queue_entry *entry, unsigned int mode, int sync,
+			     void *key)
+{
+	struct procft_keyed_wait *w = container_of(entry, struct procft_keyed_wait, entry);
+
+	if (key && w->key && w->key != *(long *)key)
+		return 0;
+	return autoremove_wake_function(entry, mode, sync, key);
+}
+
 /**
  * procft_wait_killable - sleep on @wq until @cond(@arg) holds or a fatal
  * signal arrives; procft_wake() of @wq makes waiters re-check.
@@ -2597,6 +2661,9 @@ static bool procft_spin(bool (*ready)(const void *arg), const void *arg)
  *	   the first sleep; once it holds the wait ends (it implies @cond,
  *	   or something the caller re-checks)
  * @arg: their argument
+ * @key: 0, or a positive key: then only procft_wake() for all or for
+ *	 this key wakes it (a thread of a duplicate waits for the records
+ *	 of the primary's thread it mirrors, keyed by that thread's id)
  *
  * A waiting replica is idle, not busy: it does not count in the load
  * average (TASK_NOLOAD).
@@ -2604,11 +2671,29 @@ static bool procft_spin(bool (*ready)(const void *arg), const void *arg)
  * Return: 0 or -ERESTARTSYS.
  */
 int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *arg),
-			 bool (*ready)(const void *arg), const void *arg)
+			 bool (*ready)(const void *arg), const void *arg, long key)
 {
+	struct procft_keyed_wait w = { .key = key };
+	long ret = 0;
+
 	if (ready && procft_spin(ready, arg))
 		return 0;
-	return wait_event_state(*wq, cond(arg), TASK_KILLABLE | TASK_NOLOAD);
+	/* ___wait_event() with its own wake function. */
+	init_wait_entry(&w.entry, 0);
+	w.entry.func = procft_keyed_wake;
+	for (;;) {
+		long intr = prepare_to_wait_event(wq, &w.entry, TASK_KILLABLE | TASK_NOLOAD);
+
+		if (cond(arg))
+			break;
+		if (intr) {
+			ret = intr;
+			break;
+		}
+		schedule();
+	}
+	finish_wait(wq, &w.entry);
+	return ret;
 }
 
 /**
@@ -2635,17 +2720,19 @@ int procft_wait_interruptible(bool (*cond)(const void *arg), const void *arg)
 }
 
 /**
- * procft_wake - make every procft_wait_killable() sleeper on @wq re-check;
- * no wake-up unless one sleeps there
+ * procft_wake - make procft_wait_killable() sleepers on @wq re-check; no
+ * wake-up unless one sleeps there
  * @wq: the queue, or NULL for procft_wq (the waits of no group)
+ * @key: 0 for every sleeper; a positive key for the unkeyed sleepers and
+ *	 those with that key; -1 for the unkeyed ones only
  */
-void procft_wake(struct wait_queue_head *wq)
+void procft_wake(struct wait_queue_head *wq, long key)
 {
 	if (!wq)
 		wq = &procft_wq;
 	/* Pairs with the barrier in set_current_state() of a waiter. */
 	if (wq_has_sleeper(wq))
-		wake_up_all(wq);
+		__wake_up(wq, TASK_NORMAL, 0, key ? &key : NULL);
 }
 
 /**

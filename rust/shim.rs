@@ -116,6 +116,7 @@ extern "C" {
     fn procft_queue_own_work(work: *mut c_void) -> c_int;
     fn procft_kick(task: *mut bindings::task_struct) -> c_int;
     fn procft_kick_threads() -> c_int;
+    fn procft_preempt(task: *mut bindings::task_struct, turn: u64) -> c_int;
     fn procft_blocked_call(task: *mut bindings::task_struct, arg0: *mut c_ulong) -> c_long;
     fn procft_fd_type(task: *mut bindings::task_struct, fd: c_uint) -> c_uint;
     fn procft_adopt_memory(from: *mut bindings::task_struct) -> c_long;
@@ -141,6 +142,7 @@ extern "C" {
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
         arg: *const c_void,
+        key: c_long,
     ) -> c_int;
     fn procft_wait_killable_timeout(
         wq: *mut bindings::wait_queue_head,
@@ -152,7 +154,7 @@ extern "C" {
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         arg: *const c_void,
     ) -> c_int;
-    fn procft_wake(wq: *mut bindings::wait_queue_head);
+    fn procft_wake(wq: *mut bindings::wait_queue_head, key: c_long);
     fn procft_trace_memory_error(pid: Pid, replica: Pid, primary: bool, pfn: usize);
     fn procft_trace_replica(what: c_int, pid: Pid, replica: Pid);
     fn procft_trace_promotion(pid: Pid, from: Pid, cause: c_int, pages: usize, us: usize);
@@ -1125,6 +1127,14 @@ pub(crate) fn kick(task: &Task) -> Result {
     kernel::error::to_result(unsafe { procft_kick(task.as_ptr()) })
 }
 
+/// Stops `task`, a thread of a multi-threaded primary running on without
+/// a system call, on its way back to user mode, where procft's
+/// [`crate::sync::threads::preempted`] runs with `turn`. May sleep.
+pub(crate) fn preempt(task: &Task, turn: u64) -> Result {
+    // SAFETY: `task` is valid for the duration of the call.
+    kernel::error::to_result(unsafe { procft_preempt(task.as_ptr(), turn) })
+}
+
 /// [`kick`]s every other thread of the caller's process; how many.
 pub(crate) fn kick_threads() -> usize {
     // SAFETY: Walks the caller's own thread group.
@@ -1282,17 +1292,22 @@ impl WaitQueue {
     /// [`WaitQueue::wake`] makes sleepers re-check. `ready`, if given, is a
     /// lock-free check polled for a few microseconds before the first
     /// sleep: once it holds, the wait ends (the caller then checks what it
-    /// needs under its locks).
+    /// needs under its locks). With a `key`, only the wake-ups for all and
+    /// for that key ([`Wake`]) make it re-check.
     pub(crate) fn wait_killable(
         &self,
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
         arg: *const c_void,
+        key: Option<Pid>,
     ) -> Result {
+        let key = key.map_or(0, |k| k.max(1) as c_long);
         // SAFETY: The queue is initialised and outlives the call; `cond` and
         // `ready` may be called with `arg` any number of times while this
         // runs (the caller's contract for both).
-        kernel::error::to_result(unsafe { procft_wait_killable(self.wq.get(), cond, ready, arg) })
+        kernel::error::to_result(unsafe {
+            procft_wait_killable(self.wq.get(), cond, ready, arg, key)
+        })
     }
 
     /// [`WaitQueue::wait_killable`] for at most `ms` milliseconds
@@ -1309,12 +1324,28 @@ impl WaitQueue {
         })
     }
 
-    /// Makes every sleeper re-check its condition; no wake-up (not even the
-    /// queue's lock) unless one sleeps.
-    pub(crate) fn wake(&self) {
+    /// Makes the sleepers `which` selects re-check their condition; no
+    /// wake-up (not even the queue's lock) unless one sleeps.
+    pub(crate) fn wake(&self, which: Wake) {
+        let key = match which {
+            Wake::All => 0,
+            Wake::Key(k) => k.max(1) as c_long,
+            Wake::Unkeyed => -1,
+        };
         // SAFETY: The queue is initialised.
-        unsafe { procft_wake(self.wq.get()) }
+        unsafe { procft_wake(self.wq.get(), key) }
     }
+}
+
+/// Which sleepers of a [`WaitQueue`] a wake-up is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Every one.
+    All,
+    /// The ones that wait without a key, and those that wait with this one.
+    Key(Pid),
+    /// The ones that wait without a key.
+    Unkeyed,
 }
 
 /// Sleeps on procft's one queue for the waits of no group until
@@ -1364,7 +1395,7 @@ pub(crate) mod trace {
 /// the waits of no group) re-check its condition.
 pub(crate) fn wake_all() {
     // SAFETY: NULL is procft's one queue.
-    unsafe { procft_wake(core::ptr::null_mut()) }
+    unsafe { procft_wake(core::ptr::null_mut(), 0) }
 }
 
 /// Waits until no task runs, or is queued to run, procft code through a

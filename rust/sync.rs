@@ -195,12 +195,13 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
             return;
         }
     }
-    let (stale, promote, held) = {
+    let (stale, promote, held, signal) = {
         // The primary's own section: it sets `group.fast` itself below.
         let mut st = group.lock_quiet();
         crate::mce::policy::primary(&mut st);
         // Duplicates a signal handler left out of step are re-created
         // from the primary at its next calls.
+        let signal = core::mem::take(&mut st.resync_signal);
         let stale = if st.resync {
             st.resync = false;
             st.replace_where(|d| d.stale)
@@ -237,24 +238,26 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
                     wait_in_task_work(group, regs);
                 }
                 if handed {
-                    group.wake();
+                    // Its threads waiting for the token (those of the
+                    // duplicates wait for records).
+                    group.wake_only(shim::Wake::Unkeyed);
                 }
                 return;
             }
         }
         // Something to act on: the next call looks again.
         group.fast.set(&st, |_| false);
-        (stale, promote, held)
+        (stale, promote, held, signal)
     };
     let (kills, n) = stale;
     kills.send();
-    if n > 0 && threaded {
-        // Re-creating a duplicate is not built for a multi-threaded
-        // primary ([`threads`]).
+    if n > 0 && signal && threaded {
+        // A handler's point in a thread is not built for a multi-threaded
+        // primary ([`threads`]); a preempted thread's is.
         group::end_protection(group, "a signal handler run in a thread between its calls");
         return;
     }
-    if n > 0 {
+    if n > 0 && signal {
         pr_info!(
             "pid {}: a signal handler ran in the primary outside a system-call return; \
              re-creating its {} duplicate(s)\n",
@@ -359,7 +362,7 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
         wait_in_task_work(group, regs);
     }
     if handed {
-        group.wake();
+        group.wake_only(shim::Wake::Unkeyed);
     }
 }
 
@@ -634,12 +637,21 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
     lap.lap(Section::DupEnter);
     if threaded && matches!(work, DupWork::Consume { .. }) {
         // In the primary, this call hands the run token over.
-        let gave = group
-            .lock_quiet()
-            .dup_mut(task.tgid())
-            .is_some_and(|d| threads::dup_gives_up(d, task.pid()));
-        if gave {
-            group.wake();
+        // The thread of the next record may go on: its publication wakes
+        // it, or (published already) this.
+        let next = {
+            let mut guard = group.lock_quiet();
+            let st = &mut *guard;
+            let gave = st
+                .dup_mut(task.tgid())
+                .is_some_and(|d| threads::dup_gives_up(d, task.pid()));
+            let d = st.dup(task.tgid()).filter(|_| gave);
+            d.and_then(|d| st.ring.peek(d.next_seq)).map(|r| r.tid)
+        };
+        match next {
+            Some(tid) if tid > 0 => group.wake_only(shim::Wake::Key(tid)),
+            Some(_) => group.wake(),
+            None => {}
         }
     }
     let took = matches!(work, DupWork::Consume { .. }) && take(group, task, nr, args, None, false);
@@ -1124,6 +1136,7 @@ pub(crate) fn signal_deliver(sig: i32, info: &shim::SigInfo, restart: bool, ip: 
                 stale += 1;
             }
             st.resync = stale > 0;
+            st.resync_signal = stale > 0;
             return;
         }
     };
@@ -1599,11 +1612,14 @@ pub(crate) fn wait_record(
         tid: task.pid(),
         seq: u64::MAX,
     };
+    // The primary's thread whose records it takes, once there are several.
+    let mut key = None;
     {
         // Its own wait: nothing for the primary's next call to do.
         let mut st = group.lock_quiet();
         if let Some(d) = st.dup_mut(tgid) {
             w.seq = d.next_seq;
+            key = threads::mirrored(d, w.tid);
             threads::stands(d, w.tid, nr);
             d.waiting_for = Some(d.next_seq);
             d.vote = Some(Vote {
@@ -1613,8 +1629,9 @@ pub(crate) fn wait_record(
             });
         }
     }
-    // The primary may be waiting for a duplicate to stop here.
-    group.wake();
+    // The primary may be waiting for a duplicate to stop here (the other
+    // threads of duplicates wait for records, not for this).
+    group.wake_only(shim::Wake::Unkeyed);
     let arg = core::ptr::from_ref(&w).cast();
     let waited = loop {
         // Standing here, it separates its memory while the record is not
@@ -1624,7 +1641,7 @@ pub(crate) fn wait_record(
         if !replica::separating(group, tgid) {
             break group
                 .wq
-                .wait_killable(dup_can_go, Some(dup_record_ready), arg);
+                .wait_killable(dup_can_go, Some(dup_record_ready), arg, key);
         }
         // Steps held back, or one failed: back to them after a while,
         // unless the record comes first.
@@ -1709,7 +1726,7 @@ fn follow(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) -> bool {
         consumed(&mut st)
     };
     if wake {
-        group.wake();
+        group.wake_only(shim::Wake::Unkeyed);
     }
     true
 }
@@ -1776,7 +1793,7 @@ fn take(
             drop(guard);
             set_result(nr, ret);
             if wake {
-                group.wake();
+                group.wake_only(shim::Wake::Unkeyed);
             }
             return true;
         }
@@ -1833,7 +1850,7 @@ fn take(
         consumed(&mut st)
     };
     if wake {
-        group.wake();
+        group.wake_only(shim::Wake::Unkeyed);
     }
     true
 }
@@ -1849,6 +1866,10 @@ pub(crate) fn replay_signal(signal: &Option<(i32, shim::SigInfo)>) {
 /// Gives the calling duplicate, at its call `nr`, the result `ret` of the
 /// primary's.
 fn set_result(nr: i64, ret: isize) {
+    if nr == threads::NR_PREEMPTED {
+        // Not a call: the thread goes on with the registers it has.
+        return;
+    }
     if ret == ERESTART_RESTARTBLOCK {
         // The primary's call was interrupted and goes on as
         // restart_syscall(), whose record comes next.
@@ -2047,7 +2068,7 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
             group.wake();
             let _ = group
                 .wq
-                .wait_killable(group::never, None, core::ptr::null());
+                .wait_killable(group::never, None, core::ptr::null(), None);
         }
     }
 }

@@ -16,6 +16,9 @@ pub(crate) struct Counters {
     pub(crate) mce_events: u64,
     /// Replicas that disagreed with the others.
     pub(crate) divergences: u64,
+    /// Threads of a multi-threaded primary stopped at a point that is not
+    /// a system call, its duplicates re-created from it there.
+    pub(crate) preemptions: u64,
 }
 
 /// A replica's vote on the call it stands before: the call, its

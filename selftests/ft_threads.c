@@ -23,8 +23,9 @@
  * gets its second duplicate, with its threads: same output.
  *
  * A thread spinning without any system call on a flag another thread is
- * to set cannot be replicated yet: its protection ends after
- * thread_wait_ms, with a log line, and its output is still right.
+ * to set (once it has the run token) is preempted after thread_wait_ms:
+ * the duplicates are re-created from the primary, and the battery that
+ * follows gives the same output, with every duplicate there.
  *
  * Usage: ft_threads              (the test)
  *        ft_threads --battery    (the battery alone, to stdout: the
@@ -394,10 +395,15 @@ static void battery_raise(void)
 	battery();
 }
 
-static void spin_alone(void)
+/*
+ * A thread spins without a call on a flag another sets once it has the
+ * run token: the spinning thread is preempted. Then the battery runs.
+ */
+static void spin_then_battery(void)
 {
 	say("varying: spun %ld times without a call\n", spin_on_flag(0));
 	say("flag: seen\n");
+	battery();
 }
 
 struct run {
@@ -406,7 +412,7 @@ struct run {
 	int status;
 	unsigned int level, replicas;
 	unsigned long long divergences;
-	long failovers, respawns;
+	long failovers, respawns, preemptions;
 	pid_t pid;
 };
 
@@ -441,6 +447,7 @@ static void run_at(unsigned int level, void (*what)(void), struct run *r)
 		}
 		r->failovers = procft_field(r->pid, "failovers=");
 		r->respawns = procft_field(r->pid, "respawns=");
+		r->preemptions = procft_field(r->pid, "preemptions=");
 	}
 	if (write(ctl[0], "x", 1) != 1)
 		tap_diag("could not let the child go");
@@ -532,7 +539,7 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--battery"))
 		return battery_alone();
-	tap_plan(23);
+	tap_plan(25);
 	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
 		    "procft reloaded with threads=1"))
 		return tap_finish();
@@ -580,12 +587,24 @@ int main(int argc, char **argv)
 	       "level 1 raised to 2 while threads run: byte-identical output, level %u with %u replicas, no divergence (%llu)",
 	       spin.level, spin.replicas, spin.divergences);
 
-	run_at(1, spin_alone, &spin);
-	tap_ok(WIFEXITED(spin.status) && WEXITSTATUS(spin.status) == 0 &&
-	       strstr(spin.out, "flag: seen\ndone\n"),
-	       "a thread spinning without calls on another's flag finishes");
-	tap_ok(logged(spin.pid, "a thread that runs on without a system call while another waits to run cannot be replicated; protection ended"),
-	       "... its protection ends, with a log line");
+	for (level = 1; level <= 2; level++) {
+		char want[sizeof(base) + 16];
+
+		snprintf(want, sizeof(want), "flag: seen\n%s", base);
+		run_at(level, spin_then_battery, &spin);
+		tap_ok(WIFEXITED(spin.status) && WEXITSTATUS(spin.status) == 0 &&
+		       !strcmp(steady(spin.out, other, sizeof(other)), want) &&
+		       strstr(spin.out, "varying: racy counter 80000\n"),
+		       "level %u: a thread spinning without calls on another's flag, then the battery: byte-identical output",
+		       level);
+		if (strcmp(other, want))
+			tap_diag("level %u output: %s", level, spin.out);
+		tap_ok(spin.preemptions >= 1 && spin.level == level && spin.replicas == level + 1 &&
+		       spin.divergences == 0 && !logged(spin.pid, ".*protection ended") &&
+		       logged(spin.pid, "thread [0-9]* ran [0-9]* ms without a system call while another waited to run: preempted"),
+		       "level %u: the spinning thread preempted (%ld), duplicates re-created: level %u with %u replicas, %llu divergences, protection kept",
+		       level, spin.preemptions, spin.level, spin.replicas, spin.divergences);
+	}
 	close(ft_dev);
 	ft_dev = -1;
 	reload_procft("");

@@ -361,6 +361,23 @@ pub(crate) fn may_take(d: &Dup, record: &Record, tid: Pid) -> bool {
     ptid == Some(record.tid)
 }
 
+/// The global id of the primary's thread whose records duplicate thread
+/// `tid` (of `d`) takes, the key of its waits; `None` while the duplicate
+/// has one thread, or if it is not known.
+pub(crate) fn mirrored(d: &Dup, tid: Pid) -> Option<Pid> {
+    let t = d.threads.as_ref()?;
+    let ptid = if tid == d.tgid {
+        Some(t.first)
+    } else {
+        t.threads
+            .iter()
+            .flatten()
+            .find(|x| x.tid == tid)
+            .map(|x| x.ptid)
+    };
+    ptid.filter(|&p| p > 0)
+}
+
 /// After duplicate thread `tid` (of `d`) took a record: it runs user code.
 pub(crate) fn took(d: &mut Dup, tid: Pid) {
     if let Some(t) = d.threads.as_mut() {

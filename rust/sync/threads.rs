@@ -38,15 +38,16 @@
 //!
 //! A duplicate of a multi-threaded process re-creates its threads
 //! ([`crate::replica::threads`]), and a takeover stops them all
-//! ([`crate::failover`]).
+//! ([`crate::failover`]). A thread that runs on without a call while
+//! another waits for the token is preempted (after
+//! [`module_parameters::thread_wait_ms`]): the duplicates are re-created
+//! from the primary there ([`preempted`]).
 //!
 //! What is not built for a multi-threaded group (each ends protection
 //! with one log line, or is not offered): protecting a process that is
 //! already multi-threaded, restoring one page of the primary (a takeover
-//! replaces its whole memory), votes, a signal handler run outside a
-//! call's return, and preempting a thread that runs without a call while
-//! another waits for the token (after
-//! [`module_parameters::thread_wait_ms`]).
+//! replaces its whole memory), votes, and a signal handler run outside a
+//! call's return.
 
 use core::cell::Cell;
 
@@ -60,9 +61,9 @@ use kernel::{
 
 pub(crate) use crate::group::threads::{
     created, creating, dup_gives_up, dup_one_of_several, exiting, give_up, holder_waits, may_take,
-    new_dup_threads, new_threads, one_of_several, room, set_work, stands, took, work_of,
+    mirrored, new_dup_threads, new_threads, one_of_several, room, set_work, stands, took, work_of,
 };
-use crate::group::threads::{me, DThread, DupThreads, PendingChild, ThreadClone};
+use crate::group::threads::{me, DThread, DupThreads, PThread, PendingChild, ThreadClone};
 use crate::{
     group::{self, Group, PrimaryWork, State},
     ring::Record,
@@ -222,8 +223,9 @@ pub(crate) enum Turn {
 ///
 /// The wait is bounded: if the token did not change hands for
 /// `thread_wait_ms` while its holder was not waiting in procft, the
-/// holder runs on without a call and cannot be preempted, and the
-/// process's protection ends.
+/// holder runs on without a call and is preempted ([`preempted`]); if it
+/// still holds the token `thread_wait_ms` later, the process's
+/// protection ends.
 ///
 /// While it waits, a takeover may stop it ([`crate::failover`]): it keeps
 /// what its call wrote to memory ([`keep_outputs`]), which the takeover
@@ -256,6 +258,8 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
     let ms = crate::module_parameters::thread_wait_ms.value().max(100);
     // What its call wrote, once a takeover stopped it.
     let mut kept: Option<UniqueArc<Record>> = None;
+    // The token's turn at which it preempted the holder, if it did.
+    let mut preempted_at = None;
     loop {
         let waited = group.wq.wait_killable_timeout(token_passed, arg, ms);
         let mut guard = group.lock();
@@ -316,7 +320,23 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
                     seen = t.handovers;
                     continue;
                 }
-                t.leave(me);
+                // The holder runs on without a call: it is preempted,
+                // once at this turn.
+                let holder = t.token.filter(|_| preempted_at != Some(seen));
+                let holder = holder.and_then(|h| shim::thread_of(current!(), h));
+                if let Some(holder) = holder {
+                    drop(guard);
+                    if shim::preempt(&holder, seen).is_ok() {
+                        preempted_at = Some(seen);
+                        continue;
+                    }
+                    guard = group.lock();
+                }
+                // It did not stop in `thread_wait_ms` either (it runs in
+                // the kernel all along), or cannot be preempted.
+                if let Some(t) = guard.threads.as_mut() {
+                    t.leave(me);
+                }
                 drop(guard);
                 group::end_protection(
                     group,
@@ -333,6 +353,97 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
             }
             Ok(()) => {}
         }
+    }
+}
+
+/// The number procft gives the point where a thread of the primary was
+/// preempted ([`preempted`]): no system call has it. The thread's record
+/// when it takes the run token back lets the thread of each duplicate
+/// made meanwhile, which stands at that point, go on.
+pub(crate) const NR_PREEMPTED: i64 = -2;
+
+/// In the thread of a multi-threaded primary that held the run token at
+/// turn `turn` and ran on without a system call while another waited for
+/// the token ([`take_turn`]), on its way back to user mode: unless the
+/// token changed hands since, it gives the token up there and waits for
+/// it again.
+///
+/// The duplicates cannot stop at that point: they count no instructions.
+/// They are out of step from here, and are re-created from the primary at
+/// its next recorded call, as for a signal handled outside a call
+/// ([`crate::replica::threads`]: the new duplicate's thread for this one
+/// starts at that point, and waits for the record this one makes when it
+/// takes the token back).
+pub(crate) fn preempted(turn: u64) {
+    let task = current!();
+    let Some(group) = group::lookup(task.tgid()) else {
+        return;
+    };
+    let me = me();
+    let (stale, first) = {
+        let mut guard = group.lock();
+        let st = &mut *guard;
+        let quiet = matches!(st.work, PrimaryWork::None)
+            && st.promote.is_none()
+            && !st.promoting
+            && !st.closed;
+        let Some(t) = st.threads.as_mut() else {
+            return;
+        };
+        if !quiet
+            || t.token != Some(me)
+            || t.handovers != turn
+            || t.holder_waits
+            || t.stop
+            || shim::is_exiting(task)
+        {
+            return;
+        }
+        if let Some(slot) = t.slot(me) {
+            *slot = Some(PThread {
+                tid: me,
+                call: Some((NR_PREEMPTED, [0; 6])),
+            });
+        }
+        t.pass();
+        st.counters.preemptions += 1;
+        let mut stale = 0;
+        for d in st.dups.iter_mut().flatten().filter(|d| !d.leaving) {
+            d.stale = true;
+            d.ready = false;
+            stale += 1;
+        }
+        st.resync |= stale > 0;
+        (stale, st.counters.preemptions == 1)
+    };
+    group.wake_only(shim::Wake::Unkeyed);
+    if first {
+        // The first time only: /proc/procft counts them.
+        pr_info!(
+            "pid {}: thread {} ran {} ms without a system call while another waited to run: \
+             preempted; its {} duplicate(s) are re-created at the next call (preemptions are \
+             counted in /proc/procft)\n",
+            group.pid(),
+            me,
+            crate::module_parameters::thread_wait_ms.value(),
+            stale
+        );
+    }
+    if !matches!(take_turn(&group, NR_PREEMPTED, 0), Turn::Go) {
+        return;
+    }
+    // Its record, for a duplicate made meanwhile ([`claim`] armed it if
+    // there is one).
+    let appended = {
+        let mut st = group.lock_quiet();
+        super::record_plain(&group, &mut st, 0, false)
+    };
+    if let Some(appended) = appended {
+        group::published(&group, appended);
+    } else if let Some(pending) =
+        Some(super::Pending::take(&mut group.lock_quiet())).filter(|p| p.call.is_some())
+    {
+        super::record(&group, 0, pending);
     }
 }
 
@@ -639,7 +750,7 @@ fn wait_turn(group: &Group, task: &Task) -> Result {
     let w = ThreadWaiter { group, task };
     group
         .wq
-        .wait_killable(thread_can_go, None, core::ptr::from_ref(&w).cast())
+        .wait_killable(thread_can_go, None, core::ptr::from_ref(&w).cast(), None)
 }
 
 /// A duplicate's thread's task_work at its first return: waits for the
