@@ -299,9 +299,6 @@ pub(crate) struct State {
     pub(crate) successor: Option<Pid>,
     /// Some duplicates are stale ([`Dup::stale`]) and wait to be replaced.
     pub(crate) resync: bool,
-    /// They are out of step because of a signal handler (not because a
-    /// thread was preempted, [`crate::sync::threads::preempted`]).
-    pub(crate) resync_signal: bool,
     /// The ring position of the last call that passed a vote (it is then
     /// made without voting again).
     pub(crate) voted: Option<u64>,
@@ -803,7 +800,6 @@ impl Group {
                     threads: None,
                     images: None,
                     resync: false,
-                    resync_signal: false,
                     voted: None,
                     passed: None,
                     mapped: Mapped::default(),

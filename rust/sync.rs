@@ -195,13 +195,12 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
             return;
         }
     }
-    let (stale, promote, held, signal) = {
+    let (stale, promote, held) = {
         // The primary's own section: it sets `group.fast` itself below.
         let mut st = group.lock_quiet();
         crate::mce::policy::primary(&mut st);
         // Duplicates a signal handler left out of step are re-created
         // from the primary at its next calls.
-        let signal = core::mem::take(&mut st.resync_signal);
         let stale = if st.resync {
             st.resync = false;
             st.replace_where(|d| d.stale)
@@ -247,17 +246,17 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
         }
         // Something to act on: the next call looks again.
         group.fast.set(&st, |_| false);
-        (stale, promote, held, signal)
+        (stale, promote, held)
     };
     let (kills, n) = stale;
     kills.send();
-    if n > 0 && signal && threaded {
+    if n > 0 && threaded {
         // A handler's point in a thread is not built for a multi-threaded
-        // primary ([`threads`]); a preempted thread's is.
+        // primary ([`threads`]).
         group::end_protection(group, "a signal handler run in a thread between its calls");
         return;
     }
-    if n > 0 && signal {
+    if n > 0 {
         pr_info!(
             "pid {}: a signal handler ran in the primary outside a system-call return; \
              re-creating its {} duplicate(s)\n",
@@ -1136,7 +1135,6 @@ pub(crate) fn signal_deliver(sig: i32, info: &shim::SigInfo, restart: bool, ip: 
                 stale += 1;
             }
             st.resync = stale > 0;
-            st.resync_signal = stale > 0;
             return;
         }
     };
@@ -1866,7 +1864,7 @@ pub(crate) fn replay_signal(signal: &Option<(i32, shim::SigInfo)>) {
 /// Gives the calling duplicate, at its call `nr`, the result `ret` of the
 /// primary's.
 fn set_result(nr: i64, ret: isize) {
-    if nr == threads::NR_PREEMPTED {
+    if nr == syscalls::NR_PREEMPTED {
         // Not a call: the thread goes on with the registers it has.
         return;
     }

@@ -508,13 +508,18 @@ pub(crate) fn classify(nr: i64) -> Syscall {
 /// `rdtscp`) in the ring ([`crate::sync::tsc`]): no system call has it.
 pub(crate) const NR_RDTSC: i64 = -2;
 
-/// The name log lines give the event `nr` of the ring: the call's, or
-/// `rdtsc` for a time-stamp counter read.
+/// The pseudo call number of the point where a thread of a multi-threaded
+/// primary was preempted, in the ring ([`crate::sync::threads::preempted`]):
+/// no system call has it. Its record sets no result.
+pub(crate) const NR_PREEMPTED: i64 = -3;
+
+/// The name log lines give the event `nr` of the ring: the call's,
+/// `rdtsc` for a time-stamp counter read, or `preempted`.
 pub(crate) fn name(nr: i64) -> &'static str {
-    if nr == NR_RDTSC {
-        "rdtsc"
-    } else {
-        classify(nr).name
+    match nr {
+        NR_RDTSC => "rdtsc",
+        NR_PREEMPTED => "preempted",
+        _ => classify(nr).name,
     }
 }
 

@@ -68,7 +68,7 @@ use crate::{
     group::{self, Group, PrimaryWork, State},
     ring::Record,
     shim,
-    syscalls::Class,
+    syscalls::{Class, NR_PREEMPTED},
     types::DupWork,
 };
 
@@ -217,6 +217,10 @@ pub(crate) enum Turn {
     Again,
 }
 
+/// How many times a thread waiting for the token preempts its holder at
+/// one turn before it ends protection ([`take_turn`]).
+const PREEMPT_TRIES: u32 = 3;
+
 /// At a `sys_exit` of a thread of a multi-threaded primary (`nr`, the
 /// call, which returned `ret`): unless it holds the run token, it waits
 /// for it, in the order the threads asked ([`claim`] then).
@@ -224,8 +228,8 @@ pub(crate) enum Turn {
 /// The wait is bounded: if the token did not change hands for
 /// `thread_wait_ms` while its holder was not waiting in procft, the
 /// holder runs on without a call and is preempted ([`preempted`]); if it
-/// still holds the token `thread_wait_ms` later, the process's
-/// protection ends.
+/// still holds the token after [`PREEMPT_TRIES`] such waits, the
+/// process's protection ends.
 ///
 /// While it waits, a takeover may stop it ([`crate::failover`]): it keeps
 /// what its call wrote to memory ([`keep_outputs`]), which the takeover
@@ -258,8 +262,9 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
     let ms = crate::module_parameters::thread_wait_ms.value().max(100);
     // What its call wrote, once a takeover stopped it.
     let mut kept: Option<UniqueArc<Record>> = None;
-    // The token's turn at which it preempted the holder, if it did.
-    let mut preempted_at = None;
+    // The token's turn at which it preempted the holder, and how many
+    // times.
+    let mut preempts = (seen, 0u32);
     loop {
         let waited = group.wq.wait_killable_timeout(token_passed, arg, ms);
         let mut guard = group.lock();
@@ -320,17 +325,29 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
                     seen = t.handovers;
                     continue;
                 }
-                // The holder runs on without a call: it is preempted,
-                // once at this turn.
-                let holder = t.token.filter(|_| preempted_at != Some(seen));
+                // The holder runs on without a call: it is preempted (a
+                // few times at most at one turn: its task_work lets it
+                // run on if it finds it busy in procft).
+                if preempts.0 != seen {
+                    preempts = (seen, 0);
+                }
+                let holder = t.token.filter(|_| preempts.1 < PREEMPT_TRIES);
                 let holder = holder.and_then(|h| shim::thread_of(current!(), h));
                 if let Some(holder) = holder {
                     drop(guard);
-                    if shim::preempt(&holder, seen).is_ok() {
-                        preempted_at = Some(seen);
+                    let queued = shim::preempt(&holder, seen).is_ok();
+                    drop(holder);
+                    preempts.1 += 1;
+                    if queued {
                         continue;
                     }
                     guard = group.lock();
+                    // The holder may have given the token up meanwhile
+                    // (an exiting one cannot be preempted).
+                    let t = guard.threads.as_ref();
+                    if t.is_none_or(|t| t.handovers != seen || t.token == Some(me)) {
+                        continue;
+                    }
                 }
                 // It did not stop in `thread_wait_ms` either (it runs in
                 // the kernel all along), or cannot be preempted.
@@ -356,12 +373,6 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
     }
 }
 
-/// The number procft gives the point where a thread of the primary was
-/// preempted ([`preempted`]): no system call has it. The thread's record
-/// when it takes the run token back lets the thread of each duplicate
-/// made meanwhile, which stands at that point, go on.
-pub(crate) const NR_PREEMPTED: i64 = -2;
-
 /// In the thread of a multi-threaded primary that held the run token at
 /// turn `turn` and ran on without a system call while another waited for
 /// the token ([`take_turn`]), on its way back to user mode: unless the
@@ -369,18 +380,18 @@ pub(crate) const NR_PREEMPTED: i64 = -2;
 /// it again.
 ///
 /// The duplicates cannot stop at that point: they count no instructions.
-/// They are out of step from here, and are re-created from the primary at
-/// its next recorded call, as for a signal handled outside a call
-/// ([`crate::replica::threads`]: the new duplicate's thread for this one
-/// starts at that point, and waits for the record this one makes when it
-/// takes the token back).
+/// They are out of step from here: they are killed, and re-created from
+/// the primary at its next recorded call ([`crate::replica::threads`]: the
+/// new duplicate's thread for this one starts at that point, standing at
+/// [`NR_PREEMPTED`], and waits for the record this one makes when it takes
+/// the token back).
 pub(crate) fn preempted(turn: u64) {
     let task = current!();
     let Some(group) = group::lookup(task.tgid()) else {
         return;
     };
     let me = me();
-    let (stale, first) = {
+    let (kills, lost, first) = {
         let mut guard = group.lock();
         let st = &mut *guard;
         let quiet = matches!(st.work, PrimaryWork::None)
@@ -407,15 +418,12 @@ pub(crate) fn preempted(turn: u64) {
         }
         t.pass();
         st.counters.preemptions += 1;
-        let mut stale = 0;
-        for d in st.dups.iter_mut().flatten().filter(|d| !d.leaving) {
-            d.stale = true;
-            d.ready = false;
-            stale += 1;
-        }
-        st.resync |= stale > 0;
-        (stale, st.counters.preemptions == 1)
+        // Killed here (out of step, none may take a record again), and
+        // replaced at the next call like lost ones.
+        let (kills, lost) = st.replace_where(|_| true);
+        (kills, lost, st.counters.preemptions == 1)
     };
+    kills.send();
     group.wake_only(shim::Wake::Unkeyed);
     if first {
         // The first time only: /proc/procft counts them.
@@ -426,7 +434,7 @@ pub(crate) fn preempted(turn: u64) {
             group.pid(),
             me,
             crate::module_parameters::thread_wait_ms.value(),
-            stale
+            lost
         );
     }
     if !matches!(take_turn(&group, NR_PREEMPTED, 0), Turn::Go) {
@@ -434,9 +442,12 @@ pub(crate) fn preempted(turn: u64) {
     }
     // Its record, for a duplicate made meanwhile ([`claim`] armed it if
     // there is one).
+    // A signal pending here is delivered at this point: the record holds
+    // it back for the duplicates ([`super::record`]).
+    let signal = shim::signal_pending();
     let appended = {
         let mut st = group.lock_quiet();
-        super::record_plain(&group, &mut st, 0, false)
+        super::record_plain(&group, &mut st, 0, signal)
     };
     if let Some(appended) = appended {
         group::published(&group, appended);
