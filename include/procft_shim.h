@@ -125,10 +125,12 @@ int procft_queue_own_work(void *work);
 int procft_kick(struct task_struct *task);
 int procft_kick_threads(void);
 int procft_preempt(struct task_struct *task, u64 turn);
+bool procft_call_restarting(void);
 int procft_inject_thread_clone(const struct clone_args *args, bool rewind);
 void procft_thread_state(struct task_struct *task, unsigned long *fsbase,
 			 unsigned long *clear_tid);
 int procft_thread_ids(pid_t *tids, int max);
+int procft_process_thread_ids(struct task_struct *task, pid_t *tids, int max);
 int procft_copy_thread(struct task_struct *task, void *regs, void *state);
 void procft_set_thread_signals(const void *state);
 long procft_blocked_call(struct task_struct *task, unsigned long *arg0);

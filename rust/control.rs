@@ -17,9 +17,10 @@
 //!    `ptrace_may_access()` allows it (LSMs such as Yama included), or,
 //!    on a kernel that does not export it, with `CAP_SYS_PTRACE`;
 //! 6. a process procft cannot replicate cannot be protected
-//!    (`EOPNOTSUPP`, with a log line): a multi-threaded one (unless its
-//!    threads were created under protection), one being traced, one with
-//!    writable shared memory; ending protection is always possible;
+//!    (`EOPNOTSUPP`, with a log line): a multi-threaded one while the
+//!    module's `threads` is 0 (or with more threads than procft
+//!    replicates), one being traced, one with writable shared memory;
+//!    ending protection is always possible;
 //! 7. a process that is exiting is `ESRCH`.
 //!
 //! Reading is allowed to anyone who can see the process. A duplicate reads
@@ -103,8 +104,11 @@ pub(crate) fn check_level_change(leader: &Task, level: u32) -> Result {
         // ([`crate::replica::threads`]); one that created them before
         // cannot be protected.
         let keeps = group::lookup(leader.tgid()).is_some_and(|g| g.threaded());
-        let why = if shim::nr_threads(leader) > 1 && !keeps {
-            Some("it is multi-threaded")
+        let threads = shim::nr_threads(leader);
+        let why = if threads > 1 && !keeps && !crate::module_parameters::threads.value() {
+            Some("it is multi-threaded (procft's threads=0)")
+        } else if threads as usize >= group::threads::MAX_THREADS && !keeps {
+            Some("it has more threads than procft replicates")
         } else if shim::is_ptraced(leader) {
             Some("it is being traced")
         } else if shim::has_shared_writable(leader) {
@@ -140,13 +144,25 @@ pub(crate) fn check_level_change(leader: &Task, level: u32) -> Result {
 /// Sets the level of the process led by `leader`.
 pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
     check_level_change(leader, level)?;
+    // A process multi-threaded already, not protected yet: its threads
+    // are to come under the run token ([`crate::sync::threads::join`]).
+    let joining =
+        level > 0 && shim::nr_threads(leader) > 1 && group::lookup(leader.tgid()).is_none();
+    let threads = if joining {
+        Some(group::threads::joining(leader).ok_or(EOPNOTSUPP)?)
+    } else {
+        None
+    };
     let old = if level == 0 {
         group::remove_settled(leader.tgid())
     } else {
-        group::set_level(leader, level)?
+        group::set_level(leader, level, threads)?
     };
     if level > old {
         if let Some(group) = group::lookup(leader.tgid()) {
+            if joining {
+                crate::sync::threads::call_to_join(&group, leader);
+            }
             // A primary blocked in a system call gets its duplicates now.
             crate::replica::hurry(&group);
         }

@@ -1220,7 +1220,11 @@ fn change_level(table: &mut Table, tgid: Pid, level: u32) -> Option<Result<(u32,
 /// next system calls. `EBUSY` if the process is a duplicate or its
 /// protection is still ending, `ENODEV` while the module unloads, `ESRCH`
 /// if it is exiting.
-pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
+pub(crate) fn set_level(
+    leader: &Task,
+    level: u32,
+    threads: Option<KBox<threads::Threads>>,
+) -> Result<u32> {
     let tgid = leader.tgid();
     settle(tgid);
     // A protected process's level changes in place, with nothing allocated.
@@ -1237,6 +1241,12 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result<u32> {
     }
     // Allocate before taking the lock; unused if the group appeared since.
     let group = Group::new(leader.into(), level)?;
+    if let Some(t) = threads {
+        // A process multi-threaded already: its threads come under the
+        // token once it is registered ([`crate::sync::threads::join`]).
+        group.lock().threads = Some(t);
+        group.set_threaded(true);
+    }
     let node_group = group.clone();
     let mut node = Some(RBTreeNode::new(tgid, group, GFP_KERNEL)?);
     let mut kills = Kills::none();

@@ -477,6 +477,30 @@ int procft_thread_ids(pid_t *tids, int max)
 }
 
 /**
+ * procft_process_thread_ids - the global ids of every thread of @task's
+ * process that is not exiting
+ * @tids: room for @max ids
+ *
+ * Return: how many there are (more than @max if they did not all fit).
+ */
+int procft_process_thread_ids(struct task_struct *task, pid_t *tids, int max)
+{
+	struct task_struct *t;
+	int n = 0;
+
+	rcu_read_lock();
+	for_each_thread(task, t) {
+		if (t->flags & PF_EXITING)
+			continue;
+		if (n < max)
+			tids[n] = t->pid;
+		n++;
+	}
+	rcu_read_unlock();
+	return n;
+}
+
+/**
  * procft_regs_restart - restore @saved into @regs and make the task
  * re-issue the system call it was entering (as for -ERESTARTNOINTR: the
  * two-byte `syscall` instruction runs again with the same registers).
@@ -514,6 +538,20 @@ void procft_restart_call(long nr)
 
 	regs->ax = nr;
 	regs->ip -= 2;
+}
+
+/**
+ * procft_call_restarting - is the caller on its way back from a system
+ * call that the kernel is about to restart (or to end with EINTR for a
+ * signal handler), its registers not rewound yet?
+ */
+bool procft_call_restarting(void)
+{
+	struct pt_regs *regs = task_pt_regs(current);
+	long ret = regs->ax;
+
+	return syscall_get_nr(current, regs) >= 0 &&
+	       ret >= -ERESTART_RESTARTBLOCK && ret <= -ERESTARTSYS;
 }
 
 /* ---- reading page tables: work bounded by what is mapped --------------- */

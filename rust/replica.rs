@@ -80,6 +80,9 @@ pub(crate) fn wants(st: &group::State) -> bool {
         && matches!(st.spawn, Spawn::Idle)
         && st.nr_dups() < st.level as usize
         && st.spawn_failures < MAX_SPAWN_FAILURES
+        // Not before every thread of a process multi-threaded when its
+        // protection began is under the token.
+        && st.threads.as_ref().is_none_or(|t| t.nr_joining == 0)
 }
 
 /// If `group` lacks a duplicate, brings its primary to a system-call
@@ -106,6 +109,18 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
     let Ok(reservation) = RBTreeNodeReservation::new(GFP_KERNEL) else {
         return;
     };
+    // Only the thread holding the run token of a multi-threaded primary
+    // makes one (another one's call, made again after a kick, comes
+    // before it has the token).
+    let me = current!().pid();
+    if group
+        .lock()
+        .threads
+        .as_ref()
+        .is_some_and(|t| t.token != Some(me))
+    {
+        return;
+    }
     // A multi-threaded primary's other threads, which the duplicate
     // re-creates ([`threads`]). They wait for the token meanwhile, and
     // for its return from the fork.

@@ -69,6 +69,11 @@ extern "C" {
         clear_tid: *mut c_ulong,
     );
     fn procft_thread_ids(tids: *mut Pid, max: c_int) -> c_int;
+    fn procft_process_thread_ids(
+        task: *mut bindings::task_struct,
+        tids: *mut Pid,
+        max: c_int,
+    ) -> c_int;
     fn procft_copy_thread(
         task: *mut bindings::task_struct,
         regs: *mut u64,
@@ -117,6 +122,7 @@ extern "C" {
     fn procft_kick(task: *mut bindings::task_struct) -> c_int;
     fn procft_kick_threads() -> c_int;
     fn procft_preempt(task: *mut bindings::task_struct, turn: u64) -> c_int;
+    fn procft_call_restarting() -> bool;
     fn procft_blocked_call(task: *mut bindings::task_struct, arg0: *mut c_ulong) -> c_long;
     fn procft_fd_type(task: *mut bindings::task_struct, fd: c_uint) -> c_uint;
     fn procft_adopt_memory(from: *mut bindings::task_struct) -> c_long;
@@ -508,6 +514,16 @@ pub(crate) fn thread_ids(tids: &mut [Pid]) -> usize {
     let max = tids.len().min(c_int::MAX as usize) as c_int;
     // SAFETY: `tids` has room for `max` ids.
     let n = unsafe { procft_thread_ids(tids.as_mut_ptr(), max) };
+    n.max(0) as usize
+}
+
+/// The global ids of every thread (not exiting) of `task`'s process,
+/// into `tids`; how many there are (more than `tids.len()` if they did
+/// not fit).
+pub(crate) fn process_thread_ids(task: &Task, tids: &mut [Pid]) -> usize {
+    let max = tids.len().min(c_int::MAX as usize) as c_int;
+    // SAFETY: `task` is valid for the call; `tids` has room for `max` ids.
+    let n = unsafe { procft_process_thread_ids(task.as_ptr(), tids.as_mut_ptr(), max) };
     n.max(0) as usize
 }
 
@@ -1133,6 +1149,14 @@ pub(crate) fn kick(task: &Task) -> Result {
 pub(crate) fn preempt(task: &Task, turn: u64) -> Result {
     // SAFETY: `task` is valid for the duration of the call.
     kernel::error::to_result(unsafe { procft_preempt(task.as_ptr(), turn) })
+}
+
+/// Whether the caller returns from a system call that the kernel is about
+/// to make again (or end with `EINTR` for a handler): its registers are
+/// not those it will run with.
+pub(crate) fn call_restarting() -> bool {
+    // SAFETY: Reads the calling task's saved registers.
+    unsafe { procft_call_restarting() }
 }
 
 /// [`kick`]s every other thread of the caller's process; how many.

@@ -50,9 +50,14 @@ static pid_t start_redis(int level, int port)
 
 		dup2(fd, 1);
 		dup2(fd, 2);
-		execl("/bin/ftctl", "ftctl", "run", "-l", lvl, "--", "/bin/redis-server",
-		      "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		      "--daemonize", "no", NULL);
+		if (level)
+			execl("/bin/ftctl", "ftctl", "run", "-l", lvl, "--", "/bin/redis-server",
+			      "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+			      "no", "--daemonize", "no", NULL);
+		else
+			execl("/bin/redis-server", "redis-server", "--port", p, "--bind",
+			      "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
+			      NULL);
 		_exit(127);
 	}
 	return pid;
@@ -78,7 +83,7 @@ static void load(int level, int port, const char *when)
 {
 	double t0 = now_s();
 
-	tap_ok(run_cmd("redis-benchmark -p %d -q -n %d -c 4 -t set,get,incr,lpush,lpop > /tmp/bench.out 2>&1",
+	tap_ok(run_cmd("timeout 300 redis-benchmark -p %d -q -n %d -c 4 -t set,get,incr,lpush,lpop > /tmp/bench.out 2>&1",
 		       port, requests) == 0 &&
 	       run_cmd("test \"$(redis-cli -p %d get counter:__rand_int__)\" = %d", port, requests) == 0,
 	       "level %d%s: redis-benchmark answered, the INCR counter is exactly %d",
@@ -96,7 +101,7 @@ static void load(int level, int port, const char *when)
 
 /*
  * The frame under the user stack pointer of @pid's main thread, if it
- * sleeps in a system call (its stack page is the first thing it touches
+ * sleeps in epoll_wait() (its stack page is the first thing it touches
  * when it returns), and that page's address in @addr; 0 if there is none
  * to take now.
  */
@@ -116,7 +121,13 @@ static uint64_t stack_frame(pid_t pid, uintptr_t *addr)
 		sscanf(line, "%lu %lx %lx %lx %lx %lx %lx %lx %lx", &nr, &a[0], &a[1], &a[2],
 		       &a[3], &a[4], &a[5], &sp, &pc) : 0;
 	fclose(f);
-	if (n != 9)
+	/*
+	 * Only in epoll_wait(), the event loop's sleep, whose output is on the
+	 * heap: a call that writes to the stack page may have written it when
+	 * the page is lost, before procft copies the output (which then ends
+	 * protection, see Documentation/procft.rst).
+	 */
+	if (n != 9 || (nr != 232 && nr != 281))
 		return 0;
 	*addr = sp & ~4095UL;
 	pfn = pfn_of(pid, (void *)*addr);
@@ -142,7 +153,7 @@ static void load_under_fire(int level, pid_t pid, int port, int shots)
 	pid_t bg = fork();
 
 	if (bg == 0)
-		_exit(run_cmd("redis-benchmark -p %d -q -n %d -c 4 -t set,get,incr,lpush,lpop > /tmp/bench.out 2>&1",
+		_exit(run_cmd("timeout 300 redis-benchmark -p %d -q -n %d -c 4 -t set,get,incr,lpush,lpop > /tmp/bench.out 2>&1",
 			      port, requests * 2) != 0);
 	for (tries = 0; fired < shots && tries < 400 && waitpid(bg, &status, WNOHANG) == 0; tries++) {
 		uintptr_t addr = 0;
@@ -190,10 +201,10 @@ static void check_group(int level, pid_t pid, int dups, const char *when)
 
 int main(void)
 {
-	int level;
+	int level, shots = getenv("FT_SHOTS") ? atoi(getenv("FT_SHOTS")) : 3;
 
 	srand(time(NULL) ^ getpid());
-	tap_plan(28);
+	tap_plan(35);
 	if (access("/proc/lockdep", F_OK) == 0) {
 		requests = 300;
 		tap_diag("a debug kernel: %d requests per redis-benchmark test", requests);
@@ -214,7 +225,7 @@ int main(void)
 		load(level, port, "");
 		check_group(level, pid, level, "");
 		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
-		load_under_fire(level, pid, port, getenv("FT_SHOTS") ? atoi(getenv("FT_SHOTS")) : 3);
+		load_under_fire(level, pid, port, shots);
 		check_group(level, pid, level, ", after the machine checks on its primary");
 		load(level, port, ", after them");
 		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
@@ -236,6 +247,27 @@ int main(void)
 			check_group(level, pid, 2, ", after it");
 			tap_ok(procft_field(pid, "respawns=") == 1,
 			       "level 2, after it: 1 respawn (%ld)", procft_field(pid, "respawns="));
+		}
+		run_cmd("redis-cli -p %d shutdown nosave > /dev/null 2>&1", port);
+		waitpid(pid, NULL, 0);
+	}
+	{
+		/*
+		 * A server already running, its threads started: protected
+		 * from outside, at level 1, then the same load and machine
+		 * checks.
+		 */
+		int port = 6383;
+		pid_t pid = start_redis(0, port), reps[8];
+
+		if (tap_ok(answers(port) && ioctl_set(pid, 1) == 0 && wait_duplicates(pid, 1, reps),
+			   "redis-server %d started unprotected, then protected at level 1 from outside: 1 duplicate",
+			   pid)) {
+			load(1, port, ", protected while running");
+			load_under_fire(1, pid, port, shots);
+			check_group(1, pid, 1, ", protected while running, after the machine checks");
+			tap_ok(!logged(pid, ".*protection ended"),
+			       "level 1, protected while running: protection did not end");
 		}
 		run_cmd("redis-cli -p %d shutdown nosave > /dev/null 2>&1", port);
 		waitpid(pid, NULL, 0);

@@ -80,6 +80,8 @@ static unsigned int battery_level;
  * process's level to 2 instead, once it has threads.
  */
 static int raising;
+/* Protection begins in late_protect(), at this level, not in child(). */
+static unsigned int late_level;
 
 static void shot(void)
 {
@@ -368,7 +370,7 @@ static void child(int ctl, int out, unsigned int level, void (*what)(void))
 
 	out_fd = out;
 	battery_level = level;
-	if (level && (ioctl_set(0, level) || !wait_duplicates(getpid(), level, reps)))
+	if (level && !late_level && (ioctl_set(0, level) || !wait_duplicates(getpid(), level, reps)))
 		_exit(2);
 	what();
 	say("done\n");
@@ -393,6 +395,82 @@ static void battery_raise(void)
 {
 	raising = 1;
 	battery();
+}
+
+static pthread_mutex_t late_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t late_cond = PTHREAD_COND_INITIALIZER;
+static int late_go, late_pipe[2];
+static long late_counter;
+
+/* Counts under a lock, with a yield now and then, until told to stop. */
+static void *late_counter_thread(void *arg)
+{
+	long i, n = 0;
+
+	for (i = 0; i < 200000 || !__atomic_load_n(&late_go, __ATOMIC_ACQUIRE); i++) {
+		if (i < 200000) {
+			pthread_mutex_lock(&late_lock);
+			late_counter++;
+			pthread_mutex_unlock(&late_lock);
+			n++;
+		}
+		if (i % 1000 == 0)
+			sched_yield();
+	}
+	return (void *)n;
+}
+
+/* Sleeps in pthread_cond_wait() until told to go. */
+static void *late_cond_thread(void *arg)
+{
+	pthread_mutex_lock(&late_lock);
+	while (!late_go)
+		pthread_cond_wait(&late_cond, &late_lock);
+	pthread_mutex_unlock(&late_lock);
+	return (void *)1L;
+}
+
+/* Sleeps in read() on a pipe until a byte comes. */
+static void *late_read_thread(void *arg)
+{
+	char c = 0;
+
+	return (void *)(long)(read(late_pipe[0], &c, 1) == 1 && c == 'g');
+}
+
+/*
+ * Protection begins while the process is multi-threaded already: two
+ * threads count under a lock, one sleeps in a condition variable, one in
+ * read() on a pipe. Then the battery runs, and the threads are let go and
+ * joined.
+ */
+static void late_protect(void)
+{
+	pthread_t t[4];
+	void *r[4];
+	pid_t reps[8];
+	int i;
+
+	if (pipe(late_pipe))
+		die("pipe");
+	pthread_create(&t[0], NULL, late_counter_thread, NULL);
+	pthread_create(&t[1], NULL, late_counter_thread, NULL);
+	pthread_create(&t[2], NULL, late_cond_thread, NULL);
+	pthread_create(&t[3], NULL, late_read_thread, NULL);
+	usleep(20000);
+	if (late_level && (ioctl_set(0, late_level) || !wait_duplicates(getpid(), late_level, reps)))
+		say("protection did not begin\n");
+	battery();
+	pthread_mutex_lock(&late_lock);
+	__atomic_store_n(&late_go, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&late_cond);
+	pthread_mutex_unlock(&late_lock);
+	if (write(late_pipe[1], "g", 1) != 1)
+		die("write");
+	for (i = 0; i < 4; i++)
+		pthread_join(t[i], &r[i]);
+	say("late: counted %ld and %ld, total %ld; cond %ld, read %ld\n", (long)r[0], (long)r[1],
+	    late_counter, (long)r[2], (long)r[3]);
 }
 
 /*
@@ -499,7 +577,7 @@ static int battery_alone(void)
 }
 
 /* The unprotected battery's output, without its "varying:" lines. */
-static char base[4096];
+static char base[4096], late_base[4096];
 
 /*
  * Runs @what (five faults in the battery) at @level: the output must be
@@ -539,7 +617,7 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--battery"))
 		return battery_alone();
-	tap_plan(25);
+	tap_plan(30);
 	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
 		    "procft reloaded with threads=1"))
 		return tap_finish();
@@ -605,6 +683,29 @@ int main(int argc, char **argv)
 		       "level %u: the spinning thread preempted (%ld), duplicates re-created: level %u with %u replicas, %llu divergences, protection kept",
 		       level, spin.preemptions, spin.level, spin.replicas, spin.divergences);
 	}
+	/* The late battery unprotected, then protected late at levels 1, 2. */
+	late_level = 0;
+	run_at(0, late_protect, &spin);
+	steady(spin.out, late_base, sizeof(late_base));
+	tap_ok(WIFEXITED(spin.status) && WEXITSTATUS(spin.status) == 0 &&
+	       strstr(late_base, "late: counted 200000 and 200000, total 400000; cond 1, read 1\n"),
+	       "unprotected, threads started before protection give the expected results");
+	for (level = 1; level <= 2; level++) {
+		late_level = level;
+		run_at(level, late_protect, &spin);
+		tap_ok(WIFEXITED(spin.status) && WEXITSTATUS(spin.status) == 0 &&
+		       !strcmp(steady(spin.out, other, sizeof(other)), late_base) &&
+		       strstr(spin.out, "varying: racy counter 80000\n"),
+		       "level %u set while 4 threads run (counting, in a condvar, in read()): byte-identical output, the racy counter exact",
+		       level);
+		if (strcmp(other, late_base))
+			tap_diag("level %u output: %s", level, spin.out);
+		tap_ok(spin.level == level && spin.replicas == level + 1 && spin.divergences == 0 &&
+		       !logged(spin.pid, ".*protection ended"),
+		       "level %u, protected late: level %u with %u replicas at the end, %llu divergences, protection kept",
+		       level, spin.level, spin.replicas, spin.divergences);
+	}
+	late_level = 0;
 	close(ft_dev);
 	ft_dev = -1;
 	reload_procft("");

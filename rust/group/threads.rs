@@ -77,6 +77,12 @@ pub(crate) struct Threads {
     /// One of them could not keep what its call wrote: the takeover
     /// cannot go on.
     pub(crate) unparkable: bool,
+    /// The threads of a process that was multi-threaded when its
+    /// protection began, until each comes under the token: at a call's
+    /// return, or where procft's task_work stops it
+    /// ([`crate::sync::threads::join`]). No duplicate is made before.
+    joining: [Pid; MAX_THREADS],
+    pub(crate) nr_joining: usize,
 }
 
 impl Threads {
@@ -121,6 +127,25 @@ impl Threads {
         if self.token == Some(me) {
             self.pass();
         }
+    }
+
+    /// Thread `tid` runs under the token from now on: true if it was one
+    /// still to join.
+    pub(crate) fn joined(&mut self, tid: Pid) -> bool {
+        let Some(i) = self.joining[..self.nr_joining]
+            .iter()
+            .position(|&t| t == tid)
+        else {
+            return false;
+        };
+        self.joining.copy_within(i + 1..self.nr_joining, i);
+        self.nr_joining -= 1;
+        true
+    }
+
+    /// The threads still to join.
+    pub(crate) fn still_joining(&self) -> &[Pid] {
+        &self.joining[..self.nr_joining]
     }
 
     pub(crate) fn slot(&mut self, tid: Pid) -> Option<&mut Option<PThread>> {
@@ -187,10 +212,27 @@ pub(crate) fn new_threads() -> Option<KBox<Threads>> {
             stops: 0,
             parked: 0,
             unparkable: false,
+            joining: [0; MAX_THREADS],
+            nr_joining: 0,
         },
         GFP_KERNEL_ACCOUNT,
     )
     .ok()
+}
+
+/// The [`Threads`] of the process led by `leader`, multi-threaded when
+/// its protection begins, before its group is registered: every thread is
+/// still to join, and none holds the token. `None` if it has too many
+/// threads (or no memory).
+pub(crate) fn joining(leader: &kernel::task::Task) -> Option<KBox<Threads>> {
+    let mut t = new_threads()?;
+    let n = shim::process_thread_ids(leader, &mut t.joining);
+    if n == 0 || n >= MAX_THREADS {
+        return None;
+    }
+    t.nr_joining = n;
+    t.alive = n;
+    Some(t)
 }
 
 /// How many slots of the ring must be free for the primary's calling

@@ -63,7 +63,9 @@ pub(crate) use crate::group::threads::{
     created, creating, dup_gives_up, dup_one_of_several, exiting, give_up, holder_waits, may_take,
     mirrored, new_dup_threads, new_threads, one_of_several, room, set_work, stands, took, work_of,
 };
-use crate::group::threads::{me, DThread, DupThreads, PThread, PendingChild, ThreadClone};
+use crate::group::threads::{
+    me, DThread, DupThreads, PThread, PendingChild, ThreadClone, MAX_THREADS,
+};
 use crate::{
     group::{self, Group, PrimaryWork, State},
     ring::Record,
@@ -238,18 +240,45 @@ const PREEMPT_TRIES: u32 = 3;
 pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
     const EINTR_RET: isize = -4;
     let me = me();
+    // A thread of a process multi-threaded when its protection began,
+    // coming under the token at this return: a call that the kick meant
+    // to bring it here interrupted with `EINTR` is made again.
+    let joined;
     let mut seen = {
         let mut guard = group.lock();
         let st = &mut *guard;
         let Some(t) = st.threads.as_mut() else {
             return if st.closed { Turn::Ended } else { Turn::Go };
         };
+        // (Once the last has, the token holder's next call makes the
+        // duplicates.)
+        joined = t.joined(me);
         if t.token == Some(me) {
             return Turn::Go;
         }
+        let again = joined && ret == EINTR_RET && !shim::signal_pending();
         if t.ask(me) {
-            claim(group, st, me, nr, true);
+            claim(group, st, me, nr, !again);
+            drop(guard);
+            if again {
+                shim::restart_call(nr);
+                return Turn::Again;
+            }
             return Turn::Go;
+        }
+        if joined && !again && !super::is_restart(ret) {
+            // Its call began before its protection: nothing records it,
+            // and the thread runs on from here once it has the token. A
+            // duplicate made meanwhile starts its mirror here, as at a
+            // preemption ([`preempted`]).
+            if let Some(slot) = t.slot(me) {
+                if slot.is_none_or(|p| p.call.is_none()) {
+                    *slot = Some(PThread {
+                        tid: me,
+                        call: Some((NR_PREEMPTED, [0; 6])),
+                    });
+                }
+            }
         }
         t.handovers
     };
@@ -276,8 +305,10 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
             return Turn::Go;
         };
         if t.token == Some(me) {
-            // Interrupted by a takeover's kick, not by a signal.
-            let again = w.parked.get() != 0 && ret == EINTR_RET && !shim::signal_pending();
+            // Interrupted by a takeover's kick, or the kick that made it
+            // join, not by a signal.
+            let kicked = w.parked.get() != 0 || joined;
+            let again = kicked && ret == EINTR_RET && !shim::signal_pending();
             claim(group, st, me, nr, !again);
             drop(guard);
             if let Some(record) = kept {
@@ -390,6 +421,10 @@ pub(crate) fn preempted(turn: u64) {
     let Some(group) = group::lookup(task.tgid()) else {
         return;
     };
+    if turn == JOIN {
+        join(&group);
+        return;
+    }
     let me = me();
     let (kills, lost, first) = {
         let mut guard = group.lock();
@@ -407,6 +442,7 @@ pub(crate) fn preempted(turn: u64) {
             || t.holder_waits
             || t.stop
             || shim::is_exiting(task)
+            || shim::call_restarting()
         {
             return;
         }
@@ -437,7 +473,73 @@ pub(crate) fn preempted(turn: u64) {
             lost
         );
     }
-    if !matches!(take_turn(&group, NR_PREEMPTED, 0), Turn::Go) {
+    wait_at_point(&group);
+}
+
+/// The turn [`call_to_join`] passes to the task_work it queues, which no
+/// real turn reaches.
+pub(crate) const JOIN: u64 = u64::MAX;
+
+/// Makes every thread of `leader`'s process, multi-threaded when its
+/// protection (`group`) began, come under the run token: each is stopped
+/// on its way back to user mode ([`join`]), or at its next call's return
+/// ([`take_turn`]), whichever comes first. No duplicate is made before.
+/// A thread in a call that the kick interrupts makes it again (the
+/// kernel does, or procft for one that returned `EINTR`).
+pub(crate) fn call_to_join(group: &Group, leader: &Task) {
+    let mut tids = [0; MAX_THREADS];
+    let n = {
+        let st = group.lock();
+        let Some(t) = st.threads.as_ref() else {
+            return;
+        };
+        let joining = t.still_joining();
+        tids[..joining.len()].copy_from_slice(joining);
+        joining.len()
+    };
+    for &tid in &tids[..n] {
+        let queued = shim::thread_of(leader, tid).is_some_and(|t| shim::preempt(&t, JOIN).is_ok());
+        if !queued {
+            // Exiting: it will not run user code again.
+            if let Some(t) = group.lock().threads.as_mut() {
+                t.joined(tid);
+            }
+        }
+    }
+}
+
+/// The task_work [`call_to_join`] queued, in a thread of a process that
+/// was multi-threaded when its protection began: unless it came under the
+/// run token already (at a call's return), it does now. It takes the
+/// token if it is free and runs on; otherwise it waits for it there, a
+/// point that is not a call, as a preempted thread does.
+fn join(group: &Arc<Group>) {
+    let me = me();
+    {
+        let mut st = group.lock();
+        let Some(t) = st.threads.as_mut() else {
+            return;
+        };
+        if !t.joined(me) || t.ask(me) {
+            return;
+        }
+        if let Some(slot) = t.slot(me) {
+            *slot = Some(PThread {
+                tid: me,
+                call: Some((NR_PREEMPTED, [0; 6])),
+            });
+        }
+    }
+    wait_at_point(group);
+}
+
+/// A thread of a multi-threaded primary stopped where it runs user code,
+/// not at a call ([`preempted`], [`join`]), its slot noting
+/// [`NR_PREEMPTED`]: waits for the run token, then appends the record that
+/// lets its mirror in a duplicate made meanwhile go on from the same
+/// point.
+fn wait_at_point(group: &Arc<Group>) {
+    if !matches!(take_turn(group, NR_PREEMPTED, 0), Turn::Go) {
         return;
     }
     // Its record, for a duplicate made meanwhile ([`claim`] armed it if
@@ -447,14 +549,14 @@ pub(crate) fn preempted(turn: u64) {
     let signal = shim::signal_pending();
     let appended = {
         let mut st = group.lock_quiet();
-        super::record_plain(&group, &mut st, 0, signal)
+        super::record_plain(group, &mut st, 0, signal)
     };
     if let Some(appended) = appended {
-        group::published(&group, appended);
+        group::published(group, appended);
     } else if let Some(pending) =
         Some(super::Pending::take(&mut group.lock_quiet())).filter(|p| p.call.is_some())
     {
-        super::record(&group, 0, pending);
+        super::record(group, 0, pending);
     }
 }
 
@@ -488,7 +590,9 @@ pub(crate) fn after_call(group: &Group, nr: i64, ret: isize) {
 /// word cleared, as its mirror in each duplicate does ([`dup_exit`]).
 pub(crate) fn gone(group: &Group) {
     if let Some(t) = group.lock().threads.as_mut() {
-        t.leave(me());
+        let me = me();
+        t.leave(me);
+        t.joined(me);
     }
     group.wake();
 }
