@@ -43,11 +43,14 @@
 //! [`module_parameters::thread_wait_ms`]): the duplicates are re-created
 //! from the primary there ([`preempted`]).
 //!
+//! A process already multi-threaded when its protection begins has its
+//! threads join the token's order ([`call_to_join`]) before its first
+//! duplicate is made.
+//!
 //! What is not built for a multi-threaded group (each ends protection
-//! with one log line, or is not offered): protecting a process that is
-//! already multi-threaded, restoring one page of the primary (a takeover
-//! replaces its whole memory), votes, and a signal handler run outside a
-//! call's return.
+//! with one log line, or is not offered): restoring one page of the
+//! primary (a takeover replaces its whole memory), votes, and a signal
+//! handler run outside a call's return.
 
 use core::cell::Cell;
 
