@@ -91,9 +91,9 @@ static void load(int level, int port, const char *when)
 	tap_diag("level %d%s: redis-benchmark took %.1f s", level, when, now_s() - t0);
 	run_cmd("redis-cli -p %d set counter:__rand_int__ 0 > /dev/null", port);
 	/* One connection sets them, another reads them back, byte-compared. */
-	tap_ok(run_cmd("for i in $(seq 1 50); do echo \"value $i of $RANDOM\"; done > /tmp/vals && "
-		       "test \"$(i=0; while read v; do i=$((i + 1)); echo \"set key$i '$v'\"; done < /tmp/vals | "
-		       "redis-cli -p %d | grep -c '^OK$')\" = 50 && "
+	tap_ok(run_cmd("for i in $(seq 1 50); do echo \"value $i of $RANDOM\"; done > /tmp/vals &&\n"
+		       "test \"$(i=0; while read v; do i=$((i + 1)); echo \"set key$i '$v'\"; done < /tmp/vals |\n"
+		       "redis-cli -p %d | grep -c '^OK$')\" = 50 &&\n"
 		       "for i in $(seq 1 50); do echo \"get key$i\"; done | redis-cli -p %d | cmp -s - /tmp/vals",
 		       port, port) == 0,
 	       "level %d%s: 50 keys set from outside read back", level, when);
