@@ -636,6 +636,40 @@ static enum procft_entry procft_entry(struct mm_struct *mm, unsigned long addr,
 	return kind;
 }
 
+/**
+ * procft_read_lost - read @len bytes at the caller's user address @addr,
+ * within one page it lost to memory failure, from that page's frame
+ * @buf: where to put them
+ *
+ * Memory failure unmapped the frame, but what the caller wrote there is
+ * still in it, except in the failed cache lines: a machine-check-safe copy
+ * reads it, and stops at those.  For the output of a call that the kernel
+ * wrote just before the page was lost.  May sleep.
+ *
+ * Return: 0, -EFAULT if the page is not one the caller lost, or -EIO if
+ * the bytes asked for are among the failed ones.
+ */
+int procft_read_lost(unsigned long addr, void *buf, size_t len)
+{
+	struct mm_struct *mm = current->mm;
+	unsigned long next, pfn = 0, left;
+	enum procft_entry kind;
+	void *kaddr;
+
+	if (!mm || !len || offset_in_page(addr) + len > PAGE_SIZE)
+		return -EFAULT;
+	mmap_read_lock(mm);
+	kind = procft_entry(mm, addr, addr + len, &next, &pfn);
+	mmap_read_unlock(mm);
+	if (kind != PROCFT_POISON || !pfn_valid(pfn))
+		return -EFAULT;
+	/* A poisoned frame is never handed out again. */
+	kaddr = kmap_local_pfn(pfn);
+	left = copy_mc_to_kernel(buf, kaddr + offset_in_page(addr), len);
+	kunmap_local(kaddr);
+	return left ? -EIO : 0;
+}
+
 /*
  * The first page at or after @addr, below @end, for which @mm's page
  * tables hold anything (see procft_entry()), or @end.  The caller holds the

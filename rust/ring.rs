@@ -161,7 +161,14 @@ impl Record {
                 }
                 let chunk = &mut self.chunks[ci];
                 let n = reader.len().min(CHUNK - chunk.len());
-                reader.read_raw(&mut chunk.spare_capacity_mut()[..n])?;
+                let at = addr + (len - reader.len());
+                let spare = &mut chunk.spare_capacity_mut()[..n];
+                if reader.read_raw(spare).is_err() {
+                    // Written by the call, then lost to memory failure
+                    // before this copy: read from the frame.
+                    crate::shim::read_lost(at, spare)?;
+                    reader.skip(n)?;
+                }
                 // SAFETY: The `n` bytes after the chunk's length were
                 // just written, within its capacity (`CHUNK`).
                 unsafe { chunk.inc_len(n) };

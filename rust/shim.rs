@@ -123,6 +123,7 @@ extern "C" {
     fn procft_kick_threads() -> c_int;
     fn procft_preempt(task: *mut bindings::task_struct, turn: u64) -> c_int;
     fn procft_call_restarting() -> bool;
+    fn procft_read_lost(addr: usize, buf: *mut c_void, len: usize) -> c_int;
     fn procft_blocked_call(task: *mut bindings::task_struct, arg0: *mut c_ulong) -> c_long;
     fn procft_fd_type(task: *mut bindings::task_struct, fd: c_uint) -> c_uint;
     fn procft_adopt_memory(from: *mut bindings::task_struct) -> c_long;
@@ -1157,6 +1158,26 @@ pub(crate) fn preempt(task: &Task, turn: u64) -> Result {
 pub(crate) fn call_restarting() -> bool {
     // SAFETY: Reads the calling task's saved registers.
     unsafe { procft_call_restarting() }
+}
+
+/// Reads `buf.len()` bytes at the caller's user address `addr` from the
+/// frames of pages it lost to memory failure (what it wrote there before,
+/// read with a machine-check-safe copy): for a call's output that the
+/// kernel wrote just before its page was lost. `EFAULT` if a page is not
+/// one it lost, `EIO` if the bytes are among the failed ones.
+pub(crate) fn read_lost(addr: usize, buf: &mut [core::mem::MaybeUninit<u8>]) -> Result {
+    let mut done = 0;
+    while done < buf.len() {
+        let at = addr.wrapping_add(done);
+        let n = (buf.len() - done).min(kernel::page::PAGE_SIZE - at % kernel::page::PAGE_SIZE);
+        // SAFETY: `buf[done..done + n]` is valid for writes; the call
+        // writes at most `n` bytes there.
+        kernel::error::to_result(unsafe {
+            procft_read_lost(at, buf[done..].as_mut_ptr().cast(), n)
+        })?;
+        done += n;
+    }
+    Ok(())
 }
 
 /// [`kick`]s every other thread of the caller's process; how many.

@@ -907,6 +907,12 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
     record.start(nr, args);
     let mut lap = Lap::start();
     if let Err(why) = capture(&mut record, if is_restart(ret) { -1 } else { ret }) {
+        pr_info!(
+            "pid {}: the record of {} (result {}) cannot be made\n",
+            group.pid(),
+            format_args!("{}", Call(nr, &args)),
+            ret
+        );
         group::end_protection(group, why);
         return;
     }
