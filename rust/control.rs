@@ -146,8 +146,10 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
     check_level_change(leader, level)?;
     // A process multi-threaded already, not protected yet: its threads
     // are to come under the run token ([`crate::sync::threads::join`]).
-    let joining =
-        level > 0 && shim::nr_threads(leader) > 1 && group::lookup(leader.tgid()).is_none();
+    let joining = level > 0
+        && crate::module_parameters::threads.value()
+        && shim::nr_threads(leader) > 1
+        && group::lookup(leader.tgid()).is_none();
     let threads = if joining {
         Some(group::threads::joining(leader).ok_or(EOPNOTSUPP)?)
     } else {

@@ -78,6 +78,7 @@
 #endif
 
 #include <linux/highmem.h>
+#include <linux/vmalloc.h>
 #include <linux/regset.h>
 #include <linux/elf.h>
 #include <trace/events/signal.h>
@@ -642,19 +643,23 @@ static enum procft_entry procft_entry(struct mm_struct *mm, unsigned long addr,
  * @buf: where to put them
  *
  * Memory failure unmapped the frame, but what the caller wrote there is
- * still in it, except in the failed cache lines: a machine-check-safe copy
- * reads it, and stops at those.  For the output of a call that the kernel
+ * still in it, except in the failed cache lines.  The kernel's own mapping
+ * of a frame a machine check hit is gone too (set_mce_nospec()), so the
+ * frame gets a mapping of its own for a machine-check-safe copy, which
+ * stops at the failed lines.  For the output of a call that the kernel
  * wrote just before the page was lost.  May sleep.
  *
  * Return: 0, -EFAULT if the page is not one the caller lost, or -EIO if
- * the bytes asked for are among the failed ones.
+ * the bytes asked for are among the failed ones (or no machine-check-safe
+ * copy is available: without ERMS copy_mc_to_kernel() is a plain memcpy).
  */
 int procft_read_lost(unsigned long addr, void *buf, size_t len)
 {
 	struct mm_struct *mm = current->mm;
 	unsigned long next, pfn = 0, left;
 	enum procft_entry kind;
-	void *kaddr;
+	struct page *page;
+	void *map;
 
 	if (!mm || !len || offset_in_page(addr) + len > PAGE_SIZE)
 		return -EFAULT;
@@ -663,10 +668,15 @@ int procft_read_lost(unsigned long addr, void *buf, size_t len)
 	mmap_read_unlock(mm);
 	if (kind != PROCFT_POISON || !pfn_valid(pfn))
 		return -EFAULT;
+	if (!boot_cpu_has(X86_FEATURE_ERMS))
+		return -EIO;
 	/* A poisoned frame is never handed out again. */
-	kaddr = kmap_local_pfn(pfn);
-	left = copy_mc_to_kernel(buf, kaddr + offset_in_page(addr), len);
-	kunmap_local(kaddr);
+	page = pfn_to_page(pfn);
+	map = vmap(&page, 1, VM_MAP, PAGE_KERNEL_RO);
+	if (!map)
+		return -EIO;
+	left = copy_mc_to_kernel(buf, map + offset_in_page(addr), len);
+	vunmap(map);
 	return left ? -EIO : 0;
 }
 

@@ -166,7 +166,7 @@ impl Record {
                 if reader.read_raw(spare).is_err() {
                     // Written by the call, then lost to memory failure
                     // before this copy: read from the frame.
-                    crate::shim::read_lost(at, spare)?;
+                    crate::shim::read_user_or_lost(at, spare)?;
                     reader.skip(n)?;
                 }
                 // SAFETY: The `n` bytes after the chunk's length were

@@ -1160,21 +1160,30 @@ pub(crate) fn call_restarting() -> bool {
     unsafe { procft_call_restarting() }
 }
 
-/// Reads `buf.len()` bytes at the caller's user address `addr` from the
-/// frames of pages it lost to memory failure (what it wrote there before,
-/// read with a machine-check-safe copy): for a call's output that the
-/// kernel wrote just before its page was lost. `EFAULT` if a page is not
-/// one it lost, `EIO` if the bytes are among the failed ones.
-pub(crate) fn read_lost(addr: usize, buf: &mut [core::mem::MaybeUninit<u8>]) -> Result {
+/// Reads `buf.len()` bytes at the caller's user address `addr`, a page at
+/// a time, each from user memory or, for a page the caller lost to memory
+/// failure, from its frame (what it wrote there before, read with a
+/// machine-check-safe copy): for a call's output that the kernel wrote
+/// just before its page was lost. `EFAULT` if a page is neither readable
+/// nor one it lost, `EIO` if the bytes are among the failed ones.
+pub(crate) fn read_user_or_lost(addr: usize, buf: &mut [core::mem::MaybeUninit<u8>]) -> Result {
+    use kernel::{
+        page::PAGE_SIZE,
+        uaccess::{UserPtr, UserSlice},
+    };
     let mut done = 0;
     while done < buf.len() {
         let at = addr.wrapping_add(done);
-        let n = (buf.len() - done).min(kernel::page::PAGE_SIZE - at % kernel::page::PAGE_SIZE);
-        // SAFETY: `buf[done..done + n]` is valid for writes; the call
-        // writes at most `n` bytes there.
-        kernel::error::to_result(unsafe {
-            procft_read_lost(at, buf[done..].as_mut_ptr().cast(), n)
-        })?;
+        let n = (buf.len() - done).min(PAGE_SIZE - at % PAGE_SIZE);
+        let piece = &mut buf[done..done + n];
+        let mut reader = UserSlice::new(UserPtr::from_addr(at), n).reader();
+        if reader.read_raw(piece).is_err() {
+            // SAFETY: `piece` is valid for writes of `n` bytes; the call
+            // writes at most that many.
+            kernel::error::to_result(unsafe {
+                procft_read_lost(at, piece.as_mut_ptr().cast(), n)
+            })?;
+        }
         done += n;
     }
     Ok(())

@@ -269,16 +269,22 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
             }
             return Turn::Go;
         }
-        if joined && !again && !super::is_restart(ret) {
-            // Its call began before its protection: nothing records it,
-            // and the thread runs on from here once it has the token. A
-            // duplicate made meanwhile starts its mirror here, as at a
-            // preemption ([`preempted`]).
+        if joined && !again {
+            // Its call began before its protection. Once it has the token
+            // the thread runs on from its return, which a duplicate made
+            // meanwhile starts its mirror at, as at a preemption
+            // ([`preempted`]); or, interrupted, the call is recorded as
+            // such (and made again) as any call is.
+            let call = if super::is_restart(ret) {
+                (nr, shim::syscall_args())
+            } else {
+                (NR_PREEMPTED, [0; 6])
+            };
             if let Some(slot) = t.slot(me) {
                 if slot.is_none_or(|p| p.call.is_none()) {
                     *slot = Some(PThread {
                         tid: me,
-                        call: Some((NR_PREEMPTED, [0; 6])),
+                        call: Some(call),
                     });
                 }
             }
@@ -501,11 +507,19 @@ pub(crate) fn call_to_join(group: &Group, leader: &Task) {
         joining.len()
     };
     for &tid in &tids[..n] {
-        let queued = shim::thread_of(leader, tid).is_some_and(|t| shim::preempt(&t, JOIN).is_ok());
-        if !queued {
-            // Exiting: it will not run user code again.
+        let gone = match shim::thread_of(leader, tid) {
+            Some(task) => shim::preempt(&task, JOIN) == Err(ESRCH),
+            None => true,
+        };
+        // (Not queued for want of memory: it joins at its next call's
+        // return, and no duplicate is made before.)
+        if gone {
+            // Exited, or exiting: it will not run user code again, and no
+            // record counts its exit.
             if let Some(t) = group.lock().threads.as_mut() {
-                t.joined(tid);
+                if t.joined(tid) {
+                    t.alive = t.alive.saturating_sub(1);
+                }
             }
         }
     }
@@ -518,11 +532,26 @@ pub(crate) fn call_to_join(group: &Group, leader: &Task) {
 /// point that is not a call, as a preempted thread does.
 fn join(group: &Arc<Group>) {
     let me = me();
+    if shim::call_restarting() {
+        // Its call, begun before protection, is made again: it joins at
+        // that call's return.
+        return;
+    }
     {
         let mut st = group.lock();
         let Some(t) = st.threads.as_mut() else {
             return;
         };
+        if shim::is_exiting(current!()) {
+            // Its exit began before protection: no record counts it.
+            if t.joined(me) {
+                t.alive = t.alive.saturating_sub(1);
+            }
+            t.leave(me);
+            drop(st);
+            group.wake();
+            return;
+        }
         if !t.joined(me) || t.ask(me) {
             return;
         }
@@ -556,9 +585,11 @@ fn wait_at_point(group: &Arc<Group>) {
     };
     if let Some(appended) = appended {
         group::published(group, appended);
-    } else if let Some(pending) =
-        Some(super::Pending::take(&mut group.lock_quiet())).filter(|p| p.call.is_some())
-    {
+        return;
+    }
+    // (The lock is dropped before recording, which takes it again.)
+    let pending = super::Pending::take(&mut group.lock_quiet());
+    if pending.call.is_some() {
         super::record(group, 0, pending);
     }
 }
