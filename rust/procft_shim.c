@@ -453,6 +453,24 @@ void procft_thread_state(struct task_struct *task, unsigned long *fsbase,
 	*clear_tid = (unsigned long)READ_ONCE(task->clear_child_tid);
 }
 
+/* The global ids of @task's process's threads but @skip, not exiting. */
+static int procft_ids(struct task_struct *task, struct task_struct *skip, pid_t *tids, int max)
+{
+	struct task_struct *t;
+	int n = 0;
+
+	rcu_read_lock();
+	for_each_thread(task, t) {
+		if (t == skip || (t->flags & PF_EXITING))
+			continue;
+		if (n < max)
+			tids[n] = t->pid;
+		n++;
+	}
+	rcu_read_unlock();
+	return n;
+}
+
 /**
  * procft_thread_ids - the global ids of the caller's process's other
  * threads that are not exiting
@@ -462,19 +480,7 @@ void procft_thread_state(struct task_struct *task, unsigned long *fsbase,
  */
 int procft_thread_ids(pid_t *tids, int max)
 {
-	struct task_struct *t;
-	int n = 0;
-
-	rcu_read_lock();
-	for_each_thread(current, t) {
-		if (t == current || (t->flags & PF_EXITING))
-			continue;
-		if (n < max)
-			tids[n] = t->pid;
-		n++;
-	}
-	rcu_read_unlock();
-	return n;
+	return procft_ids(current, current, tids, max);
 }
 
 /**
@@ -486,19 +492,7 @@ int procft_thread_ids(pid_t *tids, int max)
  */
 int procft_process_thread_ids(struct task_struct *task, pid_t *tids, int max)
 {
-	struct task_struct *t;
-	int n = 0;
-
-	rcu_read_lock();
-	for_each_thread(task, t) {
-		if (t->flags & PF_EXITING)
-			continue;
-		if (n < max)
-			tids[n] = t->pid;
-		n++;
-	}
-	rcu_read_unlock();
-	return n;
+	return procft_ids(task, NULL, tids, max);
 }
 
 /**

@@ -391,33 +391,27 @@ pub(crate) fn may_take(d: &Dup, record: &Record, tid: Pid) -> bool {
     if t.running.is_some_and(|r| r != tid) {
         return false;
     }
-    let ptid = if tid == d.tgid {
-        Some(t.first)
-    } else {
-        t.threads
-            .iter()
-            .flatten()
-            .find(|x| x.tid == tid)
-            .map(|x| x.ptid)
-    };
-    ptid == Some(record.tid)
+    counterpart(t, d.tgid, tid) == Some(record.tid)
+}
+
+/// The global id of the primary's thread that thread `tid` of the
+/// duplicate whose tgid is `tgid` (its threads `t`) mirrors.
+fn counterpart(t: &DupThreads, tgid: Pid, tid: Pid) -> Option<Pid> {
+    if tid == tgid {
+        return Some(t.first);
+    }
+    t.threads
+        .iter()
+        .flatten()
+        .find(|x| x.tid == tid)
+        .map(|x| x.ptid)
 }
 
 /// The global id of the primary's thread whose records duplicate thread
 /// `tid` (of `d`) takes, the key of its waits; `None` while the duplicate
 /// has one thread, or if it is not known.
 pub(crate) fn mirrored(d: &Dup, tid: Pid) -> Option<Pid> {
-    let t = d.threads.as_ref()?;
-    let ptid = if tid == d.tgid {
-        Some(t.first)
-    } else {
-        t.threads
-            .iter()
-            .flatten()
-            .find(|x| x.tid == tid)
-            .map(|x| x.ptid)
-    };
-    ptid.filter(|&p| p > 0)
+    counterpart(d.threads.as_ref()?, d.tgid, tid).filter(|&p| p > 0)
 }
 
 /// After duplicate thread `tid` (of `d`) took a record: it runs user code.
