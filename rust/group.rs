@@ -858,7 +858,7 @@ impl Group {
     /// Makes the replicas waiting on the group ([`Group::wq`]) re-check
     /// what they wait for; no wake-up unless one sleeps.
     pub(crate) fn wake(&self) {
-        self.wq.wake(shim::Wake::All);
+        self.wake_only(shim::Wake::All);
     }
 
     /// [`Group::wake`] for the sleepers `which` selects: a thread of a
@@ -1623,11 +1623,7 @@ pub(crate) fn append(group: &Group, st: &mut State, record: Arc<Record>) -> Appe
         // and `waiting_for` is not each one's.)
         waits |= d.waiting_for.is_some() || d.threads.is_some();
     }
-    let wake = waits.then_some(if tid > 0 {
-        shim::Wake::Key(tid)
-    } else {
-        shim::Wake::All
-    });
+    let wake = waits.then_some(shim::Wake::for_record(tid));
     // A duplicate waiting at an exit or exec the primary did not make
     // has diverged.
     let (kills, diverged) = if parked {

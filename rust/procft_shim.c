@@ -2428,17 +2428,31 @@ static int procft_add_task_work(struct task_struct *task, struct callback_head *
 	return 0;
 }
 
+/*
+ * A task_work of @size bytes (its callback_head first), counted, for
+ * procft_add_task_work(); an ERR_PTR: -ENOMEM, or -EBUSY while the module
+ * is being unloaded.
+ */
+static void *procft_work_alloc(size_t size, gfp_t gfp)
+{
+	void *w = kmalloc(size, gfp);
+
+	if (!w)
+		return ERR_PTR(-ENOMEM);
+	if (!procft_work_get()) {
+		kfree(w);
+		return ERR_PTR(-EBUSY);
+	}
+	return w;
+}
+
 /* procft_rs_task_work() on the caller, @gfp allocation. */
 static int procft_queue_work(gfp_t gfp)
 {
-	struct procft_work *w = kmalloc(sizeof(*w), gfp);
+	struct procft_work *w = procft_work_alloc(sizeof(*w), gfp);
 
-	if (!w)
-		return -ENOMEM;
-	if (!procft_work_get()) {
-		kfree(w);
-		return -EBUSY;
-	}
+	if (IS_ERR(w))
+		return PTR_ERR(w);
 	w->nr = syscall_get_nr(current, task_pt_regs(current));
 	return procft_add_task_work(current, &w->cb, procft_task_work_fn, TWA_RESUME);
 }
@@ -2567,14 +2581,10 @@ static void procft_kick_fn(struct callback_head *cb)
  */
 int procft_kick(struct task_struct *task)
 {
-	struct callback_head *cb = kmalloc(sizeof(*cb), GFP_ATOMIC);
+	struct callback_head *cb = procft_work_alloc(sizeof(*cb), GFP_ATOMIC);
 
-	if (!cb)
-		return -ENOMEM;
-	if (!procft_work_get()) {
-		kfree(cb);
-		return -EBUSY;
-	}
+	if (IS_ERR(cb))
+		return PTR_ERR(cb);
 	return procft_add_task_work(task, cb, procft_kick_fn, TWA_SIGNAL);
 }
 
@@ -2611,14 +2621,10 @@ static void procft_preempt_fn(struct callback_head *cb)
  */
 int procft_preempt(struct task_struct *task, u64 turn)
 {
-	struct procft_preempt *p = kmalloc(sizeof(*p), GFP_KERNEL);
+	struct procft_preempt *p = procft_work_alloc(sizeof(*p), GFP_KERNEL);
 
-	if (!p)
-		return -ENOMEM;
-	if (!procft_work_get()) {
-		kfree(p);
-		return -EBUSY;
-	}
+	if (IS_ERR(p))
+		return PTR_ERR(p);
 	p->turn = turn;
 	return procft_add_task_work(task, &p->cb, procft_preempt_fn, TWA_SIGNAL);
 }

@@ -1402,6 +1402,18 @@ pub(crate) enum Wake {
     Unkeyed,
 }
 
+impl Wake {
+    /// For a record made by the primary's thread `tid` (0 in a
+    /// single-threaded group): its mirrors, or every one.
+    pub(crate) fn for_record(tid: Pid) -> Self {
+        if tid > 0 {
+            Self::Key(tid)
+        } else {
+            Self::All
+        }
+    }
+}
+
 /// Sleeps on procft's one queue for the waits of no group until
 /// `cond(arg)` holds or any signal arrives (`ERESTARTSYS`); [`wake_all`]
 /// makes sleepers re-check.

@@ -647,10 +647,8 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
             let d = st.dup(task.tgid()).filter(|_| gave);
             d.and_then(|d| st.ring.peek(d.next_seq)).map(|r| r.tid)
         };
-        match next {
-            Some(tid) if tid > 0 => group.wake_only(shim::Wake::Key(tid)),
-            Some(_) => group.wake(),
-            None => {}
+        if let Some(tid) = next {
+            group.wake_only(shim::Wake::for_record(tid));
         }
     }
     let took = matches!(work, DupWork::Consume { .. }) && take(group, task, nr, args, None, false);

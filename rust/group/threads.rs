@@ -143,6 +143,34 @@ impl Threads {
         true
     }
 
+    /// Thread `tid`, still to join, exits (no record counts its exit): it
+    /// no longer counts among the threads.
+    pub(crate) fn exited_unjoined(&mut self, tid: Pid) {
+        if self.joined(tid) {
+            self.alive = self.alive.saturating_sub(1);
+        }
+    }
+
+    /// Thread `tid` no longer holds the token and waits for the record of
+    /// `call` (a system call, or [`crate::syscalls::NR_PREEMPTED`]): a
+    /// duplicate made meanwhile has its mirror wait for the same.
+    pub(crate) fn wait_at(&mut self, tid: Pid, call: (i64, [usize; 6])) {
+        if let Some(slot) = self.slot(tid) {
+            *slot = Some(PThread {
+                tid,
+                call: Some(call),
+            });
+        }
+    }
+
+    /// Whether thread `tid`'s call is noted ([`Threads::wait_at`]).
+    pub(crate) fn waits(&self, tid: Pid) -> bool {
+        self.threads
+            .iter()
+            .flatten()
+            .any(|p| p.tid == tid && p.call.is_some())
+    }
+
     /// The threads still to join.
     pub(crate) fn still_joining(&self) -> &[Pid] {
         &self.joining[..self.nr_joining]
@@ -253,11 +281,9 @@ pub(crate) fn give_up(st: &mut State, nr: i64, args: &[usize; 6]) -> bool {
     // Its call, armed or not (with no duplicate, nothing is armed): a
     // duplicate made meanwhile waits for its record, made when the
     // thread takes the token back.
-    let call = Some(st.call.take().unwrap_or((nr, *args)));
+    let call = st.call.take().unwrap_or((nr, *args));
     let me = me();
-    if let Some(slot) = t.slot(me) {
-        *slot = Some(PThread { tid: me, call });
-    }
+    t.wait_at(me, call);
     if t.token == Some(me) {
         t.pass();
     }

@@ -66,9 +66,7 @@ pub(crate) use crate::group::threads::{
     created, creating, dup_gives_up, dup_one_of_several, exiting, give_up, holder_waits, may_take,
     mirrored, new_dup_threads, new_threads, one_of_several, room, set_work, stands, took, work_of,
 };
-use crate::group::threads::{
-    me, DThread, DupThreads, PThread, PendingChild, ThreadClone, MAX_THREADS,
-};
+use crate::group::threads::{me, DThread, DupThreads, PendingChild, ThreadClone, MAX_THREADS};
 use crate::{
     group::{self, Group, PrimaryWork, State},
     ring::Record,
@@ -275,18 +273,13 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
             // meanwhile starts its mirror at, as at a preemption
             // ([`preempted`]); or, interrupted, the call is recorded as
             // such (and made again) as any call is.
-            let call = if super::is_restart(ret) {
-                (nr, shim::syscall_args())
-            } else {
-                (NR_PREEMPTED, [0; 6])
-            };
-            if let Some(slot) = t.slot(me) {
-                if slot.is_none_or(|p| p.call.is_none()) {
-                    *slot = Some(PThread {
-                        tid: me,
-                        call: Some(call),
-                    });
-                }
+            if !t.waits(me) {
+                let call = if super::is_restart(ret) {
+                    (nr, shim::syscall_args())
+                } else {
+                    (NR_PREEMPTED, [0; 6])
+                };
+                t.wait_at(me, call);
             }
         }
         t.handovers
@@ -455,12 +448,7 @@ pub(crate) fn preempted(turn: u64) {
         {
             return;
         }
-        if let Some(slot) = t.slot(me) {
-            *slot = Some(PThread {
-                tid: me,
-                call: Some((NR_PREEMPTED, [0; 6])),
-            });
-        }
+        t.wait_at(me, (NR_PREEMPTED, [0; 6]));
         t.pass();
         st.counters.preemptions += 1;
         // Killed here (out of step, none may take a record again), and
@@ -517,9 +505,7 @@ pub(crate) fn call_to_join(group: &Group, leader: &Task) {
             // Exited, or exiting: it will not run user code again, and no
             // record counts its exit.
             if let Some(t) = group.lock().threads.as_mut() {
-                if t.joined(tid) {
-                    t.alive = t.alive.saturating_sub(1);
-                }
+                t.exited_unjoined(tid);
             }
         }
     }
@@ -544,9 +530,7 @@ fn join(group: &Arc<Group>) {
         };
         if shim::is_exiting(current!()) {
             // Its exit began before protection: no record counts it.
-            if t.joined(me) {
-                t.alive = t.alive.saturating_sub(1);
-            }
+            t.exited_unjoined(me);
             t.leave(me);
             drop(st);
             group.wake();
@@ -555,12 +539,7 @@ fn join(group: &Arc<Group>) {
         if !t.joined(me) || t.ask(me) {
             return;
         }
-        if let Some(slot) = t.slot(me) {
-            *slot = Some(PThread {
-                tid: me,
-                call: Some((NR_PREEMPTED, [0; 6])),
-            });
-        }
+        t.wait_at(me, (NR_PREEMPTED, [0; 6]));
     }
     wait_at_point(group);
 }
