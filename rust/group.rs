@@ -20,7 +20,9 @@
 //! siglock whose holder waits for that lock. The whole order is in
 //! `Documentation/procft.rst` ("Locking").
 
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use kernel::{
     new_spinlock_irq,
     pid_namespace::PidNamespace,
@@ -511,8 +513,21 @@ impl State {
 /// path. A call that read `quiet` just before the change behaves as if it
 /// had taken the lock first. Only the primary's own context arms a call
 /// (`nr`, `args`) and takes it back at its `sys_exit`.
+///
+/// In a multi-threaded group the thread holding the run token takes this
+/// path too while no other thread waits for the token ([`Fast::solo`]).
 pub(crate) struct Fast {
     quiet: AtomicBool,
+    /// In a multi-threaded group: the thread that held the run token when
+    /// `quiet` was set (0: none), the only one that may take this path.
+    holder: AtomicI32,
+    /// The token holder, in a recorded call it armed here, that keeps
+    /// the token through the call instead of giving it up at its
+    /// `sys_enter` (0: none). Whoever takes the lock ([`Group::lock`])
+    /// gives it up on its behalf, as the thread would have
+    /// ([`threads::give_up_for`]); the thread takes this back at its
+    /// `sys_exit` ([`Fast::leave_solo`]) unless that happened.
+    solo: AtomicI32,
     /// Two duplicates or more are in step: calls that send bytes are
     /// voted on, in the slow path.
     voting: AtomicBool,
@@ -527,6 +542,8 @@ impl Fast {
     fn new() -> Self {
         Self {
             quiet: AtomicBool::new(false),
+            holder: AtomicI32::new(0),
+            solo: AtomicI32::new(0),
             voting: AtomicBool::new(false),
             room: AtomicBool::new(false),
             nr: AtomicI64::new(-1),
@@ -550,7 +567,10 @@ impl Fast {
         }
         let quiet = quiet(st);
         self.voting.store(st.nr_ready() >= 2, Ordering::Relaxed);
-        self.room.store(st.ring.has_room(2), Ordering::Relaxed);
+        self.room
+            .store(st.ring.has_room(threads::room(st) + 1), Ordering::Relaxed);
+        let holder = st.threads.as_ref().and_then(|t| t.token).unwrap_or(0);
+        self.holder.store(holder, Ordering::Relaxed);
         self.quiet.store(quiet, Ordering::Relaxed);
     }
 
@@ -561,7 +581,8 @@ impl Fast {
         if !Self::on() {
             return;
         }
-        self.room.store(st.ring.has_room(2), Ordering::Relaxed);
+        self.room
+            .store(st.ring.has_room(threads::room(st) + 1), Ordering::Relaxed);
     }
 
     /// Whether nothing is pending for the primary's next call.
@@ -587,6 +608,46 @@ impl Fast {
         }
         self.nr.store(nr, Ordering::Relaxed);
         self.room.store(false, Ordering::Relaxed);
+    }
+
+    /// In a multi-threaded group, for the token holder `me` whose call
+    /// [`Fast::allows`] and [`Fast::arm`] just armed: it keeps the token
+    /// through the call ([`Fast::solo`]). False if a taking of the lock
+    /// came between (the caller then takes its slow path, the call
+    /// disarmed); true if the call may go on, holding the token or given
+    /// up for it already.
+    pub(crate) fn arm_solo(&self, me: Pid) -> bool {
+        if self.holder.load(Ordering::Relaxed) != me {
+            self.take();
+            return false;
+        }
+        // Against `Group::lock`, which clears `quiet` and then reads
+        // `solo`: one of the two sees the other's store.
+        self.solo.store(me, Ordering::SeqCst);
+        if self.quiet.load(Ordering::SeqCst) {
+            return true;
+        }
+        if self
+            .solo
+            .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            // Given up for it already.
+            return true;
+        }
+        self.take();
+        false
+    }
+
+    /// At the `sys_exit` of thread `me` of a multi-threaded primary:
+    /// whether it kept the run token through its call ([`Fast::arm_solo`])
+    /// and nobody gave it up since; it holds the token then.
+    pub(crate) fn leave_solo(&self, me: Pid) -> bool {
+        self.solo.load(Ordering::Relaxed) == me
+            && self
+                .solo
+                .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
     }
 
     /// At the primary's `sys_exit`: the call [`Fast::arm`] armed, if any.
@@ -909,8 +970,20 @@ impl Group {
     /// Locks the group's state. The primary's next call takes its slow
     /// path, which looks at everything under the lock (see [`Fast`]).
     pub(crate) fn lock(&self) -> Guard<'_, State, SpinLockIrqBackend> {
-        let st = self.state.lock();
-        self.fast.quiet.store(false, Ordering::Relaxed);
+        let mut st = self.state.lock();
+        self.fast.quiet.store(false, Ordering::SeqCst);
+        // A thread keeping the run token through a call ([`Fast::solo`])
+        // gives it up now: under the lock, no holder is in a call.
+        let solo = self.fast.solo.load(Ordering::SeqCst);
+        if solo != 0
+            && self
+                .fast
+                .solo
+                .compare_exchange(solo, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            threads::give_up_for(&mut st, solo, self.fast.take());
+        }
         st
     }
 

@@ -177,8 +177,12 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
                     && fast.allows(true, syscalls::input(nr).is_some()) =>
             {
                 fast.arm(nr, args);
-                lap.lap(Section::Fast);
-                return;
+                // The run token's holder keeps it through the call, unless
+                // a thread came to wait for it meanwhile.
+                if !threaded || fast.arm_solo(threads::me()) {
+                    lap.lap(Section::Fast);
+                    return;
+                }
             }
             _ => {}
         }
@@ -382,8 +386,9 @@ pub(crate) fn is_quiet(st: &group::State) -> bool {
         && matches!(st.spawn, Spawn::Idle)
         && st.dups.iter().flatten().any(|d| !d.leaving)
         && !replica::wants(st)
-        // A thread's call hands the run token over ([`threads`]).
-        && st.threads.is_none()
+        // A thread's call hands the run token over ([`threads`]), unless
+        // no other waits for it.
+        && st.threads.as_ref().is_none_or(|t| threads::solo(t))
 }
 
 /// At the primary's call `nr` that is recorded, under the group's lock
@@ -559,16 +564,48 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         // call is procft's ([`replica::threads`]).
         return;
     }
+    let clone = (abi == Abi::X64 && matches!(nr, NR_CLONE | NR_CLONE3))
+        .then(|| threads::thread_clone(nr, args))
+        .flatten();
+    let threaded_class = threads::class(nr, determinism::class(nr));
+    // Whether the call is one whose record it takes (`DupWork::Consume`
+    // below) in a multi-threaded duplicate: in the primary, it hands the
+    // run token over.
+    let consumes = abi == Abi::X64
+        && clone.is_none()
+        && matches!(
+            threaded_class,
+            Class::Primary | Class::Fork | Class::Unsupported
+        );
     // Whether this duplicate made its first thread creation: its primary
     // may have made its own already, and its calls until then are classed
-    // as they were in the primary ([`threads`]).
-    let threaded = group.threaded()
-        && group
-            .lock_quiet()
-            .dup_mut(task.tgid())
-            .is_some_and(|d| d.threads.is_some());
+    // as they were in the primary ([`threads`]). If so, at a call it
+    // consumes, the thread of the next record may go on: its publication
+    // wakes it, or (published already) this (not if it is this thread's
+    // own: it takes it itself).
+    let (threaded, next) = if group.threaded() {
+        let mut guard = group.lock_quiet();
+        let st = &mut *guard;
+        match st.dup_mut(task.tgid()) {
+            Some(d) if d.threads.is_some() => {
+                let gave = consumes && threads::dup_gives_up(d, task.pid());
+                let d = st.dup(task.tgid()).filter(|_| gave);
+                let next = d.and_then(|d| {
+                    let tid = st.ring.peek(d.next_seq)?.tid;
+                    (threads::mirrored(d, task.pid()) != Some(tid)).then_some(tid)
+                });
+                (true, next)
+            }
+            _ => (false, None),
+        }
+    } else {
+        (false, None)
+    };
+    if let Some(tid) = next {
+        group.wake_only(shim::Wake::for_record(tid));
+    }
     let class = match abi {
-        Abi::X64 if threaded => threads::class(nr, determinism::class(nr)),
+        Abi::X64 if threaded => threaded_class,
         Abi::X64 => determinism::class(nr),
         Abi::Ia32 | Abi::X32 => Class::Unsupported,
     };
@@ -588,9 +625,6 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         // It took the record of its exit: it makes it now.
         return;
     }
-    let clone = (abi == Abi::X64 && matches!(nr, NR_CLONE | NR_CLONE3))
-        .then(|| threads::thread_clone(nr, args))
-        .flatten();
     if let Some(c) = clone {
         // A thread creation: each replica makes its own, once the
         // primary's is recorded.
@@ -634,23 +668,6 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
     // One still separating its memory takes its records in the task_work,
     // where it can take a step of that first ([`replica::separate`]).
     lap.lap(Section::DupEnter);
-    if threaded && matches!(work, DupWork::Consume { .. }) {
-        // In the primary, this call hands the run token over.
-        // The thread of the next record may go on: its publication wakes
-        // it, or (published already) this.
-        let next = {
-            let mut guard = group.lock_quiet();
-            let st = &mut *guard;
-            let gave = st
-                .dup_mut(task.tgid())
-                .is_some_and(|d| threads::dup_gives_up(d, task.pid()));
-            let d = st.dup(task.tgid()).filter(|_| gave);
-            d.and_then(|d| st.ring.peek(d.next_seq)).map(|r| r.tid)
-        };
-        if let Some(tid) = next {
-            group.wake_only(shim::Wake::for_record(tid));
-        }
-    }
     let took = matches!(work, DupWork::Consume { .. }) && take(group, task, nr, args, None, false);
     lap.lap(Section::Take);
     if took {
@@ -736,7 +753,8 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
         crate::mce::policy::after_call(&group, true, ret);
     } else {
         crate::mce::policy::after_call(&group, false, ret);
-        if group.threaded() {
+        // (A thread that kept the run token through its call holds it.)
+        if group.threaded() && !group.fast.leave_solo(threads::me()) {
             let nr = shim::syscall_nr();
             match threads::take_turn(&group.into(), nr, ret) {
                 threads::Turn::Go => {}

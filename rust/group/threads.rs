@@ -99,6 +99,15 @@ impl Threads {
         self.queued -= 1;
     }
 
+    /// Thread `tid` gives the token up (if it holds it) at its recorded
+    /// call `call`, whose record it appends when it takes the token back.
+    fn give_up(&mut self, tid: Pid, call: (i64, [usize; 6])) {
+        self.wait_at(tid, call);
+        if self.token == Some(tid) {
+            self.pass();
+        }
+    }
+
     /// Thread `me` asks for the token: true if it holds it now; if not,
     /// it is in the queue.
     pub(crate) fn ask(&mut self, me: Pid) -> bool {
@@ -282,12 +291,26 @@ pub(crate) fn give_up(st: &mut State, nr: i64, args: &[usize; 6]) -> bool {
     // duplicate made meanwhile waits for its record, made when the
     // thread takes the token back.
     let call = st.call.take().unwrap_or((nr, *args));
-    let me = me();
-    t.wait_at(me, call);
-    if t.token == Some(me) {
-        t.pass();
-    }
+    t.give_up(me(), call);
     true
+}
+
+/// Under the group's lock (`st`), for thread `tid` of its primary that
+/// kept the run token through its recorded call `call` (armed without
+/// the lock: see [`crate::group::Fast`]): gives the token up for it, as
+/// [`give_up`] would have at the call's `sys_enter`. The thread finds it
+/// given up at the call's `sys_exit`, and takes its turn then.
+pub(crate) fn give_up_for(st: &mut State, tid: Pid, call: Option<(i64, [usize; 6])>) {
+    if let (Some(t), Some(call)) = (st.threads.as_mut(), call) {
+        t.give_up(tid, call);
+    }
+}
+
+/// Whether the thread holding the run token (if any) may keep it through
+/// its recorded calls, armed without the lock ([`crate::group::Fast`]):
+/// no other thread waits for it, or is to join, or to stop.
+pub(crate) fn solo(t: &Threads) -> bool {
+    t.token.is_some() && t.queued == 0 && t.nr_joining == 0 && !t.stop && !t.holder_waits
 }
 
 /// The primary's new thread, for a duplicate's thread creation in flight.

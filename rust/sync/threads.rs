@@ -64,9 +64,10 @@ use kernel::{
 
 pub(crate) use crate::group::threads::{
     created, creating, dup_gives_up, dup_one_of_several, exiting, give_up, holder_waits, may_take,
-    mirrored, new_dup_threads, new_threads, one_of_several, room, set_work, stands, took, work_of,
+    me, mirrored, new_dup_threads, new_threads, one_of_several, room, set_work, solo, stands, took,
+    work_of,
 };
-use crate::group::threads::{me, DThread, DupThreads, PendingChild, ThreadClone, MAX_THREADS};
+use crate::group::threads::{DThread, DupThreads, PendingChild, ThreadClone, MAX_THREADS};
 use crate::{
     group::{self, Group, PrimaryWork, State},
     ring::Record,
