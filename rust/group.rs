@@ -515,7 +515,9 @@ impl State {
 /// (`nr`, `args`) and takes it back at its `sys_exit`.
 ///
 /// In a multi-threaded group the thread holding the run token takes this
-/// path too while no other thread waits for the token ([`Fast::solo`]).
+/// path too while no other thread waits for the token ([`Fast::solo`]);
+/// whoever takes the lock then may take its armed call back instead, to
+/// give the token up on its behalf.
 pub(crate) struct Fast {
     quiet: AtomicBool,
     /// In a multi-threaded group: the thread that held the run token when
@@ -566,7 +568,11 @@ impl Fast {
             return;
         }
         let quiet = quiet(st);
-        self.voting.store(st.nr_ready() >= 2, Ordering::Relaxed);
+        // (Nothing is voted on in a multi-threaded group: `vote::wanted_in`.)
+        self.voting.store(
+            st.nr_ready() >= 2 && st.threads.is_none(),
+            Ordering::Relaxed,
+        );
         self.room
             .store(st.ring.has_room(threads::room(st) + 1), Ordering::Relaxed);
         let holder = st.threads.as_ref().and_then(|t| t.token).unwrap_or(0);
@@ -610,17 +616,20 @@ impl Fast {
         self.room.store(false, Ordering::Relaxed);
     }
 
-    /// In a multi-threaded group, for the token holder `me` whose call
-    /// [`Fast::allows`] and [`Fast::arm`] just armed: it keeps the token
-    /// through the call ([`Fast::solo`]). False if a taking of the lock
-    /// came between (the caller then takes its slow path, the call
-    /// disarmed); true if the call may go on, holding the token or given
-    /// up for it already.
+    /// In a multi-threaded group, whether thread `me` held the run token
+    /// when `quiet` was set: only it may take this path (and arm a call:
+    /// [`Fast::arm`] overwrites the armed call).
+    pub(crate) fn holds(&self, me: Pid) -> bool {
+        self.holder.load(Ordering::Relaxed) == me
+    }
+
+    /// In a multi-threaded group, for the token holder `me` ([`Fast::holds`])
+    /// whose call [`Fast::allows`] and [`Fast::arm`] just armed: it keeps
+    /// the token through the call ([`Fast::solo`]). False if a taking of
+    /// the lock came between (the caller then takes its slow path, the
+    /// call disarmed); true if the call may go on, holding the token or
+    /// given up for it already.
     pub(crate) fn arm_solo(&self, me: Pid) -> bool {
-        if self.holder.load(Ordering::Relaxed) != me {
-            self.take();
-            return false;
-        }
         // Against `Group::lock`, which clears `quiet` and then reads
         // `solo`: one of the two sees the other's store.
         self.solo.store(me, Ordering::SeqCst);
@@ -971,9 +980,14 @@ impl Group {
     /// path, which looks at everything under the lock (see [`Fast`]).
     pub(crate) fn lock(&self) -> Guard<'_, State, SpinLockIrqBackend> {
         let mut st = self.state.lock();
+        if !self.threaded() {
+            self.fast.quiet.store(false, Ordering::Relaxed);
+            return st;
+        }
         self.fast.quiet.store(false, Ordering::SeqCst);
         // A thread keeping the run token through a call ([`Fast::solo`])
-        // gives it up now: under the lock, no holder is in a call.
+        // gives it up now: under the lock, no holder is in a call. (Only
+        // a multi-threaded group's threads do; it never stops being one.)
         let solo = self.fast.solo.load(Ordering::SeqCst);
         if solo != 0
             && self

@@ -174,7 +174,8 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
             Class::Local if fast.allows(false, false) => return,
             Class::Primary
                 if releases_fds(nr, args).is_none()
-                    && fast.allows(true, syscalls::input(nr).is_some()) =>
+                    && fast.allows(true, syscalls::input(nr).is_some())
+                    && (!threaded || fast.holds(threads::me())) =>
             {
                 fast.arm(nr, args);
                 // The run token's holder keeps it through the call, unless
@@ -793,7 +794,10 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
                 if armed.is_some() && !appended.killed() {
                     // Armed without the lock: nothing was pending then,
                     // and nobody else has taken the lock since (that
-                    // clears `quiet`); only the ring's room changed.
+                    // clears `quiet`; in a multi-threaded group, one
+                    // that did gave the token up for this thread, which
+                    // then has no armed call here); only the ring's room
+                    // changed.
                     group.fast.set_room(&st);
                 } else {
                     group.fast.set(&st, is_quiet);

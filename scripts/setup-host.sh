@@ -9,7 +9,8 @@ PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev bc bison flex libelf-dev
       libssl-dev cpio kmod rsync xz-utils qemu-system-x86 busybox-static
       e2fsprogs rustc-web rust-web-src rust-web-clippy libc6-dev gcc make
       python3 python3.11 perl criu sqlite3 lighttpd groff-base bsdextrautils
-      dkms apache2-utils python3-docutils redis-server redis-tools)
+      dkms apache2-utils python3-docutils redis-server redis-tools
+      memcached libmemcached-tools)
 
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo

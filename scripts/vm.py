@@ -124,11 +124,13 @@ def add_host_binary(stage, path, dest):
 # Real programs for the machine-check tests (selftests/ft_real.c): Debian's
 # sqlite3, lighttpd and python3.11, and for the threads test
 # (selftests/ft_redis.c) redis-server with redis-cli and redis-benchmark,
-# installed by scripts/setup-host.sh.
+# and memcached with memcslap (selftests/ft_memcached.c), installed by
+# scripts/setup-host.sh.
 REAL_PROGRAMS = {"/usr/bin/sqlite3": "bin/sqlite3", "/usr/sbin/lighttpd": "bin/lighttpd",
                  "/usr/bin/python3.11": "usr/bin/python3.11",
                  "/usr/bin/redis-server": "bin/redis-server", "/usr/bin/redis-cli": "bin/redis-cli",
-                 "/usr/bin/redis-benchmark": "bin/redis-benchmark"}
+                 "/usr/bin/redis-benchmark": "bin/redis-benchmark",
+                 "/usr/bin/memcached": "bin/memcached", "/usr/bin/memcslap": "bin/memcslap"}
 
 
 # The benchmarks' load generator for lighttpd (bench/bench.sh): ab, from

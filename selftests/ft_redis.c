@@ -73,11 +73,6 @@ static int answers(int port)
 	return 0;
 }
 
-static int logged(pid_t pid, const char *what)
-{
-	return run_cmd("dmesg | grep -q 'procft: pid %d: %s'", pid, what) == 0;
-}
-
 /* The load, and the checks of its answers. */
 static void load(int level, int port, const char *when)
 {
@@ -97,46 +92,6 @@ static void load(int level, int port, const char *when)
 		       "for i in $(seq 1 50); do echo \"get key$i\"; done | redis-cli -p %d | cmp -s - /tmp/vals",
 		       port, port) == 0,
 	       "level %d%s: 50 keys set from outside read back", level, when);
-}
-
-/*
- * The frame under the user stack pointer of @pid's main thread, if it
- * sleeps in a system call (its stack page is the first thing it touches
- * when it returns), and that page's address in @addr; 0 if there is none
- * to take now.
- */
-static uint64_t stack_frame(pid_t pid, uintptr_t *addr)
-{
-	unsigned long nr, a[6], sp, pc;
-	char path[64], line[256];
-	uint64_t pfn, flags;
-	FILE *f;
-	int n;
-
-	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	n = fgets(line, sizeof(line), f) ?
-		sscanf(line, "%lu %lx %lx %lx %lx %lx %lx %lx %lx", &nr, &a[0], &a[1], &a[2],
-		       &a[3], &a[4], &a[5], &sp, &pc) : 0;
-	fclose(f);
-	/*
-	 * A call whose output is on that page may have written it when the
-	 * page is lost, before procft copies it: procft then reads it from
-	 * the frame (Documentation/procft.rst).
-	 */
-	if (n != 9)
-		return 0;
-	*addr = sp & ~4095UL;
-	pfn = pfn_of(pid, (void *)*addr);
-	if (!pfn)
-		return 0;
-	flags = kpage_flags(pfn);
-	if (!(flags & (1ULL << KPF_ANON)) || (flags & (1ULL << KPF_HWPOISON)) ||
-	    kpage_count(pfn) != 1)
-		return 0;
-	return pfn;
 }
 
 /*
@@ -160,7 +115,7 @@ static void load_under_fire(int level, pid_t pid, int port, int shots)
 		int t;
 
 		usleep(20000 + rand() % 200000);
-		pfn = stack_frame(pid, &addr);
+		pfn = stack_frame(pid, pid, &addr);
 		if (!pfn || host_inject_mce(pfn * 4096))
 			continue;
 		fired++;
@@ -183,19 +138,6 @@ static void load_under_fire(int level, pid_t pid, int port, int shots)
 	run_cmd("redis-cli -p %d set counter:__rand_int__ 0 > /dev/null", port);
 	tap_ok(logged(pid, "primary consumed poisoned memory at 0x[0-9a-f]*; took over duplicate"),
 	       "level %d: the kernel logged the takeovers", level);
-}
-
-static void check_group(int level, pid_t pid, int dups, const char *when)
-{
-	struct procft_status s = { .size = sizeof(s), .pid = pid };
-	int got;
-
-	wait_caught_up(pid);
-	got = ioctl_status(pid, &s) == 0;
-	tap_ok(got && s.pid == pid && (int)s.level == level &&
-	       (int)s.nr_replicas == dups + 1 && s.divergences == 0,
-	       "level %d%s: pid %d protected at level %u with %u replicas, %llu divergences",
-	       level, when, pid, s.level, s.nr_replicas, (unsigned long long)s.divergences);
 }
 
 int main(void)

@@ -176,7 +176,7 @@ static int level_after(void (*fn)(void))
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 200;
 }
 
-static int logged(const char *what)
+static int logged_refusal(const char *what)
 {
 	return run_cmd("dmesg | grep -q 'procft: pid [0-9]*: %s cannot be replicated; protection ended (level 1 -> 0)'",
 		       what) == 0;
@@ -187,7 +187,7 @@ static void ends_case(void (*fn)(void), const char *why, const char *what)
 {
 	int r = level_after(fn);
 
-	tap_ok(r == 0 && logged(why), "%s (level %d)", what, r);
+	tap_ok(r == 0 && logged_refusal(why), "%s (level %d)", what, r);
 }
 
 static void do_thread(void)
@@ -393,7 +393,7 @@ int main(void)
 	if (!r)
 		r = ptrace(PTRACE_SEIZE, c, 0, 0);
 	usleep(300000);
-	tap_ok(r == 0 && proc_read(c) == 0 && logged("being traced"),
+	tap_ok(r == 0 && proc_read(c) == 0 && logged_refusal("being traced"),
 	       "attaching a tracer to a protected process ends its protection");
 	reap(c);
 

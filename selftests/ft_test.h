@@ -231,13 +231,17 @@ static inline int procft_line(pid_t pid, char *line, size_t len)
 /* Runs a command line through /bin/sh; returns its exit status (or 128+sig). */
 static inline int run_cmd(const char *fmt, ...)
 {
-	char cmd[512];
+	char cmd[2048];
 	va_list ap;
-	int st;
+	int st, n;
 
 	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
+	if (n < 0 || n >= (int)sizeof(cmd)) {
+		tap_diag("run_cmd: a command of %d bytes is too long", n);
+		return -1;
+	}
 	st = system(cmd);
 	if (st < 0)
 		return -1;
@@ -629,6 +633,66 @@ static inline uint64_t pick_frame(pid_t pid, int heap_only, uintptr_t *addr)
 		return pfn;
 	}
 	return 0;
+}
+
+/*
+ * The frame under the user stack pointer of thread @tid of process @pid,
+ * if it sleeps in a system call (its stack page is the first thing it
+ * touches when it returns), and that page's address in @addr; 0 if there
+ * is none to take now. (A call whose output is on that page may have
+ * written it when the page is lost, before procft copies it: procft then
+ * reads it from the frame, Documentation/procft.rst.)
+ */
+static inline uint64_t stack_frame(pid_t pid, pid_t tid, uintptr_t *addr)
+{
+	unsigned long nr, a[6], sp, pc;
+	char path[64], line[256];
+	uint64_t pfn, flags;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fgets(line, sizeof(line), f) ?
+		sscanf(line, "%lu %lx %lx %lx %lx %lx %lx %lx %lx", &nr, &a[0], &a[1], &a[2],
+		       &a[3], &a[4], &a[5], &sp, &pc) : 0;
+	fclose(f);
+	if (n != 9)
+		return 0;
+	*addr = sp & ~4095UL;
+	pfn = pfn_of(pid, (void *)*addr);
+	if (!pfn)
+		return 0;
+	flags = kpage_flags(pfn);
+	if (!(flags & (1ULL << KPF_ANON)) || (flags & (1ULL << KPF_HWPOISON)) ||
+	    kpage_count(pfn) != 1)
+		return 0;
+	return pfn;
+}
+
+/* Whether the kernel log has procft's line @what (a regex) for @pid. */
+static inline int logged(pid_t pid, const char *what)
+{
+	return run_cmd("dmesg | grep -q 'procft: pid %d: %s'", pid, what) == 0;
+}
+
+/*
+ * Checks that @pid is protected at @level with @dups duplicates, caught
+ * up, and that nothing diverged (@when: where in the test).
+ */
+static inline void check_group(int level, pid_t pid, int dups, const char *when)
+{
+	struct procft_status s = { .size = sizeof(s), .pid = pid };
+	int got;
+
+	wait_caught_up(pid);
+	got = ioctl_status(pid, &s) == 0;
+	tap_ok(got && s.pid == pid && (int)s.level == level &&
+	       (int)s.nr_replicas == dups + 1 && s.divergences == 0,
+	       "level %d%s: pid %d protected at level %u with %u replicas, %llu divergences",
+	       level, when, pid, s.level, s.nr_replicas, (unsigned long long)s.divergences);
 }
 
 #endif /* _FT_TEST_H */

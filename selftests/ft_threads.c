@@ -556,11 +556,6 @@ static const char *steady(const char *text, char *buf, size_t len)
 	return buf;
 }
 
-static int logged(pid_t pid, const char *what)
-{
-	return run_cmd("dmesg | grep -q 'procft: pid %d: %s'", pid, what) == 0;
-}
-
 /* The battery alone (bench/bench.sh runs it unprotected and through ftctl run). */
 static int battery_alone(void)
 {

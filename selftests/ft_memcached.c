@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Debian's memcached with four worker threads (-t 4: ten threads in all,
+ * with its listener, LRU maintainer and crawler, hash expander and
+ * logger), started with `ftctl run -l N` for N = 1 and 2, with procft's
+ * threads=1, under load from outside its group:
+ * - memcslap (libmemcached-tools) sets and gets keys over 4 connections,
+ *   and exits 0;
+ * - 4 connections raise one counter with `incr`, each reply in order:
+ *   the counter ends exactly at their sum;
+ * - 50 keys set through one connection read back through another,
+ *   byte-compared;
+ * - its pid stays the same, its level and its duplicates are all still
+ *   there, nothing diverged, and its protection did not end.
+ * Then, at each level, machine checks on the primary's frames at random
+ * times under the same load: each on the frame under the stack pointer
+ * of one of its threads, chosen at random, that sleeps in a system call,
+ * so a duplicate's state replaces the primary's each time. Every reply is
+ * still right, the pid and the duplicates stay.
+ * Then, at level 2, a machine check on a frame of one of its duplicates:
+ * a new one replaces it, re-creating the server's ten threads.
+ * Last, a memcached started unprotected is protected at level 1 from
+ * outside (the ioctl on its pid), while its threads run, and takes the
+ * same load and machine checks.
+ */
+#include "ft_test.h"
+#include <dirent.h>
+#include <time.h>
+
+/*
+ * Operations per memcslap connection and per counting connection: fewer
+ * on a debug kernel (lockdep, KASAN), where each costs several times
+ * more and the checks are the point, not the volume.
+ */
+static int ops = 500;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static pid_t start_memcached(int level, int port)
+{
+	char lvl[8], p[8];
+	pid_t pid;
+
+	snprintf(lvl, sizeof(lvl), "%d", level);
+	snprintf(p, sizeof(p), "%d", port);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open("/tmp/memcached.log", O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (level)
+			execl("/bin/ftctl", "ftctl", "run", "-l", lvl, "--", "/bin/memcached",
+			      "-t", "4", "-p", p, "-U", "0", "-l", "127.0.0.1", "-u", "root",
+			      NULL);
+		else
+			execl("/bin/memcached", "memcached", "-t", "4", "-p", p, "-U", "0", "-l",
+			      "127.0.0.1", "-u", "root", NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int answers(int port)
+{
+	int i;
+
+	for (i = 0; i < 300; i++, usleep(100000))
+		if (run_cmd("printf 'version\\r\\nquit\\r\\n' | nc 127.0.0.1 %d 2>/dev/null | grep -q '^VERSION'",
+			    port) == 0)
+			return 1;
+	return 0;
+}
+
+static int threads_of(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * The load, in the background of the caller's shell: memcslap's sets then
+ * gets (@n per connection), and 4 connections of @n `incr` each. Exits 0
+ * if memcslap did and each counting connection got @n numbers back.
+ */
+static int run_load(int port, int n)
+{
+	return run_cmd("printf 'set ctr 0 0 1\\r\\n0\\r\\nquit\\r\\n' | nc 127.0.0.1 %d | grep -q '^STORED' || exit 1\n"
+		       "for c in 1 2 3 4; do\n"
+		       "  (i=0; while [ $i -lt %d ]; do echo 'incr ctr 1'; i=$((i + 1)); done; echo quit) |\n"
+		       "    nc 127.0.0.1 %d > /tmp/incr.$c &\n"
+		       "done\n"
+		       "timeout 300 memcslap -s 127.0.0.1:%d -c 4 -e %d -t set > /tmp/slap.out 2>&1 &&\n"
+		       "timeout 300 memcslap -s 127.0.0.1:%d -c 4 -e %d -t get >> /tmp/slap.out 2>&1\n"
+		       "rc=$?\n"
+		       "wait\n"
+		       "for c in 1 2 3 4; do\n"
+		       "  [ \"$(tr -d '\\r' < /tmp/incr.$c | grep -c '^[0-9][0-9]*$')\" = %d ] || rc=1\n"
+		       "done\n"
+		       "exit $rc",
+		       port, n, port, port, n, port, n, n);
+}
+
+/* Whether the counter the load raised is exactly @want (then resets it). */
+static int counter_is(int port, int want)
+{
+	return run_cmd("test \"$(printf 'get ctr\\r\\nquit\\r\\n' | nc 127.0.0.1 %d | sed -n 2p | tr -d '\\r')\" = %d",
+		       port, want) == 0;
+}
+
+/* The load, and the checks of its answers. */
+static void load(int level, int port, const char *when)
+{
+	double t0 = now_s();
+
+	tap_ok(run_load(port, ops) == 0,
+	       "level %d%s: memcslap answered %d sets and %d gets, 4 counting connections %d replies each",
+	       level, when, 4 * ops, 4 * ops, ops);
+	tap_diag("level %d%s: the load took %.1f s", level, when, now_s() - t0);
+	tap_ok(counter_is(port, 4 * ops), "level %d%s: the counter is exactly %d", level, when,
+	       4 * ops);
+	/* One connection sets them, another reads them back, byte-compared. */
+	tap_ok(run_cmd("for i in $(seq 1 50); do echo \"value $i of $RANDOM\"; done > /tmp/vals &&\n"
+		       "test \"$( (i=0; while read v; do i=$((i + 1));\n"
+		       "  printf 'set key%%d 0 0 %%d\\r\\n%%s\\r\\n' $i ${#v} \"$v\"; done < /tmp/vals;\n"
+		       "  printf 'quit\\r\\n') | nc 127.0.0.1 %d | grep -c '^STORED')\" = 50 &&\n"
+		       "(for i in $(seq 1 50); do printf 'get key%%d\\r\\n' $i; done; printf 'quit\\r\\n') |\n"
+		       "  nc 127.0.0.1 %d | tr -d '\\r' | grep -v '^VALUE \\|^END$' | cmp -s - /tmp/vals",
+		       port, port) == 0,
+	       "level %d%s: 50 keys set from outside read back", level, when);
+}
+
+/*
+ * A random thread of @pid sleeping in a call other than a futex wait:
+ * its stack frame. (The threads that wait in a futex, the LRU crawler and
+ * the hash expander, may not run again during the test; the listener,
+ * the workers, the LRU maintainer and the logger wake at least once a
+ * second.)
+ */
+static uint64_t some_stack_frame(pid_t pid, uintptr_t *addr)
+{
+	char path[64], line[32];
+	pid_t tids[64];
+	struct dirent *e;
+	int n = 0;
+	FILE *f;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while (n < 64 && (e = readdir(d))) {
+		pid_t tid = atoi(e->d_name);
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		/* 202: futex. */
+		if (fgets(line, sizeof(line), f) && atoi(line) != 202)
+			tids[n++] = tid;
+		fclose(f);
+	}
+	closedir(d);
+	return n ? stack_frame(pid, tids[rand() % n], addr) : 0;
+}
+
+/*
+ * Up to @shots machine checks on the primary's frames (under one of its
+ * threads' stack pointer) at random times while the load runs; each waits
+ * for the takeover it causes. Checks the load's answers.
+ */
+static void load_under_fire(int level, pid_t pid, int port, int shots)
+{
+	long before = procft_field(pid, "failovers="), now = before;
+	int fired = 0, tries, status = -1;
+	double t0 = now_s();
+	pid_t bg = fork();
+
+	if (bg == 0)
+		_exit(run_load(port, ops * 4) != 0);
+	for (tries = 0; fired < shots && tries < 400 && waitpid(bg, &status, WNOHANG) == 0; tries++) {
+		uintptr_t addr = 0;
+		uint64_t pfn;
+		int t;
+
+		usleep(20000 + rand() % 200000);
+		pfn = some_stack_frame(pid, &addr);
+		if (!pfn || host_inject_mce(pfn * 4096))
+			continue;
+		fired++;
+		for (t = 0; t < 100 && (now = procft_field(pid, "failovers=")) < before + fired; t++)
+			usleep(50000);
+		tap_diag("machine check %d on frame %#llx (stack page %#lx of %d): %ld takeover(s) so far",
+			 fired, (unsigned long long)pfn, (unsigned long)addr, pid, now - before);
+	}
+	if (status == -1)
+		waitpid(bg, &status, 0);
+	tap_diag("level %d: the load under fire took %.1f s", level, now_s() - t0);
+	tap_ok(fired == shots && now - before == shots && WIFEXITED(status) &&
+	       WEXITSTATUS(status) == 0 && counter_is(port, 16 * ops),
+	       "level %d: %d machine checks on the primary's frames under load, %ld takeovers; every reply came, the counter is exactly %d",
+	       level, fired, now - before, 16 * ops);
+	if (now - before != shots)
+		run_cmd("dmesg | grep 'procft: pid %d' | tail -20 | sed 's/^/# /'", pid);
+	tap_ok(logged(pid, "primary consumed poisoned memory at 0x[0-9a-f]*; took over duplicate"),
+	       "level %d: the kernel logged the takeovers", level);
+}
+
+static void stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+int main(void)
+{
+	int level, shots = getenv("FT_SHOTS") ? atoi(getenv("FT_SHOTS")) : 3;
+
+	srand(time(NULL) ^ getpid());
+	tap_plan(42);
+	if (!tap_ok(access("/bin/memcached", X_OK) == 0 && access("/bin/memcslap", X_OK) == 0,
+		    "memcached and memcslap are in the VM (scripts/setup-host.sh installs them)"))
+		return tap_finish();
+	if (access("/proc/lockdep", F_OK) == 0) {
+		ops = 150;
+		tap_diag("a debug kernel: %d operations per connection", ops);
+	}
+	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
+		    "procft reloaded with threads=1"))
+		return tap_finish();
+	for (level = 1; level <= 2; level++) {
+		int port = 11300 + level;
+		pid_t pid = start_memcached(level, port), reps[8] = { 0 };
+		int up = wait_duplicates(pid, level, reps) && answers(port);
+		int nt = threads_of(pid), dnt = threads_of(reps[1]);
+
+		if (!tap_ok(up && nt == 10 && dnt == 10,
+			    "level %d: memcached %d answers, with %d duplicate(s), 10 threads in each (%d, %d)",
+			    level, pid, level, nt, dnt)) {
+			run_cmd("cat /tmp/memcached.log");
+			stop(pid);
+			continue;
+		}
+		load(level, port, "");
+		check_group(level, pid, level, "");
+		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
+		load_under_fire(level, pid, port, shots);
+		check_group(level, pid, level, ", after the machine checks on its primary");
+		load(level, port, ", after them");
+		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
+		if (level == 2) {
+			uintptr_t addr = 0;
+			uint64_t pfn = pick_frame(reps[1], 0, &addr);
+
+			/*
+			 * A machine check on a frame only the first duplicate
+			 * maps: a new duplicate replaces it, re-creating the
+			 * server's threads.
+			 */
+			tap_ok(pfn && host_inject_mce(pfn * 4096) == 0 && wait_gone(reps[1]) &&
+			       logged(pid, "duplicate [0-9]* lost; replacing it") &&
+			       wait_duplicates(pid, 2, reps) && threads_of(reps[1]) == 10,
+			       "level 2: a machine check on frame %#llx of a duplicate ends it, and only it; a new duplicate with the server's 10 threads replaces it",
+			       (unsigned long long)pfn);
+			load(level, port, ", after it");
+			check_group(level, pid, 2, ", after it");
+			tap_ok(procft_field(pid, "respawns=") == 1,
+			       "level 2, after it: 1 respawn (%ld)", procft_field(pid, "respawns="));
+		}
+		stop(pid);
+	}
+	{
+		/*
+		 * A server already running, its threads started: protected
+		 * from outside, at level 1, then the same load and machine
+		 * checks.
+		 */
+		int port = 11303;
+		pid_t pid = start_memcached(0, port), reps[8] = { 0 };
+
+		if (tap_ok(answers(port) && ioctl_set(pid, 1) == 0 && wait_duplicates(pid, 1, reps),
+			   "memcached %d started unprotected, then protected at level 1 from outside: 1 duplicate",
+			   pid)) {
+			load(1, port, ", protected while running");
+			load_under_fire(1, pid, port, shots);
+			check_group(1, pid, 1, ", protected while running, after the machine checks");
+			tap_ok(!logged(pid, ".*protection ended"),
+			       "level 1, protected while running: protection did not end");
+		}
+		stop(pid);
+	}
+	close(ft_dev);
+	ft_dev = -1;
+	reload_procft("");
+	return tap_finish();
+}
