@@ -56,6 +56,7 @@
 #include <linux/sched/task_stack.h>
 #include <linux/delay.h>
 #include <linux/file.h>
+#include <linux/freezer.h>
 #include <linux/fs.h>
 #include <linux/page-flags.h>
 #include <linux/slab.h>
@@ -239,6 +240,16 @@ bool procft_is_kthread(struct task_struct *task)
 bool procft_is_exiting(struct task_struct *task)
 {
 	return task->flags & PF_EXITING;
+}
+
+/**
+ * procft_is_stopped - is @task stopped (SIGSTOP, a tracer's stop) or frozen
+ * (the cgroup freezer, suspend)? Such a task runs no user code until it is
+ * let go, however long that takes.
+ */
+bool procft_is_stopped(struct task_struct *task)
+{
+	return task_is_stopped_or_traced(task) || frozen(task);
 }
 
 /** procft_nr_threads - number of live threads in @task's thread group */

@@ -33,6 +33,7 @@ extern "C" {
     fn procft_may_attach(task: *mut bindings::task_struct) -> bool;
     fn procft_is_kthread(task: *mut bindings::task_struct) -> bool;
     fn procft_is_exiting(task: *mut bindings::task_struct) -> bool;
+    fn procft_is_stopped(task: *mut bindings::task_struct) -> bool;
     fn procft_nr_threads(task: *mut bindings::task_struct) -> c_int;
     fn procft_have_proc_ft_level() -> bool;
     fn procft_have_ptrace_may_access() -> bool;
@@ -308,6 +309,13 @@ pub(crate) fn is_kthread(task: &Task) -> bool {
 pub(crate) fn is_exiting(task: &Task) -> bool {
     // SAFETY: `task` is a valid task for the duration of the call.
     unsafe { procft_is_exiting(task.as_ptr()) }
+}
+
+/// Whether `task` is stopped (`SIGSTOP`, a tracer's stop) or frozen: it
+/// runs no user code until it is let go.
+pub(crate) fn is_stopped(task: &Task) -> bool {
+    // SAFETY: `task` is a valid task for the duration of the call.
+    unsafe { procft_is_stopped(task.as_ptr()) }
 }
 
 /// Number of threads in `task`'s process.

@@ -126,7 +126,7 @@ static int counter_is(int port, int want)
 }
 
 /* The load, and the checks of its answers. */
-static void load(int level, int port, const char *when)
+static void check_load(int level, int port, const char *when)
 {
 	double t0 = now_s();
 
@@ -262,12 +262,12 @@ int main(void)
 			stop(pid);
 			continue;
 		}
-		load(level, port, "");
+		check_load(level, port, "");
 		check_group(level, pid, level, "");
 		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
 		load_under_fire(level, pid, port, shots);
 		check_group(level, pid, level, ", after the machine checks on its primary");
-		load(level, port, ", after them");
+		check_load(level, port, ", after them");
 		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
 		if (level == 2) {
 			uintptr_t addr = 0;
@@ -283,7 +283,7 @@ int main(void)
 			       wait_duplicates(pid, 2, reps) && threads_of(reps[1]) == 10,
 			       "level 2: a machine check on frame %#llx of a duplicate ends it, and only it; a new duplicate with the server's 10 threads replaces it",
 			       (unsigned long long)pfn);
-			load(level, port, ", after it");
+			check_load(level, port, ", after it");
 			check_group(level, pid, 2, ", after it");
 			tap_ok(procft_field(pid, "respawns=") == 1,
 			       "level 2, after it: 1 respawn (%ld)", procft_field(pid, "respawns="));
@@ -302,7 +302,7 @@ int main(void)
 		if (tap_ok(answers(port) && ioctl_set(pid, 1) == 0 && wait_duplicates(pid, 1, reps),
 			   "memcached %d started unprotected, then protected at level 1 from outside: 1 duplicate",
 			   pid)) {
-			load(1, port, ", protected while running");
+			check_load(1, port, ", protected while running");
 			load_under_fire(1, pid, port, shots);
 			check_group(1, pid, 1, ", protected while running, after the machine checks");
 			tap_ok(!logged(pid, ".*protection ended"),

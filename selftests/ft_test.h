@@ -239,7 +239,7 @@ static inline int run_cmd(const char *fmt, ...)
 	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
 	if (n < 0 || n >= (int)sizeof(cmd)) {
-		tap_diag("run_cmd: a command of %d bytes is too long", n);
+		tap_diag("%s: a command of %d bytes is too long", __func__, n);
 		return -1;
 	}
 	st = system(cmd);

@@ -484,6 +484,38 @@ static void spin_then_battery(void)
 	battery();
 }
 
+/*
+ * Two threads that take turns with the run token until the parent creates
+ * STOP_GO: one computes between calls, the other sleeps 1 ms at a time.
+ * The parent stops the process (SIGSTOP) meanwhile, with one of them
+ * holding the token and the other waiting for it.
+ */
+#define STOP_GO "/tmp/ft_threads.go"
+
+static void *stop_sleeper(void *arg)
+{
+	struct timespec ms = { 0, 1000000 };
+
+	while (access(STOP_GO, F_OK))
+		nanosleep(&ms, NULL);
+	return arg;
+}
+
+static unsigned long burnt;
+
+static void stop_while_waiting(void)
+{
+	pthread_t t;
+	int i;
+
+	pthread_create(&t, NULL, stop_sleeper, NULL);
+	while (access(STOP_GO, F_OK))
+		for (i = 0; i < 20000; i++)
+			__atomic_add_fetch(&burnt, i, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	say("stop: both threads done\n");
+}
+
 struct run {
 	char out[4096];
 	size_t len;
@@ -494,25 +526,36 @@ struct run {
 	pid_t pid;
 };
 
-/* Runs @what in a child at @level; fills @r. */
-static void run_at(unsigned int level, void (*what)(void), struct run *r)
+/*
+ * Starts @what in a child at @level (@r->pid); @ctl and @out are the
+ * parent's ends of its control socket and output pipe, for run_end().
+ */
+static void run_start(unsigned int level, void (*what)(void), struct run *r, int *ctl, int *out)
 {
-	int ctl[2], out[2];
-	struct procft_status s = { .size = sizeof(s) };
-	char c;
+	int c[2], o[2];
 
 	memset(r, 0, sizeof(*r));
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, c) || pipe(o))
 		die("socketpair");
 	r->pid = fork();
 	if (r->pid == 0) {
-		close(ctl[0]);
-		close(out[0]);
-		child(ctl[1], out[1], level, what);
+		close(c[0]);
+		close(o[0]);
+		child(c[1], o[1], level, what);
 	}
-	close(ctl[1]);
-	close(out[1]);
-	if (read(ctl[0], &c, 1) != 1)
+	close(c[1]);
+	close(o[1]);
+	*ctl = c[0];
+	*out = o[0];
+}
+
+/* Waits for the child run_start() started to finish; fills @r. */
+static void run_end(unsigned int level, struct run *r, int ctl, int out)
+{
+	struct procft_status s = { .size = sizeof(s) };
+	char c;
+
+	if (read(ctl, &c, 1) != 1)
 		tap_diag("the child did not finish");
 	if (level) {
 		if (procft_field(r->pid, "lag=") >= 0)
@@ -527,12 +570,21 @@ static void run_at(unsigned int level, void (*what)(void), struct run *r)
 		r->respawns = procft_field(r->pid, "respawns=");
 		r->preemptions = procft_field(r->pid, "preemptions=");
 	}
-	if (write(ctl[0], "x", 1) != 1)
+	if (write(ctl, "x", 1) != 1)
 		tap_diag("could not let the child go");
-	read_to_eof(out[0], r->out, sizeof(r->out), &r->len);
+	read_to_eof(out, r->out, sizeof(r->out), &r->len);
 	waitpid(r->pid, &r->status, 0);
-	close(ctl[0]);
-	close(out[0]);
+	close(ctl);
+	close(out);
+}
+
+/* Runs @what in a child at @level; fills @r. */
+static void run_at(unsigned int level, void (*what)(void), struct run *r)
+{
+	int ctl, out;
+
+	run_start(level, what, r, &ctl, &out);
+	run_end(level, r, ctl, out);
 }
 
 /* @text without its "varying:" lines, in @buf. */
@@ -612,7 +664,7 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--battery"))
 		return battery_alone();
-	tap_plan(30);
+	tap_plan(32);
 	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
 		    "procft reloaded with threads=1"))
 		return tap_finish();
@@ -701,6 +753,41 @@ int main(int argc, char **argv)
 		       level, spin.level, spin.replicas, spin.divergences);
 	}
 	late_level = 0;
+	/*
+	 * A process stopped (SIGSTOP) for 8 times thread_wait_ms while one
+	 * of its threads holds the run token and the other waits for it:
+	 * the stopped holder does not count as running on, so it is neither
+	 * preempted nor its process unprotected.
+	 */
+	close(ft_dev);
+	ft_dev = -1;
+	if (tap_ok(reload_procft("threads=1 thread_wait_ms=300") == 0 && ft_open() >= 0,
+		   "procft reloaded with threads=1 thread_wait_ms=300")) {
+		int ctl, out, stopped = 0, i;
+		pid_t reps[8];
+
+		unlink(STOP_GO);
+		run_start(1, stop_while_waiting, &spin, &ctl, &out);
+		if (wait_duplicates(spin.pid, 1, reps)) {
+			usleep(300000);
+			kill(spin.pid, SIGSTOP);
+			for (i = 0; i < 100 && !stopped; i++, usleep(20000))
+				stopped = run_cmd("grep -q '^State:.*T' /proc/%d/status", spin.pid) == 0;
+			usleep(2400000);
+			kill(spin.pid, SIGCONT);
+			usleep(300000);
+		}
+		close(open(STOP_GO, O_WRONLY | O_CREAT, 0644));
+		run_end(1, &spin, ctl, out);
+		unlink(STOP_GO);
+		tap_ok(stopped && WIFEXITED(spin.status) && WEXITSTATUS(spin.status) == 0 &&
+		       strstr(spin.out, "stop: both threads done\n") && spin.preemptions == 0 &&
+		       spin.level == 1 && spin.replicas == 2 && spin.divergences == 0 &&
+		       !logged(spin.pid, ".*protection ended"),
+		       "level 1, stopped for 2.4 s (8 x thread_wait_ms) while a thread waits for the token: %s, %ld preemptions, level %u with %u replicas, %llu divergences, protection kept",
+		       stopped ? "stopped" : "NOT STOPPED", spin.preemptions, spin.level,
+		       spin.replicas, spin.divergences);
+	}
 	close(ft_dev);
 	ft_dev = -1;
 	reload_procft("");

@@ -359,14 +359,22 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
                     seen = t.handovers;
                     continue;
                 }
+                let holder = t.token.and_then(|h| shim::thread_of(current!(), h));
+                if holder.as_ref().is_some_and(|h| shim::is_stopped(h)) {
+                    // Stopped (`SIGSTOP`, a tracer) or frozen: it runs
+                    // nothing, and waits to be let go, as this thread
+                    // does; that time does not count.
+                    drop(guard);
+                    drop(holder);
+                    continue;
+                }
                 // The holder runs on without a call: it is preempted (a
                 // few times at most at one turn: its task_work lets it
                 // run on if it finds it busy in procft).
                 if preempts.0 != seen {
                     preempts = (seen, 0);
                 }
-                let holder = t.token.filter(|_| preempts.1 < PREEMPT_TRIES);
-                let holder = holder.and_then(|h| shim::thread_of(current!(), h));
+                let holder = holder.filter(|_| preempts.1 < PREEMPT_TRIES);
                 if let Some(holder) = holder {
                     drop(guard);
                     let queued = shim::preempt(&holder, seen).is_ok();
