@@ -23,9 +23,7 @@
  * outside (the ioctl on its pid), while its threads run, and takes the
  * same load and machine checks.
  */
-#include "ft_test.h"
-#include <dirent.h>
-#include <time.h>
+#include "ft_server.h"
 
 /*
  * Operations per memcslap connection and per counting connection: fewer
@@ -33,14 +31,6 @@
  * more and the checks are the point, not the volume.
  */
 static int ops = 500;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static pid_t start_memcached(int level, int port)
 {
@@ -78,23 +68,6 @@ static int answers(int port)
 	return 0;
 }
 
-static int threads_of(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	if (!d)
-		return 0;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /*
  * The load, in the background of the caller's shell: memcslap's sets then
  * gets (@n per connection), and 4 connections of @n `incr` each. Exits 0
@@ -128,12 +101,12 @@ static int counter_is(int port, int want)
 /* The load, and the checks of its answers. */
 static void check_load(int level, int port, const char *when)
 {
-	double t0 = now_s();
+	double t0 = monotonic_s();
 
 	tap_ok(run_load(port, ops) == 0,
 	       "level %d%s: memcslap answered %d sets and %d gets, 4 counting connections %d replies each",
 	       level, when, 4 * ops, 4 * ops, ops);
-	tap_diag("level %d%s: the load took %.1f s", level, when, now_s() - t0);
+	tap_diag("level %d%s: the load took %.1f s", level, when, monotonic_s() - t0);
 	tap_ok(counter_is(port, 4 * ops), "level %d%s: the counter is exactly %d", level, when,
 	       4 * ops);
 	/* One connection sets them, another reads them back, byte-compared. */
@@ -192,52 +165,43 @@ static uint64_t some_stack_frame(pid_t pid, uintptr_t *addr)
  */
 static void load_under_fire(int level, pid_t pid, int port, int shots)
 {
-	long before = procft_field(pid, "failovers="), now = before;
-	int fired = 0, tries, status = -1;
-	double t0 = now_s();
-	pid_t bg = fork();
+	double t0 = monotonic_s();
+	long takeovers;
+	int fired, rounds;
 
-	if (bg == 0)
-		_exit(run_load(port, ops * 4) != 0);
-	for (tries = 0; fired < shots && tries < 400 && waitpid(bg, &status, WNOHANG) == 0; tries++) {
-		uintptr_t addr = 0;
-		uint64_t pfn;
-		int t;
-
-		usleep(20000 + rand() % 200000);
-		pfn = some_stack_frame(pid, &addr);
-		if (!pfn || host_inject_mce(pfn * 4096))
-			continue;
-		fired++;
-		for (t = 0; t < 100 && (now = procft_field(pid, "failovers=")) < before + fired; t++)
-			usleep(50000);
-		tap_diag("machine check %d on frame %#llx (stack page %#lx of %d): %ld takeover(s) so far",
-			 fired, (unsigned long long)pfn, (unsigned long)addr, pid, now - before);
-	}
-	if (status == -1)
-		waitpid(bg, &status, 0);
-	tap_diag("level %d: the load under fire took %.1f s", level, now_s() - t0);
-	tap_ok(fired == shots && now - before == shots && WIFEXITED(status) &&
-	       WEXITSTATUS(status) == 0 && counter_is(port, 16 * ops),
-	       "level %d: %d machine checks on the primary's frames under load, %ld takeovers; every reply came, the counter is exactly %d",
-	       level, fired, now - before, 16 * ops);
-	if (now - before != shots)
+	fired = fire_under_load(pid, shots, some_stack_frame, run_load, port, ops, &takeovers,
+				&rounds);
+	tap_diag("level %d: %d rounds of the load under fire took %.1f s", level, rounds,
+		 monotonic_s() - t0);
+	tap_ok(fired == shots && takeovers == shots && rounds > 0 && counter_is(port, 4 * ops),
+	       "level %d: %d machine checks on the primary's frames under load, %ld takeovers; every reply of %d rounds came, the counter is exactly %d",
+	       level, fired, takeovers, rounds, 4 * ops);
+	if (takeovers != shots)
 		run_cmd("dmesg | grep 'procft: pid %d' | tail -20 | sed 's/^/# /'", pid);
 	tap_ok(logged(pid, "primary consumed poisoned memory at 0x[0-9a-f]*; took over duplicate"),
 	       "level %d: the kernel logged the takeovers", level);
 }
 
-static void stop(pid_t pid)
+static void stop(pid_t pid, int port)
 {
+	(void)port;
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 }
 
 int main(void)
 {
-	int level, shots = getenv("FT_SHOTS") ? atoi(getenv("FT_SHOTS")) : 3;
+	static const struct server memcached = {
+		.name = "memcached",
+		.port = 11300,
+		.threads = 10,
+		.start = start_memcached,
+		.answers = answers,
+		.load = check_load,
+		.under_fire = load_under_fire,
+		.stop = stop,
+	};
 
-	srand(time(NULL) ^ getpid());
 	tap_plan(42);
 	if (!tap_ok(access("/bin/memcached", X_OK) == 0 && access("/bin/memcslap", X_OK) == 0,
 		    "memcached and memcslap are in the VM (scripts/setup-host.sh installs them)"))
@@ -246,72 +210,5 @@ int main(void)
 		ops = 150;
 		tap_diag("a debug kernel: %d operations per connection", ops);
 	}
-	if (!tap_ok(reload_procft("threads=1") == 0 && ft_open() >= 0,
-		    "procft reloaded with threads=1"))
-		return tap_finish();
-	for (level = 1; level <= 2; level++) {
-		int port = 11300 + level;
-		pid_t pid = start_memcached(level, port), reps[8] = { 0 };
-		int up = wait_duplicates(pid, level, reps) && answers(port);
-		int nt = threads_of(pid), dnt = threads_of(reps[1]);
-
-		if (!tap_ok(up && nt == 10 && dnt == 10,
-			    "level %d: memcached %d answers, with %d duplicate(s), 10 threads in each (%d, %d)",
-			    level, pid, level, nt, dnt)) {
-			run_cmd("cat /tmp/memcached.log");
-			stop(pid);
-			continue;
-		}
-		check_load(level, port, "");
-		check_group(level, pid, level, "");
-		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
-		load_under_fire(level, pid, port, shots);
-		check_group(level, pid, level, ", after the machine checks on its primary");
-		check_load(level, port, ", after them");
-		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
-		if (level == 2) {
-			uintptr_t addr = 0;
-			uint64_t pfn = pick_frame(reps[1], 0, &addr);
-
-			/*
-			 * A machine check on a frame only the first duplicate
-			 * maps: a new duplicate replaces it, re-creating the
-			 * server's threads.
-			 */
-			tap_ok(pfn && host_inject_mce(pfn * 4096) == 0 && wait_gone(reps[1]) &&
-			       logged(pid, "duplicate [0-9]* lost; replacing it") &&
-			       wait_duplicates(pid, 2, reps) && threads_of(reps[1]) == 10,
-			       "level 2: a machine check on frame %#llx of a duplicate ends it, and only it; a new duplicate with the server's 10 threads replaces it",
-			       (unsigned long long)pfn);
-			check_load(level, port, ", after it");
-			check_group(level, pid, 2, ", after it");
-			tap_ok(procft_field(pid, "respawns=") == 1,
-			       "level 2, after it: 1 respawn (%ld)", procft_field(pid, "respawns="));
-		}
-		stop(pid);
-	}
-	{
-		/*
-		 * A server already running, its threads started: protected
-		 * from outside, at level 1, then the same load and machine
-		 * checks.
-		 */
-		int port = 11303;
-		pid_t pid = start_memcached(0, port), reps[8] = { 0 };
-
-		if (tap_ok(answers(port) && ioctl_set(pid, 1) == 0 && wait_duplicates(pid, 1, reps),
-			   "memcached %d started unprotected, then protected at level 1 from outside: 1 duplicate",
-			   pid)) {
-			check_load(1, port, ", protected while running");
-			load_under_fire(1, pid, port, shots);
-			check_group(1, pid, 1, ", protected while running, after the machine checks");
-			tap_ok(!logged(pid, ".*protection ended"),
-			       "level 1, protected while running: protection did not end");
-		}
-		stop(pid);
-	}
-	close(ft_dev);
-	ft_dev = -1;
-	reload_procft("");
-	return tap_finish();
+	return server_tests(&memcached);
 }

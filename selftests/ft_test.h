@@ -23,6 +23,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/procft.h>
@@ -693,6 +694,71 @@ static inline void check_group(int level, pid_t pid, int dups, const char *when)
 	       (int)s.nr_replicas == dups + 1 && s.divergences == 0,
 	       "level %d%s: pid %d protected at level %u with %u replicas, %llu divergences",
 	       level, when, pid, s.level, s.nr_replicas, (unsigned long long)s.divergences);
+}
+
+/* Seconds on the monotonic clock. */
+static inline double monotonic_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+#define FIRE_STOP "/tmp/ft_fire.stop"
+
+/*
+ * Under load on @pid (@round(@port, @n) run again and again by a child,
+ * 20 times at most, until the machine checks are done): up to @shots
+ * machine checks, at random times 20-220 ms apart, each on the frame
+ * @pick gives for @pid (see stack_frame()), each waited for until the
+ * takeover it causes is counted (5 s at most). Returns how many were
+ * fired; @takeovers gets how many takeovers happened meanwhile, @rounds
+ * how many rounds the load made, every one answered rightly (-1 if one
+ * was not: @round returned nonzero).
+ */
+static inline int fire_under_load(pid_t pid, int shots, uint64_t (*pick)(pid_t pid, uintptr_t *addr),
+				  int (*round)(int port, int n), int port, int n, long *takeovers,
+				  int *rounds)
+{
+	long before = procft_field(pid, "failovers="), now = before;
+	int fired = 0, tries, status;
+	pid_t bg;
+
+	unlink(FIRE_STOP);
+	bg = fork();
+	if (bg == 0) {
+		int i;
+
+		for (i = 1; i <= 20; i++) {
+			if (round(port, n))
+				_exit(100);
+			if (access(FIRE_STOP, F_OK) == 0)
+				break;
+		}
+		_exit(i > 20 ? 20 : i);
+	}
+	for (tries = 0; fired < shots && tries < 400 && waitpid(bg, &status, WNOHANG) == 0; tries++) {
+		uintptr_t addr = 0;
+		uint64_t pfn;
+		int t;
+
+		usleep(20000 + rand() % 200000);
+		pfn = pick(pid, &addr);
+		if (!pfn || host_inject_mce(pfn * 4096))
+			continue;
+		fired++;
+		for (t = 0; t < 100 && (now = procft_field(pid, "failovers=")) < before + fired; t++)
+			usleep(50000);
+		tap_diag("machine check %d on frame %#llx (stack page %#lx of %d): %ld takeover(s) so far",
+			 fired, (unsigned long long)pfn, (unsigned long)addr, pid, now - before);
+	}
+	close(open(FIRE_STOP, O_WRONLY | O_CREAT, 0644));
+	waitpid(bg, &status, 0);
+	unlink(FIRE_STOP);
+	*rounds = WIFEXITED(status) && WEXITSTATUS(status) <= 20 ? WEXITSTATUS(status) : -1;
+	*takeovers = now - before;
+	return fired;
 }
 
 #endif /* _FT_TEST_H */
