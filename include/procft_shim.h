@@ -38,7 +38,7 @@ bool procft_may_attach(struct task_struct *task);
 bool procft_is_kthread(struct task_struct *task);
 /* True once @task has started to exit (PF_EXITING). */
 bool procft_is_exiting(struct task_struct *task);
-/* Whether @task is stopped (SIGSTOP, ptrace) or frozen: it runs no user code. */
+/* Whether @task is stopped (SIGSTOP, ptrace) or frozen (any freezer): it runs no user code. */
 bool procft_is_stopped(struct task_struct *task);
 /* Number of threads in @task's thread group. */
 int procft_nr_threads(struct task_struct *task);

@@ -51,12 +51,12 @@
 #include <linux/proc_fs.h>
 #include <linux/ptrace.h>
 #include <linux/sched.h>
+#include <linux/sched/jobctl.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/sched/task_stack.h>
 #include <linux/delay.h>
 #include <linux/file.h>
-#include <linux/freezer.h>
 #include <linux/fs.h>
 #include <linux/page-flags.h>
 #include <linux/slab.h>
@@ -244,12 +244,15 @@ bool procft_is_exiting(struct task_struct *task)
 
 /**
  * procft_is_stopped - is @task stopped (SIGSTOP, a tracer's stop) or frozen
- * (the cgroup freezer, suspend)? Such a task runs no user code until it is
- * let go, however long that takes.
+ * (suspend and the cgroup v1 freezer: TASK_FROZEN; the cgroup v2 freezer:
+ * its trap in the task's job control)? Such a task runs no user code until
+ * it is let go, however long that takes. (frozen() is not exported where
+ * the freezer is built, so the state is read here.)
  */
 bool procft_is_stopped(struct task_struct *task)
 {
-	return task_is_stopped_or_traced(task) || frozen(task);
+	return task_is_stopped_or_traced(task) || (READ_ONCE(task->__state) & TASK_FROZEN) ||
+	       (READ_ONCE(task->jobctl) & JOBCTL_TRAP_FREEZE);
 }
 
 /** procft_nr_threads - number of live threads in @task's thread group */

@@ -127,8 +127,12 @@ static void load_under_fire(int level, pid_t pid, int port, int shots)
 
 static void stop(pid_t pid, int port)
 {
+	int i;
+
 	run_cmd("redis-cli -p %d shutdown nosave > /dev/null 2>&1", port);
-	if (waitpid(pid, NULL, WNOHANG) == 0) {
+	for (i = 0; i < 100 && waitpid(pid, NULL, WNOHANG) == 0; i++)
+		usleep(50000);
+	if (i == 100) {
 		run_cmd("cat /tmp/redis.log");
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);

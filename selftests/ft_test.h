@@ -722,11 +722,15 @@ static inline int fire_under_load(pid_t pid, int shots, uint64_t (*pick)(pid_t p
 				  int *rounds)
 {
 	long before = procft_field(pid, "failovers="), now = before;
-	int fired = 0, tries, status;
+	int fired = 0, tries, status = -1;
 	pid_t bg;
 
+	*rounds = -1;
+	*takeovers = 0;
 	unlink(FIRE_STOP);
 	bg = fork();
+	if (bg < 0)
+		return 0;
 	if (bg == 0) {
 		int i;
 
@@ -754,9 +758,9 @@ static inline int fire_under_load(pid_t pid, int shots, uint64_t (*pick)(pid_t p
 			 fired, (unsigned long long)pfn, (unsigned long)addr, pid, now - before);
 	}
 	close(open(FIRE_STOP, O_WRONLY | O_CREAT, 0644));
-	waitpid(bg, &status, 0);
+	if (waitpid(bg, &status, 0) == bg || errno == ECHILD)
+		*rounds = WIFEXITED(status) && WEXITSTATUS(status) <= 20 ? WEXITSTATUS(status) : -1;
 	unlink(FIRE_STOP);
-	*rounds = WIFEXITED(status) && WEXITSTATUS(status) <= 20 ? WEXITSTATUS(status) : -1;
 	*takeovers = now - before;
 	return fired;
 }

@@ -297,6 +297,8 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
     // The token's turn at which it preempted the holder, and how many
     // times.
     let mut preempts = (seen, 0u32);
+    // The holder was stopped or frozen at the last timeout.
+    let mut was_stopped = false;
     loop {
         let waited = group.wq.wait_killable_timeout(token_passed, arg, ms);
         let mut guard = group.lock();
@@ -360,12 +362,18 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
                     continue;
                 }
                 let holder = t.token.and_then(|h| shim::thread_of(current!(), h));
-                if holder.as_ref().is_some_and(|h| shim::is_stopped(h)) {
-                    // Stopped (`SIGSTOP`, a tracer) or frozen: it runs
-                    // nothing, and waits to be let go, as this thread
-                    // does; that time does not count.
+                let traced = holder.as_ref().is_some_and(|h| shim::is_ptraced(h));
+                if !traced && holder.as_ref().is_some_and(|h| shim::is_stopped(h)) {
+                    // Stopped (`SIGSTOP`) or frozen: it runs nothing, and
+                    // waits to be let go, as this thread does; that time
+                    // does not count, nor the wait it ends in (once let
+                    // go, it has a whole `thread_wait_ms` again).
                     drop(guard);
                     drop(holder);
+                    was_stopped = true;
+                    continue;
+                }
+                if core::mem::take(&mut was_stopped) && !traced {
                     continue;
                 }
                 // The holder runs on without a call: it is preempted (a
@@ -374,7 +382,7 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
                 if preempts.0 != seen {
                     preempts = (seen, 0);
                 }
-                let holder = holder.filter(|_| preempts.1 < PREEMPT_TRIES);
+                let holder = holder.filter(|_| !traced && preempts.1 < PREEMPT_TRIES);
                 if let Some(holder) = holder {
                     drop(guard);
                     let queued = shim::preempt(&holder, seen).is_ok();
@@ -392,14 +400,19 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
                     }
                 }
                 // It did not stop in `thread_wait_ms` either (it runs in
-                // the kernel all along), or cannot be preempted.
+                // the kernel all along), or cannot be preempted, or a
+                // tracer holds it (which may change it unseen).
                 if let Some(t) = guard.threads.as_mut() {
                     t.leave(me);
                 }
                 drop(guard);
                 group::end_protection(
                     group,
-                    "a thread that runs on without a system call while another waits to run",
+                    if traced {
+                        "being traced"
+                    } else {
+                        "a thread that runs on without a system call while another waits to run"
+                    },
                 );
                 return Turn::Ended;
             }
