@@ -14,7 +14,7 @@
  * - last, the server started unprotected, protected from outside at
  *   level 1 (the ioctl on its pid) while its threads run, takes the same
  *   load and machine checks.
- * That is 16 results, and @load's 6 times and @under_fire's 3 times
+ * That is 19 results, and @load's 6 times and @under_fire's 3 times
  * (server_tests()).
  */
 #ifndef _FT_SERVER_H
@@ -32,15 +32,67 @@ struct server {
 	int threads;
 	/* Starts it on @port, with `ftctl run -l @level` unless @level is 0. */
 	pid_t (*start)(int level, int port);
-	/* Whether it answers on @port, waiting 30 s at most. */
-	int (*answers)(int port);
+	/* Whether it answers on @port now. */
+	int (*answers_now)(int port);
 	/* Its load on @port, and the checks of its answers (@when: where). */
 	void (*load)(int level, int port, const char *when);
-	/* Machine checks on @pid's primary under load, and their checks. */
+	/*
+	 * Machine checks on @pid's primary under load, and the checks of the
+	 * load's answers (the takeovers' log lines are checked after it).
+	 */
 	void (*under_fire)(int level, pid_t pid, int port, int shots);
 	/* Ends it, and reaps it. */
 	void (*stop)(pid_t pid, int port);
 };
+
+/*
+ * Starts @argv (a NULL-terminated list of at most 24, the program's path
+ * first) with its output appended to @log, through `ftctl run -l @level`
+ * unless @level is 0.
+ */
+static inline pid_t start_server(int level, const char *log, char *const argv[])
+{
+	char lvl[8], *run[32] = { "/bin/ftctl", "run", "-l", lvl, "--" };
+	pid_t pid;
+	int i;
+
+	snprintf(lvl, sizeof(lvl), "%d", level);
+	for (i = 0; argv[i] && i < 24; i++)
+		run[5 + i] = argv[i];
+	run[5 + i] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (level)
+			execv(run[0], run);
+		else
+			execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Whether @srv answers on @port, waiting 30 s at most. */
+static inline int answers(const struct server *srv, int port)
+{
+	int i;
+
+	for (i = 0; i < 300; i++, usleep(100000))
+		if (srv->answers_now(port))
+			return 1;
+	return 0;
+}
+
+/* Machine checks on @pid under @srv's load, and their checks. */
+static inline void under_fire(const struct server *srv, int level, pid_t pid, int port, int shots)
+{
+	srv->under_fire(level, pid, port, shots);
+	tap_ok(logged(pid, "primary consumed poisoned memory at 0x[0-9a-f]*; took over duplicate"),
+	       "level %d: the kernel logged the takeovers", level);
+}
 
 /* How many threads process @pid has (0 if it is gone). */
 static inline int threads_of(pid_t pid)
@@ -87,7 +139,7 @@ static inline int server_tests(const struct server *srv)
 		 * (Its duplicates' pids again once it answers: those of the
 		 * process before its exec may be the first seen.)
 		 */
-		int up = wait_duplicates(pid, level, reps) && srv->answers(port) &&
+		int up = wait_duplicates(pid, level, reps) && answers(srv, port) &&
 			 wait_duplicates(pid, level, reps);
 
 		if (!tap_ok(up && has_its_threads(srv, pid) && has_its_threads(srv, reps[1]),
@@ -99,7 +151,7 @@ static inline int server_tests(const struct server *srv)
 		srv->load(level, port, "");
 		check_group(level, pid, level, "");
 		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
-		srv->under_fire(level, pid, port, shots);
+		under_fire(srv, level, pid, port, shots);
 		check_group(level, pid, level, ", after the machine checks on its primary");
 		srv->load(level, port, ", after them");
 		tap_ok(!logged(pid, ".*protection ended"), "level %d: protection did not end", level);
@@ -134,12 +186,12 @@ static inline int server_tests(const struct server *srv)
 		int port = srv->port + 3;
 		pid_t pid = srv->start(0, port), reps[8];
 
-		if (tap_ok(srv->answers(port) && ioctl_set(pid, 1) == 0 &&
+		if (tap_ok(answers(srv, port) && ioctl_set(pid, 1) == 0 &&
 			   wait_duplicates(pid, 1, reps),
 			   "%s %d started unprotected, then protected at level 1 from outside: 1 duplicate",
 			   srv->name, pid)) {
 			srv->load(1, port, ", protected while running");
-			srv->under_fire(1, pid, port, shots);
+			under_fire(srv, 1, pid, port, shots);
 			check_group(1, pid, 1, ", protected while running, after the machine checks");
 			tap_ok(!logged(pid, ".*protection ended"),
 			       "level 1, protected while running: protection did not end");

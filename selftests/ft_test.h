@@ -713,7 +713,8 @@ static inline double monotonic_s(void)
  * machine checks, at random times 20-220 ms apart, each on the frame
  * @pick gives for @pid (see stack_frame()), each waited for until the
  * takeover it causes is counted (5 s at most). Returns how many were
- * fired; @takeovers gets how many takeovers happened meanwhile, @rounds
+ * fired; @takeovers gets how many takeovers happened meanwhile (procft's
+ * log lines for @pid go to the test's log if they are not @shots), @rounds
  * how many rounds the load made, every one answered rightly (-1 if one
  * was not: @round returned nonzero).
  */
@@ -762,6 +763,8 @@ static inline int fire_under_load(pid_t pid, int shots, uint64_t (*pick)(pid_t p
 		*rounds = WIFEXITED(status) && WEXITSTATUS(status) <= 20 ? WEXITSTATUS(status) : -1;
 	unlink(FIRE_STOP);
 	*takeovers = now - before;
+	if (*takeovers != shots)
+		run_cmd("dmesg | grep 'procft: pid %d' | tail -20 | sed 's/^/# /'", pid);
 	return fired;
 }
 

@@ -608,6 +608,21 @@ static const char *steady(const char *text, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * Whether @r exited with status 0 and its output without its "varying:"
+ * lines is @want; if that output differs, the whole of it (a run at
+ * @level) goes to the log.
+ */
+static int same_output(const struct run *r, const char *want, unsigned int level)
+{
+	char out[4096];
+	int same = !strcmp(steady(r->out, out, sizeof(out)), want);
+
+	if (!same)
+		tap_diag("level %u output: %s", level, r->out);
+	return same && WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
+}
+
 /* The battery alone (bench/bench.sh runs it unprotected and through ftctl run). */
 static int battery_alone(void)
 {
@@ -635,16 +650,12 @@ static void faults_at(unsigned int level, void (*what)(void), const char *faults
 		      const char *recoveries)
 {
 	static struct run r;
-	char other[4096];
 	long n;
 
 	run_at(level, what, &r);
-	tap_ok(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 &&
-	       !strcmp(steady(r.out, other, sizeof(other)), base),
+	tap_ok(same_output(&r, base, level),
 	       "level %u, %s: byte-identical output, exit status 0 (status %#x)",
 	       level, faults, r.status);
-	if (strcmp(other, base))
-		tap_diag("level %u output: %s", level, r.out);
 	n = what == battery_respawn ? r.respawns : r.failovers;
 	tap_ok(n == 5 && r.level == level && r.replicas == level + 1 && r.divergences == 0 &&
 	       !logged(r.pid, ".*protection ended"),
@@ -659,7 +670,6 @@ int main(int argc, char **argv)
 		"condvar: weighted sum 499996\n"
 		"rwlock: 0 torn reads, pair 200 200\n";
 	static struct run runs[3], spin;
-	char other[4096];
 	unsigned int level;
 
 	if (argc > 1 && !strcmp(argv[1], "--battery"))
@@ -681,11 +691,8 @@ int main(int argc, char **argv)
 	for (level = 1; level <= 2; level++) {
 		struct run *r = &runs[level];
 
-		tap_ok(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0 &&
-		       !strcmp(steady(r->out, other, sizeof(other)), base),
-		       "level %u: byte-identical output, exit status 0", level);
-		if (strcmp(other, base))
-			tap_diag("level %u output: %s", level, r->out);
+		tap_ok(same_output(r, base, level), "level %u: byte-identical output, exit status 0",
+		       level);
 		tap_ok(r->level == level && r->replicas == level + 1,
 		       "level %u: still protected at the end, with %u duplicate(s) (level %u, %u replicas)",
 		       level, level, r->level, r->replicas);
@@ -706,8 +713,7 @@ int main(int argc, char **argv)
 	}
 
 	run_at(1, battery_raise, &spin);
-	tap_ok(WIFEXITED(spin.status) && WEXITSTATUS(spin.status) == 0 &&
-	       !strcmp(steady(spin.out, other, sizeof(other)), base) && spin.level == 2 &&
+	tap_ok(same_output(&spin, base, 1) && spin.level == 2 &&
 	       spin.replicas == 3 && spin.divergences == 0,
 	       "level 1 raised to 2 while threads run: byte-identical output, level %u with %u replicas, no divergence (%llu)",
 	       spin.level, spin.replicas, spin.divergences);
@@ -717,13 +723,10 @@ int main(int argc, char **argv)
 
 		snprintf(want, sizeof(want), "flag: seen\n%s", base);
 		run_at(level, spin_then_battery, &spin);
-		tap_ok(WIFEXITED(spin.status) && WEXITSTATUS(spin.status) == 0 &&
-		       !strcmp(steady(spin.out, other, sizeof(other)), want) &&
+		tap_ok(same_output(&spin, want, level) &&
 		       strstr(spin.out, "varying: racy counter 80000\n"),
 		       "level %u: a thread spinning without calls on another's flag, then the battery: byte-identical output",
 		       level);
-		if (strcmp(other, want))
-			tap_diag("level %u output: %s", level, spin.out);
 		tap_ok(spin.preemptions >= 1 && spin.level == level && spin.replicas == level + 1 &&
 		       spin.divergences == 0 && !logged(spin.pid, ".*protection ended") &&
 		       logged(spin.pid, "thread [0-9]* ran [0-9]* ms without a system call while another waited to run: preempted"),
@@ -740,13 +743,10 @@ int main(int argc, char **argv)
 	for (level = 1; level <= 2; level++) {
 		late_level = level;
 		run_at(level, late_protect, &spin);
-		tap_ok(WIFEXITED(spin.status) && WEXITSTATUS(spin.status) == 0 &&
-		       !strcmp(steady(spin.out, other, sizeof(other)), late_base) &&
+		tap_ok(same_output(&spin, late_base, level) &&
 		       strstr(spin.out, "varying: racy counter 80000\n"),
 		       "level %u set while 4 threads run (counting, in a condvar, in read()): byte-identical output, the racy counter exact",
 		       level);
-		if (strcmp(other, late_base))
-			tap_diag("level %u output: %s", level, spin.out);
 		tap_ok(spin.level == level && spin.replicas == level + 1 && spin.divergences == 0 &&
 		       !logged(spin.pid, ".*protection ended"),
 		       "level %u, protected late: level %u with %u replicas at the end, %llu divergences, protection kept",
