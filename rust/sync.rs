@@ -324,7 +324,7 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
         return;
     }
     if vote::wanted(group, nr) {
-        if let Ok(hash) = hash_input(nr, args, None) {
+        if let Ok(Hashed { hash, .. }) = hash_input(nr, args, None) {
             let mine = Vote {
                 nr,
                 args: *args,
@@ -937,13 +937,33 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
         return;
     }
     lap.lap(Section::RecordCopy);
-    record.input_hash = if lost.is_some() {
-        None
-    } else if let Ok(hash) = hash_after(nr, &args, ret, whole) {
-        Some(hash)
-    } else {
-        group::end_protection(group, "a call whose bytes procft could not hash");
-        return;
+    let hashed = match lost {
+        Some(_) => None,
+        None => match hash_after(nr, &args, ret, whole) {
+            Ok(hashed) => Some(hashed),
+            Err(_) => {
+                group::end_protection(group, "a call whose bytes procft could not hash");
+                return;
+            }
+        },
+    };
+    record.input_hash = match hashed.as_ref().map(|h| (h, h.lost())) {
+        None => None,
+        Some((h, None)) => Some(h.hash),
+        // The kernel read all it needed, but the page was lost before it
+        // could be read again here: what it read cannot be known, so the
+        // duplicates' bytes are not held to it. The page's loss is dealt
+        // with on its own ([`crate::mce`]).
+        Some((_, Some(page))) => {
+            pr_info!(
+                "pid {}: the primary's page at {:#x} was lost after the kernel read it for {}; \
+                 its bytes are not compared\n",
+                group.pid(),
+                page,
+                format_args!("{}", Call(nr, &args))
+            );
+            None
+        }
     };
     lap.lap(Section::RecordHash);
     record.ret = ret;
@@ -1049,9 +1069,9 @@ struct Sent {
     ranges: KVec<Range>,
     /// How many payload bytes it asks to send.
     bytes: usize,
-    /// Whether every descriptor could be read (else `ranges` ends at the
-    /// first unreadable one).
-    complete: bool,
+    /// The first descriptor that could not be read (address, length), if
+    /// any: `ranges` ends there.
+    unread: Option<(usize, usize)>,
 }
 
 /// `UIO_MAXIOV`: the kernel refuses longer iovec arrays (`-EINVAL`)
@@ -1065,7 +1085,7 @@ impl Sent {
         let mut sent = Sent {
             ranges: KVec::new(),
             bytes: 0,
-            complete: true,
+            unread: None,
         };
         match syscalls::input(nr) {
             None => {}
@@ -1080,7 +1100,7 @@ impl Sent {
                     .reader()
                     .read::<[usize; 7]>()
                 else {
-                    sent.complete = false;
+                    sent.unread = Some((args[msg], MSGHDR));
                     return Ok(sent);
                 };
                 sent.push(hdr[0], hdr[1] & 0xffff_ffff, false, false)?;
@@ -1114,7 +1134,7 @@ impl Sent {
     }
 
     fn iov(&mut self, addr: usize, count: usize) -> Result {
-        if !self.complete || count > MAX_IOV {
+        if self.unread.is_some() || count > MAX_IOV {
             return Ok(());
         }
         self.desc(addr, count * IOVEC)?;
@@ -1123,7 +1143,7 @@ impl Sent {
                 .reader()
                 .read::<[usize; 2]>()
             else {
-                self.complete = false;
+                self.unread = Some((addr + i * IOVEC, IOVEC));
                 return Ok(());
             };
             self.data(iov[0], iov[1])?;
@@ -1297,10 +1317,13 @@ impl Hash {
 /// follows). So the work is at most what the kernel itself may do for the
 /// call, and a call that fails with `-EFAULT` or a short count is checked
 /// like any other. Fails only without memory or on a fatal signal.
-fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
+fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<Hashed> {
     let mut hash = Hash::new();
     if syscalls::input(nr).is_none() {
-        return Ok(0);
+        return Ok(Hashed {
+            hash: 0,
+            unread: None,
+        });
     }
     let sent = Sent::of(nr, args)?;
     // What may have been sent: payload bytes, and whether anything was.
@@ -1310,6 +1333,7 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
     };
     let mut left = MAX_RW_COUNT;
     let mut done = 0usize;
+    let mut unread = None;
     let mut chunk = [0u8; 512];
     'ranges: for r in sent.ranges.iter().filter(|r| !r.desc && any) {
         let (mut addr, mut len) = (r.addr, r.len.min(left));
@@ -1324,6 +1348,7 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
             let mut reader = UserSlice::new(UserPtr::from_addr(addr), n).reader();
             if reader.read_slice(&mut chunk[..n]).is_err() {
                 hash.mark(0xff, done);
+                unread = Some((addr, n));
                 break 'ranges;
             }
             hash.write(&chunk[..n]);
@@ -1333,11 +1358,35 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
             }
         }
     }
-    if !sent.complete {
+    if sent.unread.is_some() {
         // A descriptor could not be read: nothing after it is sent.
         hash.mark(0xfe, done);
+        unread = unread.or(sent.unread);
     }
-    Ok(hash.finish())
+    Ok(Hashed {
+        hash: hash.finish(),
+        unread,
+    })
+}
+
+/// What [`hash_input`] made of a call's bytes.
+struct Hashed {
+    hash: u64,
+    /// The first range of the caller's memory it could not read, if any
+    /// (address, length): where the kernel stops too, unless the page was
+    /// lost after the kernel read it.
+    unread: Option<(usize, usize)>,
+}
+
+impl Hashed {
+    /// The page in `unread` if the caller has lost it to memory failure.
+    fn lost(&self) -> Option<usize> {
+        let (addr, len) = self.unread?;
+        match shim::read_stop(addr, addr.checked_add(len)?) {
+            Some((page, true)) => Some(page),
+            _ => None,
+        }
+    }
 }
 
 /// The hash [`hash_input`] gives for call `nr` with `args` made with result
@@ -1345,9 +1394,9 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<u64> {
 /// it asks to send, taken since without the caller running): the same
 /// when the call sent every byte it asked to (or sends none), so the
 /// bytes are hashed once.
-fn hash_after(nr: i64, args: &[usize; 6], ret: isize, whole: Option<u64>) -> Result<u64> {
+fn hash_after(nr: i64, args: &[usize; 6], ret: isize, whole: Option<u64>) -> Result<Hashed> {
     match whole {
-        Some(hash) if sent_all(nr, args, ret) => Ok(hash),
+        Some(hash) if sent_all(nr, args, ret) => Ok(Hashed { hash, unread: None }),
         _ => hash_input(nr, args, Some(ret)),
     }
 }
@@ -1365,7 +1414,7 @@ fn sent_all(nr: i64, args: &[usize; 6], ret: isize) -> bool {
     let asked = match input {
         Input::Buf(_, len) => args[len],
         Input::Iov(..) | Input::Msg(_) => match Sent::of(nr, args) {
-            Ok(s) if s.complete => s.bytes,
+            Ok(s) if s.unread.is_none() => s.bytes,
             _ => return false,
         },
     };
@@ -1611,7 +1660,7 @@ pub(crate) fn repair(group: &Group) {
 /// A duplicate's task_work: take the primary's record of call `nr`.
 fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     // Its vote, should the primary put this call to one.
-    let hash = hash_input(nr, args, None).ok();
+    let hash = hash_input(nr, args, None).ok().map(|h| h.hash);
     if wait_record(group, task, nr, args, hash).is_ok() && !take(group, task, nr, args, hash, true)
     {
         // Let go of (leaving, or the group closing): its kill follows.
@@ -1829,7 +1878,7 @@ fn take(
     let mut lap = Lap::start();
     if let Some(h) = record.input_hash {
         // As far as the kernel read for the primary.
-        let ours = hash_after(nr, args, record.ret, whole).ok();
+        let ours = hash_after(nr, args, record.ret, whole).ok().map(|h| h.hash);
         if ours != Some(h) {
             diverge(
                 group,

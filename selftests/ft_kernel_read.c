@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * A poisoned page that the *kernel* reads on the primary's behalf: the
- * buffer of a write(), or one of the buffers of a writev() or sendmsg().  No SIGBUS comes (the kernel's access is fixed up);
+ * buffer of a write(), or one of the buffers of a writev() or sendmsg().
+ * No SIGBUS comes (the kernel's access is fixed up);
  * the call fails with EFAULT.  That is the primary's fault, not the
  * world's answer: procft must not hand it to the duplicates but let one of
  * them, waiting at the same call with good memory, take over and make it.
@@ -20,6 +21,9 @@
  * before its next call: the write then simply succeeds, and no promotion
  * is needed.
  *
+ * Then a page the kernel read, lost before the call returns (late_loss()),
+ * with one thread and with two.
+ *
  * Last, a sendmsg() whose iovec runs 1 << 40 bytes from a one-page buffer
  * (found by ft_fuzz): procft looks for a lost page only where the kernel
  * can have read, so the call returns as it does unprotected (the search
@@ -28,6 +32,8 @@
 #include "ft_test.h"
 
 #include <poll.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -141,6 +147,137 @@ static void iovec_call(char how, const char *name)
 	       name, len, n);
 }
 
+#define BIG (32 * 4096)
+
+struct late {
+	char *buf;	/* BIG bytes sent */
+	char *desc;	/* the page holding the msghdr and iovec, for 'm' */
+};
+
+static void *blocked_reader(void *arg)
+{
+	char c;
+
+	read(*(int *)arg, &c, 1);
+	return NULL;
+}
+
+/*
+ * The workload of late_loss(): protected at level 1 (with a second thread
+ * asleep in read() if @threaded), it sends BIG bytes at once with write()
+ * ('w') or with a sendmsg() whose msghdr and iovec are on a page of their
+ * own ('m'), then reads its buffer again and reports the call's result.
+ */
+static void late_workload(int ctl, int out, int threaded, char how)
+{
+	struct late l;
+	struct msghdr *mh;
+	struct iovec *iov;
+	pthread_t t;
+	int i, quiet[2];
+	long n, sum = 0;
+	char c;
+
+	if (pipe(quiet) || (threaded && pthread_create(&t, NULL, blocked_reader, &quiet[0])))
+		_exit(91);
+	if (ioctl_set(0, 1))
+		_exit(90);
+	l.buf = mmap(NULL, BIG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	l.desc = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (i = 0; i < BIG; i++)
+		l.buf[i] = (char)(i * 7 + i / 4096);
+	mh = (struct msghdr *)l.desc;
+	iov = (struct iovec *)(l.desc + 256);
+	iov->iov_base = l.buf;
+	iov->iov_len = BIG;
+	memset(mh, 0, sizeof(*mh));
+	mh->msg_iov = iov;
+	mh->msg_iovlen = 1;
+	write(ctl, &l, sizeof(l));
+	read(ctl, &c, 1);
+	n = how == 'm' ? sendmsg(out, mh, 0) : write(out, l.buf, BIG);
+	if (n < 0)
+		n = -errno;
+	/* Touches every page, the lost one too. */
+	for (i = 0; i < BIG; i += 4096)
+		sum += l.buf[i];
+	sum += mh->msg_iovlen;
+	write(ctl, &n, sizeof(n));
+	_exit(n == BIG && sum ? 0 : 1);
+}
+
+/*
+ * A page the kernel has read for a call, lost before the call returns: a
+ * write() of BIG bytes to a pipe blocks once the pipe holds 64 KiB, its
+ * first page (already in the pipe) is poisoned, then the pipe is drained.
+ * Or the same with a sendmsg() on a stream socket, whose msghdr page is
+ * poisoned once the kernel has read it and sent some bytes; that is what
+ * memcached's threads met. Every byte was sent, so the duplicate, whose
+ * bytes are the same, must not be found to differ from the primary: at
+ * the primary's return procft cannot read what the kernel read, and says
+ * so. The lost page is restored from the duplicate (one thread) or the
+ * duplicate takes over when it is touched (two threads).
+ */
+static void late_loss(int threaded, char how)
+{
+	const char *name = how == 'm' ? "sendmsg" : "write";
+	int ctl[2], out[2], status, ok, i, avail = 0, sndbuf = 16384;
+	static char got[BIG + 1];
+	size_t len = 0;
+	struct late l;
+	uint64_t pfn;
+	pid_t pid, reps[8];
+	long n = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) ||
+	    (how == 'm' ? socketpair(AF_UNIX, SOCK_STREAM, 0, out) : pipe(out)))
+		die("socketpair");
+	if (how == 'm' && setsockopt(out[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)))
+		die("SO_SNDBUF");
+	pid = fork();
+	if (pid == 0) {
+		close(out[0]);
+		close(ctl[0]);
+		late_workload(ctl[1], out[1], threaded, how);
+	}
+	close(out[1]);
+	close(ctl[1]);
+	if (read(ctl[0], &l, sizeof(l)) != sizeof(l))
+		memset(&l, 0, sizeof(l));
+	if (!wait_duplicates(pid, 1, reps))
+		tap_diag("no duplicate");
+	write(ctl[0], "g", 1);
+	/* Blocked in the call, with the page to lose already read. */
+	for (i = 0; i < 3000; i++, usleep(10000))
+		if (!ioctl(out[0], FIONREAD, &avail) && avail >= (how == 'm' ? 4096 : 65536))
+			break;
+	usleep(200000);
+	pfn = pfn_of(pid, how == 'm' ? l.desc : l.buf);
+	if (!pfn || corrupt_pfn(pfn))
+		tap_diag("corrupt-pfn on %#llx failed", (unsigned long long)pfn);
+	wait_field(pid, "mce_events=", 1, 10);
+	read_to_eof(out[0], got, BIG + 1, &len);
+	read(ctl[0], &n, sizeof(n));
+	waitpid(pid, &status, 0);
+	close(out[0]);
+	close(ctl[0]);
+	ok = len == BIG;
+	for (i = 0; ok && i < BIG; i++)
+		ok = got[i] == (char)(i * 7 + i / 4096);
+	tap_ok(ok && n == BIG && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: the primary.s page at 0x[0-9a-f]* was lost after the kernel read it for %s('",
+		       pid, name) == 0 &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged'", pid) != 0 &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: %s'", pid,
+		       threaded ? "primary consumed poisoned memory at 0x[0-9a-f]*; took over" :
+				  "memory error at frame 0x[0-9a-f]* in the primary .*restoring it") == 0,
+	       "%s: a %s() whose %s page is lost once the kernel read it sends all %zu bytes (%ld), no divergence; %s",
+	       threaded ? "two threads" : "one thread", name, how == 'm' ? "msghdr's" : "first",
+	       len, n, threaded ? "a duplicate took over" : "the page was restored");
+	if (!ok || n != BIG)
+		run_cmd("dmesg | grep 'procft: pid %d' >&2", pid);
+}
+
 /*
  * sendmsg() of a one-page buffer with an iovec of 1 << 40 bytes, at
  * @level, in a child; its result (or errno, negated) in @n. 0 if it
@@ -193,7 +330,7 @@ int main(void)
 	pid_t pid;
 	long n;
 
-	tap_plan(11);
+	tap_plan(13);
 
 	/* Default: the page is restored as soon as the kernel retires its frame. */
 	run(1, 'w', got, &len, &n, &status, &pid);
@@ -234,6 +371,12 @@ int main(void)
 	       "the promotion is in the event log");
 	iovec_call('v', "writev");
 	iovec_call('m', "sendmsg");
+	if (reload_procft("fault_injection=1"))
+		die("reloading procft");
+	late_loss(0, 'w');
+	if (reload_procft("fault_injection=1 threads=1"))
+		die("reloading procft with threads=1");
+	late_loss(1, 'm');
 	if (reload_procft("fault_injection=1"))
 		die("reloading procft");
 
