@@ -947,23 +947,30 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
             }
         },
     };
-    record.input_hash = match hashed.as_ref().map(|h| (h, h.lost())) {
+    record.input_hash = match hashed {
         None => None,
-        Some((h, None)) => Some(h.hash),
-        // The kernel read all it needed, but the page was lost before it
-        // could be read again here: what it read cannot be known, so the
-        // duplicates' bytes are not held to it. The page's loss is dealt
-        // with on its own ([`crate::mce`]).
-        Some((_, Some(page))) => {
-            pr_info!(
-                "pid {}: the primary's page at {:#x} was lost after the kernel read it for {}; \
-                 its bytes are not compared\n",
-                group.pid(),
-                page,
-                format_args!("{}", Call(nr, &args))
-            );
-            None
-        }
+        Some(h) => match h.unread {
+            // What the kernel read could not be read again here: the page
+            // was lost since (its loss is dealt with on its own, in
+            // [`crate::mce`]), or this very read raised the machine check
+            // (`memory_failure()` runs later, on the way back to user
+            // space), or it was unmapped since. What the kernel read is
+            // then not known, so the duplicates' bytes are not held to
+            // it. A call that failed read nothing past where it stopped
+            // (a bad pointer, which the duplicates' hashes mark as well),
+            // unless its page was lost.
+            Some((addr, _)) if ret >= 0 || h.lost().is_some() => {
+                pr_info!(
+                    "pid {}: the primary's memory at {:#x}, which the kernel read for {}, \
+                     could not be read again; its bytes are not compared\n",
+                    group.pid(),
+                    addr,
+                    format_args!("{}", Call(nr, &args))
+                );
+                None
+            }
+            _ => Some(h.hash),
+        },
     };
     lap.lap(Section::RecordHash);
     record.ret = ret;
@@ -1373,8 +1380,8 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<Hashed> 
 struct Hashed {
     hash: u64,
     /// The first range of the caller's memory it could not read, if any
-    /// (address, length): where the kernel stops too, unless the page was
-    /// lost after the kernel read it.
+    /// (address, length): where the kernel stops too, unless it changed
+    /// since the kernel read it (lost to memory failure, unmapped).
     unread: Option<(usize, usize)>,
 }
 
@@ -1450,11 +1457,15 @@ fn capture(record: &mut Record, ret: isize) -> Result<(), &'static str> {
                     Len::Fixed(n) => n,
                     Len::ArgTimes(i, k) => args[i].saturating_mul(k),
                     Len::Arg(i) => args[i],
-                    Len::DerefU32(i) if args[i] != 0 => {
-                        UserSlice::new(UserPtr::from_addr(args[i]), 4)
-                            .reader()
-                            .read::<u32>()
-                            .map_or(0, |v| v as usize)
+                    // The length the call wrote next to its output (its
+                    // page may have been lost since, like the output's).
+                    Len::DerefU32(i) if args[i] != 0 && args[arg] != 0 => {
+                        let mut len = [core::mem::MaybeUninit::new(0u8); 4];
+                        if shim::read_user_or_lost(args[i], &mut len).is_err() {
+                            return Err("an output procft could not read");
+                        }
+                        // SAFETY: Every byte was initialised above.
+                        u32::from_ne_bytes(len.map(|b| unsafe { b.assume_init() })) as usize
                     }
                     Len::DerefU32(_) => 0,
                     Len::FdSet => args[0].div_ceil(64) * 8,

@@ -265,7 +265,7 @@ static void late_loss(int threaded, char how)
 	for (i = 0; ok && i < BIG; i++)
 		ok = got[i] == (char)(i * 7 + i / 4096);
 	tap_ok(ok && n == BIG && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
-	       run_cmd("dmesg | grep -q 'procft: pid %d: the primary.s page at 0x[0-9a-f]* was lost after the kernel read it for %s('",
+	       run_cmd("dmesg | grep -q 'procft: pid %d: the primary.s memory at 0x[0-9a-f]*, which the kernel read for %s(.*could not be read again'",
 		       pid, name) == 0 &&
 	       run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged'", pid) != 0 &&
 	       run_cmd("dmesg | grep -q 'procft: pid %d: %s'", pid,
