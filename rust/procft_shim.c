@@ -3392,7 +3392,9 @@ static void procft_probe_signal_generate(void *data, int sig, struct kernel_sigi
 static void procft_probe_fork(void *data, struct task_struct *parent,
 			      struct task_struct *child)
 {
-	if (unlikely(xa_load(&procft_tgids, parent->tgid)))
+	bool listed = xa_load(&procft_tgids, parent->tgid);
+
+	if (unlikely(listed))
 		procft_rs_fork(parent, child);
 	/*
 	 * A child has its parent's hook mark: it keeps it, with its process's
@@ -3400,9 +3402,11 @@ static void procft_probe_fork(void *data, struct task_struct *parent,
 	 * Rust side just gave an entry), as the filter says now.  A thread is
 	 * synced too: fork copied it while its process's entry could change
 	 * (the kernel does not copy the word, but an older role copied here
-	 * would name a group that may be freed).
+	 * would name a group that may be freed).  So is one fork copied from
+	 * a parent not marked yet, whose process got its entry meanwhile: it
+	 * was listed after the marking walked the process's threads.
 	 */
-	if (procft_task_marked(child))
+	if (unlikely(listed) || procft_task_marked(child))
 		procft_filter_sync_mark(child);
 }
 

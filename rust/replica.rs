@@ -171,6 +171,21 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
     }
 }
 
+/// Fork probe (must not sleep): `parent`, a thread of a protected
+/// primary, created a thread. One whose creation procft saw at its
+/// `sys_enter` made the group multi-threaded there
+/// ([`crate::sync::threads`]); one it did not see (a `clone` begun before
+/// the protection, and held since, in a seccomp notification say) leaves
+/// a single-threaded group with two threads, which its duplicates cannot
+/// follow: protection ends.
+fn unseen_thread(parent: &Task) {
+    if let Some(group) = group::lookup(parent.tgid()) {
+        if !group.threaded() {
+            group::end_protection(&group, "a thread created as its protection began");
+        }
+    }
+}
+
 /// Fork probe: `parent` (a protected primary) created `child`. If this is
 /// the `clone3()` procft injected, `child` becomes a duplicate.
 pub(crate) fn on_fork(parent: &Task, child: &Task) {
@@ -178,7 +193,9 @@ pub(crate) fn on_fork(parent: &Task, child: &Task) {
         // A thread ([`crate::sync::threads`]): it shares its process's
         // state, memory-error policy included. A new duplicate's may be
         // one it makes for a thread of the primary.
-        threads::forked(parent, child);
+        if !threads::forked(parent, child) {
+            unseen_thread(parent);
+        }
         return;
     }
     let Some(group) = group::lookup(parent.tgid()) else {

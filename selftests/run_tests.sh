@@ -13,7 +13,7 @@
 # rest of the boot, so the debug kernel runs the suite as the two groups,
 # one boot each (make check-debug).
 cd "$(dirname "$0")"
-TESTS="module_load.sh dkms_load.sh ft_interfaces ft_lifecycle ft_unprotected ft_refuse ft_replicas ft_numa ft_sync ft_threads ft_redis ft_memcached ft_signals ft_blocked ft_wake ft_stuck ft_equiv.sh mce_roundtrip mce_replica mce_primary mce_owner mce_inject ft_failover ft_takeover ft_respawn ft_wipeonfork ft_kernel_read ft_bounds ft_trace.sh ft_ctl.sh ft_soak ft_storm.sh ft_real ft_fuzz leftovers.sh"
+TESTS="module_load.sh dkms_load.sh ft_join_race ft_interfaces ft_lifecycle ft_unprotected ft_refuse ft_replicas ft_numa ft_sync ft_threads ft_redis ft_memcached ft_signals ft_blocked ft_wake ft_stuck ft_equiv.sh mce_roundtrip mce_replica mce_primary mce_owner mce_inject ft_failover ft_takeover ft_respawn ft_wipeonfork ft_kernel_read ft_bounds ft_trace.sh ft_ctl.sh ft_soak ft_storm.sh ft_real ft_fuzz leftovers.sh"
 # The tests that ask the host for a machine check (host_inject_mce()).
 MCE_TESTS="ft_redis ft_memcached mce_roundtrip mce_replica mce_primary mce_owner mce_inject ft_bounds ft_soak ft_storm.sh ft_real ft_fuzz"
 # The core of replication, failover and memory errors, again on the

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A thread created while its process's protection begins.
+ *
+ * The process is single-threaded when procft counts its threads; its
+ * clone3() of a new thread is held at the system-call entry (a seccomp
+ * USER_NOTIF filter, answered by this test) while the level is set, then
+ * let go. procft never saw the clone at its entry (the process was not
+ * protected then), so it must notice the thread when it appears and not
+ * go on with a single-threaded group that has two threads: either the
+ * level change fails (EAGAIN) or protection ends with a log line. No
+ * duplicate may diverge, and the output is the same as unprotected.
+ *
+ * The same race with the thread listed while the group is registered is
+ * timing-dependent and not reproduced here.
+ */
+#include "ft_test.h"
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static long counter;
+
+static void *worker(void *arg)
+{
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		pthread_mutex_lock(&lock);
+		counter++;
+		pthread_mutex_unlock(&lock);
+		sched_yield();
+	}
+	return arg;
+}
+
+/* A filter that hands every clone3() to a listener; its fd, or -1. */
+static int notify_clone3(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = 4, .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+		       &prog);
+}
+
+static void send_fd(int sock, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, c = 'f';
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	sendmsg(sock, &mh, 0);
+}
+
+static int recv_fd(int sock)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, c;
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	int fd = -1;
+
+	if (recvmsg(sock, &mh, 0) != 1)
+		return -1;
+	cm = CMSG_FIRSTHDR(&mh);
+	if (cm && cm->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+/* The workload: two threads counting under a lock, its total printed. */
+static void workload(int ctl)
+{
+	int listener = notify_clone3();
+	pthread_t t;
+	char c;
+
+	if (listener < 0)
+		_exit(91);
+	send_fd(ctl, listener);
+	close(listener);
+	read(ctl, &c, 1);
+	if (pthread_create(&t, NULL, worker, NULL))
+		_exit(92);
+	worker(NULL);
+	pthread_join(t, NULL);
+	printf("counter %ld\n", counter);
+	fflush(stdout);
+	_exit(0);
+}
+
+/*
+ * Answers every clone3() of the workload with "go on" until it exits;
+ * the first one only once @before has run (the level being set while it
+ * is held). Returns the workload's output in @out.
+ */
+static int run(int level, char *out, size_t len, int *set_rc, int *set_errno, pid_t *pidp)
+{
+	struct seccomp_notif req;
+	struct seccomp_notif_resp resp;
+	int sv[2], o[2], listener, first = 1, status = -1;
+	size_t got = 0;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || pipe(o))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		close(o[0]);
+		dup2(o[1], 1);
+		workload(sv[1]);
+	}
+	close(sv[1]);
+	close(o[1]);
+	*pidp = pid;
+	listener = recv_fd(sv[0]);
+	if (listener < 0)
+		die("no seccomp listener");
+	write(sv[0], "g", 1);
+	for (;;) {
+		struct pollfd p = { .fd = listener, .events = POLLIN };
+
+		if (poll(&p, 1, 30000) != 1 || !(p.revents & POLLIN))
+			break;
+		memset(&req, 0, sizeof(req));
+		if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req))
+			break;
+		if (first && level) {
+			*set_rc = ioctl_set(pid, level);
+			*set_errno = errno;
+		}
+		first = 0;
+		memset(&resp, 0, sizeof(resp));
+		resp.id = req.id;
+		resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+	}
+	close(listener);
+	read_to_eof(o[0], out, len, &got);
+	out[got < len ? got : len - 1] = 0;
+	waitpid(pid, &status, 0);
+	close(o[0]);
+	close(sv[0]);
+	return status;
+}
+
+int main(void)
+{
+	char ref[256], out[256];
+	int status, rc = 0, err = 0;
+	pid_t pid;
+
+	tap_plan(2);
+	status = run(0, ref, sizeof(ref), &rc, &err, &pid);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strcmp(ref, "counter 400\n"),
+	       "unprotected, with its clone3() held and let go: '%.20s'", ref);
+	status = run(1, out, sizeof(out), &rc, &err, &pid);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strcmp(out, ref) &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged'", pid) != 0 &&
+	       ((rc == -1 && err == EAGAIN) ||
+		run_cmd("dmesg | grep -q 'procft: pid %d: .*protection ended'", pid) == 0),
+	       "level 1 set while its clone3() of a thread is held (%s): protection ends once the thread appears, no divergence, same output",
+	       rc == -1 ? "refused" : "accepted");
+	if (run_cmd("dmesg | grep -q 'procft: pid %d: .*protection ended'", pid) != 0)
+		run_cmd("dmesg | grep 'procft: pid %d' | head -20 >&2", pid);
+	return tap_finish();
+}
