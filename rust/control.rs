@@ -160,6 +160,16 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
     } else {
         group::set_level(leader, level, threads)?
     };
+    if old == 0 && level > 0 && !joining && shim::nr_threads(leader) > 1 {
+        // A thread appeared after the count, before the group was
+        // registered: its fork probe found no group to tell. (One that
+        // appears from here on ends protection there,
+        // `replica::unseen_thread`.) The caller may try again.
+        if group::lookup(leader.tgid()).is_some_and(|g| !g.threaded()) {
+            group::remove_settled(leader.tgid());
+            return Err(EAGAIN);
+        }
+    }
     if level > old {
         if let Some(group) = group::lookup(leader.tgid()) {
             if joining {

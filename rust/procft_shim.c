@@ -2994,8 +2994,15 @@ static void *procft_filter_store(pid_t tgid, void *entry, gfp_t gfp)
 
 	xa_lock_irqsave(&procft_tgids, flags);
 	old = __xa_store(&procft_tgids, tgid, entry, gfp);
-	if (!xa_is_err(old))
+	if (!xa_is_err(old)) {
+		/*
+		 * The entry before the walk of the threads: pairs with a fork,
+		 * which lists its child before its probe reads the entry
+		 * (procft_probe_fork()), so one of the two sees the other.
+		 */
+		smp_mb();
 		procft_mark_tgid(tgid, entry);
+	}
 	xa_unlock_irqrestore(&procft_tgids, flags);
 	return old;
 }
