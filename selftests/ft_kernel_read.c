@@ -100,10 +100,13 @@ static void run(int level, char how, char *got, size_t *len, long *n, int *statu
 	pid = fork();
 	if (pid == 0) {
 		close(out[0]);
+		close(ctl[0]);
 		workload(ctl[1], out[1], level, how);
 	}
 	close(out[1]);
-	read(ctl[0], &buf, sizeof(buf));
+	close(ctl[1]);
+	if (read(ctl[0], &buf, sizeof(buf)) != sizeof(buf))
+		buf = NULL;
 	if (level && !wait_duplicates(pid, level, reps))
 		tap_diag("no duplicates");
 	pfn = pfn_of(pid, buf);
