@@ -8,6 +8,8 @@
  *   bench compute MIB   memory-heavy loop over MIB MiB
  *   bench getppid N     N getppid() calls
  *   bench rdtsc N       N rdtsc reads of the time-stamp counter
+ *   bench clock N       N clock_gettime() system calls (what a protected
+ *                       process's time reads become: its vDSO is hidden)
  *   bench pipe N        N 4 KiB write+read round trips through a pipe
  *   bench fork N        N fork() + _exit() + waitpid()
  *   bench busy N        forever: N getppid() calls, then 20 ms asleep
@@ -152,6 +154,15 @@ int main(int argc, char **argv)
 		mark(n, "begin");
 		for (i = 0; i < n; i++)
 			sum += syscall(SYS_getppid);
+		mark(n, "end");
+	} else if (!strcmp(argv[1], "clock")) {
+		struct timespec ts;
+
+		mark(n, "begin");
+		for (i = 0; i < n; i++) {
+			syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+			sum += ts.tv_nsec;
+		}
 		mark(n, "end");
 	} else if (!strcmp(argv[1], "rdtsc")) {
 		mark(n, "begin");

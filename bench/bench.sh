@@ -149,6 +149,8 @@ count() {
 	getppid.*) echo 200000 ;;
 	rdtsc.l*) echo 10000 ;;
 	rdtsc.*) echo 200000 ;;
+	clock.l*) echo 10000 ;;
+	clock.*) echo 200000 ;;
 	pipe.l*) echo 2000 ;;
 	pipe.*) echo 10000 ;;
 	fork.l*) echo 300 ;;
@@ -166,7 +168,7 @@ measure() {
 	cfg=$1 w=$2 pre=$(prefix $1) n=$(count $2 $1)
 	t0=$(busy_ticks)
 	case $w in
-	getppid | rdtsc | pipe | fork) out=$($pre $B $w $n) ;;
+	getppid | rdtsc | clock | pipe | fork) out=$($pre $B $w $n) ;;
 	compute) out=$($pre $B compute 16) ;;
 	sqlite)
 		rm -f $DB $DB-journal
@@ -264,11 +266,12 @@ judged() {
 }
 
 WORKLOADS=$(echo "${benchworkloads:-getppid,rdtsc,pipe,fork,compute,sqlite,lighttpd}" | tr , ' ')
-SMALL="getppid rdtsc pipe fork"
+SMALL="getppid rdtsc clock pipe fork"
 name() {
 	case $1 in
 	getppid) echo "getppid(), per call" ;;
 	rdtsc) echo "rdtsc, per read" ;;
+	clock) echo "clock_gettime(), per call" ;;
 	pipe) echo "4 KiB pipe write+read, per pair" ;;
 	fork) echo "fork+exit+wait, per fork" ;;
 	compute) echo "compute, 16 MiB memory" ;;

@@ -68,6 +68,75 @@ pub(crate) struct Output {
     pub(crate) len: usize,
 }
 
+/// Bytes of output a record keeps in itself ([`Inline`]).
+pub(crate) const INLINE_BYTES: usize = 160;
+
+/// Outputs a record keeps in itself, at most.
+pub(crate) const INLINE_OUTPUTS: usize = 4;
+
+/// The outputs of a call that writes a few structures of fixed size (a
+/// `timespec`, a `stat`), kept in its record itself: read from the
+/// primary's memory before the group's lock is taken, so that the call is
+/// recorded in one critical section, as one that wrote nothing is, and
+/// taken by a duplicate in one as well (see `sync::sys_exit`, `sync::take`).
+/// Such calls are most of a server's: the time reads.
+#[derive(Clone, Copy)]
+pub(crate) struct Inline {
+    outs: [Output; INLINE_OUTPUTS],
+    /// How many of `outs` are used.
+    n: usize,
+    /// Their bytes, one after the other.
+    bytes: [u8; INLINE_BYTES],
+}
+
+impl Inline {
+    /// No output.
+    const fn none() -> Self {
+        Self {
+            outs: [Output { addr: 0, len: 0 }; INLINE_OUTPUTS],
+            n: 0,
+            bytes: [0; INLINE_BYTES],
+        }
+    }
+
+    /// Reads `outs` (address, length; a null address or an empty length
+    /// is no output) from the caller's memory; `None` if they do not fit
+    /// (more than [`INLINE_OUTPUTS`], or [`INLINE_BYTES`] together) or one
+    /// cannot be read now (the call is then recorded the usual way, which
+    /// also reads a lost page from its frame).
+    pub(crate) fn read(outs: impl Iterator<Item = (usize, usize)>) -> Option<Self> {
+        let mut inline = Self::none();
+        let mut used = 0;
+        for (addr, len) in outs.filter(|&(addr, len)| addr != 0 && len != 0) {
+            if inline.n == INLINE_OUTPUTS || len > INLINE_BYTES - used {
+                return None;
+            }
+            UserSlice::new(UserPtr::from_addr(addr), len)
+                .reader()
+                .read_slice(&mut inline.bytes[used..used + len])
+                .ok()?;
+            inline.outs[inline.n] = Output { addr, len };
+            inline.n += 1;
+            used += len;
+        }
+        Some(inline)
+    }
+
+    /// Writes the outputs into the caller's memory at the same addresses;
+    /// on failure, the first one that could not be written.
+    pub(crate) fn write(&self) -> Result<(), Output> {
+        let mut at = 0;
+        for &out in &self.outs[..self.n] {
+            UserSlice::new(UserPtr::from_addr(out.addr), out.len)
+                .writer()
+                .write_slice(&self.bytes[at..at + out.len])
+                .map_err(|_| out)?;
+            at += out.len;
+        }
+        Ok(())
+    }
+}
+
 /// One system call as the primary made it.
 pub(crate) struct Record {
     /// Call number.
@@ -90,6 +159,9 @@ pub(crate) struct Record {
     pub(crate) tid: kernel::task::Pid,
     /// For a thread creation there: the new thread's global id.
     pub(crate) child: kernel::task::Pid,
+    /// What it wrote into the primary's memory, when that was little
+    /// enough to be kept here (then `outputs` is empty).
+    inline: Inline,
     /// What it wrote into the primary's memory, in order.
     outputs: KVec<Output>,
     /// The bytes of all outputs one after the other, in pieces of
@@ -111,6 +183,7 @@ impl Record {
             signal: None,
             tid: 0,
             child: 0,
+            inline: Inline::none(),
             outputs: KVec::new(),
             chunks: KVec::new(),
             bytes: 0,
@@ -133,6 +206,7 @@ impl Record {
         self.signal = None;
         self.tid = 0;
         self.child = 0;
+        self.inline.n = 0;
         self.outputs.clear();
         for c in self.chunks.iter_mut() {
             c.clear();
@@ -146,6 +220,17 @@ impl Record {
         self.outputs
             .push(Output { addr, len }, GFP_KERNEL_ACCOUNT)?;
         Ok(())
+    }
+
+    /// Makes `inline` its outputs (read already, see [`Inline::read`]); it
+    /// must have no other.
+    pub(crate) fn set_inline(&mut self, inline: &Inline) {
+        self.inline = *inline;
+    }
+
+    /// Its outputs, if they are kept in the record itself (or it has none).
+    pub(crate) fn inline(&self) -> Option<&Inline> {
+        self.outputs.is_empty().then_some(&self.inline)
     }
 
     /// Reads the bytes of every output noted from the caller's memory.
@@ -185,6 +270,9 @@ impl Record {
     /// (all of them, even past one that cannot be written); on failure,
     /// the first output that could not be written.
     pub(crate) fn write_outputs(&self) -> Result<(), Output> {
+        if let Some(inline) = self.inline() {
+            return inline.write();
+        }
         let mut chunks = self.chunks.iter();
         let mut cur: &[u8] = &[];
         let mut failed = None;
@@ -214,7 +302,7 @@ impl Record {
 
     /// Whether the call wrote anything into the primary's memory.
     pub(crate) fn has_outputs(&self) -> bool {
-        !self.outputs.is_empty()
+        !self.outputs.is_empty() || self.inline.n > 0
     }
 
     /// Bytes of output it carries.

@@ -37,7 +37,7 @@ use crate::{
     group::{self, Group, Kills, PrimaryWork, Spawn},
     profile::{Lap, Section},
     replica,
-    ring::{Record, CAPACITY},
+    ring::{Inline, Output, Record, CAPACITY},
     shim::{self, Regs},
     syscalls::{self, Abi, Class, Input, Len, Out, Outputs},
     types::{DupWork, Vote},
@@ -778,6 +778,13 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
             determinism::after_call(ret);
             return;
         }
+        // The output of a call armed without the lock, if it is a few
+        // structures of fixed size (a time read's), read now, before the
+        // lock: the call is then recorded in the one critical section
+        // below, as one that wrote nothing is.
+        let inline = armed
+            .filter(|_| ret >= 0 && !signal)
+            .and_then(|(nr, args)| read_inline(nr, &args));
         // One taking of the lock: the call to record, unless this is the
         // return of an injected clone3(); a call that wrote nothing is
         // recorded right there.
@@ -790,7 +797,9 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
             if !matches!(st.spawn, Spawn::Idle) {
                 group.fast.set(&st, |_| false);
                 None
-            } else if let Some(appended) = record_plain(&group, &mut st, ret, signal) {
+            } else if let Some(appended) =
+                record_plain(&group, &mut st, ret, signal, inline.as_ref())
+            {
                 if armed.is_some() && !appended.killed() {
                     // Armed without the lock: nothing was pending then,
                     // and nobody else has taken the lock since (that
@@ -857,34 +866,50 @@ impl Pending {
 }
 
 /// At the primary's `sys_exit`, under the group's lock (`st`): if the call
-/// in flight needs nothing read from the primary's memory (it sends no
-/// bytes and wrote none) and nothing else is pending (a signal, a repair,
-/// a restart), records it from the ring's pool and appends it; what
-/// [`append`] found, to act on once the lock is dropped.
+/// in flight needs nothing read from the primary's memory now (it sends no
+/// bytes, and wrote none or only `inline`, its outputs read already) and
+/// nothing else is pending (a signal, a repair, a restart), records it
+/// from the ring's pool and appends it; what [`append`] found, to act on
+/// once the lock is dropped.
 fn record_plain(
     group: &Group,
     st: &mut group::State,
     ret: isize,
     signal: bool,
+    inline: Option<&Inline>,
 ) -> Option<group::Appended> {
     let (nr, args) = st.call?;
     if signal || is_restart(ret) || st.repair.is_some() || syscalls::input(nr).is_some() {
         return None;
     }
     // `capture` reads nothing after a failure.
-    if ret >= 0 && !matches!(syscalls::outputs(nr), Outputs::Bufs([])) {
+    let inline = inline.filter(|_| ret >= 0);
+    if ret >= 0 && inline.is_none() && !matches!(syscalls::outputs(nr), Outputs::Bufs([])) {
         return None;
     }
     let mut record = st.ring.take_record()?;
     st.call = None;
     st.passed = None;
     record.start(nr, args);
+    if let Some(inline) = inline {
+        record.set_inline(inline);
+    }
     record.ret = ret;
     threads::stamp(group, &mut record);
     // What `hash_input` gives a call that sends nothing.
     record.input_hash = Some(0);
     record.ip = shim::user_ip();
     Some(group::append(group, st, record.into()))
+}
+
+/// The outputs of the primary's call `nr` with `args`, read at its
+/// `sys_exit` before the group's lock is taken, if the call sends nothing
+/// and writes only a few structures of fixed size ([`Inline`]).
+fn read_inline(nr: i64, args: &[usize; 6]) -> Option<Inline> {
+    if syscalls::input(nr).is_some() {
+        return None;
+    }
+    Inline::read(syscalls::fixed_outputs(nr)?.map(|(arg, len)| (args[arg], len)))
 }
 
 /// At the primary's `sys_exit`: appends the call in flight to the ring.
@@ -1864,22 +1889,28 @@ fn take(
         }
         if record.nr == nr
             && record.args == *args
-            && !record.has_outputs()
             && record.signal.is_none()
             && syscalls::input(nr).is_none()
         {
-            // Nothing to check or write in the duplicate's memory: the
-            // record is taken in this one critical section.
-            let ret = record.ret;
-            d.next_seq = seq + 1;
-            threads::took(d, task.pid());
-            let wake = consumed(st);
-            drop(guard);
-            set_result(nr, ret);
-            if wake {
-                group.wake_only(shim::Wake::Unkeyed);
+            if let Some(inline) = record.inline() {
+                // Nothing to check in the duplicate's memory, and nothing
+                // or a few bytes (copied here) to write into it: the record
+                // is taken in this one critical section.
+                let (ret, inline) = (record.ret, record.has_outputs().then_some(*inline));
+                d.next_seq = seq + 1;
+                threads::took(d, task.pid());
+                let wake = consumed(st);
+                drop(guard);
+                if wake {
+                    group.wake_only(shim::Wake::Unkeyed);
+                }
+                if let Some(Err(output)) = inline.map(|i| i.write()) {
+                    cannot_write(group, task, nr, args, output);
+                    return true;
+                }
+                set_result(nr, ret);
+                return true;
             }
-            return true;
         }
         (record.clone(), seq)
     };
@@ -1908,16 +1939,7 @@ fn take(
     let written = record.write_outputs();
     lap.lap(Section::TakeWrite);
     if let Err(output) = written {
-        diverge(
-            group,
-            task,
-            format_args!(
-                "{}: it cannot take the primary's {} bytes at {:#x}",
-                Call(nr, args),
-                output.len,
-                output.addr
-            ),
-        );
+        cannot_write(group, task, nr, args, output);
         return true;
     }
     set_result(nr, record.ret);
@@ -1937,6 +1959,21 @@ fn take(
         group.wake_only(shim::Wake::Unkeyed);
     }
     true
+}
+
+/// A duplicate cannot write the output of the primary's call `nr` into its
+/// memory at the same address: it has diverged.
+fn cannot_write(group: &Group, task: &Task, nr: i64, args: &[usize; 6], output: Output) {
+    diverge(
+        group,
+        task,
+        format_args!(
+            "{}: it cannot take the primary's {} bytes at {:#x}",
+            Call(nr, args),
+            output.len,
+            output.addr
+        ),
+    );
 }
 
 /// Sends the calling duplicate the signal a record carries, if it does:

@@ -646,6 +646,22 @@ pub(crate) const fn outputs(nr: i64) -> Outputs {
     })
 }
 
+/// The outputs of call `nr` (argument holding the address, length), if
+/// each is a structure of fixed size (as `clock_gettime`'s `timespec`,
+/// `fstat`'s `stat`): where and how much it writes is then known before it
+/// returns, from its arguments alone.
+pub(crate) fn fixed_outputs(nr: i64) -> Option<impl Iterator<Item = (usize, usize)>> {
+    let Outputs::Bufs(list) = outputs(nr) else {
+        return None;
+    };
+    let fixed = |o: &Out| match o.1 {
+        Fixed(n) => Some((o.0, n)),
+        _ => None,
+    };
+    (!list.is_empty() && list.iter().all(|o| fixed(o).is_some()))
+        .then(|| list.iter().filter_map(fixed))
+}
+
 /// Whether call `nr` (of class `Local` or `Mmap`: every replica makes it)
 /// changes the layout of the address space: `mmap`, `munmap`, `mremap`,
 /// `brk`, `mprotect`, `pkey_mprotect`, `madvise`, `mlock`, `munlock`,

@@ -582,7 +582,7 @@ fn wait_at_point(group: &Arc<Group>) {
     let signal = shim::signal_pending();
     let appended = {
         let mut st = group.lock_quiet();
-        super::record_plain(group, &mut st, 0, signal)
+        super::record_plain(group, &mut st, 0, signal, None)
     };
     if let Some(appended) = appended {
         group::published(group, appended);
