@@ -2712,20 +2712,26 @@ unsigned int procft_fd_type(struct task_struct *task, unsigned int fd)
 /*
  * How long a waiter polls before it sleeps: a duplicate close behind its
  * primary usually gets the next record within a few microseconds, and a
- * wakeup costs more than that (an IPI and two context switches).  Bounded,
- * and cut short if the CPU is wanted.
+ * wakeup costs more than that (an IPI and two context switches).  Bounded
+ * by time and by a number of turns (a turn takes at least a pause and a
+ * clock read, some 50 ns on current CPUs), so that it ends whatever the
+ * clock does, and cut short if the CPU is wanted.
  */
 #define PROCFT_SPIN_NS 20000
+#define PROCFT_SPIN_TURNS 1000
 
 static bool procft_spin(bool (*ready)(const void *arg), const void *arg)
 {
 	u64 end = ktime_get_ns() + PROCFT_SPIN_NS;
+	unsigned int turn;
 
-	do {
+	for (turn = 0; turn < PROCFT_SPIN_TURNS; turn++) {
 		if (ready(arg))
 			return true;
+		if (need_resched() || ktime_get_ns() >= end)
+			break;
 		cpu_relax();
-	} while (ktime_get_ns() < end && !need_resched());
+	}
 	return false;
 }
 
@@ -2754,8 +2760,8 @@ static int procft_keyed_wake(struct wait_queue_entry *entry, unsigned int mode, 
  * @wq: the queue of the group waited on
  * @cond: the condition, checked before each sleep
  * @ready: NULL, or a lock-free check polled for a few microseconds before
- *	   the first sleep; once it holds the wait ends (it implies @cond,
- *	   or something the caller re-checks)
+ *	   the first sleep: something may have changed (a record was
+ *	   published), and the poll ends; @cond decides, as always
  * @arg: their argument
  * @key: 0, or a positive key: then only procft_wake() for all or for
  *	 this key wakes it (a thread of a duplicate waits for the records
@@ -2772,8 +2778,8 @@ int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *ar
 	struct procft_keyed_wait w = { .key = key };
 	long ret = 0;
 
-	if (ready && procft_spin(ready, arg))
-		return 0;
+	if (ready)
+		procft_spin(ready, arg);
 	/* ___wait_event() with its own wake function. */
 	init_wait_entry(&w.entry, 0);
 	w.entry.func = procft_keyed_wake;

@@ -65,6 +65,14 @@ pub(crate) enum Section {
     /// The rest of a duplicate's `sys_enter` hook (classification, and
     /// queueing its task_work when it must wait).
     DupEnter,
+    /// A duplicate's task_work for a record it did not find published at
+    /// its `sys_enter`: hashing what its call would send (its vote).
+    DupVoteHash,
+    /// The same: waiting for the record (a poll, then sleep: a lap that
+    /// slept is left out).
+    DupWait,
+    /// The same: taking the record.
+    DupTake,
     /// An empty section: the profiler's own cost, subtracted from every
     /// other figure.
     Overhead,
@@ -101,6 +109,9 @@ mod imp {
         "    of which: hash input bytes",
         "    of which: write output bytes",
         "  duplicate: the rest of sys_enter",
+        "duplicate task_work: hash its vote",
+        "duplicate task_work: wait for the record",
+        "duplicate task_work: take the record",
         "(profiler overhead)",
     ];
 

@@ -1353,9 +1353,9 @@ impl WaitQueue {
     /// Sleeps until `cond(arg)` holds or a fatal signal arrives;
     /// [`WaitQueue::wake`] makes sleepers re-check. `ready`, if given, is a
     /// lock-free check polled for a few microseconds before the first
-    /// sleep: once it holds, the wait ends (the caller then checks what it
-    /// needs under its locks). With a `key`, only the wake-ups for all and
-    /// for that key ([`Wake`]) make it re-check.
+    /// sleep, for a change that may let `cond` hold: once it holds, the
+    /// poll ends and `cond` decides. With a `key`, only the wake-ups for
+    /// all and for that key ([`Wake`]) make it re-check.
     pub(crate) fn wait_killable(
         &self,
         cond: unsafe extern "C" fn(*const c_void) -> bool,

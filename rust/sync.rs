@@ -1553,9 +1553,10 @@ struct DupWaiter<'a> {
     seq: u64,
 }
 
-/// Whether the duplicate in `arg` (a [`DupWaiter`]) may go on: its next
-/// record is published. Lock-free, for polling; [`take`] then checks
-/// everything under the group's lock.
+/// Whether the duplicate in `arg` (a [`DupWaiter`]) may be able to go on:
+/// its next record is published. Lock-free, for polling; [`dup_can_go`]
+/// then decides (in a multi-threaded group, the record must be the
+/// thread's own too).
 ///
 /// # Safety
 ///
@@ -1563,8 +1564,7 @@ struct DupWaiter<'a> {
 unsafe extern "C" fn dup_record_ready(arg: *const c_void) -> bool {
     // SAFETY: By the function's contract.
     let w = unsafe { &*arg.cast::<DupWaiter<'_>>() };
-    // In a multi-threaded group the record must be the thread's own too.
-    !w.group.threaded() && w.group.is_published(w.seq)
+    w.group.is_published(w.seq)
 }
 
 /// What the primary waits for.
@@ -1695,10 +1695,15 @@ pub(crate) fn repair(group: &Group) {
 
 /// A duplicate's task_work: take the primary's record of call `nr`.
 fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
+    let mut lap = Lap::start();
     // Its vote, should the primary put this call to one.
     let hash = hash_input(nr, args, None).ok().map(|h| h.hash);
-    if wait_record(group, task, nr, args, hash).is_ok() && !take(group, task, nr, args, hash, true)
-    {
+    lap.lap(Section::DupVoteHash);
+    let waited = wait_record(group, task, nr, args, hash);
+    lap.lap(Section::DupWait);
+    let took = waited.is_ok() && take(group, task, nr, args, hash, true);
+    lap.lap(Section::DupTake);
+    if waited.is_ok() && !took {
         // Let go of (leaving, or the group closing): its kill follows.
         group.await_kill();
     }
