@@ -68,14 +68,17 @@ pub(crate) struct Output {
     pub(crate) len: usize,
 }
 
-/// Bytes of output a record keeps in itself ([`Inline`]).
-pub(crate) const INLINE_BYTES: usize = 160;
+/// Bytes of output a record keeps in itself ([`Inline`]): a `timespec`
+/// and a `timezone` (`gettimeofday`). Kept small: it is copied at each
+/// record and at each duplicate's take, and the calls it is for, the time
+/// reads, write 8 to 24 bytes.
+pub(crate) const INLINE_BYTES: usize = 32;
 
 /// Outputs a record keeps in itself, at most.
-pub(crate) const INLINE_OUTPUTS: usize = 4;
+pub(crate) const INLINE_OUTPUTS: usize = 2;
 
-/// The outputs of a call that writes a few structures of fixed size (a
-/// `timespec`, a `stat`), kept in its record itself: read from the
+/// The outputs of a call that writes a few small structures of fixed size
+/// (a `timespec`), kept in its record itself: read from the
 /// primary's memory before the group's lock is taken, so that the call is
 /// recorded in one critical section, as one that wrote nothing is, and
 /// taken by a duplicate in one as well (see `sync::sys_exit`, `sync::take`).
