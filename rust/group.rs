@@ -769,7 +769,11 @@ pub(crate) struct StepsHeld<'a>(&'a Group);
 impl Drop for StepsHeld<'_> {
     fn drop(&mut self) {
         if self.0.steps_held.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.wake();
+            // A duplicate separating its memory waits without a key; the
+            // threads of a multi-threaded one waiting for their records
+            // (with the key of the primary's thread they mirror) have
+            // nothing to do with the steps, and are not woken for them.
+            self.0.wake_only(shim::Wake::Unkeyed);
         }
     }
 }
