@@ -769,10 +769,12 @@ pub(crate) struct StepsHeld<'a>(&'a Group);
 impl Drop for StepsHeld<'_> {
     fn drop(&mut self) {
         if self.0.steps_held.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // A duplicate separating its memory waits without a key; the
-            // threads of a multi-threaded one waiting for their records
-            // (with the key of the primary's thread they mirror) have
-            // nothing to do with the steps, and are not woken for them.
+            // The unkeyed sleepers re-check what they wait for. (A
+            // duplicate separating its memory goes back to its steps when
+            // its record comes or its wait times out, `replica::RETRY_MS`.)
+            // The threads of multi-threaded duplicates waiting for their
+            // own records, with the key of the primary's thread they
+            // mirror, have nothing to do with the steps and are not woken.
             self.0.wake_only(shim::Wake::Unkeyed);
         }
     }

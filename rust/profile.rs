@@ -44,7 +44,8 @@ pub(crate) enum Section {
     Arm,
     /// The primary's memory-error policy and signal check at `sys_exit`.
     ExitChecks,
-    /// Recording a call that wrote nothing, under the lock.
+    /// Recording a call that wrote nothing, or only outputs kept in its
+    /// record (`ring::Inline`, read just before), under the lock.
     RecordPlain,
     /// Recording a call with outputs or input, all of it (the next two
     /// are parts of it).

@@ -68,7 +68,7 @@ pub(crate) struct Output {
     pub(crate) len: usize,
 }
 
-/// Bytes of output a record keeps in itself ([`Inline`]): a `timespec`
+/// Bytes of output a record keeps in itself ([`Inline`]): a `timeval`
 /// and a `timezone` (`gettimeofday`). Kept small: it is copied at each
 /// record and at each duplicate's take, and the calls it is for, the time
 /// reads, write 8 to 24 bytes.
@@ -125,18 +125,23 @@ impl Inline {
         Some(inline)
     }
 
-    /// Writes the outputs into the caller's memory at the same addresses;
-    /// on failure, the first one that could not be written.
+    /// Writes the outputs into the caller's memory at the same addresses
+    /// (all of them, even past one that cannot be written, as
+    /// [`Record::write_outputs`] does); on failure, the first one that
+    /// could not be written.
     pub(crate) fn write(&self) -> Result<(), Output> {
         let mut at = 0;
+        let mut failed = None;
         for &out in &self.outs[..self.n] {
-            UserSlice::new(UserPtr::from_addr(out.addr), out.len)
+            let written = UserSlice::new(UserPtr::from_addr(out.addr), out.len)
                 .writer()
-                .write_slice(&self.bytes[at..at + out.len])
-                .map_err(|_| out)?;
+                .write_slice(&self.bytes[at..at + out.len]);
+            if written.is_err() {
+                failed.get_or_insert(out);
+            }
             at += out.len;
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 }
 
@@ -319,6 +324,7 @@ impl Record {
     /// spinlock).
     fn recycle(&mut self, keep: usize) -> usize {
         self.chunks.truncate(keep.min(KEEP_CHUNKS));
+        self.inline.n = 0;
         if self.outputs.capacity() > KEEP_OUTPUTS {
             self.outputs = KVec::new();
         }
