@@ -903,12 +903,10 @@ fn record_plain(
 }
 
 /// The outputs of the primary's call `nr` with `args`, read at its
-/// `sys_exit` before the group's lock is taken, if the call sends nothing
-/// and writes only a few structures of fixed size ([`Inline`]).
+/// `sys_exit` before the group's lock is taken, if it writes only a few
+/// structures of fixed size ([`Inline`]). (A call that sends bytes has none
+/// of those, and [`record_plain`] refuses it anyway.)
 fn read_inline(nr: i64, args: &[usize; 6]) -> Option<Inline> {
-    if syscalls::input(nr).is_some() {
-        return None;
-    }
     Inline::read(syscalls::fixed_outputs(nr)?.map(|(arg, len)| (args[arg], len)))
 }
 
