@@ -150,6 +150,20 @@ impl Dup {
             && (self.ready || self.separating.is_some())
     }
 
+    /// Whether it can take the primary's place once it reaches the
+    /// primary's next call: it [can now](Dup::can_succeed), or it is one
+    /// the primary has just made that has not run yet. Such a duplicate
+    /// starts from the primary's state at the call that made it (its fork
+    /// has returned, its wipe-on-fork memory is copied), so a takeover
+    /// waits for it ([`crate::failover`]) as for one still catching up.
+    /// Without this, a primary that fails right after it made a
+    /// duplicate, before the scheduler has run that one, died of the
+    /// failure as if it had none.
+    pub(crate) fn may_succeed(&self) -> bool {
+        self.can_succeed()
+            || (!self.born && self.wiped && !self.leaving && !self.stale && self.hit.is_none())
+    }
+
     /// Whether it stands before the call whose record will have sequence
     /// number `head` (it consumed every earlier record and waits, or is
     /// parked at an exit or exec with nothing left to consume).
@@ -410,10 +424,10 @@ impl State {
         pending
     }
 
-    /// Whether a duplicate could take over from the primary
-    /// ([`Dup::can_succeed`]).
+    /// Whether a duplicate could take over from the primary, at once or
+    /// once it has run ([`Dup::may_succeed`]).
     pub(crate) fn can_take_over(&self) -> bool {
-        self.dups.iter().flatten().any(Dup::can_succeed)
+        self.dups.iter().flatten().any(Dup::may_succeed)
     }
 
     /// Marks the duplicates matching `pred` (and not already leaving) as

@@ -191,7 +191,7 @@ int main(void)
 	tap_ok(ok, "protected at level 1, duplicate %d on its own frames", reps[1]);
 
 	/* Lost: replaced at the primary's next call, the mremap(). */
-	kill(reps[1], SIGKILL);
+	kill_duplicate(reps[1]);
 	for (i = 0; i < 1000 && procft_field(pid, "duplicates=") != 0; i++)
 		usleep(10000);
 	write(ctl, "m", 1);
@@ -217,7 +217,7 @@ int main(void)
 	 * Lost again; this time the primary fails while the replacement is
 	 * still separating its memory, on a frame only the primary has.
 	 */
-	kill(reps2[1], SIGKILL);
+	kill_duplicate(reps2[1]);
 	for (i = 0; i < 1000 && procft_field(pid, "duplicates=") != 0; i++)
 		usleep(10000);
 	write(ctl, "h", 1);
@@ -239,7 +239,7 @@ int main(void)
 	 * shares with the replacement: no copy is left, and the process
 	 * dies of it as it would unprotected.
 	 */
-	kill(reps[1], SIGKILL);
+	kill_duplicate(reps[1]);
 	for (i = 0; i < 1000 && procft_field(pid, "duplicates=") != 0; i++)
 		usleep(10000);
 	write(ctl, "x", 1);

@@ -324,6 +324,20 @@ static inline pid_t spawn_with_ctl(void (*child)(int ctl), int *ctl)
 	return pid;
 }
 
+/*
+ * Kills duplicate @rep with SIGKILL; nothing if @rep is not a pid (a wait
+ * for the duplicates that failed leaves 0 there, and kill(0) would kill
+ * the test's own process group).
+ */
+static inline int kill_duplicate(pid_t rep)
+{
+	if (rep <= 0) {
+		errno = ESRCH;
+		return -1;
+	}
+	return kill(rep, SIGKILL);
+}
+
 static inline void reap(pid_t pid)
 {
 	kill(pid, SIGKILL);
