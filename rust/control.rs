@@ -155,6 +155,16 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
     } else {
         None
     };
+    if joining && crate::module_parameters::fault_injection.value() {
+        // Test-only: a thread listed between the count and the
+        // registration ([`group::threads::recount`]).
+        let ms = crate::module_parameters::test_join_delay_ms
+            .value()
+            .min(1000);
+        if ms > 0 {
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(ms.into()));
+        }
+    }
     let old = if level == 0 {
         group::remove_settled(leader.tgid())
     } else {

@@ -1357,6 +1357,9 @@ pub(crate) fn set_level(
     let node_group = group.clone();
     let mut node = Some(RBTreeNode::new(tgid, group, GFP_KERNEL)?);
     let mut kills = Kills::none();
+    // Threads listed since the count, for a process multi-threaded
+    // already (`None`: too many).
+    let mut recounted = Some(0);
     // The filter's slot is reserved (outside the lock: it may sleep) unless
     // it holds an entry; one the process drops meanwhile (taking back its
     // memory-error policy) leaves `add` to allocate without sleeping,
@@ -1382,14 +1385,19 @@ pub(crate) fn set_level(
                     shim::filter::release(tgid);
                     return Err(ENODEV);
                 };
+                // Held from before the marking: none of the threads the
+                // marking makes visible to procft runs its probes on the
+                // group before the count below.
+                let mut st = node_group.lock();
                 // The key is absent (checked above), so nothing is replaced.
                 match shim::filter::add(tgid, &node_group.roles) {
                     Ok(Some(wish)) => {
                         // Protected again before it took its own policy back.
-                        node_group.lock().mce_wish = Some(wish);
+                        st.mce_wish = Some(wish);
                     }
                     Ok(None) => {}
                     Err(e) => {
+                        drop(st);
                         drop(table);
                         shim::filter::release(tgid);
                         if e == ENOMEM && tries < 3 {
@@ -1398,6 +1406,12 @@ pub(crate) fn set_level(
                         return Err(e);
                     }
                 }
+                // A process multi-threaded already: its threads listed
+                // since the count join too.
+                if let Some(t) = st.threads.as_mut() {
+                    recounted = threads::recount(leader, t);
+                }
+                drop(st);
                 node_group.listed.store(true, Ordering::Relaxed);
                 if let Some(node) = node.take() {
                     let _ = tree.insert(node);
@@ -1417,6 +1431,19 @@ pub(crate) fn set_level(
     if shim::is_exiting(leader) {
         remove(tgid);
         return Err(ESRCH);
+    }
+    match recounted {
+        None => {
+            // Threads made meanwhile took it past procft's limit.
+            remove(tgid);
+            return Err(EOPNOTSUPP);
+        }
+        Some(0) => {}
+        Some(n) => pr_info!(
+            "pid {}: {} thread(s) created as its protection began join the others\n",
+            leader.tgid_nr_ns(None),
+            n
+        ),
     }
     Ok(old)
 }

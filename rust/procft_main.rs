@@ -108,6 +108,10 @@ module! {
             default: false,
             description: "Replicate threads a protected process creates (one thread of each replica runs at a time; see Documentation/procft.rst) instead of ending its protection at the first (0)",
         },
+        test_join_delay_ms: u32 {
+            default: 0,
+            description: "Test-only, with fault_injection=1: how long (milliseconds, 1000 at most) setting the level of a multi-threaded process waits between counting its threads and registering its protection, to widen a race the selftests reproduce",
+        },
         thread_wait_ms: u32 {
             default: 2000,
             description: "How long a thread of a multi-threaded protected process waits for another that runs without a system call before that one is preempted (the duplicates are then re-created from the primary), and a takeover for the other threads to stop",

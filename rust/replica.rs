@@ -172,17 +172,21 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
 }
 
 /// Fork probe (must not sleep): `parent`, a thread of a protected
-/// primary, created a thread. One whose creation procft saw at its
-/// `sys_enter` made the group multi-threaded there
-/// ([`crate::sync::threads`]); one it did not see (a `clone` begun before
-/// the protection, and held since, in a seccomp notification say) leaves
-/// a single-threaded group with two threads, which its duplicates cannot
+/// primary, created thread `child`. In a multi-threaded group it counts
+/// ([`group::threads::forked`]). A creation procft saw at its `sys_enter`
+/// made the group multi-threaded there ([`crate::sync::threads`]); one it
+/// did not see in a single-threaded group (a `clone` begun before the
+/// protection, and held since, in a seccomp notification say) leaves a
+/// single-threaded group with two threads, which its duplicates cannot
 /// follow: protection ends.
-fn unseen_thread(parent: &Task) {
-    if let Some(group) = group::lookup(parent.tgid()) {
-        if !group.threaded() {
-            group::end_protection(&group, "a thread created as its protection began");
-        }
+fn primary_thread(parent: &Task, child: &Task) {
+    let Some(group) = group::lookup(parent.tgid()) else {
+        return;
+    };
+    if !group.threaded() {
+        group::end_protection(&group, "a thread created as its protection began");
+    } else if !group::threads::forked(&mut group.lock(), parent.pid(), child.pid()) {
+        group::end_protection(&group, "a thread beyond procft's limit");
     }
 }
 
@@ -194,7 +198,7 @@ pub(crate) fn on_fork(parent: &Task, child: &Task) {
         // state, memory-error policy included. A new duplicate's may be
         // one it makes for a thread of the primary.
         if !threads::forked(parent, child) {
-            unseen_thread(parent);
+            primary_thread(parent, child);
         }
         return;
     }

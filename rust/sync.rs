@@ -767,7 +767,6 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
                 // Made again, and recorded then.
                 threads::Turn::Again => return,
             }
-            threads::after_call(&group, nr, ret);
         }
         let signal = shim::signal_pending();
         lap.lap(Section::ExitChecks);

@@ -11,12 +11,25 @@
  * level change fails (EAGAIN) or protection ends with a log line. No
  * duplicate may diverge, and the output is the same as unprotected.
  *
- * The same race with the thread listed while the group is registered is
- * timing-dependent and not reproduced here. The hold works with the
- * kernel's system-call hook, whose entry work is read before seccomp
- * runs: with the tracepoints procft sees the held call at its entry (and
- * refuses it, with threads=0, the default here, as a thread it cannot
- * replicate).
+ * The hold works with the kernel's system-call hook, whose entry work is
+ * read before seccomp runs: with the tracepoints procft sees the held call
+ * at its entry (and refuses it, with threads=0, the default here, as a
+ * thread it cannot replicate).
+ *
+ * Then, with threads=1, the same race in a process already multi-threaded
+ * (two threads), its thread listed between procft's count of the threads
+ * and the group's registration: procft reloaded with fault_injection=1
+ * and test_join_delay_ms=300 waits that long between the two, and the
+ * held clone3() is let go 100 ms into the wait, while another process
+ * sets the level. The new thread runs at once, counting in memory without
+ * a system call while the first thread makes calls, so a duplicate is
+ * made while it counts. procft must find it at the registration and stop
+ * it to come under the run token like the others; a thread left running
+ * outside the token would be copied into the duplicate in a state that
+ * does not match its memory, and the duplicate would diverge. Checked:
+ * the log says one thread joined that way; once the threads are done the
+ * process gets a duplicate before it prints, none diverged, and the count
+ * is exact.
  */
 #include "ft_test.h"
 
@@ -170,13 +183,157 @@ static int run(int level, char *out, size_t len, int *set_rc, pid_t *pidp)
 	return status;
 }
 
+/*
+ * Counted by the thread created as protection begins, in memory only (a
+ * load and a store each time: relaxed atomics, which the compiler does
+ * not merge), so that a thread state not matching the memory shows.
+ */
+static long progress;
+#define SPIN 300000000L
+
+static void *spinner(void *arg)
+{
+	long i;
+
+	for (i = 0; i < SPIN; i++)
+		__atomic_store_n(&progress, __atomic_load_n(&progress, __ATOMIC_RELAXED) + 1,
+				 __ATOMIC_RELAXED);
+	return arg;
+}
+
+/* The second thread: it creates the spinner (its clone3() is held). */
+static void *creator(void *arg)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, spinner, NULL))
+		_exit(93);
+	pthread_join(t, NULL);
+	return arg;
+}
+
+/*
+ * Two threads, the second creating a third; the first makes calls
+ * (sleeps of 20 ms) while the third counts, then, once the test has seen
+ * the duplicate, prints the count.
+ */
+static void workload_threaded(int ctl)
+{
+	int listener = notify_clone3(), i;
+	pthread_t t;
+	char c;
+
+	if (listener < 0)
+		_exit(91);
+	send_fd(ctl, listener);
+	close(listener);
+	read(ctl, &c, 1);
+	if (pthread_create(&t, NULL, creator, NULL))
+		_exit(92);
+	for (i = 0; i < 500 && __atomic_load_n(&progress, __ATOMIC_RELAXED) < SPIN; i++)
+		usleep(20000);
+	pthread_join(t, NULL);
+	/* The test waits for the duplicate first. */
+	write(ctl, "j", 1);
+	read(ctl, &c, 1);
+	printf("progress %ld\n", progress);
+	fflush(stdout);
+	_exit(0);
+}
+
+/*
+ * As run(), for workload_threaded(): the first clone3() goes on at once;
+ * the second (the third thread's) is held while a child process sets
+ * level @level, and let go 100 ms later, while procft waits between its
+ * count and the registration. *@set_rc gets that child's exit status:
+ * 0 if the level was set, else the errno. Once its threads are done,
+ * *@made says whether it got a duplicate before it prints.
+ */
+static int run_threaded(int level, char *out, size_t len, int *set_rc, int *made, pid_t *pidp)
+{
+	struct seccomp_notif req;
+	struct seccomp_notif_resp resp;
+	int sv[2], o[2], listener, n = 0, status = -1, waiting = 0, i;
+	pid_t pid, setter = -1;
+	char c;
+	size_t got = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || pipe(o))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		close(o[0]);
+		dup2(o[1], 1);
+		workload_threaded(sv[1]);
+	}
+	close(sv[1]);
+	close(o[1]);
+	*pidp = pid;
+	listener = recv_fd(sv[0]);
+	if (listener < 0)
+		die("no seccomp listener");
+	write(sv[0], "g", 1);
+	/*
+	 * Every clone3() goes on, the duplicate's too (it inherits the
+	 * filter when procft re-creates the threads), until the workload
+	 * exits; 30 s at most without one, and 600 rounds.
+	 */
+	for (i = 0; i < 600; i++) {
+		struct pollfd p[2] = { { .fd = listener, .events = POLLIN },
+				       { .fd = sv[0], .events = POLLIN } };
+
+		int r = poll(p, 2, waiting ? 100 : 30000);
+
+		if (r < 0 || (r == 0 && !waiting) || (p[0].revents & (POLLHUP | POLLERR)))
+			break;
+		if (p[1].revents & POLLIN) {
+			/* Its threads are done: it prints once it has a duplicate. */
+			if (read(sv[0], &c, 1) != 1)
+				break;
+			waiting = 1;
+		}
+		if (waiting && procft_field(pid, "duplicates=") == 1) {
+			*made = 1;
+			waiting = 0;
+			write(sv[0], "p", 1);
+		}
+		if (!(p[0].revents & POLLIN))
+			continue;
+		memset(&req, 0, sizeof(req));
+		if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req))
+			continue;
+		if (++n == 2) {
+			setter = fork();
+			if (setter == 0)
+				_exit(-ioctl_set(pid, level));
+			usleep(100000);
+		}
+		memset(&resp, 0, sizeof(resp));
+		resp.id = req.id;
+		resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+	}
+	close(listener);
+	if (waiting)
+		write(sv[0], "p", 1);
+	read_to_eof(o[0], out, len, &got);
+	out[got < len ? got : len - 1] = 0;
+	waitpid(pid, &status, 0);
+	if (setter > 0 && waitpid(setter, set_rc, 0) == setter)
+		*set_rc = WIFEXITED(*set_rc) ? WEXITSTATUS(*set_rc) : -1;
+	close(o[0]);
+	close(sv[0]);
+	return status;
+}
+
 int main(void)
 {
 	char ref[256], out[256];
-	int status, rc = 0;
+	int status, rc = 0, made = 0;
 	pid_t pid;
 
-	tap_plan(2);
+	tap_plan(5);
 	status = run(0, ref, sizeof(ref), &rc, &pid);
 	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strcmp(ref, "counter 400\n"),
 	       "unprotected, with its clone3() held and let go: '%.20s'", ref);
@@ -189,5 +346,30 @@ int main(void)
 	       rc == -EAGAIN ? "refused" : rc ? "failed" : "accepted");
 	if (run_cmd("dmesg | grep -q 'procft: pid %d: .*protection ended'", pid) != 0)
 		run_cmd("dmesg | grep 'procft: pid %d' | head -20 >&2", pid);
+
+	close(ft_dev);
+	ft_dev = -1;
+	if (!tap_ok(reload_procft("threads=1 fault_injection=1 test_join_delay_ms=300") == 0 &&
+		    ft_open() >= 0,
+		    "procft reloaded with threads=1 fault_injection=1 test_join_delay_ms=300"))
+		return tap_finish();
+	rc = -1;
+	status = run_threaded(1, out, sizeof(out), &rc, &made, &pid);
+	snprintf(ref, sizeof(ref), "progress %ld\n", SPIN);
+	tap_ok(rc == 0 &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: 1 thread(s) created as its protection began join'",
+		       pid) == 0,
+	       "level 1 set while a thread is listed between the count and the registration: it was found and joined (set: %d)",
+	       rc);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strcmp(out, ref) && made &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged'", pid) != 0,
+	       "then a duplicate (%s); none diverged, the count is exact: '%.24s' (status %#x)",
+	       made ? "made" : "none", out, status);
+	if (run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged'", pid) == 0 ||
+	    strcmp(out, ref))
+		run_cmd("dmesg | grep 'procft: pid %d' | head -20 >&2", pid);
+	close(ft_dev);
+	ft_dev = -1;
+	reload_procft("");
 	return tap_finish();
 }

@@ -152,6 +152,18 @@ impl Threads {
         true
     }
 
+    /// Thread `tid` is one more to join; it counts among the threads.
+    /// False if there is no room for it.
+    fn add_joining(&mut self, tid: Pid) -> bool {
+        if self.alive >= MAX_THREADS || self.nr_joining >= MAX_THREADS {
+            return false;
+        }
+        self.joining[self.nr_joining] = tid;
+        self.nr_joining += 1;
+        self.alive += 1;
+        true
+    }
+
     /// Thread `tid`, still to join, exits (no record counts its exit): it
     /// no longer counts among the threads.
     pub(crate) fn exited_unjoined(&mut self, tid: Pid) {
@@ -226,12 +238,32 @@ pub(crate) fn holder_waits(group: &Group, on: bool) {
     }
 }
 
-/// At the primary's return from a thread creation that made a thread: it
-/// counts, and keeps a slot of the ring ([`room`]).
-pub(crate) fn created(st: &mut State) {
-    if let Some(t) = st.threads.as_mut() {
-        t.alive += 1;
+/// From the fork probe (no sleeping), under the group's lock (`st`): the
+/// primary's thread `parent` made thread `child` (global ids). The new
+/// thread counts from here, before it runs, and keeps a slot of the ring
+/// ([`room`]). A creation procft saw at its `sys_enter` is the run token
+/// holder's, which keeps the token through it: the new thread comes under
+/// the token at its first return. One made by a thread not holding the
+/// token was begun before the protection, by a thread still to join: its
+/// new thread joins too, at that same first return (its probe marks it
+/// before it runs), and no duplicate is made before. One the count taken
+/// at the registration found ([`recount`]) counts already. False if the
+/// group has as many threads as it may.
+pub(crate) fn forked(st: &mut State, parent: Pid, child: Pid) -> bool {
+    let Some(t) = st.threads.as_mut() else {
+        return true;
+    };
+    if t.still_joining().contains(&child) {
+        return true;
     }
+    if t.token != Some(parent) {
+        return t.add_joining(child);
+    }
+    if t.alive >= MAX_THREADS {
+        return false;
+    }
+    t.alive += 1;
+    true
 }
 
 /// A new, empty [`Threads`], for [`creating`].
@@ -270,6 +302,36 @@ pub(crate) fn joining(leader: &kernel::task::Task) -> Option<KBox<Threads>> {
     t.nr_joining = n;
     t.alive = n;
     Some(t)
+}
+
+/// At the registration of the group of `leader`'s process, multi-threaded
+/// when its protection began ([`joining`]), under the registry's lock and
+/// the group's (`t`, its threads), right after its threads were marked:
+/// the threads listed since the count join too. Such a thread was made
+/// by a `clone` in flight at the count, and its fork probe, which ran
+/// before the registration, found no group to tell; it may be running
+/// user code already, so it is stopped to join like the others
+/// ([`crate::sync::threads::call_to_join`]). A thread listed after this
+/// count has its fork probe find the group ([`forked`]). No thread has
+/// joined yet: the group's lock is held from before the marking. How
+/// many threads it found; `None` if the process has more threads than a
+/// group may.
+pub(crate) fn recount(leader: &kernel::task::Task, t: &mut Threads) -> Option<usize> {
+    let mut tids = [0; MAX_THREADS];
+    let n = shim::process_thread_ids(leader, &mut tids);
+    if n >= MAX_THREADS {
+        return None;
+    }
+    let mut found = 0;
+    for &tid in &tids[..n] {
+        if !t.still_joining().contains(&tid) {
+            if !t.add_joining(tid) {
+                return None;
+            }
+            found += 1;
+        }
+    }
+    Some(found)
 }
 
 /// How many slots of the ring must be free for the primary's calling

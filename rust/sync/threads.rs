@@ -63,8 +63,8 @@ use kernel::{
 };
 
 pub(crate) use crate::group::threads::{
-    created, creating, dup_gives_up, dup_one_of_several, exiting, give_up, holder_waits, may_take,
-    me, mirrored, new_dup_threads, new_threads, one_of_several, room, set_work, solo, stands, took,
+    creating, dup_gives_up, dup_one_of_several, exiting, give_up, holder_waits, may_take, me,
+    mirrored, new_dup_threads, new_threads, one_of_several, room, set_work, solo, stands, took,
     work_of,
 };
 use crate::group::threads::{DThread, DupThreads, PendingChild, ThreadClone, MAX_THREADS};
@@ -606,17 +606,6 @@ fn keep_outputs(call: Option<(i64, [usize; 6])>, ret: isize) -> Result<Option<Un
     record.start(nr, args);
     super::capture(&mut record, ret).map_err(|_| EFAULT)?;
     Ok(record.has_outputs().then_some(record))
-}
-
-/// At the primary's return from call `nr` (result `ret`) in a
-/// multi-threaded group: a thread creation that made a thread counts it.
-pub(crate) fn after_call(group: &Group, nr: i64, ret: isize) {
-    if ret > 0 && matches!(nr, NR_CLONE | NR_CLONE3) {
-        let args = shim::syscall_args();
-        if thread_clone(nr, &args).is_some() {
-            created(&mut group.lock());
-        }
-    }
 }
 
 /// A thread of a multi-threaded primary, exiting (its task_work, after
