@@ -174,7 +174,7 @@ pub(crate) fn set_level(leader: &Task, level: u32) -> Result {
         // A thread appeared after the count, before the group was
         // registered: its fork probe found no group to tell. (One that
         // appears from here on ends protection there,
-        // `replica::unseen_thread`.) The caller may try again.
+        // `replica::primary_thread`.) The caller may try again.
         if group::lookup(leader.tgid()).is_some_and(|g| !g.threaded()) {
             group::remove_settled(leader.tgid());
             return Err(EAGAIN);

@@ -165,7 +165,8 @@ pub(crate) fn kernel_read_poison(group: &Arc<Group>, addr: usize) {
 
 /// Test-only: the primary of `group` fails. It is replaced at its next
 /// system call (or at once if it is waiting in procft). `EAGAIN` if no
-/// duplicate is ready to take over.
+/// duplicate can take over, now or once it has run
+/// ([`group::Dup::may_succeed`]).
 pub(crate) fn inject(group: &Group) -> Result {
     {
         let mut st = group.lock();
@@ -298,6 +299,10 @@ fn take_over(group: &Arc<Group>, task: &Task) {
     // A multi-threaded primary's memory is copied: its other threads, asleep
     // in the kernel, keep their address space (futex keys, for one).
     let takeover = takes_over() && !threaded;
+    if let Cause::Poison(addr) = cause {
+        // Not waited for: one that shares the poisoned frame.
+        rule_out_lost(group, addr);
+    }
     // Each try that fails without changing anything rules one duplicate
     // out; at most every slot once.
     let mut tries = 0;
@@ -370,14 +375,7 @@ fn take_over(group: &Arc<Group>, task: &Task) {
             // A duplicate still separating its memory may share the
             // poisoned frame (the kernel then kills it soon, and marks it
             // hit); it cannot take over then.
-            if shim::page_lost(&twin, addr) {
-                pr_warn!(
-                    "pid {}: duplicate {} cannot take over (its page at {:#x} is lost too); \
-                     replacing it\n",
-                    group.pid(),
-                    from_nr,
-                    addr
-                );
+            if lost_too(group, &twin, from_nr, addr) {
                 rule_out(group, &from, false).send();
                 continue;
             }
@@ -611,6 +609,38 @@ fn give_up(group: &Group, cause: Cause, why: &str) {
 
 /// `from` cannot take over: it is killed and replaced (counted as a
 /// divergence if its state disagreed with the primary's).
+/// Before a takeover for poison the primary consumed at `addr` waits for
+/// its duplicates: rules out each whose page there is lost too. That is
+/// one that still shares the poisoned frame with the primary (it is
+/// still separating its memory, or has not run yet since its creation),
+/// which the kernel has not killed yet (a duplicate sets its early-kill
+/// policy before it runs). Waiting for it would end only once its own
+/// replay consumed the same poison. May sleep.
+fn rule_out_lost(group: &Group, addr: usize) {
+    for dup in group.replicas().into_iter().skip(1).flatten() {
+        if lost_too(group, &dup, dup.tgid_nr_ns(None), addr) {
+            rule_out(group, &dup, false).send();
+        }
+    }
+}
+
+/// Whether duplicate `dup` (`nr`, its pid, for the log) lost its page at
+/// `addr` too, which the primary lost; if so, says it is replaced. May
+/// sleep.
+fn lost_too(group: &Group, dup: &Task, nr: Pid, addr: usize) -> bool {
+    let lost = shim::page_lost(dup, addr);
+    if lost {
+        pr_warn!(
+            "pid {}: duplicate {} cannot take over (its page at {:#x} is lost too); replacing \
+             it\n",
+            group.pid(),
+            nr,
+            addr
+        );
+    }
+    lost
+}
+
 fn rule_out(group: &Group, from: &Task, diverged: bool) -> Kills {
     let mut st = group.lock();
     st.counters.divergences += u64::from(diverged);

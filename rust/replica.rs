@@ -218,7 +218,13 @@ pub(crate) fn on_fork(parent: &Task, child: &Task) {
             }
         }
     };
-    if !group::add_dup(&group, reservation, child) {
+    if group::add_dup(&group, reservation, child) {
+        // A memory error on a frame it shares with the primary kills it
+        // at once, even before it first runs, when it may already be
+        // chosen to take over ([`group::Dup::may_succeed`]); its birth
+        // sets the same policy again, as its own.
+        shim::set_child_mce_policy(child, crate::mce::PR_MCE_KILL_EARLY);
+    } else {
         // Untracked, it must never run user code; it dies before it does.
         shim::kill(child);
     }

@@ -259,7 +259,7 @@ static void fpu_promotions(void)
 		int tries = 0;
 
 		usleep(100000);
-		/* EAGAIN while no duplicate stands ready yet. */
+		/* EAGAIN while no duplicate exists yet that can take over. */
 		while (ioctl(ft_open(), PROCFT_IOC_FAIL, &f) && errno == EAGAIN && tries++ < 100)
 			usleep(50000);
 		ok = tries <= 100 && wait_duplicates(pid, 2, reps);

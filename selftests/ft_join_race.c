@@ -19,8 +19,8 @@
  * Then, with threads=1, the same race in a process already multi-threaded
  * (two threads), its thread listed between procft's count of the threads
  * and the group's registration: procft reloaded with fault_injection=1
- * and test_join_delay_ms=300 waits that long between the two, and the
- * held clone3() is let go 100 ms into the wait, while another process
+ * and test_join_delay_ms=600 waits that long between the two, and the
+ * held clone3() is let go 200 ms into the wait, while another process
  * sets the level. The new thread runs at once, counting in memory without
  * a system call while the first thread makes calls, so a duplicate is
  * made while it counts. procft must find it at the registration and stop
@@ -189,7 +189,7 @@ static int run(int level, char *out, size_t len, int *set_rc, pid_t *pidp)
  * not merge), so that a thread state not matching the memory shows.
  */
 static long progress;
-#define SPIN 300000000L
+#define SPIN 1000000000L
 
 static void *spinner(void *arg)
 {
@@ -244,7 +244,7 @@ static void workload_threaded(int ctl)
 /*
  * As run(), for workload_threaded(): the first clone3() goes on at once;
  * the second (the third thread's) is held while a child process sets
- * level @level, and let go 100 ms later, while procft waits between its
+ * level @level, and let go 200 ms later, while procft waits between its
  * count and the registration. *@set_rc gets that child's exit status:
  * 0 if the level was set, else the errno. Once its threads are done,
  * *@made says whether it got a duplicate before it prints.
@@ -253,7 +253,7 @@ static int run_threaded(int level, char *out, size_t len, int *set_rc, int *made
 {
 	struct seccomp_notif req;
 	struct seccomp_notif_resp resp;
-	int sv[2], o[2], listener, n = 0, status = -1, waiting = 0, i;
+	int sv[2], o[2], listener, n = 0, status = -1, waiting = 0, sent = 0, i;
 	pid_t pid, setter = -1;
 	char c;
 	size_t got = 0;
@@ -277,15 +277,13 @@ static int run_threaded(int level, char *out, size_t len, int *set_rc, int *made
 	/*
 	 * Every clone3() goes on, the duplicate's too (it inherits the
 	 * filter when procft re-creates the threads), until the workload
-	 * exits; 30 s at most without one, and 600 rounds.
+	 * exits, in 600 rounds of 100 ms at most.
 	 */
 	for (i = 0; i < 600; i++) {
 		struct pollfd p[2] = { { .fd = listener, .events = POLLIN },
 				       { .fd = sv[0], .events = POLLIN } };
 
-		int r = poll(p, 2, waiting ? 100 : 30000);
-
-		if (r < 0 || (r == 0 && !waiting) || (p[0].revents & (POLLHUP | POLLERR)))
+		if (poll(p, 2, 100) < 0 || (p[0].revents & (POLLHUP | POLLERR)))
 			break;
 		if (p[1].revents & POLLIN) {
 			/* Its threads are done: it prints once it has a duplicate. */
@@ -293,9 +291,9 @@ static int run_threaded(int level, char *out, size_t len, int *set_rc, int *made
 				break;
 			waiting = 1;
 		}
-		if (waiting && procft_field(pid, "duplicates=") == 1) {
+		if (waiting && !sent && procft_field(pid, "duplicates=") == 1) {
 			*made = 1;
-			waiting = 0;
+			sent = 1;
 			write(sv[0], "p", 1);
 		}
 		if (!(p[0].revents & POLLIN))
@@ -307,7 +305,7 @@ static int run_threaded(int level, char *out, size_t len, int *set_rc, int *made
 			setter = fork();
 			if (setter == 0)
 				_exit(-ioctl_set(pid, level));
-			usleep(100000);
+			usleep(200000);
 		}
 		memset(&resp, 0, sizeof(resp));
 		resp.id = req.id;
@@ -315,7 +313,7 @@ static int run_threaded(int level, char *out, size_t len, int *set_rc, int *made
 		ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 	}
 	close(listener);
-	if (waiting)
+	if (!sent)
 		write(sv[0], "p", 1);
 	read_to_eof(o[0], out, len, &got);
 	out[got < len ? got : len - 1] = 0;
@@ -349,9 +347,9 @@ int main(void)
 
 	close(ft_dev);
 	ft_dev = -1;
-	if (!tap_ok(reload_procft("threads=1 fault_injection=1 test_join_delay_ms=300") == 0 &&
+	if (!tap_ok(reload_procft("threads=1 fault_injection=1 test_join_delay_ms=600") == 0 &&
 		    ft_open() >= 0,
-		    "procft reloaded with threads=1 fault_injection=1 test_join_delay_ms=300"))
+		    "procft reloaded with threads=1 fault_injection=1 test_join_delay_ms=600"))
 		return tap_finish();
 	rc = -1;
 	status = run_threaded(1, out, sizeof(out), &rc, &made, &pid);

@@ -67,6 +67,12 @@ static int run_load(int port, int n)
 		       "for c in 1 2 3 4; do\n"
 		       "  [ \"$(tr -d '\\r' < /tmp/incr.$c | grep -c '^[0-9][0-9]*$')\" = %d ] || rc=1\n"
 		       "done\n"
+		       "if [ $rc != 0 ]; then\n"
+		       "  tail -5 /tmp/slap.out | sed 's/^/# memcslap: /'\n"
+		       "  for c in 1 2 3 4; do\n"
+		       "    echo \"# connection $c: $(tr -d '\\r' < /tmp/incr.$c | grep -c '^[0-9][0-9]*$') numbers, then: $(tr -d '\\r' < /tmp/incr.$c | grep -v '^[0-9][0-9]*$' | head -2 | tr '\\n' ' ')\"\n"
+		       "  done\n"
+		       "fi\n"
 		       "exit $rc",
 		       port, n, port, port, n, port, n, n);
 }

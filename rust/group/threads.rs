@@ -215,7 +215,7 @@ pub(crate) fn me() -> Pid {
 /// At the primary's `sys_enter` of a thread creation, under its group's
 /// lock (`st`), with `spare` allocated beforehand: makes the group
 /// multi-threaded if it is not yet. False if it has as many threads as
-/// it may. (The new thread counts once it exists: [`created`].)
+/// it may. (The new thread counts once it exists: [`forked`].)
 pub(crate) fn creating(group: &Group, st: &mut State, spare: &mut Option<KBox<Threads>>) -> bool {
     if st.threads.is_none() {
         let Some(mut t) = spare.take() else {
@@ -244,9 +244,10 @@ pub(crate) fn holder_waits(group: &Group, on: bool) {
 /// ([`room`]). A creation procft saw at its `sys_enter` is the run token
 /// holder's, which keeps the token through it: the new thread comes under
 /// the token at its first return. One made by a thread not holding the
-/// token was begun before the protection, by a thread still to join: its
-/// new thread joins too, at that same first return (its probe marks it
-/// before it runs), and no duplicate is made before. One the count taken
+/// token is made by a thread still to join (its `clone` begun before the
+/// protection, or since, as it has not joined yet): its new thread joins
+/// too, at that same first return (its probe marks it before it runs),
+/// and no duplicate is made before. One the count taken
 /// at the registration found ([`recount`]) counts already. False if the
 /// group has as many threads as it may.
 pub(crate) fn forked(st: &mut State, parent: Pid, child: Pid) -> bool {

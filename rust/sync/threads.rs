@@ -652,6 +652,9 @@ pub(crate) fn primary_exit(group: &Arc<Group>, args: &[usize; 6]) -> bool {
         return false;
     };
     t.alive = t.alive.saturating_sub(1);
+    // Counted out here: a thread still to join that exits is not counted
+    // out again where it would have joined ([`join`]).
+    t.joined(me);
     if let Some(slot) = t.slot(me) {
         *slot = None;
     }
