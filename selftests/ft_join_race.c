@@ -108,11 +108,14 @@ static int recv_fd(int sock)
 	return fd;
 }
 
-/* The workload: two threads counting under a lock, its total printed. */
-static void workload(int ctl)
+/*
+ * In the workload: hands every later clone3() of the process to the test
+ * (sending it the filter's listener over @ctl), then waits for its word
+ * to go on.
+ */
+static void hand_clones_over(int ctl)
 {
 	int listener = notify_clone3();
-	pthread_t t;
 	char c;
 
 	if (listener < 0)
@@ -120,6 +123,14 @@ static void workload(int ctl)
 	send_fd(ctl, listener);
 	close(listener);
 	read(ctl, &c, 1);
+}
+
+/* The workload: two threads counting under a lock, its total printed. */
+static void workload(int ctl)
+{
+	pthread_t t;
+
+	hand_clones_over(ctl);
 	if (pthread_create(&t, NULL, worker, NULL))
 		_exit(92);
 	worker(NULL);
@@ -130,16 +141,13 @@ static void workload(int ctl)
 }
 
 /*
- * Answers every clone3() of the workload with "go on" until it exits;
- * the first one only once @before has run (the level being set while it
- * is held). Returns the workload's output in @out.
+ * Starts @workload (its end of a socket pair; its output to a pipe): the
+ * socket's other end in @sv[0], the pipe's reading end in @o[0]. Returns
+ * the seccomp listener the workload sent, once it was told to go on.
  */
-static int run(int level, char *out, size_t len, int *set_rc, pid_t *pidp)
+static int start(void (*workload)(int ctl), pid_t *pidp, int sv[2], int o[2])
 {
-	struct seccomp_notif req;
-	struct seccomp_notif_resp resp;
-	int sv[2], o[2], listener, first = 1, status = -1;
-	size_t got = 0;
+	int listener;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || pipe(o))
@@ -158,6 +166,34 @@ static int run(int level, char *out, size_t len, int *set_rc, pid_t *pidp)
 	if (listener < 0)
 		die("no seccomp listener");
 	write(sv[0], "g", 1);
+	return listener;
+}
+
+/* Lets the call @req stands for go on. */
+static void let_go(int listener, const struct seccomp_notif *req)
+{
+	struct seccomp_notif_resp resp;
+
+	memset(&resp, 0, sizeof(resp));
+	resp.id = req->id;
+	resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+	ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+/*
+ * Answers every clone3() of the workload with "go on" until it exits;
+ * the first one only once @before has run (the level being set while it
+ * is held). Returns the workload's output in @out.
+ */
+static int run(int level, char *out, size_t len, int *set_rc, pid_t *pidp)
+{
+	struct seccomp_notif req;
+	int sv[2], o[2], listener, first = 1, status = -1;
+	size_t got = 0;
+	pid_t pid;
+
+	listener = start(workload, &pid, sv, o);
+	*pidp = pid;
 	for (;;) {
 		struct pollfd p = { .fd = listener, .events = POLLIN };
 
@@ -169,10 +205,7 @@ static int run(int level, char *out, size_t len, int *set_rc, pid_t *pidp)
 		if (first && level)
 			*set_rc = ioctl_set(pid, level);
 		first = 0;
-		memset(&resp, 0, sizeof(resp));
-		resp.id = req.id;
-		resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-		ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+		let_go(listener, &req);
 	}
 	close(listener);
 	read_to_eof(o[0], out, len, &got);
@@ -219,15 +252,11 @@ static void *creator(void *arg)
  */
 static void workload_threaded(int ctl)
 {
-	int listener = notify_clone3(), i;
 	pthread_t t;
 	char c;
+	int i;
 
-	if (listener < 0)
-		_exit(91);
-	send_fd(ctl, listener);
-	close(listener);
-	read(ctl, &c, 1);
+	hand_clones_over(ctl);
 	if (pthread_create(&t, NULL, creator, NULL))
 		_exit(92);
 	for (i = 0; i < 500 && __atomic_load_n(&progress, __ATOMIC_RELAXED) < SPIN; i++)
@@ -252,28 +281,13 @@ static void workload_threaded(int ctl)
 static int run_threaded(int level, char *out, size_t len, int *set_rc, int *made, pid_t *pidp)
 {
 	struct seccomp_notif req;
-	struct seccomp_notif_resp resp;
 	int sv[2], o[2], listener, n = 0, status = -1, waiting = 0, sent = 0, i;
 	pid_t pid, setter = -1;
 	char c;
 	size_t got = 0;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || pipe(o))
-		die("socketpair");
-	pid = fork();
-	if (pid == 0) {
-		close(sv[0]);
-		close(o[0]);
-		dup2(o[1], 1);
-		workload_threaded(sv[1]);
-	}
-	close(sv[1]);
-	close(o[1]);
+	listener = start(workload_threaded, &pid, sv, o);
 	*pidp = pid;
-	listener = recv_fd(sv[0]);
-	if (listener < 0)
-		die("no seccomp listener");
-	write(sv[0], "g", 1);
 	/*
 	 * Every clone3() goes on, the duplicate's too (it inherits the
 	 * filter when procft re-creates the threads), until the workload
@@ -307,10 +321,7 @@ static int run_threaded(int level, char *out, size_t len, int *set_rc, int *made
 				_exit(-ioctl_set(pid, level));
 			usleep(200000);
 		}
-		memset(&resp, 0, sizeof(resp));
-		resp.id = req.id;
-		resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-		ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+		let_go(listener, &req);
 	}
 	close(listener);
 	if (!sent)
