@@ -129,7 +129,7 @@ int procft_kick_threads(void);
 int procft_preempt(struct task_struct *task, u64 turn);
 bool procft_call_restarting(void);
 int procft_read_lost(unsigned long addr, void *buf, size_t len);
-int procft_inject_thread_clone(const struct clone_args *args, bool rewind);
+int procft_inject_thread_clone(const struct clone_args *args, bool rewind, bool legacy);
 void procft_thread_state(struct task_struct *task, unsigned long *fsbase,
 			 unsigned long *clear_tid);
 int procft_thread_ids(pid_t *tids, int max);

@@ -431,24 +431,39 @@ int procft_inject_clone(struct pt_regs *regs, const struct clone_args *args, voi
  * @rewind: the caller is at the exit of a system call (its instruction
  *	pointer is past the `syscall` instruction, which must run again);
  *	false if it stands before one already (procft_regs_restart())
+ * @legacy: with clone() instead, whose five arguments are registers: for
+ *	a process whose seccomp filter refuses clone3() (the call is made
+ *	from user space, so the filter sees it).  Only what clone() can
+ *	express: flags below 32 bits, exit signal, stack, both tid pointers
+ *	and TLS.
  *
- * @args is written below the red zone of the caller's stack, as
- * procft_inject_clone() does.  The caller's registers for its own call are
- * the Rust side's to restore (procft_regs_restart()) once its threads are
- * made.
+ * For clone3(), @args is written below the red zone of the caller's
+ * stack, as procft_inject_clone() does.  The caller's registers for its
+ * own call are the Rust side's to restore (procft_regs_restart()) once
+ * its threads are made.
  *
  * Return: 0, or -EFAULT if the stack is not writable (nothing changed).
  */
-int procft_inject_thread_clone(const struct clone_args *args, bool rewind)
+int procft_inject_thread_clone(const struct clone_args *args, bool rewind, bool legacy)
 {
 	struct pt_regs *regs = task_pt_regs(current);
 	unsigned long uargs = (regs->sp - 128 - sizeof(*args)) & ~15UL;
 
-	if (copy_to_user((void __user *)uargs, args, sizeof(*args)))
-		return -EFAULT;
-	regs->ax = __NR_clone3;
-	regs->di = uargs;
-	regs->si = sizeof(*args);
+	if (legacy) {
+		/* x86-64: clone(flags, newsp, parent_tid, child_tid, tls). */
+		regs->ax = __NR_clone;
+		regs->di = lower_32_bits(args->flags) | args->exit_signal;
+		regs->si = args->stack;
+		regs->dx = args->parent_tid;
+		regs->r10 = args->child_tid;
+		regs->r8 = args->tls;
+	} else {
+		if (copy_to_user((void __user *)uargs, args, sizeof(*args)))
+			return -EFAULT;
+		regs->ax = __NR_clone3;
+		regs->di = uargs;
+		regs->si = sizeof(*args);
+	}
 	if (rewind)
 		regs->ip -= 2;
 	return 0;

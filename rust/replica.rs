@@ -85,6 +85,21 @@ pub(crate) fn wants(st: &group::State) -> bool {
         && st.threads.as_ref().is_none_or(|t| t.nr_joining == 0)
 }
 
+/// Counts a failed attempt to make a duplicate of `group` (`st`, its
+/// state, locked), and says so once the group stops trying
+/// ([`MAX_SPAWN_FAILURES`] in a row). No sleeping.
+pub(crate) fn spawn_failed(group: &Group, st: &mut group::State) {
+    st.spawn_failures += 1;
+    if st.spawn_failures == MAX_SPAWN_FAILURES {
+        pr_warn!(
+            "pid {}: no duplicate made in {} attempts in a row; procft stops trying until \
+             the level is set again\n",
+            group.pid(),
+            MAX_SPAWN_FAILURES
+        );
+    }
+}
+
 /// If `group` lacks a duplicate, brings its primary to a system-call
 /// boundary now ([`interrupt_blocked`]), where [`maybe_spawn`] creates the
 /// duplicate, rather than when its call returns, which may be much later.
@@ -129,7 +144,7 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
         Ok(images) => images,
         Err(why) => {
             group::threads::holder_waits(group, false);
-            group.lock().spawn_failures += 1;
+            spawn_failed(group, &mut group.lock());
             pr_info!(
                 "pid {}: no duplicate made at this call: {}\n",
                 group.pid(),
@@ -160,7 +175,7 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
         }
         Err(_) => {
             st.spawn = Spawn::Idle;
-            st.spawn_failures += 1;
+            spawn_failed(group, &mut st);
             st.images.take()
         }
     };
@@ -234,7 +249,7 @@ pub(crate) fn on_fork(parent: &Task, child: &Task) {
 /// procft injected, restores the primary's call so that it is made
 /// afresh, and returns true.
 pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool {
-    let (saved, child, images) = {
+    let (saved, child, images, failed) = {
         let mut st = group.lock();
         let child = match core::mem::replace(&mut st.spawn, Spawn::Idle) {
             Spawn::Idle => return false,
@@ -246,12 +261,27 @@ pub(crate) fn primary_spawn_exit(group: &Group, regs: Regs, ret: isize) -> bool 
         let child = child
             .filter(|c| ret > 0 && !st.closed && st.dup_mut(c.tgid()).is_some_and(|d| !d.leaving));
         if child.is_none() {
-            st.spawn_failures += 1;
+            spawn_failed(group, &mut st);
         }
         // Images no duplicate took (the fork probe did not run).
-        (st.saved, child, st.images.take())
+        (
+            st.saved,
+            child,
+            st.images.take(),
+            ret < 0 && !crate::syscalls::is_restart(ret),
+        )
     };
     drop(images);
+    if failed {
+        // The call itself failed: a limit on the number of tasks, or
+        // memory. (A seccomp filter never sees it: the primary's call
+        // became this clone3() after the filter checked it.)
+        pr_info!(
+            "pid {}: no duplicate made at this call: its clone3() failed ({})\n",
+            group.pid(),
+            ret
+        );
+    }
     if let Some(child) = child {
         finish_spawn(group, &child, ret);
     }
@@ -288,7 +318,7 @@ fn finish_spawn(group: &Group, child: &Task, ret: isize) {
                 group::Kills::none()
             }
             Err(_) => {
-                st.spawn_failures += 1;
+                spawn_failed(group, &mut st);
                 // Not a loss: its replacement is the next attempt.
                 st.retire(child.tgid())
             }

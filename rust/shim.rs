@@ -63,7 +63,11 @@ extern "C" {
         saved: *mut u64,
     ) -> c_int;
     fn procft_regs_restart(regs: *mut bindings::pt_regs, saved: *const u64);
-    fn procft_inject_thread_clone(args: *const bindings::clone_args, rewind: bool) -> c_int;
+    fn procft_inject_thread_clone(
+        args: *const bindings::clone_args,
+        rewind: bool,
+        legacy: bool,
+    ) -> c_int;
     fn procft_thread_state(
         task: *mut bindings::task_struct,
         fsbase: *mut c_ulong,
@@ -483,13 +487,17 @@ pub(crate) fn inject_clone(
 }
 
 /// Makes the calling duplicate, on its way to user space, make
-/// `clone3(args)` first: `rewind` if it is at a call's exit (see
-/// `procft_inject_thread_clone`). May fault (writes its stack): not under
-/// a spinlock.
-pub(crate) fn inject_thread_clone(args: &bindings::clone_args, rewind: bool) -> Result {
+/// `clone3(args)` first, or `clone()` with the same arguments if `legacy`:
+/// `rewind` if it is at a call's exit (see `procft_inject_thread_clone`).
+/// May fault (writes its stack): not under a spinlock.
+pub(crate) fn inject_thread_clone(
+    args: &bindings::clone_args,
+    rewind: bool,
+    legacy: bool,
+) -> Result {
     // SAFETY: Acts on the calling task's registers and stack; `args` is a
     // whole `struct clone_args`.
-    kernel::error::to_result(unsafe { procft_inject_thread_clone(args, rewind) })
+    kernel::error::to_result(unsafe { procft_inject_thread_clone(args, rewind, legacy) })
 }
 
 /// The FS base (TLS pointer) and `clear_child_tid` address of `task`, a

@@ -39,7 +39,7 @@ use crate::{
     replica,
     ring::{Inline, Output, Record, CAPACITY},
     shim::{self, Regs},
-    syscalls::{self, Abi, Class, Input, Len, Out, Outputs},
+    syscalls::{self, is_restart, Abi, Class, Input, Len, Out, Outputs},
     types::{DupWork, Vote},
     vote,
 };
@@ -560,7 +560,10 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         shim::set_return(0);
         return;
     }
-    if abi == Abi::X64 && nr == NR_CLONE3 && replica::threads::building(group, task) {
+    if abi == Abi::X64
+        && matches!(nr, NR_CLONE | NR_CLONE3)
+        && replica::threads::building(group, task)
+    {
         // A new duplicate makes a thread for one of the primary's: the
         // call is procft's ([`replica::threads`]).
         return;
@@ -726,7 +729,10 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
         let nr = shim::syscall_nr();
         // (Not its first return, from the primary's injected clone3(),
         // which returns 0.)
-        if nr == NR_CLONE3 && ret != 0 && replica::threads::building(&group, task) {
+        if matches!(nr, NR_CLONE | NR_CLONE3)
+            && ret != 0
+            && replica::threads::building(&group, task)
+        {
             // One of the threads a new duplicate makes for the primary's.
             replica::threads::built(&group, task, regs, ret);
             return;
@@ -834,12 +840,6 @@ pub(crate) fn sys_exit(group: ArcBorrow<'_, Group>, regs: Regs, ret: isize, dup:
         }
         determinism::after_call(ret);
     }
-}
-
-/// `-ERESTARTSYS` and friends: the call is interrupted and will be made
-/// again (or turned into `-EINTR`); it has no result yet.
-fn is_restart(ret: isize) -> bool {
-    (-516..=-512).contains(&ret)
 }
 
 /// The primary's call in flight, taken at its `sys_exit` with a record

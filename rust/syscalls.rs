@@ -513,6 +513,12 @@ pub(crate) const NR_RDTSC: i64 = -2;
 /// no system call has it. Its record sets no result.
 pub(crate) const NR_PREEMPTED: i64 = -3;
 
+/// `-ERESTARTSYS` and friends: the call is interrupted and will be made
+/// again (or turned into `-EINTR`); it has no result yet.
+pub(crate) fn is_restart(ret: isize) -> bool {
+    (-516..=-512).contains(&ret)
+}
+
 /// The name log lines give the event `nr` of the ring: the call's,
 /// `rdtsc` for a time-stamp counter read, or `preempted`.
 pub(crate) fn name(nr: i64) -> &'static str {

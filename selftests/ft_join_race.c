@@ -30,6 +30,14 @@
  * the log says one thread joined that way; once the threads are done the
  * process gets a duplicate before it prints, none diverged, and the count
  * is exact.
+ *
+ * Last, a process whose seccomp filter makes clone3() fail with ENOSYS,
+ * as container runtimes' default profiles do (the C library makes its
+ * threads with clone() then), is protected while its two threads wait:
+ * its duplicate, which makes its threads with calls the filter sees,
+ * must fall back to clone() as the C library does. Checked: the log says
+ * it did, the duplicate is made, none diverged, and the threads' count is
+ * exact.
  */
 #include "ft_test.h"
 
@@ -142,12 +150,10 @@ static void workload(int ctl)
 
 /*
  * Starts @workload (its end of a socket pair; its output to a pipe): the
- * socket's other end in @sv[0], the pipe's reading end in @o[0]. Returns
- * the seccomp listener the workload sent, once it was told to go on.
+ * socket's other end in @sv[0], the pipe's reading end in @o[0].
  */
-static int start(void (*workload)(int ctl), pid_t *pidp, int sv[2], int o[2])
+static void spawn_piped(void (*workload)(int ctl), pid_t *pidp, int sv[2], int o[2])
 {
-	int listener;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || pipe(o))
@@ -162,6 +168,17 @@ static int start(void (*workload)(int ctl), pid_t *pidp, int sv[2], int o[2])
 	close(sv[1]);
 	close(o[1]);
 	*pidp = pid;
+}
+
+/*
+ * As spawn_piped(); returns the seccomp listener the workload sent, once
+ * it was told to go on.
+ */
+static int start(void (*workload)(int ctl), pid_t *pidp, int sv[2], int o[2])
+{
+	int listener;
+
+	spawn_piped(workload, pidp, sv, o);
 	listener = recv_fd(sv[0]);
 	if (listener < 0)
 		die("no seccomp listener");
@@ -336,13 +353,96 @@ static int run_threaded(int level, char *out, size_t len, int *set_rc, int *made
 	return status;
 }
 
+/* Counted under a lock by the threads of workload_enosys(). */
+static long counted;
+static pthread_cond_t go_cond = PTHREAD_COND_INITIALIZER;
+static int go;
+
+static void *counter_thread(void *arg)
+{
+	int i;
+
+	pthread_mutex_lock(&lock);
+	while (!go)
+		pthread_cond_wait(&go_cond, &lock);
+	pthread_mutex_unlock(&lock);
+	for (i = 0; i < 300; i++) {
+		pthread_mutex_lock(&lock);
+		counted++;
+		pthread_mutex_unlock(&lock);
+		usleep(1000);
+	}
+	return arg;
+}
+
+/*
+ * A process whose seccomp filter makes clone3() fail with ENOSYS, as
+ * container runtimes' default profiles do (the C library then makes its
+ * threads with clone()): two threads wait, once the test has seen its
+ * duplicate count under a lock, and it prints the count.
+ */
+static void workload_enosys(int ctl)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = 4, .filter = f };
+	pthread_t t[2];
+	char c;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
+		_exit(91);
+	if (pthread_create(&t[0], NULL, counter_thread, NULL) ||
+	    pthread_create(&t[1], NULL, counter_thread, NULL))
+		_exit(92);
+	write(ctl, "r", 1);
+	read(ctl, &c, 1);
+	pthread_mutex_lock(&lock);
+	go = 1;
+	pthread_cond_broadcast(&go_cond);
+	pthread_mutex_unlock(&lock);
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
+	printf("counted %ld\n", counted);
+	fflush(stdout);
+	_exit(0);
+}
+
+/*
+ * Runs workload_enosys(): once its threads wait, sets level 1, and lets
+ * it go on once it has a duplicate (*@made) or that wait failed. Its
+ * output in @out, its pid in *@pidp.
+ */
+static int run_enosys(char *out, size_t len, int *made, pid_t *pidp)
+{
+	int sv[2], o[2], status = -1;
+	size_t got = 0;
+	pid_t reps[8];
+	char c;
+
+	spawn_piped(workload_enosys, pidp, sv, o);
+	*made = read(sv[0], &c, 1) == 1 && ioctl_set(*pidp, 1) == 0 &&
+		wait_duplicates(*pidp, 1, reps);
+	write(sv[0], "p", 1);
+	read_to_eof(o[0], out, len, &got);
+	out[got < len ? got : len - 1] = 0;
+	waitpid(*pidp, &status, 0);
+	close(o[0]);
+	close(sv[0]);
+	return status;
+}
+
 int main(void)
 {
 	char ref[256], out[256];
 	int status, rc = 0, made = 0;
 	pid_t pid;
 
-	tap_plan(5);
+	tap_plan(6);
 	status = run(0, ref, sizeof(ref), &rc, &pid);
 	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strcmp(ref, "counter 400\n"),
 	       "unprotected, with its clone3() held and let go: '%.20s'", ref);
@@ -376,6 +476,18 @@ int main(void)
 	       made ? "made" : "none", out, status);
 	if (run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged'", pid) == 0 ||
 	    strcmp(out, ref))
+		run_cmd("dmesg | grep 'procft: pid %d' | head -20 >&2", pid);
+
+	made = 0;
+	status = run_enosys(out, sizeof(out), &made, &pid);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strcmp(out, "counted 600\n") &&
+	       made &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* makes its threads with clone(): clone3() is refused (ENOSYS)'",
+		       pid) == 0 &&
+	       run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged'", pid) != 0,
+	       "clone3() refused by its seccomp filter (ENOSYS), its two threads waiting: protected, its duplicate makes their mirrors with clone(); none diverged: '%.16s' (status %#x)",
+	       out, status);
+	if (!made)
 		run_cmd("dmesg | grep 'procft: pid %d' | head -20 >&2", pid);
 	close(ft_dev);
 	ft_dev = -1;

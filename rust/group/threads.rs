@@ -461,8 +461,12 @@ pub(crate) struct Images {
     pub(crate) list: KVec<Option<ThreadImage>>,
     /// How many threads the duplicate made so far.
     pub(crate) made: usize,
-    /// It is still making them: its `clone3()` calls are procft's.
+    /// It is still making them: its `clone3()` (or `clone()`) calls are
+    /// procft's.
     pub(crate) building: bool,
+    /// It makes them with `clone()`: a seccomp filter refused `clone3()`
+    /// with `ENOSYS`, as container runtimes' default profiles do.
+    pub(crate) legacy: bool,
     /// Its threads' state, its first thread the caller's mirror.
     pub(crate) threads: Option<KBox<DupThreads>>,
 }

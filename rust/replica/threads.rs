@@ -112,6 +112,7 @@ pub(crate) fn images(group: &Group) -> Result<Option<KBox<Images>>, &'static str
             list,
             made: 0,
             building: true,
+            legacy: false,
             threads: Some(dup_threads),
         },
         GFP_KERNEL_ACCOUNT,
@@ -147,20 +148,20 @@ fn thread_args(image: &ThreadImage) -> bindings::clone_args {
 /// if there is one. False if there is none left to make (the duplicate
 /// then makes the primary's call).
 fn make_next(group: &Group, task: &Task, rewind: bool) -> Result<bool> {
-    let args = {
+    let (args, legacy) = {
         let mut st = group.lock_quiet();
         let Some(images) = st.dup_mut(task.tgid()).and_then(|d| d.images.as_mut()) else {
             return Ok(false);
         };
         match images.list.get(images.made).and_then(Option::as_ref) {
-            Some(image) if images.building => thread_args(image),
+            Some(image) if images.building => (thread_args(image), images.legacy),
             _ => {
                 images.building = false;
                 return Ok(false);
             }
         }
     };
-    shim::inject_thread_clone(&args, rewind)?;
+    shim::inject_thread_clone(&args, rewind, legacy)?;
     Ok(true)
 }
 
@@ -174,8 +175,9 @@ pub(crate) fn build(group: &Group, task: &Task) {
     }
 }
 
-/// Whether duplicate `task` (its first thread, entering `clone3()`) makes
-/// one of its threads now: the call is procft's and runs as it is.
+/// Whether duplicate `task` (its first thread, entering `clone3()` or
+/// `clone()`) makes one of its threads now: the call is procft's and runs
+/// as it is.
 pub(crate) fn building(group: &Group, task: &Task) -> bool {
     task.pid() == task.tgid()
         && group
@@ -227,8 +229,23 @@ pub(crate) fn forked(parent: &Task, child: &Task) -> bool {
 /// duplicate that could not make one is killed (and replaced).
 pub(crate) fn built(group: &Group, task: &Task, regs: Regs, ret: isize) {
     const ERESTARTNOINTR: isize = -513;
+    const ENOSYS: isize = -(bindings::ENOSYS as isize);
     if ret <= 0 && !shim::keep_going() {
         // Being killed cut the creation short.
+        return;
+    }
+    if ret == ENOSYS && use_clone(group, task) {
+        // A seccomp filter refused clone3() (the C library's own thread
+        // creations fall back to clone() the same way): clone() from now
+        // on.
+        pr_info!(
+            "pid {}: duplicate {} makes its threads with clone(): clone3() is refused (ENOSYS)\n",
+            group.pid(),
+            task.tgid_nr_ns(None)
+        );
+        if make_next(group, task, true).is_err() {
+            shim::kill(task);
+        }
         return;
     }
     if ret == ERESTARTNOINTR {
@@ -269,6 +286,19 @@ pub(crate) fn built(group: &Group, task: &Task, regs: Regs, ret: isize) {
     }
 }
 
+/// New duplicate `task` makes its threads with `clone()` from now on;
+/// false if it did already.
+fn use_clone(group: &Group, task: &Task) -> bool {
+    let mut st = group.lock_quiet();
+    match st.dup_mut(task.tgid()).and_then(|d| d.images.as_mut()) {
+        Some(images) if !images.legacy => {
+            images.legacy = true;
+            true
+        }
+        _ => false,
+    }
+}
+
 /// New duplicate `task` could not make its threads: it is killed, not
 /// counted as lost, and the failure counts against further attempts (it
 /// may be a limit on the number of tasks, which another attempt would
@@ -276,7 +306,7 @@ pub(crate) fn built(group: &Group, task: &Task, regs: Regs, ret: isize) {
 fn give_up(group: &Group, task: &Task) {
     let kills = {
         let mut st = group.lock();
-        st.spawn_failures += 1;
+        super::spawn_failed(group, &mut st);
         st.retire(task.tgid())
     };
     kills.send();

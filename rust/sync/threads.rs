@@ -275,7 +275,7 @@ pub(crate) fn take_turn(group: &Arc<Group>, nr: i64, ret: isize) -> Turn {
             // ([`preempted`]); or, interrupted, the call is recorded as
             // such (and made again) as any call is.
             if !t.waits(me) {
-                let call = if super::is_restart(ret) {
+                let call = if crate::syscalls::is_restart(ret) {
                     (nr, shim::syscall_args())
                 } else {
                     (NR_PREEMPTED, [0; 6])
