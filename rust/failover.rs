@@ -607,8 +607,6 @@ fn give_up(group: &Group, cause: Cause, why: &str) {
     // For a memory error the kernel's SIGBUS is still pending.
 }
 
-/// `from` cannot take over: it is killed and replaced (counted as a
-/// divergence if its state disagreed with the primary's).
 /// Before a takeover for poison the primary consumed at `addr` waits for
 /// its duplicates: rules out each whose page there is lost too. That is
 /// one that still shares the poisoned frame with the primary (it is
@@ -641,6 +639,8 @@ fn lost_too(group: &Group, dup: &Task, nr: Pid, addr: usize) -> bool {
     lost
 }
 
+/// `from` cannot take over: it is killed and replaced (counted as a
+/// divergence if its state disagreed with the primary's).
 fn rule_out(group: &Group, from: &Task, diverged: bool) -> Kills {
     let mut st = group.lock();
     st.counters.divergences += u64::from(diverged);

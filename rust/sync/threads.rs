@@ -616,7 +616,8 @@ pub(crate) fn gone(group: &Group) {
     if let Some(t) = group.lock().threads.as_mut() {
         let me = me();
         t.leave(me);
-        t.joined(me);
+        // One still to join counts out here (see [`primary_exit`]).
+        t.exited_unjoined(me);
     }
     group.wake();
 }
@@ -651,10 +652,14 @@ pub(crate) fn primary_exit(group: &Arc<Group>, args: &[usize; 6]) -> bool {
     let Some(t) = st.threads.as_mut() else {
         return false;
     };
-    t.alive = t.alive.saturating_sub(1);
-    // Counted out here: a thread still to join that exits is not counted
-    // out again where it would have joined ([`join`]).
-    t.joined(me);
+    // A thread still to join is counted out where it leaves the joining
+    // list, at its exit's end ([`gone`]) or at its join task_work
+    // ([`join`]): until then it keeps duplicates from being made, and it
+    // may still have its `clear_child_tid` word to clear, which a
+    // duplicate made meanwhile would not.
+    if !t.still_joining().contains(&me) {
+        t.alive = t.alive.saturating_sub(1);
+    }
     if let Some(slot) = t.slot(me) {
         *slot = None;
     }
