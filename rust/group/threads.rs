@@ -152,15 +152,24 @@ impl Threads {
         true
     }
 
+    /// One more thread counts among the threads; false if there is no
+    /// room for it.
+    fn count_new(&mut self) -> bool {
+        if self.alive >= MAX_THREADS {
+            return false;
+        }
+        self.alive += 1;
+        true
+    }
+
     /// Thread `tid` is one more to join; it counts among the threads.
     /// False if there is no room for it.
     fn add_joining(&mut self, tid: Pid) -> bool {
-        if self.alive >= MAX_THREADS || self.nr_joining >= MAX_THREADS {
+        if self.nr_joining >= MAX_THREADS || !self.count_new() {
             return false;
         }
         self.joining[self.nr_joining] = tid;
         self.nr_joining += 1;
-        self.alive += 1;
         true
     }
 
@@ -258,13 +267,10 @@ pub(crate) fn forked(st: &mut State, parent: Pid, child: Pid) -> bool {
         return true;
     }
     if t.token != Some(parent) {
-        return t.add_joining(child);
+        t.add_joining(child)
+    } else {
+        t.count_new()
     }
-    if t.alive >= MAX_THREADS {
-        return false;
-    }
-    t.alive += 1;
-    true
 }
 
 /// A new, empty [`Threads`], for [`creating`].
