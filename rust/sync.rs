@@ -878,10 +878,15 @@ fn record_plain(
     inline: Option<&Inline>,
 ) -> Option<group::Appended> {
     let (nr, args) = st.call?;
-    if signal || is_restart(ret) || st.repair.is_some() || syscalls::input(nr).is_some() {
+    if signal
+        || is_restart(ret)
+        || st.repair.is_some()
+        || syscalls::input(nr).is_some()
+        || syscalls::written_when_interrupted(nr, &args, ret).is_some()
+    {
         return None;
     }
-    // `capture` reads nothing after a failure.
+    // `capture` reads nothing after a failure (but the above).
     let inline = inline.filter(|_| ret >= 0);
     if ret >= 0 && inline.is_none() && !matches!(syscalls::outputs(nr), Outputs::Bufs([])) {
         return None;
@@ -948,7 +953,7 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
     };
     record.start(nr, args);
     let mut lap = Lap::start();
-    if let Err(why) = capture(&mut record, if is_restart(ret) { -1 } else { ret }) {
+    if let Err(why) = capture(&mut record, ret) {
         pr_info!(
             "pid {}: the record of {} (result {}) cannot be made\n",
             group.pid(),
@@ -1450,16 +1455,24 @@ fn sent_all(nr: i64, args: &[usize; 6], ret: isize) -> bool {
     sent >= asked.min(MAX_RW_COUNT)
 }
 
-/// The buffers a successful call (`record`'s, which returned `ret`)
-/// wrote, read back from the primary into `record`.
+/// The buffers `record`'s call (which returned `ret`) wrote, read back
+/// from the primary into `record`: those of a successful call; of a failed
+/// one, only the time an interrupted sleep or wait had left
+/// ([`syscalls::written_when_interrupted`]).
 fn capture(record: &mut Record, ret: isize) -> Result<(), &'static str> {
-    if ret < 0 {
-        return Ok(());
-    }
+    let oom = "out of memory for a record";
     let (nr, args) = (record.nr, record.args);
     let args = &args;
+    if ret < 0 {
+        // A failed call wrote nothing, unless it was a sleep or wait cut
+        // short: the time it had left.
+        if let Some((addr, len)) = syscalls::written_when_interrupted(nr, args, ret) {
+            record.add_output(addr, len).map_err(|_| oom)?;
+            return read_outputs(record);
+        }
+        return Ok(());
+    }
     let ret = ret as usize;
-    let oom = "out of memory for a record";
     let mut add = |addr: usize, len: usize| -> Result<(), &'static str> {
         if len > MAX_OUTPUT {
             return Err("a call with an output too large to replicate");
@@ -1532,9 +1545,14 @@ fn capture(record: &mut Record, ret: isize) -> Result<(), &'static str> {
             add(args[2], n)?;
         }
     }
+    read_outputs(record)
+}
+
+/// [`Record::read_outputs`], its error for the log.
+fn read_outputs(record: &mut Record) -> Result<(), &'static str> {
     record.read_outputs().map_err(|e| {
         if e == ENOMEM {
-            oom
+            "out of memory for a record"
         } else {
             "an output procft could not read"
         }

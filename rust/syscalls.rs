@@ -519,6 +519,39 @@ pub(crate) fn is_restart(ret: isize) -> bool {
     (-516..=-512).contains(&ret)
 }
 
+/// What call `nr` with `args` writes into memory although it failed with
+/// `ret` (address, length): a sleep or wait interrupted (made again, or
+/// ended with `-EINTR`) writes the time it had left. `nanosleep` and a
+/// relative `clock_nanosleep` write `rem`; `select`, `pselect6` and
+/// `ppoll` write their timeout back (the kernel's `poll_select_finish()`,
+/// whatever the result). Other failed calls write nothing a duplicate
+/// needs. (`restart_syscall` continuing a sleep writes the `rem` its
+/// restart block holds, which its arguments do not give: not covered.)
+pub(crate) fn written_when_interrupted(
+    nr: i64,
+    args: &[usize; 6],
+    ret: isize,
+) -> Option<(usize, usize)> {
+    const EINTR: isize = 4;
+    const TIMER_ABSTIME: usize = 1;
+    if ret != -EINTR && !is_restart(ret) {
+        return None;
+    }
+    let arg = match nr {
+        // nanosleep(req, rem)
+        35 => 1,
+        // clock_nanosleep(clock, flags, req, rem), relative only.
+        230 if args[1] & TIMER_ABSTIME == 0 => 3,
+        // select(n, in, out, ex, timeval), pselect6(..., timespec, sig)
+        23 | 270 => 4,
+        // ppoll(fds, n, timespec, sigmask, size)
+        271 => 2,
+        _ => return None,
+    };
+    // A timeval and a timespec are both 16 bytes.
+    (args[arg] != 0).then_some((args[arg], 16))
+}
+
 /// The name log lines give the event `nr` of the ring: the call's,
 /// `rdtsc` for a time-stamp counter read, or `preempted`.
 pub(crate) fn name(nr: i64) -> &'static str {
@@ -789,6 +822,30 @@ mod tests {
         for nr in [1, 232, 281, 441, 45, 43, 202, 42] {
             assert_eq!(interrupt(nr), Interrupt::Seen);
         }
+    }
+
+    #[test]
+    fn interrupted_sleeps_write_the_time_left() {
+        let args = [0x10, 0x20, 0x30, 0x40, 0x50, 0];
+        // -EINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK.
+        for ret in [-4, -514, -516] {
+            assert_eq!(written_when_interrupted(35, &args, ret), Some((0x20, 16)));
+            assert_eq!(written_when_interrupted(230, &args, ret), Some((0x40, 16)));
+            assert_eq!(written_when_interrupted(23, &args, ret), Some((0x50, 16)));
+            assert_eq!(written_when_interrupted(270, &args, ret), Some((0x50, 16)));
+            assert_eq!(written_when_interrupted(271, &args, ret), Some((0x30, 16)));
+        }
+        // An absolute clock_nanosleep has no rem; no rem pointer, no
+        // write; other errors, other calls: nothing.
+        let abs = [0, 1, 0x30, 0x40, 0, 0];
+        assert_eq!(written_when_interrupted(230, &abs, -4), None);
+        assert_eq!(
+            written_when_interrupted(35, &[0x10, 0, 0, 0, 0, 0], -4),
+            None
+        );
+        assert_eq!(written_when_interrupted(35, &args, -14), None);
+        assert_eq!(written_when_interrupted(35, &args, 0), None);
+        assert_eq!(written_when_interrupted(0, &args, -4), None);
     }
 
     #[test]

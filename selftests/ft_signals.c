@@ -11,12 +11,15 @@
  * timer's SIGALRM, sent from the timer interrupt, is handled the same way
  * (on the debug kernel, lockdep checks procft's locks against the siglock
  * that interrupt takes).  A fatal signal from outside ends the whole group
- * with the primary's status.
+ * with the primary's status.  Sleeps and waits a signal cuts short write
+ * the time they had left: every replica's memory holds the primary's.
  */
 #include "ft_test.h"
 
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <time.h>
 
 /* Touched by the handler: accessed atomically, read back through /proc/<pid>/mem. */
 static int handled;
@@ -74,11 +77,11 @@ static int counter_of(pid_t pid, const int *addr, int want)
 	return v;
 }
 
-/* Waits (10 s at most) until @pid sleeps in read(): a signal then interrupts that call. */
-static void wait_in_read(pid_t pid)
+/* Waits (10 s at most) until @pid sleeps in call @nr: a signal then interrupts that call. */
+static void wait_in_call(pid_t pid, int nr)
 {
-	char path[32], buf[64];
-	int i, fd;
+	char path[32], buf[64], want[16];
+	int i, fd, w = snprintf(want, sizeof(want), "%d ", nr);
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
@@ -87,10 +90,10 @@ static void wait_in_read(pid_t pid)
 		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
 		if (fd >= 0)
 			close(fd);
-		if (n > 2 && !strncmp(buf, "0 ", 2))
+		if (n > w && !strncmp(buf, want, w))
 			return;
 	}
-	tap_diag("pid %d is not in read()", pid);
+	tap_diag("pid %d is not in call %d", pid, nr);
 }
 
 static int run(int restart)
@@ -119,7 +122,7 @@ static int run(int restart)
 	text[0] = 0;
 	/* Each signal once the process sleeps in read(), after the last one's handler ran. */
 	for (i = 1; i <= 5; i++) {
-		wait_in_read(pid);
+		wait_in_call(pid, SYS_read);
 		kill(pid, SIGUSR1);
 		n += snprintf(expect + n, sizeof(expect) - n, "handled %d\n", i);
 		snprintf(want, sizeof(want), "handled %d\n", i);
@@ -145,6 +148,127 @@ static int run(int restart)
 	if (strcmp(text, expect))
 		tap_diag("got '%s'", text);
 	return 0;
+}
+
+/*
+ * What the sleeps and waits of cut_short() wrote when a signal cut them
+ * short: the time each had left (rem of nanosleep and clock_nanosleep, the
+ * timeout select, pselect6 and ppoll write back).
+ */
+static struct {
+	struct timespec ns, cns, ps, pp;
+	struct timeval sel;
+} left;
+
+/* The calls cut_short() makes, each cut short by a SIGUSR1. */
+static const int sleeps[] = { SYS_nanosleep, SYS_clock_nanosleep, SYS_select, SYS_pselect6,
+			      SYS_ppoll };
+
+/* Reads @pid's copy of left into @out: at once if @want is NULL, else once it equals @want or after 10 s. */
+static void left_of(pid_t pid, const void *addr, void *out, const void *want)
+{
+	char path[32];
+	int i, fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDONLY);
+	for (i = 0; i < 1000; i++, usleep(10000))
+		if (pread(fd, out, sizeof(left), (off_t)(uintptr_t)addr) != sizeof(left) || !want ||
+		    !memcmp(out, want, sizeof(left)))
+			break;
+	close(fd);
+}
+
+/*
+ * Sleeps and waits interrupted by a handled signal (no SA_RESTART): each
+ * returns EINTR and writes the time it had left, in the primary by its
+ * kernel, in the duplicates from the primary's record.
+ */
+static void cut_short(void)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	int ctl[2], out[2], i, st, ok, same = 1;
+	pid_t pid, reps[8] = { 0 }, after[8] = { 0 };
+	char text[512], expect[512], want[32], c;
+	unsigned char mine[sizeof(left)], theirs[sizeof(left)];
+	const void *addr;
+	size_t got = 0, n = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		const struct timespec ten = { .tv_sec = 10 };
+		int eintr = 0;
+
+		dup2(out[1], 1);
+		close(out[0]);
+		close(ctl[0]);
+		ioctl_set(0, 2);
+		sigaction(SIGUSR1, &sa, NULL);
+		left.ps = ten;
+		left.pp = ten;
+		left.sel.tv_sec = 10;
+		addr = &left;
+		write(ctl[1], &addr, sizeof(addr));
+		read(ctl[1], &c, 1);
+		eintr += syscall(SYS_nanosleep, &ten, &left.ns) < 0 && errno == EINTR;
+		eintr += syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ten, &left.cns) < 0 &&
+			 errno == EINTR;
+		eintr += syscall(SYS_select, 0, NULL, NULL, NULL, &left.sel) < 0 && errno == EINTR;
+		eintr += syscall(SYS_pselect6, 0, NULL, NULL, NULL, &left.ps, NULL) < 0 &&
+			 errno == EINTR;
+		eintr += syscall(SYS_ppoll, NULL, 0, &left.pp, NULL, 8) < 0 && errno == EINTR;
+		printf("eintr %d\n", eintr);
+		fflush(stdout);
+		write(ctl[1], "d", 1);
+		read(ctl[1], &c, 1);
+		_exit(0);
+	}
+	close(out[1]);
+	close(ctl[1]);
+	read(ctl[0], &addr, sizeof(addr));
+	ok = wait_duplicates(pid, 2, reps);
+	write(ctl[0], "g", 1);
+	text[0] = 0;
+	for (i = 0; i < 5; i++) {
+		wait_in_call(pid, sleeps[i]);
+		/* A moment into the sleep: the time left is below its 10 s. */
+		usleep(50000);
+		kill(pid, SIGUSR1);
+		n += snprintf(expect + n, sizeof(expect) - n, "handled %d\n", i + 1);
+		snprintf(want, sizeof(want), "handled %d\n", i + 1);
+		read_until(out[0], text, sizeof(text), &got, want);
+	}
+	n += snprintf(expect + n, sizeof(expect) - n, "eintr 5\n");
+	read(ctl[0], &c, 1);
+	ok = ok && wait_caught_up(pid);
+	left_of(reps[0], addr, mine, NULL);
+	{
+		const struct timespec *t = (const void *)mine;
+		const struct timeval *tv = (const void *)(t + 4);
+
+		/* The primary's kernel wrote each: less than the 10 s asked. */
+		ok = ok && t[0].tv_sec < 10 && t[1].tv_sec < 10 && t[2].tv_sec < 10 &&
+		     t[3].tv_sec < 10 && tv->tv_sec < 10 && (t[0].tv_sec || t[0].tv_nsec);
+	}
+	for (i = 1; i <= 2; i++) {
+		left_of(reps[i], addr, theirs, mine);
+		same = same && !memcmp(mine, theirs, sizeof(left));
+	}
+	ok = ok && wait_duplicates(pid, 2, after);
+	tap_ok(ok && same && !memcmp(reps, after, sizeof(reps)) &&
+	       procft_field(pid, "divergences=") == 0,
+	       "interrupted sleeps and waits: the time each had left is the primary's in both duplicates (the same ones), no divergence");
+	if (!same)
+		tap_diag("a duplicate's memory differs from the primary's");
+	write(ctl[0], "q", 1);
+	read_to_eof(out[0], text, sizeof(text), &got);
+	waitpid(pid, &st, 0);
+	tap_ok(!strcmp(text, expect) && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	       "and each returned EINTR once, its handler's output once, exit status 0");
+	if (strcmp(text, expect))
+		tap_diag("got '%s'", text);
 }
 
 /* Signals that arrive while the primary computes. */
@@ -278,9 +402,10 @@ int main(void)
 	pid_t pid, reps[8] = { 0 };
 	int st, i, ok;
 
-	tap_plan(13);
+	tap_plan(15);
 	run(0);
 	run(1);
+	cut_short();
 	computing();
 	timer_signals();
 

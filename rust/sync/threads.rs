@@ -599,7 +599,7 @@ fn wait_at_point(group: &Arc<Group>) {
 /// the process's memory, in a record of its own; `None` if it wrote
 /// nothing. `Err` if it cannot be read (a page of it is lost).
 fn keep_outputs(call: Option<(i64, [usize; 6])>, ret: isize) -> Result<Option<UniqueArc<Record>>> {
-    let Some((nr, args)) = call.filter(|_| ret >= 0) else {
+    let Some((nr, args)) = call else {
         return Ok(None);
     };
     let mut record = Record::new()?;
