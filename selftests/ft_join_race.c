@@ -37,7 +37,10 @@
  * its duplicate, which makes its threads with calls the filter sees,
  * must fall back to clone() as the C library does. Checked: the log says
  * it did, the duplicate is made, none diverged, and the threads' count is
- * exact.
+ * exact.  Then one whose filter traps clone3() (SECCOMP_RET_TRAP, after its
+ * threads exist): a duplicate's creation returns a thread id but makes no
+ * thread; the log says so (the duplicate is replaced, not left to make the
+ * same thread again), and the process's output and status are its own.
  */
 #include "ft_test.h"
 
@@ -413,6 +416,72 @@ static void workload_enosys(int ctl)
 }
 
 /*
+ * A process whose seccomp filter, installed once its two threads exist,
+ * traps clone3() (SECCOMP_RET_TRAP: the call is not made, its result is
+ * its own number, and a SIGSYS is sent): a duplicate's creation of their
+ * mirrors returns a thread id but makes no thread.  Otherwise as
+ * workload_enosys().
+ */
+static void workload_trap(int ctl)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = 4, .filter = f };
+	pthread_t t[2];
+	char c;
+
+	if (pthread_create(&t[0], NULL, counter_thread, NULL) ||
+	    pthread_create(&t[1], NULL, counter_thread, NULL))
+		_exit(92);
+	/* Every thread's filter (a duplicate mirrors whichever ran last). */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog))
+		_exit(91);
+	write(ctl, "r", 1);
+	read(ctl, &c, 1);
+	pthread_mutex_lock(&lock);
+	go = 1;
+	pthread_cond_broadcast(&go_cond);
+	pthread_mutex_unlock(&lock);
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
+	printf("counted %ld\n", counted);
+	fflush(stdout);
+	_exit(0);
+}
+
+/*
+ * Runs workload_trap(): once its threads wait, sets level 1, waits (10 s
+ * at most) until procft logged that a duplicate's thread creation made no
+ * thread (*@seen), and lets it go on. Its output in @out, its pid in
+ * *@pidp.
+ */
+static int run_trap(char *out, size_t len, int *seen, pid_t *pidp)
+{
+	int sv[2], o[2], i, status = -1;
+	size_t got = 0;
+	char c;
+
+	spawn_piped(workload_trap, pidp, sv, o);
+	*seen = 0;
+	if (read(sv[0], &c, 1) == 1 && ioctl_set(*pidp, 1) == 0)
+		for (i = 0; i < 100 && !*seen; i++, usleep(100000))
+			*seen = run_cmd("dmesg | grep -q 'procft: pid %d: a new duplicate.s thread creation returned 435 but made no thread'",
+					*pidp) == 0;
+	write(sv[0], "p", 1);
+	read_to_eof(o[0], out, len, &got);
+	out[got < len ? got : len - 1] = 0;
+	waitpid(*pidp, &status, 0);
+	close(o[0]);
+	close(sv[0]);
+	return status;
+}
+
+/*
  * Runs workload_enosys(): once its threads wait, sets level 1, and lets
  * it go on once it has a duplicate (*@made) or that wait failed. Its
  * output in @out, its pid in *@pidp.
@@ -442,7 +511,7 @@ int main(void)
 	int status, rc = 0, made = 0;
 	pid_t pid;
 
-	tap_plan(6);
+	tap_plan(7);
 	status = run(0, ref, sizeof(ref), &rc, &pid);
 	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strcmp(ref, "counter 400\n"),
 	       "unprotected, with its clone3() held and let go: '%.20s'", ref);
@@ -487,6 +556,14 @@ int main(void)
 	       run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged'", pid) != 0,
 	       "clone3() refused by its seccomp filter (ENOSYS), its two threads waiting: protected, its duplicate makes their mirrors with clone(); none diverged: '%.16s' (status %#x)",
 	       out, status);
+	if (!made)
+		run_cmd("dmesg | grep 'procft: pid %d' | head -20 >&2", pid);
+
+	status = run_trap(out, sizeof(out), &made, &pid);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strcmp(out, "counted 600\n") &&
+	       made && run_cmd("dmesg | grep -q 'procft: pid %d: duplicate [0-9]* diverged'", pid) != 0,
+	       "clone3() trapped by its seccomp filter (SECCOMP_RET_TRAP), its two threads waiting: a duplicate's creation of their mirrors that made no thread is seen as such (%s) and the duplicate replaced; the process unharmed: '%.16s' (status %#x)",
+	       made ? "logged" : "not logged", out, status);
 	if (!made)
 		run_cmd("dmesg | grep 'procft: pid %d' | head -20 >&2", pid);
 	close(ft_dev);

@@ -467,6 +467,11 @@ pub(crate) struct Images {
     pub(crate) list: KVec<Option<ThreadImage>>,
     /// How many threads the duplicate made so far.
     pub(crate) made: usize,
+    /// How many it will have made once the creation under way returns
+    /// (the fork probe counts a thread made in `made`): a creation that
+    /// returned a thread id but made none was faked (a seccomp filter's
+    /// `SECCOMP_RET_TRAP` leaves the call's number as its result).
+    pub(crate) asked: usize,
     /// It is still making them: its `clone3()` (or `clone()`) calls are
     /// procft's.
     pub(crate) building: bool,

@@ -111,6 +111,7 @@ pub(crate) fn images(group: &Group) -> Result<Option<KBox<Images>>, &'static str
         Images {
             list,
             made: 0,
+            asked: 0,
             building: true,
             legacy: false,
             threads: Some(dup_threads),
@@ -154,7 +155,11 @@ fn make_next(group: &Group, task: &Task, rewind: bool) -> Result<bool> {
             return Ok(false);
         };
         match images.list.get(images.made).and_then(Option::as_ref) {
-            Some(image) if images.building => (thread_args(image), images.legacy),
+            Some(image) if images.building => {
+                let args = (thread_args(image), images.legacy);
+                images.asked = images.made + 1;
+                args
+            }
             _ => {
                 images.building = false;
                 return Ok(false);
@@ -258,6 +263,25 @@ pub(crate) fn built(group: &Group, task: &Task, regs: Regs, ret: isize) {
     if ret <= 0 {
         pr_warn!(
             "pid {}: a new duplicate could not re-create a thread ({}); it is replaced\n",
+            group.pid(),
+            ret
+        );
+        give_up(group, task);
+        return;
+    }
+    let faked = group
+        .lock_quiet()
+        .dup(task.tgid())
+        .and_then(|d| d.images.as_ref())
+        .is_some_and(|i| i.made != i.asked);
+    if faked {
+        // Its fork probe saw no thread: a seccomp filter answered the
+        // call (a trap leaves the call's number as its result, a
+        // supervisor may give any). Made again, it would be answered
+        // again.
+        pr_warn!(
+            "pid {}: a new duplicate's thread creation returned {} but made no thread (a seccomp \
+             filter answered it?); it is replaced\n",
             group.pid(),
             ret
         );
