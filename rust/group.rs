@@ -328,6 +328,11 @@ pub(crate) struct State {
     /// signal is pending: if the primary handles it on its way back to
     /// user space, the record carries it to the duplicates.
     pub(crate) held_sig: Option<kernel::sync::UniqueArc<crate::ring::Record>>,
+    /// The primary's thread whose last call was a sleep cut short to go on
+    /// as `restart_syscall()` (`-ERESTART_RESTARTBLOCK`), and that sleep's
+    /// `rem` address: the continuation writes there if it is cut short
+    /// again, which its own arguments do not say.
+    pub(crate) sleep_rem: Option<(kernel::task::Pid, usize)>,
     /// The program's own memory-error kill policy (`PR_MCE_KILL_*`), kept
     /// while procft holds the primary to late kill ([`crate::mce::policy`]).
     pub(crate) mce_wish: Option<i32>,
@@ -882,6 +887,7 @@ impl Group {
                     space_wait: false,
                     repair: None,
                     held_sig: None,
+                    sleep_rem: None,
                     promote: None,
                     promotions: 0,
                     promoting: false,

@@ -848,6 +848,9 @@ struct Pending {
     call: Option<(i64, [usize; 6])>,
     passed: Option<Vote>,
     record: Option<UniqueArc<Record>>,
+    /// For a `restart_syscall()` continuing a sleep of the calling
+    /// thread: that sleep's `rem` address ([`group::State::sleep_rem`]).
+    sleep_rem: Option<usize>,
 }
 
 impl Pending {
@@ -856,12 +859,45 @@ impl Pending {
     fn take(st: &mut group::State) -> Self {
         let call = st.call.take();
         let record = call.and_then(|_| st.ring.take_record());
+        let sleep_rem = match (call, st.sleep_rem) {
+            (Some((NR_RESTART_SYSCALL, _)), Some((tid, rem))) if tid == current!().pid() => {
+                Some(rem)
+            }
+            _ => None,
+        };
         Self {
             call,
             passed: st.passed.take(),
             record,
+            sleep_rem,
         }
     }
+}
+
+/// What [`group::State::sleep_rem`] becomes once the calling thread's
+/// call `nr` (`args`) returned `ret` (`rem`: the `rem` address a
+/// continuation of it writes to, as [`Pending::sleep_rem`]): set by a
+/// sleep cut short to be continued, kept by its continuations cut short
+/// again, dropped by the thread's other calls (nothing runs between a
+/// sleep and its continuation: a handled signal makes it `-EINTR`).
+fn next_sleep_rem(
+    st: &group::State,
+    nr: i64,
+    args: &[usize; 6],
+    ret: isize,
+    rem: Option<usize>,
+) -> Option<(Pid, usize)> {
+    let tid = current!().pid();
+    if ret == ERESTART_RESTARTBLOCK {
+        let rem = match nr {
+            NR_RESTART_SYSCALL => rem,
+            _ => syscalls::written_when_interrupted(nr, args, ret).map(|(addr, _)| addr),
+        };
+        if let Some(rem) = rem {
+            return Some((tid, rem));
+        }
+    }
+    st.sleep_rem.filter(|&(t, _)| t != tid)
 }
 
 /// At the primary's `sys_exit`, under the group's lock (`st`): if the call
@@ -900,6 +936,9 @@ fn record_plain(
     }
     record.ret = ret;
     threads::stamp(group, &mut record);
+    if st.sleep_rem.is_some() {
+        st.sleep_rem = next_sleep_rem(st, nr, &args, ret, None);
+    }
     // What `hash_input` gives a call that sends nothing.
     record.input_hash = Some(0);
     record.ip = shim::user_ip();
@@ -920,6 +959,7 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
         call,
         passed,
         record,
+        sleep_rem,
     } = pending;
     let Some((nr, args)) = call else {
         return;
@@ -953,7 +993,7 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
     };
     record.start(nr, args);
     let mut lap = Lap::start();
-    if let Err(why) = capture(&mut record, ret) {
+    if let Err(why) = capture(&mut record, ret, sleep_rem) {
         pr_info!(
             "pid {}: the record of {} (result {}) cannot be made\n",
             group.pid(),
@@ -1006,6 +1046,7 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
     if signal {
         let mut st = group.lock();
         if st.repair.is_none() && st.held_sig.is_none() {
+            st.sleep_rem = next_sleep_rem(&st, nr, &args, ret, sleep_rem);
             // Published when the signal is delivered (or at the next call).
             st.held_sig = Some(record);
             return;
@@ -1015,6 +1056,7 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
     let appended = {
         // The primary's own section: it sets `group.fast` itself.
         let mut st = group.lock_quiet();
+        st.sleep_rem = next_sleep_rem(&st, nr, &args, ret, sleep_rem);
         let appended = if st.repair.is_some() && matches!(st.work, PrimaryWork::None) {
             // A page of the primary failed while it was in this call: mend
             // it before it returns to user space, from a duplicate waiting
@@ -1457,16 +1499,20 @@ fn sent_all(nr: i64, args: &[usize; 6], ret: isize) -> bool {
 
 /// The buffers `record`'s call (which returned `ret`) wrote, read back
 /// from the primary into `record`: those of a successful call; of a failed
-/// one, only the time an interrupted sleep or wait had left
+/// one, only the time a sleep cut short or a wait had left
 /// ([`syscalls::written_when_interrupted`]).
-fn capture(record: &mut Record, ret: isize) -> Result<(), &'static str> {
+fn capture(record: &mut Record, ret: isize, sleep_rem: Option<usize>) -> Result<(), &'static str> {
     let oom = "out of memory for a record";
     let (nr, args) = (record.nr, record.args);
     let args = &args;
     if ret < 0 {
-        // A failed call wrote nothing, unless it was a sleep or wait cut
-        // short: the time it had left.
-        if let Some((addr, len)) = syscalls::written_when_interrupted(nr, args, ret) {
+        // A failed call wrote nothing, unless it was a sleep cut short or
+        // a wait: the time it had left (a sleep's continuation cut short
+        // again writes where the sleep would have).
+        let continued = sleep_rem
+            .filter(|_| nr == NR_RESTART_SYSCALL && ret == ERESTART_RESTARTBLOCK)
+            .map(|rem| (rem, 16));
+        if let Some((addr, len)) = syscalls::written_when_interrupted(nr, args, ret).or(continued) {
             record.add_output(addr, len).map_err(|_| oom)?;
             return read_outputs(record);
         }

@@ -520,32 +520,47 @@ pub(crate) fn is_restart(ret: isize) -> bool {
 }
 
 /// What call `nr` with `args` writes into memory although it failed with
-/// `ret` (address, length): a sleep or wait interrupted (made again, or
-/// ended with `-EINTR`) writes the time it had left. `nanosleep` and a
-/// relative `clock_nanosleep` write `rem`; `select`, `pselect6` and
-/// `ppoll` write their timeout back (the kernel's `poll_select_finish()`,
-/// whatever the result). Other failed calls write nothing a duplicate
-/// needs. (`restart_syscall` continuing a sleep writes the `rem` its
-/// restart block holds, which its arguments do not give: not covered.)
+/// `ret` (address, length), as the primary's `sys_exit` sees it (before
+/// signal delivery turns a restart code into `-EINTR`):
+///
+/// - `nanosleep` and a relative `clock_nanosleep` cut short (a restart
+///   code) write the time they had left, `rem`;
+/// - `select`, `pselect6` and `ppoll` write the time left into their
+///   timeout whatever their result (the kernel's `poll_select_finish()`),
+///   except when they could not read it (`-EFAULT`, which an unreadable
+///   descriptor set gives too: that one is not covered) and when they
+///   could not write it or must not (`-EINTR`: a read-only timeout, or
+///   `STICKY_TIMEOUTS`).
+///
+/// Other failed calls write nothing a duplicate needs. (`restart_syscall`
+/// continuing a sleep, and cut short again, writes the `rem` its restart
+/// block holds, which its arguments do not give: the caller keeps it from
+/// the sleep's record, `sync::next_sleep_rem`.)
 pub(crate) fn written_when_interrupted(
     nr: i64,
     args: &[usize; 6],
     ret: isize,
 ) -> Option<(usize, usize)> {
     const EINTR: isize = 4;
+    const EFAULT: isize = 14;
     const TIMER_ABSTIME: usize = 1;
-    if ret != -EINTR && !is_restart(ret) {
+    if ret >= 0 {
         return None;
     }
     let arg = match nr {
         // nanosleep(req, rem)
-        35 => 1,
+        35 if is_restart(ret) => 1,
         // clock_nanosleep(clock, flags, req, rem), relative only.
-        230 if args[1] & TIMER_ABSTIME == 0 => 3,
-        // select(n, in, out, ex, timeval), pselect6(..., timespec, sig)
-        23 | 270 => 4,
-        // ppoll(fds, n, timespec, sigmask, size)
-        271 => 2,
+        230 if is_restart(ret) && args[1] & TIMER_ABSTIME == 0 => 3,
+        // select(n, in, out, ex, timeval), pselect6(..., timespec, sig),
+        // ppoll(fds, n, timespec, sigmask, size).
+        23 | 270 | 271 if ret != -EFAULT && ret != -EINTR => {
+            if nr == 271 {
+                2
+            } else {
+                4
+            }
+        }
         _ => return None,
     };
     // A timeval and a timespec are both 16 bytes.
@@ -827,25 +842,33 @@ mod tests {
     #[test]
     fn interrupted_sleeps_write_the_time_left() {
         let args = [0x10, 0x20, 0x30, 0x40, 0x50, 0];
-        // -EINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK.
-        for ret in [-4, -514, -516] {
+        // -ERESTARTSYS, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK.
+        for ret in [-512, -514, -516] {
             assert_eq!(written_when_interrupted(35, &args, ret), Some((0x20, 16)));
             assert_eq!(written_when_interrupted(230, &args, ret), Some((0x40, 16)));
             assert_eq!(written_when_interrupted(23, &args, ret), Some((0x50, 16)));
             assert_eq!(written_when_interrupted(270, &args, ret), Some((0x50, 16)));
             assert_eq!(written_when_interrupted(271, &args, ret), Some((0x30, 16)));
         }
+        // The waits write their timeout after other failures too (-EBADF),
+        // not after -EFAULT or -EINTR; the sleeps only when cut short.
+        assert_eq!(written_when_interrupted(23, &args, -9), Some((0x50, 16)));
+        for nr in [23, 270, 271] {
+            assert_eq!(written_when_interrupted(nr, &args, -14), None);
+            assert_eq!(written_when_interrupted(nr, &args, -4), None);
+        }
+        assert_eq!(written_when_interrupted(35, &args, -4), None);
+        assert_eq!(written_when_interrupted(35, &args, -14), None);
         // An absolute clock_nanosleep has no rem; no rem pointer, no
-        // write; other errors, other calls: nothing.
+        // write; success, other calls: nothing.
         let abs = [0, 1, 0x30, 0x40, 0, 0];
-        assert_eq!(written_when_interrupted(230, &abs, -4), None);
+        assert_eq!(written_when_interrupted(230, &abs, -516), None);
         assert_eq!(
-            written_when_interrupted(35, &[0x10, 0, 0, 0, 0, 0], -4),
+            written_when_interrupted(35, &[0x10, 0, 0, 0, 0, 0], -516),
             None
         );
-        assert_eq!(written_when_interrupted(35, &args, -14), None);
         assert_eq!(written_when_interrupted(35, &args, 0), None);
-        assert_eq!(written_when_interrupted(0, &args, -4), None);
+        assert_eq!(written_when_interrupted(0, &args, -516), None);
     }
 
     #[test]

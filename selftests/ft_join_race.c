@@ -455,7 +455,7 @@ static void workload_trap(int ctl)
 }
 
 /*
- * Runs workload_trap(): once its threads wait, sets level 1, waits (10 s
+ * Runs workload_trap(): once its threads wait, sets level 1, waits (30 s
  * at most) until procft logged that a duplicate's thread creation made no
  * thread (*@seen), and lets it go on. Its output in @out, its pid in
  * *@pidp.
@@ -469,7 +469,7 @@ static int run_trap(char *out, size_t len, int *seen, pid_t *pidp)
 	spawn_piped(workload_trap, pidp, sv, o);
 	*seen = 0;
 	if (read(sv[0], &c, 1) == 1 && ioctl_set(*pidp, 1) == 0)
-		for (i = 0; i < 100 && !*seen; i++, usleep(100000))
+		for (i = 0; i < 300 && !*seen; i++, usleep(100000))
 			*seen = run_cmd("dmesg | grep -q 'procft: pid %d: a new duplicate.s thread creation returned 435 but made no thread'",
 					*pidp) == 0;
 	write(sv[0], "p", 1);

@@ -158,11 +158,33 @@ static int run(int restart)
 static struct {
 	struct timespec ns, cns, ps, pp;
 	struct timeval sel;
+	struct timespec rs;
 } left;
 
 /* The calls cut_short() makes, each cut short by a SIGUSR1. */
 static const int sleeps[] = { SYS_nanosleep, SYS_clock_nanosleep, SYS_select, SYS_pselect6,
 			      SYS_ppoll };
+
+/* Waits (10 s at most) until @pid is stopped. */
+static void wait_stopped(pid_t pid)
+{
+	char path[32], buf[512], *p;
+	int i, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	for (i = 0; i < 1000; i++, usleep(10000)) {
+		fd = open(path, O_RDONLY);
+		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && p[2] == 'T')
+			return;
+	}
+	tap_diag("pid %d did not stop", pid);
+}
 
 /* Reads @pid's copy of left into @out: at once if @want is NULL, else once it equals @want or after 10 s. */
 static void left_of(pid_t pid, const void *addr, void *out, const void *want)
@@ -219,6 +241,8 @@ static void cut_short(void)
 		eintr += syscall(SYS_pselect6, 0, NULL, NULL, NULL, &left.ps, NULL) < 0 &&
 			 errno == EINTR;
 		eintr += syscall(SYS_ppoll, NULL, 0, &left.pp, NULL, 8) < 0 && errno == EINTR;
+		/* Stopped and continued: it goes on as restart_syscall(), then is cut short. */
+		eintr += syscall(SYS_nanosleep, &ten, &left.rs) < 0 && errno == EINTR;
 		printf("eintr %d\n", eintr);
 		fflush(stdout);
 		write(ctl[1], "d", 1);
@@ -231,26 +255,35 @@ static void cut_short(void)
 	ok = wait_duplicates(pid, 2, reps);
 	write(ctl[0], "g", 1);
 	text[0] = 0;
-	for (i = 0; i < 5; i++) {
-		wait_in_call(pid, sleeps[i]);
-		/* A moment into the sleep: the time left is below its 10 s. */
-		usleep(50000);
+	for (i = 0; i < 6; i++) {
+		if (i == 5) {
+			/* Stopped, continued: its sleep goes on as restart_syscall(). */
+			wait_in_call(pid, SYS_nanosleep);
+			kill(pid, SIGSTOP);
+			wait_stopped(pid);
+			kill(pid, SIGCONT);
+			wait_in_call(pid, SYS_restart_syscall);
+		} else {
+			wait_in_call(pid, sleeps[i]);
+		}
 		kill(pid, SIGUSR1);
 		n += snprintf(expect + n, sizeof(expect) - n, "handled %d\n", i + 1);
 		snprintf(want, sizeof(want), "handled %d\n", i + 1);
 		read_until(out[0], text, sizeof(text), &got, want);
 	}
-	n += snprintf(expect + n, sizeof(expect) - n, "eintr 5\n");
+	n += snprintf(expect + n, sizeof(expect) - n, "eintr 6\n");
 	read(ctl[0], &c, 1);
 	ok = ok && wait_caught_up(pid);
 	left_of(reps[0], addr, mine, NULL);
 	{
 		const struct timespec *t = (const void *)mine;
 		const struct timeval *tv = (const void *)(t + 4);
+		const struct timespec *rs = (const void *)(tv + 1);
 
 		/* The primary's kernel wrote each: less than the 10 s asked. */
 		ok = ok && t[0].tv_sec < 10 && t[1].tv_sec < 10 && t[2].tv_sec < 10 &&
-		     t[3].tv_sec < 10 && tv->tv_sec < 10 && (t[0].tv_sec || t[0].tv_nsec);
+		     t[3].tv_sec < 10 && tv->tv_sec < 10 && (t[0].tv_sec || t[0].tv_nsec) &&
+		     (t[1].tv_sec || t[1].tv_nsec) && rs->tv_sec < 10 && (rs->tv_sec || rs->tv_nsec);
 	}
 	for (i = 1; i <= 2; i++) {
 		left_of(reps[i], addr, theirs, mine);
@@ -259,7 +292,7 @@ static void cut_short(void)
 	ok = ok && wait_duplicates(pid, 2, after);
 	tap_ok(ok && same && !memcmp(reps, after, sizeof(reps)) &&
 	       procft_field(pid, "divergences=") == 0,
-	       "interrupted sleeps and waits: the time each had left is the primary's in both duplicates (the same ones), no divergence");
+	       "interrupted sleeps and waits (one continued by restart_syscall()): the time each had left is the primary's in both duplicates (the same ones), no divergence");
 	if (!same)
 		tap_diag("a duplicate's memory differs from the primary's");
 	write(ctl[0], "q", 1);

@@ -604,7 +604,7 @@ fn keep_outputs(call: Option<(i64, [usize; 6])>, ret: isize) -> Result<Option<Un
     };
     let mut record = Record::new()?;
     record.start(nr, args);
-    super::capture(&mut record, ret).map_err(|_| EFAULT)?;
+    super::capture(&mut record, ret, None).map_err(|_| EFAULT)?;
     Ok(record.has_outputs().then_some(record))
 }
 
