@@ -270,6 +270,9 @@ fn take_over(group: &Arc<Group>, task: &Task) {
         };
         st.promotions += 1;
         st.promoting = true;
+        // The duplicate's state replaces the primary's, restart blocks
+        // included.
+        st.sleep_rem = None;
         // Calls of the failed primary that procft was holding back or
         // was about to re-issue are superseded by the duplicate's.
         // Whatever it had queued for its task_work goes too (a call to

@@ -300,6 +300,7 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
                 let mut st = group.lock();
                 st.ring.clear();
                 st.call = None;
+                st.sleep_rem = None;
                 st.trim_dups(0)
             };
             kills.send();
@@ -936,7 +937,8 @@ fn record_plain(
     }
     record.ret = ret;
     threads::stamp(group, &mut record);
-    if st.sleep_rem.is_some() {
+    if st.sleep_rem.is_some() && nr != syscalls::NR_PREEMPTED {
+        // (A preemption's record is no call: a sleep to go on stays so.)
         st.sleep_rem = next_sleep_rem(st, nr, &args, ret, None);
     }
     // What `hash_input` gives a call that sends nothing.
@@ -1240,6 +1242,10 @@ pub(crate) fn signal_deliver(sig: i32, info: &shim::SigInfo, restart: bool, ip: 
         return;
     };
     let mut st = group.lock();
+    // A handler runs: no sleep of this thread goes on as restart_syscall()
+    // (an interrupted one returns -EINTR).
+    let tid = task.pid();
+    st.sleep_rem = st.sleep_rem.filter(|&(t, _)| t != tid);
     let held = st.held_sig.take();
     let mut record = match held {
         Some(record) if record.ip == ip => record,
