@@ -356,7 +356,7 @@ static int run_threaded(int level, char *out, size_t len, int *set_rc, int *made
 	return status;
 }
 
-/* Counted under a lock by the threads of workload_enosys(). */
+/* Counted under a lock by the threads of counting_filtered(). */
 static long counted;
 static pthread_cond_t go_cond = PTHREAD_COND_INITIALIZER;
 static int go;
@@ -379,29 +379,33 @@ static void *counter_thread(void *arg)
 }
 
 /*
- * A process whose seccomp filter makes clone3() fail with ENOSYS, as
- * container runtimes' default profiles do (the C library then makes its
- * threads with clone()): two threads wait, once the test has seen its
- * duplicate count under a lock, and it prints the count.
+ * Two threads that wait, once the test has seen the process's duplicate
+ * count under a lock, and it prints the count; its seccomp filter answers
+ * clone3() with @action, installed before the threads are made or, with
+ * @after, on every thread once they exist (a duplicate mirrors whichever
+ * ran last).
  */
-static void workload_enosys(int ctl)
+static void counting_filtered(int ctl, unsigned int action, int after)
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, action),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = { .len = 4, .filter = f };
 	pthread_t t[2];
 	char c;
 
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		_exit(91);
+	if (!after && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
 		_exit(91);
 	if (pthread_create(&t[0], NULL, counter_thread, NULL) ||
 	    pthread_create(&t[1], NULL, counter_thread, NULL))
 		_exit(92);
+	if (after && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog))
+		_exit(91);
 	write(ctl, "r", 1);
 	read(ctl, &c, 1);
 	pthread_mutex_lock(&lock);
@@ -416,42 +420,42 @@ static void workload_enosys(int ctl)
 }
 
 /*
+ * A process whose seccomp filter makes clone3() fail with ENOSYS, as
+ * container runtimes' default profiles do (the C library then makes its
+ * threads with clone()).
+ */
+static void workload_enosys(int ctl)
+{
+	counting_filtered(ctl, SECCOMP_RET_ERRNO | ENOSYS, 0);
+}
+
+/*
  * A process whose seccomp filter, installed once its two threads exist,
  * traps clone3() (SECCOMP_RET_TRAP: the call is not made, its result is
  * its own number, and a SIGSYS is sent): a duplicate's creation of their
- * mirrors returns a thread id but makes no thread.  Otherwise as
- * workload_enosys().
+ * mirrors returns a thread id but makes no thread.
  */
 static void workload_trap(int ctl)
 {
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { .len = 4, .filter = f };
-	pthread_t t[2];
-	char c;
+	counting_filtered(ctl, SECCOMP_RET_TRAP, 1);
+}
 
-	if (pthread_create(&t[0], NULL, counter_thread, NULL) ||
-	    pthread_create(&t[1], NULL, counter_thread, NULL))
-		_exit(92);
-	/* Every thread's filter (a duplicate mirrors whichever ran last). */
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog))
-		_exit(91);
-	write(ctl, "r", 1);
-	read(ctl, &c, 1);
-	pthread_mutex_lock(&lock);
-	go = 1;
-	pthread_cond_broadcast(&go_cond);
-	pthread_mutex_unlock(&lock);
-	pthread_join(t[0], NULL);
-	pthread_join(t[1], NULL);
-	printf("counted %ld\n", counted);
-	fflush(stdout);
-	_exit(0);
+/*
+ * Lets the workload @pid of spawn_piped() go on (@sv0, @o0: the test's
+ * ends) and waits for its end: its output in @out, its status returned.
+ */
+static int let_finish(int sv0, int o0, char *out, size_t len, pid_t pid)
+{
+	int status = -1;
+	size_t got = 0;
+
+	write(sv0, "p", 1);
+	read_to_eof(o0, out, len, &got);
+	out[got < len ? got : len - 1] = 0;
+	waitpid(pid, &status, 0);
+	close(o0);
+	close(sv0);
+	return status;
 }
 
 /*
@@ -462,8 +466,7 @@ static void workload_trap(int ctl)
  */
 static int run_trap(char *out, size_t len, int *seen, pid_t *pidp)
 {
-	int sv[2], o[2], i, status = -1;
-	size_t got = 0;
+	int sv[2], o[2], i;
 	char c;
 
 	spawn_piped(workload_trap, pidp, sv, o);
@@ -472,13 +475,7 @@ static int run_trap(char *out, size_t len, int *seen, pid_t *pidp)
 		for (i = 0; i < 300 && !*seen; i++, usleep(100000))
 			*seen = run_cmd("dmesg | grep -q 'procft: pid %d: a new duplicate.s thread creation returned 435 but made no thread'",
 					*pidp) == 0;
-	write(sv[0], "p", 1);
-	read_to_eof(o[0], out, len, &got);
-	out[got < len ? got : len - 1] = 0;
-	waitpid(*pidp, &status, 0);
-	close(o[0]);
-	close(sv[0]);
-	return status;
+	return let_finish(sv[0], o[0], out, len, *pidp);
 }
 
 /*
@@ -488,21 +485,14 @@ static int run_trap(char *out, size_t len, int *seen, pid_t *pidp)
  */
 static int run_enosys(char *out, size_t len, int *made, pid_t *pidp)
 {
-	int sv[2], o[2], status = -1;
-	size_t got = 0;
+	int sv[2], o[2];
 	pid_t reps[8];
 	char c;
 
 	spawn_piped(workload_enosys, pidp, sv, o);
 	*made = read(sv[0], &c, 1) == 1 && ioctl_set(*pidp, 1) == 0 &&
 		wait_duplicates(*pidp, 1, reps);
-	write(sv[0], "p", 1);
-	read_to_eof(o[0], out, len, &got);
-	out[got < len ? got : len - 1] = 0;
-	waitpid(*pidp, &status, 0);
-	close(o[0]);
-	close(sv[0]);
-	return status;
+	return let_finish(sv[0], o[0], out, len, *pidp);
 }
 
 int main(void)

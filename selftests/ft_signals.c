@@ -59,40 +59,54 @@ static void workload(int ctl, int restart)
 }
 
 /*
- * The handler's counter in @pid's memory at @addr, once it is @want or
- * after 10 s: a duplicate may still be replaying the primary's last
- * records when the primary reports it is done.
+ * Reads @len bytes of @pid's memory at @addr into @out: at once if @want is
+ * NULL, else once they equal @want or after 10 s (a duplicate may still be
+ * replaying the primary's last records when the primary reports it is
+ * done).
  */
+static void mem_until(pid_t pid, const void *addr, void *out, size_t len, const void *want)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++, usleep(10000))
+		if (!read_mem(pid, addr, out, len) || !want || !memcmp(out, want, len))
+			break;
+}
+
+/* The handler's counter in @pid's memory at @addr, once it is @want or after 10 s. */
 static int counter_of(pid_t pid, const int *addr, int want)
 {
-	char path[32];
-	int i, fd, v = -1;
+	int v = -1;
 
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	fd = open(path, O_RDONLY);
-	for (i = 0; i < 1000; i++, usleep(10000))
-		if (pread(fd, &v, sizeof(v), (off_t)(uintptr_t)addr) != sizeof(v) || v == want)
-			break;
-	close(fd);
+	mem_until(pid, addr, &v, sizeof(v), &want);
 	return v;
+}
+
+/* Reads /proc/@pid/@name into @buf (NUL-terminated): its length, or -1. */
+static ssize_t read_proc(pid_t pid, const char *name, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	fd = open(path, O_RDONLY);
+	n = fd < 0 ? -1 : read(fd, buf, len - 1);
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return n;
 }
 
 /* Waits (10 s at most) until @pid sleeps in call @nr: a signal then interrupts that call. */
 static void wait_in_call(pid_t pid, int nr)
 {
-	char path[32], buf[64], want[16];
-	int i, fd, w = snprintf(want, sizeof(want), "%d ", nr);
-	ssize_t n;
+	char buf[64], want[16];
+	int i, w = snprintf(want, sizeof(want), "%d ", nr);
 
-	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
-	for (i = 0; i < 1000; i++, usleep(10000)) {
-		fd = open(path, O_RDONLY);
-		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-		if (fd >= 0)
-			close(fd);
-		if (n > w && !strncmp(buf, want, w))
+	for (i = 0; i < 1000; i++, usleep(10000))
+		if (read_proc(pid, "syscall", buf, sizeof(buf)) > w && !strncmp(buf, want, w))
 			return;
-	}
 	tap_diag("pid %d is not in call %d", pid, nr);
 }
 
@@ -168,37 +182,16 @@ static const int sleeps[] = { SYS_nanosleep, SYS_clock_nanosleep, SYS_select, SY
 /* Waits (10 s at most) until @pid is stopped. */
 static void wait_stopped(pid_t pid)
 {
-	char path[32], buf[512], *p;
-	int i, fd;
-	ssize_t n;
+	char buf[512], *p;
+	int i;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	for (i = 0; i < 1000; i++, usleep(10000)) {
-		fd = open(path, O_RDONLY);
-		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-		if (fd >= 0)
-			close(fd);
-		buf[n > 0 ? n : 0] = 0;
+		read_proc(pid, "stat", buf, sizeof(buf));
 		p = strrchr(buf, ')');
 		if (p && p[1] == ' ' && p[2] == 'T')
 			return;
 	}
 	tap_diag("pid %d did not stop", pid);
-}
-
-/* Reads @pid's copy of left into @out: at once if @want is NULL, else once it equals @want or after 10 s. */
-static void left_of(pid_t pid, const void *addr, void *out, const void *want)
-{
-	char path[32];
-	int i, fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	fd = open(path, O_RDONLY);
-	for (i = 0; i < 1000; i++, usleep(10000))
-		if (pread(fd, out, sizeof(left), (off_t)(uintptr_t)addr) != sizeof(left) || !want ||
-		    !memcmp(out, want, sizeof(left)))
-			break;
-	close(fd);
 }
 
 /*
@@ -279,7 +272,7 @@ static void cut_short(void)
 	n += snprintf(expect + n, sizeof(expect) - n, "eintr 6\n");
 	read(ctl[0], &c, 1);
 	ok = ok && wait_caught_up(pid);
-	left_of(reps[0], addr, mine, NULL);
+	mem_until(reps[0], addr, mine, sizeof(left), NULL);
 	{
 		const struct timespec *t = (const void *)mine;
 		const struct timeval *tv = (const void *)(t + 4);
@@ -291,7 +284,7 @@ static void cut_short(void)
 		     (t[1].tv_sec || t[1].tv_nsec) && rs->tv_sec < 10 && (rs->tv_sec || rs->tv_nsec);
 	}
 	for (i = 1; i <= 2; i++) {
-		left_of(reps[i], addr, theirs, mine);
+		mem_until(reps[i], addr, theirs, sizeof(left), mine);
 		same = same && !memcmp(mine, theirs, sizeof(left));
 	}
 	ok = ok && wait_duplicates(pid, 2, after);
