@@ -890,15 +890,27 @@ fn next_sleep_rem(
 ) -> Option<(Pid, usize)> {
     let tid = current!().pid();
     if ret == ERESTART_RESTARTBLOCK {
-        let rem = match nr {
-            NR_RESTART_SYSCALL => rem,
-            _ => syscalls::written_when_interrupted(nr, args, ret).map(|(addr, _)| addr),
-        };
-        if let Some(rem) = rem {
-            return Some((tid, rem));
+        if let Some((addr, _)) = written_failing(nr, args, ret, rem) {
+            return Some((tid, addr));
         }
     }
     st.sleep_rem.filter(|&(t, _)| t != tid)
+}
+
+/// What the primary's call `nr` (`args`) wrote although it failed with
+/// `ret` (address, length): [`syscalls::written_when_interrupted`], or, for
+/// a `restart_syscall()` continuing a sleep and cut short again, that
+/// sleep's `rem` (`sleep_rem`, as [`Pending::sleep_rem`]).
+fn written_failing(
+    nr: i64,
+    args: &[usize; 6],
+    ret: isize,
+    sleep_rem: Option<usize>,
+) -> Option<(usize, usize)> {
+    let continued = sleep_rem
+        .filter(|_| nr == NR_RESTART_SYSCALL && ret == ERESTART_RESTARTBLOCK)
+        .map(|rem| (rem, 16));
+    syscalls::written_when_interrupted(nr, args, ret).or(continued)
 }
 
 /// At the primary's `sys_exit`, under the group's lock (`st`): if the call
@@ -1513,12 +1525,8 @@ fn capture(record: &mut Record, ret: isize, sleep_rem: Option<usize>) -> Result<
     let args = &args;
     if ret < 0 {
         // A failed call wrote nothing, unless it was a sleep cut short or
-        // a wait: the time it had left (a sleep's continuation cut short
-        // again writes where the sleep would have).
-        let continued = sleep_rem
-            .filter(|_| nr == NR_RESTART_SYSCALL && ret == ERESTART_RESTARTBLOCK)
-            .map(|rem| (rem, 16));
-        if let Some((addr, len)) = syscalls::written_when_interrupted(nr, args, ret).or(continued) {
+        // a wait: the time it had left.
+        if let Some((addr, len)) = written_failing(nr, args, ret, sleep_rem) {
             record.add_output(addr, len).map_err(|_| oom)?;
             return read_outputs(record);
         }
