@@ -163,7 +163,7 @@ int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *ar
 int procft_wait_interruptible(bool (*cond)(const void *arg), const void *arg);
 int procft_wait_killable_timeout(struct wait_queue_head *wq, bool (*cond)(const void *arg),
 				 const void *arg, unsigned int ms);
-void procft_wake(struct wait_queue_head *wq, long key);
+void procft_wake(struct wait_queue_head *wq, unsigned int n, long key);
 void procft_drain(void);
 /* Tracepoints of procft's own (include/procft_trace.h). */
 void procft_trace_memory_error(pid_t pid, pid_t replica, bool primary, unsigned long pfn);

@@ -44,11 +44,63 @@ use crate::{
     uapi,
 };
 
-/// Highest accepted level; see `PROCFT_MAX_LEVEL` in the UAPI header.
 pub(crate) mod threads;
 
+/// Highest accepted level; see `PROCFT_MAX_LEVEL` in the UAPI header.
 pub(crate) const MAX_LEVEL: u32 = uapi::PROCFT_MAX_LEVEL;
 pub(crate) const MAX_DUPS: usize = MAX_LEVEL as usize;
+
+/// Whether a duplicate's waits for a record poll before they sleep: a
+/// poll pays where the record usually comes within it (the primary runs
+/// on another CPU, close ahead), and is time thrown away where it does
+/// not (the primary is far ahead or behind, blocked in a call, or shares
+/// the duplicate's CPU). So a duplicate polls while its recent polls
+/// paid: each wait that did not sleep gives it [`Poll::CREDIT`] waits
+/// more, each poll that ended in sleep takes one. Out of credit, one wait
+/// in [`Poll::PROBE`] polls still, to find out whether polling pays again.
+#[derive(Clone, Copy)]
+pub(crate) struct Poll {
+    credit: u8,
+    skipped: u8,
+}
+
+impl Poll {
+    /// How many polls in a row may fail before the duplicate stops
+    /// polling.
+    const CREDIT: u8 = 8;
+    /// Out of credit, one wait in this many polls.
+    const PROBE: u8 = 16;
+
+    pub(crate) const fn new() -> Self {
+        Self {
+            credit: Self::CREDIT,
+            skipped: 0,
+        }
+    }
+
+    /// Whether the next wait polls.
+    pub(crate) fn polls(&mut self) -> bool {
+        if self.credit > 0 {
+            return true;
+        }
+        self.skipped += 1;
+        if self.skipped < Self::PROBE {
+            return false;
+        }
+        self.skipped = 0;
+        true
+    }
+
+    /// A wait is over: it polled or not (`polled`), and slept or not
+    /// (`slept`).
+    pub(crate) fn waited(&mut self, polled: bool, slept: bool) {
+        if !slept {
+            self.credit = Self::CREDIT;
+        } else if polled {
+            self.credit = self.credit.saturating_sub(1);
+        }
+    }
+}
 
 /// A duplicate replica.
 pub(crate) struct Dup {
@@ -92,6 +144,9 @@ pub(crate) struct Dup {
     pub(crate) parked: bool,
     /// It is blocked waiting for the record with this sequence number.
     pub(crate) waiting_for: Option<u64>,
+    /// Whether its waits for a record poll before they sleep
+    /// ([`Poll`]).
+    pub(crate) poll: Poll,
     /// The system call it stands before while it waits or is parked.
     pub(crate) at: i64,
     /// Its vote on that call, while it stands there ([`crate::vote`]).
@@ -1629,6 +1684,7 @@ pub(crate) fn add_dup(
         next_seq,
         parked: false,
         waiting_for: None,
+        poll: Poll::new(),
         at: -1,
         vote: None,
         work: DupWork::None,
@@ -1864,3 +1920,41 @@ pub(crate) fn wait_for_dups(
 
 /// How many [`wait_for_dups`] timeouts a duplicate that computes is given.
 pub(crate) const LAG_ROUNDS: u32 = 12;
+
+#[kunit_tests(procft_poll)]
+mod tests {
+    use super::Poll;
+
+    /// Runs `n` waits that end as `slept` says; how many of them polled.
+    fn polls(p: &mut Poll, n: usize, slept: bool) -> usize {
+        (0..n)
+            .filter(|_| {
+                let polled = p.polls();
+                p.waited(polled, slept);
+                polled
+            })
+            .count()
+    }
+
+    #[test]
+    fn stops_polling_where_it_does_not_pay() {
+        let mut p = Poll::new();
+        // Every poll fails: the first CREDIT waits poll, then one in PROBE.
+        let credit = usize::from(Poll::CREDIT);
+        let probe = usize::from(Poll::PROBE);
+        assert_eq!(polls(&mut p, credit, true), credit);
+        assert_eq!(polls(&mut p, probe * 10, true), 10);
+    }
+
+    #[test]
+    fn polls_again_once_a_wait_did_not_sleep() {
+        let mut p = Poll::new();
+        polls(&mut p, 100, true);
+        // A probe that finds the record in time gives the credit back.
+        while !p.polls() {}
+        p.waited(true, false);
+        assert_eq!(polls(&mut p, 5, false), 5);
+        assert_eq!(polls(&mut p, usize::from(Poll::CREDIT), true), 8);
+        assert!(!p.polls());
+    }
+}

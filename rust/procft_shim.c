@@ -2751,8 +2751,8 @@ static bool procft_spin(bool (*ready)(const void *arg), const void *arg)
 }
 
 /*
- * A waiter of procft_wait_killable() with a key: only wake-ups for all,
- * for the unkeyed waiters' keys or for its own key wake it.
+ * A waiter of procft_wait_killable() with a key: only wake-ups for all or
+ * for its own key wake it (its queue may be other keys' too).
  */
 struct procft_keyed_wait {
 	struct wait_queue_entry entry;
@@ -2785,13 +2785,14 @@ static int procft_keyed_wake(struct wait_queue_entry *entry, unsigned int mode, 
  * A waiting replica is idle, not busy: it does not count in the load
  * average (TASK_NOLOAD).
  *
- * Return: 0 or -ERESTARTSYS.
+ * Return: 0 once @cond holds after a sleep, 1 if it held at the first
+ * check (after the poll, if any), or -ERESTARTSYS.
  */
 int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *arg),
 			 bool (*ready)(const void *arg), const void *arg, long key)
 {
 	struct procft_keyed_wait w = { .key = key };
-	long ret = 0;
+	long ret = 1;
 
 	if (ready)
 		procft_spin(ready, arg);
@@ -2808,6 +2809,7 @@ int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *ar
 			break;
 		}
 		schedule();
+		ret = 0;
 	}
 	finish_wait(wq, &w.entry);
 	return ret;
@@ -2837,19 +2839,29 @@ int procft_wait_interruptible(bool (*cond)(const void *arg), const void *arg)
 }
 
 /**
- * procft_wake - make procft_wait_killable() sleepers on @wq re-check; no
- * wake-up unless one sleeps there
- * @wq: the queue, or NULL for procft_wq (the waits of no group)
+ * procft_wake - make procft_wait_killable() sleepers on @n queues from @wq
+ * re-check; no wake-up (not even a queue's lock) unless one sleeps there
+ * @wq: the first queue, or NULL for procft_wq (the waits of no group)
+ * @n: how many queues, one after the other in an array (1 for procft_wq)
  * @key: 0 for every sleeper; a positive key for the unkeyed sleepers and
- *	 those with that key; -1 for the unkeyed ones only
+ *	 those with that key
  */
-void procft_wake(struct wait_queue_head *wq, long key)
+void procft_wake(struct wait_queue_head *wq, unsigned int n, long key)
 {
-	if (!wq)
+	unsigned int i;
+
+	if (!wq) {
 		wq = &procft_wq;
-	/* Pairs with the barrier in set_current_state() of a waiter. */
-	if (wq_has_sleeper(wq))
-		__wake_up(wq, TASK_NORMAL, 0, key ? &key : NULL);
+		n = 1;
+	}
+	/*
+	 * As wq_has_sleeper(), with one barrier for all the queues: it pairs
+	 * with the one in set_current_state() of a waiter.
+	 */
+	smp_mb();
+	for (i = 0; i < n; i++)
+		if (waitqueue_active(&wq[i])) /* Ordered by the barrier above. */
+			__wake_up(&wq[i], TASK_NORMAL, 0, key ? &key : NULL);
 }
 
 /**

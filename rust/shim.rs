@@ -166,7 +166,7 @@ extern "C" {
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         arg: *const c_void,
     ) -> c_int;
-    fn procft_wake(wq: *mut bindings::wait_queue_head, key: c_long);
+    fn procft_wake(wq: *mut bindings::wait_queue_head, n: c_uint, key: c_long);
     fn procft_trace_memory_error(pid: Pid, replica: Pid, primary: bool, pfn: usize);
     fn procft_trace_replica(what: c_int, pid: Pid, replica: Pid);
     fn procft_trace_promotion(pid: Pid, from: Pid, cause: c_int, pages: usize, us: usize);
@@ -1323,17 +1323,30 @@ pub(crate) fn defer_barrier() {
     unsafe { procft_defer_barrier() }
 }
 
-/// A wait queue for the waits of one group (its primary's for its
+/// How many queues the keyed sleepers of a [`WaitQueue`] are spread over.
+const KEYED_QUEUES: usize = 8;
+
+/// The wait queues for the waits of one group (its primary's for its
 /// duplicates, theirs for a record), so that a wake-up of one group does
 /// not wake the sleepers of others. The kernel crate's `CondVar` has no
 /// killable wait (a replica's wait must end on a fatal signal only: an
 /// interruptible one would return at once, again and again, while any
 /// signal is pending), no `TASK_NOLOAD` and no poll before the sleep;
 /// the shim's waits have all three.
+///
+/// The sleepers without a key sleep on the first queue. Those with one
+/// (the threads of a multi-threaded duplicate, each waiting for the
+/// records of the primary's thread it mirrors) sleep on one of the
+/// [`KEYED_QUEUES`] others, chosen by the key. Many of them sleep for long
+/// (a server's helper threads), and a wake-up walks its queue: so a
+/// record's publication walks only the unkeyed queue and that of its
+/// thread's key, and a wake-up of the unkeyed sleepers (a duplicate took
+/// a record, which the primary may wait for) none of the keyed; one that
+/// finds a queue empty does not take its lock.
 #[pin_data]
 pub(crate) struct WaitQueue {
     #[pin]
-    wq: Opaque<bindings::wait_queue_head>,
+    queues: Opaque<[bindings::wait_queue_head; 1 + KEYED_QUEUES]>,
 }
 
 // SAFETY: A `wait_queue_head` may be used from any thread; it has its own
@@ -1346,16 +1359,36 @@ impl WaitQueue {
     /// A new, empty wait queue.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            // SAFETY: `slot` is valid while the closure runs; the name and the
-            // lock class key are static.
-            wq <- Opaque::ffi_init(|slot| unsafe {
-                bindings::__init_waitqueue_head(
-                    slot,
-                    c"procft_group_wq".as_char_ptr(),
-                    kernel::static_lock_class!().as_ptr(),
-                )
+            queues <- Opaque::ffi_init(|slot: *mut [bindings::wait_queue_head; 1 + KEYED_QUEUES]| {
+                // One lock class for all: no two are ever held at once.
+                let class = kernel::static_lock_class!().as_ptr();
+                for i in 0..=KEYED_QUEUES {
+                    // SAFETY: `slot` is valid while the closure runs and `i`
+                    // is within the array; the name and the lock class key
+                    // are static.
+                    unsafe {
+                        bindings::__init_waitqueue_head(
+                            slot.cast::<bindings::wait_queue_head>().add(i),
+                            c"procft_group_wq".as_char_ptr(),
+                            class,
+                        )
+                    }
+                }
             }),
         })
+    }
+
+    /// The queue of the sleepers with `key` (0: without one), and those
+    /// after it.
+    fn queue(&self, key: c_long) -> *mut bindings::wait_queue_head {
+        // A key is positive; the remainder is below KEYED_QUEUES.
+        let i = if key == 0 {
+            0
+        } else {
+            1 + key.unsigned_abs() % KEYED_QUEUES
+        };
+        // SAFETY: `i` is within the array.
+        unsafe { self.queues.get().cast::<bindings::wait_queue_head>().add(i) }
     }
 
     /// Sleeps until `cond(arg)` holds or a fatal signal arrives;
@@ -1363,21 +1396,21 @@ impl WaitQueue {
     /// lock-free check polled for a few microseconds before the first
     /// sleep, for a change that may let `cond` hold: once it holds, the
     /// poll ends and `cond` decides. With a `key`, only the wake-ups for
-    /// all and for that key ([`Wake`]) make it re-check.
+    /// all and for that key ([`Wake`]) make it re-check. Whether it slept
+    /// (false: `cond` held at its first check).
     pub(crate) fn wait_killable(
         &self,
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
         arg: *const c_void,
         key: Option<Pid>,
-    ) -> Result {
+    ) -> Result<bool> {
         let key = key.map_or(0, |k| k.max(1) as c_long);
         // SAFETY: The queue is initialised and outlives the call; `cond` and
         // `ready` may be called with `arg` any number of times while this
         // runs (the caller's contract for both).
-        kernel::error::to_result(unsafe {
-            procft_wait_killable(self.wq.get(), cond, ready, arg, key)
-        })
+        let ret = unsafe { procft_wait_killable(self.queue(key), cond, ready, arg, key) };
+        kernel::error::to_result(ret).map(|()| ret == 0)
     }
 
     /// [`WaitQueue::wait_killable`] for at most `ms` milliseconds
@@ -1390,20 +1423,25 @@ impl WaitQueue {
     ) -> Result {
         // SAFETY: As for `wait_killable`.
         kernel::error::to_result(unsafe {
-            procft_wait_killable_timeout(self.wq.get(), cond, arg, ms)
+            procft_wait_killable_timeout(self.queue(0), cond, arg, ms)
         })
     }
 
     /// Makes the sleepers `which` selects re-check their condition; no
-    /// wake-up (not even the queue's lock) unless one sleeps.
+    /// wake-up (not even a queue's lock) unless one sleeps.
     pub(crate) fn wake(&self, which: Wake) {
-        let key = match which {
-            Wake::All => 0,
-            Wake::Key(k) => k.max(1) as c_long,
-            Wake::Unkeyed => -1,
+        let (n, key) = match which {
+            Wake::All => (1 + KEYED_QUEUES, 0),
+            Wake::Key(_) | Wake::Unkeyed => (1, 0),
         };
-        // SAFETY: The queue is initialised.
-        unsafe { procft_wake(self.wq.get(), key) }
+        // SAFETY: The `n` queues from the first are initialised.
+        unsafe { procft_wake(self.queue(0), n as c_uint, key) };
+        if let Wake::Key(k) = which {
+            let key = k.max(1) as c_long;
+            // SAFETY: The queue is initialised; only its sleepers with
+            // `key` wake.
+            unsafe { procft_wake(self.queue(key), 1, key) };
+        }
     }
 }
 
@@ -1477,7 +1515,7 @@ pub(crate) mod trace {
 /// the waits of no group) re-check its condition.
 pub(crate) fn wake_all() {
     // SAFETY: NULL is procft's one queue.
-    unsafe { procft_wake(core::ptr::null_mut(), 0) }
+    unsafe { procft_wake(core::ptr::null_mut(), 1, 0) }
 }
 
 /// Waits until no task runs, or is queued to run, procft code through a

@@ -1628,6 +1628,9 @@ struct DupWaiter<'a> {
     seq: u64,
 }
 
+/// A check of a duplicate's wait ([`dup_record_ready`]).
+type DupCheck = unsafe extern "C" fn(*const c_void) -> bool;
+
 /// Whether the duplicate in `arg` (a [`DupWaiter`]) may be able to go on:
 /// its next record is published. Lock-free, for polling; [`dup_can_go`]
 /// then decides (in a multi-threaded group, the record must be the
@@ -1803,10 +1806,12 @@ pub(crate) fn wait_record(
     };
     // The primary's thread whose records it takes, once there are several.
     let mut key = None;
+    let mut polls = false;
     {
         // Its own wait: nothing for the primary's next call to do.
         let mut st = group.lock_quiet();
         if let Some(d) = st.dup_mut(tgid) {
+            polls = d.poll.polls();
             w.seq = d.next_seq;
             key = threads::mirrored(d, w.tid);
             threads::stands(d, w.tid, nr);
@@ -1822,15 +1827,18 @@ pub(crate) fn wait_record(
     // threads of duplicates wait for records, not for this).
     group.wake_only(shim::Wake::Unkeyed);
     let arg = core::ptr::from_ref(&w).cast();
+    // Whether it slept in an unbounded wait (`None`: it took none).
+    let mut slept = None;
     let waited = loop {
         // Standing here, it separates its memory while the record is not
         // there (a step, if it is): one step at a time, whichever of its
         // threads waits.
         replica::separate(group, task);
         if !replica::separating(group, tgid) {
-            break group
-                .wq
-                .wait_killable(dup_can_go, Some(dup_record_ready), arg, key);
+            let ready = polls.then_some(dup_record_ready as DupCheck);
+            let waited = group.wq.wait_killable(dup_can_go, ready, arg, key);
+            slept = waited.as_ref().ok().copied();
+            break waited.map(|_| ());
         }
         // Steps held back, or one failed: back to them after a while,
         // unless the record comes first.
@@ -1847,6 +1855,9 @@ pub(crate) fn wait_record(
         if let Some(d) = st.dup_mut(tgid) {
             d.waiting_for = None;
             d.vote = None;
+            if let Some(slept) = slept {
+                d.poll.waited(polls, slept);
+            }
         }
     }
     waited

@@ -16,7 +16,7 @@ kunit_ok() {
 }
 
 echo "TAP version 13"
-echo "1..17"
+echo "1..19"
 
 loaded && rmmod procft
 check "unloads when idle" unloaded
@@ -26,7 +26,8 @@ check "writing /proc/self/ft_level without the module fails (ENODEV)" \
 check "loads" insmod $KO $PROCFT_MODARGS
 check "/dev/procft and /proc/procft appear" sh -c '[ -c /dev/procft ] && [ -r /proc/procft ]'
 chmod 0666 /dev/procft
-for suite in procft_control procft_procfs procft_syscalls procft_ring procft_vote; do
+for suite in procft_control procft_procfs procft_syscalls procft_ring procft_vote procft_hash \
+	procft_poll; do
 	if kunit_ok $suite; then ok 0 "KUnit suite $suite passes"; else
 		ok 1 "KUnit suite $suite passes"
 		sed 's/^/# /' /sys/kernel/debug/kunit/$suite/results 2>/dev/null

@@ -898,6 +898,7 @@ fn wait_turn(group: &Group, task: &Task) -> Result {
     group
         .wq
         .wait_killable(thread_can_go, None, core::ptr::from_ref(&w).cast(), None)
+        .map(|_| ())
 }
 
 /// A duplicate's thread's task_work at its first return: waits for the
