@@ -38,7 +38,7 @@ use kernel::{
 use crate::{
     events::{self, What},
     ring::{Record, Ring},
-    shim::{self, SavedRegs},
+    shim::{self, SavedRegs, Waited},
     syscalls::{self, Interrupt},
     types::{Cause, Counters, DupWork, Separation, Vote},
     uapi,
@@ -55,9 +55,11 @@ pub(crate) const MAX_DUPS: usize = MAX_LEVEL as usize;
 /// on another CPU, close ahead), and is time thrown away where it does
 /// not (the primary is far ahead or behind, blocked in a call, or shares
 /// the duplicate's CPU). So a duplicate polls while its recent polls
-/// paid: each wait that did not sleep gives it [`Poll::CREDIT`] waits
-/// more, each poll that ended in sleep takes one. Out of credit, one wait
-/// in [`Poll::PROBE`] polls still, to find out whether polling pays again.
+/// paid: each poll that saw its record come gives it [`Poll::CREDIT`]
+/// polling waits, each poll that ended in sleep takes one (a record there
+/// at the poll's first look proves nothing either way). Out of credit, one
+/// wait in [`Poll::PROBE`] polls still, to find out whether polling pays
+/// again. (One for all the threads of a duplicate.)
 #[derive(Clone, Copy)]
 pub(crate) struct Poll {
     credit: u8,
@@ -91,13 +93,15 @@ impl Poll {
         true
     }
 
-    /// A wait is over: it polled or not (`polled`), and slept or not
-    /// (`slept`).
-    pub(crate) fn waited(&mut self, polled: bool, slept: bool) {
-        if !slept {
-            self.credit = Self::CREDIT;
-        } else if polled {
-            self.credit = self.credit.saturating_sub(1);
+    /// A wait is over: it polled or not (`polled`), and ended as `how`.
+    pub(crate) fn waited(&mut self, polled: bool, how: Waited) {
+        match how {
+            Waited::Polled => {
+                self.credit = Self::CREDIT;
+                self.skipped = 0;
+            }
+            Waited::Slept if polled => self.credit = self.credit.saturating_sub(1),
+            Waited::Slept | Waited::AtOnce => {}
         }
     }
 }
@@ -1923,14 +1927,19 @@ pub(crate) const LAG_ROUNDS: u32 = 12;
 
 #[kunit_tests(procft_poll)]
 mod tests {
-    use super::Poll;
+    use super::{Poll, Waited};
 
-    /// Runs `n` waits that end as `slept` says; how many of them polled.
-    fn polls(p: &mut Poll, n: usize, slept: bool) -> usize {
+    /// Runs `n` waits that end as `how` says (a poll that paid, if they
+    /// did not sleep and polled); how many of them polled.
+    fn polls(p: &mut Poll, n: usize, how: Waited) -> usize {
         (0..n)
             .filter(|_| {
                 let polled = p.polls();
-                p.waited(polled, slept);
+                let how = match how {
+                    Waited::Polled if !polled => Waited::AtOnce,
+                    how => how,
+                };
+                p.waited(polled, how);
                 polled
             })
             .count()
@@ -1942,19 +1951,34 @@ mod tests {
         // Every poll fails: the first CREDIT waits poll, then one in PROBE.
         let credit = usize::from(Poll::CREDIT);
         let probe = usize::from(Poll::PROBE);
-        assert_eq!(polls(&mut p, credit, true), credit);
-        assert_eq!(polls(&mut p, probe * 10, true), 10);
+        assert_eq!(polls(&mut p, credit, Waited::Slept), credit);
+        assert_eq!(polls(&mut p, probe * 10, Waited::Slept), 10);
     }
 
     #[test]
-    fn polls_again_once_a_wait_did_not_sleep() {
+    fn records_there_already_prove_nothing() {
+        // A server: each request's first wait polls in vain (the primary
+        // waits for the next request), the others find their records.
         let mut p = Poll::new();
-        polls(&mut p, 100, true);
-        // A probe that finds the record in time gives the credit back.
+        let mut polled = 0;
+        for _ in 0..100 {
+            polled += polls(&mut p, 1, Waited::Slept);
+            polls(&mut p, 4, Waited::AtOnce);
+        }
+        // Credit runs out after CREDIT requests; then only the probes.
+        assert!(polled < usize::from(Poll::CREDIT) + 100 * 5 / usize::from(Poll::PROBE) + 1);
+    }
+
+    #[test]
+    fn polls_again_once_a_poll_paid() {
+        let mut p = Poll::new();
+        polls(&mut p, 100, Waited::Slept);
+        // A probe that sees its record come gives the credit back.
         while !p.polls() {}
-        p.waited(true, false);
-        assert_eq!(polls(&mut p, 5, false), 5);
-        assert_eq!(polls(&mut p, usize::from(Poll::CREDIT), true), 8);
+        p.waited(true, Waited::Polled);
+        assert_eq!(polls(&mut p, 5, Waited::Polled), 5);
+        let credit = usize::from(Poll::CREDIT);
+        assert_eq!(polls(&mut p, credit, Waited::Slept), credit);
         assert!(!p.polls());
     }
 }

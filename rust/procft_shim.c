@@ -2735,19 +2735,20 @@ unsigned int procft_fd_type(struct task_struct *task, unsigned int fd)
 #define PROCFT_SPIN_NS 20000
 #define PROCFT_SPIN_TURNS 1000
 
-static bool procft_spin(bool (*ready)(const void *arg), const void *arg)
+/* Return: 0 if @ready never held, 1 if it held at once, 2 if later. */
+static int procft_spin(bool (*ready)(const void *arg), const void *arg)
 {
 	u64 end = ktime_get_ns() + PROCFT_SPIN_NS;
 	unsigned int turn;
 
 	for (turn = 0; turn < PROCFT_SPIN_TURNS; turn++) {
 		if (ready(arg))
-			return true;
+			return turn ? 2 : 1;
 		if (need_resched() || ktime_get_ns() >= end)
 			break;
 		cpu_relax();
 	}
-	return false;
+	return 0;
 }
 
 /*
@@ -2785,17 +2786,16 @@ static int procft_keyed_wake(struct wait_queue_entry *entry, unsigned int mode, 
  * A waiting replica is idle, not busy: it does not count in the load
  * average (TASK_NOLOAD).
  *
- * Return: 0 once @cond holds after a sleep, 1 if it held at the first
- * check (after the poll, if any), or -ERESTARTSYS.
+ * Return: 0 once @cond holds after a sleep; if it held at the first check,
+ * 2 if the poll saw @ready become true (it was not at the poll's first
+ * look), else 1; or -ERESTARTSYS.
  */
 int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *arg),
 			 bool (*ready)(const void *arg), const void *arg, long key)
 {
 	struct procft_keyed_wait w = { .key = key };
-	long ret = 1;
+	long ret = ready && procft_spin(ready, arg) == 2 ? 2 : 1;
 
-	if (ready)
-		procft_spin(ready, arg);
 	/* ___wait_event() with its own wake function. */
 	init_wait_entry(&w.entry, 0);
 	w.entry.func = procft_keyed_wake;

@@ -1356,7 +1356,7 @@ unsafe impl Send for WaitQueue {}
 unsafe impl Sync for WaitQueue {}
 
 impl WaitQueue {
-    /// A new, empty wait queue.
+    /// New, empty wait queues.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             queues <- Opaque::ffi_init(|slot: *mut [bindings::wait_queue_head; 1 + KEYED_QUEUES]| {
@@ -1396,21 +1396,24 @@ impl WaitQueue {
     /// lock-free check polled for a few microseconds before the first
     /// sleep, for a change that may let `cond` hold: once it holds, the
     /// poll ends and `cond` decides. With a `key`, only the wake-ups for
-    /// all and for that key ([`Wake`]) make it re-check. Whether it slept
-    /// (false: `cond` held at its first check).
+    /// all and for that key ([`Wake`]) make it re-check. How it waited.
     pub(crate) fn wait_killable(
         &self,
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
         arg: *const c_void,
         key: Option<Pid>,
-    ) -> Result<bool> {
+    ) -> Result<Waited> {
         let key = key.map_or(0, |k| k.max(1) as c_long);
         // SAFETY: The queue is initialised and outlives the call; `cond` and
         // `ready` may be called with `arg` any number of times while this
         // runs (the caller's contract for both).
         let ret = unsafe { procft_wait_killable(self.queue(key), cond, ready, arg, key) };
-        kernel::error::to_result(ret).map(|()| ret == 0)
+        kernel::error::to_result(ret).map(|()| match ret {
+            0 => Waited::Slept,
+            2 => Waited::Polled,
+            _ => Waited::AtOnce,
+        })
     }
 
     /// [`WaitQueue::wait_killable`] for at most `ms` milliseconds
@@ -1443,6 +1446,19 @@ impl WaitQueue {
             unsafe { procft_wake(self.queue(key), 1, key) };
         }
     }
+}
+
+/// How a [`WaitQueue::wait_killable`] ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// It slept.
+    Slept,
+    /// The condition held at its first check, and the poll (if any) found
+    /// the change it looked for at its first look, if at all.
+    AtOnce,
+    /// The condition held at its first check, after the poll saw the
+    /// change come: the poll saved a sleep.
+    Polled,
 }
 
 /// Which sleepers of a [`WaitQueue`] a wake-up is for.

@@ -1827,8 +1827,8 @@ pub(crate) fn wait_record(
     // threads of duplicates wait for records, not for this).
     group.wake_only(shim::Wake::Unkeyed);
     let arg = core::ptr::from_ref(&w).cast();
-    // Whether it slept in an unbounded wait (`None`: it took none).
-    let mut slept = None;
+    // How its unbounded wait ended (`None`: it took none).
+    let mut how = None;
     let waited = loop {
         // Standing here, it separates its memory while the record is not
         // there (a step, if it is): one step at a time, whichever of its
@@ -1837,7 +1837,7 @@ pub(crate) fn wait_record(
         if !replica::separating(group, tgid) {
             let ready = polls.then_some(dup_record_ready as DupCheck);
             let waited = group.wq.wait_killable(dup_can_go, ready, arg, key);
-            slept = waited.as_ref().ok().copied();
+            how = waited.as_ref().ok().copied();
             break waited.map(|_| ());
         }
         // Steps held back, or one failed: back to them after a while,
@@ -1855,8 +1855,8 @@ pub(crate) fn wait_record(
         if let Some(d) = st.dup_mut(tgid) {
             d.waiting_for = None;
             d.vote = None;
-            if let Some(slept) = slept {
-                d.poll.waited(polls, slept);
+            if let Some(how) = how {
+                d.poll.waited(polls, how);
             }
         }
     }
