@@ -155,7 +155,6 @@ extern "C" {
         ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
         arg: *const c_void,
         key: c_long,
-        ticks: c_uint,
     ) -> c_int;
     fn procft_wait_killable_timeout(
         wq: *mut bindings::wait_queue_head,
@@ -1397,23 +1396,19 @@ impl WaitQueue {
     /// lock-free check polled for a few microseconds before the first
     /// sleep, for a change that may let `cond` hold: once it holds, the
     /// poll ends and `cond` decides. With a `key`, only the wake-ups for
-    /// all and for that key ([`Wake`]) make it re-check. With `tick`, it
-    /// sleeps for one scheduler tick at most (`ETIMEDOUT`). How it waited.
+    /// all and for that key ([`Wake`]) make it re-check. How it waited.
     pub(crate) fn wait_killable(
         &self,
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
         arg: *const c_void,
         key: Option<Pid>,
-        tick: bool,
     ) -> Result<Waited> {
         let key = key.map_or(0, |k| k.max(1) as c_long);
         // SAFETY: The queue is initialised and outlives the call; `cond` and
         // `ready` may be called with `arg` any number of times while this
         // runs (the caller's contract for both).
-        let ret = unsafe {
-            procft_wait_killable(self.queue(key), cond, ready, arg, key, c_uint::from(tick))
-        };
+        let ret = unsafe { procft_wait_killable(self.queue(key), cond, ready, arg, key) };
         kernel::error::to_result(ret).map(|()| match ret {
             0 => Waited::Slept,
             2 => Waited::Polled,
