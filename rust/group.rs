@@ -101,7 +101,8 @@ impl Poll {
                 self.skipped = 0;
             }
             Waited::Slept if polled => self.credit = self.credit.saturating_sub(1),
-            Waited::Slept | Waited::AtOnce => {}
+            // (Its producer asleep, a poll could not have paid.)
+            Waited::Slept | Waited::Unpolled | Waited::AtOnce => {}
         }
     }
 }
@@ -1027,6 +1028,11 @@ impl Group {
     /// Pid of the process as the caller sees it.
     pub(crate) fn pid(&self) -> Pid {
         self.primary.tgid_nr_ns(None)
+    }
+
+    /// The global thread id of the primary's first thread.
+    pub(crate) fn primary_tid(&self) -> Pid {
+        self.primary.pid()
     }
 
     /// Whether its primary created threads under protection
@@ -1967,6 +1973,17 @@ mod tests {
         }
         // Credit runs out after CREDIT requests; then only the probes.
         assert!(polled < usize::from(Poll::CREDIT) + 100 * 5 / usize::from(Poll::PROBE) + 1);
+    }
+
+    #[test]
+    fn a_sleeping_primary_costs_no_credit() {
+        // Waits that did not poll because the primary slept (a server
+        // waiting for its next request) say nothing about polls.
+        let mut p = Poll::new();
+        assert_eq!(polls(&mut p, 100, Waited::Unpolled), 100);
+        let credit = usize::from(Poll::CREDIT);
+        assert_eq!(polls(&mut p, credit, Waited::Slept), credit);
+        assert!(!p.polls());
     }
 
     #[test]

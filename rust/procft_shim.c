@@ -2735,20 +2735,46 @@ unsigned int procft_fd_type(struct task_struct *task, unsigned int fd)
 #define PROCFT_SPIN_NS 20000
 #define PROCFT_SPIN_TURNS 1000
 
-/* Return: 0 if @ready never held, 1 if it held at once, 2 if later. */
-static int procft_spin(bool (*ready)(const void *arg), const void *arg)
+/*
+ * Polls @ready(@arg) while the task with global id @owner, which would
+ * make it hold, is runnable: once it sleeps (in a blocking call), it
+ * cannot make it hold before it is woken, and the poll would only take a
+ * CPU from others.  Not only while it runs on a CPU (owner_on_cpu(), as
+ * mutex spinning does): one waiting for this very CPU runs when the
+ * poller is preempted, and the poller, still runnable, is then not woken.
+ *
+ * Return: 0 if @ready never held, 1 if it held at once, 2 if later, 3 if
+ * it did not hold at once and @owner was not runnable (no poll).
+ */
+static int procft_spin(bool (*ready)(const void *arg), const void *arg, pid_t owner)
 {
 	u64 end = ktime_get_ns() + PROCFT_SPIN_NS;
+	struct task_struct *task;
 	unsigned int turn;
+	int ret = 0;
 
-	for (turn = 0; turn < PROCFT_SPIN_TURNS; turn++) {
-		if (ready(arg))
-			return turn ? 2 : 1;
-		if (need_resched() || ktime_get_ns() >= end)
+	if (ready(arg))
+		return 1;
+	rcu_read_lock();
+	task = pid_task(find_pid_ns(owner, &init_pid_ns), PIDTYPE_PID);
+	if (task)
+		get_task_struct(task);
+	rcu_read_unlock();
+	if (!task)
+		return 3;
+	if (!READ_ONCE(task->on_rq))
+		ret = 3;
+	for (turn = 1; !ret && turn < PROCFT_SPIN_TURNS; turn++) {
+		if (!READ_ONCE(task->on_rq) || need_resched() || ktime_get_ns() >= end)
 			break;
 		cpu_relax();
+		if (ready(arg)) {
+			ret = 2;
+			break;
+		}
 	}
-	return 0;
+	put_task_struct(task);
+	return ret;
 }
 
 /*
@@ -2782,19 +2808,23 @@ static int procft_keyed_wake(struct wait_queue_entry *entry, unsigned int mode, 
  * @key: 0, or a positive key: then only procft_wake() for all or for
  *	 this key wakes it (a thread of a duplicate waits for the records
  *	 of the primary's thread it mirrors, keyed by that thread's id)
+ * @owner: the global id of the task that would make @ready hold: the poll
+ *	   goes on only while it is runnable
  *
  * A waiting replica is idle, not busy: it does not count in the load
  * average (TASK_NOLOAD).
  *
- * Return: 0 once @cond holds after a sleep; if it held at the first check,
- * 2 if the poll saw @ready become true (it was not at the poll's first
- * look), else 1; or -ERESTARTSYS.
+ * Return: 0 once @cond holds after a sleep, 3 if the poll did not run
+ * (@owner was asleep); if it held at the first check, 2 if the poll saw
+ * @ready become true (it was not at the poll's first look), else 1; or
+ * -ERESTARTSYS.
  */
 int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *arg),
-			 bool (*ready)(const void *arg), const void *arg, long key)
+			 bool (*ready)(const void *arg), const void *arg, long key, pid_t owner)
 {
 	struct procft_keyed_wait w = { .key = key };
-	long ret = ready && procft_spin(ready, arg) == 2 ? 2 : 1;
+	int spin = ready ? procft_spin(ready, arg, owner) : 0;
+	long ret = spin == 2 ? 2 : 1;
 
 	/* ___wait_event() with its own wake function. */
 	init_wait_entry(&w.entry, 0);
@@ -2809,7 +2839,7 @@ int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *ar
 			break;
 		}
 		schedule();
-		ret = 0;
+		ret = spin == 3 ? 3 : 0;
 	}
 	finish_wait(wq, &w.entry);
 	return ret;

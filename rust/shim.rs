@@ -155,6 +155,7 @@ extern "C" {
         ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
         arg: *const c_void,
         key: c_long,
+        owner: Pid,
     ) -> c_int;
     fn procft_wait_killable_timeout(
         wq: *mut bindings::wait_queue_head,
@@ -1394,24 +1395,28 @@ impl WaitQueue {
     /// Sleeps until `cond(arg)` holds or a fatal signal arrives;
     /// [`WaitQueue::wake`] makes sleepers re-check. `ready`, if given, is a
     /// lock-free check polled for a few microseconds before the first
-    /// sleep, for a change that may let `cond` hold: once it holds, the
-    /// poll ends and `cond` decides. With a `key`, only the wake-ups for
-    /// all and for that key ([`Wake`]) make it re-check. How it waited.
+    /// sleep, for a change that may let `cond` hold, while the task whose
+    /// global id comes with it (which would make the change) is runnable:
+    /// once it holds, the poll ends and `cond` decides. With a `key`,
+    /// only the wake-ups for all and for that key ([`Wake`]) make it
+    /// re-check. How it waited.
     pub(crate) fn wait_killable(
         &self,
         cond: unsafe extern "C" fn(*const c_void) -> bool,
-        ready: Option<unsafe extern "C" fn(*const c_void) -> bool>,
+        ready: Option<(unsafe extern "C" fn(*const c_void) -> bool, Pid)>,
         arg: *const c_void,
         key: Option<Pid>,
     ) -> Result<Waited> {
         let key = key.map_or(0, |k| k.max(1) as c_long);
+        let (ready, owner) = ready.map_or((None, 0), |(f, owner)| (Some(f), owner));
         // SAFETY: The queue is initialised and outlives the call; `cond` and
         // `ready` may be called with `arg` any number of times while this
         // runs (the caller's contract for both).
-        let ret = unsafe { procft_wait_killable(self.queue(key), cond, ready, arg, key) };
+        let ret = unsafe { procft_wait_killable(self.queue(key), cond, ready, arg, key, owner) };
         kernel::error::to_result(ret).map(|()| match ret {
             0 => Waited::Slept,
             2 => Waited::Polled,
+            3 => Waited::Unpolled,
             _ => Waited::AtOnce,
         })
     }
@@ -1453,6 +1458,9 @@ impl WaitQueue {
 pub(crate) enum Waited {
     /// It slept.
     Slept,
+    /// It slept without a poll: the task whose change it waited for was
+    /// asleep itself.
+    Unpolled,
     /// The condition held at its first check, and the poll (if any) found
     /// the change it looked for at its first look, if at all.
     AtOnce,

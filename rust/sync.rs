@@ -1835,7 +1835,10 @@ pub(crate) fn wait_record(
         // threads waits.
         replica::separate(group, task);
         if !replica::separating(group, tgid) {
-            let ready = polls.then_some(dup_record_ready as DupCheck);
+            // The record comes from the primary's thread it mirrors, or
+            // from the primary.
+            let owner = key.unwrap_or_else(|| group.primary_tid());
+            let ready = polls.then_some((dup_record_ready as DupCheck, owner));
             let waited = group.wq.wait_killable(dup_can_go, ready, arg, key);
             how = waited.as_ref().ok().copied();
             break waited.map(|_| ());
