@@ -372,6 +372,16 @@ workloads() {
 		echo "BENCH $(name $w) | $(t $w $off) | $(t $w $l1) | $(t $w $l2) | $r1 | $r2 | $n2 | $cn"
 	done
 	echo "BENCH"
+	# The rounds behind the medians, in the order they ran: the spread,
+	# and any outlier, in plain sight.
+	echo "BENCH Every round, in order:"
+	for w in $WORKLOADS; do
+		for c in off on other l1 l2; do
+			[ -s $W/$c.$w ] || continue
+			echo "BENCH   $(name $w), $c: $(while read -r v _; do printf '%s, ' "$(t $w $v)"; done < $W/$c.$w | sed 's/, $//')"
+		done
+	done
+	echo "BENCH"
 }
 
 # ---- memory ---------------------------------------------------------------

@@ -77,10 +77,18 @@ static pid_t start(int level, const char *in, const char *out, ...)
 	return pid;
 }
 
-/* Whether files @a and @b have the same bytes (and are not empty). */
+/*
+ * Whether files @a and @b have the same bytes (and are not empty); if not,
+ * their first differing lines go to the TAP output, for the failure's
+ * reader.
+ */
 static int same_file(const char *a, const char *b)
 {
-	return run_cmd("test -s %s && cmp -s %s %s", a, a, b) == 0;
+	if (run_cmd("test -s %s && cmp -s %s %s", a, a, b) == 0)
+		return 1;
+	fflush(stdout);
+	run_cmd("diff %s %s | head -8 | sed 's/^/# # diff: /'", b, a);
+	return 0;
 }
 
 static double now(void)
