@@ -1984,6 +1984,13 @@ mod tests {
         let credit = usize::from(Poll::CREDIT);
         assert_eq!(polls(&mut p, credit, Waited::Slept), credit);
         assert!(!p.polls());
+        // Out of credit, such a wait neither gives any back nor brings
+        // the next probe closer.
+        while !p.polls() {}
+        p.waited(true, Waited::Unpolled);
+        let probe = usize::from(Poll::PROBE);
+        assert_eq!(polls(&mut p, probe - 1, Waited::Slept), 0);
+        assert!(p.polls());
     }
 
     #[test]

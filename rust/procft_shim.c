@@ -2737,14 +2737,18 @@ unsigned int procft_fd_type(struct task_struct *task, unsigned int fd)
 
 /*
  * Polls @ready(@arg) while the task with global id @owner, which would
- * make it hold, is runnable: once it sleeps (in a blocking call), it
- * cannot make it hold before it is woken, and the poll would only take a
- * CPU from others.  Not only while it runs on a CPU (owner_on_cpu(), as
- * mutex spinning does): one waiting for this very CPU runs when the
- * poller is preempted, and the poller, still runnable, is then not woken.
+ * make it hold, is runnable (task_is_runnable(): queued, and not a
+ * blocked task whose dequeue the scheduler delayed): asleep in a blocking
+ * call, it cannot make it hold before it is woken, and the poll would
+ * only take a CPU from others.  Not only while it runs on a CPU
+ * (owner_on_cpu(), as mutex spinning does): one waiting for this very CPU
+ * runs when the poller is preempted, and the poller, still runnable, is
+ * then not woken.  The task is held by a reference, not under RCU, so
+ * that the poll stays preemptible.
  *
- * Return: 0 if @ready never held, 1 if it held at once, 2 if later, 3 if
- * it did not hold at once and @owner was not runnable (no poll).
+ * Return: 1 if @ready held at once; else 2 if it held later, 3 if @owner
+ * was asleep (or gone) at the start or fell asleep meanwhile, 0 if the
+ * poll ran out.
  */
 static int procft_spin(bool (*ready)(const void *arg), const void *arg, pid_t owner)
 {
@@ -2762,10 +2766,12 @@ static int procft_spin(bool (*ready)(const void *arg), const void *arg, pid_t ow
 	rcu_read_unlock();
 	if (!task)
 		return 3;
-	if (!READ_ONCE(task->on_rq))
-		ret = 3;
-	for (turn = 1; !ret && turn < PROCFT_SPIN_TURNS; turn++) {
-		if (!READ_ONCE(task->on_rq) || need_resched() || ktime_get_ns() >= end)
+	for (turn = 1; turn < PROCFT_SPIN_TURNS; turn++) {
+		if (!task_is_runnable(task)) {
+			ret = 3;
+			break;
+		}
+		if (need_resched() || ktime_get_ns() >= end)
 			break;
 		cpu_relax();
 		if (ready(arg)) {
@@ -2814,10 +2820,10 @@ static int procft_keyed_wake(struct wait_queue_entry *entry, unsigned int mode, 
  * A waiting replica is idle, not busy: it does not count in the load
  * average (TASK_NOLOAD).
  *
- * Return: 0 once @cond holds after a sleep, 3 if the poll did not run
- * (@owner was asleep); if it held at the first check, 2 if the poll saw
- * @ready become true (it was not at the poll's first look), else 1; or
- * -ERESTARTSYS.
+ * Return: once @cond holds after a sleep, 3 if @owner was asleep (or
+ * gone) at the poll's start or end, else 0; if it held at the first
+ * check, 2 if the poll saw @ready become true (it was not at the poll's
+ * first look), else 1; or -ERESTARTSYS.
  */
 int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *arg),
 			 bool (*ready)(const void *arg), const void *arg, long key, pid_t owner)

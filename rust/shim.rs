@@ -1458,8 +1458,9 @@ impl WaitQueue {
 pub(crate) enum Waited {
     /// It slept.
     Slept,
-    /// It slept without a poll: the task whose change it waited for was
-    /// asleep itself.
+    /// It slept, and the task whose change it waited for was asleep (or
+    /// gone) when the poll began or fell asleep during it: the poll did
+    /// not run, or could not have paid.
     Unpolled,
     /// The condition held at its first check, and the poll (if any) found
     /// the change it looked for at its first look, if at all.
