@@ -469,6 +469,9 @@ static int tsc_poison(void)
 
 static int alarms;
 
+/* The alarms after which tsc_signals() stops its timer. */
+#define MAX_ALARMS 64
+
 static void on_alarm(int sig)
 {
 	__atomic_fetch_add(&alarms, 1, __ATOMIC_RELAXED);
@@ -480,6 +483,8 @@ static void on_alarm(int sig)
  * carries them to the duplicates; the others come while it computes, and
  * the duplicates are re-created. Prints how many it handled and how many
  * of its reads came after the last one: the duplicates must send the same.
+ * The timer stops after MAX_ALARMS alarms, so that the loop ends however
+ * long a re-creation takes.
  */
 static int tsc_signals(void)
 {
@@ -495,6 +500,17 @@ static int tsc_signals(void)
 		t = __rdtsc();
 		later += t > last;
 		last = t;
+		/*
+		 * Enough alarms: each one taken outside a call's return
+		 * re-creates the duplicate, and on a slow machine (a debug
+		 * kernel under emulation) a re-creation outlasts 2 ms, so
+		 * that the loop would make no progress between alarms.
+		 */
+		if (it.it_interval.tv_usec &&
+		    __atomic_load_n(&alarms, __ATOMIC_RELAXED) >= MAX_ALARMS) {
+			memset(&it, 0, sizeof(it));
+			setitimer(ITIMER_REAL, &it, NULL);
+		}
 	}
 	memset(&it, 0, sizeof(it));
 	setitimer(ITIMER_REAL, &it, NULL);
