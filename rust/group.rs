@@ -1030,11 +1030,6 @@ impl Group {
         self.primary.tgid_nr_ns(None)
     }
 
-    /// The global thread id of the primary's first thread.
-    pub(crate) fn primary_tid(&self) -> Pid {
-        self.primary.pid()
-    }
-
     /// Whether its primary created threads under protection
     /// ([`crate::sync::threads`]).
     pub(crate) fn threaded(&self) -> bool {

@@ -1836,8 +1836,8 @@ pub(crate) fn wait_record(
         replica::separate(group, task);
         if !replica::separating(group, tgid) {
             // The record comes from the primary's thread it mirrors, or
-            // from the primary.
-            let owner = key.unwrap_or_else(|| group.primary_tid());
+            // from the primary (its first thread's global id is the tgid).
+            let owner = key.unwrap_or_else(|| group.tgid());
             let ready = polls.then_some((dup_record_ready as DupCheck, owner));
             let waited = group.wq.wait_killable(dup_can_go, ready, arg, key);
             how = waited.as_ref().ok().copied();
