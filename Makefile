@@ -146,6 +146,7 @@ PROCFT_BENCH_WORKLOADS ?=
 # counts instructions, not cache misses. PROCFT_BENCH_ICOUNT= (empty)
 # measures wall-clock time instead.
 PROCFT_BENCH_ICOUNT ?= 0
+comma := ,
 BENCH_CLOCK = $(if $(PROCFT_BENCH_ICOUNT),--icount $(PROCFT_BENCH_ICOUNT))
 # More kernel command-line arguments for the benchmark VM. By default
 # mce=recovery: the kernel then copies pages for copy-on-write with
@@ -164,7 +165,7 @@ bench: module ftctl selftests
 		--append "benchrounds=$(PROCFT_BENCH_ROUNDS) benchparts=$(PROCFT_BENCH_PARTS) $(if $(PROCFT_BENCH_WORKLOADS),benchworkloads=$(PROCFT_BENCH_WORKLOADS)) $(PROCFT_BENCH_BOOT)" bench || rc=$$?; \
 	{ grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH *//'; \
 	  echo; echo "host: $$(nproc) CPUs, load average $$load0 before, $$(cut -d' ' -f1-3 /proc/loadavg) after"; \
-	  echo "guest time: $(if $(PROCFT_BENCH_ICOUNT),instruction count (-icount shift=$(PROCFT_BENCH_ICOUNT)),wall clock)"; \
+	  echo "guest time: $(if $(PROCFT_BENCH_ICOUNT),instruction count (-icount shift=$(PROCFT_BENCH_ICOUNT)$(comma)sleep=off),wall clock)"; \
 	  echo "guest boot: $(or $(PROCFT_BENCH_BOOT),the kernel's defaults)"; \
 	} | tee $(BUILD)/bench.txt; \
 	$(if $(findstring workloads,$(PROCFT_BENCH_PARTS)),bench/svg.py $(BUILD)/bench.txt $(BUILD)/bench.svg && echo "chart: $(BUILD)/bench.svg";) \

@@ -336,8 +336,13 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra="", icount=N
            "-smp", str(smp), "-m", guest_memory(mode)]
     if icount is not None:
         # Guest time from the instruction count (one vCPU at a time):
-        # timings that the host's load does not move.
-        cmd += ["-icount", f"shift={icount}"]
+        # timings that the host's load does not move. sleep=off: while
+        # every vCPU is halted the guest's clock jumps to the next timer
+        # instead of following the host's. With the default (sleep=on)
+        # those idle spells lasted as long as the host took to get back
+        # to the vCPUs: on two vCPUs about every third redis load took
+        # 0.5-4 s instead of 0.25-0.3 s (bench/results/icount-sleep.txt).
+        cmd += ["-icount", f"shift={icount},sleep=off"]
     if mode not in BENCH_MODES and smp == 2:
         # Two NUMA nodes, one vCPU and half the memory each: duplicates
         # prefer the node the primary is not on. Not for the benchmarks:
@@ -565,7 +570,8 @@ def main():
                          "'syscall_tracepoints=1' (the tests that reload it keep them)")
     ap.add_argument("--icount", type=int, metavar="SHIFT",
                     help="TCG only: guest time advances 2^SHIFT ns per instruction "
-                         "(-icount), for measurements the host's load does not move")
+                         "(-icount, sleep=off), for measurements the host's load and "
+                         "speed do not move")
     ap.add_argument("--no-module", action="store_true",
                     help="do not load procft.ko at boot (script, demo, bench: a baseline)")
     ap.add_argument("--expect-lockdep", action="store_true",
