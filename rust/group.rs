@@ -32,7 +32,7 @@ use kernel::{
         aref::ARef, lock::spinlock::SpinLockIrqBackend, lock::Guard, Arc, ArcBorrow, SpinLockIrq,
     },
     task::{Pid, Task},
-    time::{delay::fsleep, Delta},
+    time::{delay::fsleep, ClockSource, Delta, Monotonic},
 };
 
 use crate::{
@@ -135,6 +135,11 @@ pub(crate) struct Dup {
     /// duplicate runs no user instruction before
     /// ([`crate::replica::birth`]).
     pub(crate) wiped: bool,
+    /// When it was made (monotonic ns), and when its memory was all on
+    /// its own frames (0: not yet): what a re-creation costs
+    /// ([`Resync`]).
+    pub(crate) born_ns: i64,
+    pub(crate) ready_ns: i64,
     /// A memory error was reported on one of its frames: it is about to
     /// be replaced, and may meanwhile run the program's `SIGBUS` handler
     /// (the kernel's early kill). It never takes over or votes, and what
@@ -167,6 +172,97 @@ pub(crate) struct Dup {
     /// The primary's other threads it is to re-create, if it is a
     /// duplicate of a multi-threaded process ([`crate::replica::threads`]).
     pub(crate) images: Option<KBox<threads::Images>>,
+}
+
+/// The pace of re-creations after signal handlers the duplicates cannot
+/// follow ([`Dup::stale`]).
+///
+/// Each such handler makes every duplicate stale, and the primary's next
+/// call replaces them. A process whose handlers run that way more often
+/// than a duplicate can be made (a fast interval timer, a large process on
+/// a slow machine) would spend its time making duplicates that are stale
+/// before their memory is even copied. So once two replacements in a row
+/// found their duplicates still unfinished, the next duplicate waits: at
+/// least as long as the unfinished one had been at it, doubled at each
+/// further such replacement, [`Resync::MAX_HOLD_NS`] at most. A duplicate
+/// that finishes its copy ends this. Meanwhile the process runs with fewer
+/// duplicates than its level (it had no usable one anyway).
+pub(crate) struct Resync {
+    /// Replacements in a row whose duplicates had not finished.
+    streak: u32,
+    /// The hold now (ns).
+    hold_ns: i64,
+    /// No duplicate is made before this time (monotonic ns; 0: none).
+    not_before: i64,
+    /// Replacements so far (logged at powers of two).
+    pub(crate) count: u64,
+}
+
+impl Resync {
+    /// The longest a re-creation is held back.
+    pub(crate) const MAX_HOLD_NS: i64 = 1_000_000_000;
+    /// The shortest hold, once there is one.
+    const MIN_HOLD_NS: i64 = 1_000_000;
+
+    /// No replacement yet.
+    pub(crate) const fn new() -> Self {
+        Self {
+            streak: 0,
+            hold_ns: 0,
+            not_before: 0,
+            count: 0,
+        }
+    }
+
+    /// At a replacement of the stale duplicates, at `now`: `unfinished`,
+    /// how long the youngest of those that had not finished copying their
+    /// memory had been at it (`None`: each had finished). Returns the hold
+    /// before the next duplicate (ns, 0 for none), and whether it is the
+    /// first of a streak.
+    pub(crate) fn replaced(&mut self, now: i64, unfinished: Option<i64>) -> (i64, bool) {
+        self.count += 1;
+        let Some(age) = unfinished else {
+            self.finished();
+            return (0, false);
+        };
+        self.streak = self.streak.saturating_add(1);
+        if self.streak < 2 {
+            return (0, false);
+        }
+        self.hold_ns = if self.hold_ns == 0 {
+            age.max(Self::MIN_HOLD_NS)
+        } else {
+            self.hold_ns.saturating_mul(2).max(age)
+        }
+        .min(Self::MAX_HOLD_NS);
+        self.not_before = now.saturating_add(self.hold_ns);
+        (self.hold_ns, self.streak == 2)
+    }
+
+    /// A duplicate finished copying its memory: re-creations are not
+    /// outrun.
+    pub(crate) fn finished(&mut self) {
+        self.streak = 0;
+        self.hold_ns = 0;
+        self.not_before = 0;
+    }
+
+    /// Whether a duplicate may not be made yet (at `now`, read only if
+    /// there is a hold).
+    pub(crate) fn holds(&self, now: impl FnOnce() -> i64) -> bool {
+        self.not_before != 0 && now() < self.not_before
+    }
+
+    /// Whether a hold is set (passed or not): the primary's calls take
+    /// the slow path, which makes the duplicate once it is over.
+    pub(crate) fn pending(&self) -> bool {
+        self.not_before != 0
+    }
+
+    /// A duplicate is being made: the hold, if any, is over.
+    pub(crate) fn started(&mut self) {
+        self.not_before = 0;
+    }
 }
 
 impl Dup {
@@ -375,6 +471,8 @@ pub(crate) struct State {
     pub(crate) successor: Option<Pid>,
     /// Some duplicates are stale ([`Dup::stale`]) and wait to be replaced.
     pub(crate) resync: bool,
+    /// How fast stale duplicates are re-created ([`Resync`]).
+    pub(crate) resyncs: Resync,
     /// The ring position of the last call that passed a vote (it is then
     /// made without voting again).
     pub(crate) voted: Option<u64>,
@@ -956,6 +1054,7 @@ impl Group {
                     threads: None,
                     images: None,
                     resync: false,
+                    resyncs: Resync::new(),
                     voted: None,
                     passed: None,
                     mapped: Mapped::default(),
@@ -1684,6 +1783,8 @@ pub(crate) fn add_dup(
         separating: Some(Separation::default()),
         leaving: false,
         stale: false,
+        born_ns: Monotonic::ktime_get(),
+        ready_ns: 0,
         wiped: false,
         hit: None,
         next_seq,
@@ -1999,5 +2100,65 @@ mod tests {
         let credit = usize::from(Poll::CREDIT);
         assert_eq!(polls(&mut p, credit, Waited::Slept), credit);
         assert!(!p.polls());
+    }
+}
+
+#[kunit_tests(procft_resync)]
+mod resync_tests {
+    use super::Resync;
+
+    const MS: i64 = 1_000_000;
+
+    #[test]
+    fn finished_duplicates_are_never_held() {
+        let mut r = Resync::new();
+        for i in 0..100 {
+            assert_eq!(r.replaced(i * MS, None), (0, false));
+            assert!(!r.holds(|| i * MS));
+        }
+        assert_eq!(r.count, 100);
+    }
+
+    #[test]
+    fn one_unfinished_replacement_is_not_held() {
+        // A single handler while a duplicate copies (one just made).
+        let mut r = Resync::new();
+        assert_eq!(r.replaced(0, Some(5 * MS)), (0, false));
+        assert!(!r.pending());
+        // One that then finishes starts the count again.
+        assert_eq!(r.replaced(10 * MS, None), (0, false));
+        assert_eq!(r.replaced(20 * MS, Some(5 * MS)), (0, false));
+    }
+
+    #[test]
+    fn a_streak_doubles_the_hold_up_to_its_bound() {
+        let mut r = Resync::new();
+        let mut now = 0;
+        assert_eq!(r.replaced(now, Some(3 * MS)).0, 0);
+        // The second in a row: held as long as the copy had run.
+        assert_eq!(r.replaced(now, Some(3 * MS)), (3 * MS, true));
+        assert!(r.holds(|| now + 2 * MS));
+        assert!(!r.holds(|| now + 3 * MS));
+        let mut last = 3 * MS;
+        for _ in 0..20 {
+            now += last;
+            let (hold, first) = r.replaced(now, Some(MS / 2));
+            assert!(!first);
+            assert_eq!(hold, (last * 2).min(Resync::MAX_HOLD_NS));
+            last = hold;
+        }
+        assert_eq!(last, Resync::MAX_HOLD_NS);
+        // A duplicate made ends the hold; one that finished, the streak.
+        r.started();
+        assert!(!r.pending() && !r.holds(|| now));
+        assert_eq!(r.replaced(now, None), (0, false));
+        assert_eq!(r.replaced(now, Some(MS)), (0, false));
+    }
+
+    #[test]
+    fn a_short_copy_is_held_a_millisecond() {
+        let mut r = Resync::new();
+        r.replaced(0, Some(1000));
+        assert_eq!(r.replaced(0, Some(1000)), (MS, true));
     }
 }

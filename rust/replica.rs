@@ -34,6 +34,7 @@ use kernel::{
     rbtree::RBTreeNodeReservation,
     sync::Arc,
     task::{Pid, Task},
+    time::{ClockSource, Monotonic},
 };
 
 use crate::{
@@ -83,6 +84,8 @@ pub(crate) fn wants(st: &group::State) -> bool {
         // Not before every thread of a process multi-threaded when its
         // protection began is under the token.
         && st.threads.as_ref().is_none_or(|t| t.nr_joining == 0)
+        // Nor while re-creations after signal handlers are held back.
+        && !st.resyncs.holds(Monotonic::ktime_get)
 }
 
 /// Counts a failed attempt to make a duplicate of `group` (`st`, its
@@ -163,6 +166,7 @@ pub(crate) fn maybe_spawn(group: &Arc<Group>, regs: Regs) {
         }
         st.spawn = Spawn::Injected(reservation);
         st.images = images;
+        st.resyncs.started();
     }
     // Writing the clone3 arguments may fault: outside the lock.
     let mut saved = SavedRegs([0; 32]);
@@ -557,6 +561,7 @@ pub(crate) fn separate(group: &Group, task: &Task) {
         }
         let sep = *sep;
         d.separating = None;
+        d.ready_ns = Monotonic::ktime_get();
         // Unless a signal handler left it behind meanwhile; a memory
         // error on one of its frames decides for itself.
         match d.hit.as_mut() {

@@ -27,6 +27,7 @@ use kernel::{
     prelude::*,
     sync::{Arc, ArcBorrow, UniqueArc},
     task::{Pid, Task},
+    time::{ClockSource, Monotonic},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -200,18 +201,30 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
             return;
         }
     }
-    let (stale, promote, held) = {
+    let (stale, promote, held, (hold, first_hold), count) = {
         // The primary's own section: it sets `group.fast` itself below.
         let mut st = group.lock_quiet();
         crate::mce::policy::primary(&mut st);
         // Duplicates a signal handler left out of step are re-created
         // from the primary at its next calls.
-        let stale = if st.resync {
+        let (stale, hold) = if st.resync {
             st.resync = false;
-            st.replace_where(|d| d.stale)
+            // How long the youngest one still copying its memory had been
+            // at it ([`group::Resync`]).
+            let now = Monotonic::ktime_get();
+            let unfinished = st
+                .dups
+                .iter()
+                .flatten()
+                .filter(|d| d.stale && !d.leaving && d.ready_ns == 0)
+                .map(|d| now - d.born_ns)
+                .min();
+            let hold = st.resyncs.replaced(now, unfinished);
+            (st.replace_where(|d| d.stale), hold)
         } else {
-            (Kills::none(), 0)
+            ((Kills::none(), 0), (0, false))
         };
+        let count = st.resyncs.count;
         let promote = recorded && st.promote.is_some();
         // A record held for a signal that was not handled after all (a
         // promotion publishes it itself).
@@ -251,7 +264,7 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
         }
         // Something to act on: the next call looks again.
         group.fast.set(&st, |_| false);
-        (stale, promote, held)
+        (stale, promote, held, hold, count)
     };
     let (kills, n) = stale;
     kills.send();
@@ -261,12 +274,23 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
         group::end_protection(group, "a signal handler run in a thread between its calls");
         return;
     }
-    if n > 0 {
+    // (Logged the first time, then at each power of two: a process may
+    // take such signals thousands of times a second.)
+    if n > 0 && count.is_power_of_two() {
         pr_info!(
             "pid {}: a signal handler ran in the primary outside a system-call return; \
-             re-creating its {} duplicate(s)\n",
+             re-creating its {} duplicate(s) ({} so far)\n",
             group.pid(),
-            n
+            n,
+            count
+        );
+    }
+    if n > 0 && hold > 0 && (first_hold || count.is_power_of_two()) {
+        pr_info!(
+            "pid {}: its duplicates are replaced faster than they copy its memory: the next is \
+             made in {} ms at the earliest\n",
+            group.pid(),
+            hold / 1_000_000
         );
     }
     if promote {
@@ -388,6 +412,8 @@ pub(crate) fn is_quiet(st: &group::State) -> bool {
         && matches!(st.spawn, Spawn::Idle)
         && st.dups.iter().flatten().any(|d| !d.leaving)
         && !replica::wants(st)
+        // A held re-creation is made at a call after its hold.
+        && !(st.resyncs.pending() && st.nr_dups() < st.level as usize)
         // A thread's call hands the run token over ([`threads`]), unless
         // no other waits for it.
         && st.threads.as_ref().is_none_or(|t| threads::solo(t))

@@ -428,17 +428,97 @@ static void timer_signals(void)
 		tap_diag("got '%s'", text);
 }
 
+static int ticks;
+
+static void on_vtalrm(int sig)
+{
+	__atomic_add_fetch(&ticks, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * A large process whose interval timer fires while it computes, faster
+ * than a duplicate can copy its memory: each handler makes the duplicate
+ * stale, and re-creating it at every one would be all the process does.
+ * procft holds the re-creations back, and makes a duplicate again once
+ * the handlers stop.
+ */
+static void outrun(void)
+{
+	enum { ALARMS = 300, MIB = 64 };
+	struct sigaction sa = { .sa_handler = on_vtalrm };
+	struct itimerval it = { .it_interval = { .tv_usec = 1000 }, .it_value = { .tv_usec = 1000 } };
+	struct itimerval off = { 0 };
+	int ctl[2], out[2], st, ok;
+	long respawns;
+	pid_t pid, reps[8] = { 0 };
+	char text[64], c;
+	size_t got = 0;
+	char *mem;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		close(ctl[0]);
+		mem = malloc(MIB << 20);
+		if (!mem)
+			_exit(2);
+		memset(mem, 1, MIB << 20);
+		ioctl_set(0, 1);
+		sigaction(SIGVTALRM, &sa, NULL);
+		write(ctl[1], "p", 1);
+		read(ctl[1], &c, 1);
+		setitimer(ITIMER_VIRTUAL, &it, NULL);
+		/* Computes, no call but the handlers' returns. */
+		while (__atomic_load_n(&ticks, __ATOMIC_SEQ_CST) < ALARMS)
+			;
+		setitimer(ITIMER_VIRTUAL, &off, NULL);
+		write(ctl[1], "d", 1);
+		/* Calls from here on: a held re-creation is made at one. */
+		fcntl(ctl[1], F_SETFL, O_NONBLOCK);
+		while (read(ctl[1], &c, 1) != 1)
+			usleep(10000);
+		printf("computed, %d alarms at least\n", ALARMS);
+		fflush(stdout);
+		_exit(mem[MIB << 19] == 1 ? 0 : 3);
+	}
+	close(out[1]);
+	close(ctl[1]);
+	read(ctl[0], &c, 1);
+	ok = wait_duplicates(pid, 1, reps);
+	write(ctl[0], "g", 1);
+	read(ctl[0], &c, 1);
+	ok = ok && wait_duplicates(pid, 1, reps);
+	respawns = procft_field(pid, "respawns=");
+	tap_ok(ok && respawns >= 1 && respawns < ALARMS / 4 &&
+	       procft_field(pid, "divergences=") == 0,
+	       "%d alarms in a %d MiB process computing: %ld re-creations (fewer than %d), a duplicate in step again after them",
+	       ALARMS, MIB, respawns, ALARMS / 4);
+	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: its duplicates are replaced faster than they copy its memory'",
+		       pid) == 0, "the hold logged");
+	write(ctl[0], "q", 1);
+	read_to_eof(out[0], text, sizeof(text), &got);
+	waitpid(pid, &st, 0);
+	tap_ok(!strcmp(text, "computed, 300 alarms at least\n") && WIFEXITED(st) &&
+	       WEXITSTATUS(st) == 0, "output once, exit status 0");
+	if (strcmp(text, "computed, 300 alarms at least\n"))
+		tap_diag("got '%s'", text);
+}
+
 int main(void)
 {
 	pid_t pid, reps[8] = { 0 };
 	int st, i, ok;
 
-	tap_plan(15);
+	tap_plan(18);
 	run(0);
 	run(1);
 	cut_short();
 	computing();
 	timer_signals();
+	outrun();
 
 	pid = fork();
 	if (pid == 0) {

@@ -16,7 +16,7 @@ kunit_ok() {
 }
 
 echo "TAP version 13"
-echo "1..19"
+echo "1..20"
 
 loaded && rmmod procft
 check "unloads when idle" unloaded
@@ -27,7 +27,7 @@ check "loads" insmod $KO $PROCFT_MODARGS
 check "/dev/procft and /proc/procft appear" sh -c '[ -c /dev/procft ] && [ -r /proc/procft ]'
 chmod 0666 /dev/procft
 for suite in procft_control procft_procfs procft_syscalls procft_ring procft_vote procft_hash \
-	procft_poll; do
+	procft_poll procft_resync; do
 	if kunit_ok $suite; then ok 0 "KUnit suite $suite passes"; else
 		ok 1 "KUnit suite $suite passes"
 		sed 's/^/# /' /sys/kernel/debug/kunit/$suite/results 2>/dev/null
