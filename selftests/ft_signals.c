@@ -33,6 +33,45 @@ static void on_usr1(int sig)
 	write(1, line, snprintf(line, sizeof(line), "handled %d\n", n));
 }
 
+/*
+ * Forks a child whose standard output is the pipe @out and which talks to
+ * its parent on the socket pair @ctl (its end: ctl[1]). Returns its pid,
+ * or 0 in the child.
+ */
+static pid_t child(int ctl[2], int out[2])
+{
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
+		die("socketpair");
+	pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		close(ctl[0]);
+	}
+	return pid;
+}
+
+/*
+ * Lets the child @pid go ("q" on @ctl), reads its output from @out to the
+ * end and reaps it: a test that the output is @want and it exited with
+ * @status, named @what.
+ */
+static void finish(int ctl, int out, pid_t pid, const char *want, int status, const char *what)
+{
+	char text[512];
+	size_t got = 0;
+	int st;
+
+	write(ctl, "q", 1);
+	read_to_eof(out, text, sizeof(text), &got);
+	waitpid(pid, &st, 0);
+	tap_ok(!strcmp(text, want) && WIFEXITED(st) && WEXITSTATUS(st) == status, "%s", what);
+	if (strcmp(text, want))
+		tap_diag("got '%s'", text);
+}
+
 /* Blocks in read() on @ctl; every signal interrupts or restarts it. */
 static void workload(int ctl, int restart)
 {
@@ -118,13 +157,8 @@ static int run(int restart)
 	char text[1024], expect[1024], want[32];
 	size_t got = 0, n = 0;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
-		die("socketpair");
-	pid = fork();
+	pid = child(ctl, out);
 	if (pid == 0) {
-		dup2(out[1], 1);
-		close(out[0]);
-		close(ctl[0]);
 		/* Protected from its first instruction, duplicated at its first calls. */
 		ioctl_set(0, 2);
 		workload(ctl[1], restart);
@@ -209,16 +243,11 @@ static void cut_short(void)
 	const void *addr;
 	size_t got = 0, n = 0;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
-		die("socketpair");
-	pid = fork();
+	pid = child(ctl, out);
 	if (pid == 0) {
 		const struct timespec ten = { .tv_sec = 10 };
 		int eintr = 0;
 
-		dup2(out[1], 1);
-		close(out[0]);
-		close(ctl[0]);
 		ioctl_set(0, 2);
 		sigaction(SIGUSR1, &sa, NULL);
 		left.ps = ten;
@@ -306,19 +335,13 @@ static void cut_short(void)
 static void computing(void)
 {
 	struct sigaction sa = { .sa_handler = on_usr1 };
-	int ctl[2], out[2], i, st, a = -1, b = -1, ok;
+	int ctl[2], out[2], i, a = -1, b = -1, ok;
 	pid_t pid, reps[8] = { 0 };
-	char text[256], c, path[32];
+	char c, path[32];
 	const int *addr;
-	size_t got = 0;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
-		die("socketpair");
-	pid = fork();
+	pid = child(ctl, out);
 	if (pid == 0) {
-		dup2(out[1], 1);
-		close(out[0]);
-		close(ctl[0]);
 		ioctl_set(0, 1);
 		sigaction(SIGUSR1, &sa, NULL);
 		addr = &handled;
@@ -362,13 +385,8 @@ static void computing(void)
 	       a, b, procft_field(pid, "respawns="));
 	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: a signal handler ran in the primary outside a system-call return; re-creating its 1 duplicate'",
 		       pid) == 0, "logged");
-	write(ctl[0], "q", 1);
-	read_to_eof(out[0], text, sizeof(text), &got);
-	waitpid(pid, &st, 0);
-	tap_ok(!strcmp(text, "handled 1\nhandled 2\nhandled 3\n") && WIFEXITED(st) &&
-	       WEXITSTATUS(st) == 3, "output once, exit status 3");
-	if (strcmp(text, "handled 1\nhandled 2\nhandled 3\n"))
-		tap_diag("got '%s'", text);
+	finish(ctl[0], out[0], pid, "handled 1\nhandled 2\nhandled 3\n", 3,
+	       "output once, exit status 3");
 }
 
 /*
@@ -380,19 +398,13 @@ static void timer_signals(void)
 {
 	struct sigaction sa = { .sa_handler = on_usr1 };
 	struct itimerval it = { .it_value = { .tv_usec = 200000 } };
-	int ctl[2], out[2], i, st, a = -1, b = -1, ok;
+	int ctl[2], out[2], i, a = -1, b = -1, ok;
 	pid_t pid, reps[8] = { 0 };
-	char text[256], c;
+	char c;
 	const int *addr;
-	size_t got = 0;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
-		die("socketpair");
-	pid = fork();
+	pid = child(ctl, out);
 	if (pid == 0) {
-		dup2(out[1], 1);
-		close(out[0]);
-		close(ctl[0]);
 		ioctl_set(0, 1);
 		sigaction(SIGALRM, &sa, NULL);
 		addr = &handled;
@@ -419,13 +431,8 @@ static void timer_signals(void)
 	tap_ok(ok && a == 3 && b == 3 && procft_field(pid, "divergences=") == 0,
 	       "SIGALRM from a timer: handled 3 times in every replica (%d %d), no divergence",
 	       a, b);
-	write(ctl[0], "q", 1);
-	read_to_eof(out[0], text, sizeof(text), &got);
-	waitpid(pid, &st, 0);
-	tap_ok(!strcmp(text, "handled 1\nhandled 2\nhandled 3\n") && WIFEXITED(st) &&
-	       WEXITSTATUS(st) == 3, "output once, exit status 3");
-	if (strcmp(text, "handled 1\nhandled 2\nhandled 3\n"))
-		tap_diag("got '%s'", text);
+	finish(ctl[0], out[0], pid, "handled 1\nhandled 2\nhandled 3\n", 3,
+	       "output once, exit status 3");
 }
 
 static int ticks;
@@ -448,20 +455,13 @@ static void outrun(void)
 	struct sigaction sa = { .sa_handler = on_vtalrm };
 	struct itimerval it = { .it_interval = { .tv_usec = 1000 }, .it_value = { .tv_usec = 1000 } };
 	struct itimerval off = { 0 };
-	int ctl[2], out[2], st, ok;
+	int ctl[2], out[2], ok;
 	long respawns;
 	pid_t pid, reps[8] = { 0 };
-	char text[64], c;
-	size_t got = 0;
-	char *mem;
+	char c, *mem;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) || pipe(out))
-		die("socketpair");
-	pid = fork();
+	pid = child(ctl, out);
 	if (pid == 0) {
-		dup2(out[1], 1);
-		close(out[0]);
-		close(ctl[0]);
 		mem = malloc(MIB << 20);
 		if (!mem)
 			_exit(2);
@@ -498,13 +498,8 @@ static void outrun(void)
 	       ALARMS, MIB, respawns, ALARMS / 4);
 	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: its duplicates are replaced faster than they copy its memory'",
 		       pid) == 0, "the hold logged");
-	write(ctl[0], "q", 1);
-	read_to_eof(out[0], text, sizeof(text), &got);
-	waitpid(pid, &st, 0);
-	tap_ok(!strcmp(text, "computed, 300 alarms at least\n") && WIFEXITED(st) &&
-	       WEXITSTATUS(st) == 0, "output once, exit status 0");
-	if (strcmp(text, "computed, 300 alarms at least\n"))
-		tap_diag("got '%s'", text);
+	finish(ctl[0], out[0], pid, "computed, 300 alarms at least\n", 0,
+	       "output once, exit status 0");
 }
 
 int main(void)
