@@ -186,7 +186,10 @@ pub(crate) struct Dup {
 /// least as long as the unfinished one had been at it, doubled at each
 /// further such replacement, [`Resync::MAX_HOLD_NS`] at most. A duplicate
 /// that finishes its copy ends this. Meanwhile the process runs with fewer
-/// duplicates than its level (it had no usable one anyway).
+/// duplicates than its level (it had no usable one anyway). The duplicate
+/// is made at the primary's first call after the hold, or by
+/// [`crate::replica::queue_hold`]'s worker, which brings a primary blocked
+/// in a call to its system-call boundary then.
 pub(crate) struct Resync {
     /// Replacements in a row whose duplicates had not finished.
     streak: u32,
@@ -253,15 +256,20 @@ impl Resync {
         self.not_before != 0 && now() < self.not_before
     }
 
-    /// Whether a hold is set (passed or not): the primary's calls take
-    /// the slow path, which makes the duplicate once it is over.
-    pub(crate) fn pending(&self) -> bool {
-        self.not_before != 0
-    }
-
     /// A duplicate is being made: the hold, if any, is over.
     pub(crate) fn started(&mut self) {
         self.not_before = 0;
+    }
+
+    /// When the hold set ends (monotonic ns), if one is set.
+    pub(crate) fn end(&self) -> Option<i64> {
+        (self.not_before != 0).then_some(self.not_before)
+    }
+
+    /// A new program, or a new level: no hold and no streak (the count
+    /// stays).
+    pub(crate) fn reset(&mut self) {
+        self.finished();
     }
 }
 
@@ -1483,6 +1491,7 @@ fn change_level(table: &mut Table, tgid: Pid, level: u32) -> Option<Result<(u32,
     let old = state.level;
     state.level = level;
     state.spawn_failures = 0;
+    state.resyncs.reset();
     Some(Ok((old, state.trim_dups(level as usize))))
 }
 
@@ -2124,7 +2133,7 @@ mod resync_tests {
         // A single handler while a duplicate copies (one just made).
         let mut r = Resync::new();
         assert_eq!(r.replaced(0, Some(5 * MS)), (0, false));
-        assert!(!r.pending());
+        assert!(r.end().is_none());
         // One that then finishes starts the count again.
         assert_eq!(r.replaced(10 * MS, None), (0, false));
         assert_eq!(r.replaced(20 * MS, Some(5 * MS)), (0, false));
@@ -2150,7 +2159,7 @@ mod resync_tests {
         assert_eq!(last, Resync::MAX_HOLD_NS);
         // A duplicate made ends the hold; one that finished, the streak.
         r.started();
-        assert!(!r.pending() && !r.holds(|| now));
+        assert!(r.end().is_none() && !r.holds(|| now));
         assert_eq!(r.replaced(now, None), (0, false));
         assert_eq!(r.replaced(now, Some(MS)), (0, false));
     }

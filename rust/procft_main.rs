@@ -134,6 +134,7 @@ struct Procft {
     _dev: MiscDeviceRegistration<ioctl::ControlFile>,
     _mce: mce::Reports,
     _groups: group::Registry,
+    _holds: replica::Holds,
 }
 
 impl kernel::InPlaceModule for Procft {
@@ -144,6 +145,7 @@ impl kernel::InPlaceModule for Procft {
             _mce: mce::Reports::init()?,
             _hooks: shim::Hooks::register(module_parameters::syscall_tracepoints.value())?,
             _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"procft" }),
+            _holds: replica::Holds::init()?,
         })
         .pin_chain(|_| {
             pr_info!(

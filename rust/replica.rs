@@ -30,11 +30,13 @@ pub(crate) mod threads;
 use kernel::{
     bindings,
     ffi::c_void,
+    impl_has_delayed_work, new_delayed_work,
     prelude::*,
     rbtree::RBTreeNodeReservation,
     sync::Arc,
     task::{Pid, Task},
-    time::{ClockSource, Monotonic},
+    time::{msecs_to_jiffies, ClockSource, Monotonic},
+    workqueue::{self, DelayedWork, WorkItem},
 };
 
 use crate::{
@@ -86,6 +88,96 @@ pub(crate) fn wants(st: &group::State) -> bool {
         && st.threads.as_ref().is_none_or(|t| t.nr_joining == 0)
         // Nor while re-creations after signal handlers are held back.
         && !st.resyncs.holds(Monotonic::ktime_get)
+}
+
+/// The work item that makes the duplicates [`group::Resync`] held back,
+/// once their hold is over, for a primary that does not come to a system
+/// call by itself (blocked in one, or computing): one for the module,
+/// queued for the end of a hold, and again from its run while a hold is
+/// left. A hold that ends before a run queued earlier waits for that run
+/// (1 s at most, [`group::Resync::MAX_HOLD_NS`]).
+#[pin_data]
+struct HoldWorker {
+    #[pin]
+    work: DelayedWork<HoldWorker>,
+}
+
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self> for HoldWorker { self.work }
+}
+
+impl WorkItem for HoldWorker {
+    type Pointer = Arc<HoldWorker>;
+
+    fn run(_this: Arc<HoldWorker>) {
+        let now = Monotonic::ktime_get();
+        let mut next: Option<i64> = None;
+        for group in group::all() {
+            let end = group.lock_quiet().resyncs.end();
+            match end {
+                Some(t) if t <= now => hurry(&group),
+                Some(t) => next = Some(next.map_or(t, |n| n.min(t))),
+                None => {}
+            }
+        }
+        if let Some(t) = next {
+            queue_hold(t - now);
+        }
+    }
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: `Holds::init` initialises the lock in module init, before
+    // any other use.
+    unsafe(uninit) static HOLDS: SpinLock<Option<Arc<HoldWorker>>> = None;
+}
+
+/// The module's [`HoldWorker`], from module init to module exit.
+pub(crate) struct Holds(());
+
+impl Holds {
+    /// Makes the worker. Must be called exactly once, from module init,
+    /// before any hook that may queue it is registered.
+    pub(crate) fn init() -> Result<Self> {
+        // SAFETY: Called once, from module init, before any other use.
+        unsafe { HOLDS.init() };
+        let worker = Arc::pin_init(
+            pin_init!(HoldWorker { work <- new_delayed_work!("procft_hold") }),
+            GFP_KERNEL,
+        )?;
+        *HOLDS.lock() = Some(worker);
+        Ok(Self(()))
+    }
+}
+
+impl Drop for Holds {
+    fn drop(&mut self) {
+        // Nothing queues it from here on; a run queued or running is
+        // cancelled or waited for (one that queues itself again too).
+        let worker = HOLDS.lock().take();
+        if let Some(worker) = worker {
+            // SAFETY: `worker.work` is an initialised delayed work, kept
+            // alive by `worker` for the call; `work` is the first member
+            // of `struct delayed_work`, so a pointer to it points to the
+            // `delayed_work`.
+            unsafe {
+                bindings::cancel_delayed_work_sync(
+                    DelayedWork::raw_as_work(&worker.work).cast::<bindings::delayed_work>(),
+                )
+            };
+        }
+    }
+}
+
+/// Queues the [`HoldWorker`] to run in `ns` nanoseconds (unless it is
+/// queued already, or the module is leaving).
+pub(crate) fn queue_hold(ns: i64) {
+    let Some(worker) = HOLDS.lock().clone() else {
+        return;
+    };
+    let ms = u32::try_from(ns.max(0) / 1_000_000 + 1).unwrap_or(u32::MAX);
+    // Already queued (`Err`): that run looks at this hold too.
+    let _ = workqueue::system_unbound().enqueue_delayed(worker, msecs_to_jiffies(ms));
 }
 
 /// Counts a failed attempt to make a duplicate of `group` (`st`, its
@@ -567,6 +659,10 @@ pub(crate) fn separate(group: &Group, task: &Task) {
         match d.hit.as_mut() {
             Some(was) => *was = !d.stale,
             None => d.ready = !d.stale,
+        }
+        if !d.stale {
+            // Made faster than handlers outdate them: no hold.
+            st.resyncs.finished();
         }
         drop(st);
         // A primary may wait for a duplicate in step.

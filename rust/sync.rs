@@ -210,16 +210,19 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
         let (stale, hold) = if st.resync {
             st.resync = false;
             // How long the youngest one still copying its memory had been
-            // at it ([`group::Resync`]).
+            // at it ([`group::Resync`]). (None left: they died meanwhile,
+            // and say nothing of the pace.)
             let now = Monotonic::ktime_get();
-            let unfinished = st
-                .dups
-                .iter()
-                .flatten()
-                .filter(|d| d.stale && !d.leaving && d.ready_ns == 0)
-                .map(|d| now - d.born_ns)
-                .min();
-            let hold = st.resyncs.replaced(now, unfinished);
+            let stale = st.dups.iter().flatten().filter(|d| d.stale && !d.leaving);
+            let hold = if stale.clone().next().is_some() {
+                let unfinished = stale
+                    .filter(|d| d.ready_ns == 0)
+                    .map(|d| now - d.born_ns)
+                    .min();
+                st.resyncs.replaced(now, unfinished)
+            } else {
+                (0, false)
+            };
             (st.replace_where(|d| d.stale), hold)
         } else {
             ((Kills::none(), 0), (0, false))
@@ -285,6 +288,10 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
             count
         );
     }
+    if hold > 0 {
+        // For a primary that comes to no call by itself once it is over.
+        replica::queue_hold(hold);
+    }
     if n > 0 && hold > 0 && (first_hold || count.is_power_of_two()) {
         pr_info!(
             "pid {}: its duplicates are replaced faster than they copy its memory: the next is \
@@ -325,6 +332,7 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
                 st.ring.clear();
                 st.call = None;
                 st.sleep_rem = None;
+                st.resyncs.reset();
                 st.trim_dups(0)
             };
             kills.send();
@@ -412,8 +420,6 @@ pub(crate) fn is_quiet(st: &group::State) -> bool {
         && matches!(st.spawn, Spawn::Idle)
         && st.dups.iter().flatten().any(|d| !d.leaving)
         && !replica::wants(st)
-        // A held re-creation is made at a call after its hold.
-        && !(st.resyncs.pending() && st.nr_dups() < st.level as usize)
         // A thread's call hands the run token over ([`threads`]), unless
         // no other waits for it.
         && st.threads.as_ref().is_none_or(|t| threads::solo(t))

@@ -571,7 +571,9 @@ def main():
     ap.add_argument("--icount", type=int, metavar="SHIFT",
                     help="TCG only: guest time advances 2^SHIFT ns per instruction "
                          "(-icount, sleep=off), for measurements the host's load and "
-                         "speed do not move")
+                         "speed do not move (while every vCPU is halted the guest's "
+                         "clock jumps to its next timer, so a guest timeout on host "
+                         "work, such as disk I/O, may end early)")
     ap.add_argument("--no-module", action="store_true",
                     help="do not load procft.ko at boot (script, demo, bench: a baseline)")
     ap.add_argument("--expect-lockdep", action="store_true",

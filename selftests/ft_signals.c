@@ -455,11 +455,13 @@ static void outrun(void)
 	struct sigaction sa = { .sa_handler = on_vtalrm };
 	struct itimerval it = { .it_interval = { .tv_usec = 1000 }, .it_value = { .tv_usec = 1000 } };
 	struct itimerval off = { 0 };
-	int ctl[2], out[2], ok;
+	int ctl[2], out[2], go[2], ok;
 	long respawns;
 	pid_t pid, reps[8] = { 0 };
 	char c, *mem;
 
+	if (pipe(go))
+		die("pipe");
 	pid = child(ctl, out);
 	if (pid == 0) {
 		mem = malloc(MIB << 20);
@@ -476,10 +478,12 @@ static void outrun(void)
 			;
 		setitimer(ITIMER_VIRTUAL, &off, NULL);
 		write(ctl[1], "d", 1);
-		/* Calls from here on: a held re-creation is made at one. */
-		fcntl(ctl[1], F_SETFL, O_NONBLOCK);
-		while (read(ctl[1], &c, 1) != 1)
-			usleep(10000);
+		/*
+		 * Blocked in a call until the parent saw its duplicate: procft
+		 * makes the held one when the hold is over, not at a call.
+		 */
+		read(go[0], &c, 1);
+		read(ctl[1], &c, 1);
 		printf("computed, %d alarms at least\n", ALARMS);
 		fflush(stdout);
 		_exit(mem[MIB << 19] == 1 ? 0 : 3);
@@ -492,9 +496,10 @@ static void outrun(void)
 	read(ctl[0], &c, 1);
 	ok = ok && wait_duplicates(pid, 1, reps);
 	respawns = procft_field(pid, "respawns=");
+	write(go[1], "g", 1);
 	tap_ok(ok && respawns >= 1 && respawns < ALARMS / 4 &&
 	       procft_field(pid, "divergences=") == 0,
-	       "%d alarms in a %d MiB process computing: %ld re-creations (fewer than %d), a duplicate in step again after them",
+	       "%d alarms in a %d MiB process computing: %ld re-creations (fewer than %d), a duplicate in step again after them while it is blocked",
 	       ALARMS, MIB, respawns, ALARMS / 4);
 	tap_ok(run_cmd("dmesg | grep -q 'procft: pid %d: its duplicates are replaced faster than they copy its memory'",
 		       pid) == 0, "the hold logged");
