@@ -126,7 +126,8 @@ module! {
 /// The loaded module.  Fields are dropped in declaration order on unload:
 /// first every entry point from the kernel (procfs, tracepoints,
 /// notifiers), then the misc device, then the memory errors still noted,
-/// and last the protected-process records themselves.
+/// then the protected-process records themselves, and last the worker that
+/// makes duplicates held back (made first: the hooks may queue it).
 #[pin_data(PinnedDrop)]
 struct Procft {
     _hooks: shim::Hooks,
@@ -141,11 +142,11 @@ impl kernel::InPlaceModule for Procft {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         events::init();
         try_pin_init!(Self {
+            _holds: replica::Holds::init()?,
             _groups: group::Registry::init(),
             _mce: mce::Reports::init()?,
             _hooks: shim::Hooks::register(module_parameters::syscall_tracepoints.value())?,
             _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"procft" }),
-            _holds: replica::Holds::init()?,
         })
         .pin_chain(|_| {
             pr_info!(

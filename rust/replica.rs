@@ -112,7 +112,14 @@ impl WorkItem for HoldWorker {
     fn run(_this: Arc<HoldWorker>) {
         let now = Monotonic::ktime_get();
         let mut next: Option<i64> = None;
-        for group in group::all() {
+        // (Not under the registry's lock, which interrupts may take:
+        // `hurry` looks at the primary's files, under its task lock.)
+        let groups = group::all();
+        if groups.is_empty() && group::stats().nr_groups > 0 {
+            // No memory for the list: again in 10 ms.
+            next = Some(now + 10_000_000);
+        }
+        for group in groups {
             let end = group.lock_quiet().resyncs.end();
             match end {
                 Some(t) if t <= now => hurry(&group),
@@ -152,19 +159,28 @@ impl Holds {
 
 impl Drop for Holds {
     fn drop(&mut self) {
-        // Nothing queues it from here on; a run queued or running is
-        // cancelled or waited for (one that queues itself again too).
+        // Nothing queues it from here on (the hooks are gone, and
+        // `queue_hold` finds no worker); a run queued or running is
+        // cancelled or waited for, and the work is left disabled, so a run
+        // that queues itself again fails (`Err`, its reference given back).
         let worker = HOLDS.lock().take();
         if let Some(worker) = worker {
             // SAFETY: `worker.work` is an initialised delayed work, kept
             // alive by `worker` for the call; `work` is the first member
             // of `struct delayed_work`, so a pointer to it points to the
             // `delayed_work`.
-            unsafe {
-                bindings::cancel_delayed_work_sync(
+            let pending = unsafe {
+                bindings::disable_delayed_work_sync(
                     DelayedWork::raw_as_work(&worker.work).cast::<bindings::delayed_work>(),
                 )
             };
+            if pending {
+                // SAFETY: A queued run held the reference `enqueue_delayed`
+                // made with `Arc::into_raw` (the pointer `Arc::as_ptr`
+                // gives); it was cancelled, so its `run` never takes it
+                // back: this does.
+                drop(unsafe { Arc::from_raw(Arc::as_ptr(&worker)) });
+            }
         }
     }
 }

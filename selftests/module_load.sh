@@ -16,7 +16,7 @@ kunit_ok() {
 }
 
 echo "TAP version 13"
-echo "1..20"
+echo "1..21"
 
 loaded && rmmod procft
 check "unloads when idle" unloaded
@@ -98,6 +98,18 @@ while [ $i -lt 8 ]; do
 done
 ok $busy_ok "8 unloads under load (levels 1 and 2): every process finishes with its whole output"
 kill $s1 $s2 $s3
+wait 2>/dev/null
+# Unloading while a duplicate's re-creation is held back, its worker queued:
+# signal handlers outrun the copy of the process's memory.
+insmod $KO $PROCFT_MODARGS && chmod 0666 /dev/procft
+"$(dirname "$0")"/ft_signals storm & s1=$!
+i=0
+while [ $i -lt 3000 ] && ! dmesg | grep -q "pid $s1: its duplicates are replaced faster"; do
+	usleep 10000
+	i=$((i + 1))
+done
+check "unloads while a re-creation is held back" sh -c "[ $i -lt 3000 ] && rmmod procft"
+kill $s1
 wait 2>/dev/null
 # Fault injection is off unless asked for at load time.
 insmod $KO $PROCFT_MODARGS && chmod 0666 /dev/procft
