@@ -338,10 +338,10 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra="", icount=N
         # Guest time from the instruction count (one vCPU at a time):
         # timings that the host's load does not move. sleep=off: while
         # every vCPU is halted the guest's clock jumps to the next timer
-        # instead of following the host's. With the default (sleep=on)
-        # those idle spells lasted as long as the host took to get back
-        # to the vCPUs: on two vCPUs about every third redis load took
-        # 0.5-4 s instead of 0.25-0.3 s (bench/results/icount-sleep.txt).
+        # instead of following the host's, so an idle spell does not
+        # last as long as the host takes either (the default, sleep=on).
+        # The slow rounds of the two-vCPU redis load remain with it
+        # (bench/results/icount-sleep.txt).
         cmd += ["-icount", f"shift={icount},sleep=off"]
     if mode not in BENCH_MODES and smp == 2:
         # Two NUMA nodes, one vCPU and half the memory each: duplicates
