@@ -30,11 +30,13 @@
 #define BALLAST		(64 * 256)	/* 64 MiB */
 #define MUL		13
 #define RING		64		/* records the ring holds (rust/ring.rs) */
-#define LOW		((char *)0x10000000)
+#define LOW		((char *)0x10000000)	/* the first try for the low range */
+#define LOW_TRIES	7			/* then 256 MiB higher each */
 #define VICTIM		7		/* the ballast page poisoned */
 
 struct layout {
 	char *ballast;
+	char *low;			/* the range the pattern moves to */
 	long calls;			/* the primary's, while it waited */
 };
 
@@ -43,8 +45,8 @@ static struct layout l;
 
 /*
  * Maps the pattern, then the ballast (below it: mappings are placed top
- * down), and reserves LOW; reports the ballast's address.  On 'p' it
- * answers; on 'm' it moves the pattern to LOW, then reads /proc/procft
+ * down), and reserves a low range (LOW, or above); reports both
+ * addresses.  On 'p' it answers; on 'm' it moves the pattern there, then reads /proc/procft
  * (open, read to the end, close) until its duplicate is ready, and reports
  * how many calls that took; on 'h' it writes a ballast page and consumes
  * poison there (MADV_HWPOISON), and reports the byte it wrote; on 'x' it
@@ -56,14 +58,18 @@ static void workload(int ctl)
 	long calls = 0, n;
 	int i, fd;
 
-	low = mmap(LOW, PATTERN * 4096, PROT_NONE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	/* (A range once found taken at LOW: the next ones up.) */
+	for (i = 0, low = MAP_FAILED; i < LOW_TRIES && low == MAP_FAILED; i++) {
+		l.low = LOW + i * 0x10000000L;
+		low = mmap(l.low, PATTERN * 4096, PROT_NONE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	}
 	pattern = mmap(NULL, PATTERN * 4096, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	l.ballast = mmap(NULL, BALLAST * 4096L, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	/* Which one failed, for the test's message. */
-	if (low != LOW)
+	if (low != l.low)
 		_exit(90);
 	if (pattern == MAP_FAILED || l.ballast == MAP_FAILED)
 		_exit(92);
@@ -76,7 +82,7 @@ static void workload(int ctl)
 	while (read(ctl, &c, 1) == 1) {
 		if (c == 'm') {
 			if (mremap(pattern, PATTERN * 4096, PATTERN * 4096,
-				   MREMAP_MAYMOVE | MREMAP_FIXED, LOW) != LOW)
+				   MREMAP_MAYMOVE | MREMAP_FIXED, l.low) != l.low)
 				_exit(91);
 			for (calls = 1; calls < 400000;) {
 				char *line, *end, *ready;
@@ -180,8 +186,8 @@ int main(void)
 	pid = spawn_with_ctl(workload, &ctl);
 	if (read(ctl, &l, sizeof(l)) != sizeof(l)) {
 		waitpid(pid, &status, 0);
-		tap_diag("the workload did not start (status %#x: 90, the range at %p is taken; 92, no memory)",
-			 status, (void *)LOW);
+		tap_diag("the workload did not start (status %#x: 90, no range free at %p and the %d above it; 92, no memory)",
+			 status, (void *)LOW, LOW_TRIES - 1);
 		die("workload");
 	}
 	/* Its duplicate is made at the call after the answer to 'p'. */
@@ -203,13 +209,13 @@ int main(void)
 	       "the primary made %ld calls while its new duplicate separated its memory (the ring holds %d)",
 	       got.calls, RING);
 	wait_caught_up(pid);
-	tap_ok(ok && own_frames(pid, reps2[1], LOW, PATTERN, 1) &&
+	tap_ok(ok && own_frames(pid, reps2[1], l.low, PATTERN, 1) &&
 	       own_frames(pid, reps2[1], l.ballast, BALLAST, 61),
 	       "every page of the pattern moved below the walk (%d), and of the ballast, is on frames of its own",
 	       PATTERN);
 	pages = copied(pid, reps2[1]);
-	tap_ok(ok && pages >= PATTERN + BALLAST && buffer_intact(pid, LOW, PATTERN, MUL) &&
-	       buffer_intact(reps2[1], LOW, PATTERN, MUL),
+	tap_ok(ok && pages >= PATTERN + BALLAST && buffer_intact(pid, l.low, PATTERN, MUL) &&
+	       buffer_intact(reps2[1], l.low, PATTERN, MUL),
 	       "the new duplicate copied %ld pages (at least %d), and the pattern is intact in both replicas",
 	       pages, PATTERN + BALLAST);
 
@@ -228,9 +234,9 @@ int main(void)
 	       "poison consumed by the primary while its new duplicate was still separating: that duplicate took over (failovers=%ld, byte %#lx)",
 	       procft_field(pid, "failovers="), got.calls);
 	ok = ok && wait_duplicates(pid, 1, reps) && wait_caught_up(pid);
-	tap_ok(ok && own_frames(pid, reps[1], LOW, PATTERN, 1) &&
+	tap_ok(ok && own_frames(pid, reps[1], l.low, PATTERN, 1) &&
 	       own_frames(pid, reps[1], l.ballast, BALLAST, 61) &&
-	       buffer_intact(pid, LOW, PATTERN, MUL) && buffer_intact(reps[1], LOW, PATTERN, MUL),
+	       buffer_intact(pid, l.low, PATTERN, MUL) && buffer_intact(reps[1], l.low, PATTERN, MUL),
 	       "back at level 1 (duplicate %d), every page on frames of its own, the pattern intact",
 	       reps[1]);
 
