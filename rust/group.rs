@@ -225,7 +225,7 @@ impl Resync {
     pub(crate) fn replaced(&mut self, now: i64, unfinished: Option<i64>) -> (i64, bool) {
         self.count += 1;
         let Some(age) = unfinished else {
-            self.finished();
+            self.clear();
             return (0, false);
         };
         self.streak = self.streak.saturating_add(1);
@@ -242,9 +242,10 @@ impl Resync {
         (self.hold_ns, self.streak == 2)
     }
 
-    /// A duplicate finished copying its memory: re-creations are not
-    /// outrun.
-    pub(crate) fn finished(&mut self) {
+    /// No hold and no streak (the count stays): a duplicate finished
+    /// copying its memory (re-creations are not outrun), or a new program
+    /// or level starts afresh.
+    pub(crate) fn clear(&mut self) {
         self.streak = 0;
         self.hold_ns = 0;
         self.not_before = 0;
@@ -253,7 +254,7 @@ impl Resync {
     /// Whether a duplicate may not be made yet (at `now`, read only if
     /// there is a hold).
     pub(crate) fn holds(&self, now: impl FnOnce() -> i64) -> bool {
-        self.not_before != 0 && now() < self.not_before
+        self.end().is_some_and(|end| now() < end)
     }
 
     /// A duplicate is being made: the hold, if any, is over.
@@ -264,12 +265,6 @@ impl Resync {
     /// When the hold set ends (monotonic ns), if one is set.
     pub(crate) fn end(&self) -> Option<i64> {
         (self.not_before != 0).then_some(self.not_before)
-    }
-
-    /// A new program, or a new level: no hold and no streak (the count
-    /// stays).
-    pub(crate) fn reset(&mut self) {
-        self.finished();
     }
 }
 
@@ -1491,7 +1486,7 @@ fn change_level(table: &mut Table, tgid: Pid, level: u32) -> Option<Result<(u32,
     let old = state.level;
     state.level = level;
     state.spawn_failures = 0;
-    state.resyncs.reset();
+    state.resyncs.clear();
     Some(Ok((old, state.trim_dups(level as usize))))
 }
 

@@ -678,7 +678,7 @@ pub(crate) fn separate(group: &Group, task: &Task) {
         }
         if !d.stale {
             // Made faster than handlers outdate them: no hold.
-            st.resyncs.finished();
+            st.resyncs.clear();
         }
         drop(st);
         // A primary may wait for a duplicate in step.

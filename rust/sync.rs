@@ -332,7 +332,7 @@ fn primary_enter(group: ArcBorrow<'_, Group>, regs: Regs, abi: Abi, nr: i64, arg
                 st.ring.clear();
                 st.call = None;
                 st.sleep_rem = None;
-                st.resyncs.reset();
+                st.resyncs.clear();
                 st.trim_dups(0)
             };
             kills.send();

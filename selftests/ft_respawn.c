@@ -46,11 +46,11 @@ static struct layout l;
 /*
  * Maps the pattern, then the ballast (below it: mappings are placed top
  * down), and reserves a low range (LOW, or above); reports both
- * addresses.  On 'p' it answers; on 'm' it moves the pattern there, then reads /proc/procft
- * (open, read to the end, close) until its duplicate is ready, and reports
- * how many calls that took; on 'h' it writes a ballast page and consumes
- * poison there (MADV_HWPOISON), and reports the byte it wrote; on 'x' it
- * consumes poison on the ballast's last page.
+ * addresses.  On 'p' it answers; on 'm' it moves the pattern there, then
+ * reads /proc/procft (open, read to the end, close) until its duplicate is
+ * ready, and reports how many calls that took; on 'h' it writes a ballast
+ * page and consumes poison there (MADV_HWPOISON), and reports the byte it
+ * wrote; on 'x' it consumes poison on the ballast's last page.
  */
 static void workload(int ctl)
 {

@@ -442,13 +442,6 @@ static void on_vtalrm(int sig)
 	__atomic_add_fetch(&ticks, 1, __ATOMIC_SEQ_CST);
 }
 
-/*
- * A large process whose interval timer fires while it computes, faster
- * than a duplicate can copy its memory: each handler makes the duplicate
- * stale, and re-creating it at every one would be all the process does.
- * procft holds the re-creations back, and makes a duplicate again once
- * the handlers stop.
- */
 enum { ALARMS = 300, MIB = 64 };
 
 /* Its MIB MiB, touched, once it protected itself at level 1. */
@@ -477,6 +470,13 @@ static void storm(void)
 	setitimer(ITIMER_VIRTUAL, &off, NULL);
 }
 
+/*
+ * A large process whose interval timer fires while it computes, faster
+ * than a duplicate can copy its memory: each handler makes the duplicate
+ * stale, and re-creating it at every one would be all the process does.
+ * procft holds the re-creations back, and makes a duplicate again once
+ * the handlers stop.
+ */
 static void outrun(void)
 {
 	int ctl[2], out[2], go[2], ok;
