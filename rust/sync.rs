@@ -1145,7 +1145,13 @@ fn record(group: &Arc<Group>, ret: isize, pending: Pending) {
 /// by the length the caller passed.
 fn lost_input(nr: i64, args: &[usize; 6], ret: isize) -> Option<usize> {
     const EFAULT_RET: isize = -14;
-    syscalls::input(nr)?;
+    if let Input::Buf(_, len) = syscalls::input(nr)? {
+        // One buffer: its length is the count asked for, known without
+        // reading anything.
+        if ret != EFAULT_RET && usize::try_from(ret).map_or(true, |n| n >= args[len]) {
+            return None;
+        }
+    }
     let sent = Sent::of(nr, args).ok()?;
     if ret != EFAULT_RET && !(ret >= 0 && (ret as usize) < sent.bytes) {
         return None;
@@ -1174,6 +1180,7 @@ fn lost_input(nr: i64, args: &[usize; 6], ret: isize) -> Option<usize> {
 }
 
 /// A range of user memory the kernel reads for a call that sends bytes.
+#[derive(Clone, Copy, Default)]
 struct Range {
     addr: usize,
     len: usize,
@@ -1188,12 +1195,44 @@ struct Range {
 /// What a call that sends bytes has the kernel read, in the order it reads
 /// it: descriptors before what they point to.
 struct Sent {
-    ranges: KVec<Range>,
+    ranges: Ranges,
     /// How many payload bytes it asks to send.
     bytes: usize,
     /// The first descriptor that could not be read (address, length), if
     /// any: `ranges` ends there.
     unread: Option<(usize, usize)>,
+}
+
+/// [`Sent`]'s ranges: the first few in place, the rest (long iovec
+/// arrays) allocated. A `write()` or `send()` has one, a `sendmsg()` with
+/// one iovec four at most: the calls a server makes for each request then
+/// allocate nothing to be hashed or checked.
+#[derive(Default)]
+struct Ranges {
+    first: [Range; Ranges::IN_PLACE],
+    len: usize,
+    rest: KVec<Range>,
+}
+
+impl Ranges {
+    const IN_PLACE: usize = 4;
+
+    fn push(&mut self, range: Range) -> Result {
+        if let Some(slot) = self.first.get_mut(self.len) {
+            *slot = range;
+        } else {
+            self.rest.push(range, GFP_KERNEL)?;
+        }
+        self.len += 1;
+        Ok(())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Range> {
+        Iterator::chain(
+            self.first[..self.len.min(Self::IN_PLACE)].iter(),
+            self.rest.iter(),
+        )
+    }
 }
 
 /// `UIO_MAXIOV`: the kernel refuses longer iovec arrays (`-EINVAL`)
@@ -1205,7 +1244,7 @@ const MSGHDR: usize = 56;
 impl Sent {
     fn of(nr: i64, args: &[usize; 6]) -> Result<Self> {
         let mut sent = Sent {
-            ranges: KVec::new(),
+            ranges: Ranges::default(),
             bytes: 0,
             unread: None,
         };
@@ -1241,7 +1280,7 @@ impl Sent {
                 desc,
                 payload,
             };
-            self.ranges.push(range, GFP_KERNEL)?;
+            self.ranges.push(range)?;
         }
         Ok(())
     }
@@ -1460,7 +1499,8 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<Hashed> 
     let mut left = MAX_RW_COUNT;
     let mut done = 0usize;
     let mut unread = None;
-    let mut chunk = [0u8; 512];
+    // Not zeroed: each read fills what is hashed of it.
+    let mut chunk = [core::mem::MaybeUninit::<u8>::uninit(); 512];
     'ranges: for r in sent.ranges.iter().filter(|r| !r.desc && any) {
         let (mut addr, mut len) = (r.addr, r.len.min(left));
         if r.payload {
@@ -1472,12 +1512,15 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<Hashed> 
             // Never across a page: a failed read is an unreadable page.
             let n = len.min(chunk.len()).min(PAGE - addr % PAGE);
             let mut reader = UserSlice::new(UserPtr::from_addr(addr), n).reader();
-            if reader.read_slice(&mut chunk[..n]).is_err() {
+            if reader.read_raw(&mut chunk[..n]).is_err() {
                 hash.mark(0xff, done);
                 unread = Some((addr, n));
                 break 'ranges;
             }
-            hash.write(&chunk[..n]);
+            // SAFETY: `read_raw` succeeded: it initialised all of
+            // `chunk[..n]`, which `MaybeUninit<u8>` lays out as `[u8]`.
+            let read = unsafe { &*(core::ptr::from_ref(&chunk[..n]) as *const [u8]) };
+            hash.write(read);
             (addr, len, done) = (addr + n, len - n, done + n);
             if addr % PAGE == 0 && !shim::keep_going() {
                 return Err(EINTR);
