@@ -43,9 +43,14 @@
  *                       8-byte moves (the kernel's copy routines)
  *   bench forkmem MIB   time one fork() of a process with MIB MiB touched
  *                       (the parent's side: page tables copied)
+ *   bench watch MS CPU  on CPU, sleep MS ms at a time (SCHED_FIFO) until
+ *                       killed, printing how late a wake-up was each
+ *                       time that is later than before: a vCPU that did
+ *                       not run although it had work (see bench.sh)
  */
 #include "../selftests/ft_test.h"
 
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -304,6 +309,40 @@ int main(int argc, char **argv)
 		       (unsigned long long)worst, (unsigned long long)worst_at / 1000000,
 		       (unsigned long long)worst_at % 1000000);
 		return 0;
+	} else if (!strcmp(argv[1], "watch")) {
+		/*
+		 * A real-time task that only sleeps, bound to one CPU, preempts
+		 * whatever runs there when its timer fires: on an idle or a busy
+		 * guest alike, it runs within a few milliseconds.  A wake-up
+		 * late by tens of milliseconds means that the CPU did not run
+		 * meanwhile: under -icount the emulator left the vCPU halted
+		 * although an interrupt was pending for it, or moved the
+		 * guest's clock on past the timer.
+		 */
+		struct timespec ts = { .tv_sec = n / 1000, .tv_nsec = n % 1000 * 1000000 };
+		struct sched_param sp = { .sched_priority = 50 };
+		uint64_t prev, t, late = 0;
+
+		cpu_set_t on;
+
+		CPU_ZERO(&on);
+		CPU_SET(argc > 3 ? atoi(argv[3]) : 0, &on);
+		if (sched_setaffinity(0, sizeof(on), &on) || sched_setscheduler(0, SCHED_FIFO, &sp))
+			return 1;
+		/* Each new maximum on a line of its own: the last line holds. */
+		printf("late 0 us\n");
+		fflush(stdout);
+		prev = now_us();
+		for (;;) {
+			nanosleep(&ts, NULL);
+			t = now_us();
+			if (t - prev > n * 1000 && t - prev - n * 1000 > late) {
+				late = t - prev - n * 1000;
+				printf("late %llu us\n", (unsigned long long)late);
+				fflush(stdout);
+			}
+			prev = t;
+		}
 	} else if (!strcmp(argv[1], "memcpy")) {
 		size_t len = n << 20;
 		char *a = malloc(len), *b = malloc(len);
