@@ -43,7 +43,7 @@
  *                       8-byte moves (the kernel's copy routines)
  *   bench forkmem MIB   time one fork() of a process with MIB MiB touched
  *                       (the parent's side: page tables copied)
- *   bench watch MS CPU  on CPU, sleep MS ms at a time (SCHED_FIFO) until
+ *   bench watch MS CPU  on CPU, sleep MS ms (1-999) at a time (SCHED_FIFO) until
  *                       killed, printing how late a wake-up was each
  *                       time that is later than before: a vCPU that did
  *                       not run although it had work (see bench.sh)
@@ -325,6 +325,8 @@ int main(int argc, char **argv)
 
 		cpu_set_t on;
 
+		if (n <= 0 || n >= 1000)
+			return 2;
 		CPU_ZERO(&on);
 		CPU_SET(argc > 3 ? atoi(argv[3]) : 0, &on);
 		if (sched_setaffinity(0, sizeof(on), &on) || sched_setscheduler(0, SCHED_FIFO, &sp))
@@ -334,7 +336,8 @@ int main(int argc, char **argv)
 		fflush(stdout);
 		prev = now_us();
 		for (;;) {
-			nanosleep(&ts, NULL);
+			if (nanosleep(&ts, NULL))
+				return 1;
 			t = now_us();
 			if (t - prev > n * 1000 && t - prev - n * 1000 > late) {
 				late = t - prev - n * 1000;

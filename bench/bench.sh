@@ -40,6 +40,8 @@ mkdir -p $W
 
 die() {
 	echo "BENCH FAILED: $*"
+	# No real-time watcher left behind (see watch_start).
+	[ -n "$wp" ] && kill $wp 2>/dev/null
 	exit 1
 }
 us() { sed -n 's/.*: \([0-9]*\) us.*/\1/p' | tail -1; }
@@ -174,12 +176,20 @@ count() {
 LATE_MS=30
 watch_start() {
 	watch_stop
+	rm -f $W/watch.*.out
 	wp=
 	c=0
 	while [ $c -lt $NCPU ]; do
 		$B watch 10 $c > $W/watch.$c.out &
 		wp="$wp $!"
 		c=$((c + 1))
+	done
+	# Each one bound and real-time (its first line) before the run starts.
+	i=0
+	while [ "$(cat $W/watch.*.out | grep -c '^late ')" -lt $NCPU ]; do
+		i=$((i + 1))
+		[ $i -gt 500 ] && die "the vCPU watchers (bench watch) did not start: $(cat $W/watch.*.out)"
+		usleep 10000
 	done
 }
 # How late (us) the latest wake-up of a watcher was, once they are stopped.
@@ -189,6 +199,7 @@ watch_stop() {
 	wait $wp 2>/dev/null
 	wp=
 	late=$(cat $W/watch.*.out | sed -n 's/^late \([0-9]*\) us$/\1/p' | sort -n | tail -1)
+	[ -n "$late" ] || die "the vCPU watchers (bench watch) wrote nothing"
 }
 
 # measure_once, until a run has no stalled vCPU (see watch_start).

@@ -1204,9 +1204,10 @@ struct Sent {
 }
 
 /// [`Sent`]'s ranges: the first few in place, the rest (long iovec
-/// arrays) allocated. A `write()` or `send()` has one, a `sendmsg()` with
-/// one iovec four at most: the calls a server makes for each request then
-/// allocate nothing to be hashed or checked.
+/// arrays) allocated. A `write()` or `send()` has one, a `sendmsg()` of
+/// one iovec five at most (its header, address, iovec array, buffer and
+/// control data): the calls a server makes for each request then allocate
+/// nothing to be hashed or checked.
 #[derive(Default)]
 struct Ranges {
     first: [Range; Ranges::IN_PLACE],
@@ -1215,7 +1216,7 @@ struct Ranges {
 }
 
 impl Ranges {
-    const IN_PLACE: usize = 4;
+    const IN_PLACE: usize = 5;
 
     fn push(&mut self, range: Range) -> Result {
         if let Some(slot) = self.first.get_mut(self.len) {

@@ -340,8 +340,9 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra="", icount=N
         # every vCPU is halted the guest's clock jumps to the next timer
         # instead of following the host's, so an idle spell does not
         # last as long as the host takes either (the default, sleep=on).
-        # The slow rounds of the two-vCPU redis load remain with it
-        # (bench/results/icount-sleep.txt).
+        # QEMU still leaves a halted vCPU asleep now and then with an
+        # interrupt pending; bench/bench.sh runs such runs again
+        # (bench/results/vcpu-stalls.txt).
         cmd += ["-icount", f"shift={icount},sleep=off"]
     if mode not in BENCH_MODES and smp == 2:
         # Two NUMA nodes, one vCPU and half the memory each: duplicates
