@@ -156,13 +156,18 @@ BENCH_CLOCK = $(if $(PROCFT_BENCH_ICOUNT),--icount $(PROCFT_BENCH_ICOUNT))
 # one. Both copies are machine-check safe. PROCFT_BENCH_BOOT= measures with
 # the kernel's default.
 PROCFT_BENCH_BOOT ?= mce=recovery
+# PROCFT_BENCH_WATCH=1: a real-time watcher on each vCPU beside every timed
+# run, and a run during which the emulator stalled a vCPU is made again
+# (bench/bench.sh, watch_start). Off by default: three of five boots with
+# it hung (bench/results/vcpu-stalls.txt).
+PROCFT_BENCH_WATCH ?= 0
 
 bench: module ftctl selftests
 	$(MAKE) -C bench OUT=$(BUILD)/bench
 	@rc=0; load0=$$(cut -d' ' -f1-3 /proc/loadavg); \
 	scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 7200 $(BENCH_CLOCK) \
 		$(if $(PROCFT_MODARGS),--modargs "$(PROCFT_MODARGS)") \
-		--append "benchrounds=$(PROCFT_BENCH_ROUNDS) benchparts=$(PROCFT_BENCH_PARTS) $(if $(PROCFT_BENCH_WORKLOADS),benchworkloads=$(PROCFT_BENCH_WORKLOADS)) $(PROCFT_BENCH_BOOT)" bench || rc=$$?; \
+		--append "benchrounds=$(PROCFT_BENCH_ROUNDS) benchparts=$(PROCFT_BENCH_PARTS) benchwatch=$(PROCFT_BENCH_WATCH) $(if $(PROCFT_BENCH_WORKLOADS),benchworkloads=$(PROCFT_BENCH_WORKLOADS)) $(PROCFT_BENCH_BOOT)" bench || rc=$$?; \
 	{ grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH *//'; \
 	  echo; echo "host: $$(nproc) CPUs, load average $$load0 before, $$(cut -d' ' -f1-3 /proc/loadavg) after"; \
 	  echo "guest time: $(if $(PROCFT_BENCH_ICOUNT),instruction count (-icount shift=$(PROCFT_BENCH_ICOUNT)$(comma)sleep=off),wall clock)"; \
