@@ -159,7 +159,8 @@ unsigned long procft_read_stop(unsigned long addr, unsigned long end, bool *lost
 bool procft_keep_going(void);
 void procft_kill_self_sigbus(void);
 int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *arg),
-			 bool (*ready)(const void *arg), const void *arg, long key, pid_t owner);
+			 bool (*ready)(const void *arg), const void *arg, long key, pid_t owner,
+			 unsigned int ticks);
 int procft_wait_interruptible(bool (*cond)(const void *arg), const void *arg);
 int procft_wait_killable_timeout(struct wait_queue_head *wq, bool (*cond)(const void *arg),
 				 const void *arg, unsigned int ms);

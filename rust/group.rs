@@ -157,6 +157,10 @@ pub(crate) struct Dup {
     /// Whether its waits for a record poll before they sleep
     /// ([`Poll`]).
     pub(crate) poll: Poll,
+    /// How many of its threads wait for a record without a bound, by
+    /// [`unbounded_slot`] of their key: the primary wakes them at each
+    /// record of that key ([`LAZY_RECORDS`]).
+    pub(crate) unbounded: [u8; UNBOUNDED_SLOTS],
     /// The system call it stands before while it waits or is parked.
     pub(crate) at: i64,
     /// Its vote on that call, while it stands there ([`crate::vote`]).
@@ -1795,6 +1799,7 @@ pub(crate) fn add_dup(
         parked: false,
         waiting_for: None,
         poll: Poll::new(),
+        unbounded: [0; UNBOUNDED_SLOTS],
         at: -1,
         vote: None,
         work: DupWork::None,
@@ -1915,6 +1920,42 @@ pub(crate) struct Appended {
     wake: Option<shim::Wake>,
 }
 
+/// How many records a multi-threaded duplicate may fall behind, asleep,
+/// before the primary wakes it. Each sleep and wake-up costs the duplicate
+/// two context switches and the primary the wake-up; a duplicate that
+/// keeps up would pay them at nearly every record. So its threads sleep
+/// for one scheduler tick at most, and the primary wakes it only once it
+/// is this far behind, or when the primary waits for it (a vote, a
+/// repair, a takeover: [`wait_for_dups`], [`crate::vote::tally`]). A
+/// thread whose tick passes without its record sleeps on without a bound,
+/// counted in `Dup::unbounded`, and is woken at the next record as before:
+/// a process that waits for input leaves no duplicate waking each tick.
+pub(crate) const LAZY_RECORDS: u64 = 16;
+
+/// How many counters `Dup::unbounded` has (keys share them modulo this:
+/// one that shares another's only wakes it more often; the first counts
+/// the waits without a key too, woken at every record).
+const UNBOUNDED_SLOTS: usize = 64;
+
+/// The counter of `Dup::unbounded` for the key `tid`.
+fn unbounded_slot(tid: Pid) -> usize {
+    tid.unsigned_abs() as usize % UNBOUNDED_SLOTS
+}
+
+/// Notes, under the lock, that a thread of duplicate `tgid` waiting with
+/// `key` sleeps for its record without a bound (`on`), or no longer.
+pub(crate) fn sleeps_unbounded(group: &Group, tgid: Pid, key: Pid, on: bool) {
+    let mut st = group.lock_quiet();
+    if let Some(d) = st.dup_mut(tgid) {
+        let n = &mut d.unbounded[unbounded_slot(key)];
+        *n = if on {
+            n.saturating_add(1)
+        } else {
+            n.saturating_sub(1)
+        };
+    }
+}
+
 /// [`publish`], under the group's lock (`st`): appends `record`.
 pub(crate) fn append(group: &Group, st: &mut State, record: Arc<Record>) -> Appended {
     // The thread whose record it is: only its mirrors take it.
@@ -1922,14 +1963,30 @@ pub(crate) fn append(group: &Group, st: &mut State, record: Arc<Record>) -> Appe
     let overflow = group.push(st, record).is_err();
     // A duplicate sets `waiting_for` under this lock before it sleeps:
     // one that sets it later sees the record published.
-    let (mut parked, mut waits) = (false, false);
+    let head = st.ring.head();
+    // (A ring no longer low may hold large records: the primary may soon
+    // wait for room.)
+    let low = st.ring.is_low();
+    let (mut parked, mut waits, mut behind) = (false, false, false);
     for d in st.dups.iter().flatten() {
         parked |= d.parked && !d.leaving;
-        // (The threads of a multi-threaded one wait each for its own,
-        // and `waiting_for` is not each one's.)
-        waits |= d.waiting_for.is_some() || d.threads.is_some();
+        if d.threads.is_none() {
+            waits |= d.waiting_for.is_some();
+        } else if d.unbounded[0] > 0 || d.unbounded[unbounded_slot(tid)] > 0 {
+            // The thread that takes it may sleep without a bound. (The
+            // threads of a multi-threaded duplicate wait each for its
+            // own, and `waiting_for` is not each one's.)
+            waits = true;
+        } else {
+            // It sleeps a tick at most: woken once it is LAZY_RECORDS
+            // behind.
+            behind |= !low || head.saturating_sub(d.next_seq) >= LAZY_RECORDS;
+        }
     }
-    let wake = waits.then_some(shim::Wake::for_record(tid));
+    // (Only the thread the record is for: one waiting for an earlier
+    // record of another thread, not woken for it, wakes within its tick;
+    // a wake-up for all would wake the threads that sleep for long too.)
+    let wake = (waits || behind).then_some(shim::Wake::for_record(tid));
     // A duplicate waiting at an exit or exec the primary did not make
     // has diverged.
     let (kills, diverged) = if parked {
@@ -1988,6 +2045,8 @@ pub(crate) fn wait_for_dups(
 ) -> Result {
     // No duplicate takes a separation step until the wait is over.
     let _held = group.hold_steps();
+    // Duplicates left asleep for a while ([`LAZY_RECORDS`]) come now.
+    group.wake();
     let ms = crate::module_parameters::lag_timeout_ms.value().max(100);
     for round in 1..=LAG_ROUNDS {
         let before = group.lock().dup_runtimes();

@@ -2811,6 +2811,7 @@ static int procft_keyed_wake(struct wait_queue_entry *entry, unsigned int mode, 
  *	   the first sleep: something may have changed (a record was
  *	   published), and the poll ends; @cond decides, as always
  * @arg: their argument
+ * @ticks: 0, or at most that many jiffies (then -ETIMEDOUT)
  * @key: 0, or a positive key: then only procft_wake() for all or for
  *	 this key wakes it (a thread of a duplicate waits for the records
  *	 of the primary's thread it mirrors, keyed by that thread's id)
@@ -2823,14 +2824,16 @@ static int procft_keyed_wake(struct wait_queue_entry *entry, unsigned int mode, 
  * Return: once @cond holds after a sleep, 3 if @owner was asleep (or
  * gone) at the poll's start or end, else 0; if it held at the first
  * check, 2 if the poll saw @ready become true (it was not at the poll's
- * first look), else 1; or -ERESTARTSYS.
+ * first look), else 1; or -ETIMEDOUT, or -ERESTARTSYS.
  */
 int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *arg),
-			 bool (*ready)(const void *arg), const void *arg, long key, pid_t owner)
+			 bool (*ready)(const void *arg), const void *arg, long key, pid_t owner,
+			 unsigned int ticks)
 {
 	struct procft_keyed_wait w = { .key = key };
 	int spin = ready ? procft_spin(ready, arg, owner) : 0;
 	long ret = spin == 2 ? 2 : 1;
+	long left = ticks ? ticks : MAX_SCHEDULE_TIMEOUT;
 
 	/* ___wait_event() with its own wake function. */
 	init_wait_entry(&w.entry, 0);
@@ -2844,7 +2847,11 @@ int procft_wait_killable(struct wait_queue_head *wq, bool (*cond)(const void *ar
 			ret = intr;
 			break;
 		}
-		schedule();
+		if (!left) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		left = schedule_timeout(left);
 		ret = spin == 3 ? 3 : 0;
 	}
 	finish_wait(wq, &w.entry);

@@ -156,6 +156,7 @@ extern "C" {
         arg: *const c_void,
         key: c_long,
         owner: Pid,
+        ticks: c_uint,
     ) -> c_int;
     fn procft_wait_killable_timeout(
         wq: *mut bindings::wait_queue_head,
@@ -1399,20 +1400,32 @@ impl WaitQueue {
     /// global id comes with it (which would make the change) is runnable:
     /// once it holds, the poll ends and `cond` decides. With a `key`,
     /// only the wake-ups for all and for that key ([`Wake`]) make it
-    /// re-check. How it waited.
+    /// re-check. With `tick`, it sleeps for one scheduler tick at most
+    /// (`ETIMEDOUT`). How it waited.
     pub(crate) fn wait_killable(
         &self,
         cond: unsafe extern "C" fn(*const c_void) -> bool,
         ready: Option<(unsafe extern "C" fn(*const c_void) -> bool, Pid)>,
         arg: *const c_void,
         key: Option<Pid>,
+        tick: bool,
     ) -> Result<Waited> {
         let key = key.map_or(0, |k| k.max(1) as c_long);
         let (ready, owner) = ready.map_or((None, 0), |(f, owner)| (Some(f), owner));
         // SAFETY: The queue is initialised and outlives the call; `cond` and
         // `ready` may be called with `arg` any number of times while this
         // runs (the caller's contract for both).
-        let ret = unsafe { procft_wait_killable(self.queue(key), cond, ready, arg, key, owner) };
+        let ret = unsafe {
+            procft_wait_killable(
+                self.queue(key),
+                cond,
+                ready,
+                arg,
+                key,
+                owner,
+                c_uint::from(tick),
+            )
+        };
         kernel::error::to_result(ret).map(|()| match ret {
             0 => Waited::Slept,
             2 => Waited::Polled,

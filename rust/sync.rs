@@ -532,6 +532,8 @@ unsafe extern "C" fn files_mapped(arg: *const c_void) -> bool {
 fn fd_barrier(group: &Group, nr: i64, lo: usize, hi: usize) {
     let b = Barrier { group, lo, hi };
     let held = group.hold_steps();
+    // Duplicates left asleep for a while ([`group::LAZY_RECORDS`]) come now.
+    group.wake();
     let waited =
         group
             .wq
@@ -1883,11 +1885,15 @@ pub(crate) fn wait_record(
     // The primary's thread whose records it takes, once there are several.
     let mut key = None;
     let mut polls = false;
+    // Whether the primary may leave it asleep for a while (see
+    // [`group::LAZY_RECORDS`]).
+    let mut lazy = false;
     {
         // Its own wait: nothing for the primary's next call to do.
         let mut st = group.lock_quiet();
         if let Some(d) = st.dup_mut(tgid) {
             polls = d.poll.polls();
+            lazy = d.threads.is_some();
             w.seq = d.next_seq;
             key = threads::mirrored(d, w.tid);
             threads::stands(d, w.tid, nr);
@@ -1915,7 +1921,28 @@ pub(crate) fn wait_record(
             // from the primary (its first thread's global id is the tgid).
             let owner = key.unwrap_or_else(|| group.tgid());
             let ready = polls.then_some((dup_record_ready as DupCheck, owner));
-            let waited = group.wq.wait_killable(dup_can_go, ready, arg, key);
+            // A wait without a bound in a multi-threaded duplicate, noted
+            // so that the primary wakes it at each record of its key (0:
+            // at each record).
+            let unbounded = |ready| {
+                let k = key.unwrap_or(0);
+                group::sleeps_unbounded(group, tgid, k, true);
+                let waited = group.wq.wait_killable(dup_can_go, ready, arg, key, false);
+                group::sleeps_unbounded(group, tgid, k, false);
+                waited
+            };
+            let waited = match (lazy, key) {
+                (false, _) => group.wq.wait_killable(dup_can_go, ready, arg, key, false),
+                (true, None) => unbounded(ready),
+                (true, Some(_)) => {
+                    match group.wq.wait_killable(dup_can_go, ready, arg, key, true) {
+                        // Not woken within a tick: it sleeps on without a
+                        // bound, and the primary wakes it at its next record.
+                        Err(e) if e == ETIMEDOUT => unbounded(None),
+                        waited => waited,
+                    }
+                }
+            };
             how = waited.as_ref().ok().copied();
             break waited.map(|_| ());
         }
@@ -2359,7 +2386,7 @@ pub(crate) fn task_work(nr: i64, dup: bool) {
             group.wake();
             let _ = group
                 .wq
-                .wait_killable(group::never, None, core::ptr::null(), None);
+                .wait_killable(group::never, None, core::ptr::null(), None, false);
         }
     }
 }

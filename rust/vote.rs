@@ -103,6 +103,8 @@ unsafe extern "C" fn all_voted(arg: *const c_void) -> bool {
 /// duplicates' votes and act on the verdict.
 pub(crate) fn tally(group: &Arc<Group>, task: &Task, mine: Vote) {
     let arg = core::ptr::from_ref(&**group).cast();
+    // Duplicates left asleep for a while ([`group::LAZY_RECORDS`]) come now.
+    group.wake();
     let waited = group
         .wq
         .wait_killable_timeout(all_voted, arg, VOTE_TIMEOUT_MS);

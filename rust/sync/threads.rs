@@ -897,7 +897,13 @@ fn wait_turn(group: &Group, task: &Task) -> Result {
     let w = ThreadWaiter { group, task };
     group
         .wq
-        .wait_killable(thread_can_go, None, core::ptr::from_ref(&w).cast(), None)
+        .wait_killable(
+            thread_can_go,
+            None,
+            core::ptr::from_ref(&w).cast(),
+            None,
+            false,
+        )
         .map(|_| ())
 }
 
