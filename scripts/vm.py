@@ -332,7 +332,10 @@ def qemu_cmd(kdir, initrd, disk, accel, mode, filt, mon, ctl, extra="", icount=N
     # under -icount the time-stamp counter counts one task's instructions,
     # not the other vCPU's too); the two NUMA nodes below need 2.
     smp = int(os.environ.get("PROCFT_SMP", "2"))
-    cmd = ["qemu-system-x86_64", "-accel", accel, "-cpu", cpu_model(accel),
+    # PROCFT_QEMU: another QEMU binary than the one on the PATH (the
+    # benchmark's, see scripts/qemu-newer.sh).
+    qemu = os.environ.get("PROCFT_QEMU") or "qemu-system-x86_64"
+    cmd = [qemu, "-accel", accel, "-cpu", cpu_model(accel),
            "-smp", str(smp), "-m", guest_memory(mode)]
     if icount is not None:
         # Guest time from the instruction count (one vCPU at a time):
