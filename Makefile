@@ -160,8 +160,8 @@ PROCFT_BENCH_BOOT ?= mce=recovery
 # run, and a run during which the emulator stalled a vCPU is made again
 # (bench/bench.sh, watch_start); the report then says whether any did. By
 # default on, unless the benchmark falls back to the QEMU on the PATH
-# (bookworm's QEMU 7.2: three of five boots with it hung,
-# bench/results/vcpu-stalls.txt).
+# because scripts/qemu-newer.sh failed (bookworm's QEMU 7.2: three of five
+# boots with it hung, bench/results/vcpu-stalls.txt).
 PROCFT_BENCH_WATCH ?=
 
 # PROCFT_BENCH_QEMU: the emulator the benchmark runs on. By default, on a
@@ -176,16 +176,17 @@ PROCFT_BENCH_QEMU ?=
 bench: module ftctl selftests
 	$(MAKE) -C bench OUT=$(BUILD)/bench
 	@rc=0; load0=$$(cut -d' ' -f1-3 /proc/loadavg); \
-	q="$(PROCFT_BENCH_QEMU)"; [ -n "$$q" ] || q=$$(scripts/qemu-newer.sh) || q=qemu-system-x86_64; \
-	watch="$(PROCFT_BENCH_WATCH)"; [ -n "$$watch" ] || { [ "$$q" = qemu-system-x86_64 ] && watch=0 || watch=1; }; \
-	PROCFT_QEMU=$$q scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 7200 $(BENCH_CLOCK) \
+	q="$(PROCFT_BENCH_QEMU)"; fallback=0; \
+	[ -n "$$q" ] || q=$$(scripts/qemu-newer.sh) || { q=qemu-system-x86_64; fallback=1; }; \
+	watch="$(PROCFT_BENCH_WATCH)"; [ -n "$$watch" ] || watch=$$((1 - fallback)); \
+	PROCFT_QEMU="$$q" scripts/vm.py --kdir "$$(cat $(BUILD)/kdir)" --quiet --timeout 7200 $(BENCH_CLOCK) \
 		$(if $(PROCFT_MODARGS),--modargs "$(PROCFT_MODARGS)") \
 		--append "benchrounds=$(PROCFT_BENCH_ROUNDS) benchparts=$(PROCFT_BENCH_PARTS) benchwatch=$$watch $(if $(PROCFT_BENCH_WORKLOADS),benchworkloads=$(PROCFT_BENCH_WORKLOADS)) $(PROCFT_BENCH_BOOT)" bench || rc=$$?; \
 	{ grep '^BENCH' $(BUILD)/vm/serial.log | sed 's/^BENCH *//'; \
 	  echo; echo "host: $$(nproc) CPUs, load average $$load0 before, $$(cut -d' ' -f1-3 /proc/loadavg) after"; \
 	  echo "guest time: $(if $(PROCFT_BENCH_ICOUNT),instruction count (-icount shift=$(PROCFT_BENCH_ICOUNT)$(comma)sleep=off),wall clock)"; \
 	  echo "guest boot: $(or $(PROCFT_BENCH_BOOT),the kernel's defaults)"; \
-	  echo "emulator: $$($$q --version | head -1)"; \
+	  echo "emulator: $$("$$q" --version | head -1)"; \
 	} | tee $(BUILD)/bench.txt; \
 	$(if $(findstring workloads,$(PROCFT_BENCH_PARTS)),bench/svg.py $(BUILD)/bench.txt $(BUILD)/bench.svg && echo "chart: $(BUILD)/bench.svg";) \
 	exit $$rc

@@ -172,10 +172,10 @@ count() {
 # at a time beside every timed run, and a run during which one of its
 # wake-ups came more than $LATE_MS ms late is left out and made again
 # (three times at most; the third is kept, and marked). Each run left out
-# is listed with the report. Only with benchwatch=1 (PROCFT_BENCH_WATCH):
-# three of five two-vCPU boots with the watchers hung (no output for ten
-# minutes); boots without them have hung too, but far more rarely, so
-# the watchers may make the emulator's stalls worse.
+# is listed with the report. Only with benchwatch=1 (PROCFT_BENCH_WATCH),
+# which `make bench` passes unless it falls back to the system's QEMU: on
+# bookworm's QEMU 7.2 three of five two-vCPU boots with the watchers hung
+# (no output for ten minutes); on QEMU 10 none did, and no vCPU stalled.
 LATE_MS=30
 WATCH=${benchwatch:-0}
 watch_start() {

@@ -1930,6 +1930,9 @@ pub(crate) struct Appended {
 /// thread whose tick passes without its record sleeps on without a bound,
 /// counted in `Dup::unbounded`, and is woken at the next record as before:
 /// a process that waits for input leaves no duplicate waking each tick.
+/// Its other waits for a record are counted there too, without a key (woken
+/// at every record): a thread waiting for its turn at its start or exit,
+/// and one whose duplicate is still separating its memory.
 pub(crate) const LAZY_RECORDS: u64 = 16;
 
 /// How many counters `Dup::unbounded` has (keys share them modulo this:

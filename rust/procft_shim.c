@@ -2811,12 +2811,12 @@ static int procft_keyed_wake(struct wait_queue_entry *entry, unsigned int mode, 
  *	   the first sleep: something may have changed (a record was
  *	   published), and the poll ends; @cond decides, as always
  * @arg: their argument
- * @ticks: 0, or at most that many jiffies (then -ETIMEDOUT)
  * @key: 0, or a positive key: then only procft_wake() for all or for
  *	 this key wakes it (a thread of a duplicate waits for the records
  *	 of the primary's thread it mirrors, keyed by that thread's id)
  * @owner: the global id of the task that would make @ready hold: the poll
  *	   goes on only while it is runnable
+ * @ticks: 0, or at most that many jiffies (then -ETIMEDOUT)
  *
  * A waiting replica is idle, not busy: it does not count in the load
  * average (TASK_NOLOAD).

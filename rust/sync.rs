@@ -1909,7 +1909,8 @@ pub(crate) fn wait_record(
     // threads of duplicates wait for records, not for this).
     group.wake_only(shim::Wake::Unkeyed);
     let arg = core::ptr::from_ref(&w).cast();
-    // How its unbounded wait ended (`None`: it took none).
+    // How its unbounded wait ended (`None`: it took none, or how its poll
+    // went is not known).
     let mut how = None;
     let waited = loop {
         // Standing here, it separates its memory while the record is not
@@ -1931,27 +1932,41 @@ pub(crate) fn wait_record(
                 group::sleeps_unbounded(group, tgid, k, false);
                 waited
             };
+            // (`None`: how its poll went is not known.)
             let waited = match (lazy, key) {
-                (false, _) => group.wq.wait_killable(dup_can_go, ready, arg, key, false),
-                (true, None) => unbounded(ready),
+                (false, _) => group
+                    .wq
+                    .wait_killable(dup_can_go, ready, arg, key, false)
+                    .map(Some),
+                (true, None) => unbounded(ready).map(Some),
                 (true, Some(_)) => {
                     match group.wq.wait_killable(dup_can_go, ready, arg, key, true) {
                         // Not woken within a tick: it sleeps on without a
                         // bound, and the primary wakes it at its next record.
-                        Err(e) if e == ETIMEDOUT => unbounded(None),
-                        waited => waited,
+                        // How its poll went is lost with the timeout: the
+                        // wait counts for nothing in `d.poll` then.
+                        Err(e) if e == ETIMEDOUT => unbounded(None).map(|_| None),
+                        waited => waited.map(Some),
                     }
                 }
             };
-            how = waited.as_ref().ok().copied();
+            how = waited.as_ref().ok().copied().flatten();
             break waited.map(|_| ());
         }
         // Steps held back, or one failed: back to them after a while,
-        // unless the record comes first.
-        match group
+        // unless the record comes first. (Counted as a wait without a
+        // bound in a multi-threaded duplicate, so that the primary wakes
+        // it at each record, as [`group::LAZY_RECORDS`] does not.)
+        if lazy {
+            group::sleeps_unbounded(group, tgid, 0, true);
+        }
+        let waited = group
             .wq
-            .wait_killable_timeout(dup_can_go, arg, replica::RETRY_MS)
-        {
+            .wait_killable_timeout(dup_can_go, arg, replica::RETRY_MS);
+        if lazy {
+            group::sleeps_unbounded(group, tgid, 0, false);
+        }
+        match waited {
             Err(e) if e == ETIMEDOUT => {}
             done => break done,
         }
