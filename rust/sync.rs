@@ -606,16 +606,27 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
     let clone = (abi == Abi::X64 && matches!(nr, NR_CLONE | NR_CLONE3))
         .then(|| threads::thread_clone(nr, args))
         .flatten();
-    let threaded_class = threads::class(nr, determinism::class(nr));
+    let own_class = determinism::class(nr);
+    let threaded_class = threads::class(nr, own_class);
+    let takes = |class| matches!(class, Class::Primary | Class::Fork | Class::Unsupported);
     // Whether the call is one whose record it takes (`DupWork::Consume`
     // below) in a multi-threaded duplicate: in the primary, it hands the
     // run token over.
-    let consumes = abi == Abi::X64
-        && clone.is_none()
-        && matches!(
-            threaded_class,
-            Class::Primary | Class::Fork | Class::Unsupported
-        );
+    let consumes = abi == Abi::X64 && clone.is_none() && takes(threaded_class);
+    if consumes && nr != NR_EXIT && takes(own_class) {
+        // The common case: a call whose record it takes whether or not it
+        // made its first thread yet. Its thread gives the token up and
+        // takes the record, if it is there, in one critical section.
+        let mut lap = Lap::start();
+        let took = take(group, task, nr, args, None, Take::GiveUp);
+        lap.lap(Section::Take);
+        if took {
+            shim::suppress(regs);
+            return;
+        }
+        queue_consume(group, task, regs, nr, args);
+        return;
+    }
     // Whether this duplicate made its first thread creation: its primary
     // may have made its own already, and its calls until then are classed
     // as they were in the primary ([`threads`]). If so, at a call it
@@ -645,7 +656,7 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
     }
     let class = match abi {
         Abi::X64 if threaded => threaded_class,
-        Abi::X64 => determinism::class(nr),
+        Abi::X64 => own_class,
         Abi::Ia32 | Abi::X32 => Class::Unsupported,
     };
     let mut lap = Lap::start();
@@ -707,7 +718,8 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
     // One still separating its memory takes its records in the task_work,
     // where it can take a step of that first ([`replica::separate`]).
     lap.lap(Section::DupEnter);
-    let took = matches!(work, DupWork::Consume { .. }) && take(group, task, nr, args, None, false);
+    let took =
+        matches!(work, DupWork::Consume { .. }) && take(group, task, nr, args, None, Take::Enter);
     lap.lap(Section::Take);
     if took {
         // A duplicate behind the primary found its record published and
@@ -717,6 +729,19 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
         shim::suppress(regs);
         return;
     }
+    queue_work(group, task, regs, nr, args, work);
+    lap.lap(Section::DupEnter);
+}
+
+/// [`queue_work`] for a call whose record the duplicate takes.
+fn queue_consume(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6]) {
+    let work = DupWork::Consume { nr, args: *args };
+    queue_work(group, task, regs, nr, args, work);
+}
+
+/// A duplicate's call `nr` (`args`) that it cannot finish at its
+/// `sys_enter`: `work` is done in its task_work, instead of the call.
+fn queue_work(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6], work: DupWork) {
     let own = {
         // Only a duplicate parked at an exit or exec has news for the
         // primary (its vote); one waiting for a record has none.
@@ -747,7 +772,6 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
     } else {
         shim::kill(task);
     }
-    lap.lap(Section::DupEnter);
 }
 
 /// The return of a system call (result `ret`) of a protected process or
@@ -1857,7 +1881,7 @@ fn consume(group: &Group, task: &Task, nr: i64, args: &[usize; 6]) {
     lap.lap(Section::DupVoteHash);
     let waited = wait_record(group, task, nr, args, hash);
     lap.lap(Section::DupWait);
-    let took = waited.is_ok() && take(group, task, nr, args, hash, true);
+    let took = waited.is_ok() && take(group, task, nr, args, hash, Take::Waited);
     lap.lap(Section::DupTake);
     if waited.is_ok() && !took {
         // Let go of (leaving, or the group closing): its kill follows.
@@ -2063,68 +2087,46 @@ pub(crate) fn consumed(st: &mut group::State) -> bool {
     !st.space_wait || st.ring.is_low()
 }
 
+/// Where a duplicate [`take`]s a record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// At its `sys_enter`, not waiting (not while it separates its memory:
+    /// it takes its records in its task_work then, see [`dup_enter`]).
+    Enter,
+    /// The same, at a call that gives the run token up in the primary
+    /// (`threads::dup_gives_up`): one of its several threads gives it up
+    /// first, in the same critical section. If it takes no record, the
+    /// thread of the next one, another, may go on: it is woken.
+    GiveUp,
+    /// Once it waited for it, or in its task_work.
+    Waited,
+}
+
 /// Takes the primary's record of call `nr` if it is published, checking
 /// that the caller would have sent the same bytes (`whole`: their hash
 /// before the call, if the caller has it already). Returns false,
-/// changing nothing, if it is not (or the duplicate is to die), or if
-/// the duplicate is still separating its memory and `separating` is false
-/// (it takes its records in its task_work then, see [`dup_enter`]).
-fn take(
+/// changing nothing (but the run token, given up as `how` says), if it is
+/// not (or the duplicate is to die), or if the duplicate is still
+/// separating its memory and `how` is not [`Take::Waited`].
+pub(crate) fn take(
     group: &Group,
     task: &Task,
     nr: i64,
     args: &[usize; 6],
     whole: Option<u64>,
-    separating: bool,
+    how: Take,
 ) -> bool {
     let tgid = task.tgid();
-    let (record, seq) = {
-        // Taking a record leaves the primary nothing to do.
-        let mut guard = group.lock_quiet();
-        let st = &mut *guard;
-        if st.closed {
-            return false;
-        }
-        let Some(d) = st.dups.iter_mut().flatten().find(|d| d.tgid == tgid) else {
-            return false;
-        };
-        if d.leaving || (d.separating.is_some() && !separating) {
-            return false;
-        }
-        let seq = d.next_seq;
-        let Some(record) = st.ring.peek(seq) else {
-            return false;
-        };
-        if d.threads.is_some() && !threads::may_take(d, record, task.pid()) {
-            // Another thread's turn ([`threads`]).
-            return false;
-        }
-        if record.nr == nr
-            && record.args == *args
-            && record.signal.is_none()
-            && syscalls::input(nr).is_none()
-        {
-            if let Some(inline) = record.inline() {
-                // Nothing to check in the duplicate's memory, and nothing
-                // or a few bytes (copied here) to write into it: the record
-                // is taken in this one critical section.
-                let (ret, inline) = (record.ret, record.has_outputs().then_some(*inline));
-                d.next_seq = seq + 1;
-                threads::took(d, task.pid());
-                let wake = consumed(st);
-                drop(guard);
-                if wake {
-                    group.wake_only(shim::Wake::Unkeyed);
-                }
-                if let Some(Err(output)) = inline.map(|i| i.write()) {
-                    cannot_write(group, task, nr, args, output);
-                    return true;
-                }
-                set_result(nr, ret);
-                return true;
-            }
-        }
-        (record.clone(), seq)
+    // The primary's thread whose record is next, to wake.
+    let mut next = None;
+    let taken = take_locked(group, task, nr, args, how, &mut next);
+    if let Some(tid) = next {
+        group.wake_only(shim::Wake::for_record(tid));
+    }
+    let (record, seq) = match taken {
+        Taken::No => return false,
+        Taken::Done => return true,
+        Taken::Record(record, seq) => (record, seq),
     };
     if !same_call(group, task, &record, nr, args) {
         return true;
@@ -2171,6 +2173,82 @@ fn take(
         group.wake_only(shim::Wake::Unkeyed);
     }
     true
+}
+
+/// What [`take_locked`] did.
+enum Taken {
+    /// No record taken.
+    No,
+    /// The record taken whole.
+    Done,
+    /// The record to take (at this position in the ring) once the lock is
+    /// dropped.
+    Record(Arc<Record>, u64),
+}
+
+/// [`take`]'s critical section. A record that needs nothing checked in
+/// the duplicate's memory, and nothing or a few bytes written into it, is
+/// taken here whole. `next`: set to the primary's thread whose record is
+/// next when a thread gave the run token up and took no record.
+fn take_locked(
+    group: &Group,
+    task: &Task,
+    nr: i64,
+    args: &[usize; 6],
+    how: Take,
+    next: &mut Option<Pid>,
+) -> Taken {
+    let (tgid, tid) = (task.tgid(), task.pid());
+    // Taking a record leaves the primary nothing to do.
+    let mut guard = group.lock_quiet();
+    let st = &mut *guard;
+    if st.closed {
+        return Taken::No;
+    }
+    let Some(d) = st.dups.iter_mut().flatten().find(|d| d.tgid == tgid) else {
+        return Taken::No;
+    };
+    let gave = how == Take::GiveUp && threads::dup_gives_up(d, tid);
+    let seq = d.next_seq;
+    let record = st.ring.peek(seq);
+    let may = !d.leaving
+        && (d.separating.is_none() || how == Take::Waited)
+        && record.is_some_and(|r| d.threads.is_none() || threads::may_take(d, r, tid));
+    let Some(record) = record.filter(|_| may) else {
+        if gave {
+            // Another thread of the duplicate may go on: the next record's.
+            *next = record
+                .map(|r| r.tid)
+                .filter(|&t| threads::mirrored(d, tid) != Some(t));
+        }
+        return Taken::No;
+    };
+    if record.nr != nr
+        || record.args != *args
+        || record.signal.is_some()
+        || syscalls::input(nr).is_some()
+    {
+        return Taken::Record(record.clone(), seq);
+    }
+    let Some(inline) = record.inline() else {
+        return Taken::Record(record.clone(), seq);
+    };
+    // Nothing to check in the duplicate's memory, and nothing or a few
+    // bytes (copied here) to write into it.
+    let (ret, inline) = (record.ret, record.has_outputs().then_some(*inline));
+    d.next_seq = seq + 1;
+    threads::took(d, tid);
+    let wake = consumed(st);
+    drop(guard);
+    if wake {
+        group.wake_only(shim::Wake::Unkeyed);
+    }
+    if let Some(Err(output)) = inline.map(|i| i.write()) {
+        cannot_write(group, task, nr, args, output);
+        return Taken::Done;
+    }
+    set_result(nr, ret);
+    Taken::Done
 }
 
 /// A duplicate cannot write the output of the primary's call `nr` into its

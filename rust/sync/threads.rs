@@ -919,7 +919,7 @@ pub(crate) fn dup_start(group: &Group, task: &Task) {
     if wait_turn(group, task).is_err() {
         return;
     }
-    if !super::take(group, task, nr, &args, None, true) {
+    if !super::take(group, task, nr, &args, None, super::Take::Waited) {
         group.await_kill();
         return;
     }
