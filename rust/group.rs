@@ -161,6 +161,11 @@ pub(crate) struct Dup {
     /// [`unbounded_slot`] of their key: the primary wakes them at each
     /// record of that key ([`LAZY_RECORDS`]).
     pub(crate) unbounded: [u8; UNBOUNDED_SLOTS],
+    /// The primary woke it for falling [`LAZY_RECORDS`] behind, and none of
+    /// its threads began a wait for a record since: it is not woken for
+    /// that again meanwhile (a thread woken may not run before the
+    /// primary's next records, on a busy CPU).
+    pub(crate) lazy_woken: bool,
     /// The system call it stands before while it waits or is parked.
     pub(crate) at: i64,
     /// Its vote on that call, while it stands there ([`crate::vote`]).
@@ -1800,6 +1805,7 @@ pub(crate) fn add_dup(
         waiting_for: None,
         poll: Poll::new(),
         unbounded: [0; UNBOUNDED_SLOTS],
+        lazy_woken: false,
         at: -1,
         vote: None,
         work: DupWork::None,
@@ -1971,7 +1977,7 @@ pub(crate) fn append(group: &Group, st: &mut State, record: Arc<Record>) -> Appe
     // wait for room.)
     let low = st.ring.is_low();
     let (mut parked, mut waits, mut behind) = (false, false, false);
-    for d in st.dups.iter().flatten() {
+    for d in st.dups.iter_mut().flatten() {
         parked |= d.parked && !d.leaving;
         if d.threads.is_none() {
             waits |= d.waiting_for.is_some();
@@ -1980,10 +1986,11 @@ pub(crate) fn append(group: &Group, st: &mut State, record: Arc<Record>) -> Appe
             // threads of a multi-threaded duplicate wait each for its
             // own, and `waiting_for` is not each one's.)
             waits = true;
-        } else {
+        } else if !d.lazy_woken && (!low || head.saturating_sub(d.next_seq) >= LAZY_RECORDS) {
             // It sleeps a tick at most: woken once it is LAZY_RECORDS
-            // behind.
-            behind |= !low || head.saturating_sub(d.next_seq) >= LAZY_RECORDS;
+            // behind, once until one of its threads waits again.
+            d.lazy_woken = true;
+            behind = true;
         }
     }
     // (Only the thread the record is for: one waiting for an earlier

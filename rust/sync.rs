@@ -1922,6 +1922,8 @@ pub(crate) fn wait_record(
             key = threads::mirrored(d, w.tid);
             threads::stands(d, w.tid, nr);
             d.waiting_for = Some(d.next_seq);
+            // Woken for falling behind again, if it does.
+            d.lazy_woken = false;
             d.vote = Some(Vote {
                 nr,
                 args: *args,
