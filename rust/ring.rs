@@ -74,11 +74,16 @@ pub(crate) struct Output {
 /// reads, write 8 to 24 bytes.
 pub(crate) const INLINE_BYTES: usize = 32;
 
+/// [`INLINE_BYTES`] in 64-bit words: outputs kept in a record are whole
+/// words, copied a word at a time ([`shim::get_user_words`]).
+const INLINE_WORDS: usize = INLINE_BYTES / 8;
+
 /// Outputs a record keeps in itself, at most.
 pub(crate) const INLINE_OUTPUTS: usize = 2;
 
 /// The outputs of a call that writes a few small structures of fixed size
-/// (a `timespec`), kept in its record itself: read from the
+/// and whole 64-bit words (a `timespec`), kept in its record itself: read
+/// from the
 /// primary's memory before the group's lock is taken, so that the call is
 /// recorded in one critical section, as one that wrote nothing is, and
 /// taken by a duplicate in one as well (see `sync::sys_exit`, `sync::take`).
@@ -88,8 +93,8 @@ pub(crate) struct Inline {
     outs: [Output; INLINE_OUTPUTS],
     /// How many of `outs` are used.
     n: usize,
-    /// Their bytes, one after the other.
-    bytes: [u8; INLINE_BYTES],
+    /// Their words, one after the other.
+    words: [u64; INLINE_WORDS],
 }
 
 impl Inline {
@@ -98,29 +103,28 @@ impl Inline {
         Self {
             outs: [Output { addr: 0, len: 0 }; INLINE_OUTPUTS],
             n: 0,
-            bytes: [0; INLINE_BYTES],
+            words: [0; INLINE_WORDS],
         }
     }
 
     /// Reads `outs` (address, length; a null address or an empty length
     /// is no output) from the caller's memory; `None` if they do not fit
-    /// (more than [`INLINE_OUTPUTS`], or [`INLINE_BYTES`] together) or one
-    /// cannot be read now (the call is then recorded the usual way, which
-    /// also reads a lost page from its frame).
+    /// (more than [`INLINE_OUTPUTS`], [`INLINE_BYTES`] together, or a
+    /// length that is not whole words) or one cannot be read now (the call
+    /// is then recorded the usual way, which also reads a lost page from
+    /// its frame).
     pub(crate) fn read(outs: impl Iterator<Item = (usize, usize)>) -> Option<Self> {
         let mut inline = Self::none();
         let mut used = 0;
         for (addr, len) in outs.filter(|&(addr, len)| addr != 0 && len != 0) {
-            if inline.n == INLINE_OUTPUTS || len > INLINE_BYTES - used {
+            if inline.n == INLINE_OUTPUTS || len % 8 != 0 || len / 8 > INLINE_WORDS - used {
                 return None;
             }
-            UserSlice::new(UserPtr::from_addr(addr), len)
-                .reader()
-                .read_slice(&mut inline.bytes[used..used + len])
-                .ok()?;
+            let words = len / 8;
+            crate::shim::get_user_words(&mut inline.words[used..used + words], addr).ok()?;
             inline.outs[inline.n] = Output { addr, len };
             inline.n += 1;
-            used += len;
+            used += words;
         }
         Some(inline)
     }
@@ -133,13 +137,11 @@ impl Inline {
         let mut at = 0;
         let mut failed = None;
         for &out in &self.outs[..self.n] {
-            let written = UserSlice::new(UserPtr::from_addr(out.addr), out.len)
-                .writer()
-                .write_slice(&self.bytes[at..at + out.len]);
-            if written.is_err() {
+            let words = out.len / 8;
+            if crate::shim::put_user_words(out.addr, &self.words[at..at + words]).is_err() {
                 failed.get_or_insert(out);
             }
-            at += out.len;
+            at += words;
         }
         failed.map_or(Ok(()), Err)
     }
