@@ -1939,7 +1939,7 @@ pub(crate) struct Appended {
 /// Its other waits for a record are counted there too, without a key (woken
 /// at every record): a thread waiting for its turn at its start or exit,
 /// and one whose duplicate is still separating its memory.
-pub(crate) const LAZY_RECORDS: u64 = 16;
+pub(crate) const LAZY_RECORDS: u64 = 48;
 
 /// How many counters `Dup::unbounded` has (keys share them modulo this:
 /// one that shares another's only wakes it more often; the first counts

@@ -36,7 +36,7 @@ use kernel::{
 };
 
 /// Records a duplicate may lag behind the primary.
-pub(crate) const CAPACITY: usize = 64;
+pub(crate) const CAPACITY: usize = 128;
 
 /// Records made ready at group creation; the pool keeps up to
 /// [`CAPACITY`] (records made when it ran dry go back to it).

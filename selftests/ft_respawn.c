@@ -5,7 +5,7 @@
  * fork) a step at a time, between the records it takes, while the primary
  * goes on making calls.  Before, the new duplicate copied everything
  * first and took no record meanwhile, so the primary stopped once the ring
- * (64 records) was full, until the copy was done.
+ * (then 64 records) was full, until the copy was done.
  *
  * Level 1, 64 MiB of ballast and a 4 MiB pattern.  The duplicate is
  * killed; the primary's next call creates its replacement, and the primary
@@ -29,7 +29,7 @@
 #define PATTERN		1024		/* 4 MiB */
 #define BALLAST		(64 * 256)	/* 64 MiB */
 #define MUL		13
-#define RING		64		/* records the ring holds (rust/ring.rs) */
+#define RING		128		/* records the ring holds (rust/ring.rs) */
 #define LOW		((char *)0x10000000)	/* the first try for the low range */
 #define LOW_TRIES	7			/* then 256 MiB higher each */
 #define VICTIM		7		/* the ballast page poisoned */

@@ -14,7 +14,9 @@ use crate::{ring::Record, shim, types::DupWork};
 /// Threads a group may have (each replica's, including its first): each
 /// keeps a slot of the ring free for the record it appends when it takes
 /// the token ([`room`]), so no more than half of the ring.
-pub(crate) const MAX_THREADS: usize = crate::ring::CAPACITY / 2;
+pub(crate) const MAX_THREADS: usize = 32;
+
+const _: () = assert!(2 * MAX_THREADS <= crate::ring::CAPACITY);
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_FS: u64 = 0x200;
