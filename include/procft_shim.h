@@ -111,8 +111,8 @@ u64 procft_tsc_read(u32 *aux);
 void procft_tsc_emulate(bool rdtscp, u64 tsc, u32 aux);
 unsigned long procft_syscall_arg(unsigned int i);
 /* Copy a few 64-bit words from or to the caller's memory; 0 or -EFAULT. */
-int procft_get_user_words(u64 *to, const u64 __user *from, unsigned int words);
-int procft_put_user_words(u64 __user *to, const u64 *from, unsigned int words);
+int procft_get_user_words(u64 *to, unsigned long addr, unsigned int words);
+int procft_put_user_words(unsigned long addr, const u64 *from, unsigned int words);
 unsigned long procft_take_clear_child_tid(void);
 u64 procft_runtime_ns(struct task_struct *task);
 void procft_forget_auxv(unsigned long type);

@@ -1988,8 +1988,10 @@ pub(crate) fn append(group: &Group, st: &mut State, record: Arc<Record>) -> Appe
             waits = true;
         } else if !d.lazy_woken && (!low || head.saturating_sub(d.next_seq) >= LAZY_RECORDS) {
             // It sleeps a tick at most: woken once it is LAZY_RECORDS
-            // behind, once until one of its threads waits again.
-            d.lazy_woken = true;
+            // behind, and not again until one of its threads waits again,
+            // if the thread woken (this record's) is the one whose record
+            // is next; another one's next record wakes that one.
+            d.lazy_woken = st.ring.peek(d.next_seq).is_some_and(|r| r.tid == tid);
             behind = true;
         }
     }

@@ -2015,48 +2015,51 @@ u64 procft_runtime_ns(struct task_struct *task)
 
 /**
  * procft_get_user_words - copy @words 64-bit words from the caller's
- * memory at @from to @to: the few structures of a time read's output.
+ * memory at @addr to @to: the few structures of a time read's output.
  *
  * One user-access section with a load per word, where copy_from_user()
- * costs a call, a might_fault() check and a copy loop for each structure;
- * the faults are the same (a page not present is faulted in, a poisoned
- * one fails the copy).
+ * costs a call and a copy loop for each structure; the faults are the
+ * same (a page not present is faulted in, a poisoned one fails the copy).
  *
  * Return: 0, or -EFAULT (@to then partly written).
  */
-int procft_get_user_words(u64 *to, const u64 __user *from, unsigned int words)
+int procft_get_user_words(u64 *to, unsigned long addr, unsigned int words)
 {
+	const u64 __user *from = (const u64 __user *)addr;
 	unsigned int i;
 
-	if (!user_access_begin(from, (size_t)words * sizeof(u64)))
+	might_fault();
+	if (!user_read_access_begin(from, (size_t)words * sizeof(u64)))
 		return -EFAULT;
 	for (i = 0; i < words; i++)
 		unsafe_get_user(to[i], &from[i], efault);
-	user_access_end();
+	user_read_access_end();
 	return 0;
 efault:
-	user_access_end();
+	user_read_access_end();
 	return -EFAULT;
 }
 
 /**
  * procft_put_user_words - copy @words 64-bit words from @from to the
- * caller's memory at @to; procft_get_user_words() the other way.
+ * caller's memory at @addr; procft_get_user_words() the other way.
  *
- * Return: 0, or -EFAULT (the memory at @to then partly written).
+ * Return: 0, or -EFAULT (the memory at @addr then partly written).
  */
-int procft_put_user_words(u64 __user *to, const u64 *from, unsigned int words)
+int procft_put_user_words(unsigned long addr, const u64 *from, unsigned int words)
 {
+	u64 __user *to = (u64 __user *)addr;
 	unsigned int i;
 
-	if (!user_access_begin(to, (size_t)words * sizeof(u64)))
+	might_fault();
+	if (!user_write_access_begin(to, (size_t)words * sizeof(u64)))
 		return -EFAULT;
 	for (i = 0; i < words; i++)
 		unsafe_put_user(from[i], &to[i], efault);
-	user_access_end();
+	user_write_access_end();
 	return 0;
 efault:
-	user_access_end();
+	user_write_access_end();
 	return -EFAULT;
 }
 

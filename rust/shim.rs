@@ -101,8 +101,8 @@ extern "C" {
     fn procft_syscall_nr() -> c_long;
     fn procft_runtime_ns(task: *mut bindings::task_struct) -> u64;
     fn procft_syscall_arg(i: c_uint) -> c_ulong;
-    fn procft_get_user_words(to: *mut u64, from: usize, words: c_uint) -> c_int;
-    fn procft_put_user_words(to: usize, from: *const u64, words: c_uint) -> c_int;
+    fn procft_get_user_words(to: *mut u64, addr: c_ulong, words: c_uint) -> c_int;
+    fn procft_put_user_words(addr: c_ulong, from: *const u64, words: c_uint) -> c_int;
     fn procft_take_clear_child_tid() -> c_ulong;
     fn procft_call_from_vdso() -> bool;
     fn procft_vdso_make_calls() -> c_int;
@@ -757,7 +757,9 @@ pub(crate) fn get_user_words(to: &mut [u64], addr: usize) -> Result {
     let words = c_uint::try_from(to.len()).map_err(|_| EINVAL)?;
     // SAFETY: `to` is valid for writes of `words` words; the C side checks
     // the user range (`user_access_begin`) and handles faults.
-    kernel::error::to_result(unsafe { procft_get_user_words(to.as_mut_ptr(), addr, words) })
+    kernel::error::to_result(unsafe {
+        procft_get_user_words(to.as_mut_ptr(), addr as c_ulong, words)
+    })
 }
 
 /// Writes `from` into the caller's memory at `addr`, as
@@ -766,7 +768,9 @@ pub(crate) fn put_user_words(addr: usize, from: &[u64]) -> Result {
     let words = c_uint::try_from(from.len()).map_err(|_| EINVAL)?;
     // SAFETY: `from` is valid for reads of `words` words; the C side
     // checks the user range and handles faults.
-    kernel::error::to_result(unsafe { procft_put_user_words(addr, from.as_ptr(), words) })
+    kernel::error::to_result(unsafe {
+        procft_put_user_words(addr as c_ulong, from.as_ptr(), words)
+    })
 }
 
 /// Whether the caller's system call was made by the vDSO's code (its

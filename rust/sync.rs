@@ -2091,7 +2091,7 @@ pub(crate) fn consumed(st: &mut group::State) -> bool {
 
 /// Where a duplicate [`take`]s a record.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Take {
+enum Take {
     /// At its `sys_enter`, not waiting (not while it separates its memory:
     /// it takes its records in its task_work then, see [`dup_enter`]).
     Enter,
@@ -2110,7 +2110,7 @@ pub(crate) enum Take {
 /// changing nothing (but the run token, given up as `how` says), if it is
 /// not (or the duplicate is to die), or if the duplicate is still
 /// separating its memory and `how` is not [`Take::Waited`].
-pub(crate) fn take(
+fn take(
     group: &Group,
     task: &Task,
     nr: i64,
