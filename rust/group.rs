@@ -1951,9 +1951,25 @@ fn unbounded_slot(tid: Pid) -> usize {
     tid.unsigned_abs() as usize % UNBOUNDED_SLOTS
 }
 
+/// Runs `wait`, a wait without a bound of a thread of duplicate `tgid`
+/// (`key`: the key of the records it waits for, 0 for every record),
+/// counted in `Dup::unbounded` meanwhile, so that the primary wakes it at
+/// each record of that key.
+pub(crate) fn while_unbounded<T>(
+    group: &Group,
+    tgid: Pid,
+    key: Pid,
+    wait: impl FnOnce() -> T,
+) -> T {
+    sleeps_unbounded(group, tgid, key, true);
+    let waited = wait();
+    sleeps_unbounded(group, tgid, key, false);
+    waited
+}
+
 /// Notes, under the lock, that a thread of duplicate `tgid` waiting with
 /// `key` sleeps for its record without a bound (`on`), or no longer.
-pub(crate) fn sleeps_unbounded(group: &Group, tgid: Pid, key: Pid, on: bool) {
+fn sleeps_unbounded(group: &Group, tgid: Pid, key: Pid, on: bool) {
     let mut st = group.lock_quiet();
     if let Some(d) = st.dup_mut(tgid) {
         let n = &mut d.unbounded[unbounded_slot(key)];

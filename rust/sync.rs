@@ -624,7 +624,14 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
             shim::suppress(regs);
             return;
         }
-        queue_consume(group, task, regs, nr, args);
+        queue_work(
+            group,
+            task,
+            regs,
+            nr,
+            args,
+            DupWork::Consume { nr, args: *args },
+        );
         return;
     }
     // Whether this duplicate made its first thread creation: its primary
@@ -731,12 +738,6 @@ fn dup_enter(group: &Group, task: &Task, regs: Regs, abi: Abi, nr: i64, args: &[
     }
     queue_work(group, task, regs, nr, args, work);
     lap.lap(Section::DupEnter);
-}
-
-/// [`queue_work`] for a call whose record the duplicate takes.
-fn queue_consume(group: &Group, task: &Task, regs: Regs, nr: i64, args: &[usize; 6]) {
-    let work = DupWork::Consume { nr, args: *args };
-    queue_work(group, task, regs, nr, args, work);
 }
 
 /// A duplicate's call `nr` (`args`) that it cannot finish at its
@@ -1952,11 +1953,9 @@ pub(crate) fn wait_record(
             // so that the primary wakes it at each record of its key (0:
             // at each record).
             let unbounded = |ready| {
-                let k = key.unwrap_or(0);
-                group::sleeps_unbounded(group, tgid, k, true);
-                let waited = group.wq.wait_killable(dup_can_go, ready, arg, key, false);
-                group::sleeps_unbounded(group, tgid, k, false);
-                waited
+                group::while_unbounded(group, tgid, key.unwrap_or(0), || {
+                    group.wq.wait_killable(dup_can_go, ready, arg, key, false)
+                })
             };
             // (`None`: how its poll went is not known.)
             let waited = match (lazy, key) {
@@ -1983,15 +1982,16 @@ pub(crate) fn wait_record(
         // unless the record comes first. (Counted as a wait without a
         // bound in a multi-threaded duplicate, so that the primary wakes
         // it at each record, as [`group::LAZY_RECORDS`] does not.)
-        if lazy {
-            group::sleeps_unbounded(group, tgid, 0, true);
-        }
-        let waited = group
-            .wq
-            .wait_killable_timeout(dup_can_go, arg, replica::RETRY_MS);
-        if lazy {
-            group::sleeps_unbounded(group, tgid, 0, false);
-        }
+        let retry = || {
+            group
+                .wq
+                .wait_killable_timeout(dup_can_go, arg, replica::RETRY_MS)
+        };
+        let waited = if lazy {
+            group::while_unbounded(group, tgid, 0, retry)
+        } else {
+            retry()
+        };
         match waited {
             Err(e) if e == ETIMEDOUT => {}
             done => break done,

@@ -894,21 +894,21 @@ unsafe extern "C" fn thread_can_go(arg: *const c_void) -> bool {
 /// A duplicate's thread waits (killable) until its next record is its
 /// own and none of its duplicate's other threads runs ([`thread_can_go`]).
 /// The wait has no key and no bound: it is counted as such
-/// ([`group::sleeps_unbounded`]), so that the primary wakes it at every
+/// ([`group::while_unbounded`]), so that the primary wakes it at every
 /// record, which a duplicate that keeps up is otherwise not
 /// ([`group::LAZY_RECORDS`]).
 fn wait_turn(group: &Group, task: &Task) -> Result {
     let w = ThreadWaiter { group, task };
-    group::sleeps_unbounded(group, task.tgid(), 0, true);
-    let waited = group.wq.wait_killable(
-        thread_can_go,
-        None,
-        core::ptr::from_ref(&w).cast(),
-        None,
-        false,
-    );
-    group::sleeps_unbounded(group, task.tgid(), 0, false);
-    waited.map(|_| ())
+    group::while_unbounded(group, task.tgid(), 0, || {
+        group.wq.wait_killable(
+            thread_can_go,
+            None,
+            core::ptr::from_ref(&w).cast(),
+            None,
+            false,
+        )
+    })
+    .map(|_| ())
 }
 
 /// A duplicate's thread's task_work at its first return: waits for the
