@@ -2015,7 +2015,8 @@ u64 procft_runtime_ns(struct task_struct *task)
 
 /**
  * procft_get_user_words - copy @words 64-bit words from the caller's
- * memory at @addr to @to: the few structures of a time read's output.
+ * memory at @addr to @to: the few structures of a time read's output, or
+ * the aligned words holding the few bytes a call sends.
  *
  * One user-access section with a load per word, where copy_from_user()
  * costs a call and a copy loop for each structure; the faults are the

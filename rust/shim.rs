@@ -762,6 +762,46 @@ pub(crate) fn get_user_words(to: &mut [u64], addr: usize) -> Result {
     })
 }
 
+/// Most bytes [`read_user_small`] reads at once.
+pub(crate) const SMALL_READ: usize = 512;
+
+/// [`read_user_small`]'s buffer: the words holding the bytes read.
+pub(crate) type SmallRead = [core::mem::MaybeUninit<u64>; SMALL_READ / 8 + 1];
+
+/// Reads `len` bytes (at most [`SMALL_READ`], all in one page) of the
+/// caller's memory at `addr` into `buf`, as the aligned words that hold
+/// them, in one user-access section (see [`get_user_words`]); returns the
+/// bytes. For the few bytes most calls send: `copy_from_user()` costs a
+/// call and a copy loop more than they do. An aligned word never
+/// straddles a cache line, so the words touch the same lines, in the same
+/// page, as the bytes. `EFAULT` if they cannot be read (`EINVAL` for a
+/// range this does not read).
+pub(crate) fn read_user_small(buf: &mut SmallRead, addr: usize, len: usize) -> Result<&[u8]> {
+    use kernel::page::PAGE_SIZE;
+    let head = addr % 8;
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if len > SMALL_READ || addr % PAGE_SIZE + len > PAGE_SIZE {
+        return Err(EINVAL);
+    }
+    let words = (head + len).div_ceil(8);
+    // SAFETY: `buf` is valid for writes of `words` (at most
+    // `SMALL_READ / 8 + 1`) words; the C side checks the user range
+    // (`user_access_begin`) and handles faults.
+    kernel::error::to_result(unsafe {
+        procft_get_user_words(
+            buf.as_mut_ptr().cast(),
+            (addr - head) as c_ulong,
+            words as c_uint,
+        )
+    })?;
+    // SAFETY: The call succeeded: it initialised the first `words` words
+    // of `buf`, which hold bytes `head..head + len` (`u8` has no alignment
+    // and every bit pattern is one).
+    Ok(unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>().add(head), len) })
+}
+
 /// Writes `from` into the caller's memory at `addr`, as
 /// [`get_user_words`] reads. `EFAULT` if a word cannot be written.
 pub(crate) fn put_user_words(addr: usize, from: &[u64]) -> Result {

@@ -1179,7 +1179,8 @@ fn lost_input(nr: i64, args: &[usize; 6], ret: isize) -> Option<usize> {
             return None;
         }
     }
-    let sent = Sent::of(nr, args).ok()?;
+    let mut sent = Sent::new();
+    sent.read(nr, args).ok()?;
     if ret != EFAULT_RET && !(ret >= 0 && (ret as usize) < sent.bytes) {
         return None;
     }
@@ -1270,34 +1271,41 @@ const IOVEC: usize = 16;
 const MSGHDR: usize = 56;
 
 impl Sent {
-    fn of(nr: i64, args: &[usize; 6]) -> Result<Self> {
-        let mut sent = Sent {
+    /// Nothing sent, to be filled in by [`Sent::read`]. (Made in its
+    /// caller's frame and filled in there: a `Sent` is not small, and
+    /// returned by value it was copied twice on every call.)
+    fn new() -> Self {
+        Sent {
             ranges: Ranges::default(),
             bytes: 0,
             unread: None,
-        };
+        }
+    }
+
+    /// Notes what call `nr` with `args` has the kernel read.
+    fn read(&mut self, nr: i64, args: &[usize; 6]) -> Result {
         match syscalls::input(nr) {
             None => {}
-            Some(Input::Buf(buf, len)) => sent.data(args[buf], args[len])?,
-            Some(Input::Iov(iov, count)) => sent.iov(args[iov], args[count])?,
+            Some(Input::Buf(buf, len)) => self.data(args[buf], args[len])?,
+            Some(Input::Iov(iov, count)) => self.iov(args[iov], args[count])?,
             Some(Input::Msg(msg)) => {
                 // struct user_msghdr { void *name; int namelen; struct
                 // iovec *iov; size_t iovlen; void *control; size_t
                 // controllen; unsigned flags; }
-                sent.desc(args[msg], MSGHDR)?;
+                self.desc(args[msg], MSGHDR)?;
                 let Ok(hdr) = UserSlice::new(UserPtr::from_addr(args[msg]), MSGHDR)
                     .reader()
                     .read::<[usize; 7]>()
                 else {
-                    sent.unread = Some((args[msg], MSGHDR));
-                    return Ok(sent);
+                    self.unread = Some((args[msg], MSGHDR));
+                    return Ok(());
                 };
-                sent.push(hdr[0], hdr[1] & 0xffff_ffff, false, false)?;
-                sent.iov(hdr[2], hdr[3])?;
-                sent.push(hdr[4], hdr[5], false, false)?;
+                self.push(hdr[0], hdr[1] & 0xffff_ffff, false, false)?;
+                self.iov(hdr[2], hdr[3])?;
+                self.push(hdr[4], hdr[5], false, false)?;
             }
         }
-        Ok(sent)
+        Ok(())
     }
 
     fn push(&mut self, addr: usize, len: usize, desc: bool, payload: bool) -> Result {
@@ -1440,8 +1448,10 @@ impl Hash {
         (lane.rotate_left(5) ^ word).wrapping_mul(Self::K)
     }
 
-    fn block(&mut self, b: &[u8]) {
-        for (i, lane) in self.lanes.iter_mut().enumerate() {
+    /// Mixes block `b` into `lanes` (not a method: `b` may be the
+    /// hash's own buffer, borrowed beside its lanes rather than copied).
+    fn block(lanes: &mut [u64; 4], b: &[u8; Self::BLOCK]) {
+        for (i, lane) in lanes.iter_mut().enumerate() {
             let mut w = [0u8; 8];
             w.copy_from_slice(&b[8 * i..8 * i + 8]);
             *lane = Self::mix(*lane, u64::from_le_bytes(w));
@@ -1457,13 +1467,15 @@ impl Hash {
             if self.nbuf < Self::BLOCK {
                 return;
             }
-            let buf = self.buf;
-            self.block(&buf);
+            Self::block(&mut self.lanes, &self.buf);
             self.nbuf = 0;
         }
         let mut blocks = bytes.chunks_exact(Self::BLOCK);
         for b in &mut blocks {
-            self.block(b);
+            // (`chunks_exact` gives whole blocks.)
+            if let Ok(b) = b.try_into() {
+                Self::block(&mut self.lanes, b);
+            }
         }
         let rest = blocks.remainder();
         self.buf[..rest.len()].copy_from_slice(rest);
@@ -1474,8 +1486,7 @@ impl Hash {
     /// says how many there were; the stream starts a new block after.
     fn flush(&mut self, word: u64) {
         self.buf[self.nbuf..].fill(0);
-        let buf = self.buf;
-        self.block(&buf);
+        Self::block(&mut self.lanes, &self.buf);
         self.lanes[0] = Self::mix(self.lanes[0], word ^ self.nbuf as u64);
         self.nbuf = 0;
     }
@@ -1518,7 +1529,8 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<Hashed> 
             unread: None,
         });
     }
-    let sent = Sent::of(nr, args)?;
+    let mut sent = Sent::new();
+    sent.read(nr, args)?;
     // What may have been sent: payload bytes, and whether anything was.
     let (mut payload, any) = match ret {
         None => (MAX_RW_COUNT, true),
@@ -1528,7 +1540,7 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<Hashed> 
     let mut done = 0usize;
     let mut unread = None;
     // Not zeroed: each read fills what is hashed of it.
-    let mut chunk = [core::mem::MaybeUninit::<u8>::uninit(); 512];
+    let mut chunk: shim::SmallRead = [core::mem::MaybeUninit::uninit(); shim::SMALL_READ / 8 + 1];
     'ranges: for r in sent.ranges.iter().filter(|r| !r.desc && any) {
         let (mut addr, mut len) = (r.addr, r.len.min(left));
         if r.payload {
@@ -1538,16 +1550,12 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<Hashed> 
         left -= len;
         while len > 0 {
             // Never across a page: a failed read is an unreadable page.
-            let n = len.min(chunk.len()).min(PAGE - addr % PAGE);
-            let mut reader = UserSlice::new(UserPtr::from_addr(addr), n).reader();
-            if reader.read_raw(&mut chunk[..n]).is_err() {
+            let n = len.min(shim::SMALL_READ).min(PAGE - addr % PAGE);
+            let Ok(read) = shim::read_user_small(&mut chunk, addr, n) else {
                 hash.mark(0xff, done);
                 unread = Some((addr, n));
                 break 'ranges;
-            }
-            // SAFETY: `read_raw` succeeded: it initialised all of
-            // `chunk[..n]`, which `MaybeUninit<u8>` lays out as `[u8]`.
-            let read = unsafe { &*(core::ptr::from_ref(&chunk[..n]) as *const [u8]) };
+            };
             hash.write(read);
             (addr, len, done) = (addr + n, len - n, done + n);
             if addr % PAGE == 0 && !shim::keep_going() {
@@ -1610,10 +1618,13 @@ fn sent_all(nr: i64, args: &[usize; 6], ret: isize) -> bool {
     };
     let asked = match input {
         Input::Buf(_, len) => args[len],
-        Input::Iov(..) | Input::Msg(_) => match Sent::of(nr, args) {
-            Ok(s) if s.unread.is_none() => s.bytes,
-            _ => return false,
-        },
+        Input::Iov(..) | Input::Msg(_) => {
+            let mut s = Sent::new();
+            match s.read(nr, args) {
+                Ok(()) if s.unread.is_none() => s.bytes,
+                _ => return false,
+            }
+        }
     };
     sent >= asked.min(MAX_RW_COUNT)
 }
