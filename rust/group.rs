@@ -1042,10 +1042,12 @@ impl Group {
                 steps_held: AtomicU32::new(0),
                 fast: Fast::new(),
                 wq <- shim::WaitQueue::new(),
-                state <- new_spinlock_irq!(State {
+                // (Made in place: a `State` is several kilobytes, too much
+                // for the stack of the call that protects a process.)
+                state <- new_spinlock_irq!(init!(State {
                     level,
                     counters: Counters::default(),
-                    dups: [const { None }; MAX_DUPS],
+                    dups <- pin_init::init_array_from_fn(|_| None),
                     spawn: Spawn::Idle,
                     saved: SavedRegs([0; 32]),
                     lost: 0,
@@ -1070,7 +1072,7 @@ impl Group {
                     voted: None,
                     passed: None,
                     mapped: Mapped::default(),
-                }, "procft_group"),
+                }), "procft_group"),
                 roles: shim::Roles::new(),
                 retired: shim::DeferHead::new(),
                 listed: AtomicBool::new(false),

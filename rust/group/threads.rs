@@ -277,14 +277,16 @@ pub(crate) fn forked(st: &mut State, parent: Pid, child: Pid) -> bool {
 
 /// A new, empty [`Threads`], for [`creating`].
 pub(crate) fn new_threads() -> Option<KBox<Threads>> {
-    KBox::new(
-        Threads {
+    // Made in place: built on the stack, it would take its caller's frame
+    // past a kilobyte.
+    KBox::init(
+        init!(Threads {
             token: None,
             queue: [0; MAX_THREADS],
             queued: 0,
             handovers: 0,
             holder_waits: false,
-            threads: [None; MAX_THREADS],
+            threads <- pin_init::init_array_from_fn(|_| None),
             alive: 1,
             stop: false,
             stops: 0,
@@ -292,7 +294,7 @@ pub(crate) fn new_threads() -> Option<KBox<Threads>> {
             unparkable: false,
             joining: [0; MAX_THREADS],
             nr_joining: 0,
-        },
+        }),
         GFP_KERNEL_ACCOUNT,
     )
     .ok()
@@ -486,8 +488,9 @@ pub(crate) struct Images {
 
 /// A new [`DupThreads`], allocated before the lock is taken.
 pub(crate) fn new_dup_threads() -> Option<KBox<DupThreads>> {
-    KBox::new(
-        DupThreads {
+    // Made in place, as [`new_threads`].
+    KBox::init(
+        init!(DupThreads {
             running: None,
             last: 0,
             standing: None,
@@ -495,9 +498,9 @@ pub(crate) fn new_dup_threads() -> Option<KBox<DupThreads>> {
             first_exiting: false,
             first_clear_tid: 0,
             alive: 1,
-            threads: [None; MAX_THREADS],
+            threads <- pin_init::init_array_from_fn(|_| None),
             child: None,
-        },
+        }),
         GFP_KERNEL_ACCOUNT,
     )
     .ok()
