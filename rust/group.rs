@@ -544,6 +544,21 @@ impl State {
         self.dups.iter().flatten().find(|d| d.tgid == tgid)
     }
 
+    /// For duplicate `tgid` taking its next record: the duplicate, and the
+    /// record at its position if it is published (borrowed apart, so that
+    /// the caller may change the duplicate while it reads the record).
+    /// `None` once the group is closed, or if it has no such duplicate.
+    /// The caller decides what a leaving or separating duplicate, or
+    /// another thread's record, means for it.
+    pub(crate) fn dup_and_next(&mut self, tgid: Pid) -> Option<(&mut Dup, Option<&Arc<Record>>)> {
+        if self.closed {
+            return None;
+        }
+        let d = self.dups.iter_mut().flatten().find(|d| d.tgid == tgid)?;
+        let record = self.ring.peek(d.next_seq);
+        Some((d, record))
+    }
+
     /// A duplicate that stands at the primary's next call (it consumed
     /// every record and waits for the next, or is parked at an exit or
     /// exec with nothing left to consume), and could succeed the primary.

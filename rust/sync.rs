@@ -2025,15 +2025,11 @@ pub(crate) fn wait_record(
 /// its position in the ring; `None` if it is not published yet, or the
 /// duplicate is to die.
 fn next_record(group: &Group, task: &Task) -> Option<(Arc<Record>, u64)> {
-    let st = group.lock_quiet();
-    if st.closed {
-        return None;
-    }
-    let d = st.dup(task.tgid()).filter(|d| !d.leaving)?;
-    let seq = d.next_seq;
-    let record = st.ring.get(seq)?;
+    let mut st = group.lock_quiet();
+    let (d, record) = st.dup_and_next(task.tgid())?;
+    let record = record.filter(|_| !d.leaving)?;
     // Not another thread's turn ([`threads`]).
-    threads::may_take(d, &record, task.pid()).then_some((record, seq))
+    threads::may_take(d, record, task.pid()).then(|| (record.clone(), d.next_seq))
 }
 
 /// Whether the calling duplicate makes the call `record` holds (`nr` with
@@ -2215,15 +2211,11 @@ fn take_locked(
     // Taking a record leaves the primary nothing to do.
     let mut guard = group.lock_quiet();
     let st = &mut *guard;
-    if st.closed {
-        return Taken::No;
-    }
-    let Some(d) = st.dups.iter_mut().flatten().find(|d| d.tgid == tgid) else {
+    let Some((d, record)) = st.dup_and_next(tgid) else {
         return Taken::No;
     };
     let gave = how == Take::GiveUp && threads::dup_gives_up(d, tid);
     let seq = d.next_seq;
-    let record = st.ring.peek(seq);
     let may = !d.leaving
         && (d.separating.is_none() || how == Take::Waited)
         && record.is_some_and(|r| d.threads.is_none() || threads::may_take(d, r, tid));

@@ -241,20 +241,14 @@ fn take(group: &Group, task: &Task, rdtscp: bool, separating: bool) -> Take {
     let (tsc, aux, signal, wake) = {
         let mut guard = group.lock_quiet();
         let st = &mut *guard;
-        if st.closed {
-            return Take::Gone;
-        }
-        let Some(d) = st.dups.iter_mut().flatten().find(|d| d.tgid == tgid) else {
+        let Some((d, record)) = st.dup_and_next(tgid).filter(|(d, _)| !d.leaving) else {
             return Take::Gone;
         };
-        if d.leaving {
-            return Take::Gone;
-        }
         if d.separating.is_some() && !separating {
             return Take::NotYet;
         }
         let seq = d.next_seq;
-        let Some(record) = st.ring.peek(seq) else {
+        let Some(record) = record else {
             return Take::NotYet;
         };
         if d.threads.is_some() && !super::threads::may_take(d, record, task.pid()) {
