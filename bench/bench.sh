@@ -321,16 +321,17 @@ stop_other() { stop_hold $other "$(replicas $other 1)"; }
 
 # The median of column $2 of file $1 (rounds of one configuration).
 median() { awk -v c=$2 '{ print $c }' $1 | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-# "1.23x (<= 2x, met)" for a ratio $1/$2 against the bound $3 ($4: "max"
-# for a time that must stay below, "min" for a throughput above).
+# "1.234x (<= 2x, met)" for a ratio $1/$2 against the bound $3 ($4: "max"
+# for a time that must stay below, "min" for a throughput above). Judged
+# on the exact ratio, and printed to three places, so that a ratio just
+# short of its bound (0.498) does not read as met once rounded (0.50).
 judged() {
 	awk -v a="$1" -v b="$2" -v t="$3" -v k="$4" 'BEGIN {
 		if (b <= 0 || a <= 0) { print "-"; exit }
 		r = a / b
 		if (k == "min") r = b / a
-		r = sprintf("%.2f", r) + 0	# judged as printed
 		ok = k == "min" ? r >= t : r <= t
-		printf "%.2fx (%s %sx, %s)", r, k == "min" ? ">=" : "<=", t, ok ? "met" : "missed"
+		printf "%.3fx (%s %sx, %s)", r, k == "min" ? ">=" : "<=", t, ok ? "met" : "missed"
 	}'
 }
 
