@@ -1406,7 +1406,7 @@ const ERESTART_RESTARTBLOCK: isize = -516;
 const NR_RESTART_SYSCALL: i64 = 219;
 const EINTR_RET: isize = 4;
 
-const PAGE: usize = 4096;
+const PAGE: usize = kernel::page::PAGE_SIZE;
 /// `MAX_RW_COUNT`: the most bytes the kernel transfers in one call (it
 /// shortens longer writes, sends and iovec arrays to this).
 const MAX_RW_COUNT: usize = i32::MAX as usize & !(PAGE - 1);
