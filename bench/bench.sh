@@ -323,15 +323,21 @@ stop_other() { stop_hold $other "$(replicas $other 1)"; }
 median() { awk -v c=$2 '{ print $c }' $1 | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # "1.234x (<= 2x, met)" for a ratio $1/$2 against the bound $3 ($4: "max"
 # for a time that must stay below, "min" for a throughput above). Judged
-# on the exact ratio, and printed to three places, so that a ratio just
-# short of its bound (0.498) does not read as met once rounded (0.50).
+# on the exact ratio, and printed to three places rounded away from the
+# bound's side (down for "min", up for "max"), so that what is printed
+# reads as judged: a ratio of 0.4997 against 0.5 is "0.499x, missed",
+# not a rounded "0.50x" or "0.500x".
 judged() {
 	awk -v a="$1" -v b="$2" -v t="$3" -v k="$4" 'BEGIN {
 		if (b <= 0 || a <= 0) { print "-"; exit }
 		r = a / b
 		if (k == "min") r = b / a
 		ok = k == "min" ? r >= t : r <= t
-		printf "%.3fx (%s %sx, %s)", r, k == "min" ? ">=" : "<=", t, ok ? "met" : "missed"
+		# (1e-9: a ratio exactly at a bound, 0.6, is 599.99... thousandths.)
+		q = int(r * 1000 + 1e-9)
+		if (k != "min" && q < r * 1000 - 1e-9) q++
+		p = q / 1000
+		printf "%.3fx (%s %sx, %s)", p, k == "min" ? ">=" : "<=", t, ok ? "met" : "missed"
 	}'
 }
 
