@@ -768,6 +768,9 @@ pub(crate) const SMALL_READ: usize = 512;
 /// [`read_user_small`]'s buffer: the words holding the bytes read.
 pub(crate) type SmallRead = [core::mem::MaybeUninit<u64>; SMALL_READ / 8 + 1];
 
+/// A [`SmallRead`] not yet written (each read fills what it returns).
+pub(crate) const SMALL_READ_BUF: SmallRead = [core::mem::MaybeUninit::uninit(); SMALL_READ / 8 + 1];
+
 /// Reads `len` bytes (at most [`SMALL_READ`], all in one page) of the
 /// caller's memory at `addr` into `buf`, as the aligned words that hold
 /// them, in one user-access section (see [`get_user_words`]); returns the

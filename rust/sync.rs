@@ -1540,7 +1540,7 @@ fn hash_input(nr: i64, args: &[usize; 6], ret: Option<isize>) -> Result<Hashed> 
     let mut done = 0usize;
     let mut unread = None;
     // Not zeroed: each read fills what is hashed of it.
-    let mut chunk: shim::SmallRead = [core::mem::MaybeUninit::uninit(); shim::SMALL_READ / 8 + 1];
+    let mut chunk = shim::SMALL_READ_BUF;
     'ranges: for r in sent.ranges.iter().filter(|r| !r.desc && any) {
         let (mut addr, mut len) = (r.addr, r.len.min(left));
         if r.payload {
